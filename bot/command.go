@@ -1,0 +1,148 @@
+package bot
+
+import (
+	"strings"
+)
+
+// Verbs of `/agent` (SPEC §5).
+const (
+	VerbKill       = "kill"
+	VerbResume     = "resume"
+	VerbStatus     = "status"
+	VerbWho        = "who"
+	VerbDeclare    = "declare"
+	VerbChecklist  = "checklist"
+	VerbResolve    = "resolve"
+	VerbPostmortem = "postmortem"
+	VerbHelp       = "help"
+)
+
+// Command is one parsed `/agent` invocation. Parsing never fails: input it
+// cannot read becomes VerbHelp (or the verb it named) with Err saying why.
+type Command struct {
+	Verb     string
+	Agent    string   // kill, resume, who, declare; optional for status
+	Sessions []string // kill, resume: empty means the whole agent
+	// Text is the free text after the arguments: the reason of kill and
+	// resume, the summary of declare, the note of resolve. Untrusted.
+	Text string
+	// Err, when set, is shown to the user together with the usage of Verb.
+	Err string
+}
+
+// verbAliases maps what people type to a verb. "halt" is what the adapters and
+// the summary buttons call a kill, so people type it too.
+var verbAliases = map[string]string{
+	"kill": VerbKill, "halt": VerbKill, "stop": VerbKill,
+	"resume": VerbResume, "unhalt": VerbResume,
+	"status": VerbStatus, "who": VerbWho, "declare": VerbDeclare,
+	"checklist": VerbChecklist, "resolve": VerbResolve, "postmortem": VerbPostmortem,
+	"help": VerbHelp, "?": VerbHelp,
+}
+
+// ParseCommand reads the text Slack sends after `/agent`.
+func ParseCommand(text string) Command {
+	words := strings.Fields(text)
+	if len(words) == 0 {
+		return Command{Verb: VerbHelp}
+	}
+	verb, ok := verbAliases[strings.ToLower(words[0])]
+	if !ok {
+		return Command{Verb: VerbHelp, Err: "Unknown command `" + clip(words[0], 40) + "`."}
+	}
+	args := words[1:]
+	c := Command{Verb: verb}
+	switch verb {
+	case VerbKill, VerbResume:
+		if len(args) == 0 {
+			c.Err = "Name the agent to " + verb + "."
+			return c
+		}
+		c.Agent = args[0]
+		c.Sessions, args, c.Err = parseSessions(args[1:])
+		c.Text = strings.Join(args, " ")
+	case VerbWho, VerbDeclare:
+		if len(args) == 0 {
+			c.Err = "Name the agent."
+			return c
+		}
+		c.Agent = args[0]
+		c.Text = strings.Join(args[1:], " ")
+		if verb == VerbWho && c.Text != "" {
+			c.Err = "`who` takes one agent."
+		}
+	case VerbStatus:
+		if len(args) > 1 {
+			c.Err = "`status` takes at most one agent."
+		}
+		if len(args) > 0 {
+			c.Agent = args[0]
+		}
+	case VerbResolve:
+		c.Text = strings.Join(args, " ")
+	case VerbChecklist, VerbPostmortem:
+		if len(args) > 0 {
+			c.Err = "`" + verb + "` takes no arguments."
+		}
+	}
+	return c
+}
+
+// parseSessions takes the leading "session ID" / "sessions A,B" groups off
+// args and returns the sessions and what follows them.
+func parseSessions(args []string) (sessions, rest []string, errText string) {
+	for len(args) > 0 && isSessionKeyword(args[0]) {
+		kw := args[0]
+		args = args[1:]
+		// "sessions a, b" arrives as "a," and "b": a trailing comma means the
+		// list goes on in the next word.
+		var list string
+		for len(args) > 0 {
+			list += args[0]
+			args = args[1:]
+			if !strings.HasSuffix(list, ",") {
+				break
+			}
+		}
+		n := 0
+		for _, s := range strings.Split(list, ",") {
+			if s == "" {
+				continue
+			}
+			n++
+			if !contains(sessions, s) {
+				sessions = append(sessions, s)
+			}
+		}
+		if n == 0 {
+			return sessions, nil, "Name the session after `" + clip(kw, 20) + "`."
+		}
+	}
+	return sessions, args, ""
+}
+
+func isSessionKeyword(w string) bool {
+	switch strings.ToLower(w) {
+	case "session", "sessions", "--session":
+		return true
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// clip shortens s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,337 @@
+package bot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+// maxBody is the largest request body accepted on /slack/* (SPEC §4).
+const maxBody = 1 << 20
+
+// Config holds the Handler's collaborators and settings.
+type Config struct {
+	SigningSecret string
+	Service       Service
+	Chat          *Chat // nil: Slack Web API not configured; replies still go to response_url
+	Log           *slog.Logger
+	Now           func() time.Time // nil: time.Now
+	PublicURL     string
+	// Workers bounds the background jobs running at once; 0: 64.
+	Workers int
+	// WorkTimeout bounds one background job (a halt with its retries and
+	// read-back included); 0: 2 minutes.
+	WorkTimeout time.Duration
+	// HTTPClient posts to response_url when Chat is nil; nil: a 10 s client.
+	HTTPClient *http.Client
+}
+
+// Handler serves Slack's slash commands, interactions and events, over HTTP or
+// Socket Mode. Every request is acknowledged at once; the work (authority
+// checks, halts, store writes) runs in the background and answers through
+// response_url or the Web API, because Slack gives up after 3 s.
+type Handler struct {
+	verifier  Verifier
+	svc       Service
+	chat      *Chat
+	log       *slog.Logger
+	now       func() time.Time
+	publicURL string
+	pending   *pendingStore
+	sem       chan struct{}
+	timeout   time.Duration
+	client    *http.Client
+	wg        sync.WaitGroup
+}
+
+// NewHandler returns a Handler; zero settings get their defaults.
+func NewHandler(cfg Config) *Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.WorkTimeout <= 0 {
+		cfg.WorkTimeout = 2 * time.Minute
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Handler{
+		verifier:  Verifier{Secret: cfg.SigningSecret, Now: cfg.Now},
+		svc:       cfg.Service,
+		chat:      cfg.Chat,
+		log:       cfg.Log,
+		now:       cfg.Now,
+		publicURL: cfg.PublicURL,
+		pending:   newPendingStore(cfg.Now),
+		sem:       make(chan struct{}, cfg.Workers),
+		timeout:   cfg.WorkTimeout,
+		client:    cfg.HTTPClient,
+	}
+}
+
+// Commands serves POST /slack/commands.
+func (h *Handler) Commands() http.Handler {
+	return h.signed(func(w http.ResponseWriter, r *http.Request, body []byte) {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "malformed form body")
+			return
+		}
+		writeAck(w, h.command(slashFromForm(form)))
+	})
+}
+
+// Interactions serves POST /slack/interactions. slack-go's
+// InteractionCallbackParse would read the body again, which the signature
+// check already consumed, so the form is parsed here.
+func (h *Handler) Interactions() http.Handler {
+	return h.signed(func(w http.ResponseWriter, r *http.Request, body []byte) {
+		form, err := url.ParseQuery(string(body))
+		if err != nil || form.Get("payload") == "" {
+			writeError(w, http.StatusBadRequest, "missing interaction payload")
+			return
+		}
+		var ic slack.InteractionCallback
+		if err := json.Unmarshal([]byte(form.Get("payload")), &ic); err != nil {
+			writeError(w, http.StatusBadRequest, "malformed interaction payload")
+			return
+		}
+		writeAck(w, h.interaction(ic))
+	})
+}
+
+// Events serves POST /slack/events, answering url_verification's challenge.
+func (h *Handler) Events() http.Handler {
+	return h.signed(func(w http.ResponseWriter, r *http.Request, body []byte) {
+		ack, err := h.event(body, r.Header.Get(headerRetryNum) != "")
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "malformed event")
+			return
+		}
+		writeAck(w, ack)
+	})
+}
+
+// Wait blocks until the background work started so far has finished.
+func (h *Handler) Wait() { h.wg.Wait() }
+
+// signed reads the body (at most 1 MiB), verifies Slack's signature and only
+// then calls next: an unsigned request never reaches the service.
+func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeError(w, http.StatusRequestEntityTooLarge, "body over 1 MiB")
+				return
+			}
+			writeError(w, http.StatusBadRequest, "could not read body")
+			return
+		}
+		if err := h.verifier.Verify(r.Header, body); err != nil {
+			h.log.Warn("slack request refused", "path", r.URL.Path, "err", err)
+			writeError(w, http.StatusUnauthorized, "invalid Slack signature")
+			return
+		}
+		next(w, r, body)
+	})
+}
+
+// ackMessage is an immediate reply in the HTTP response or Socket Mode ack.
+type ackMessage struct {
+	ResponseType string        `json:"response_type"`
+	Text         string        `json:"text"`
+	Blocks       []slack.Block `json:"blocks,omitempty"`
+}
+
+func writeAck(w http.ResponseWriter, ack any) {
+	if ack == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(ack)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func slashFromForm(f url.Values) slack.SlashCommand {
+	return slack.SlashCommand{
+		TeamID: f.Get("team_id"), TeamDomain: f.Get("team_domain"),
+		ChannelID: f.Get("channel_id"), ChannelName: f.Get("channel_name"),
+		UserID: f.Get("user_id"), UserName: f.Get("user_name"),
+		Command: f.Get("command"), Text: f.Get("text"),
+		ResponseURL: f.Get("response_url"), TriggerID: f.Get("trigger_id"),
+		APIAppID: f.Get("api_app_id"),
+	}
+}
+
+// caller is who started some work and where the answer goes.
+type caller struct {
+	actor       incidents.Actor
+	channelID   string
+	responseURL string
+	// viaChannel answers with chat.postEphemeral in channelID (buttons on
+	// channel messages, modals); response_url is then the fallback.
+	viaChannel bool
+}
+
+func slackActor(userID, name string) incidents.Actor {
+	return incidents.Actor{Kind: incidents.ActorSlack, ID: userID, Name: name}
+}
+
+// command acknowledges a slash command and starts its work. A non-nil result
+// is the immediate answer: help and parse errors need no service call.
+func (h *Handler) command(sc slack.SlashCommand) any {
+	cmd := ParseCommand(sc.Text)
+	if cmd.Verb == VerbHelp || cmd.Err != "" {
+		blocks, text := helpReply(cmd)
+		return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
+	}
+	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
+	h.spawn("command "+cmd.Verb, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
+	return nil
+}
+
+// spawn runs fn in the background with a context detached from the request
+// (Slack closes it after the ack) and bounded in time. At most Workers jobs
+// run at once; the rest wait for a slot rather than delay the ack.
+func (h *Handler) spawn(what string, fn func(ctx context.Context)) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
+		defer cancel()
+		select {
+		case h.sem <- struct{}{}:
+		case <-ctx.Done():
+			h.log.Error("slack work dropped: no worker free", "work", what)
+			return
+		}
+		defer func() { <-h.sem }()
+		defer func() {
+			if r := recover(); r != nil {
+				h.log.Error("slack work panicked", "work", what, "panic", r)
+			}
+		}()
+		fn(ctx)
+	}()
+}
+
+// errNoWebAPI is returned when an answer needs the Web API and Slack's bot
+// token is not configured.
+var errNoWebAPI = errors.New("slack web API not configured (SLACK_BOT_TOKEN unset)")
+
+// reply sends an answer only the caller sees.
+func (h *Handler) reply(ctx context.Context, c caller, blocks []slack.Block, text string) {
+	if c.viaChannel && c.channelID != "" && h.chat != nil {
+		err := h.chat.PostEphemeral(ctx, c.channelID, c.actor.ID, blocks, text)
+		if err == nil {
+			return
+		}
+		if c.responseURL == "" {
+			h.log.Warn("post ephemeral reply", "channel", c.channelID, "user", c.actor.ID, "err", err)
+			return
+		}
+	}
+	if c.responseURL == "" {
+		h.log.Warn("reply dropped: no channel or response_url", "user", c.actor.ID)
+		return
+	}
+	if err := h.respond(ctx, c.responseURL, blocks, text, true, false); err != nil {
+		h.log.Warn("reply via response_url", "user", c.actor.ID, "err", err)
+	}
+}
+
+// respond posts to a response_url, through Chat when the Web API is set up
+// (it needs no token either way).
+func (h *Handler) respond(ctx context.Context, responseURL string, blocks []slack.Block, text string, ephemeral, replace bool) error {
+	if h.chat != nil {
+		return h.chat.Respond(ctx, responseURL, blocks, text, ephemeral, replace)
+	}
+	typ := slack.ResponseTypeInChannel
+	if ephemeral {
+		typ = slack.ResponseTypeEphemeral
+	}
+	msg := &slack.WebhookMessage{Text: text, ResponseType: typ, ReplaceOriginal: replace}
+	if len(blocks) > 0 {
+		msg.Blocks = &slack.Blocks{BlockSet: blocks}
+	}
+	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.client, msg)
+}
+
+// errorReplies is the one table from domain error codes to what a Slack user
+// reads: whether the error's own (user-safe) message is shown, and what to do next.
+var errorReplies = map[string]struct {
+	showMessage bool
+	next        string
+}{
+	incidents.ECONFLICT:     {true, ""},
+	incidents.EINVALID:      {true, "See `/agent help`."},
+	incidents.ENOTFOUND:     {true, ""},
+	incidents.EFORBIDDEN:    {true, ""},
+	incidents.EUNAUTHORIZED: {true, ""},
+	incidents.EUNAVAILABLE:  {true, "Try again in a minute; if it persists, use `reins kill` on the host."},
+	incidents.EINTERNAL:     {false, "Something went wrong on reins' side; the error is logged. Try again, or use `reins kill` on the host."},
+}
+
+// userError renders err for the user.
+func userError(err error) string {
+	r, ok := errorReplies[incidents.ErrorCode(err)]
+	if !ok {
+		r = errorReplies[incidents.EINTERNAL]
+	}
+	text := r.next
+	if r.showMessage {
+		text = joinSentences(Escape(incidents.ErrorMessage(err)), r.next)
+	}
+	return text
+}
+
+// failed logs err (once, here where it is handled) and tells the caller.
+func (h *Handler) failed(ctx context.Context, c caller, what string, err error) {
+	switch incidents.ErrorCode(err) {
+	case incidents.EINTERNAL, incidents.EUNAVAILABLE:
+		h.log.Error(what, "user", c.actor.ID, "err", err)
+	default:
+		h.log.Info(what, "user", c.actor.ID, "err", err)
+	}
+	text := ":warning: " + userError(err)
+	h.reply(ctx, c, textBlocks(text), text)
+}
+
+func joinSentences(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + " " + b
+}

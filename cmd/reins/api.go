@@ -1,0 +1,244 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/ownership"
+)
+
+func (m *Main) apiRoutes(mux *http.ServeMux) {
+	api := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
+	}
+	api("GET /api/v1/agents", m.listAgents)
+	api("GET /api/v1/agents/{agent}", m.getAgent)
+	api("POST /api/v1/agents/{agent}/halt", m.haltAgent(incidents.ActionHalt))
+	api("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
+	api("GET /api/v1/incidents", m.listIncidents)
+	api("GET /api/v1/incidents/{id}", m.getIncident)
+	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)
+	// The kill flag agents poll takes its own token (or none), never the API token.
+	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken))
+	mux.Handle("/api/v1/", requireToken(m.Config.APIToken, "REINS_API_TOKEN",
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusNotFound, "no API route for "+r.Method+" "+r.URL.Path)
+		})))
+}
+
+// agentDoc is an agent as the API shows it: ownership as configured, plus
+// halt state and kill authority resolved to people now.
+type agentDoc struct {
+	ownership.AgentDoc
+	Halted         bool     `json:"halted"`
+	HaltedSessions []string `json:"halted_sessions"`
+	OpenIncidents  []int64  `json:"open_incidents"`
+	Holders        []string `json:"kill_authority_now"`
+	Unavailable    []string `json:"kill_authority_unavailable,omitempty"`
+}
+
+func agentDocOf(st incidents.AgentStatus) agentDoc {
+	d := agentDoc{AgentDoc: st.Agent.Public(), Halted: st.Halted, HaltedSessions: st.HaltedSessions,
+		Holders: st.Holders, Unavailable: st.Unavailable, OpenIncidents: []int64{}}
+	if d.HaltedSessions == nil {
+		d.HaltedSessions = []string{}
+	}
+	if d.Holders == nil {
+		d.Holders = []string{}
+	}
+	for _, inc := range st.OpenIncidents {
+		d.OpenIncidents = append(d.OpenIncidents, inc.ID)
+	}
+	return d
+}
+
+func (m *Main) listAgents(w http.ResponseWriter, r *http.Request) {
+	sts, err := m.Service.Status(r.Context(), "")
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	docs := make([]agentDoc, 0, len(sts))
+	for _, st := range sts {
+		docs = append(docs, agentDocOf(st))
+	}
+	reg := m.Registry.Current()
+	writeJSON(w, http.StatusOK, map[string]any{"agents": docs, "config": reg.File, "loaded_at": reg.LoadedAt})
+}
+
+func (m *Main) getAgent(w http.ResponseWriter, r *http.Request) {
+	sts, err := m.Service.Status(r.Context(), r.PathValue("agent"))
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	if len(sts) != 1 {
+		writeError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
+		return
+	}
+	writeJSON(w, http.StatusOK, agentDocOf(sts[0]))
+}
+
+// haltBody is the JSON body of POST /api/v1/agents/{agent}/halt and /resume.
+type haltBody struct {
+	Sessions []string `json:"sessions"`
+	Reason   string   `json:"reason"`
+	Actor    string   `json:"actor"`
+	Incident int64    `json:"incident"`
+}
+
+func (m *Main) haltAgent(action string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var b haltBody
+		if !decodeJSON(w, r, &b) {
+			return
+		}
+		if action == incidents.ActionHalt && strings.TrimSpace(b.Reason) == "" {
+			writeError(w, http.StatusUnprocessableEntity, "reason is required: say why the agent is halted")
+			return
+		}
+		if strings.TrimSpace(b.Actor) == "" {
+			writeError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
+			return
+		}
+		h, err := m.Service.Halt(r.Context(), incidents.HaltCommand{
+			Action: action, Agent: r.PathValue("agent"), Sessions: b.Sessions, Reason: b.Reason,
+			Actor: incidents.Actor{Kind: incidents.ActorAPI, ID: b.Actor}, IncidentID: b.Incident, BreakGlass: true,
+		})
+		if err != nil {
+			writeDomainError(w, m.Log, r, err)
+			return
+		}
+		status := http.StatusOK
+		if h.Status != incidents.HaltVerified {
+			// A halt that did not take effect is never reported as done.
+			status = http.StatusBadGateway
+		}
+		writeJSON(w, status, haltJSON(h))
+	}
+}
+
+func haltJSON(h *incidents.Halt) map[string]any {
+	out := map[string]any{
+		"id": h.ID, "incident": h.IncidentID, "agent": h.Agent, "action": h.Action,
+		"sessions": nonNil(h.Sessions), "reason": h.Reason, "actor": h.Actor, "adapter": h.Adapter,
+		"status": h.Status, "attempts": h.Attempts, "requested_at": h.RequestedAt, "finished_at": h.FinishedAt,
+	}
+	if h.Error != "" {
+		out["error"] = h.Error
+	}
+	if d := h.TimeToHalt(); d > 0 {
+		out["time_to_halt_ms"] = d.Milliseconds()
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (m *Main) listIncidents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := incidents.IncidentFilter{Agent: q.Get("agent"), Status: q.Get("status")}
+	if f.Status != "" && f.Status != incidents.StatusOpen && f.Status != incidents.StatusResolved {
+		writeError(w, http.StatusBadRequest, "status must be open or resolved")
+		return
+	}
+	for name, dst := range map[string]*int{"limit": &f.Limit, "offset": &f.Offset} {
+		if v := q.Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || (name == "limit" && n > 1000) {
+				writeError(w, http.StatusBadRequest, name+" must be a whole number (limit at most 1000)")
+				return
+			}
+			*dst = n
+		}
+	}
+	list, err := m.Service.FindIncidents(r.Context(), f)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	out := make([]map[string]any, 0, len(list))
+	for _, inc := range list {
+		out = append(out, incidentJSON(inc))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+}
+
+func (m *Main) incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "incident id must be a positive number")
+		return 0, false
+	}
+	return id, true
+}
+
+func (m *Main) getIncident(w http.ResponseWriter, r *http.Request) {
+	id, ok := m.incidentID(w, r)
+	if !ok {
+		return
+	}
+	inc, err := m.Service.FindIncident(r.Context(), id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	events, err := m.Service.Timeline(r.Context(), id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	halts, err := m.Service.Halts(r.Context(), "", id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	out := incidentJSON(inc)
+	tl := make([]map[string]any, 0, len(events))
+	for _, e := range events {
+		tl = append(tl, map[string]any{"at": e.At, "kind": e.Kind, "actor": e.Actor, "text": e.Text, "data": e.Data})
+	}
+	hs := make([]map[string]any, 0, len(halts))
+	for _, h := range halts {
+		hs = append(hs, haltJSON(h))
+	}
+	out["timeline"], out["halts"] = tl, hs
+	writeJSON(w, http.StatusOK, out)
+}
+
+func incidentJSON(inc *incidents.Incident) map[string]any {
+	return map[string]any{
+		"id": inc.ID, "agent": inc.Agent, "unowned": inc.Unowned, "title": inc.Title,
+		"severity": inc.Severity, "status": inc.Status, "source": inc.Source,
+		"sessions": nonNil(inc.Sessions), "links": inc.Links,
+		"slack_channel": inc.SlackChannelName, "slack_channel_id": inc.SlackChannelID,
+		"pagerduty_dedup_key": inc.PagerDutyKey, "paged_at": inc.PagedAt, "acknowledged_at": inc.AckedAt,
+		"created_at": inc.CreatedAt, "resolved_at": inc.ResolvedAt, "resolved_by": inc.ResolvedBy,
+	}
+}
+
+func (m *Main) getPostmortem(w http.ResponseWriter, r *http.Request) {
+	id, ok := m.incidentID(w, r)
+	if !ok {
+		return
+	}
+	pm, err := m.Service.Postmortem(r.Context(), id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	if strings.Contains(r.Header.Get("Accept"), "application/json") {
+		writeJSON(w, http.StatusOK, pm)
+		return
+	}
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	w.Header().Set("Last-Modified", m.Clock.Now().Format(http.TimeFormat))
+	_, _ = w.Write([]byte(incidents.RenderMarkdown(pm)))
+}

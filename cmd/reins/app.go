@@ -1,0 +1,270 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/robfig/cron/v3"
+	"github.com/slack-go/slack"
+
+	"github.com/reins-oss/reins/bot"
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sqlstore"
+	"github.com/reins-oss/reins/integrations/halt"
+	"github.com/reins-oss/reins/integrations/pagerduty"
+	"github.com/reins-oss/reins/migrations"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Main is reins assembled: the only place that knows every concrete type.
+// Build it with the Config and call Run; Close shuts it down gracefully.
+type Main struct {
+	Config Config
+	Getenv func(string) string
+	Log    *slog.Logger
+	Clock  incidents.Clock
+
+	DB       *sqlx.DB
+	Store    *sqlstore.Store
+	Registry *ownership.Holder
+	Service  *incidents.Service
+	Flags    *halt.Flags
+	Halter   *halt.Registry
+	Bot      *bot.Handler
+	Slack    *slack.Client
+	Pager    *pagerduty.Client
+
+	server       *http.Server
+	listener     net.Listener
+	cron         *cron.Cron
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	reloadMu     sync.Mutex
+	jobCtx       context.Context
+	drillMu      sync.Mutex
+	drillEntries []cron.EntryID
+}
+
+// NewMain returns a Main reading the process environment.
+func NewMain(cfg Config, log *slog.Logger) *Main {
+	return &Main{Config: cfg, Getenv: os.Getenv, Log: log, Clock: incidents.SystemClock{}}
+}
+
+// Open builds everything that does not listen or run in the background: the
+// store (migrated), the registry, the clients and the service. Commands that
+// only read or halt (kill, incidents) use Open without Run.
+func (m *Main) Open(ctx context.Context, strictEnv bool) error {
+	if err := m.Config.Validate(); err != nil {
+		return err
+	}
+	reg, err := m.loadRegistry(strictEnv)
+	if err != nil {
+		return err
+	}
+	m.Registry = ownership.NewHolder(reg)
+
+	db, dialect, err := migrations.Open(ctx, m.Config.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	m.DB, m.Store = db, sqlstore.New(db, dialect)
+
+	now := func() time.Time { return m.Clock.Now() }
+	var chat incidents.Chat
+	var dir ownership.Directory
+	if m.Config.SlackEnabled() {
+		m.Slack = slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()))
+		c := bot.NewChat(m.Slack, m.Log)
+		chat, dir = c, bot.NewDirectory(m.Slack)
+	}
+	m.Pager = pagerduty.NewClient(pagerduty.Config{
+		EventsURL: m.Config.PagerDutyEventsURL, APIURL: m.Config.PagerDutyAPIURL,
+		APIToken: m.Config.PagerDutyAPIToken, Log: m.Log,
+	})
+	var oncall ownership.OnCall
+	if m.Config.PagerDutyAPIToken != "" {
+		oncall = m.Pager
+	}
+	m.Flags = halt.NewFlags(m.Store, now)
+	if err := m.Flags.Load(ctx); err != nil {
+		return fmt.Errorf("load kill flags: %w", err)
+	}
+	m.Halter = halt.NewRegistry(halt.Config{Getenv: m.Getenv, Flags: m.Flags, Now: now, Log: m.Log})
+	m.Service = incidents.New(incidents.Deps{
+		Store:     m.Store,
+		Registry:  m.Registry,
+		Authority: ownership.NewAuthorizer(dir, oncall, 5*time.Minute, now, m.Log),
+		Chat:      chat,
+		Pager:     m.Pager,
+		Halter:    m.Halter,
+		Clock:     m.Clock,
+		Log:       m.Log,
+	}, incidents.Config{
+		PublicURL:         m.Config.PublicURL,
+		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
+		Getenv:            m.Getenv,
+	})
+	return nil
+}
+
+// loadRegistry reads the config file; a missing file means no agents.
+func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
+	path := m.Config.ConfigPath
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		m.Log.Warn("no config file: running with no agents; create one from examples/reins.yaml", "config", path)
+		return ownership.Empty(), nil
+	}
+	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv})
+	for _, p := range problems.Warnings() {
+		m.Log.Warn("config", "problem", p.String())
+	}
+	if err := problems.Err(); err != nil {
+		return nil, &configError{problems: problems.Errors()}
+	}
+	return reg, nil
+}
+
+// configError carries every problem of an invalid config file.
+type configError struct{ problems ownership.Problems }
+
+func (e *configError) Error() string {
+	return fmt.Sprintf("invalid config (%d problems):\n%s", len(e.problems), e.problems.String())
+}
+
+// Reload re-reads the config file (SIGHUP). An invalid file is rejected with
+// its problems logged and the registry in force stays.
+func (m *Main) Reload() error {
+	m.reloadMu.Lock()
+	defer m.reloadMu.Unlock()
+	reg, err := m.loadRegistry(true)
+	if err != nil {
+		m.Log.Error("config reload rejected: keeping the registry in force", "config", m.Config.ConfigPath, "err", err)
+		return err
+	}
+	m.Registry.Swap(reg)
+	m.Log.Info("config reloaded", "config", m.Config.ConfigPath, "agents", len(reg.Agents))
+	m.scheduleDrills()
+	return nil
+}
+
+// Run opens everything and starts serving: HTTP, delivery workers, kill-flag
+// refresh, Socket Mode and scheduled jobs. It returns once listening.
+func (m *Main) Run(ctx context.Context) error {
+	start := time.Now()
+	if err := m.Open(ctx, true); err != nil {
+		return err
+	}
+	if m.Config.SlackEnabled() {
+		m.Bot = bot.NewHandler(bot.Config{
+			SigningSecret: m.Config.SlackSigningSecret,
+			Service:       m.Service,
+			Chat:          bot.NewChat(m.Slack, m.Log),
+			Log:           m.Log,
+			PublicURL:     m.Config.PublicURL,
+		})
+	} else {
+		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")
+	}
+
+	ln, err := net.Listen("tcp", m.Config.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", m.Config.Listen, err)
+	}
+	m.listener = ln
+	m.server = &http.Server{
+		Handler:           m.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.Log.Handler(), slog.LevelWarn),
+	}
+	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel = cancel
+	m.goLoop(func() {
+		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Log.Error("http server stopped", "err", err)
+		}
+	})
+	m.startBackground(bg)
+	m.Log.Info("reins serving", append(m.Config.Summary(), "addr", ln.Addr().String(),
+		"agents", len(m.Registry.Current().Agents), "startup", time.Since(start).Round(time.Millisecond).String())...)
+	return nil
+}
+
+// Addr is the address the HTTP server listens on (useful with :0).
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+func (m *Main) goLoop(fn func()) {
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); fn() }()
+}
+
+// startBackground starts the workers that outlive requests.
+func (m *Main) startBackground(ctx context.Context) {
+	// Pages get their own workers so Slack cosmetics never delay them.
+	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneUrgent, 2) })
+	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
+	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
+	m.goLoop(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := m.Flags.Load(ctx); err != nil && ctx.Err() == nil {
+					m.Log.Warn("refresh kill flags", "err", err)
+				}
+			}
+		}
+	})
+	if m.Config.SlackAppToken != "" && m.Bot != nil {
+		api := slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()),
+			slack.OptionAppLevelToken(m.Config.SlackAppToken))
+		m.goLoop(func() {
+			if err := m.Bot.RunSocketMode(ctx, api, m.Config.SlackAppToken); err != nil && ctx.Err() == nil {
+				m.Log.Error("socket mode stopped", "err", err)
+			}
+		})
+	}
+	m.startJobs(ctx)
+}
+
+// Close stops accepting requests, lets in-flight ones finish, stops the
+// workers and closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+	}
+	if m.cron != nil {
+		<-m.cron.Stop().Done()
+	}
+	if m.Bot != nil {
+		m.Bot.Wait()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.wg.Wait()
+	if m.DB != nil {
+		if err := m.DB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close database: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/reins-oss/reins/bot"
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/pagerduty"
+	"github.com/reins-oss/reins/migrations"
+	"github.com/reins-oss/reins/ownership"
+)
+
+func cmdServe(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("serve")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"unexpected argument " + pos[0]}
+	}
+	cfg := e.loadConfig()
+	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: incidents.SystemClock{}}
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			_ = m.Reload() // logged inside; the registry in force stays on error
+		case <-ctx.Done():
+			m.Log.Info("shutting down: finishing in-flight requests")
+			return m.Close()
+		}
+	}
+}
+
+func cmdMigrate(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("migrate")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"unexpected argument " + pos[0]}
+	}
+	cfg := e.loadConfig()
+	if _, _, err := migrations.ParseURL(cfg.DatabaseURL); err != nil {
+		return fmt.Errorf("REINS_DATABASE_URL: %w", err)
+	}
+	db, d, err := migrations.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	n, err := migrations.Migrate(ctx, db, d)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "%s: %d migrations applied\n", migrations.Redact(cfg.DatabaseURL), n)
+	return nil
+}
+
+func cmdValidate(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("validate")
+	online := fs.Bool("online", false, "also ask Slack and PagerDuty whether the people, channels and policies exist")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"unexpected argument " + pos[0]}
+	}
+	cfg := e.loadConfig()
+	reg, problems := ownership.Load(cfg.ConfigPath, ownership.Options{Getenv: e.getenv})
+	if *online && problems.Err() == nil {
+		var sc ownership.SlackChecker
+		var pc ownership.PagerChecker
+		if cfg.SlackBotToken != "" {
+			sc = bot.NewDirectory(slack.New(cfg.SlackBotToken, slack.OptionAPIURL(cfg.slackAPIURL())))
+		}
+		if cfg.PagerDutyAPIToken != "" {
+			pc = pagerduty.NewClient(pagerduty.Config{APIURL: cfg.PagerDutyAPIURL,
+				EventsURL: cfg.PagerDutyEventsURL, APIToken: cfg.PagerDutyAPIToken})
+		}
+		ctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		problems = append(problems, ownership.CheckOnline(ctx, reg, sc, pc)...)
+	}
+	for _, p := range problems {
+		fmt.Fprintln(e.stdout, p.String())
+	}
+	errs, warns := len(problems.Errors()), len(problems.Warnings())
+	agents := 0
+	if reg != nil {
+		agents = len(reg.Agents)
+	}
+	fmt.Fprintf(e.stdout, "%s: %d agents, %d errors, %d warnings\n", cfg.ConfigPath, agents, errs, warns)
+	if errs > 0 {
+		return exitError{1}
+	}
+	return nil
+}
+
+// osActor is the person at the shell, for break-glass audits.
+func osActor() incidents.Actor {
+	name := os.Getenv("SUDO_USER")
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	if name == "" {
+		name = "unknown"
+	}
+	host, _ := os.Hostname()
+	return incidents.Actor{Kind: incidents.ActorCLI, ID: name, Name: name + "@" + host}
+}
+
+func cmdKill(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionHalt)
+}
+func cmdResume(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionResume)
+}
+
+// sessionsFlag collects repeated --session flags.
+type sessionsFlag []string
+
+func (s *sessionsFlag) String() string     { return strings.Join(*s, ",") }
+func (s *sessionsFlag) Set(v string) error { *s = append(*s, v); return nil }
+
+func haltCLI(ctx context.Context, e *env, args []string, action string) error {
+	fs := e.newFlags(action)
+	var sessions sessionsFlag
+	fs.Var(&sessions, "session", "halt only this session (repeatable)")
+	reason := fs.String("reason", "", "why (required for kill; recorded and audited)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"name exactly one agent"}
+	}
+	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
+		return usageError{"--reason is required: say why the agent is halted"}
+	}
+	m, err := e.openMain(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
+		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason,
+		Actor: osActor(), BreakGlass: true,
+	})
+	if err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	// Deliver the urgent lane once ourselves: a failed halt re-pages even when
+	// no server is running.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, _ = m.Service.DeliverDue(dctx, incidents.LaneUrgent)
+	scope := "all sessions"
+	if len(h.Sessions) > 0 {
+		scope = "sessions " + strings.Join(h.Sessions, ", ")
+	}
+	if h.Status != incidents.HaltVerified {
+		fmt.Fprintf(e.stdout, "%s of %s (%s) FAILED: %s\nIt is NOT done. Incident #%d.\n", action, h.Agent, scope, h.Error, h.IncidentID)
+		return exitError{1}
+	}
+	fmt.Fprintf(e.stdout, "%s of %s (%s) verified in %s via %s, as %s. Incident #%d.\n",
+		action, h.Agent, scope, h.TimeToHalt().Round(time.Millisecond), h.Adapter, h.Actor.ID, h.IncidentID)
+	return nil
+}
+
+func cmdIncidents(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("incidents")
+	open := fs.Bool("open", false, "only open incidents")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return usageError{"unexpected argument " + pos[0]}
+	}
+	m, err := e.openMain(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	f := incidents.IncidentFilter{Limit: 1000}
+	if *open {
+		f.Status = incidents.StatusOpen
+	}
+	list, err := m.Service.FindIncidents(ctx, f)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tAGENT\tOPENED (UTC)\tCHANNEL\tTITLE")
+	for _, inc := range list {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", inc.ID, inc.Status, inc.Severity, inc.Agent,
+			inc.CreatedAt.UTC().Format("2006-01-02 15:04"), orDash(inc.SlackChannelName), inc.Title)
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func parseID(pos []string) (int64, error) {
+	if len(pos) != 1 {
+		return 0, usageError{"name exactly one incident ID"}
+	}
+	id, err := strconv.ParseInt(strings.TrimPrefix(pos[0], "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageError{"incident ID must be a positive number"}
+	}
+	return id, nil
+}
+
+func cmdIncident(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("incident")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(pos)
+	if err != nil {
+		return err
+	}
+	m, err := e.openMain(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	inc, err := m.Service.FindIncident(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	events, err := m.Service.Timeline(ctx, id)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d  %s  [%s, %s]\nAgent:    %s\nOpened:   %s\n", inc.ID, inc.Title,
+		inc.Status, inc.Severity, inc.Agent, inc.CreatedAt.UTC().Format(time.RFC3339))
+	if inc.SlackChannelName != "" {
+		fmt.Fprintf(e.stdout, "Channel:  #%s\n", inc.SlackChannelName)
+	}
+	if len(inc.Sessions) > 0 {
+		fmt.Fprintf(e.stdout, "Sessions: %s\n", strings.Join(inc.Sessions, ", "))
+	}
+	if inc.ResolvedAt != nil {
+		fmt.Fprintf(e.stdout, "Resolved: %s by %s\n", inc.ResolvedAt.UTC().Format(time.RFC3339), inc.ResolvedBy)
+	}
+	fmt.Fprintf(e.stdout, "\nTimeline (UTC):\n")
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, ev := range events {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", ev.At.UTC().Format("2006-01-02 15:04:05"), ev.Kind, ev.Actor.String(), ev.Text)
+	}
+	return tw.Flush()
+}
+
+func cmdPostmortem(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("postmortem")
+	format := fs.String("format", "markdown", "markdown or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(pos)
+	if err != nil {
+		return err
+	}
+	if *format != "markdown" && *format != "json" {
+		return usageError{"--format must be markdown or json"}
+	}
+	m, err := e.openMain(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	pm, err := m.Service.Postmortem(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	if *format == "json" {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(pm)
+	}
+	_, err = fmt.Fprint(e.stdout, incidents.RenderMarkdown(pm))
+	return err
+}

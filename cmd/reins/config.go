@@ -1,0 +1,158 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/reins-oss/reins/migrations"
+)
+
+// Config is everything reins reads from the environment (SPEC §3). Secrets
+// live only here and are never logged: LogValue prints which are set, not what.
+type Config struct {
+	ConfigPath string // --config, REINS_CONFIG, default reins.yaml
+
+	DatabaseURL string
+	Listen      string
+	PublicURL   string
+	LogLevel    string
+
+	APIToken     string
+	FlagToken    string
+	WebhookToken string
+
+	SlackBotToken      string
+	SlackSigningSecret string
+	SlackAppToken      string
+	SlackAPIURL        string
+
+	PagerDutyRoutingKey    string
+	PagerDutyEventsURL     string
+	PagerDutyAPIToken      string
+	PagerDutyAPIURL        string
+	PagerDutyWebhookSecret string
+
+	GrafanaWebhookSecret  string
+	LangfuseWebhookSecret string
+}
+
+// envVars maps each variable to its field and default, in the order of SPEC §3.
+func (c *Config) envVars() []struct {
+	name string
+	dst  *string
+	def  string
+} {
+	return []struct {
+		name string
+		dst  *string
+		def  string
+	}{
+		{"REINS_CONFIG", &c.ConfigPath, "reins.yaml"},
+		{"REINS_DATABASE_URL", &c.DatabaseURL, "sqlite:reins.db"},
+		{"REINS_LISTEN", &c.Listen, ":8080"},
+		{"REINS_PUBLIC_URL", &c.PublicURL, "http://localhost:8080"},
+		{"REINS_LOG_LEVEL", &c.LogLevel, "info"},
+		{"REINS_API_TOKEN", &c.APIToken, ""},
+		{"REINS_FLAG_TOKEN", &c.FlagToken, ""},
+		{"REINS_WEBHOOK_TOKEN", &c.WebhookToken, ""},
+		{"SLACK_BOT_TOKEN", &c.SlackBotToken, ""},
+		{"SLACK_SIGNING_SECRET", &c.SlackSigningSecret, ""},
+		{"SLACK_APP_TOKEN", &c.SlackAppToken, ""},
+		{"SLACK_API_URL", &c.SlackAPIURL, "https://slack.com/api/"},
+		{"PAGERDUTY_ROUTING_KEY", &c.PagerDutyRoutingKey, ""},
+		{"PAGERDUTY_EVENTS_URL", &c.PagerDutyEventsURL, "https://events.pagerduty.com"},
+		{"PAGERDUTY_API_TOKEN", &c.PagerDutyAPIToken, ""},
+		{"PAGERDUTY_API_URL", &c.PagerDutyAPIURL, "https://api.pagerduty.com"},
+		{"PAGERDUTY_WEBHOOK_SECRET", &c.PagerDutyWebhookSecret, ""},
+		{"REINS_GRAFANA_WEBHOOK_SECRET", &c.GrafanaWebhookSecret, ""},
+		{"REINS_LANGFUSE_WEBHOOK_SECRET", &c.LangfuseWebhookSecret, ""},
+	}
+}
+
+// ConfigFromEnv reads the environment through getenv, applying defaults.
+func ConfigFromEnv(getenv func(string) string) Config {
+	var c Config
+	for _, v := range c.envVars() {
+		*v.dst = strings.TrimSpace(getenv(v.name))
+		if *v.dst == "" {
+			*v.dst = v.def
+		}
+	}
+	return c
+}
+
+// SlackEnabled says whether the Slack Web API is configured.
+func (c Config) SlackEnabled() bool { return c.SlackBotToken != "" }
+
+// PagerEnabled says whether pages can be sent at all (a default key or a
+// per-team key may be named by the config file; the client is cheap).
+func (c Config) PagerEnabled() bool { return true }
+
+// Validate checks every value and returns the first problem as one line that
+// names the variable and says why.
+func (c Config) Validate() error {
+	if _, _, err := migrations.ParseURL(c.DatabaseURL); err != nil {
+		return fmt.Errorf("REINS_DATABASE_URL: %w", err)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("REINS_LISTEN: %q is not host:port (for example :8080): %v", c.Listen, err)
+	}
+	for _, u := range []struct{ name, val string }{
+		{"REINS_PUBLIC_URL", c.PublicURL},
+		{"SLACK_API_URL", c.SlackAPIURL},
+		{"PAGERDUTY_EVENTS_URL", c.PagerDutyEventsURL},
+		{"PAGERDUTY_API_URL", c.PagerDutyAPIURL},
+	} {
+		p, err := url.Parse(u.val)
+		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return fmt.Errorf("%s: %q is not an absolute http(s) URL", u.name, u.val)
+		}
+	}
+	switch lvl := strings.ToLower(c.LogLevel); lvl {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("REINS_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.SlackBotToken != "" && !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
+		return fmt.Errorf("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")
+	}
+	if c.SlackAppToken != "" && !strings.HasPrefix(c.SlackAppToken, "xapp-") {
+		return fmt.Errorf("SLACK_APP_TOKEN: must be an app-level token starting with xapp-")
+	}
+	if c.SlackAppToken != "" && c.SlackBotToken == "" {
+		return fmt.Errorf("SLACK_APP_TOKEN: Socket Mode also needs SLACK_BOT_TOKEN")
+	}
+	if c.SlackBotToken != "" && c.SlackAppToken == "" && c.SlackSigningSecret == "" {
+		return fmt.Errorf("SLACK_SIGNING_SECRET: required to verify /slack/* requests when SLACK_BOT_TOKEN is set without SLACK_APP_TOKEN")
+	}
+	return nil
+}
+
+// slackAPIURL returns the Slack API base with the trailing slash slack-go expects.
+func (c Config) slackAPIURL() string {
+	if strings.HasSuffix(c.SlackAPIURL, "/") {
+		return c.SlackAPIURL
+	}
+	return c.SlackAPIURL + "/"
+}
+
+// Summary describes the configuration for the start-up log line, secrets as
+// set/unset only.
+func (c Config) Summary() []any {
+	set := func(s string) bool { return s != "" }
+	return []any{
+		"database", migrations.Redact(c.DatabaseURL),
+		"listen", c.Listen,
+		"public_url", c.PublicURL,
+		"config", c.ConfigPath,
+		"slack", set(c.SlackBotToken),
+		"socket_mode", set(c.SlackAppToken),
+		"pagerduty_default_key", set(c.PagerDutyRoutingKey),
+		"pagerduty_api", set(c.PagerDutyAPIToken),
+		"api_token", set(c.APIToken),
+		"webhook_token", set(c.WebhookToken),
+		"flag_token", set(c.FlagToken),
+	}
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/alerts"
+	"github.com/reins-oss/reins/integrations/pagerduty"
+)
+
+// maxBody caps every request body (SPEC §4).
+const maxBody = 1 << 20
+
+// routes is the HTTP route table of SPEC §4.
+func (m *Main) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", m.readyz)
+	mux.Handle("GET /metrics", promhttp.Handler())
+
+	m.slackRoutes(mux)
+	m.webhookRoutes(mux)
+	m.apiRoutes(mux)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := m.Store.Ping(ctx); err != nil {
+		m.Log.Warn("not ready", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "store not ready: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (m *Main) slackRoutes(mux *http.ServeMux) {
+	if m.Bot == nil || m.Config.SlackSigningSecret == "" {
+		off := func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable,
+				"Slack is not configured here: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
+		}
+		mux.HandleFunc("POST /slack/commands", off)
+		mux.HandleFunc("POST /slack/interactions", off)
+		mux.HandleFunc("POST /slack/events", off)
+		return
+	}
+	mux.Handle("POST /slack/commands", m.Bot.Commands())
+	mux.Handle("POST /slack/interactions", m.Bot.Interactions())
+	mux.Handle("POST /slack/events", m.Bot.Events())
+}
+
+func (m *Main) webhookRoutes(mux *http.ServeMux) {
+	opts := func() alerts.Options {
+		reg := m.Registry.Current()
+		return alerts.Options{
+			AgentLabels:   reg.Alerts.AgentLabels,
+			SessionLabels: reg.Alerts.SessionLabels,
+			Resolve: func(name string) (string, bool) {
+				if a := m.Registry.Current().Agent(name); a != nil {
+					return a.Name, true
+				}
+				return "", false
+			},
+			Now: m.Clock.Now(),
+		}
+	}
+	for _, src := range []struct {
+		name   string
+		parse  alerts.Parser
+		secret string
+	}{
+		{"alertmanager", alerts.ParseAlertmanager, ""},
+		{"grafana", alerts.ParseGrafana, m.Config.GrafanaWebhookSecret},
+		{"datadog", alerts.ParseDatadog, ""},
+		{"generic", alerts.ParseGeneric, ""},
+		{"langfuse", alerts.ParseLangfuse, m.Config.LangfuseWebhookSecret},
+	} {
+		mux.Handle("POST /webhooks/"+src.name, alerts.NewHandler(alerts.HandlerConfig{
+			Source: src.name, Parse: src.parse, Token: m.Config.WebhookToken, Secret: src.secret,
+			Options: opts, Ingest: m.Service, Log: m.Log,
+		}))
+	}
+	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(
+		m.Config.PagerDutyWebhookSecret, m.Service, m.Service, m.Log))
+}
+
+// requireToken guards a handler with a bearer token compared in constant
+// time; an empty token refuses everything, saying which variable to set.
+func requireToken(token, envName string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
+			writeError(w, http.StatusUnauthorized, "this API is disabled: set "+envName)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorStatus maps domain error codes to HTTP statuses, in one table.
+var errorStatus = map[string]int{
+	incidents.ECONFLICT:     http.StatusConflict,
+	incidents.EINVALID:      http.StatusUnprocessableEntity,
+	incidents.ENOTFOUND:     http.StatusNotFound,
+	incidents.EFORBIDDEN:    http.StatusForbidden,
+	incidents.EUNAUTHORIZED: http.StatusUnauthorized,
+	incidents.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	incidents.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// writeDomainError answers err with its mapped status, logging internal ones once.
+func writeDomainError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
+	code := incidents.ErrorCode(err)
+	status, ok := errorStatus[code]
+	if !ok {
+		status = http.StatusInternalServerError
+	}
+	if status >= 500 {
+		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeError(w, status, incidents.ErrorMessage(err))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// decodeJSON reads a JSON request body strictly: JSON content type, at most
+// 1 MiB, no unknown fields, one value. It answers the error itself.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	ct := r.Header.Get("Content-Type")
+	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return false
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			writeError(w, http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
+		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
+		case errors.As(err, &typ):
+			writeError(w, http.StatusUnprocessableEntity, "field "+typ.Field+" must be "+typ.Type.String())
+		default:
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+		}
+		return false
+	}
+	if dec.More() {
+		writeError(w, http.StatusBadRequest, "malformed JSON: more than one value in the body")
+		return false
+	}
+	return true
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The domain packages import no SDK and never reach for the packages that
+// implement their ports (DESIGN.md: ownership ◀ incidents ◀ {bot, integrations} ◀ cmd).
+func TestDomainImportsNoSDK(t *testing.T) {
+	forbidden := []string{
+		"github.com/slack-go/", "github.com/PagerDuty/", "github.com/lib/pq", "modernc.org/sqlite",
+		"github.com/jmoiron/sqlx", "github.com/pressly/goose", "net/http",
+		"github.com/reins-oss/reins/bot", "github.com/reins-oss/reins/integrations",
+		"github.com/reins-oss/reins/migrations", "github.com/reins-oss/reins/cmd",
+		"github.com/reins-oss/reins/incidents/sqlstore",
+	}
+	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/ownership"} {
+		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			for _, f := range forbidden {
+				if strings.HasPrefix(dep, f) {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+			if pkg == "github.com/reins-oss/reins/ownership" && dep == "github.com/reins-oss/reins/incidents" {
+				t.Errorf("ownership depends on incidents: the arrow points the other way")
+			}
+		}
+	}
+}

@@ -1,0 +1,181 @@
+// Command reins is the ChatOps incident bot for AI agents in production:
+// alert intake, incident channels, pages to whoever may halt the agent, the
+// kill switch, the blast-radius checklist and the postmortem.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+}
+
+// command is one subcommand of the reins binary.
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, e *env, args []string) error
+}
+
+// env is what a subcommand runs with.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	config         string // --config, "" when not given
+}
+
+// exitError carries an exit code without a further message.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// usageError is bad command-line input: usage and exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func commands() []command {
+	return []command{
+		{"serve", "", "run everything: HTTP server, Socket Mode, delivery workers, scheduled jobs", cmdServe},
+		{"migrate", "", "apply pending database migrations and exit", cmdMigrate},
+		{"validate", "[--online]", "check the config file; print file:line: message per problem", cmdValidate},
+		{"kill", "AGENT [--session ID]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
+		{"resume", "AGENT [--session ID]...", "lift a halt", cmdResume},
+		{"incidents", "[--open]", "list incidents", cmdIncidents},
+		{"incident", "ID", "show one incident with its timeline", cmdIncident},
+		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
+		{"version", "", "print the version", cmdVersion},
+		{"help", "", "show this help", nil},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: reins COMMAND [--config PATH] [ARGS]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-11s %-40s %s\n", c.name, c.args, c.help)
+	}
+	fmt.Fprintf(w, "\n--config PATH defaults to $REINS_CONFIG, else reins.yaml in the working directory.\n"+
+		"Settings come from the environment: see README.md.\n")
+}
+
+// run executes the command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		usage(stdout)
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name != name || c.run == nil {
+			continue
+		}
+		e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+		err := c.run(ctx, e, args[1:])
+		var ue usageError
+		var ee exitError
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.As(err, &ue):
+			fmt.Fprintf(stderr, "reins %s: %s\nUsage: reins %s %s\n", c.name, ue.msg, c.name, c.args)
+			return 2
+		case errors.As(err, &ee):
+			return ee.code
+		default:
+			fmt.Fprintf(stderr, "reins %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "reins: unknown command %q\n\n", name)
+	usage(stderr)
+	return 2
+}
+
+// parseFlags parses flags that may come before, between or after positional
+// arguments (`reins kill support-bot --reason x`), returning the positionals.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newFlags returns a FlagSet with the --config flag every command takes.
+func (e *env) newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&e.config, "config", "", "config file (default $REINS_CONFIG or reins.yaml)")
+	return fs
+}
+
+// loadConfig reads the environment and applies --config.
+func (e *env) loadConfig() Config {
+	cfg := ConfigFromEnv(e.getenv)
+	if e.config != "" {
+		cfg.ConfigPath = e.config
+	}
+	return cfg
+}
+
+// logger returns the JSON logger at the configured level.
+func (e *env) logger(cfg Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: lvl}))
+}
+
+// openMain builds a Main for commands that use the store without serving.
+func (e *env) openMain(ctx context.Context) (*Main, error) {
+	cfg := e.loadConfig()
+	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: NewMain(cfg, nil).Clock}
+	if err := m.Open(ctx, false); err != nil {
+		_ = m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func cmdVersion(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("version")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	v := version
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		v = bi.Main.Version
+	}
+	fmt.Fprintf(e.stdout, "reins %s\n", v)
+	return nil
+}

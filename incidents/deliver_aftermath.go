@@ -1,0 +1,328 @@
+package incidents
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// Outbox kinds of the checklist, resolve and postmortem use cases.
+const (
+	KindPostChecklistParent    = "post_checklist_parent"    // the checklist thread's parent, or its progress
+	KindPostChecklistItem      = "post_checklist_item"      // payload: checklistItemPayload
+	KindResolvedTopic          = "resolved_topic"           // channel topic "[RESOLVED] …"
+	KindPostPostmortemParent   = "post_postmortem_parent"   // the postmortem thread's parent, or its progress
+	KindPostPostmortemQuestion = "post_postmortem_question" // payload: questionPayload
+	KindUploadPostmortem       = "upload_postmortem"        // the rendered postmortem as a file
+	KindReminder               = "reminder"                 // payload: ReminderPayload
+)
+
+// ReminderPayload is the payload of a KindReminder item: a nudge in the
+// incident's checklist or postmortem thread, which the bot shows with
+// Snooze and Stop buttons whose value is the incident ID.
+type ReminderPayload struct {
+	IncidentID int64    `json:"incident_id"`
+	Thread     string   `json:"thread"` // checklist | postmortem
+	Text       string   `json:"text"`
+	Mention    []string `json:"mention,omitempty"`
+}
+
+// Reminder threads.
+const (
+	threadChecklist  = "checklist"
+	threadPostmortem = "postmortem"
+)
+
+// aftermathDeliverers returns the outbox workers of the checklist, resolve
+// and postmortem use cases and of the jobs.
+func (s *Service) aftermathDeliverers() map[string]deliverFunc {
+	return map[string]deliverFunc{
+		KindPostChecklistParent:    s.deliverChecklistParent,
+		KindPostChecklistItem:      s.deliverChecklistItem,
+		KindResolvedTopic:          s.deliverResolvedTopic,
+		KindPostPostmortemParent:   s.deliverPostmortemParent,
+		KindPostPostmortemQuestion: s.deliverPostmortemQuestion,
+		KindUploadPostmortem:       s.deliverUploadPostmortem,
+		KindReminder:               s.deliverReminder,
+	}
+}
+
+// errNoThread makes an item wait for its thread's parent, which is queued
+// before it; it only fires when that parent was given up on.
+func errNoThread(what string, incID int64) error {
+	return &RetryAfterError{After: waitForChannel, Err: fmt.Errorf("the %s thread of incident %d is not posted yet", what, incID)}
+}
+
+// deliverChecklistParent posts the thread's parent, or updates its progress
+// once posted (its ts is remembered, so a retry never posts it twice).
+func (s *Service) deliverChecklistParent(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	c, err := s.store.FindChecklist(ctx, inc.ID)
+	if err != nil {
+		return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
+	}
+	m := Message{Channel: inc.SlackChannelID, UpdateTS: inc.ChecklistTS, Style: StyleInfo,
+		Title: checklistTitle(inc.ID, c.Answered(), len(c.Items))}
+	if inc.ChecklistTS == "" {
+		m.Text = "One message per item below; each answer is saved as it is given."
+	}
+	ts, err := s.chat.Post(ctx, m)
+	if err != nil {
+		return fmt.Errorf("post checklist parent of incident %d: %w", inc.ID, err)
+	}
+	if inc.ChecklistTS != "" {
+		return nil
+	}
+	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+		if inc.ChecklistTS != "" {
+			return false, nil
+		}
+		inc.ChecklistTS = ts
+		return true, nil
+	})
+}
+
+func checklistTitle(id int64, answered, total int) string {
+	if answered == total {
+		return fmt.Sprintf("Blast-radius checklist for #%d — complete; %d of %d", id, answered, total)
+	}
+	return fmt.Sprintf("Blast-radius checklist for #%d — answer each item; %d of %d", id, answered, total)
+}
+
+// deliverChecklistItem posts an item in the thread, or updates its message
+// when it was posted before: "remember what they already did".
+func (s *Service) deliverChecklistItem(ctx context.Context, it *OutboxItem) error {
+	var p checklistItemPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
+	}
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	c, err := s.store.FindChecklist(ctx, inc.ID)
+	if err != nil {
+		return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
+	}
+	item := findItem(c, p.Item)
+	switch {
+	case item == nil:
+		return Permanent(fmt.Errorf("incident %d's checklist has no item %q", inc.ID, p.Item))
+	case p.Update && item.PostedTS == "":
+		return nil // not posted yet: its post, queued earlier, shows the answer
+	case inc.ChecklistTS == "":
+		return errNoThread("checklist", inc.ID)
+	}
+	v := &ChecklistItemView{Incident: inc, Item: item, Total: len(c.Items)}
+	ts, err := s.chat.PostChecklistItem(ctx, inc.SlackChannelID, inc.ChecklistTS, item.PostedTS, v)
+	if err != nil {
+		return fmt.Errorf("post checklist item %s of incident %d: %w", item.Key, inc.ID, err)
+	}
+	if item.PostedTS != "" {
+		return nil
+	}
+	return s.retryTx(ctx, func(q Queries) error {
+		c, err := q.FindChecklist(ctx, inc.ID)
+		if err != nil {
+			return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
+		}
+		if cur := findItem(c, p.Item); cur != nil && cur.PostedTS == "" {
+			cur.PostedTS = ts
+			return q.UpdateChecklist(ctx, c)
+		}
+		return nil
+	})
+}
+
+func (s *Service) deliverResolvedTopic(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	topic := clip(fmt.Sprintf("[RESOLVED] %s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
+	if err := s.chat.SetTopic(ctx, inc.SlackChannelID, topic); err != nil {
+		return fmt.Errorf("set resolved topic of incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// deliverPostmortemParent posts the postmortem thread's parent, or updates
+// its progress once posted.
+func (s *Service) deliverPostmortemParent(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	answers, err := s.store.FindPostmortemAnswers(ctx, inc.ID)
+	if err != nil {
+		return fmt.Errorf("load postmortem answers of incident %d: %w", inc.ID, err)
+	}
+	m := Message{Channel: inc.SlackChannelID, UpdateTS: inc.PostmortemTS, Style: StyleInfo,
+		Title: postmortemTitle(inc.ID, answeredQuestions(answers))}
+	if inc.PostmortemTS == "" {
+		m.Text = "reins asks the remaining questions here; the answers, the timeline and the checklist become the postmortem."
+	}
+	ts, err := s.chat.Post(ctx, m)
+	if err != nil {
+		return fmt.Errorf("post postmortem parent of incident %d: %w", inc.ID, err)
+	}
+	if inc.PostmortemTS != "" {
+		return nil
+	}
+	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+		if inc.PostmortemTS != "" {
+			return false, nil
+		}
+		inc.PostmortemTS = ts
+		return true, nil
+	})
+}
+
+func postmortemTitle(id int64, answered int) string {
+	total := len(postmortemQuestions)
+	if answered == total {
+		return fmt.Sprintf("Postmortem for #%d — every question answered; %d of %d", id, answered, total)
+	}
+	return fmt.Sprintf("Postmortem for #%d — answer each question in this thread; %d of %d", id, answered, total)
+}
+
+// deliverPostmortemQuestion posts a question in the postmortem thread, or
+// updates its message when it was posted before.
+func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *OutboxItem) error {
+	var p questionPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
+	}
+	pos := questionIndex(p.Key)
+	if pos < 0 {
+		return Permanent(fmt.Errorf("no postmortem question %q", p.Key))
+	}
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	doc, err := s.findDoc(ctx, s.store, inc.ID)
+	if err != nil {
+		return err
+	}
+	posted := questionTS(doc)[p.Key]
+	switch {
+	case p.Update && posted == "":
+		return nil
+	case inc.PostmortemTS == "":
+		return errNoThread("postmortem", inc.ID)
+	}
+	answers, err := s.store.FindPostmortemAnswers(ctx, inc.ID)
+	if err != nil {
+		return fmt.Errorf("load postmortem answers of incident %d: %w", inc.ID, err)
+	}
+	q := postmortemQuestions[pos]
+	v := &PostmortemQuestionView{Incident: inc, Key: q.Key, Question: q.Question, Hint: q.Hint,
+		Position: pos + 1, Total: len(postmortemQuestions), Answer: answerFor(answers, q.Key)}
+	ts, err := s.chat.PostPostmortemQuestion(ctx, inc.SlackChannelID, inc.PostmortemTS, posted, v)
+	if err != nil {
+		return fmt.Errorf("post postmortem question %s of incident %d: %w", q.Key, inc.ID, err)
+	}
+	if posted != "" {
+		return nil
+	}
+	return s.retryTx(ctx, func(tx Queries) error {
+		doc, err := s.findDoc(ctx, tx, inc.ID)
+		if err != nil {
+			return err
+		}
+		m := questionTS(doc)
+		if m[p.Key] != "" {
+			return nil
+		}
+		m[p.Key] = ts
+		setQuestionTS(doc, m)
+		return tx.SavePostmortemDoc(ctx, doc)
+	})
+}
+
+// deliverUploadPostmortem shares the postmortem as a Markdown file in the
+// incident channel: the version saved when it was asked for, or, failing
+// that, one rendered now.
+func (s *Service) deliverUploadPostmortem(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	doc, err := s.findDoc(ctx, s.store, inc.ID)
+	if err != nil {
+		return err
+	}
+	md := doc.Markdown
+	if md == "" {
+		pm, err := s.Postmortem(ctx, inc.ID)
+		if err != nil {
+			return err
+		}
+		md = RenderMarkdown(pm)
+	}
+	name := fmt.Sprintf("postmortem-inc-%d.md", inc.ID)
+	title := clip(fmt.Sprintf("Postmortem: #%d %s — %s", inc.ID, inc.Agent, inc.Title), 250)
+	if err := s.chat.UploadFile(ctx, inc.SlackChannelID, "", name, title, md); err != nil {
+		return fmt.Errorf("upload postmortem of incident %d: %w", inc.ID, err)
+	}
+	return s.retryTx(ctx, func(q Queries) error {
+		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPostmortemPosted, System,
+			"Postmortem posted to #"+inc.SlackChannelName+" as "+name, map[string]any{"file": name})
+	})
+}
+
+// deliverReminder posts a nudge in the checklist or postmortem thread, or in
+// the channel when the thread is not there.
+func (s *Service) deliverReminder(ctx context.Context, it *OutboxItem) error {
+	var p ReminderPayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))
+	}
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	thread := inc.ChecklistTS
+	if p.Thread == threadPostmortem {
+		thread = inc.PostmortemTS
+	}
+	m := Message{Channel: inc.SlackChannelID, ThreadTS: thread, Style: StyleWarning, Title: "Reminder", Text: p.Text,
+		Mention: p.Mention}
+	if _, err := s.chat.Post(ctx, m); err != nil {
+		return fmt.Errorf("post reminder for incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// findDoc loads the postmortem document, or a new empty one.
+func (s *Service) findDoc(ctx context.Context, q Queries, incID int64) (*PostmortemDoc, error) {
+	doc, err := q.FindPostmortemDoc(ctx, incID)
+	switch {
+	case err == nil:
+		return doc, nil
+	case ErrorCode(err) == ENOTFOUND:
+		return &PostmortemDoc{IncidentID: incID}, nil
+	}
+	return nil, fmt.Errorf("load postmortem of incident %d: %w", incID, err)
+}
+
+// questionTS reads the ts of each posted postmortem question. The contract
+// has no field for them yet, so they live as JSON in PostmortemDoc.PostedTS,
+// which nothing else uses (a file upload returns no ts).
+func questionTS(doc *PostmortemDoc) map[string]string {
+	m := map[string]string{}
+	if strings.HasPrefix(doc.PostedTS, "{") {
+		_ = json.Unmarshal([]byte(doc.PostedTS), &m) // a damaged value only means re-posting
+	}
+	return m
+}
+
+func setQuestionTS(doc *PostmortemDoc, m map[string]string) {
+	b, _ := json.Marshal(m) // a map of strings always encodes
+	doc.PostedTS = string(b)
+}

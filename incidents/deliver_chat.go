@@ -1,0 +1,357 @@
+package incidents
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+const (
+	maxChannelName = 80
+	maxPrefix      = 20 // leaves room for the number, which must survive the cut
+	maxTopic       = 250
+	maxBookmarks   = 3 // session bookmarks; the runbook comes first
+)
+
+var errNoChat = Permanent(errors.New("Slack is not configured (SLACK_BOT_TOKEN unset)"))
+
+func (s *Service) deliverCreateChannel(ctx context.Context, it *OutboxItem) error {
+	if s.chat == nil {
+		return errNoChat
+	}
+	inc, err := s.store.FindIncident(ctx, it.IncidentID)
+	if err != nil {
+		return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+	}
+	if inc.SlackChannelID != "" {
+		return nil // done before a crash or by another worker
+	}
+	name := ChannelName(s.registry().Slack.ChannelPrefix, inc.ID, inc.Agent, inc.Title)
+	id, used, err := s.chat.CreateChannel(ctx, name, false)
+	if err != nil {
+		return fmt.Errorf("create channel %s for incident %d: %w", name, inc.ID, err)
+	}
+	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+		if inc.SlackChannelID != "" {
+			return false, nil
+		}
+		inc.SlackChannelID, inc.SlackChannelName = id, used
+		return true, appendEvent(ctx, q, inc.ID, s.clock.Now(), EventChannelCreated, System,
+			"Channel #"+used+" created", map[string]any{"channel_id": id, "name": used})
+	})
+}
+
+// ChannelName is `<prefix>-<id>-<agent>-<slug of title>`: lowercase letters,
+// digits, '-' and '_', at most 80 characters, as Slack requires.
+func ChannelName(prefix string, id int64, agent, title string) string {
+	prefix = slug(prefix)
+	if prefix = strings.Trim(prefix[:min(len(prefix), maxPrefix)], "-_"); prefix == "" {
+		prefix = "inc"
+	}
+	name := fmt.Sprintf("%s-%d", prefix, id)
+	for _, part := range []string{agent, title} {
+		if p := slug(part); p != "" {
+			name += "-" + p
+		}
+	}
+	if len(name) > maxChannelName {
+		name = strings.TrimRight(name[:maxChannelName], "-_")
+	}
+	return name
+}
+
+// slug lowercases s and turns every run of other characters into one '-'.
+func slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+	}
+	return b.String()
+}
+
+// withChannel loads the item's incident; ok is false when the incident has
+// no channel, which for cosmetic steps means create_channel was given up on
+// (they are queued behind it) and was reported then.
+func (s *Service) withChannel(ctx context.Context, it *OutboxItem) (inc *Incident, ok bool, err error) {
+	if s.chat == nil {
+		return nil, false, errNoChat
+	}
+	inc, err = s.store.FindIncident(ctx, it.IncidentID)
+	if err != nil {
+		return nil, false, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+	}
+	if inc.SlackChannelID == "" {
+		s.log.Warn("skipping Slack step: incident has no channel", "key", it.Key)
+		return inc, false, nil
+	}
+	return inc, true, nil
+}
+
+func (s *Service) deliverSummary(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	v, err := s.summaryView(ctx, inc)
+	if err != nil {
+		return err
+	}
+	ts, err := s.chat.PostSummary(ctx, inc.SlackChannelID, inc.SummaryTS, v)
+	if err != nil {
+		return fmt.Errorf("post summary of incident %d: %w", inc.ID, err)
+	}
+	if ts == inc.SummaryTS {
+		return nil
+	}
+	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+		inc.SummaryTS = ts
+		return true, nil
+	})
+}
+
+// summaryView gathers what the summary shows, as of now.
+func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
+	reg := s.registry()
+	v := &SummaryView{Incident: inc, PublicURL: s.cfg.PublicURL}
+	if !inc.Unowned {
+		v.Agent = findAgent(reg, inc.Agent)
+	}
+	if v.Agent != nil {
+		v.Team = reg.Teams[v.Agent.Team]
+		if s.auth != nil {
+			v.KillHolders, _ = s.auth.Holders(ctx, v.Agent)
+		}
+	}
+	alerts, err := s.store.FindAlerts(ctx, inc.ID)
+	if err != nil {
+		return nil, fmt.Errorf("load alerts of incident %d: %w", inc.ID, err)
+	}
+	for _, a := range alerts {
+		if a.Status == AlertFiring {
+			v.Firing++
+		} else {
+			v.Resolved++
+		}
+		if v.Latest == nil || !a.ReceivedAt.Before(v.Latest.ReceivedAt) {
+			v.Latest = a
+		}
+	}
+	v.Sessions = sessionLinks(v.Agent, inc.Sessions)
+	if v.Halts, err = s.store.FindHalts(ctx, inc.Agent, inc.ID); err != nil {
+		return nil, fmt.Errorf("load halts of incident %d: %w", inc.ID, err)
+	}
+	c, err := s.store.FindChecklist(ctx, inc.ID)
+	switch {
+	case err == nil:
+		v.Answered, v.Total = c.Answered(), len(c.Items)
+	case ErrorCode(err) != ENOTFOUND:
+		return nil, fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
+	}
+	return v, nil
+}
+
+// sessionLinks pairs each session with its trace link from the agent's
+// sessions.link template; without a template the link has no URL.
+func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
+	out := make([]Link, 0, len(sessions))
+	for _, id := range sessions {
+		l := Link{Text: id}
+		if ag != nil && ag.Sessions.Link != "" {
+			l.URL = strings.ReplaceAll(ag.Sessions.Link, "{session}", url.PathEscape(id))
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+func (s *Service) deliverTopic(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	topic := clip(fmt.Sprintf("%s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
+	if err := s.chat.SetTopic(ctx, inc.SlackChannelID, topic); err != nil {
+		return fmt.Errorf("set topic of incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+func (s *Service) deliverInvite(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok || inc.Unowned {
+		return err
+	}
+	ag := findAgent(s.registry(), inc.Agent)
+	if ag == nil {
+		return nil // removed from the registry since
+	}
+	people := slices.Concat(ag.RACI.Responsible, ag.RACI.Accountable, ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+	if s.auth != nil {
+		holders, _ := s.auth.Holders(ctx, ag) // whoever is on call now, too
+		people = append(people, holders...)
+	}
+	people = dedupe(people)
+	if len(people) == 0 {
+		return nil
+	}
+	if err := s.chat.Invite(ctx, inc.SlackChannelID, people); err != nil {
+		return fmt.Errorf("invite owners to incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+func (s *Service) deliverBookmarks(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok {
+		return err
+	}
+	ag := findAgent(s.registry(), inc.Agent)
+	var links []Link
+	if ag != nil && ag.Runbook != "" && !inc.Unowned {
+		links = append(links, Link{Text: "Runbook", URL: ag.Runbook})
+	}
+	if inc.Unowned {
+		ag = nil
+	}
+	for _, l := range sessionLinks(ag, inc.Sessions) {
+		if l.URL != "" && len(links) < maxBookmarks+1 {
+			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
+		}
+	}
+	for _, l := range links {
+		if err := s.chat.Bookmark(ctx, inc.SlackChannelID, l); err != nil {
+			return fmt.Errorf("bookmark %s in incident %d: %w", l.Text, inc.ID, err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) deliverAnnounce(ctx context.Context, it *OutboxItem) error {
+	if s.chat == nil {
+		return errNoChat
+	}
+	inc, err := s.store.FindIncident(ctx, it.IncidentID)
+	if err != nil {
+		return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+	}
+	reg := s.registry()
+	channel := reg.Slack.GovernanceChannel
+	if ag := findAgent(reg, inc.Agent); ag != nil && !inc.Unowned {
+		if t := reg.Teams[ag.Team]; t != nil && t.SlackChannel != "" {
+			channel = t.SlackChannel
+		}
+	}
+	if channel == "" {
+		return nil
+	}
+	m := Message{Channel: channel, Style: StyleWarning,
+		Title:  fmt.Sprintf("Incident #%d opened for %s", inc.ID, inc.Agent),
+		Text:   inc.Title,
+		Fields: []Field{{Label: "Severity", Value: inc.Severity}, {Label: "Source", Value: inc.Source}},
+		Links:  []Link{s.incidentLink(inc.ID)},
+	}
+	if inc.Unowned {
+		m.Fields = append(m.Fields, Field{Label: "Owner", Value: "none: the agent is not in reins.yaml"})
+	}
+	if inc.SlackChannelID != "" {
+		m.Links = append([]Link{channelLink(inc)}, m.Links...)
+	}
+	if _, err := s.chat.Post(ctx, m); err != nil {
+		return fmt.Errorf("announce incident %d in %s: %w", inc.ID, channel, err)
+	}
+	return nil
+}
+
+func (s *Service) deliverPost(ctx context.Context, it *OutboxItem) error {
+	if s.chat == nil {
+		return errNoChat
+	}
+	m, err := decodeMessage(it.Payload)
+	if err != nil {
+		return Permanent(fmt.Errorf("decode message %s: %w", it.Key, err))
+	}
+	if m.Channel == "" || m.ThreadTS == ThreadOfSummary {
+		if it.IncidentID == 0 {
+			return Permanent(fmt.Errorf("message %s names no channel", it.Key))
+		}
+		inc, err := s.store.FindIncident(ctx, it.IncidentID)
+		if err != nil {
+			return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+		}
+		if inc.SlackChannelID == "" {
+			return &RetryAfterError{After: waitForChannel, Err: fmt.Errorf("incident %d has no channel yet", inc.ID)}
+		}
+		if m.Channel == "" {
+			m.Channel = inc.SlackChannelID
+		}
+		if m.ThreadTS == ThreadOfSummary {
+			m.ThreadTS = inc.SummaryTS
+		}
+	}
+	if _, err := s.chat.Post(ctx, m); err != nil {
+		return fmt.Errorf("post %s: %w", it.Key, err)
+	}
+	return nil
+}
+
+func decodeMessage(raw json.RawMessage) (Message, error) {
+	var m Message
+	err := json.Unmarshal(raw, &m)
+	return m, err
+}
+
+// updateIncident changes an incident in a transaction of its own: fn gets
+// the current row and says whether to write it back.
+func (s *Service) updateIncident(ctx context.Context, id int64, fn func(q Queries, inc *Incident) (bool, error)) error {
+	return s.retryTx(ctx, func(q Queries) error {
+		inc, err := q.FindIncident(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load incident %d: %w", id, err)
+		}
+		changed, err := fn(q, inc)
+		if err != nil || !changed {
+			return err
+		}
+		if err := q.UpdateIncident(ctx, inc); err != nil {
+			return fmt.Errorf("update incident %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+func (s *Service) incidentLink(id int64) Link {
+	return Link{Text: fmt.Sprintf("Incident #%d in reins", id),
+		URL: fmt.Sprintf("%s/api/v1/incidents/%d", strings.TrimRight(s.cfg.PublicURL, "/"), id)}
+}
+
+func channelLink(inc *Incident) Link {
+	return Link{Text: "#" + inc.SlackChannelName, URL: "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)}
+}
+
+func dedupe(list []string) []string {
+	seen := map[string]bool{}
+	out := list[:0:0]
+	for _, v := range list {
+		if v = strings.TrimSpace(v); v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,166 @@
+package incidents
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+const (
+	maxPageSummary = 1024 // Events v2 limit
+	maxPageLinks   = 10
+	pageSource     = "reins"
+)
+
+// repagePayload is the payload of a KindRepage item.
+type repagePayload struct {
+	HaltID int64  `json:"halt_id"`
+	Error  string `json:"error"`
+}
+
+var errNoPager = Permanent(errors.New("PagerDuty is not configured"))
+
+// deliverPage sends the trigger. It never waits for the Slack channel: the
+// page carries the reins incident link, and the channel link once known.
+func (s *Service) deliverPage(ctx context.Context, it *OutboxItem) error {
+	inc, page, err := s.pageFor(ctx, it, "trigger")
+	if err != nil {
+		return err
+	}
+	if err := s.pager.Send(ctx, page); err != nil {
+		return fmt.Errorf("page for incident %d: %w", inc.ID, err)
+	}
+	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+		if inc.PagedAt != nil {
+			return false, nil // delivered before a crash
+		}
+		now := s.clock.Now()
+		inc.PagedAt = &now
+		return true, appendEvent(ctx, q, inc.ID, now, EventPaged, System,
+			"Paged the kill authority of "+inc.Agent+" in PagerDuty", map[string]any{"dedup_key": page.DedupKey})
+	})
+}
+
+// deliverRepage triggers again on the same dedup key after a failed halt, so
+// PagerDuty keeps one incident and the acknowledgement sync still matches.
+func (s *Service) deliverRepage(ctx context.Context, it *OutboxItem) error {
+	inc, page, err := s.pageFor(ctx, it, "trigger")
+	if err != nil {
+		return err
+	}
+	var p repagePayload
+	if len(it.Payload) > 0 {
+		if err := json.Unmarshal(it.Payload, &p); err != nil {
+			return Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))
+		}
+	}
+	page.Summary = clip("HALT FAILED "+page.Summary, maxPageSummary)
+	page.Severity = SeverityCritical
+	page.Details["halt_error"] = p.Error
+	page.Details["halt_id"] = p.HaltID
+	if err := s.pager.Send(ctx, page); err != nil {
+		return fmt.Errorf("re-page for incident %d: %w", inc.ID, err)
+	}
+	return s.retryTx(ctx, func(q Queries) error {
+		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+			"Re-paged the kill authority of "+inc.Agent+": halt failed", map[string]any{"dedup_key": page.DedupKey, "halt_id": p.HaltID})
+	})
+}
+
+func (s *Service) deliverPageResolve(ctx context.Context, it *OutboxItem) error {
+	inc, page, err := s.pageFor(ctx, it, "resolve")
+	if err != nil {
+		return err
+	}
+	if err := s.pager.Send(ctx, Page{Action: "resolve", RoutingKey: page.RoutingKey, DedupKey: page.DedupKey}); err != nil {
+		return fmt.Errorf("resolve page of incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// pageFor loads the item's incident and builds its page.
+func (s *Service) pageFor(ctx context.Context, it *OutboxItem, action string) (*Incident, Page, error) {
+	if s.pager == nil {
+		return nil, Page{}, errNoPager
+	}
+	inc, err := s.store.FindIncident(ctx, it.IncidentID)
+	if err != nil {
+		return nil, Page{}, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+	}
+	reg := s.registry()
+	var ag *ownership.Agent
+	if !inc.Unowned {
+		ag = findAgent(reg, inc.Agent)
+	}
+	key := s.routingKey(reg, ag)
+	if key == "" {
+		return nil, Page{}, Permanent(fmt.Errorf("no PagerDuty routing key for %s: set the variable named by "+
+			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
+	}
+	return inc, s.buildPage(inc, ag, reg, action, key), nil
+}
+
+// routingKey follows SPEC §6: the agent's key, else its team's, else the default.
+func (s *Service) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
+	if env := pageRouteEnv(reg, ag); env != "" {
+		if key := s.cfg.Getenv(env); key != "" {
+			return key
+		}
+	}
+	return s.cfg.DefaultRoutingKey
+}
+
+func pageRouteEnv(reg *ownership.Registry, ag *ownership.Agent) string {
+	env, _ := reg.PageRoute(ag)
+	return env
+}
+
+func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
+	dedup := inc.PagerDutyKey
+	if dedup == "" {
+		dedup = pagerKey(inc.ID)
+	}
+	reinsLink := s.incidentLink(inc.ID)
+	links := []Link{reinsLink}
+	details := map[string]any{
+		"agent":    inc.Agent,
+		"incident": inc.ID,
+		"title":    inc.Title,
+		"sessions": inc.Sessions,
+		"reins":    reinsLink.URL,
+	}
+	if inc.SlackChannelID != "" {
+		links = append(links, channelLink(inc))
+		details["channel"] = "#" + inc.SlackChannelName
+	}
+	page := Page{Action: action, RoutingKey: key, DedupKey: dedup, Source: pageSource, Component: inc.Agent,
+		Severity: inc.Severity, Details: details,
+		Summary: clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}
+	if ag != nil {
+		page.Group = ag.Team
+		ka := ag.KillAuthority
+		details["kill_authority"] = slices.Concat(ka.Users, ka.Usergroups)
+		if ka.OnCall != "" {
+			details["kill_authority_on_call"] = ka.OnCall
+		}
+		if ag.Runbook != "" {
+			details["runbook"] = ag.Runbook
+		}
+	} else {
+		details["owner"] = "none: the agent is not in reins.yaml"
+	}
+	for _, l := range sessionLinks(ag, inc.Sessions) {
+		if l.URL != "" && len(links) < maxPageLinks {
+			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
+		}
+	}
+	if ag != nil && ag.Runbook != "" && len(links) < maxPageLinks {
+		links = append(links, Link{Text: "Runbook", URL: ag.Runbook})
+	}
+	page.Links = links
+	return page
+}

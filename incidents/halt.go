@@ -1,0 +1,368 @@
+package incidents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// sessionAdapters are the halt adapters that can halt single sessions; the
+// others (feature flags, Deployments) can only stop the whole agent.
+var sessionAdapters = map[string]bool{"flag": true, "webhook": true}
+
+const (
+	haltBackoff  = 200 * time.Millisecond
+	maxHaltError = 300
+)
+
+// verifyDelays are the pauses before each read-back of a halt: an adapter may
+// take a moment to apply it, so reins asks a few times over about two seconds.
+var verifyDelays = []time.Duration{0, 250 * time.Millisecond, 500 * time.Millisecond, time.Second}
+
+// CheckAuthority decides whether actor may halt or resume the agent (name or
+// alias). A refusal is audited, and noted on the agent's open incident, before
+// it is returned with a nil error; an unknown agent is ENOTFOUND naming the
+// closest agents.
+func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action string) (ownership.Decision, *ownership.Agent, error) {
+	ag, err := s.lookupAgent(agent)
+	if err != nil {
+		return ownership.Decision{}, nil, err
+	}
+	var d ownership.Decision
+	if s.auth == nil {
+		d = ownership.Decision{Agent: ag.Name, Person: actor.ID, Reason: "reins has no kill-authority checker configured"}
+	} else {
+		d = s.auth.Authorize(ctx, ag, actor.ID)
+	}
+	if d.Allowed {
+		return d, ag, nil
+	}
+	err = s.retryTx(ctx, func(q Queries) error {
+		now := s.clock.Now()
+		entry := &AuditEntry{At: now, Actor: actor, Action: auditAction(action) + "_refused", Agent: ag.Name, Detail: d.Reason}
+		if err := q.AppendAudit(ctx, entry); err != nil {
+			return fmt.Errorf("audit refusal: %w", err)
+		}
+		open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen, Limit: 1})
+		if err != nil || len(open) == 0 {
+			return err
+		}
+		return appendEvent(ctx, q, open[0].ID, now, EventHaltRefused, actor,
+			fmt.Sprintf("%s may not %s %s: %s", actor, action, ag.Name, d.Reason),
+			map[string]any{"action": action, "reason": d.Reason, "holders": d.Holders})
+	})
+	if err != nil {
+		return d, ag, fmt.Errorf("record refused %s of %s: %w", action, ag.Name, err)
+	}
+	return d, ag, nil
+}
+
+func auditAction(action string) string {
+	if action == ActionHalt {
+		return "kill"
+	}
+	return action
+}
+
+// Halt performs a halt or resume synchronously: authority checked (unless
+// break-glass), the request recorded with its audit entry, the adapter called
+// with a timeout and retries, the result read back, and the outcome put on
+// the timeline and in the incident channel.
+//
+// A halt that failed is returned with Status HaltFailed and a nil error: the
+// caller shows the failure. It is never reported as verified, and the kill
+// authority is re-paged. The error is non-nil only when nothing was attempted
+// (bad input, unknown agent, refused: EFORBIDDEN) or the store failed.
+func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
+	if cmd.Action != ActionHalt && cmd.Action != ActionResume {
+		return nil, Errorf(EINVALID, "Unknown action %q: use halt or resume.", cmd.Action)
+	}
+	ag, err := s.lookupAgent(cmd.Agent)
+	if err != nil {
+		return nil, err
+	}
+	if !cmd.BreakGlass {
+		d, _, err := s.CheckAuthority(ctx, cmd.Actor, ag.Name, cmd.Action)
+		if err != nil {
+			return nil, err
+		}
+		if !d.Allowed {
+			return nil, refusal(ag, cmd.Action, d)
+		}
+	}
+	sessions := dedupe(cmd.Sessions)
+	if len(sessions) > 0 && !sessionAdapters[ag.Halt.Adapter] {
+		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
+			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
+	}
+	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
+	if err != nil {
+		return nil, err
+	}
+	s.Kick() // a halt on a quiet agent opened an incident: page now
+	// From here the halt is under way: finish and record it even if the
+	// caller goes away.
+	wctx := context.WithoutCancel(ctx)
+	req := HaltRequest{Agent: ag, Action: cmd.Action, Sessions: sessions, IncidentID: h.IncidentID,
+		HaltID: h.ID, Reason: cmd.Reason, Actor: cmd.Actor}
+	attempts, herr := s.callAdapter(wctx, req)
+	if herr == nil {
+		herr = s.verify(wctx, req)
+	}
+	finished := s.clock.Now()
+	h.Attempts, h.FinishedAt, h.Status = attempts, &finished, HaltVerified
+	if herr != nil {
+		h.Status, h.Error = HaltFailed, clip(herr.Error(), maxHaltError)
+	}
+	if err := s.recordHaltResult(wctx, h, ag); err != nil {
+		return h, err
+	}
+	haltsTotal.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
+	if h.Status == HaltVerified && h.Action == ActionHalt {
+		timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
+	}
+	s.Kick()
+	return h, nil
+}
+
+func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {
+	msg := fmt.Sprintf("You may not %s %s: %s.", action, ag.Name, strings.TrimSuffix(d.Reason, "."))
+	if len(d.Holders) > 0 {
+		msg += " Kill authority is held by " + strings.Join(d.Holders, ", ") + "."
+	} else {
+		msg += " Nobody holds kill authority right now: check kill_authority in reins.yaml."
+	}
+	return Errorf(EFORBIDDEN, "%s", msg)
+}
+
+// recordHaltRequest stores the request, its timeline event and audit entry
+// in one transaction, opening an incident for a halt when the agent has none.
+func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ownership.Agent, sessions []string) (*Halt, error) {
+	var h *Halt
+	created := false
+	err := s.retryTx(ctx, func(q Queries) error {
+		inc, opened, err := s.haltIncident(ctx, q, cmd, ag)
+		if err != nil {
+			return err
+		}
+		created = opened
+		now := s.clock.Now()
+		h = &Halt{Agent: ag.Name, Action: cmd.Action, Sessions: sessions, Reason: cmd.Reason, Actor: cmd.Actor,
+			Adapter: ag.Halt.Adapter, Status: HaltRequested, RequestedAt: now}
+		if inc != nil {
+			h.IncidentID = inc.ID
+		}
+		if err := q.CreateHalt(ctx, h); err != nil {
+			return fmt.Errorf("record %s of %s: %w", cmd.Action, ag.Name, err)
+		}
+		detail := fmt.Sprintf("halt %d: %s %s", h.ID, cmd.Action, haltTarget(ag.Name, sessions))
+		if cmd.BreakGlass {
+			detail += " (break-glass)"
+		}
+		if cmd.Reason != "" {
+			detail += ": " + cmd.Reason
+		}
+		audit := &AuditEntry{At: now, Actor: cmd.Actor, Action: auditAction(cmd.Action), Agent: ag.Name, Allowed: true, Detail: detail}
+		if err := q.AppendAudit(ctx, audit); err != nil {
+			return fmt.Errorf("audit %s of %s: %w", cmd.Action, ag.Name, err)
+		}
+		if inc == nil {
+			return nil
+		}
+		return appendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
+			fmt.Sprintf("%s asked to %s %s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions)),
+			map[string]any{"halt_id": h.ID, "action": cmd.Action, "sessions": sessions, "reason": cmd.Reason,
+				"adapter": h.Adapter, "break_glass": cmd.BreakGlass})
+	})
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		incidentsOpened.WithLabelValues("true").Inc()
+	}
+	return h, nil
+}
+
+// haltIncident picks the incident a halt belongs to: the one asked for, else
+// the agent's newest open incident, else (for a halt) a new one. A resume
+// with no open incident belongs to none.
+func (s *Service) haltIncident(ctx context.Context, q Queries, cmd HaltCommand, ag *ownership.Agent) (*Incident, bool, error) {
+	if cmd.IncidentID != 0 {
+		inc, err := q.FindIncident(ctx, cmd.IncidentID)
+		if err != nil {
+			return nil, false, err
+		}
+		if inc.Agent != ag.Name {
+			return nil, false, Errorf(EINVALID, "Incident #%d is about %s, not %s.", inc.ID, inc.Agent, ag.Name)
+		}
+		return inc, false, nil
+	}
+	open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen, Limit: 1})
+	if err != nil {
+		return nil, false, fmt.Errorf("find open incident of %s: %w", ag.Name, err)
+	}
+	if len(open) > 0 {
+		return open[0], false, nil
+	}
+	if cmd.Action != ActionHalt {
+		return nil, false, nil
+	}
+	title := "Halt requested for " + ag.Name
+	return s.openManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
+}
+
+func haltTarget(agent string, sessions []string) string {
+	if len(sessions) == 0 {
+		return agent
+	}
+	return fmt.Sprintf("%s session %s", agent, strings.Join(sessions, ", "))
+}
+
+// callAdapter calls the halter up to HaltAttempts times, each with its own
+// timeout, pausing 200 ms·2^n between attempts. It returns the attempts made.
+func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error) {
+	if s.halter == nil {
+		return 0, errors.New("no halt adapters are configured")
+	}
+	var err error
+	for n := range s.cfg.HaltAttempts {
+		if n > 0 && !sleep(ctx, haltBackoff<<(n-1)) {
+			return n, ctx.Err()
+		}
+		actx, cancel := context.WithTimeout(ctx, s.cfg.HaltTimeout)
+		err = s.halter.Do(actx, req)
+		cancel()
+		if err == nil {
+			return n + 1, nil
+		}
+		s.log.Warn("halt adapter failed", "agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "attempt", n+1, "err", err)
+	}
+	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+}
+
+// verify reads the state back until it matches, a few times over ~2 s.
+func (s *Service) verify(ctx context.Context, req HaltRequest) error {
+	var lastErr error
+	for _, d := range verifyDelays {
+		if !sleep(ctx, d) {
+			return ctx.Err()
+		}
+		vctx, cancel := context.WithTimeout(ctx, s.cfg.HaltTimeout)
+		ok, err := s.halter.Verify(vctx, req)
+		cancel()
+		if err == nil && ok {
+			return nil
+		}
+		lastErr = err
+	}
+	if lastErr != nil {
+		return fmt.Errorf("could not read back the %s state: %w", req.Action, lastErr)
+	}
+	if req.Action == ActionHalt {
+		return fmt.Errorf("the adapter accepted the halt but %s still reports running", haltTarget(req.Agent.Name, req.Sessions))
+	}
+	return fmt.Errorf("the adapter accepted the resume but %s still reports halted", haltTarget(req.Agent.Name, req.Sessions))
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// recordHaltResult writes the outcome, its timeline event and its messages in
+// one transaction; a failed halt also re-pages the kill authority.
+func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.Agent) error {
+	return s.retryTx(ctx, func(q Queries) error {
+		if err := q.UpdateHalt(ctx, h); err != nil {
+			return fmt.Errorf("record result of halt %d: %w", h.ID, err)
+		}
+		if h.IncidentID == 0 {
+			return nil
+		}
+		kind, msg := haltOutcome(h, ag)
+		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
+		if repage {
+			msg.Title += " — kill authority re-paged"
+		}
+		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
+			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}
+		if err := appendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
+			return err
+		}
+		key := func(what string) string { return fmt.Sprintf("inc-%d/%s/%d", h.IncidentID, what, h.ID) }
+		if s.chat != nil {
+			if err := s.enqueue(ctx, q, h.IncidentID, LaneChat, KindPost, key("halt"), msg); err != nil {
+				return err
+			}
+			if err := s.enqueue(ctx, q, h.IncidentID, LaneChat, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
+				return err
+			}
+		}
+		if !repage {
+			return nil
+		}
+		return s.enqueue(ctx, q, h.IncidentID, LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
+	})
+}
+
+// haltOutcome is the timeline kind and channel message for a finished halt.
+func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
+	target := haltTarget(h.Agent, h.Sessions)
+	m := Message{Fields: []Field{{Label: "By", Value: actorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
+	if h.Reason != "" {
+		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
+	}
+	switch {
+	case h.Action == ActionHalt && h.Status == HaltVerified:
+		m.Style = StyleSuccess
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		return EventHaltVerified, m
+	case h.Action == ActionHalt:
+		m.Style = StyleDanger
+		m.Title = fmt.Sprintf("⚠️ halt of %s FAILED: %s — NOT halted", target, h.Error)
+		m.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		return EventHaltFailed, m
+	case h.Status == HaltVerified:
+		m.Style = StyleInfo
+		m.Title = fmt.Sprintf("▶️ %s resumed by %s — verified", target, actorLabel(h.Actor))
+		return EventResumed, m
+	default:
+		m.Style = StyleWarning
+		m.Title = fmt.Sprintf("⚠️ resume of %s FAILED: %s — still halted", target, h.Error)
+		return EventResumeFailed, m
+	}
+}
+
+func actorLabel(a Actor) string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.String()
+}
+
+// mentionable keeps the Slack user and user-group IDs: e-mail addresses
+// cannot be mentioned.
+func mentionable(lists ...[]string) []string {
+	var out []string
+	for _, list := range lists {
+		for _, p := range list {
+			if len(p) > 1 && strings.ContainsRune("UWS", rune(p[0])) && !strings.Contains(p, "@") {
+				out = append(out, p)
+			}
+		}
+	}
+	return dedupe(out)
+}

@@ -1,0 +1,246 @@
+package incidentstest
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+func notFound(what string) error { return incidents.Errorf(incidents.ENOTFOUND, "%s not found.", what) }
+
+func (t *tx) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	d, done, err := t.begin("OpenIncident")
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	for id, cur := range d.incidents {
+		if d.grouping[id] && cur.Agent == inc.Agent && cur.GroupKey == inc.GroupKey && cur.Status == incidents.StatusOpen {
+			*inc = cloneIncident(cur)
+			return false, nil
+		}
+	}
+	inc.ID = d.nextID("incidents")
+	if inc.Status == "" {
+		inc.Status = incidents.StatusOpen
+	}
+	inc.Version = 1
+	d.incidents[inc.ID] = cloneIncident(*inc)
+	d.grouping[inc.ID] = true
+	return true, nil
+}
+
+func (t *tx) StopGrouping(ctx context.Context, id int64) error {
+	d, done, err := t.begin("StopGrouping")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, ok := d.incidents[id]; !ok {
+		return notFound("Incident")
+	}
+	d.grouping[id] = false
+	return nil
+}
+
+func (t *tx) FindIncident(ctx context.Context, id int64) (*incidents.Incident, error) {
+	d, done, err := t.begin("FindIncident")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	inc, ok := d.incidents[id]
+	if !ok {
+		return nil, notFound("Incident")
+	}
+	c := cloneIncident(inc)
+	return &c, nil
+}
+
+func (t *tx) findIncidentBy(method string, match func(incidents.Incident) bool) (*incidents.Incident, error) {
+	d, done, err := t.begin(method)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	for _, inc := range d.incidents {
+		if match(inc) {
+			c := cloneIncident(inc)
+			return &c, nil
+		}
+	}
+	return nil, notFound("Incident")
+}
+
+func (t *tx) FindIncidentByChannel(ctx context.Context, channelID string) (*incidents.Incident, error) {
+	return t.findIncidentBy("FindIncidentByChannel", func(i incidents.Incident) bool {
+		return channelID != "" && i.SlackChannelID == channelID
+	})
+}
+
+func (t *tx) FindIncidentByPagerKey(ctx context.Context, dedupKey string) (*incidents.Incident, error) {
+	return t.findIncidentBy("FindIncidentByPagerKey", func(i incidents.Incident) bool {
+		return dedupKey != "" && i.PagerDutyKey == dedupKey
+	})
+}
+
+func (t *tx) FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*incidents.Incident, error) {
+	d, done, err := t.begin("FindIncidents")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []*incidents.Incident
+	for _, inc := range d.incidents {
+		if (f.Agent == "" || inc.Agent == f.Agent) && (f.Status == "" || inc.Status == f.Status) {
+			c := cloneIncident(inc)
+			out = append(out, &c)
+		}
+	}
+	slices.SortFunc(out, func(a, b *incidents.Incident) int { return int(b.ID - a.ID) })
+	limit := f.Limit
+	if limit == 0 {
+		limit = 100
+	}
+	if f.Offset >= len(out) {
+		return nil, nil
+	}
+	out = out[f.Offset:]
+	return out[:min(limit, len(out))], nil
+}
+
+// UpdateIncident checks Version like an optimistic UPDATE … WHERE version = $n:
+// a stale copy gets ECONFLICT.
+func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error {
+	d, done, err := t.begin("UpdateIncident")
+	if err != nil {
+		return err
+	}
+	defer done()
+	cur, ok := d.incidents[inc.ID]
+	if !ok {
+		return notFound("Incident")
+	}
+	if cur.Version != inc.Version {
+		return incidents.Errorf(incidents.ECONFLICT, "Incident #%d changed meanwhile.", inc.ID)
+	}
+	inc.Version++
+	d.incidents[inc.ID] = cloneIncident(*inc)
+	if inc.Status != incidents.StatusOpen {
+		d.grouping[inc.ID] = false
+	}
+	return nil
+}
+
+func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
+	d, done, err := t.begin("RecordAlert")
+	if err != nil {
+		return "", err
+	}
+	defer done()
+	for i, cur := range d.alerts {
+		if cur.IncidentID == a.IncidentID && cur.Fingerprint == a.Fingerprint {
+			prev := cur.Status
+			cur.Status, cur.Summary, cur.EndsAt, cur.ReceivedAt = a.Status, a.Summary, a.EndsAt, a.ReceivedAt
+			if !a.StartsAt.IsZero() {
+				cur.StartsAt = a.StartsAt
+			}
+			cur.Count++
+			d.alerts[i] = cloneAlert(cur)
+			a.ID, a.Count = cur.ID, cur.Count
+			return prev, nil
+		}
+	}
+	a.ID = d.nextID("alerts")
+	a.Count = 1
+	d.alerts = append(d.alerts, cloneAlert(*a))
+	return "", nil
+}
+
+func (t *tx) FindAlerts(ctx context.Context, incidentID int64) ([]*incidents.Alert, error) {
+	d, done, err := t.begin("FindAlerts")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []*incidents.Alert
+	for _, a := range d.alerts {
+		if a.IncidentID == incidentID {
+			c := cloneAlert(a)
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) AppendEvent(ctx context.Context, e *incidents.Event) error {
+	d, done, err := t.begin("AppendEvent")
+	if err != nil {
+		return err
+	}
+	defer done()
+	e.ID = d.nextID("events")
+	c := *e
+	c.Data = slices.Clone(e.Data)
+	d.events = append(d.events, c)
+	return nil
+}
+
+func (t *tx) FindEvents(ctx context.Context, incidentID int64) ([]*incidents.Event, error) {
+	d, done, err := t.begin("FindEvents")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []*incidents.Event
+	for _, e := range d.events {
+		if e.IncidentID == incidentID {
+			c := e
+			c.Data = slices.Clone(e.Data)
+			out = append(out, &c)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b *incidents.Event) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+func cloneIncident(i incidents.Incident) incidents.Incident {
+	i.Sessions = slices.Clone(i.Sessions)
+	i.Links = slices.Clone(i.Links)
+	i.PagedAt = cloneTime(i.PagedAt)
+	i.AckedAt = cloneTime(i.AckedAt)
+	i.ResolvedAt = cloneTime(i.ResolvedAt)
+	return i
+}
+
+func cloneAlert(a incidents.Alert) incidents.Alert {
+	a.Sessions = slices.Clone(a.Sessions)
+	a.Links = slices.Clone(a.Links)
+	if a.Labels != nil {
+		a.Labels = mapsClone(a.Labels)
+	}
+	if a.Annotations != nil {
+		a.Annotations = mapsClone(a.Annotations)
+	}
+	a.Details = slices.Clone(a.Details)
+	a.EndsAt = cloneTime(a.EndsAt)
+	return a
+}
+
+func mapsClone(m map[string]string) map[string]string {
+	c := make(map[string]string, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}

@@ -1,0 +1,144 @@
+package incidentstest
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+// EnqueueOutbox treats Key as unique over every state, like a unique index.
+func (t *tx) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (bool, error) {
+	d, done, err := t.begin("EnqueueOutbox")
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	for _, it := range d.outbox {
+		if it.Key == item.Key {
+			return false, nil
+		}
+	}
+	item.ID = d.nextID("outbox")
+	if item.State == "" {
+		item.State = incidents.OutboxPending
+	}
+	d.outbox = append(d.outbox, cloneOutbox(*item))
+	return true, nil
+}
+
+// ClaimOutbox follows the contract: due, not leased, and first pending of its
+// incident and lane.
+func (t *tx) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*incidents.OutboxItem, error) {
+	d, done, err := t.begin("ClaimOutbox")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	blocked := map[int64]bool{}
+	var out []*incidents.OutboxItem
+	for i := range d.outbox {
+		it := &d.outbox[i]
+		if it.Lane != lane || it.State != incidents.OutboxPending {
+			continue
+		}
+		if it.IncidentID != 0 {
+			if blocked[it.IncidentID] {
+				continue
+			}
+			blocked[it.IncidentID] = true
+		}
+		if it.NextAttemptAt.After(now) || (it.LockedUntil != nil && it.LockedUntil.After(now)) {
+			continue
+		}
+		until := now.Add(lease)
+		it.LockedUntil = &until
+		c := cloneOutbox(*it)
+		out = append(out, &c)
+		if len(out) == limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) updateOutbox(method string, id int64, fn func(it *incidents.OutboxItem)) error {
+	d, done, err := t.begin(method)
+	if err != nil {
+		return err
+	}
+	defer done()
+	for i := range d.outbox {
+		if d.outbox[i].ID == id {
+			it := cloneOutbox(d.outbox[i])
+			fn(&it)
+			it.LockedUntil = nil
+			d.outbox[i] = it
+			return nil
+		}
+	}
+	return notFound("Outbox item")
+}
+
+func (t *tx) CompleteOutbox(ctx context.Context, id int64, now time.Time) error {
+	return t.updateOutbox("CompleteOutbox", id, func(it *incidents.OutboxItem) {
+		it.State, it.DoneAt = incidents.OutboxDone, &now
+	})
+}
+
+func (t *tx) RetryOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	return t.updateOutbox("RetryOutbox", id, func(it *incidents.OutboxItem) {
+		it.Attempts++
+		it.NextAttemptAt, it.LastError = next, lastErr
+	})
+}
+
+func (t *tx) BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error {
+	return t.updateOutbox("BuryOutbox", id, func(it *incidents.OutboxItem) {
+		it.Attempts++
+		it.State, it.DoneAt, it.LastError = incidents.OutboxDead, &now, lastErr
+	})
+}
+
+func (t *tx) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
+	d, done, err := t.begin("OutboxBacklog")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	byLane := map[string]*incidents.LaneBacklog{}
+	for _, it := range d.outbox {
+		if it.State != incidents.OutboxPending {
+			continue
+		}
+		b, ok := byLane[it.Lane]
+		if !ok {
+			b = &incidents.LaneBacklog{Lane: it.Lane}
+			byLane[it.Lane] = b
+		}
+		b.Pending++
+		if b.Oldest == nil || it.CreatedAt.Before(*b.Oldest) {
+			at := it.CreatedAt
+			b.Oldest = &at
+		}
+	}
+	var out []incidents.LaneBacklog
+	for _, b := range byLane {
+		out = append(out, *b)
+	}
+	slices.SortFunc(out, func(a, b incidents.LaneBacklog) int {
+		if a.Lane < b.Lane {
+			return -1
+		}
+		return 1
+	})
+	return out, nil
+}
+
+func cloneOutbox(it incidents.OutboxItem) incidents.OutboxItem {
+	it.Payload = slices.Clone(it.Payload)
+	it.LockedUntil = cloneTime(it.LockedUntil)
+	it.DoneAt = cloneTime(it.DoneAt)
+	return it
+}

@@ -1,0 +1,499 @@
+package incidents
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Limits that keep one incident's row bounded however large the storm.
+const (
+	maxSessions = 200
+	maxLinks    = 20
+	maxTitle    = 200
+	// lastAlertStep is how stale LastAlertAt may get before a pure repeat
+	// writes it: the group window is hours, so a minute is invisible, and a
+	// storm of repeats then costs two statements per alert, not three.
+	lastAlertStep = time.Minute
+	// summaryDebounce is the width of the buckets that debounce summary
+	// updates: at most one update_summary per incident per bucket, due at the
+	// bucket's end so it shows every alert the bucket received.
+	summaryDebounce = 5 * time.Second
+	defaultWindow   = 4 * time.Hour
+)
+
+// ThreadOfSummary, as a Message's ThreadTS in a KindPost payload, means the
+// thread under the incident's summary message (its ts is known only once the
+// summary is posted).
+const ThreadOfSummary = "@summary"
+
+// Ingest records a batch of normalised alerts in one transaction: each alert
+// joins its agent's open incident (or opens one), and the timeline events and
+// outbox rows it causes commit with it. A storm of repeats costs no messages:
+// only new alerts and status changes touch the timeline, and summary updates
+// are debounced per incident.
+//
+// A resolved alert that no open incident knows is dropped: a recovery never
+// opens an incident.
+func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, error) {
+	reg := s.registry()
+	var in *intake
+	err := s.retryTx(ctx, func(q Queries) error {
+		in = &intake{s: s, q: q, reg: reg, now: s.clock.Now(),
+			open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
+			changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}}
+		for i := range alerts {
+			a := alerts[i]
+			if err := in.add(ctx, &a); err != nil {
+				return fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
+			}
+		}
+		return in.flush(ctx)
+	})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	for _, inc := range in.opened {
+		incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
+	}
+	s.Kick()
+	return in.res, nil
+}
+
+// intake is the state of one Ingest transaction.
+type intake struct {
+	s   *Service
+	q   Queries
+	reg *ownership.Registry
+	now time.Time
+
+	open       map[string]*Incident // agent -> incident collecting its alerts
+	byID       map[int64]*Incident  // every incident this call touched
+	created    map[int64]bool       // opened in this call
+	dirty      map[int64]*Incident  // to write back at the end
+	changed    map[int64]bool       // summary needs an update
+	candidates map[string][]*Incident
+	prints     map[int64]map[string]bool // fingerprints per incident, for recoveries
+
+	res    IngestResult
+	opened []*Incident
+}
+
+func (in *intake) add(ctx context.Context, a *Alert) error {
+	ag := findAgent(in.reg, a.Agent)
+	name := strings.TrimSpace(a.Agent)
+	if ag != nil {
+		name = ag.Name
+	} else if name == "" {
+		name = "unknown"
+	}
+	normaliseAlert(a, in.now)
+	if a.Status == AlertResolved {
+		return in.recovery(ctx, name, a)
+	}
+	inc, err := in.incidentFor(ctx, name, ag, a)
+	if err != nil {
+		return err
+	}
+	a.IncidentID = inc.ID
+	prev, err := in.q.RecordAlert(ctx, a)
+	if err != nil {
+		return fmt.Errorf("record alert in incident %d: %w", inc.ID, err)
+	}
+	in.remember(inc.ID, a.Fingerprint)
+	in.count(inc.ID, prev, a.Status)
+	if prev != AlertFiring {
+		text := "Alert fired: " + a.Title
+		if prev == AlertResolved {
+			text = "Alert fired again: " + a.Title
+		}
+		if err := appendEvent(ctx, in.q, inc.ID, in.now, EventAlertFired, System, text, alertData(a)); err != nil {
+			return err
+		}
+		in.changed[inc.ID] = true
+	}
+	in.merge(inc, a)
+	return nil
+}
+
+// recovery records a resolved alert in the open incident that has it.
+func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
+	inc, err := in.incidentWith(ctx, name, a.Fingerprint)
+	if err != nil || inc == nil {
+		return err
+	}
+	a.IncidentID = inc.ID
+	prev, err := in.q.RecordAlert(ctx, a)
+	if err != nil {
+		return fmt.Errorf("record recovery in incident %d: %w", inc.ID, err)
+	}
+	in.track(inc.ID)
+	in.count(inc.ID, prev, a.Status)
+	if prev != AlertFiring {
+		return nil
+	}
+	if err := appendEvent(ctx, in.q, inc.ID, in.now, EventAlertResolved, System, "Alert recovered: "+a.Title, alertData(a)); err != nil {
+		return err
+	}
+	in.changed[inc.ID] = true
+	in.merge(inc, a)
+	if in.s.chat == nil {
+		return nil
+	}
+	h := fnv.New64a()
+	h.Write([]byte(a.Fingerprint))
+	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
+	return in.s.enqueue(ctx, in.q, inc.ID, LaneChat, KindPost, key, Message{
+		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
+	})
+}
+
+// incidentWith finds the open incident of agent name holding fingerprint.
+func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*Incident, error) {
+	cands, ok := in.candidates[name]
+	if !ok {
+		found, err := in.q.FindIncidents(ctx, IncidentFilter{Agent: name, Status: StatusOpen})
+		if err != nil {
+			return nil, fmt.Errorf("find open incidents of %s: %w", name, err)
+		}
+		cands = found
+		in.candidates[name] = cands
+	}
+	for _, c := range cands {
+		c = in.canon(c)
+		if _, ok := in.prints[c.ID]; !ok {
+			alerts, err := in.q.FindAlerts(ctx, c.ID)
+			if err != nil {
+				return nil, fmt.Errorf("find alerts of incident %d: %w", c.ID, err)
+			}
+			for _, a := range alerts {
+				in.remember(c.ID, a.Fingerprint)
+			}
+		}
+		if in.prints[c.ID][fingerprint] {
+			return c, nil
+		}
+	}
+	return nil, nil
+}
+
+// canon returns the copy of inc this call already works on, so that every
+// change to one incident lands in one struct, written once by flush.
+func (in *intake) canon(inc *Incident) *Incident {
+	if cur, ok := in.byID[inc.ID]; ok {
+		return cur
+	}
+	in.byID[inc.ID] = inc
+	return inc
+}
+
+func (in *intake) remember(incID int64, fingerprint string) {
+	if in.prints[incID] == nil {
+		in.prints[incID] = map[string]bool{}
+	}
+	in.prints[incID][fingerprint] = true
+}
+
+// incidentFor returns the incident collecting alerts for agent name, opening
+// one when there is none or the open one has been quiet longer than the
+// group window.
+func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Agent, a *Alert) (*Incident, error) {
+	if inc, ok := in.open[name]; ok {
+		return inc, nil
+	}
+	inc := newIncident(name, ag, a, in.now)
+	created, err := in.q.OpenIncident(ctx, inc)
+	if err != nil {
+		return nil, fmt.Errorf("open incident for %s: %w", name, err)
+	}
+	if !created && in.now.Sub(inc.LastAlertAt) > in.window() {
+		if err := in.q.StopGrouping(ctx, inc.ID); err != nil {
+			return nil, fmt.Errorf("stop grouping incident %d: %w", inc.ID, err)
+		}
+		old := inc.ID
+		inc = newIncident(name, ag, a, in.now)
+		if created, err = in.q.OpenIncident(ctx, inc); err != nil {
+			return nil, fmt.Errorf("open incident for %s after #%d: %w", name, old, err)
+		} else if !created {
+			return nil, fmt.Errorf("incident %d still collects alerts for %s after it stopped grouping", inc.ID, name)
+		}
+	}
+	if created {
+		text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
+		if err := in.s.startIncident(ctx, in.q, inc, ag, System, text); err != nil {
+			return nil, err
+		}
+		in.created[inc.ID] = true
+		in.opened = append(in.opened, inc)
+		in.res.Opened++
+		if cands, ok := in.candidates[name]; ok {
+			in.candidates[name] = append([]*Incident{inc}, cands...)
+		}
+	}
+	inc = in.canon(inc)
+	in.open[name] = inc
+	in.track(inc.ID)
+	return inc, nil
+}
+
+func (in *intake) window() time.Duration {
+	if in.reg != nil && in.reg.Alerts.GroupWindow > 0 {
+		return in.reg.Alerts.GroupWindow
+	}
+	return defaultWindow
+}
+
+func (in *intake) track(id int64) {
+	if !slices.Contains(in.res.Incidents, id) {
+		in.res.Incidents = append(in.res.Incidents, id)
+	}
+}
+
+func (in *intake) count(incID int64, prev, status string) {
+	switch {
+	case prev == "":
+		in.res.New++
+	case prev == status:
+		in.res.Repeated++
+	default:
+		in.res.Changed++
+	}
+}
+
+// merge folds the alert into the incident and marks it dirty only when a
+// field users see changed, or LastAlertAt is more than a step behind.
+func (in *intake) merge(inc *Incident, a *Alert) {
+	changed := false
+	for _, id := range a.Sessions {
+		if id != "" && !slices.Contains(inc.Sessions, id) && len(inc.Sessions) < maxSessions {
+			inc.Sessions = append(inc.Sessions, id)
+			changed = true
+		}
+	}
+	for _, l := range a.Links {
+		if l.URL != "" && !slices.ContainsFunc(inc.Links, func(x Link) bool { return x.URL == l.URL }) && len(inc.Links) < maxLinks {
+			inc.Links = append(inc.Links, l)
+			changed = true
+		}
+	}
+	if a.Status == AlertFiring && severityRank(a.Severity) > severityRank(inc.Severity) {
+		inc.Severity = a.Severity
+		changed = true
+	}
+	if changed && !in.created[inc.ID] {
+		in.changed[inc.ID] = true
+	}
+	if changed || a.ReceivedAt.Sub(inc.LastAlertAt) >= lastAlertStep {
+		if a.ReceivedAt.After(inc.LastAlertAt) {
+			inc.LastAlertAt = a.ReceivedAt
+		}
+		in.dirty[inc.ID] = inc
+	}
+}
+
+// flush writes the changed incidents back and queues one debounced summary
+// update per incident that changed in a way the summary shows.
+func (in *intake) flush(ctx context.Context) error {
+	for _, id := range sortedKeys(in.dirty) {
+		if err := in.q.UpdateIncident(ctx, in.dirty[id]); err != nil {
+			return fmt.Errorf("update incident %d: %w", id, err)
+		}
+	}
+	if in.s.chat == nil {
+		return nil
+	}
+	bucket := in.now.Truncate(summaryDebounce)
+	for _, id := range sortedKeys(in.changed) {
+		if in.created[id] {
+			continue // post_summary reads the incident when it is delivered
+		}
+		key := fmt.Sprintf("inc-%d/update_summary/%d", id, bucket.Unix())
+		if err := in.s.enqueueAt(ctx, in.q, id, LaneChat, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[int64]V) []int64 {
+	keys := make([]int64, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func normaliseAlert(a *Alert, now time.Time) {
+	if a.ReceivedAt.IsZero() {
+		a.ReceivedAt = now
+	}
+	if a.StartsAt.IsZero() || a.StartsAt.After(a.ReceivedAt) {
+		a.StartsAt = a.ReceivedAt
+	}
+	if a.Status != AlertResolved {
+		a.Status = AlertFiring
+	}
+	a.Severity = normaliseSeverity(a.Severity)
+	if strings.TrimSpace(a.Title) == "" {
+		a.Title = firstNonEmpty(a.Summary, "Alert from "+a.Source)
+	}
+}
+
+func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Incident {
+	return &Incident{
+		Agent:       name,
+		Unowned:     ag == nil,
+		Title:       clip(a.Title, maxTitle),
+		Severity:    a.Severity,
+		Source:      a.Source,
+		Sessions:    slices.Clone(a.Sessions[:min(len(a.Sessions), maxSessions)]),
+		Links:       slices.Clone(a.Links[:min(len(a.Links), maxLinks)]),
+		CreatedAt:   now,
+		StartedAt:   a.StartsAt,
+		LastAlertAt: a.ReceivedAt,
+	}
+}
+
+// startIncident finishes opening a just-created incident inside the
+// transaction that created it: its PagerDuty key, the incident_opened event,
+// and the outbox rows that create its channel and page its kill authority.
+func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
+	inc.PagerDutyKey = pagerKey(inc.ID)
+	if err := q.UpdateIncident(ctx, inc); err != nil {
+		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
+	}
+	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
+	if err := appendEvent(ctx, q, inc.ID, s.clock.Now(), EventIncidentOpened, actor, text, data); err != nil {
+		return err
+	}
+	key := func(kind string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, kind) }
+	if s.chat != nil {
+		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
+			if err := s.enqueue(ctx, q, inc.ID, LaneChat, kind, key(kind), nil); err != nil {
+				return err
+			}
+		}
+	}
+	if s.pager != nil && (ag != nil || s.cfg.DefaultRoutingKey != "") {
+		if err := s.enqueue(ctx, q, inc.ID, LaneUrgent, KindPage, key(KindPage), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Declare opens an incident by hand for a registered agent, or returns the
+// agent's open incident with created false.
+func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string) (*Incident, bool, error) {
+	ag, err := s.lookupAgent(agent)
+	if err != nil {
+		return nil, false, err
+	}
+	title = strings.TrimSpace(title)
+	if title == "" {
+		title = "Incident declared for " + ag.Name
+	}
+	var inc *Incident
+	var created bool
+	err = s.retryTx(ctx, func(q Queries) error {
+		inc, created, err = s.openManual(ctx, q, ag, actor, title, fmt.Sprintf("Declared by %s: %s", actor, title))
+		return err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("declare incident for %s: %w", ag.Name, err)
+	}
+	if created {
+		incidentsOpened.WithLabelValues("true").Inc()
+		s.Kick()
+	}
+	return inc, created, nil
+}
+
+// openManual opens an incident nobody's alert opened (declare, halt), or
+// returns the agent's open incident.
+func (s *Service) openManual(ctx context.Context, q Queries, ag *ownership.Agent, actor Actor, title, text string) (*Incident, bool, error) {
+	now := s.clock.Now()
+	inc := &Incident{Agent: ag.Name, Title: clip(title, maxTitle), Severity: SeverityError, Source: "manual",
+		CreatedAt: now, StartedAt: now, LastAlertAt: now}
+	created, err := q.OpenIncident(ctx, inc)
+	if err != nil || !created {
+		return inc, false, err
+	}
+	return inc, true, s.startIncident(ctx, q, inc, ag, actor, text)
+}
+
+func pagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
+
+func appendEvent(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
+	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
+	if err := q.AppendEvent(ctx, e); err != nil {
+		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
+	}
+	return nil
+}
+
+func jsonData(v any) json.RawMessage {
+	if v == nil {
+		return json.RawMessage(`{}`)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own maps and structs get here: a failure is a programming error,
+		// not worth failing an intake over.
+		return json.RawMessage(`{}`)
+	}
+	return b
+}
+
+func alertData(a *Alert) map[string]any {
+	return map[string]any{"source": a.Source, "fingerprint": a.Fingerprint, "severity": a.Severity,
+		"sessions": a.Sessions, "summary": a.Summary, "starts_at": a.StartsAt}
+}
+
+func severityRank(sev string) int {
+	switch sev {
+	case SeverityCritical:
+		return 4
+	case SeverityError:
+		return 3
+	case SeverityWarning:
+		return 2
+	case SeverityInfo:
+		return 1
+	}
+	return 0
+}
+
+// normaliseSeverity maps anything outside the Events v2 vocabulary to error:
+// an alert about an agent is worth a page unless it says otherwise.
+func normaliseSeverity(sev string) string {
+	sev = strings.ToLower(strings.TrimSpace(sev))
+	if severityRank(sev) == 0 {
+		return SeverityError
+	}
+	return sev
+}
+
+func clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}

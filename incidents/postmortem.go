@@ -1,0 +1,400 @@
+package incidents
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Postmortem is everything known about an incident once it is over,
+// assembled from stored data only, so it renders the same after a restart
+// and after the agent left the config. The API and `reins postmortem
+// --format json` serve it as JSON; RenderMarkdown turns it into the document.
+type Postmortem struct {
+	ID          int64  `json:"id"`
+	Agent       string `json:"agent"`
+	Unowned     bool   `json:"unowned"`
+	Team        string `json:"team,omitempty"`
+	Description string `json:"description,omitempty"`
+	Title       string `json:"title"`
+	Severity    string `json:"severity"`
+	Status      string `json:"status"`
+	Source      string `json:"source"`
+	ResolvedBy  string `json:"resolved_by,omitempty"`
+
+	Times       PostmortemTimes     `json:"times"`
+	Durations   PostmortemDurations `json:"durations"`
+	Detection   []DetectedAlert     `json:"detection"`
+	SLAs        []SLACheck          `json:"slas"`
+	Sessions    []Link              `json:"sessions"`
+	Timeline    []TimelineEntry     `json:"timeline"`
+	Halts       []PostmortemHalt    `json:"halts"`
+	BlastRadius []BlastAnswer       `json:"blast_radius"`
+	Answers     []QuestionAnswer    `json:"answers"`
+	ActionItems []ActionItem        `json:"action_items"`
+	Links       PostmortemLinks     `json:"links"`
+	GeneratedAt time.Time           `json:"generated_at"`
+}
+
+// PostmortemTimes are the moments of the incident, in UTC.
+type PostmortemTimes struct {
+	Detected     time.Time  `json:"detected"` // the first alert's startsAt, or when the incident opened
+	Opened       time.Time  `json:"opened"`   // when reins opened the incident (first alert received)
+	Paged        *time.Time `json:"paged,omitempty"`
+	Acknowledged *time.Time `json:"acknowledged,omitempty"`
+	Halted       *time.Time `json:"halted,omitempty"` // the first verified halt
+	Resolved     *time.Time `json:"resolved,omitempty"`
+}
+
+// PostmortemDurations are the incident's intervals; nil when the later
+// moment never came. Detect runs from the first alert's start to the
+// incident opening; the others from the opening.
+type PostmortemDurations struct {
+	Detect  *Span `json:"time_to_detect,omitempty"`
+	Page    *Span `json:"time_to_page,omitempty"`
+	Halt    *Span `json:"time_to_halt,omitempty"`
+	Resolve *Span `json:"time_to_resolve,omitempty"`
+}
+
+// Span is a duration, in JSON a number of seconds.
+type Span time.Duration
+
+// MarshalJSON writes the span in seconds.
+func (d Span) MarshalJSON() ([]byte, error) {
+	return []byte(strconv.FormatFloat(time.Duration(d).Seconds(), 'f', -1, 64)), nil
+}
+
+// UnmarshalJSON reads a number of seconds.
+func (d *Span) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("span: %w", err)
+	}
+	*d = Span(f * float64(time.Second))
+	return nil
+}
+
+// String renders the span rounded to the second ("1m30s").
+func (d Span) String() string { return time.Duration(d).Round(time.Second).String() }
+
+func spanOf(from time.Time, to *time.Time) *Span {
+	if to == nil || to.Before(from) {
+		return nil
+	}
+	d := Span(to.Sub(from))
+	return &d
+}
+
+// DetectedAlert is one alert of the incident: what fired.
+type DetectedAlert struct {
+	Source   string         `json:"source"`
+	Title    string         `json:"title"`
+	Summary  string         `json:"summary,omitempty"`
+	Severity string         `json:"severity"`
+	Status   string         `json:"status"`
+	StartsAt time.Time      `json:"starts_at"`
+	Count    int            `json:"count"`
+	Sessions []string       `json:"sessions,omitempty"`
+	Values   map[string]any `json:"values,omitempty"` // the alert's details (metric values)
+}
+
+// SLACheck is one behavioural SLA of the agent with the value an alert
+// reported for its metric, if any.
+type SLACheck struct {
+	Metric   string `json:"metric"`
+	Limit    string `json:"limit"`              // "max 200000", "allow salesforce.read, …"
+	Observed string `json:"observed,omitempty"` // as the alert reported it
+}
+
+// TimelineEntry is one stored event, in UTC.
+type TimelineEntry struct {
+	At    time.Time `json:"at"`
+	Kind  EventKind `json:"kind"`
+	Actor string    `json:"actor"`
+	Text  string    `json:"text"`
+}
+
+// PostmortemHalt is one halt or resume and its outcome.
+type PostmortemHalt struct {
+	Action      string     `json:"action"`
+	Sessions    []string   `json:"sessions,omitempty"` // empty: the whole agent
+	Adapter     string     `json:"adapter"`
+	Actor       string     `json:"actor"`
+	Reason      string     `json:"reason,omitempty"`
+	Result      string     `json:"result"` // requested | verified | failed
+	Error       string     `json:"error,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	TimeToHalt  *Span      `json:"time_to_halt,omitempty"` // request to verified
+}
+
+// BlastAnswer is one checklist item with its answer.
+type BlastAnswer struct {
+	Key        string     `json:"key"`
+	Position   int        `json:"position"`
+	Question   string     `json:"question"`
+	Check      string     `json:"check,omitempty"`
+	Owner      string     `json:"owner,omitempty"`
+	Link       string     `json:"link,omitempty"`
+	Choice     string     `json:"choice,omitempty"` // "" unanswered
+	Details    string     `json:"details,omitempty"`
+	AnsweredBy string     `json:"answered_by,omitempty"`
+	AnsweredAt *time.Time `json:"answered_at,omitempty"`
+}
+
+// QuestionAnswer is one answered postmortem question.
+type QuestionAnswer struct {
+	Key      string    `json:"key"`
+	Question string    `json:"question"`
+	Text     string    `json:"text"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
+// ActionItem is one line of the action_items answer.
+type ActionItem struct {
+	Owner string `json:"owner,omitempty"`
+	Text  string `json:"text"`
+	Due   string `json:"due,omitempty"` // YYYY-MM-DD
+}
+
+// PostmortemLinks are where to look further.
+type PostmortemLinks struct {
+	SlackChannel     string `json:"slack_channel,omitempty"` // app_redirect URL
+	SlackChannelName string `json:"slack_channel_name,omitempty"`
+	PagerDutyKey     string `json:"pagerduty_dedup_key,omitempty"`
+	Runbook          string `json:"runbook,omitempty"`
+	Reins            string `json:"reins,omitempty"`
+	Alerts           []Link `json:"alerts,omitempty"` // links the alerts carried
+}
+
+// Postmortem assembles the postmortem of an incident from stored data.
+func (s *Service) Postmortem(ctx context.Context, id int64) (*Postmortem, error) {
+	pm, err := s.assemble(ctx, s.store, id)
+	if err != nil {
+		return nil, fmt.Errorf("assemble postmortem of incident %d: %w", id, err)
+	}
+	return pm, nil
+}
+
+// assemble reads through q, so a transaction can render what it is about to
+// commit.
+func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmortem, error) {
+	inc, err := q.FindIncident(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	alerts, err := q.FindAlerts(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load alerts: %w", err)
+	}
+	events, err := q.FindEvents(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load timeline: %w", err)
+	}
+	halts, err := q.FindHalts(ctx, "", id)
+	if err != nil {
+		return nil, fmt.Errorf("load halts: %w", err)
+	}
+	c, err := q.FindChecklist(ctx, id)
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return nil, fmt.Errorf("load checklist: %w", err)
+	}
+	answers, err := q.FindPostmortemAnswers(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load postmortem answers: %w", err)
+	}
+	var ag *ownership.Agent
+	if !inc.Unowned {
+		ag = findAgent(s.registry(), inc.Agent)
+	}
+	pm := &Postmortem{ID: inc.ID, Agent: inc.Agent, Unowned: inc.Unowned, Title: inc.Title, Severity: inc.Severity,
+		Status: inc.Status, Source: inc.Source, ResolvedBy: inc.ResolvedBy, GeneratedAt: s.clock.Now().UTC(),
+		Sessions: sessionLinks(ag, inc.Sessions)}
+	pm.times(inc, alerts, halts)
+	pm.detection(alerts, ag)
+	for _, e := range events {
+		pm.Timeline = append(pm.Timeline, TimelineEntry{At: e.At.UTC(), Kind: e.Kind, Actor: actorLabel(e.Actor), Text: e.Text})
+	}
+	for _, h := range slices.Backward(halts) { // the store gives newest first
+		pm.Halts = append(pm.Halts, postmortemHalt(h))
+	}
+	if c != nil {
+		pm.BlastRadius = blastAnswers(c)
+	}
+	pm.answers(answers)
+	pm.links(inc, ag, s.cfg.PublicURL)
+	return pm, nil
+}
+
+func (pm *Postmortem) times(inc *Incident, alerts []*Alert, halts []*Halt) {
+	t := &pm.Times
+	t.Opened, t.Detected = inc.CreatedAt.UTC(), inc.CreatedAt.UTC()
+	if !inc.StartedAt.IsZero() && inc.StartedAt.Before(t.Detected) {
+		t.Detected = inc.StartedAt.UTC()
+	}
+	for _, a := range alerts {
+		if !a.StartsAt.IsZero() && a.StartsAt.Before(t.Detected) {
+			t.Detected = a.StartsAt.UTC()
+		}
+	}
+	t.Paged, t.Acknowledged, t.Resolved = utcPtr(inc.PagedAt), utcPtr(inc.AckedAt), utcPtr(inc.ResolvedAt)
+	for _, h := range halts {
+		if h.Action == ActionHalt && h.Status == HaltVerified && h.FinishedAt != nil &&
+			(t.Halted == nil || h.FinishedAt.Before(*t.Halted)) {
+			t.Halted = utcPtr(h.FinishedAt)
+		}
+	}
+	opened := t.Opened
+	pm.Durations = PostmortemDurations{Detect: spanOf(t.Detected, &opened), Page: spanOf(opened, t.Paged),
+		Halt: spanOf(opened, t.Halted), Resolve: spanOf(opened, t.Resolved)}
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// detection lists the alerts, oldest first, and pairs each SLA of the
+// agent with the value an alert reported for its metric.
+func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
+	sorted := slices.Clone(alerts)
+	slices.SortStableFunc(sorted, func(a, b *Alert) int { return a.StartsAt.Compare(b.StartsAt) })
+	observed := map[string]string{}
+	for _, a := range sorted {
+		d := DetectedAlert{Source: a.Source, Title: a.Title, Summary: a.Summary, Severity: a.Severity, Status: a.Status,
+			StartsAt: a.StartsAt.UTC(), Count: a.Count, Sessions: a.Sessions}
+		if len(a.Details) > 0 {
+			_ = json.Unmarshal(a.Details, &d.Values) // details that are not an object have no named values
+		}
+		for k, v := range d.Values {
+			observed[k] = fmt.Sprint(v)
+		}
+		for k, v := range a.Labels {
+			if _, ok := observed[k]; !ok {
+				observed[k] = v
+			}
+		}
+		pm.Detection = append(pm.Detection, d)
+	}
+	if ag == nil {
+		return
+	}
+	for _, sla := range ag.SLAs {
+		pm.SLAs = append(pm.SLAs, SLACheck{Metric: sla.Metric, Limit: slaLimit(sla), Observed: observed[sla.Metric]})
+	}
+}
+
+func slaLimit(sla ownership.SLA) string {
+	var parts []string
+	if sla.Min != nil {
+		parts = append(parts, "min "+strconv.FormatFloat(*sla.Min, 'f', -1, 64))
+	}
+	if sla.Max != nil {
+		parts = append(parts, "max "+strconv.FormatFloat(*sla.Max, 'f', -1, 64))
+	}
+	if len(sla.Allow) > 0 {
+		parts = append(parts, "allow "+strings.Join(sla.Allow, ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func postmortemHalt(h *Halt) PostmortemHalt {
+	ph := PostmortemHalt{Action: h.Action, Sessions: h.Sessions, Adapter: h.Adapter, Actor: actorLabel(h.Actor),
+		Reason: h.Reason, Result: h.Status, Error: h.Error, RequestedAt: h.RequestedAt.UTC(), FinishedAt: utcPtr(h.FinishedAt)}
+	if h.Action == ActionHalt && h.Status == HaltVerified {
+		d := Span(h.TimeToHalt())
+		ph.TimeToHalt = &d
+	}
+	return ph
+}
+
+func blastAnswers(c *Checklist) []BlastAnswer {
+	out := make([]BlastAnswer, 0, len(c.Items))
+	for _, it := range c.Items {
+		b := BlastAnswer{Key: it.Key, Position: it.Position, Question: it.Question, Check: it.Check, Owner: it.Owner,
+			Link: it.Link, Choice: it.Choice, Details: it.Details, AnsweredAt: utcPtr(it.AnsweredAt)}
+		if it.AnsweredBy != nil {
+			b.AnsweredBy = actorLabel(*it.AnsweredBy)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+func (pm *Postmortem) answers(answers []*PostmortemAnswer) {
+	for _, q := range postmortemQuestions {
+		a := answerFor(answers, q.Key)
+		if a == nil || strings.TrimSpace(a.Text) == "" {
+			continue
+		}
+		pm.Answers = append(pm.Answers, QuestionAnswer{Key: q.Key, Question: q.Question, Text: a.Text,
+			By: actorLabel(a.Actor), At: a.At.UTC()})
+		if q.Key == QuestionActionItems {
+			pm.ActionItems = ParseActionItems(a.Text)
+		}
+	}
+}
+
+// Answer returns the text of one postmortem answer, "" when unanswered.
+func (pm *Postmortem) Answer(key string) string {
+	for _, a := range pm.Answers {
+		if a.Key == key {
+			return a.Text
+		}
+	}
+	return ""
+}
+
+func (pm *Postmortem) links(inc *Incident, ag *ownership.Agent, publicURL string) {
+	l := &pm.Links
+	if inc.SlackChannelID != "" {
+		l.SlackChannel = "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)
+		l.SlackChannelName = inc.SlackChannelName
+	}
+	l.PagerDutyKey = inc.PagerDutyKey
+	if ag != nil {
+		l.Runbook = ag.Runbook
+		pm.Team, pm.Description = ag.Team, ag.Description
+	}
+	if publicURL != "" {
+		l.Reins = fmt.Sprintf("%s/api/v1/incidents/%d", strings.TrimRight(publicURL, "/"), inc.ID)
+	}
+	l.Alerts = inc.Links
+}
+
+// actionLine is "owner: what (due YYYY-MM-DD)", every part but "what"
+// optional, after an optional list marker.
+var actionLine = regexp.MustCompile(`^(?:(?:[-*•+]|\d+[.)])\s+)?(?:\[[ xX]?\]\s+)?(?:([^:\s][^:]{0,79}?):\s+)?(.*?)\s*(?:\((?:due:?\s*)?(\d{4}-\d{2}-\d{2})\))?$`)
+
+// ParseActionItems reads the action_items answer, one item per line.
+func ParseActionItems(text string) []ActionItem {
+	var out []ActionItem
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		m := actionLine.FindStringSubmatch(line)
+		if m == nil || strings.TrimSpace(m[2]) == "" {
+			out = append(out, ActionItem{Text: line})
+			continue
+		}
+		out = append(out, ActionItem{Owner: strings.TrimSpace(m[1]), Text: strings.TrimSpace(m[2]), Due: m[3]})
+	}
+	return out
+}

@@ -1,0 +1,228 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+// CreateHalt records h and sets h.ID.
+func (q *queries) CreateHalt(ctx context.Context, h *incidents.Halt) error {
+	h.RequestedAt = orNow(h.RequestedAt)
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO halts (incident_id, agent, action, sessions, reason, actor, adapter,
+			status, attempts, error, requested_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			RETURNING id`,
+			h.IncidentID, h.Agent, h.Action, js(h.Sessions), h.Reason, actorJSON(h.Actor), h.Adapter,
+			h.Status, h.Attempts, h.Error, q.t(h.RequestedAt), q.nt(h.FinishedAt))
+	})
+	if err != nil {
+		return wrap(err, "record %s of %s", h.Action, h.Agent)
+	}
+	h.ID = ids[0]
+	return nil
+}
+
+// UpdateHalt writes the outcome of h: adapter, status, attempts, error, finish.
+func (q *queries) UpdateHalt(ctx context.Context, h *incidents.Halt) error {
+	return q.write(ctx, false, func(q *queries) error {
+		res, err := q.exec(ctx, `UPDATE halts SET adapter = ?, status = ?, attempts = ?, error = ?, finished_at = ?
+			WHERE id = ?`, h.Adapter, h.Status, h.Attempts, h.Error, q.nt(h.FinishedAt), h.ID)
+		if err != nil {
+			return wrap(err, "update halt %d", h.ID)
+		}
+		return mustAffect(res, fmt.Sprintf("halt %d", h.ID))
+	})
+}
+
+type haltRow struct {
+	ID          int64  `db:"id"`
+	IncidentID  int64  `db:"incident_id"`
+	Agent       string `db:"agent"`
+	Action      string `db:"action"`
+	Sessions    string `db:"sessions"`
+	Reason      string `db:"reason"`
+	Actor       string `db:"actor"`
+	Adapter     string `db:"adapter"`
+	Status      string `db:"status"`
+	Attempts    int    `db:"attempts"`
+	Error       string `db:"error"`
+	RequestedAt dbTime `db:"requested_at"`
+	FinishedAt  dbTime `db:"finished_at"`
+}
+
+// FindHalts returns halts, newest first; agent "" and incidentID 0 match all.
+func (q *queries) FindHalts(ctx context.Context, agent string, incidentID int64) ([]*incidents.Halt, error) {
+	where, args := []string{"1 = 1"}, []any{}
+	if agent != "" {
+		where, args = append(where, "agent = ?"), append(args, agent)
+	}
+	if incidentID != 0 {
+		where, args = append(where, "incident_id = ?"), append(args, incidentID)
+	}
+	var rows []haltRow
+	err := q.sel(ctx, &rows, `SELECT id, incident_id, agent, action, sessions, reason, actor, adapter, status,
+		attempts, error, requested_at, finished_at FROM halts WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY requested_at DESC, id DESC`, args...)
+	if err != nil {
+		return nil, wrap(err, "find halts of %q", agent)
+	}
+	out := make([]*incidents.Halt, len(rows))
+	for i, r := range rows {
+		h := &incidents.Halt{ID: r.ID, IncidentID: r.IncidentID, Agent: r.Agent, Action: r.Action, Reason: r.Reason,
+			Adapter: r.Adapter, Status: r.Status, Attempts: r.Attempts, Error: r.Error,
+			RequestedAt: r.RequestedAt.T, FinishedAt: r.FinishedAt.ptr()}
+		if err := unjs(r.Sessions, &h.Sessions, "halt sessions"); err != nil {
+			return nil, err
+		}
+		if h.Actor, err = unactor(r.Actor, "halt actor"); err != nil {
+			return nil, err
+		}
+		out[i] = h
+	}
+	return out, nil
+}
+
+// SetKillFlag upserts the flag for (f.Agent, f.Session).
+func (q *queries) SetKillFlag(ctx context.Context, f incidents.KillFlag) error {
+	f.UpdatedAt = orNow(f.UpdatedAt)
+	return q.write(ctx, false, func(q *queries) error {
+		_, err := q.exec(ctx, `INSERT INTO kill_flags (agent, session, halted, reason, actor, incident_id, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (agent, session) DO UPDATE SET halted = excluded.halted, reason = excluded.reason,
+				actor = excluded.actor, incident_id = excluded.incident_id, updated_at = excluded.updated_at`,
+			f.Agent, f.Session, f.Halted, f.Reason, actorJSON(f.Actor), f.IncidentID, q.t(f.UpdatedAt))
+		if err != nil {
+			return wrap(err, "set kill flag of %s", f.Agent)
+		}
+		return nil
+	})
+}
+
+// KillFlags returns every flag, by agent then session ("" first).
+func (q *queries) KillFlags(ctx context.Context) ([]incidents.KillFlag, error) {
+	var rows []struct {
+		Agent      string `db:"agent"`
+		Session    string `db:"session"`
+		Halted     bool   `db:"halted"`
+		Reason     string `db:"reason"`
+		Actor      string `db:"actor"`
+		IncidentID int64  `db:"incident_id"`
+		UpdatedAt  dbTime `db:"updated_at"`
+	}
+	err := q.sel(ctx, &rows, `SELECT agent, session, halted, reason, actor, incident_id, updated_at
+		FROM kill_flags ORDER BY agent, session`)
+	if err != nil {
+		return nil, wrap(err, "read kill flags")
+	}
+	out := make([]incidents.KillFlag, len(rows))
+	for i, r := range rows {
+		actor, err := unactor(r.Actor, "kill flag actor")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = incidents.KillFlag{Agent: r.Agent, Session: r.Session, Halted: r.Halted, Reason: r.Reason,
+			Actor: actor, IncidentID: r.IncidentID, UpdatedAt: r.UpdatedAt.T}
+	}
+	return out, nil
+}
+
+// AppendAudit records e and sets e.ID.
+func (q *queries) AppendAudit(ctx context.Context, e *incidents.AuditEntry) error {
+	e.At = orNow(e.At)
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO audit_log (at, actor, action, agent, allowed, detail)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			q.t(e.At), actorJSON(e.Actor), e.Action, e.Agent, e.Allowed, e.Detail)
+	})
+	if err != nil {
+		return wrap(err, "audit %s of %s", e.Action, e.Agent)
+	}
+	e.ID = ids[0]
+	return nil
+}
+
+// FindAudit returns up to limit entries (0: 100), newest first; agent ""
+// means all.
+func (q *queries) FindAudit(ctx context.Context, agent string, limit int) ([]*incidents.AuditEntry, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	where, args := "", []any{}
+	if agent != "" {
+		where, args = "WHERE agent = ?", append(args, agent)
+	}
+	var rows []struct {
+		ID      int64  `db:"id"`
+		At      dbTime `db:"at"`
+		Actor   string `db:"actor"`
+		Action  string `db:"action"`
+		Agent   string `db:"agent"`
+		Allowed bool   `db:"allowed"`
+		Detail  string `db:"detail"`
+	}
+	err := q.sel(ctx, &rows, `SELECT id, at, actor, action, agent, allowed, detail FROM audit_log `+where+`
+		ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, wrap(err, "read audit log")
+	}
+	out := make([]*incidents.AuditEntry, len(rows))
+	for i, r := range rows {
+		actor, err := unactor(r.Actor, "audit actor")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = &incidents.AuditEntry{ID: r.ID, At: r.At.T, Actor: actor, Action: r.Action, Agent: r.Agent,
+			Allowed: r.Allowed, Detail: r.Detail}
+	}
+	return out, nil
+}
+
+// RecordDrill records d and sets d.ID.
+func (q *queries) RecordDrill(ctx context.Context, d *incidents.DrillResult) error {
+	d.At = orNow(d.At)
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO drills (agent, adapter, at, ok, error, actor)
+			VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+			d.Agent, d.Adapter, q.t(d.At), d.OK, d.Error, actorJSON(d.Actor))
+	})
+	if err != nil {
+		return wrap(err, "record drill of %s", d.Agent)
+	}
+	d.ID = ids[0]
+	return nil
+}
+
+// LastDrills returns the newest drill of each agent.
+func (q *queries) LastDrills(ctx context.Context) (map[string]*incidents.DrillResult, error) {
+	var rows []struct {
+		ID      int64  `db:"id"`
+		Agent   string `db:"agent"`
+		Adapter string `db:"adapter"`
+		At      dbTime `db:"at"`
+		OK      bool   `db:"ok"`
+		Error   string `db:"error"`
+		Actor   string `db:"actor"`
+	}
+	err := q.sel(ctx, &rows, `SELECT d.id, d.agent, d.adapter, d.at, d.ok, d.error, d.actor FROM drills d
+		WHERE NOT EXISTS (SELECT 1 FROM drills n WHERE n.agent = d.agent
+			AND (n.at > d.at OR (n.at = d.at AND n.id > d.id)))`)
+	if err != nil {
+		return nil, wrap(err, "read last drills")
+	}
+	out := make(map[string]*incidents.DrillResult, len(rows))
+	for _, r := range rows {
+		actor, err := unactor(r.Actor, "drill actor")
+		if err != nil {
+			return nil, err
+		}
+		out[r.Agent] = &incidents.DrillResult{ID: r.ID, Agent: r.Agent, Adapter: r.Adapter, At: r.At.T, OK: r.OK,
+			Error: r.Error, Actor: actor}
+	}
+	return out, nil
+}

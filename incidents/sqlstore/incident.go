@@ -1,0 +1,245 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+const incidentCols = `id, agent, unowned, group_key, title, severity, status, source, sessions, links,
+	slack_channel_id, slack_channel_name, summary_ts, checklist_ts, postmortem_ts,
+	pagerduty_key, paged_at, acked_at, acked_by,
+	created_at, started_at, last_alert_at, resolved_at, resolved_by, version`
+
+type incidentRow struct {
+	ID               int64  `db:"id"`
+	Agent            string `db:"agent"`
+	Unowned          bool   `db:"unowned"`
+	GroupKey         string `db:"group_key"`
+	Title            string `db:"title"`
+	Severity         string `db:"severity"`
+	Status           string `db:"status"`
+	Source           string `db:"source"`
+	Sessions         string `db:"sessions"`
+	Links            string `db:"links"`
+	SlackChannelID   string `db:"slack_channel_id"`
+	SlackChannelName string `db:"slack_channel_name"`
+	SummaryTS        string `db:"summary_ts"`
+	ChecklistTS      string `db:"checklist_ts"`
+	PostmortemTS     string `db:"postmortem_ts"`
+	PagerDutyKey     string `db:"pagerduty_key"`
+	PagedAt          dbTime `db:"paged_at"`
+	AckedAt          dbTime `db:"acked_at"`
+	AckedBy          string `db:"acked_by"`
+	CreatedAt        dbTime `db:"created_at"`
+	StartedAt        dbTime `db:"started_at"`
+	LastAlertAt      dbTime `db:"last_alert_at"`
+	ResolvedAt       dbTime `db:"resolved_at"`
+	ResolvedBy       string `db:"resolved_by"`
+	Version          int64  `db:"version"`
+}
+
+func (r *incidentRow) load(inc *incidents.Incident) error {
+	*inc = incidents.Incident{
+		ID: r.ID, Agent: r.Agent, Unowned: r.Unowned, GroupKey: r.GroupKey, Title: r.Title,
+		Severity: r.Severity, Status: r.Status, Source: r.Source,
+		SlackChannelID: r.SlackChannelID, SlackChannelName: r.SlackChannelName,
+		SummaryTS: r.SummaryTS, ChecklistTS: r.ChecklistTS, PostmortemTS: r.PostmortemTS,
+		PagerDutyKey: r.PagerDutyKey, PagedAt: r.PagedAt.ptr(), AckedAt: r.AckedAt.ptr(), AckedBy: r.AckedBy,
+		CreatedAt: r.CreatedAt.T, StartedAt: r.StartedAt.T, LastAlertAt: r.LastAlertAt.T,
+		ResolvedAt: r.ResolvedAt.ptr(), ResolvedBy: r.ResolvedBy, Version: r.Version,
+	}
+	if err := unjs(r.Sessions, &inc.Sessions, "incident sessions"); err != nil {
+		return err
+	}
+	return unjs(r.Links, &inc.Links, "incident links")
+}
+
+// findIncident loads the one incident matching where, or ENOTFOUND for what.
+func (q *queries) findIncident(ctx context.Context, what, where string, args ...any) (*incidents.Incident, error) {
+	var r incidentRow
+	err := q.get(ctx, &r, `SELECT `+incidentCols+` FROM incidents WHERE `+where+q.forUpdate(), args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, notFound(what)
+	} else if err != nil {
+		return nil, wrap(err, "find %s", what)
+	}
+	inc := &incidents.Incident{}
+	if err := r.load(inc); err != nil {
+		return nil, fmt.Errorf("find %s: %w", what, err)
+	}
+	return inc, nil
+}
+
+const insertIncident = `INSERT INTO incidents (agent, unowned, group_key, grouping, title, severity, status, source,
+	sessions, links, slack_channel_id, slack_channel_name, summary_ts, checklist_ts, postmortem_ts,
+	pagerduty_key, paged_at, acked_at, acked_by, created_at, started_at, last_alert_at, version)
+VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+ON CONFLICT (agent, group_key) WHERE status = 'open' AND grouping DO NOTHING
+RETURNING id`
+
+// OpenIncident inserts inc as the open incident collecting alerts for its
+// agent and group key, or loads the one that already does into inc.
+//
+// It looks first and inserts only when nothing is open, so a storm of alerts
+// for one incident costs one indexed read each and burns no IDs (the numbers
+// users see stay consecutive). Racing inserts meet on the unique partial
+// index: the losers do nothing and read the winner's row.
+func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	what := fmt.Sprintf("open incident for %s", inc.Agent)
+	for range 3 {
+		got, err := q.findIncident(ctx, what, `agent = ? AND group_key = ? AND status = 'open' AND grouping`,
+			inc.Agent, inc.GroupKey)
+		if err == nil {
+			*inc = *got
+			return false, nil
+		} else if incidents.ErrorCode(err) != incidents.ENOTFOUND {
+			return false, err
+		}
+		created, err := q.insertIncident(ctx, inc)
+		if err != nil || created {
+			return created, err
+		}
+		// Lost the race: the winner's row is there now (READ COMMITTED reads
+		// it), unless it was resolved in between; then try again.
+	}
+	return false, fmt.Errorf("open incident for %s: the open incident kept changing; try again", inc.Agent)
+}
+
+func (q *queries) insertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	inc.CreatedAt = orNow(inc.CreatedAt)
+	if inc.StartedAt.IsZero() || inc.StartedAt.After(inc.CreatedAt) {
+		inc.StartedAt = inc.CreatedAt
+	}
+	if inc.LastAlertAt.IsZero() {
+		inc.LastAlertAt = inc.CreatedAt
+	}
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, insertIncident, inc.Agent, inc.Unowned, inc.GroupKey, true, inc.Title,
+			inc.Severity, inc.Source, js(inc.Sessions), js(inc.Links), inc.SlackChannelID,
+			inc.SlackChannelName, inc.SummaryTS, inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey,
+			q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy,
+			q.t(inc.CreatedAt), q.t(inc.StartedAt), q.t(inc.LastAlertAt))
+	})
+	if err != nil {
+		return false, wrap(err, "open incident for %s", inc.Agent)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	inc.ID, inc.Status, inc.Version = ids[0], incidents.StatusOpen, 1
+	inc.ResolvedAt, inc.ResolvedBy = nil, ""
+	inc.CreatedAt = inc.CreatedAt.UTC().Truncate(time.Microsecond)
+	inc.StartedAt = inc.StartedAt.UTC().Truncate(time.Microsecond)
+	inc.LastAlertAt = inc.LastAlertAt.UTC().Truncate(time.Microsecond)
+	return true, nil
+}
+
+// StopGrouping makes the incident stop collecting new alerts.
+func (q *queries) StopGrouping(ctx context.Context, id int64) error {
+	return q.write(ctx, false, func(q *queries) error {
+		res, err := q.exec(ctx, `UPDATE incidents SET grouping = ?, version = version + 1 WHERE id = ?`, false, id)
+		if err != nil {
+			return wrap(err, "stop grouping incident #%d", id)
+		}
+		return mustAffect(res, fmt.Sprintf("incident #%d", id))
+	})
+}
+
+// FindIncident returns the incident with id. Inside a transaction on
+// PostgreSQL the row stays locked until commit (see forUpdate).
+func (q *queries) FindIncident(ctx context.Context, id int64) (*incidents.Incident, error) {
+	return q.findIncident(ctx, fmt.Sprintf("incident #%d", id), `id = ?`, id)
+}
+
+// FindIncidentByChannel returns the incident whose Slack channel is channelID
+// (the newest, should a channel ever have been reused).
+func (q *queries) FindIncidentByChannel(ctx context.Context, channelID string) (*incidents.Incident, error) {
+	if channelID == "" {
+		return nil, notFound("incident for an empty channel ID")
+	}
+	return q.findIncident(ctx, "incident for this channel",
+		`id = (SELECT max(id) FROM incidents WHERE slack_channel_id = ?)`, channelID)
+}
+
+// FindIncidentByPagerKey returns the incident paged with dedupKey.
+func (q *queries) FindIncidentByPagerKey(ctx context.Context, dedupKey string) (*incidents.Incident, error) {
+	if dedupKey == "" {
+		return nil, notFound("incident for an empty PagerDuty key")
+	}
+	return q.findIncident(ctx, fmt.Sprintf("incident with PagerDuty key %q", dedupKey),
+		`id = (SELECT max(id) FROM incidents WHERE pagerduty_key = ?)`, dedupKey)
+}
+
+// FindIncidents returns incidents matching f, newest first.
+func (q *queries) FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*incidents.Incident, error) {
+	var where []string
+	var args []any
+	if f.Agent != "" {
+		where, args = append(where, "agent = ?"), append(args, f.Agent)
+	}
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, f.Status)
+	}
+	query := `SELECT ` + incidentCols + ` FROM incidents`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	query += ` ORDER BY id DESC LIMIT ? OFFSET ?`
+	args = append(args, limit, max(f.Offset, 0))
+	var rows []incidentRow
+	if err := q.sel(ctx, &rows, query, args...); err != nil {
+		return nil, wrap(err, "find incidents")
+	}
+	out := make([]*incidents.Incident, len(rows))
+	for i := range rows {
+		out[i] = &incidents.Incident{}
+		if err := rows[i].load(out[i]); err != nil {
+			return nil, fmt.Errorf("find incidents: %w", err)
+		}
+	}
+	return out, nil
+}
+
+const updateIncident = `UPDATE incidents SET agent = ?, unowned = ?, group_key = ?, title = ?, severity = ?,
+	status = ?, source = ?, sessions = ?, links = ?, slack_channel_id = ?, slack_channel_name = ?,
+	summary_ts = ?, checklist_ts = ?, postmortem_ts = ?, pagerduty_key = ?, paged_at = ?, acked_at = ?,
+	acked_by = ?, started_at = ?, last_alert_at = ?, resolved_at = ?, resolved_by = ?,
+	version = version + 1
+WHERE id = ?
+RETURNING version`
+
+// UpdateIncident writes every mutable field of inc and bumps its Version.
+// It does not compare versions: a read-modify-write belongs in InTx, where
+// the read locks the row on PostgreSQL.
+func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) error {
+	var versions []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &versions, updateIncident, inc.Agent, inc.Unowned, inc.GroupKey, inc.Title,
+			inc.Severity, inc.Status, inc.Source, js(inc.Sessions), js(inc.Links), inc.SlackChannelID,
+			inc.SlackChannelName, inc.SummaryTS, inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey,
+			q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy, q.t(inc.StartedAt), q.t(inc.LastAlertAt),
+			q.nt(inc.ResolvedAt), inc.ResolvedBy, inc.ID)
+	})
+	if unique(err) {
+		return &incidents.Error{Code: incidents.ECONFLICT, Message: fmt.Sprintf(
+			"Another open incident already collects alerts for %s; resolve it first.", inc.Agent)}
+	} else if err != nil {
+		return wrap(err, "update incident #%d", inc.ID)
+	}
+	if len(versions) == 0 {
+		return notFound(fmt.Sprintf("incident #%d", inc.ID))
+	}
+	inc.Version = versions[0]
+	return nil
+}

@@ -1,0 +1,167 @@
+package sqlstore
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/migrations"
+)
+
+// EnqueueOutbox adds item unless an item with its Key exists (false then).
+// item.ID and item.State are filled in when it is added.
+func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (bool, error) {
+	if item.Key == "" || item.Lane == "" || item.Kind == "" {
+		return false, &incidents.Error{Code: incidents.EINVALID,
+			Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", item.Key)}
+	}
+	item.CreatedAt = orNow(item.CreatedAt)
+	if item.NextAttemptAt.IsZero() {
+		item.NextAttemptAt = item.CreatedAt
+	}
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts,
+			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
+			ON CONFLICT (key) DO NOTHING RETURNING id`,
+			item.IncidentID, item.Lane, item.Kind, item.Key, raw(item.Payload),
+			q.t(item.NextAttemptAt), q.t(item.CreatedAt))
+	})
+	if err != nil {
+		return false, wrap(err, "enqueue %s %q", item.Kind, item.Key)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	item.ID, item.State, item.Attempts = ids[0], incidents.OutboxPending, 0
+	return true, nil
+}
+
+// claimOutbox leases due items. An item waits while an earlier item of its
+// incident and lane is pending (leased or backing off), so one incident's
+// side effects happen in the order they were queued; items of no incident
+// (0) wait for nothing. On PostgreSQL, SKIP LOCKED lets replicas claim side
+// by side, each taking rows the others have not locked.
+const claimOutbox = `UPDATE outbox SET locked_until = ?
+WHERE id IN (
+	SELECT o.id FROM outbox o
+	WHERE o.lane = ? AND o.state = 'pending' AND o.next_attempt_at <= ?
+		AND (o.locked_until IS NULL OR o.locked_until <= ?)
+		AND (o.incident_id = 0 OR NOT EXISTS (
+			SELECT 1 FROM outbox e
+			WHERE e.incident_id = o.incident_id AND e.lane = o.lane AND e.state = 'pending' AND e.id < o.id))
+	ORDER BY o.next_attempt_at, o.id
+	LIMIT ?%s)
+RETURNING ` + outboxCols
+
+const outboxCols = `id, incident_id, lane, kind, key, payload, state, attempts, next_attempt_at,
+	locked_until, last_error, created_at, done_at`
+
+type outboxRow struct {
+	ID            int64  `db:"id"`
+	IncidentID    int64  `db:"incident_id"`
+	Lane          string `db:"lane"`
+	Kind          string `db:"kind"`
+	Key           string `db:"key"`
+	Payload       string `db:"payload"`
+	State         string `db:"state"`
+	Attempts      int    `db:"attempts"`
+	NextAttemptAt dbTime `db:"next_attempt_at"`
+	LockedUntil   dbTime `db:"locked_until"`
+	LastError     string `db:"last_error"`
+	CreatedAt     dbTime `db:"created_at"`
+	DoneAt        dbTime `db:"done_at"`
+}
+
+// ClaimOutbox leases up to limit due items of lane until now+lease, oldest
+// due first.
+func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*incidents.OutboxItem, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	lock := ""
+	if q.s.d == migrations.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	var rows []outboxRow
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &rows, fmt.Sprintf(claimOutbox, lock),
+			q.t(now.Add(lease)), lane, q.t(now), q.t(now), limit)
+	})
+	if err != nil {
+		return nil, wrap(err, "claim %s outbox items", lane)
+	}
+	// RETURNING order is unspecified: hand items out in queue order.
+	slices.SortFunc(rows, func(a, b outboxRow) int {
+		return cmp.Or(a.NextAttemptAt.T.Compare(b.NextAttemptAt.T), cmp.Compare(a.ID, b.ID))
+	})
+	out := make([]*incidents.OutboxItem, len(rows))
+	for i, r := range rows {
+		out[i] = &incidents.OutboxItem{ID: r.ID, IncidentID: r.IncidentID, Lane: r.Lane, Kind: r.Kind, Key: r.Key,
+			Payload: unraw(r.Payload), State: r.State, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt.T,
+			LockedUntil: r.LockedUntil.ptr(), LastError: r.LastError, CreatedAt: r.CreatedAt.T, DoneAt: r.DoneAt.ptr()}
+	}
+	return out, nil
+}
+
+// CompleteOutbox marks the item delivered.
+func (q *queries) CompleteOutbox(ctx context.Context, id int64, now time.Time) error {
+	return q.setOutbox(ctx, id, "complete",
+		`UPDATE outbox SET state = 'done', done_at = ?, locked_until = NULL WHERE id = ?`, q.t(now), id)
+}
+
+// RetryOutbox records a failed attempt and releases the item until next.
+func (q *queries) RetryOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error {
+	return q.setOutbox(ctx, id, "retry",
+		`UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, locked_until = NULL, last_error = ?
+		WHERE id = ?`, q.t(next), lastErr, id)
+}
+
+// BuryOutbox records the last failed attempt and gives up on the item: it
+// stays, dead, for inspection.
+func (q *queries) BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error {
+	return q.setOutbox(ctx, id, "bury",
+		`UPDATE outbox SET state = 'dead', attempts = attempts + 1, done_at = ?, locked_until = NULL,
+		last_error = ? WHERE id = ?`, q.t(now), lastErr, id)
+}
+
+func (q *queries) setOutbox(ctx context.Context, id int64, verb, query string, args ...any) error {
+	return q.write(ctx, false, func(q *queries) error {
+		res, err := q.exec(ctx, query, args...)
+		if err != nil {
+			return wrap(err, "%s outbox item %d", verb, id)
+		}
+		return mustAffect(res, fmt.Sprintf("outbox item %d", id))
+	})
+}
+
+// OutboxBacklog returns the pending work of each lane; the two known lanes
+// are always present so their gauges drop to zero when drained.
+func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
+	var rows []struct {
+		Lane    string `db:"lane"`
+		Pending int    `db:"pending"`
+		Oldest  dbTime `db:"oldest"`
+	}
+	err := q.sel(ctx, &rows, `SELECT lane, count(*) AS pending, min(created_at) AS oldest
+		FROM outbox WHERE state = 'pending' GROUP BY lane ORDER BY lane`)
+	if err != nil {
+		return nil, wrap(err, "outbox backlog")
+	}
+	byLane := map[string]incidents.LaneBacklog{
+		incidents.LaneChat:   {Lane: incidents.LaneChat},
+		incidents.LaneUrgent: {Lane: incidents.LaneUrgent},
+	}
+	for _, r := range rows {
+		byLane[r.Lane] = incidents.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}
+	}
+	out := make([]incidents.LaneBacklog, 0, len(byLane))
+	for _, b := range byLane {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(a, b incidents.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
+	return out, nil
+}

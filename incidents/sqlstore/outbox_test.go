@@ -1,0 +1,185 @@
+package sqlstore_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sqlstore"
+)
+
+func enqueue(t *testing.T, s *sqlstore.Store, incidentID int64, lane, key string) *incidents.OutboxItem {
+	t.Helper()
+	item := &incidents.OutboxItem{IncidentID: incidentID, Lane: lane, Kind: "post", Key: key,
+		Payload: json.RawMessage(`{"k":"` + key + `"}`), CreatedAt: t0, NextAttemptAt: t0}
+	added, err := s.EnqueueOutbox(ctx, item)
+	if err != nil || !added {
+		t.Fatalf("EnqueueOutbox(%s) = %v, %v; want added", key, added, err)
+	}
+	return item
+}
+
+// claim returns the keys claimed from lane at now.
+func claim(t *testing.T, s *sqlstore.Store, lane string, now time.Time, limit int) []string {
+	t.Helper()
+	items, err := s.ClaimOutbox(ctx, lane, now, time.Minute, limit)
+	if err != nil {
+		t.Fatalf("ClaimOutbox(%s): %v", lane, err)
+	}
+	keys := []string{}
+	for _, it := range items {
+		keys = append(keys, it.Key)
+	}
+	return keys
+}
+
+func TestEnqueueOutbox(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		item := enqueue(t, s, 0, incidents.LaneChat, "drill-report:1")
+		if item.ID == 0 || item.State != incidents.OutboxPending {
+			t.Errorf("enqueued item = ID %d state %q; want an ID, pending", item.ID, item.State)
+		}
+		dup := &incidents.OutboxItem{Lane: incidents.LaneChat, Kind: "post", Key: "drill-report:1"}
+		added, err := s.EnqueueOutbox(ctx, dup)
+		if err != nil || added {
+			t.Errorf("EnqueueOutbox(same key) = %v, %v; want false, nil", added, err)
+		}
+		_, err = s.EnqueueOutbox(ctx, &incidents.OutboxItem{Lane: incidents.LaneChat, Kind: "post"})
+		wantCode(t, err, incidents.EINVALID)
+	})
+}
+
+func TestClaimOutboxInOrder(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		a, b := open(t, s, "a", ""), open(t, s, "b", "")
+		a1 := enqueue(t, s, a.ID, incidents.LaneChat, "a1")
+		enqueue(t, s, a.ID, incidents.LaneChat, "a2")
+		enqueue(t, s, b.ID, incidents.LaneChat, "b1")
+		enqueue(t, s, 0, incidents.LaneChat, "z1")
+		enqueue(t, s, 0, incidents.LaneChat, "z2")
+		enqueue(t, s, a.ID, incidents.LaneUrgent, "page-a")
+
+		if got, want := claim(t, s, incidents.LaneChat, t0, 10), []string{"a1", "b1", "z1", "z2"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("first claim = %v, want %v (a2 waits for a1)", got, want)
+		}
+		if got, want := claim(t, s, incidents.LaneUrgent, t0, 10), []string{"page-a"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("urgent claim = %v, want %v (lanes do not wait for each other)", got, want)
+		}
+		if got := claim(t, s, incidents.LaneChat, t0, 10); len(got) != 0 {
+			t.Errorf("claim while leased = %v, want nothing", got)
+		}
+		if err := s.CompleteOutbox(ctx, a1.ID, t0); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := claim(t, s, incidents.LaneChat, t0, 10), []string{"a2"}; !reflect.DeepEqual(got, want) {
+			t.Errorf("claim after a1 done = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestClaimOutboxLeaseExpires(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		item := enqueue(t, s, 0, incidents.LaneUrgent, "page")
+		items, err := s.ClaimOutbox(ctx, incidents.LaneUrgent, t0, time.Minute, 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("claim = %d, %v", len(items), err)
+		}
+		if lu := items[0].LockedUntil; lu == nil || !lu.Equal(t0.Add(time.Minute)) {
+			t.Errorf("LockedUntil = %v, want %v", lu, t0.Add(time.Minute))
+		}
+		if got := claim(t, s, incidents.LaneUrgent, t0.Add(59*time.Second), 1); len(got) != 0 {
+			t.Errorf("claim within the lease = %v, want nothing", got)
+		}
+		// The worker died: once the lease runs out another worker takes it.
+		if got := claim(t, s, incidents.LaneUrgent, t0.Add(61*time.Second), 1); !reflect.DeepEqual(got, []string{"page"}) {
+			t.Errorf("claim after the lease = %v, want [page]", got)
+		}
+		_ = item
+	})
+}
+
+func TestRetryAndBuryOutbox(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		inc := open(t, s, "a", "")
+		first := enqueue(t, s, inc.ID, incidents.LaneChat, "first")
+		enqueue(t, s, inc.ID, incidents.LaneChat, "second")
+		claim(t, s, incidents.LaneChat, t0, 10)
+		next := t0.Add(30 * time.Second)
+		if err := s.RetryOutbox(ctx, first.ID, next, "ratelimited"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, incidents.LaneChat, t0.Add(10*time.Second), 10); len(got) != 0 {
+			t.Errorf("claim while first backs off = %v, want nothing (second waits, in order)", got)
+		}
+		items, err := s.ClaimOutbox(ctx, incidents.LaneChat, next, time.Minute, 10)
+		if err != nil || len(items) != 1 || items[0].Key != "first" {
+			t.Fatalf("claim when due = %v, %v; want first", items, err)
+		}
+		if items[0].Attempts != 1 || items[0].LastError != "ratelimited" {
+			t.Errorf("retried item = attempts %d error %q; want 1, ratelimited", items[0].Attempts, items[0].LastError)
+		}
+		if err := s.BuryOutbox(ctx, first.ID, next, "channel_not_found"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, incidents.LaneChat, next, 10); !reflect.DeepEqual(got, []string{"second"}) {
+			t.Errorf("claim after burying first = %v, want [second]", got)
+		}
+		backlog, err := s.OutboxBacklog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []incidents.LaneBacklog{{Lane: incidents.LaneChat, Pending: 1, Oldest: &t0}, {Lane: incidents.LaneUrgent}}
+		if !reflect.DeepEqual(backlog, want) {
+			t.Errorf("OutboxBacklog = %+v, want %+v", backlog, want)
+		}
+		wantCode(t, s.CompleteOutbox(ctx, 404, t0), incidents.ENOTFOUND)
+		wantCode(t, s.RetryOutbox(ctx, 404, t0, "x"), incidents.ENOTFOUND)
+		wantCode(t, s.BuryOutbox(ctx, 404, t0, "x"), incidents.ENOTFOUND)
+	})
+}
+
+// TestClaimOutboxConcurrent has workers claim and complete side by side:
+// every item is delivered exactly once.
+func TestClaimOutboxConcurrent(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		const n = 60
+		for i := range n {
+			enqueue(t, s, 0, incidents.LaneChat, fmt.Sprintf("item-%02d", i))
+		}
+		var mu sync.Mutex
+		var got []string
+		var wg sync.WaitGroup
+		for range 6 {
+			wg.Go(func() {
+				for {
+					items, err := s.ClaimOutbox(ctx, incidents.LaneChat, t0, time.Hour, 4)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if len(items) == 0 {
+						return
+					}
+					for _, it := range items {
+						mu.Lock()
+						got = append(got, it.Key)
+						mu.Unlock()
+						if err := s.CompleteOutbox(ctx, it.ID, t0); err != nil {
+							t.Error(err)
+						}
+					}
+				}
+			})
+		}
+		wg.Wait()
+		slices.Sort(got)
+		if len(got) != n || len(slices.Compact(slices.Clone(got))) != n {
+			t.Errorf("delivered %d items (%d distinct), want %d once each", len(got), len(slices.Compact(got)), n)
+		}
+	})
+}

@@ -1,0 +1,316 @@
+// Package sqlstore is the one implementation of incidents.Store, on
+// PostgreSQL and SQLite through sqlx. Queries are plain SQL written with "?"
+// placeholders and rebound for the dialect; the schema lives in migrations.
+//
+// Every method of incidents.Queries works both on the database and inside
+// Store.InTx. On SQLite, which writes one transaction at a time, the store
+// queues its writers on a gate in the process: a queued writer starts the
+// moment the previous one commits, where SQLite's busy handler would sleep
+// for milliseconds between attempts.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"modernc.org/sqlite"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/migrations"
+)
+
+var _ incidents.Store = (*Store)(nil)
+
+// Store is the persistent store. Its Queries methods run on the database; use
+// InTx to compose several into one transaction.
+type Store struct {
+	queries
+	db    *sqlx.DB
+	d     migrations.Dialect
+	gate  chan struct{} // SQLite: the one writer's token
+	locks *lockSet      // SQLite: process-local TryLock
+}
+
+// New returns a Store on db, which must be migrated, of dialect d.
+func New(db *sqlx.DB, d migrations.Dialect) *Store {
+	s := &Store{db: db, d: d}
+	if d == migrations.SQLite {
+		sh := shared(db)
+		s.gate, s.locks = sh.gate, sh.locks
+	}
+	s.queries = queries{s: s, x: db}
+	return s
+}
+
+// sqliteShared is per database, not per Store, so two Stores on one *sqlx.DB
+// (a test, a CLI command beside the server) still queue on one gate.
+type sqliteShared struct {
+	gate  chan struct{}
+	locks *lockSet
+}
+
+var (
+	sharedMu sync.Mutex
+	sharedBy = map[*sqlx.DB]*sqliteShared{}
+)
+
+func shared(db *sqlx.DB) *sqliteShared {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	sh := sharedBy[db]
+	if sh == nil {
+		sh = &sqliteShared{gate: make(chan struct{}, 1), locks: &lockSet{held: map[string]*sync.Mutex{}}}
+		sharedBy[db] = sh
+	}
+	return sh
+}
+
+// enter waits for the SQLite write gate; the returned func leaves it.
+// On PostgreSQL it does nothing: the server handles concurrent writers.
+func (s *Store) enter(ctx context.Context) (func(), error) {
+	if s.gate == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.gate <- struct{}{}:
+		return func() { <-s.gate }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for the database writer: %w", ctx.Err())
+	}
+}
+
+// InTx runs fn in one transaction, committed when fn returns nil and rolled
+// back otherwise (or when fn panics). It uses the default isolation, READ
+// COMMITTED on PostgreSQL, which the upserts of this store rely on.
+func (s *Store) InTx(ctx context.Context, fn func(q incidents.Queries) error) error {
+	return s.inTx(ctx, func(q *queries) error { return fn(q) })
+}
+
+func (s *Store) inTx(ctx context.Context, fn func(q *queries) error) (err error) {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	tx, err := s.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return wrap(err, "begin transaction")
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(&queries{s: s, x: tx, tx: true}); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return wrap(err, "commit transaction")
+	}
+	return nil
+}
+
+// TryLock runs fn while holding the named lock: a PostgreSQL session advisory
+// lock on a connection of its own, or a mutex in this process on SQLite (one
+// process owns a SQLite file). ran is false when someone else holds it.
+func (s *Store) TryLock(ctx context.Context, name string, fn func(ctx context.Context) error) (bool, error) {
+	if s.d == migrations.SQLite {
+		mu := s.locks.get(name)
+		if !mu.TryLock() {
+			return false, nil
+		}
+		defer mu.Unlock()
+		return true, fn(ctx)
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return false, wrap(err, "lock %q: get connection", name)
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(hashtext($1))`, name).Scan(&got); err != nil {
+		return false, wrap(err, "lock %q", name)
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		// Unlock even when ctx is cancelled; if that fails, the connection
+		// must not go back to the pool still holding the lock.
+		_, uerr := conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(hashtext($1))`, name)
+		if uerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	return true, fn(ctx)
+}
+
+// lockSet is the named mutexes behind TryLock on SQLite.
+type lockSet struct {
+	mu   sync.Mutex
+	held map[string]*sync.Mutex
+}
+
+func (l *lockSet) get(name string) *sync.Mutex {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.held[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.held[name] = m
+	}
+	return m
+}
+
+// Ping says whether the database answers and has every migration applied.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return wrap(err, "ping %s database", s.d)
+	}
+	pending, err := migrations.Pending(ctx, s.db, s.d)
+	if err != nil {
+		return wrap(err, "ping %s database", s.d)
+	}
+	if pending {
+		return &incidents.Error{Code: incidents.EUNAVAILABLE,
+			Message: "The database has pending migrations: run `reins migrate` or restart `reins serve`."}
+	}
+	return nil
+}
+
+// queries implements incidents.Queries on the database or on a transaction.
+type queries struct {
+	s  *Store
+	x  sqlx.ExtContext
+	tx bool
+}
+
+// write runs fn, which writes. Inside a transaction it simply runs. On the
+// database, SQLite writers pass the gate; when fn issues several statements
+// that must commit together (atomic), it gets a transaction of its own.
+func (q *queries) write(ctx context.Context, atomic bool, fn func(q *queries) error) error {
+	if q.tx {
+		return fn(q)
+	}
+	if atomic {
+		return q.s.inTx(ctx, fn)
+	}
+	leave, err := q.s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	return fn(q)
+}
+
+// forUpdate locks the rows a transaction reads before it changes them, so two
+// transactions changing one incident on PostgreSQL queue instead of one
+// overwriting the other's change. SQLite transactions are serialised anyway.
+func (q *queries) forUpdate() string {
+	if q.tx && q.s.d == migrations.Postgres {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (q *queries) rebind(query string) string { return q.x.Rebind(query) }
+
+func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return q.x.ExecContext(ctx, q.rebind(query), args...)
+}
+
+func (q *queries) get(ctx context.Context, dst any, query string, args ...any) error {
+	return sqlx.GetContext(ctx, q.x, dst, q.rebind(query), args...)
+}
+
+func (q *queries) sel(ctx context.Context, dst any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, q.x, dst, q.rebind(query), args...)
+}
+
+// mustAffect turns "no row changed" into ENOTFOUND for what.
+func mustAffect(res sql.Result, what string) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap(err, "%s: rows affected", what)
+	}
+	if n == 0 {
+		return notFound(what)
+	}
+	return nil
+}
+
+func notFound(what string) error {
+	return &incidents.Error{Code: incidents.ENOTFOUND, Message: fmt.Sprintf("No %s.", what)}
+}
+
+// wrap adds context to a driver error. Errors a retry may cure (serialisation
+// failure, deadlock, SQLite busy) also carry an EUNAVAILABLE *incidents.Error,
+// so callers that import no driver can recognise them with ErrorCode; the
+// driver error stays reachable through errors.As.
+func wrap(err error, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	if transient(err) {
+		busy := &incidents.Error{Code: incidents.EUNAVAILABLE, Message: "The database is busy; try again."}
+		return fmt.Errorf("%s: %w (%w)", msg, busy, err)
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// transient says whether trying the transaction again may succeed.
+func transient(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "40001", "40P01", "55P03": // serialization_failure, deadlock_detected, lock_not_available
+			return true
+		}
+		return false
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case 5, 6: // SQLITE_BUSY, SQLITE_LOCKED
+			return true
+		}
+	}
+	return false
+}
+
+// foreignKey says whether err is a foreign-key violation: the row refers to
+// an incident (or checklist) that does not exist.
+func foreignKey(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "23503"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == 787 // SQLITE_CONSTRAINT_FOREIGNKEY
+}
+
+// unique says whether err is a unique-constraint violation.
+func unique(err error) bool {
+	var pe *pq.Error
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	return errors.As(err, &se) && (se.Code() == 2067 || se.Code() == 1555) // SQLITE_CONSTRAINT_UNIQUE, _PRIMARYKEY
+}
+
+// insertErr maps a failed insert of something about an incident.
+func insertErr(err error, incidentID int64, format string, args ...any) error {
+	if foreignKey(err) {
+		return notFound(fmt.Sprintf("incident #%d", incidentID))
+	}
+	return wrap(err, format, args...)
+}

@@ -1,0 +1,133 @@
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Status returns the halt state, open incidents and kill authority of one
+// agent (name or alias), or of every agent sorted by name when agent is "".
+//
+// The halt state replays verified halts and resumes oldest first: a halt of
+// no sessions halts the agent, a resume of no sessions lifts every halt, and
+// halts and resumes of sessions add and remove those sessions.
+func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, error) {
+	reg := s.registry()
+	var agents []*ownership.Agent
+	filter := ""
+	if agent != "" {
+		ag, err := s.lookupAgent(agent)
+		if err != nil {
+			return nil, err
+		}
+		agents, filter = []*ownership.Agent{ag}, ag.Name
+	} else {
+		for _, name := range slices.Sorted(maps.Keys(reg.Agents)) {
+			agents = append(agents, reg.Agents[name])
+		}
+	}
+	halts, err := s.store.FindHalts(ctx, filter, 0)
+	if err != nil {
+		return nil, fmt.Errorf("load halts: %w", err)
+	}
+	open, err := s.store.FindIncidents(ctx, IncidentFilter{Agent: filter, Status: StatusOpen, Limit: 1000})
+	if err != nil {
+		return nil, fmt.Errorf("load open incidents: %w", err)
+	}
+	byAgent := map[string][]*Halt{}
+	for _, h := range halts {
+		byAgent[h.Agent] = append(byAgent[h.Agent], h)
+	}
+	out := make([]AgentStatus, 0, len(agents))
+	for _, ag := range agents {
+		st := AgentStatus{Agent: ag}
+		st.Halted, st.HaltedSessions = haltState(byAgent[ag.Name])
+		if hs := byAgent[ag.Name]; len(hs) > 0 {
+			st.LastHalt = hs[0]
+		}
+		for _, inc := range open {
+			if inc.Agent == ag.Name {
+				st.OpenIncidents = append(st.OpenIncidents, inc)
+			}
+		}
+		if s.auth != nil {
+			st.Holders, st.Unavailable = s.auth.Holders(ctx, ag)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// haltState replays halts (newest first, as the store returns them).
+func haltState(newestFirst []*Halt) (agent bool, sessions []string) {
+	for _, h := range slices.Backward(newestFirst) {
+		if h.Status != HaltVerified {
+			continue
+		}
+		switch {
+		case h.Action == ActionHalt && len(h.Sessions) == 0:
+			agent = true
+		case h.Action == ActionResume && len(h.Sessions) == 0:
+			agent, sessions = false, nil
+		case h.Action == ActionHalt:
+			for _, id := range h.Sessions {
+				if !slices.Contains(sessions, id) {
+					sessions = append(sessions, id)
+				}
+			}
+		case h.Action == ActionResume:
+			sessions = slices.DeleteFunc(sessions, func(id string) bool { return slices.Contains(h.Sessions, id) })
+		}
+	}
+	return agent, sessions
+}
+
+// Who answers `/agent who`: the agent's team and who holds kill authority now.
+func (s *Service) Who(ctx context.Context, agent string) (*AgentInfo, error) {
+	ag, err := s.lookupAgent(agent)
+	if err != nil {
+		return nil, err
+	}
+	info := &AgentInfo{Agent: ag, Team: s.registry().Teams[ag.Team]}
+	if s.auth != nil {
+		info.Holders, info.Unavailable = s.auth.Holders(ctx, ag)
+	}
+	return info, nil
+}
+
+// registry returns the registry in force, or an empty one.
+func (s *Service) registry() *ownership.Registry {
+	if s.reg != nil {
+		if r := s.reg.Current(); r != nil {
+			return r
+		}
+	}
+	return &ownership.Registry{}
+}
+
+// lookupAgent finds an agent by name or alias; an unknown name gets an
+// ENOTFOUND whose message names the closest agents.
+func (s *Service) lookupAgent(name string) (*ownership.Agent, error) {
+	reg := s.registry()
+	if ag := findAgent(reg, name); ag != nil {
+		return ag, nil
+	}
+	if len(reg.Agents) == 0 {
+		return nil, Errorf(ENOTFOUND, "No agent named %q: no agents are configured. Add them to reins.yaml.", name)
+	}
+	if near := reg.Suggest(name, 3); len(near) > 0 {
+		return nil, Errorf(ENOTFOUND, "No agent named %q. Did you mean %s?", name, strings.Join(near, ", "))
+	}
+	return nil, Errorf(ENOTFOUND, "No agent named %q. Known agents: %s.", name,
+		strings.Join(reg.Names(), ", "))
+}
+
+// findAgent resolves a name or alias, ignoring case; nil when unknown.
+func findAgent(reg *ownership.Registry, name string) *ownership.Agent {
+	return reg.Agent(strings.TrimSpace(name))
+}

@@ -1,0 +1,234 @@
+package alerts
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+// MaxBodyBytes is the largest webhook body accepted (SPEC §4: 1 MiB).
+const MaxBodyBytes = 1 << 20
+
+// Ingester stores alerts: incidents.Service implements it.
+type Ingester interface {
+	Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error)
+}
+
+// HandlerConfig configures the webhook handler of one source.
+type HandlerConfig struct {
+	Source string
+	Parse  Parser
+	// Token is REINS_WEBHOOK_TOKEN. Empty refuses every request: an
+	// unauthenticated alert endpoint would let anyone open incidents and page.
+	Token string
+	// Secret is the source's HMAC secret (Grafana, Langfuse). Empty skips the
+	// signature check: the token already authenticates, the signature adds
+	// integrity and, with a timestamp, replay protection.
+	Secret  string
+	Options func() Options // called per request: the registry may be reloaded
+	Ingest  Ingester
+	Log     *slog.Logger
+}
+
+// IngestResponse is the body of a 200 answer.
+type IngestResponse struct {
+	Incidents []int64 `json:"incidents"`
+	Alerts    int     `json:"alerts"`
+	Opened    int     `json:"opened"`
+	New       int     `json:"new"`
+	Repeated  int     `json:"repeated"`
+	Changed   int     `json:"changed"`
+}
+
+type handler struct {
+	cfg    HandlerConfig
+	verify verifier
+}
+
+// NewHandler returns the handler of one monitoring webhook. It answers 2xx
+// only once the alerts are stored, so the sender retries anything lost; every
+// refusal is a JSON {"error": …} and stores nothing.
+func NewHandler(cfg HandlerConfig) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Options == nil {
+		cfg.Options = func() Options { return Options{} }
+	}
+	if cfg.Parse == nil {
+		cfg.Parse, _ = ParserFor(cfg.Source)
+	}
+	if cfg.Parse == nil || cfg.Ingest == nil {
+		// A wiring mistake, caught the first time reins starts.
+		panic(fmt.Sprintf("alerts.NewHandler: source %q needs a parser and an ingester", cfg.Source))
+	}
+	return &handler{cfg: cfg, verify: verifiers[cfg.Source]}
+}
+
+// refusal is a 4xx/5xx answer with the metric reason it counts under.
+type refusal struct {
+	status int
+	reason string
+	msg    string
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	defer func() { webhookDuration.WithLabelValues(h.cfg.Source).Observe(time.Since(start).Seconds()) }()
+
+	opts := h.cfg.Options()
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	alerts, ref := h.accept(w, r, opts)
+	if ref != nil {
+		h.refuse(w, r, ref)
+		return
+	}
+	res, err := h.cfg.Ingest.Ingest(r.Context(), alerts)
+	if err != nil {
+		status := statusOf(err)
+		h.cfg.Log.Error("store alerts", "source", h.cfg.Source, "alerts", len(alerts), "err", err)
+		h.refuse(w, r, &refusal{status: status, reason: reasonIngest, msg: incidents.ErrorMessage(err)})
+		return
+	}
+	alertsReceived.WithLabelValues(h.cfg.Source).Add(float64(len(alerts)))
+	alertsDeduplicated.WithLabelValues(h.cfg.Source).Add(float64(res.Repeated))
+	writeJSON(w, http.StatusOK, IngestResponse{
+		Incidents: nonNil(res.Incidents), Alerts: len(alerts), Opened: res.Opened,
+		New: res.New, Repeated: res.Repeated, Changed: res.Changed,
+	})
+}
+
+// accept runs every check before anything is stored, in the order a sender
+// can act on: method, token, media type, size, signature, JSON, content.
+func (h *handler) accept(w http.ResponseWriter, r *http.Request, opts Options) ([]incidents.Alert, *refusal) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return nil, &refusal{http.StatusMethodNotAllowed, reasonMethod, "use POST"}
+	}
+	if ref := h.authenticate(r); ref != nil {
+		return nil, ref
+	}
+	if !jsonMediaType(r.Header.Get("Content-Type")) {
+		return nil, &refusal{http.StatusUnsupportedMediaType, reasonMediaType, "send the body as JSON with Content-Type: application/json"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, &refusal{http.StatusRequestEntityTooLarge, reasonTooLarge, "body over 1 MiB: lower max_alerts or trim annotations"}
+		}
+		return nil, &refusal{http.StatusBadRequest, reasonMalformed, "could not read the body"}
+	}
+	if h.verify != nil && h.cfg.Secret != "" {
+		if err := h.verify(body, r.Header, h.cfg.Secret, opts.Now); err != nil {
+			return nil, &refusal{http.StatusUnauthorized, reasonSignature, incidents.ErrorMessage(err)}
+		}
+	}
+	if !json.Valid(body) {
+		return nil, &refusal{http.StatusBadRequest, reasonMalformed, malformedMessage(body)}
+	}
+	alerts, err := h.cfg.Parse(body, r.Header, opts)
+	if err != nil {
+		return nil, &refusal{http.StatusUnprocessableEntity, reasonInvalid, incidents.ErrorMessage(err)}
+	}
+	return alerts, nil
+}
+
+// authenticate checks the bearer token or ?token= in constant time.
+func (h *handler) authenticate(r *http.Request) *refusal {
+	if h.cfg.Token == "" {
+		return &refusal{http.StatusUnauthorized, reasonUnauthorized,
+			"webhooks are refused: set REINS_WEBHOOK_TOKEN on the reins server, then send it as a bearer token or ?token="}
+	}
+	got := r.URL.Query().Get("token")
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, token, _ := strings.Cut(auth, " ")
+		if strings.EqualFold(scheme, "Bearer") {
+			got = strings.TrimSpace(token)
+		}
+	}
+	if got == "" {
+		return &refusal{http.StatusUnauthorized, reasonUnauthorized,
+			"missing token: send Authorization: Bearer <REINS_WEBHOOK_TOKEN> or add ?token=<REINS_WEBHOOK_TOKEN> to the URL"}
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
+		return &refusal{http.StatusUnauthorized, reasonUnauthorized, "wrong token: use the value of REINS_WEBHOOK_TOKEN"}
+	}
+	return nil
+}
+
+func (h *handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
+	alertsRefused.WithLabelValues(h.cfg.Source, ref.reason).Inc()
+	if ref.reason != reasonIngest { // ingest failures are logged with their cause
+		h.cfg.Log.Warn("webhook refused", "source", h.cfg.Source, "status", ref.status,
+			"reason", ref.reason, "error", ref.msg, "remote", r.RemoteAddr)
+	}
+	if ref.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
+	}
+	writeJSON(w, ref.status, map[string]string{"error": ref.msg})
+}
+
+// statusOf maps the domain's error codes to HTTP, in one table.
+func statusOf(err error) int {
+	switch incidents.ErrorCode(err) {
+	case incidents.EINVALID:
+		return http.StatusUnprocessableEntity
+	case incidents.ECONFLICT:
+		return http.StatusConflict
+	case incidents.ENOTFOUND:
+		return http.StatusNotFound
+	case incidents.EFORBIDDEN:
+		return http.StatusForbidden
+	case incidents.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case incidents.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// jsonMediaType accepts application/json, with parameters, and +json types.
+func jsonMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+func malformedMessage(body []byte) string {
+	var v any
+	err := json.Unmarshal(body, &v)
+	if err == nil { // unreachable: json.Valid said no
+		return "malformed JSON"
+	}
+	return incidents.ErrorMessage(decodeError(err))
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v) // the sender hung up: nothing left to tell it
+}
+
+func nonNil(ids []int64) []int64 {
+	if ids == nil {
+		return []int64{}
+	}
+	return ids
+}

@@ -1,0 +1,282 @@
+// Package halt implements incidents.Halter: the kill switches reins pulls.
+//
+// Each agent names one adapter in its `halt:` section (SPEC §7):
+//
+//	flag          reins' own kill flag, polled by agents at GET /api/v1/agents/{agent}/halted
+//	webhook       a signed POST to the agent's control endpoint (docs/halt-webhook.md)
+//	launchdarkly  turns the agent's flag off in one environment (semantic patch)
+//	unleash       disables the agent's toggle in one environment (admin API)
+//	kubernetes    scales the agent's Deployment to 0 (scale subresource)
+//
+// Every adapter can Do (halt or resume, safe to repeat), Verify (read the
+// state back: a halt is never reported as done on the word of the request
+// alone) and Drill (prove credentials and reachability without halting).
+// Retries belong to the caller: incidents.Service retries Do with its own
+// timeout, so an adapter makes exactly one attempt per call.
+package halt
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Adapter is one halt mechanism.
+type Adapter interface {
+	// Do halts or resumes per r.Action. It must be safe to repeat.
+	Do(ctx context.Context, r incidents.HaltRequest) error
+	// Verify reads back whether the requested state holds.
+	Verify(ctx context.Context, r incidents.HaltRequest) (bool, error)
+	// Drill proves reachability and credentials and changes nothing.
+	Drill(ctx context.Context, agent *ownership.Agent) error
+	// SessionScoped says whether the mechanism can halt single sessions. When
+	// false, a request naming sessions is refused with an *incidents.Error
+	// EINVALID that says to halt the whole agent.
+	SessionScoped() bool
+}
+
+// Adapter names, as written in `halt.adapter`.
+const (
+	AdapterFlag         = "flag"
+	AdapterWebhook      = "webhook"
+	AdapterLaunchDarkly = "launchdarkly"
+	AdapterUnleash      = "unleash"
+	AdapterKubernetes   = "kubernetes"
+)
+
+// DefaultTimeout bounds one adapter HTTP call when Config.HTTPClient is nil.
+// The service usually sets a shorter deadline on the context.
+const DefaultTimeout = 10 * time.Second
+
+// Config holds what the adapters share.
+type Config struct {
+	Getenv     func(string) string // reads secret_env / token_env (nil: os.Getenv)
+	HTTPClient *http.Client        // nil: a client with DefaultTimeout
+	Flags      *Flags              // the flag adapter's state; nil disables the flag adapter
+	Now        func() time.Time    // nil: time.Now
+	Log        *slog.Logger        // nil: discard
+}
+
+func (c Config) withDefaults() Config {
+	if c.Getenv == nil {
+		c.Getenv = os.Getenv
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: DefaultTimeout}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Registry implements incidents.Halter by dispatching on agent.Halt.Adapter.
+type Registry struct {
+	adapters map[string]Adapter
+	log      *slog.Logger
+}
+
+var _ incidents.Halter = (*Registry)(nil)
+
+// NewRegistry returns a Registry holding every adapter. The flag adapter is
+// present only when cfg.Flags is set.
+func NewRegistry(cfg Config) *Registry {
+	cfg = cfg.withDefaults()
+	r := &Registry{log: cfg.Log, adapters: map[string]Adapter{
+		AdapterWebhook:      NewWebhook(cfg),
+		AdapterLaunchDarkly: NewLaunchDarkly(cfg),
+		AdapterUnleash:      NewUnleash(cfg),
+		AdapterKubernetes:   NewKubernetes(cfg),
+	}}
+	if cfg.Flags != nil {
+		r.adapters[AdapterFlag] = NewFlagAdapter(cfg.Flags, cfg.Now)
+	}
+	return r
+}
+
+// Adapter returns the adapter registered under name.
+func (r *Registry) Adapter(name string) (Adapter, bool) {
+	a, ok := r.adapters[name]
+	return a, ok
+}
+
+// Do halts or resumes through the agent's adapter.
+func (r *Registry) Do(ctx context.Context, req incidents.HaltRequest) error {
+	a, err := r.pick(req.Agent)
+	if err != nil {
+		return err
+	}
+	if err := checkRequest(a, req); err != nil {
+		return err
+	}
+	if err := a.Do(ctx, req); err != nil {
+		return fmt.Errorf("%s %s via %s: %w", req.Action, req.Agent.Name, req.Agent.Halt.Adapter, err)
+	}
+	r.log.Debug("halt adapter done", "adapter", req.Agent.Halt.Adapter, "agent", req.Agent.Name,
+		"action", req.Action, "sessions", len(req.Sessions))
+	return nil
+}
+
+// Verify reads back whether the requested state holds.
+func (r *Registry) Verify(ctx context.Context, req incidents.HaltRequest) (bool, error) {
+	a, err := r.pick(req.Agent)
+	if err != nil {
+		return false, err
+	}
+	if err := checkRequest(a, req); err != nil {
+		return false, err
+	}
+	ok, err := a.Verify(ctx, req)
+	if err != nil {
+		return false, fmt.Errorf("verify %s of %s via %s: %w", req.Action, req.Agent.Name, req.Agent.Halt.Adapter, err)
+	}
+	return ok, nil
+}
+
+// Drill proves the agent's halt path works without halting it.
+func (r *Registry) Drill(ctx context.Context, agent *ownership.Agent) error {
+	a, err := r.pick(agent)
+	if err != nil {
+		return err
+	}
+	if err := a.Drill(ctx, agent); err != nil {
+		return fmt.Errorf("drill %s via %s: %w", agent.Name, agent.Halt.Adapter, err)
+	}
+	return nil
+}
+
+func (r *Registry) pick(agent *ownership.Agent) (Adapter, error) {
+	if agent == nil {
+		return nil, incidents.Errorf(incidents.EINVALID, "No agent given to halt.")
+	}
+	name := agent.Halt.Adapter
+	if name == "" {
+		return nil, incidents.Errorf(incidents.EINVALID,
+			"Agent %s has no halt adapter: add a `halt:` section to its entry in reins.yaml.", agent.Name)
+	}
+	a, ok := r.adapters[name]
+	if !ok {
+		if name == AdapterFlag {
+			return nil, incidents.Errorf(incidents.EUNAVAILABLE,
+				"Agent %s uses the flag adapter, but this reins runs without a kill-flag store.", agent.Name)
+		}
+		return nil, incidents.Errorf(incidents.EINVALID,
+			"Agent %s uses halt adapter %q, which reins does not know: use one of flag, webhook, launchdarkly, unleash, kubernetes.",
+			agent.Name, name)
+	}
+	return a, nil
+}
+
+// checkRequest refuses what no adapter can do: an unknown action, or
+// sessions for a mechanism that only halts whole agents.
+func checkRequest(a Adapter, r incidents.HaltRequest) error {
+	if r.Agent == nil {
+		return incidents.Errorf(incidents.EINVALID, "No agent given to halt.")
+	}
+	if r.Action != incidents.ActionHalt && r.Action != incidents.ActionResume {
+		return incidents.Errorf(incidents.EINVALID, "Unknown halt action %q: use halt or resume.", r.Action)
+	}
+	if len(r.Sessions) > 0 && !a.SessionScoped() {
+		return incidents.Errorf(incidents.EINVALID,
+			"The %s adapter of %s cannot %s single sessions: %s the whole agent instead (leave out the sessions).",
+			r.Agent.Halt.Adapter, r.Agent.Name, r.Action, r.Action)
+	}
+	return nil
+}
+
+// remoteError is a failure of the far side (status, timeout, wrong answer).
+// It carries an *incidents.Error with a message safe for the responder and
+// keeps the cause for errors.Is (context.DeadlineExceeded).
+type remoteError struct {
+	user  *incidents.Error
+	cause error
+}
+
+func (e *remoteError) Error() string {
+	if e.cause == nil {
+		return e.user.Message
+	}
+	return e.user.Message + ": " + e.cause.Error()
+}
+
+func (e *remoteError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.user}
+	}
+	return []error{e.user, e.cause}
+}
+
+func unavailable(cause error, format string, args ...any) error {
+	return &remoteError{user: incidents.Errorf(incidents.EUNAVAILABLE, format, args...), cause: cause}
+}
+
+// missingEnv says which variable to set: the most common drill failure.
+func missingEnv(adapter, agent, setting, name string) error {
+	if name == "" {
+		return incidents.Errorf(incidents.EINVALID,
+			"The %s adapter of %s needs halt.%s in reins.yaml naming the environment variable that holds its credential.",
+			adapter, agent, setting)
+	}
+	return incidents.Errorf(incidents.EINVALID,
+		"The %s adapter of %s reads its credential from $%s, which is empty: set it in reins' environment.",
+		adapter, agent, name)
+}
+
+func missingSetting(adapter, agent, setting string) error {
+	return incidents.Errorf(incidents.EINVALID, "The %s adapter of %s needs halt.%s in reins.yaml.", adapter, agent, setting)
+}
+
+// maxAnswer caps how much of a far side's answer is read.
+const maxAnswer = 1 << 20
+
+// call sends one request and returns the body of a 2xx answer. Anything else
+// is an error naming the status and a short excerpt of the answer.
+func call(ctx context.Context, c *http.Client, req *http.Request, what string) ([]byte, error) {
+	resp, err := c.Do(req.WithContext(ctx))
+	if err != nil {
+		return nil, unavailable(err, "%s: no answer from %s", what, req.URL.Host)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	if err != nil {
+		return nil, unavailable(err, "%s: reading the answer of %s", what, req.URL.Host)
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return nil, unavailable(nil, "%s: %s answered %s: %s", what, req.URL.Host, resp.Status, excerpt(body))
+	}
+	return body, nil
+}
+
+// excerpt shortens an answer to one printable line for an error message.
+func excerpt(b []byte) string {
+	const max = 200
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "?")), " ")
+	if s == "" {
+		return "(empty body)"
+	}
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !isRuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// joinURL appends path to a base URL given in reins.yaml, tolerating a
+// trailing slash on the base.
+func joinURL(base, path string) string { return strings.TrimRight(base, "/") + path }

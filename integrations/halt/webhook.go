@@ -1,0 +1,157 @@
+package halt
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// SignatureHeader carries the webhook signature: t=<unix>,v1=<hex HMAC-SHA256
+// of "<t>.<body>">. docs/halt-webhook.md shows how receivers check it.
+const SignatureHeader = "Reins-Signature"
+
+// Webhook actions beyond incidents.ActionHalt and ActionResume.
+const (
+	WebhookStatus = "status" // answer {"halted":bool,"sessions":[…]}, change nothing
+	WebhookDrill  = "drill"  // answer 2xx, change nothing
+)
+
+// WebhookMessage is the body reins POSTs to an agent's control endpoint.
+type WebhookMessage struct {
+	Action   string          `json:"action"` // halt | resume | status | drill
+	Agent    string          `json:"agent"`
+	Sessions []string        `json:"sessions"` // empty: the whole agent
+	Incident int64           `json:"incident"` // 0 when none
+	Reason   string          `json:"reason"`
+	Actor    incidents.Actor `json:"actor"`
+}
+
+// WebhookState is the control endpoint's answer to a status request: whether
+// the whole agent is halted, and which sessions are halted on their own.
+type WebhookState struct {
+	Halted   *bool    `json:"halted"`
+	Sessions []string `json:"sessions"`
+}
+
+// Sign returns the Reins-Signature header value for body sent at t.
+func Sign(secret []byte, t time.Time, body []byte) string {
+	ts := strconv.FormatInt(t.Unix(), 10)
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// Webhook is the `webhook` adapter: signed POSTs to the agent's own control
+// endpoint, which can halt single sessions.
+type Webhook struct {
+	getenv func(string) string
+	client *http.Client
+	now    func() time.Time
+}
+
+var _ Adapter = (*Webhook)(nil)
+
+// NewWebhook returns the webhook adapter.
+func NewWebhook(cfg Config) *Webhook {
+	cfg = cfg.withDefaults()
+	return &Webhook{getenv: cfg.Getenv, client: cfg.HTTPClient, now: cfg.Now}
+}
+
+// SessionScoped is true: the control endpoint receives the sessions.
+func (a *Webhook) SessionScoped() bool { return true }
+
+// Do sends halt or resume. The endpoint must treat a repeat as a no-op.
+func (a *Webhook) Do(ctx context.Context, r incidents.HaltRequest) error {
+	if err := checkRequest(a, r); err != nil {
+		return err
+	}
+	_, err := a.post(ctx, r.Agent, a.message(r, r.Action))
+	return err
+}
+
+// Verify asks the endpoint for its state and compares it with the request.
+// Resuming the whole agent must leave no session halted either.
+func (a *Webhook) Verify(ctx context.Context, r incidents.HaltRequest) (bool, error) {
+	if err := checkRequest(a, r); err != nil {
+		return false, err
+	}
+	body, err := a.post(ctx, r.Agent, a.message(r, WebhookStatus))
+	if err != nil {
+		return false, err
+	}
+	var st WebhookState
+	if err := json.Unmarshal(body, &st); err != nil || st.Halted == nil {
+		return false, unavailable(err, "Status answer of %s's control endpoint is not {\"halted\":bool,\"sessions\":[…]}: %s",
+			r.Agent.Name, excerpt(body))
+	}
+	halt := r.Action == incidents.ActionHalt
+	if len(r.Sessions) == 0 {
+		if halt {
+			return *st.Halted, nil
+		}
+		return !*st.Halted && len(st.Sessions) == 0, nil
+	}
+	for _, s := range r.Sessions {
+		halted := *st.Halted || slices.Contains(st.Sessions, s)
+		if halted != halt {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Drill sends a signed drill message: it proves the URL, the secret and the
+// endpoint's signature check, and the endpoint changes nothing.
+func (a *Webhook) Drill(ctx context.Context, agent *ownership.Agent) error {
+	m := WebhookMessage{Action: WebhookDrill, Agent: agent.Name, Sessions: []string{},
+		Reason: "kill-switch drill: change nothing", Actor: incidents.System}
+	_, err := a.post(ctx, agent, m)
+	return err
+}
+
+func (a *Webhook) message(r incidents.HaltRequest, action string) WebhookMessage {
+	sessions := r.Sessions
+	if sessions == nil {
+		sessions = []string{}
+	}
+	return WebhookMessage{Action: action, Agent: r.Agent.Name, Sessions: sessions,
+		Incident: r.IncidentID, Reason: r.Reason, Actor: r.Actor}
+}
+
+func (a *Webhook) post(ctx context.Context, agent *ownership.Agent, m WebhookMessage) ([]byte, error) {
+	spec := agent.Halt
+	if spec.URL == "" {
+		return nil, missingSetting(AdapterWebhook, agent.Name, "url")
+	}
+	secret := ""
+	if spec.SecretEnv != "" {
+		secret = a.getenv(spec.SecretEnv)
+	}
+	if secret == "" {
+		return nil, missingEnv(AdapterWebhook, agent.Name, "secret_env", spec.SecretEnv)
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequest(http.MethodPost, spec.URL, bytes.NewReader(body))
+	if err != nil {
+		return nil, incidents.Errorf(incidents.EINVALID, "The halt.url of %s is not a valid URL: %v", agent.Name, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "reins")
+	req.Header.Set(SignatureHeader, Sign([]byte(secret), a.now(), body))
+	return call(ctx, a.client, req, m.Action+" webhook of "+agent.Name)
+}

@@ -1,0 +1,153 @@
+package ownership
+
+import (
+	"net/url"
+	"strings"
+)
+
+// AgentDoc is an agent's ownership entry as served by GET /api/v1/agents:
+// everything configured except secrets. Environment variable names are left
+// out too: they say nothing a reader needs and hint at where secrets live.
+type AgentDoc struct {
+	Name          string         `json:"name"`
+	Description   string         `json:"description,omitempty"`
+	Team          string         `json:"team"`
+	Runbook       string         `json:"runbook,omitempty"`
+	RACI          RACIDoc        `json:"raci"`
+	KillAuthority AuthorityDoc   `json:"kill_authority"`
+	Halt          HaltDoc        `json:"halt"`
+	SessionLink   string         `json:"session_link,omitempty"`
+	Aliases       []string       `json:"aliases"`
+	BlastRadius   []BlastItemDoc `json:"blast_radius"`
+	SLAs          []SLADoc       `json:"slas"`
+	Drill         string         `json:"drill,omitempty"`
+}
+
+// RACIDoc is the raci: section; every list is present, possibly empty.
+type RACIDoc struct {
+	Responsible []string `json:"responsible"`
+	Accountable []string `json:"accountable"`
+	Consulted   []string `json:"consulted"`
+	Informed    []string `json:"informed"`
+}
+
+// AuthorityDoc is kill_authority as configured, not resolved to people.
+type AuthorityDoc struct {
+	Users      []string `json:"users"`
+	Usergroups []string `json:"usergroups"`
+	OnCall     string   `json:"on_call,omitempty"`
+}
+
+// HaltDoc is the halt adapter and its non-secret settings.
+type HaltDoc struct {
+	Adapter     string `json:"adapter"`
+	Confirm     bool   `json:"confirm"`
+	URL         string `json:"url,omitempty"` // without credentials or query
+	Project     string `json:"project,omitempty"`
+	Flag        string `json:"flag,omitempty"`
+	Environment string `json:"environment,omitempty"`
+	Feature     string `json:"feature,omitempty"`
+	Namespace   string `json:"namespace,omitempty"`
+	Deployment  string `json:"deployment,omitempty"`
+}
+
+// BlastItemDoc is one blast_radius entry.
+type BlastItemDoc struct {
+	System string   `json:"system"`
+	Access []string `json:"access"`
+	Owner  string   `json:"owner,omitempty"`
+	Check  string   `json:"check,omitempty"`
+	Link   string   `json:"link,omitempty"`
+}
+
+// SLADoc is one behavioural SLA.
+type SLADoc struct {
+	Metric string   `json:"metric"`
+	Max    *float64 `json:"max,omitempty"`
+	Min    *float64 `json:"min,omitempty"`
+	Allow  []string `json:"allow,omitempty"`
+}
+
+// Public returns the agent's entry safe to serve: no secrets, no env var names.
+func (a *Agent) Public() AgentDoc {
+	d := AgentDoc{
+		Name:        a.Name,
+		Description: a.Description,
+		Team:        a.Team,
+		Runbook:     a.Runbook,
+		RACI: RACIDoc{
+			Responsible: list(a.RACI.Responsible),
+			Accountable: list(a.RACI.Accountable),
+			Consulted:   list(a.RACI.Consulted),
+			Informed:    list(a.RACI.Informed),
+		},
+		KillAuthority: AuthorityDoc{
+			Users:      list(a.KillAuthority.Users),
+			Usergroups: list(a.KillAuthority.Usergroups),
+			OnCall:     a.KillAuthority.OnCall,
+		},
+		Halt: HaltDoc{
+			Adapter:     a.Halt.Adapter,
+			Confirm:     a.Halt.Confirm,
+			URL:         publicURL(a.Halt.URL),
+			Project:     a.Halt.Project,
+			Flag:        a.Halt.Flag,
+			Environment: a.Halt.Environment,
+			Feature:     a.Halt.Feature,
+			Namespace:   a.Halt.Namespace,
+			Deployment:  a.Halt.Deployment,
+		},
+		SessionLink: a.Sessions.Link,
+		Aliases:     list(a.Aliases),
+		BlastRadius: make([]BlastItemDoc, 0, len(a.BlastRadius)),
+		SLAs:        make([]SLADoc, 0, len(a.SLAs)),
+		Drill:       a.Drill,
+	}
+	for _, b := range a.BlastRadius {
+		d.BlastRadius = append(d.BlastRadius, BlastItemDoc{System: b.System, Access: list(b.Access), Owner: b.Owner, Check: b.Check, Link: b.Link})
+	}
+	for _, s := range a.SLAs {
+		d.SLAs = append(d.SLAs, SLADoc{Metric: s.Metric, Max: copyNum(s.Max), Min: copyNum(s.Min), Allow: list(s.Allow)})
+	}
+	return d
+}
+
+// Docs returns every agent's public entry, sorted by name.
+func (r *Registry) Docs() []AgentDoc {
+	if r == nil {
+		return []AgentDoc{}
+	}
+	docs := make([]AgentDoc, 0, len(r.Agents))
+	for _, name := range r.Names() {
+		docs = append(docs, r.Agents[name].Public())
+	}
+	return docs
+}
+
+// list copies s so a caller cannot change the registry through a doc, and
+// never returns nil: API clients get [] rather than null.
+func list(s []string) []string {
+	return append(make([]string, 0, len(s)), s...)
+}
+
+// publicURL drops user info, query and fragment: a control endpoint is not a
+// secret, but a token pasted into its query string would be.
+func publicURL(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	u.User, u.RawQuery, u.Fragment, u.ForceQuery = nil, "", "", false
+	return strings.TrimSuffix(u.String(), "?")
+}
+
+func copyNum(f *float64) *float64 {
+	if f == nil {
+		return nil
+	}
+	v := *f
+	return &v
+}
