@@ -138,7 +138,7 @@ func RenderMessage(m incidents.Message) ([]slack.Block, string) {
 		blocks = append(blocks, slack.NewActionBlock("links", links...))
 	}
 	if len(blocks) == 0 {
-		blocks = append(blocks, section(" "))
+		blocks = append(blocks, section("(empty message)"))
 	}
 	fallback := strings.TrimSpace(EscapeLimit(PlainText(m.Title+": "+m.Text), 300))
 	if m.Title == "" {

@@ -89,9 +89,8 @@ func HaltSessionModal(incidentID int64, agent string, sessions []string) slack.M
 	reason, _ := textInput(BlockHaltReason, InputHaltReason, "Reason", "Looping on refunds", true)
 	reason.Optional = true
 	reason.Hint = plain("Recorded on the timeline and in the audit log.")
-	intro := section("Halt one session of *" + EscapeLimit(PlainText(agent), 100) + "*. Its other sessions keep running. " +
-		"You will be asked to confirm.")
-	return modal(CallbackHaltSession, fmt.Sprintf("%d|%s", incidentID, agent), "Halt a session", "Continue",
+	intro := section("Halt one session of *" + EscapeLimit(PlainText(agent), 100) + "*. Its other sessions keep running.")
+	return modal(CallbackHaltSession, fmt.Sprintf("%d|%s", incidentID, agent), "Halt a session", "Halt session",
 		intro, session, reason)
 }
 

@@ -40,9 +40,13 @@ var verbAliases = map[string]string{
 	"help": VerbHelp, "?": VerbHelp,
 }
 
+// slackEntities undoes the escaping Slack applies to command text, so a
+// reason reads as typed; renderers escape it again on the way out.
+var slackEntities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
 // ParseCommand reads the text Slack sends after `/agent`.
 func ParseCommand(text string) Command {
-	words := strings.Fields(text)
+	words := strings.Fields(slackEntities.Replace(text))
 	if len(words) == 0 {
 		return Command{Verb: VerbHelp}
 	}

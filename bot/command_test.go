@@ -56,6 +56,8 @@ func TestParseCommand(t *testing.T) {
 		"Resolve":           {"resolve", Command{Verb: VerbResolve}},
 		"ResolveNote":       {"resolve rolled back the prompt", Command{Verb: VerbResolve, Text: "rolled back the prompt"}},
 		"Postmortem":        {"postmortem", Command{Verb: VerbPostmortem}},
+		"SlackEntitiesUndone": {"kill bot refunds &gt; 1000 &amp; &lt;script&gt; &amp;lt;",
+			Command{Verb: VerbKill, Agent: "bot", Text: "refunds > 1000 & <script> &lt;"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -413,4 +413,3 @@ func formatDuration(d time.Duration) string {
 	}
 	return fmt.Sprintf("%.1f s", d.Seconds())
 }
-

@@ -313,3 +313,22 @@ func TestServiceErrorLoggedAndExplained(t *testing.T) {
 }
 
 var _ = http.StatusOK
+
+// TestWithoutWebAPI: with no bot token, command answers still reach the
+// caller through response_url, which needs no token.
+func TestWithoutWebAPI(t *testing.T) {
+	svc := &fakeService{WhoFn: func(string) (*incidents.AgentInfo, error) {
+		return &incidents.AgentInfo{Agent: quickBot}, nil
+	}, AnswerChecklistFn: func(incidents.Actor, int64, string, string, string) (*incidents.Checklist, error) {
+		return nil, incidents.Errorf(incidents.ECONFLICT, "The checklist is closed.")
+	}}
+	hs := newHarness(t, svc)
+	hs.h = NewHandler(Config{SigningSecret: testSecret, Service: svc, Log: testLogger(t)})
+	_, posts := hs.command("U01ALICE", "C0GENERAL", "who quick-bot")
+	wantContains(t, lastText(t, posts), "*quick-bot*", "no confirmation click")
+	hs.interact(click("U01ALICE", "C0INC42", hs.slack.ResponseURL(), ActionChecklistNoImpact, "42|std:spend"))
+	wantContains(t, lastText(t, hs.slack.Responses()), "The checklist is closed.")
+	if n := len(hs.slack.Calls("chat.postEphemeral")); n != 0 {
+		t.Fatalf("chat.postEphemeral calls = %d, want 0 without a bot token", n)
+	}
+}

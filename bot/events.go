@@ -27,7 +27,6 @@ func (h *Handler) event(body []byte, retry bool) (any, error) {
 	}
 	var inner struct {
 		Type     string `json:"type"`
-		User     string `json:"user"`
 		Channel  string `json:"channel"`
 		TS       string `json:"ts"`
 		ThreadTS string `json:"thread_ts"`

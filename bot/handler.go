@@ -26,7 +26,9 @@ type Config struct {
 	Chat          *Chat // nil: Slack Web API not configured; replies still go to response_url
 	Log           *slog.Logger
 	Now           func() time.Time // nil: time.Now
-	PublicURL     string
+	// PublicURL is REINS_PUBLIC_URL. Replies link to Slack channels, which
+	// work for everyone reading them, so it is not used in replies today.
+	PublicURL string
 	// Workers bounds the background jobs running at once; 0: 64.
 	Workers int
 	// WorkTimeout bounds one background job (a halt with its retries and
@@ -41,17 +43,16 @@ type Config struct {
 // checks, halts, store writes) runs in the background and answers through
 // response_url or the Web API, because Slack gives up after 3 s.
 type Handler struct {
-	verifier  Verifier
-	svc       Service
-	chat      *Chat
-	log       *slog.Logger
-	now       func() time.Time
-	publicURL string
-	pending   *pendingStore
-	sem       chan struct{}
-	timeout   time.Duration
-	client    *http.Client
-	wg        sync.WaitGroup
+	verifier Verifier
+	svc      Service
+	chat     *Chat
+	log      *slog.Logger
+	now      func() time.Time
+	pending  *pendingStore
+	sem      chan struct{}
+	timeout  time.Duration
+	client   *http.Client
+	wg       sync.WaitGroup
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -72,16 +73,15 @@ func NewHandler(cfg Config) *Handler {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	return &Handler{
-		verifier:  Verifier{Secret: cfg.SigningSecret, Now: cfg.Now},
-		svc:       cfg.Service,
-		chat:      cfg.Chat,
-		log:       cfg.Log,
-		now:       cfg.Now,
-		publicURL: cfg.PublicURL,
-		pending:   newPendingStore(cfg.Now),
-		sem:       make(chan struct{}, cfg.Workers),
-		timeout:   cfg.WorkTimeout,
-		client:    cfg.HTTPClient,
+		verifier: Verifier{Secret: cfg.SigningSecret, Now: cfg.Now},
+		svc:      cfg.Service,
+		chat:     cfg.Chat,
+		log:      cfg.Log,
+		now:      cfg.Now,
+		pending:  newPendingStore(cfg.Now),
+		sem:      make(chan struct{}, cfg.Workers),
+		timeout:  cfg.WorkTimeout,
+		client:   cfg.HTTPClient,
 	}
 }
 

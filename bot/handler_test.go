@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -430,4 +431,60 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// BenchmarkCommandAck measures the acknowledgement of a signed
+// `/agent status`: read, verify, parse, hand off to the background.
+func BenchmarkCommandAck(b *testing.B) {
+	svc := &fakeService{t: &testing.T{}, StatusFn: func(string) ([]incidents.AgentStatus, error) { return nil, nil }}
+	h := NewHandler(Config{SigningSecret: testSecret, Service: svc})
+	handler := h.Commands()
+	body := url.Values{"command": {"/agent"}, "text": {"status support-bot"}, "user_id": {"U01ALICE"},
+		"user_name": {"alice"}, "channel_id": {"C0GENERAL"}, "team_id": {"T0FAKE"}}.Encode()
+	header := Sign(testSecret, time.Now(), []byte(body))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(body))
+			req.Header = header.Clone()
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
+	b.StopTimer()
+	h.Wait()
+}
+
+// BenchmarkVerifyFloor is the least any signed endpoint can cost: read the
+// body, check the HMAC, answer 200. BenchmarkCommandAck is compared to it.
+func BenchmarkVerifyFloor(b *testing.B) {
+	v := Verifier{Secret: testSecret}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		if err != nil || v.Verify(r.Header, body) != nil {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	body := url.Values{"command": {"/agent"}, "text": {"status support-bot"}, "user_id": {"U01ALICE"},
+		"user_name": {"alice"}, "channel_id": {"C0GENERAL"}, "team_id": {"T0FAKE"}}.Encode()
+	header := Sign(testSecret, time.Now(), []byte(body))
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(body))
+			req.Header = header.Clone()
+			rec := httptest.NewRecorder()
+			handler.ServeHTTP(rec, req)
+			if rec.Code != http.StatusOK {
+				b.Fatalf("status %d", rec.Code)
+			}
+		}
+	})
 }

@@ -315,9 +315,11 @@ func TestPostmortemAndReminders(t *testing.T) {
 			answered = append(answered, key+"="+text)
 			return nil
 		},
-		SnoozeFn:       func(id int64, d time.Duration) error { snoozed = append(snoozed, d.String()); return nil },
-		StopFn:         func(id int64) error { stopped = append(stopped, "stop"); return nil },
-		FindIncidentFn: func(int64) (*incidents.Incident, error) { return &incidents.Incident{ID: 42, SlackChannelID: "C0INC42"}, nil },
+		SnoozeFn: func(id int64, d time.Duration) error { snoozed = append(snoozed, d.String()); return nil },
+		StopFn:   func(id int64) error { stopped = append(stopped, "stop"); return nil },
+		FindIncidentFn: func(int64) (*incidents.Incident, error) {
+			return &incidents.Incident{ID: 42, SlackChannelID: "C0INC42"}, nil
+		},
 	}
 	hs := newHarness(t, svc)
 	url := hs.slack.ResponseURL()

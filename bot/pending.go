@@ -26,10 +26,12 @@ type pendingHalt struct {
 }
 
 // pendingStore holds confirmations in memory, keyed by a random token that is
-// the confirm button's value.
+// the confirm button's value. Every entry lives pendingTTL, so insertion
+// order is expiry order: order is a queue that sweeping pops from the front.
 type pendingStore struct {
 	mu    sync.Mutex
 	items map[string]pendingHalt
+	order []string // tokens by insertion; may still name taken tokens
 	now   func() time.Time
 }
 
@@ -37,7 +39,7 @@ func newPendingStore(now func() time.Time) *pendingStore {
 	return &pendingStore{items: map[string]pendingHalt{}, now: now}
 }
 
-// Put stores p and returns its token.
+// Put stores p and returns its token. At pendingMax the oldest is dropped.
 func (s *pendingStore) Put(p pendingHalt) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
@@ -46,13 +48,16 @@ func (s *pendingStore) Put(p pendingHalt) string {
 	defer s.mu.Unlock()
 	now := s.now()
 	p.Expires = now.Add(pendingTTL)
-	if len(s.items) >= pendingMax/2 {
-		s.sweep(now)
+	s.sweep(now)
+	for len(s.items) >= pendingMax && len(s.order) > 0 {
+		delete(s.items, s.order[0])
+		s.order = s.order[1:]
 	}
-	if len(s.items) >= pendingMax {
-		s.dropOldest()
+	if len(s.order) > 2*pendingMax {
+		s.compact()
 	}
 	s.items[token] = p
+	s.order = append(s.order, token)
 	return token
 }
 
@@ -79,21 +84,26 @@ func (s *pendingStore) Take(token string) (pendingHalt, bool) {
 	return p, true
 }
 
+// sweep drops expired and already taken tokens from the front of the queue.
 func (s *pendingStore) sweep(now time.Time) {
-	for k, p := range s.items {
-		if !now.Before(p.Expires) {
-			delete(s.items, k)
+	for len(s.order) > 0 {
+		p, ok := s.items[s.order[0]]
+		if ok && now.Before(p.Expires) {
+			return
 		}
+		delete(s.items, s.order[0])
+		s.order = s.order[1:]
 	}
 }
 
-func (s *pendingStore) dropOldest() {
-	var oldest string
-	var at time.Time
-	for k, p := range s.items {
-		if oldest == "" || p.Expires.Before(at) {
-			oldest, at = k, p.Expires
+// compact rebuilds the queue without taken tokens, when many were taken
+// while an older one is still live.
+func (s *pendingStore) compact() {
+	live := make([]string, 0, len(s.items))
+	for _, t := range s.order {
+		if _, ok := s.items[t]; ok {
+			live = append(live, t)
 		}
 	}
-	delete(s.items, oldest)
+	s.order = live
 }

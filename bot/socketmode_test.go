@@ -24,7 +24,7 @@ type socketServer struct {
 func newSocketServer(t *testing.T) (*socketServer, string) {
 	t.Helper()
 	ss := &socketServer{send: make(chan any), acks: make(chan map[string]any, 10)}
-	up := websocket.Upgrader{}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, err := up.Upgrade(w, r, nil)
 		if err != nil {
@@ -65,8 +65,12 @@ func (ss *socketServer) envelope(t *testing.T, id, typ string, payload any, retr
 	if err != nil {
 		t.Fatal(err)
 	}
-	ss.send <- map[string]any{"envelope_id": id, "type": typ, "payload": json.RawMessage(raw),
-		"accepts_response_payload": true, "retry_attempt": retry}
+	select {
+	case ss.send <- map[string]any{"envelope_id": id, "type": typ, "payload": json.RawMessage(raw),
+		"accepts_response_payload": true, "retry_attempt": retry}:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("socket client not connected: envelope %s not sent", id)
+	}
 	select {
 	case ack := <-ss.acks:
 		if ack["envelope_id"] != id {

@@ -136,6 +136,9 @@ func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {
 	} else {
 		msg += " Nobody holds kill authority right now: check kill_authority in reins.yaml."
 	}
+	if len(d.Unavailable) > 0 {
+		msg += " Could not ask " + strings.Join(d.Unavailable, ", ") + " (it may list you): try again shortly."
+	}
 	return Errorf(EFORBIDDEN, "%s", msg)
 }
 

@@ -47,7 +47,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 	err := s.retryTx(ctx, func(q Queries) error {
 		in = &intake{s: s, q: q, reg: reg, now: s.clock.Now(),
 			open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
-			changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}}
+			changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 		for i := range alerts {
 			a := alerts[i]
 			if err := in.add(ctx, &a); err != nil {
@@ -80,6 +80,7 @@ type intake struct {
 	changed    map[int64]bool       // summary needs an update
 	candidates map[string][]*Incident
 	prints     map[int64]map[string]bool // fingerprints per incident, for recoveries
+	loaded     map[int64]bool            // prints holds every stored fingerprint
 
 	res    IngestResult
 	opened []*Incident
@@ -167,7 +168,7 @@ func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*
 	}
 	for _, c := range cands {
 		c = in.canon(c)
-		if _, ok := in.prints[c.ID]; !ok {
+		if !in.loaded[c.ID] {
 			alerts, err := in.q.FindAlerts(ctx, c.ID)
 			if err != nil {
 				return nil, fmt.Errorf("find alerts of incident %d: %w", c.ID, err)
@@ -175,6 +176,7 @@ func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*
 			for _, a := range alerts {
 				in.remember(c.ID, a.Fingerprint)
 			}
+			in.loaded[c.ID] = true
 		}
 		if in.prints[c.ID][fingerprint] {
 			return c, nil

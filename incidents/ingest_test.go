@@ -229,6 +229,18 @@ func TestIngestFlapFiresAgain(t *testing.T) {
 	}
 }
 
+func TestIngestNewAndRecoveredInOneBatch(t *testing.T) {
+	env := incidentstest.NewEnv()
+	ingest(t, env, incidentstest.Alert())
+	res := ingest(t, env, incidentstest.Alert(withFingerprint("b")), incidentstest.Alert(resolved))
+	if res.New != 1 || res.Changed != 1 || !slices.Equal(res.Incidents, []int64{1}) {
+		t.Errorf("got %+v, want one new alert and one recovery in incident 1", res)
+	}
+	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventAlertResolved) {
+		t.Errorf("timeline %v lacks alert_resolved", kinds)
+	}
+}
+
 func TestIngestWithoutSlackOrPagerDuty(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Chat, d.Pager = nil, nil })
 	ingest(t, env, incidentstest.Alert())
@@ -303,5 +315,21 @@ func TestDeclare(t *testing.T) {
 	again, created, err := env.Service.Declare(ctx, alice, "support-bot", "still wrong")
 	if err != nil || created || again.ID != inc.ID {
 		t.Errorf("second Declare: got #%d created %v err %v, want #%d not created", again.ID, created, err, inc.ID)
+	}
+}
+
+// BenchmarkIngestRepeat measures the storm path: an alert the open incident
+// already has, on the in-memory store (the service's own cost).
+func BenchmarkIngestRepeat(b *testing.B) {
+	env := incidentstest.NewEnv()
+	alerts := []incidents.Alert{incidentstest.Alert()}
+	if _, err := env.Service.Ingest(ctx, alerts); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := env.Service.Ingest(ctx, alerts); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

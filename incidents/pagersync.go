@@ -11,6 +11,9 @@ import (
 // nothing. A dedup key reins did not issue is ENOTFOUND, which the webhook
 // handler treats as "not ours".
 func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at time.Time) error {
+	if at.IsZero() {
+		at = s.clock.Now()
+	}
 	queued := false
 	err := s.retryTx(ctx, func(q Queries) error {
 		queued = false
@@ -54,6 +57,9 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 // incident stays open: only a responder resolving it in reins closes it, since
 // the checklist and postmortem follow from that; the channel is told so.
 func (s *Service) PagerResolved(ctx context.Context, dedupKey, by string, at time.Time) error {
+	if at.IsZero() {
+		at = s.clock.Now()
+	}
 	queued := false
 	err := s.retryTx(ctx, func(q Queries) error {
 		queued = false

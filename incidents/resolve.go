@@ -205,21 +205,23 @@ func (s *Service) enqueueQuestionUpdates(ctx context.Context, q Queries, incID i
 	return s.enqueue(ctx, q, incID, LaneChat, KindPostPostmortemParent, fmt.Sprintf("inc-%d/postmortem/progress/%d", incID, eventID), nil)
 }
 
-// finishPostmortem marks the postmortem finished the first time every
-// question is answered, keeps its rendering and queues it as a file.
+// finishPostmortem keeps the rendering of a postmortem whose every question
+// is answered; the first time, it marks it finished and queues it as a file.
+// A later edit only refreshes the kept version.
 func (s *Service) finishPostmortem(ctx context.Context, q Queries, incID int64) error {
 	doc, err := s.findDoc(ctx, q, incID)
-	if err != nil || doc.Finished {
+	if err != nil {
 		return err
 	}
 	if err := s.renderInto(ctx, q, doc); err != nil {
 		return err
 	}
+	wasFinished := doc.Finished
 	doc.Finished = true
 	if err := q.SavePostmortemDoc(ctx, doc); err != nil {
 		return fmt.Errorf("save postmortem of incident %d: %w", incID, err)
 	}
-	if s.chat == nil {
+	if s.chat == nil || wasFinished {
 		return nil
 	}
 	return s.enqueue(ctx, q, incID, LaneChat, KindUploadPostmortem, fmt.Sprintf("inc-%d/postmortem/upload/finished", incID), nil)

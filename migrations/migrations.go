@@ -67,7 +67,7 @@ func ParseURL(rawURL string) (Dialect, string, error) {
 	scheme, rest, hasScheme := splitScheme(u)
 	switch {
 	case scheme == "postgres" || scheme == "postgresql":
-		return Postgres, u, nil
+		return Postgres, postgresDSN(u), nil
 	case scheme == "sqlite":
 		return sqliteDSN(strings.TrimPrefix(rest, "//"), false)
 	case scheme == "file":
@@ -99,6 +99,21 @@ func splitScheme(u string) (scheme, rest string, ok bool) {
 		return "", u, false
 	}
 	return scheme, rest, true
+}
+
+// postgresDSN turns on lib/pq's binary_parameters unless the URL sets it:
+// each statement with arguments then costs one round trip (parse, bind and
+// execute sent together) instead of two (prepare, wait, execute), which
+// nearly halves the latency of a multi-statement ingest transaction.
+func postgresDSN(u string) string {
+	if strings.Contains(u, "binary_parameters=") {
+		return u
+	}
+	sep := "?"
+	if strings.Contains(u, "?") {
+		sep = "&"
+	}
+	return u + sep + "binary_parameters=yes"
 }
 
 // sqliteDSN adds the connection settings to path (keeping the caller's own

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +75,7 @@ type resolution struct {
 }
 
 func (r *resolution) hold(id string) {
-	if !contains(r.holders, id) {
+	if !slices.Contains(r.holders, id) {
 		r.holders = append(r.holders, id)
 	}
 }
@@ -82,7 +83,7 @@ func (r *resolution) hold(id string) {
 func (r *resolution) unavailableNames() []string {
 	var out []string
 	for _, m := range r.missing {
-		if !contains(out, m.what) {
+		if !slices.Contains(out, m.what) {
 			out = append(out, m.what)
 		}
 	}
@@ -127,7 +128,7 @@ func refusal(agent string, res resolution) string {
 	if len(res.missing) > 0 {
 		var kinds []string
 		for _, m := range res.missing {
-			if !contains(kinds, m.kind) {
+			if !slices.Contains(kinds, m.kind) {
 				kinds = append(kinds, m.kind)
 			}
 		}

@@ -3,6 +3,7 @@ package ownership
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +119,7 @@ func (p *parser) mappingDepth(n *yaml.Node, path string, allowed []string, depth
 			p.errorf(k, "%s.%s: given twice (first at line %d)", path, k.Value, prev.key.Line)
 			continue
 		}
-		if allowed != nil && !contains(allowed, k.Value) {
+		if allowed != nil && !slices.Contains(allowed, k.Value) {
 			hint := didYouMean(k.Value, allowed)
 			if hint == "" {
 				hint = fmt.Sprintf(" (known keys: %s)", strings.Join(allowed, ", "))
@@ -259,15 +260,6 @@ func (p *parser) sequence(n *yaml.Node, path string) []*yaml.Node {
 		return nil
 	}
 	return n.Content
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // didYouMean suggests the closest known name for a misspelt one (a typo or a

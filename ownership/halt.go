@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"slices"
 	"sort"
 	"strings"
 
@@ -68,7 +69,7 @@ func (p *parser) halt(agentKey *yaml.Node, agent fields, agentPath string) HaltS
 		takesText = "it takes " + strings.Join(takes[2:], ", ")
 	}
 	for _, k := range f.keys {
-		if !contains(takes, k) {
+		if !slices.Contains(takes, k) {
 			p.errorf(f.byKey[k].key, "%s.%s: not a setting of the %s adapter (%s)", path, k, h.Adapter, takesText)
 		}
 	}
@@ -89,13 +90,13 @@ func (p *parser) halt(agentKey *yaml.Node, agent fields, agentPath string) HaltS
 // haltValues reads and checks the settings the adapter takes.
 func (p *parser) haltValues(h *HaltSpec, f fields, path string, takes []string) {
 	text := func(key string) string {
-		if !contains(takes, key) {
+		if !slices.Contains(takes, key) {
 			return ""
 		}
 		return p.str(f.val(key), path+"."+key)
 	}
 	env := func(key string) string {
-		if !contains(takes, key) || f.val(key) == nil {
+		if !slices.Contains(takes, key) || f.val(key) == nil {
 			return ""
 		}
 		return p.envVar(f.val(key), path+"."+key)

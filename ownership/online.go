@@ -139,7 +139,7 @@ func (c *onlineCheck) holders(a *Agent, path string) {
 	}
 	holders, unavailable := NewAuthorizer(dir, oncall, 0, nil, nil).Holders(c.ctx, a)
 	for _, h := range holders {
-		if classify(h) == slackUser {
+		if classify(h) == slackUser && c.exists(kindUser, h) {
 			return
 		}
 	}
@@ -168,12 +168,7 @@ func (c *onlineCheck) check(kind itemKind, value, path string, line int) {
 	if (kind == kindPolicy && c.pd == nil) || (kind != kindPolicy && c.slack == nil) {
 		return
 	}
-	key := fmt.Sprintf("%d:%s", kind, value)
-	res, done := c.memo[key]
-	if !done {
-		res = c.ask(kind, value)
-		c.memo[key] = res
-	}
+	res := c.answer(kind, value)
 	switch {
 	case res.err != nil:
 		c.probs = append(c.probs, Problem{File: c.r.File, Line: line,
@@ -182,6 +177,26 @@ func (c *onlineCheck) check(kind itemKind, value, path string, line int) {
 		c.probs = append(c.probs, Problem{File: c.r.File, Line: line,
 			Message: fmt.Sprintf("%s: %s does not exist", path, kind.label(value))})
 	}
+}
+
+// exists reports whether an item is known to exist; without Slack a user ID
+// is taken on trust.
+func (c *onlineCheck) exists(kind itemKind, value string) bool {
+	if c.slack == nil {
+		return true
+	}
+	res := c.answer(kind, value)
+	return res.err == nil && res.exists
+}
+
+func (c *onlineCheck) answer(kind itemKind, value string) existence {
+	key := fmt.Sprintf("%d:%s", kind, value)
+	res, done := c.memo[key]
+	if !done {
+		res = c.ask(kind, value)
+		c.memo[key] = res
+	}
+	return res
 }
 
 func (c *onlineCheck) ask(kind itemKind, value string) existence {

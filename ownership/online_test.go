@@ -62,7 +62,7 @@ func exampleSlack() *fakeSlack {
 				return nil, nil
 			},
 		},
-		users:    []string{"U01ALICE", "U02BOB", "U04DAVE"},
+		users:    []string{"U01ALICE", "U02BOB", "U04DAVE", "U05ERIN", "U06DANA"},
 		groups:   []string{"S0SUPPORTAI", "S0SECURITY", "S0ONCALL", "S0PLATFORMAI"},
 		channels: []string{"agent-governance", "support-ai", "platform-ai", "billing-ai", "support-leads", "eng-announce"},
 	}
@@ -151,5 +151,18 @@ func TestCheckOnline(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCheckOnlineErrOnlyHolderMissing(t *testing.T) {
+	reg, probs := ownership.Parse("t.yaml", []byte(agentYAML), ownership.Options{Getenv: allSet})
+	if err := probs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got := ownership.CheckOnline(context.Background(), reg, exampleSlack(), examplePager())
+	want := "t.yaml:7: agents.a.kill_authority: kill authority for a resolves to nobody today\n" +
+		"t.yaml:8: agents.a.kill_authority.users: Slack user U01A does not exist"
+	if len(got) != 2 || !strings.HasPrefix(got[0].String(), strings.Split(want, "\n")[0]) || got[1].String() != strings.Split(want, "\n")[1] {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

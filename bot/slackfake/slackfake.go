@@ -328,3 +328,10 @@ func (s *Server) takeFault(method string) *fault {
 	}
 	return f
 }
+
+// ClearFaults forgets every programmed rate limit and failure.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.faults)
+}

@@ -5,6 +5,8 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/url"
 	"io"
 	"log/slog"
 	"net/http"
@@ -30,6 +32,9 @@ func (m *Main) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", m.readyz)
 	mux.Handle("GET /metrics", promhttp.Handler())
 
+	// Pages go out before the incident channel exists; their Slack link points
+	// here and is redirected once the channel is known.
+	mux.HandleFunc("GET /incidents/{id}/slack", m.slackRedirect)
 	m.slackRoutes(mux)
 	m.webhookRoutes(mux)
 	m.apiRoutes(mux)
@@ -48,6 +53,25 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
+	id, ok := m.incidentID(w, r)
+	if !ok {
+		return
+	}
+	inc, err := m.Service.FindIncident(r.Context(), id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	if inc.SlackChannelID == "" {
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable,
+			fmt.Sprintf("the Slack channel of incident #%d is not created yet (Slack may be slow or down): retry in a few seconds", id))
+		return
+	}
+	http.Redirect(w, r, "https://slack.com/app_redirect?channel="+url.QueryEscape(inc.SlackChannelID), http.StatusFound)
 }
 
 func (m *Main) slackRoutes(mux *http.ServeMux) {

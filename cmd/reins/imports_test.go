@@ -11,7 +11,7 @@ import (
 func TestDomainImportsNoSDK(t *testing.T) {
 	forbidden := []string{
 		"github.com/slack-go/", "github.com/PagerDuty/", "github.com/lib/pq", "modernc.org/sqlite",
-		"github.com/jmoiron/sqlx", "github.com/pressly/goose", "net/http",
+		"github.com/jmoiron/sqlx", "github.com/pressly/goose",
 		"github.com/reins-oss/reins/bot", "github.com/reins-oss/reins/integrations",
 		"github.com/reins-oss/reins/migrations", "github.com/reins-oss/reins/cmd",
 		"github.com/reins-oss/reins/incidents/sqlstore",

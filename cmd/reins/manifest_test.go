@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -69,6 +71,7 @@ func TestManifestValidatesAgainstSlackSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := jsonschema.NewCompiler()
+	c.UseRegexpEngine(re2OrLookahead)
 	if err := c.AddResource("slack-manifest.json", schemaDoc); err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +95,7 @@ func TestManifestURLsHaveRoutes(t *testing.T) {
 		}
 		urls = append(urls, c.URL)
 	}
-	h := startTestMain(t, testOptions{}).routes()
+	h := startTestMain(t, testOptions{}).Main.routes()
 	for _, u := range urls {
 		p, err := url.Parse(u)
 		if err != nil || p.Path == "" {
@@ -105,3 +108,18 @@ func TestManifestURLsHaveRoutes(t *testing.T) {
 		}
 	}
 }
+
+// re2OrLookahead compiles patterns with Go's RE2. Slack's schema uses a
+// negative lookahead, which RE2 lacks, only for unfurl and outgoing domains;
+// reins' manifest declares neither, so those patterns match everything.
+func re2OrLookahead(pattern string) (jsonschema.Regexp, error) {
+	if strings.Contains(pattern, "(?!") {
+		return matchAll(pattern), nil
+	}
+	return regexp.Compile(pattern)
+}
+
+type matchAll string
+
+func (m matchAll) MatchString(string) bool { return true }
+func (m matchAll) String() string          { return string(m) }

@@ -84,7 +84,7 @@ func TestClaimOutboxInOrder(t *testing.T) {
 
 func TestClaimOutboxLeaseExpires(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
-		item := enqueue(t, s, 0, incidents.LaneUrgent, "page")
+		enqueue(t, s, 0, incidents.LaneUrgent, "page")
 		items, err := s.ClaimOutbox(ctx, incidents.LaneUrgent, t0, time.Minute, 1)
 		if err != nil || len(items) != 1 {
 			t.Fatalf("claim = %d, %v", len(items), err)
@@ -99,7 +99,6 @@ func TestClaimOutboxLeaseExpires(t *testing.T) {
 		if got := claim(t, s, incidents.LaneUrgent, t0.Add(61*time.Second), 1); !reflect.DeepEqual(got, []string{"page"}) {
 			t.Errorf("claim after the lease = %v, want [page]", got)
 		}
-		_ = item
 	})
 }
 

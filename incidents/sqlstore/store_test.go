@@ -20,9 +20,11 @@ var t0 = time.Date(2026, 3, 14, 9, 26, 53, 589793000, time.UTC)
 
 var ctx = context.Background()
 
-// each runs fn on a fresh store of each dialect.
+// each runs fn on a fresh store of each dialect, in parallel with other
+// tests: creating a PostgreSQL database takes about a second.
 func each(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
 	t.Helper()
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		fn(t, sqlstore.New(db, d))
 	})

@@ -43,7 +43,9 @@ type conformance struct {
 	halted  func() bool // the fake's state
 	secret  string      // env var holding the credential
 	adapter func(cfg halt.Config) halt.Adapter
-	client  *http.Client // nil: http.DefaultClient
+	client  *http.Client // nil: a client with a 5 s timeout
+
+	credential string // the value the fake accepts
 }
 
 func (c conformance) build(e env) halt.Adapter {
@@ -59,107 +61,124 @@ func (c conformance) build(e env) halt.Adapter {
 // error or a false verification, never as success.
 func runConformance(t *testing.T, c conformance, credential string) {
 	t.Helper()
-	good := env{c.secret: credential}
-	ctx := context.Background()
+	c.credential = credential
+	t.Run("OK", c.ok)
+	t.Run("ErrServer", c.errServer)
+	t.Run("ErrTimeout", c.errTimeout)
+	t.Run("VerifyFalseWhenStateWrong", c.verifyFalseWhenStateWrong)
+	t.Run("ErrMissingCredential", c.errMissingCredential)
+	t.Run("ErrWrongCredential", c.errWrongCredential)
+	if !c.build(c.good()).SessionScoped() {
+		t.Run("ErrSessionScoped", c.errSessionScoped)
+	}
+}
 
-	t.Run("OK", func(t *testing.T) {
-		a := c.build(good)
-		if err := a.Drill(ctx, c.agent); err != nil {
-			t.Fatalf("Drill: %v", err)
-		}
-		if c.halted() {
-			t.Fatal("drill halted the agent")
-		}
-		for i := range 2 { // repeating a halt is safe
-			if err := a.Do(ctx, request(c.agent, incidents.ActionHalt)); err != nil {
-				t.Fatalf("halt %d: %v", i, err)
-			}
-		}
-		if !c.halted() {
-			t.Fatal("fake not halted after Do")
-		}
-		assertVerify(t, a, request(c.agent, incidents.ActionHalt), true)
-		assertVerify(t, a, request(c.agent, incidents.ActionResume), false)
-		if err := a.Do(ctx, request(c.agent, incidents.ActionResume)); err != nil {
-			t.Fatalf("resume: %v", err)
-		}
-		if c.halted() {
-			t.Fatal("fake still halted after resume")
-		}
-		assertVerify(t, a, request(c.agent, incidents.ActionResume), true)
-		assertVerify(t, a, request(c.agent, incidents.ActionHalt), false)
-	})
-	t.Run("ErrServer", func(t *testing.T) {
-		c.fake.SetFault(halttest.FaultError)
-		defer c.fake.SetFault(halttest.FaultNone)
-		a := c.build(good)
-		err := a.Do(ctx, request(c.agent, incidents.ActionHalt))
-		assertErr(t, err, incidents.EUNAVAILABLE, "500")
-		_, err = a.Verify(ctx, request(c.agent, incidents.ActionHalt))
-		assertErr(t, err, incidents.EUNAVAILABLE, "500")
-		assertErr(t, a.Drill(ctx, c.agent), incidents.EUNAVAILABLE, "500")
-	})
-	t.Run("ErrTimeout", func(t *testing.T) {
-		c.fake.SetFault(halttest.FaultHang)
-		defer c.fake.SetFault(halttest.FaultNone)
-		a := c.build(good)
-		calls := []func(ctx context.Context) error{
-			func(ctx context.Context) error { return a.Do(ctx, request(c.agent, incidents.ActionHalt)) },
-			func(ctx context.Context) error {
-				_, err := a.Verify(ctx, request(c.agent, incidents.ActionHalt))
-				return err
-			},
-			func(ctx context.Context) error { return a.Drill(ctx, c.agent) },
-		}
-		for i, call := range calls {
-			ctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-			err := call(ctx)
-			cancel()
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("call %d: got %v, want a deadline error", i, err)
-			}
-			assertErr(t, err, incidents.EUNAVAILABLE, "")
-		}
-	})
-	t.Run("VerifyFalseWhenStateWrong", func(t *testing.T) {
-		c.fake.SetFault(halttest.FaultWrongState)
-		defer c.fake.SetFault(halttest.FaultNone)
-		a := c.build(good)
+func (c conformance) good() env { return env{c.secret: c.credential} }
+
+func (c conformance) ok(t *testing.T) {
+	ctx := context.Background()
+	a := c.build(c.good())
+	if err := a.Drill(ctx, c.agent); err != nil {
+		t.Fatalf("Drill: %v", err)
+	}
+	if c.halted() {
+		t.Fatal("drill halted the agent")
+	}
+	for i := range 2 { // repeating a halt is safe
 		if err := a.Do(ctx, request(c.agent, incidents.ActionHalt)); err != nil {
-			t.Fatalf("Do: %v", err)
+			t.Fatalf("halt %d: %v", i, err)
 		}
-		assertVerify(t, a, request(c.agent, incidents.ActionHalt), false)
-	})
-	t.Run("ErrMissingCredential", func(t *testing.T) {
-		c.fake.Reset()
-		a := c.build(env{})
-		err := a.Do(ctx, request(c.agent, incidents.ActionHalt))
-		assertErr(t, err, incidents.EINVALID, "$"+c.secret)
-		assertErr(t, a.Drill(ctx, c.agent), incidents.EINVALID, "$"+c.secret)
-		if got := len(c.fake.Calls()); got != 0 {
-			t.Errorf("fake received %d calls, want 0", got)
+	}
+	if !c.halted() {
+		t.Fatal("fake not halted after Do")
+	}
+	assertVerify(t, a, request(c.agent, incidents.ActionHalt), true)
+	assertVerify(t, a, request(c.agent, incidents.ActionResume), false)
+	if err := a.Do(ctx, request(c.agent, incidents.ActionResume)); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if c.halted() {
+		t.Fatal("fake still halted after resume")
+	}
+	assertVerify(t, a, request(c.agent, incidents.ActionResume), true)
+	assertVerify(t, a, request(c.agent, incidents.ActionHalt), false)
+}
+
+func (c conformance) errServer(t *testing.T) {
+	ctx := context.Background()
+	c.fake.SetFault(halttest.FaultError)
+	defer c.fake.SetFault(halttest.FaultNone)
+	a := c.build(c.good())
+	err := a.Do(ctx, request(c.agent, incidents.ActionHalt))
+	assertErr(t, err, incidents.EUNAVAILABLE, "500")
+	_, err = a.Verify(ctx, request(c.agent, incidents.ActionHalt))
+	assertErr(t, err, incidents.EUNAVAILABLE, "500")
+	assertErr(t, a.Drill(ctx, c.agent), incidents.EUNAVAILABLE, "500")
+}
+
+func (c conformance) errTimeout(t *testing.T) {
+	c.fake.SetFault(halttest.FaultHang)
+	defer c.fake.SetFault(halttest.FaultNone)
+	a := c.build(c.good())
+	calls := []func(ctx context.Context) error{
+		func(ctx context.Context) error { return a.Do(ctx, request(c.agent, incidents.ActionHalt)) },
+		func(ctx context.Context) error {
+			_, err := a.Verify(ctx, request(c.agent, incidents.ActionHalt))
+			return err
+		},
+		func(ctx context.Context) error { return a.Drill(ctx, c.agent) },
+	}
+	for i, call := range calls {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		err := call(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("call %d: got %v, want a deadline error", i, err)
 		}
-	})
-	t.Run("ErrWrongCredential", func(t *testing.T) {
-		a := c.build(env{c.secret: "wrong-" + credential})
-		assertErr(t, a.Do(ctx, request(c.agent, incidents.ActionHalt)), incidents.EUNAVAILABLE, "401")
-		assertErr(t, a.Drill(ctx, c.agent), incidents.EUNAVAILABLE, "401")
-		if c.halted() {
-			t.Error("halted with a wrong credential")
-		}
-	})
-	if !c.build(good).SessionScoped() {
-		t.Run("ErrSessionScoped", func(t *testing.T) {
-			c.fake.Reset()
-			a := c.build(good)
-			err := a.Do(ctx, request(c.agent, incidents.ActionHalt, "s-8812"))
-			assertErr(t, err, incidents.EINVALID, "whole agent")
-			_, err = a.Verify(ctx, request(c.agent, incidents.ActionHalt, "s-8812"))
-			assertErr(t, err, incidents.EINVALID, "whole agent")
-			if got := len(c.fake.Calls()); got != 0 {
-				t.Errorf("fake received %d calls, want 0", got)
-			}
-		})
+		assertErr(t, err, incidents.EUNAVAILABLE, "")
+	}
+}
+
+func (c conformance) verifyFalseWhenStateWrong(t *testing.T) {
+	c.fake.SetFault(halttest.FaultWrongState)
+	defer c.fake.SetFault(halttest.FaultNone)
+	a := c.build(c.good())
+	if err := a.Do(context.Background(), request(c.agent, incidents.ActionHalt)); err != nil {
+		t.Fatalf("Do: %v", err)
+	}
+	assertVerify(t, a, request(c.agent, incidents.ActionHalt), false)
+}
+
+func (c conformance) errMissingCredential(t *testing.T) {
+	ctx := context.Background()
+	c.fake.Reset()
+	a := c.build(env{})
+	assertErr(t, a.Do(ctx, request(c.agent, incidents.ActionHalt)), incidents.EINVALID, "$"+c.secret)
+	assertErr(t, a.Drill(ctx, c.agent), incidents.EINVALID, "$"+c.secret)
+	if got := len(c.fake.Calls()); got != 0 {
+		t.Errorf("fake received %d calls, want 0", got)
+	}
+}
+
+func (c conformance) errWrongCredential(t *testing.T) {
+	ctx := context.Background()
+	a := c.build(env{c.secret: "wrong-" + c.credential})
+	assertErr(t, a.Do(ctx, request(c.agent, incidents.ActionHalt)), incidents.EUNAVAILABLE, "401")
+	assertErr(t, a.Drill(ctx, c.agent), incidents.EUNAVAILABLE, "401")
+	if c.halted() {
+		t.Error("halted with a wrong credential")
+	}
+}
+
+func (c conformance) errSessionScoped(t *testing.T) {
+	ctx := context.Background()
+	c.fake.Reset()
+	a := c.build(c.good())
+	assertErr(t, a.Do(ctx, request(c.agent, incidents.ActionHalt, "s-8812")), incidents.EINVALID, "whole agent")
+	_, err := a.Verify(ctx, request(c.agent, incidents.ActionHalt, "s-8812"))
+	assertErr(t, err, incidents.EINVALID, "whole agent")
+	if got := len(c.fake.Calls()); got != 0 {
+		t.Errorf("fake received %d calls, want 0", got)
 	}
 }
 

@@ -118,9 +118,13 @@ func TestKubernetesVerifyWaitsForPods(t *testing.T) {
 	f := newK8s(t, 2, false)
 	a := halt.NewKubernetes(halt.Config{Getenv: env{"K8S_TOKEN": "sa-token"}.get})
 	agent := k8sAgent(f.URL())
+	f.HoldPods(true)
 	if err := a.Do(context.Background(), request(agent, incidents.ActionHalt)); err != nil {
 		t.Fatal(err)
 	}
+	// Scaled to 0, but the pods are still terminating: not halted yet.
+	assertVerify(t, a, request(agent, incidents.ActionHalt), false)
+	f.HoldPods(false)
 	assertVerify(t, a, request(agent, incidents.ActionHalt), true)
 	// Someone (an HPA, a deploy) scales it back up behind reins' back.
 	f.SetReplicas(1)

@@ -21,7 +21,7 @@ type KubernetesConfig struct {
 // Kubernetes fakes the Kubernetes API server for one Deployment: GET and
 // merge-patch PATCH of the Deployment and of its scale subresource, with
 // dryRun=All honoured. Pods come and go at once (status follows spec)
-// unless the fault is FaultWrongState, which accepts patches and ignores them.
+// unless HoldPods is on; FaultWrongState accepts patches and ignores them.
 type Kubernetes struct {
 	server
 	cfg KubernetesConfig
@@ -29,6 +29,7 @@ type Kubernetes struct {
 	smu         sync.Mutex
 	spec        int
 	status      int
+	hold        bool
 	annotations map[string]string
 }
 
@@ -66,7 +67,21 @@ func (f *Kubernetes) Replicas() (spec, status int) {
 func (f *Kubernetes) SetReplicas(n int) {
 	f.smu.Lock()
 	defer f.smu.Unlock()
-	f.spec, f.status = n, n
+	f.spec = n
+	if !f.hold {
+		f.status = n
+	}
+}
+
+// HoldPods keeps the running pods (status.replicas) where they are while on,
+// like pods slow to terminate; turning it off lets them catch up.
+func (f *Kubernetes) HoldPods(on bool) {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	f.hold = on
+	if !on {
+		f.status = f.spec
+	}
 }
 
 // Annotation returns one annotation of the Deployment.

@@ -114,27 +114,10 @@ func (f *Webhook) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 	f.smu.Lock()
 	defer f.smu.Unlock()
 	f.messages = append(f.messages, m)
-	apply := f.faulty() != FaultWrongState
 	switch m.Action {
-	case "halt":
-		if apply && len(m.Sessions) == 0 {
-			f.halted[m.Agent] = true
-		} else if apply {
-			for _, s := range m.Sessions {
-				if !slices.Contains(f.sessions[m.Agent], s) {
-					f.sessions[m.Agent] = append(f.sessions[m.Agent], s)
-				}
-			}
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
-	case "resume":
-		if apply && len(m.Sessions) == 0 {
-			f.halted[m.Agent] = false
-			f.sessions[m.Agent] = nil
-		} else if apply {
-			f.sessions[m.Agent] = slices.DeleteFunc(f.sessions[m.Agent], func(s string) bool {
-				return slices.Contains(m.Sessions, s)
-			})
+	case "halt", "resume":
+		if f.faulty() != FaultWrongState {
+			f.apply(m)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	case "status":
@@ -144,6 +127,27 @@ func (f *Webhook) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	default:
 		f.reject(w, r, "unknown action %q", m.Action)
+	}
+}
+
+// apply changes the state as a control endpoint must (f.smu held).
+func (f *Webhook) apply(m WebhookMessage) {
+	switch {
+	case m.Action == "halt" && len(m.Sessions) == 0:
+		f.halted[m.Agent] = true
+	case m.Action == "halt":
+		for _, s := range m.Sessions {
+			if !slices.Contains(f.sessions[m.Agent], s) {
+				f.sessions[m.Agent] = append(f.sessions[m.Agent], s)
+			}
+		}
+	case len(m.Sessions) == 0: // resume everything
+		f.halted[m.Agent] = false
+		f.sessions[m.Agent] = nil
+	default:
+		f.sessions[m.Agent] = slices.DeleteFunc(f.sessions[m.Agent], func(s string) bool {
+			return slices.Contains(m.Sessions, s)
+		})
 	}
 }
 
