@@ -95,27 +95,28 @@ func ParseCommand(text string) Command {
 // parseSessions takes the leading "session ID" / "sessions A,B" groups off
 // args and returns the sessions and what follows them.
 func parseSessions(args []string) (sessions, rest []string, errText string) {
+	seen := map[string]bool{}
 	for len(args) > 0 && isSessionKeyword(args[0]) {
 		kw := args[0]
 		args = args[1:]
 		// "sessions a, b" arrives as "a," and "b": a trailing comma means the
 		// list goes on in the next word.
-		var list string
-		for len(args) > 0 {
-			list += args[0]
-			args = args[1:]
-			if !strings.HasSuffix(list, ",") {
-				break
-			}
-		}
 		n := 0
-		for _, s := range strings.Split(list, ",") {
-			if s == "" {
-				continue
+		for len(args) > 0 {
+			word := args[0]
+			args = args[1:]
+			for _, s := range strings.Split(word, ",") {
+				if s == "" {
+					continue
+				}
+				n++
+				if !seen[s] {
+					seen[s] = true
+					sessions = append(sessions, s)
+				}
 			}
-			n++
-			if !contains(sessions, s) {
-				sessions = append(sessions, s)
+			if !strings.HasSuffix(word, ",") {
+				break
 			}
 		}
 		if n == 0 {
@@ -129,15 +130,6 @@ func isSessionKeyword(w string) bool {
 	switch strings.ToLower(w) {
 	case "session", "sessions", "--session":
 		return true
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
 	}
 	return false
 }

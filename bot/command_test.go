@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -114,4 +115,18 @@ func FuzzParseCommand(f *testing.F) {
 			t.Fatalf("ParseCommand(%q) is not deterministic", text)
 		}
 	})
+}
+
+// TestParseCommandLinear guards against quadratic parsing: a signed request
+// may carry up to 1 MiB of text.
+func TestParseCommandLinear(t *testing.T) {
+	text := "kill bot sessions " + strings.Repeat("s-1, s-2,", 100_000) + "s-3 reason"
+	start := time.Now()
+	c := ParseCommand(text)
+	if len(c.Sessions) != 3 || c.Text != "reason" {
+		t.Fatalf("ParseCommand(long list) = %d sessions, text %q; want 3 and \"reason\"", len(c.Sessions), c.Text)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("ParseCommand(1 MiB) took %s", d)
+	}
 }

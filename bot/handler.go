@@ -47,7 +47,6 @@ type Handler struct {
 	svc      Service
 	chat     *Chat
 	log      *slog.Logger
-	now      func() time.Time
 	pending  *pendingStore
 	sem      chan struct{}
 	timeout  time.Duration
@@ -77,7 +76,6 @@ func NewHandler(cfg Config) *Handler {
 		svc:      cfg.Service,
 		chat:     cfg.Chat,
 		log:      cfg.Log,
-		now:      cfg.Now,
 		pending:  newPendingStore(cfg.Now),
 		sem:      make(chan struct{}, cfg.Workers),
 		timeout:  cfg.WorkTimeout,

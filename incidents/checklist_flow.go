@@ -281,7 +281,7 @@ func (s *Service) enqueueAnswered(ctx context.Context, q Queries, incID int64, c
 	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, q, incID, LaneChat, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
+	return s.enqueue(ctx, q, incID, LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
 }
 
 // SnoozeReminders silences the incident's checklist and postmortem

@@ -18,6 +18,7 @@ import (
 // postmortem and two nudging replicas on SQLite and PostgreSQL, where the
 // in-memory store's serialised transactions cannot hide a lost update.
 func TestAftermathOnRealStores(t *testing.T) {
+	t.Parallel()
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		store := sqlstore.New(db, d)
 		env := incidentstest.NewEnv(func(deps *incidents.Deps, c *incidents.Config) { deps.Store = store })

@@ -48,7 +48,7 @@ func (s *Service) deliverers() map[string]deliverFunc {
 	m := map[string]deliverFunc{
 		KindCreateChannel: s.deliverCreateChannel,
 		KindPostSummary:   s.deliverSummary,
-		KindUpdateSummary: s.deliverSummary,
+		KindUpdateSummary: s.deliverSummaryUpdate,
 		KindSetTopic:      s.deliverTopic,
 		KindInvite:        s.deliverInvite,
 		KindBookmark:      s.deliverBookmarks,
@@ -298,6 +298,9 @@ func (s *Service) enqueue(ctx context.Context, q Queries, incID int64, lane, kin
 }
 
 func (s *Service) enqueueAt(ctx context.Context, q Queries, incID int64, lane, kind, key string, payload any, due time.Time) error {
+	if kind == KindUpdateSummary {
+		lane = LaneRefresh // see LaneRefresh: a waiting refresh must not hold back thread posts
+	}
 	raw := []byte(`{}`)
 	if payload != nil {
 		b, err := json.Marshal(payload)

@@ -125,6 +125,17 @@ func (s *Service) deliverSummary(ctx context.Context, it *OutboxItem) error {
 	})
 }
 
+// deliverSummaryUpdate refreshes a posted summary. Before the summary is
+// posted there is nothing to refresh: post_summary reads the incident when it
+// runs, so it shows the same state.
+func (s *Service) deliverSummaryUpdate(ctx context.Context, it *OutboxItem) error {
+	inc, ok, err := s.withChannel(ctx, it)
+	if !ok || inc.SummaryTS == "" {
+		return err
+	}
+	return s.deliverSummary(ctx, it)
+}
+
 // summaryView gathers what the summary shows, as of now.
 func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
 	reg := s.registry()

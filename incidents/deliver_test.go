@@ -13,14 +13,24 @@ import (
 )
 
 // drain delivers a lane until a pass finishes nothing.
+// drain delivers everything due on lane; the chat lane includes the summary
+// refreshes of LaneRefresh, delivered after it as the workers would.
 func drain(t *testing.T, env *incidentstest.Env, lane string) {
 	t.Helper()
+	lanes := []string{lane}
+	if lane == incidents.LaneChat {
+		lanes = append(lanes, incidents.LaneRefresh)
+	}
 	for range 100 {
-		n, err := env.Service.DeliverDue(ctx, lane)
-		if err != nil {
-			t.Fatalf("DeliverDue(%s): %v", lane, err)
+		total := 0
+		for _, l := range lanes {
+			n, err := env.Service.DeliverDue(ctx, l)
+			if err != nil {
+				t.Fatalf("DeliverDue(%s): %v", l, err)
+			}
+			total += n
 		}
-		if n == 0 {
+		if total == 0 {
 			return
 		}
 	}
@@ -249,7 +259,7 @@ func TestDeliverSummaryUpdateIsDebounced(t *testing.T) {
 }
 
 func TestRunDeliveryIsKicked(t *testing.T) {
-	env := incidentstest.NewEnv()
+	env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.DefaultRoutingKey = "rk-default" })
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -260,16 +270,22 @@ func TestRunDeliveryIsKicked(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	time.Sleep(50 * time.Millisecond) // let the workers go idle
-	start := time.Now()
-	ingest(t, env, incidentstest.Alert())
-	for len(env.Pager.Pages()) == 0 {
-		if time.Since(start) > 2*time.Second {
-			t.Fatal("no page within 2 s")
+	// Without a kick, a page waits for the next poll, about 450 ms after
+	// each intake here; the best of three tolerates a loaded machine.
+	best := time.Hour
+	for i := range 3 {
+		time.Sleep(50 * time.Millisecond) // let the workers go idle
+		start := time.Now()
+		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = []string{"support-bot", "billing-agent", "orphan-agent"}[i] }))
+		for len(env.Pager.Pages()) <= i {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("page %d not sent within 2 s", i+1)
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
+		best = min(best, time.Since(start))
 	}
-	if took := time.Since(start); took > 400*time.Millisecond {
-		t.Errorf("intake to page took %v, want well under the 500 ms poll interval", took)
+	if best > 250*time.Millisecond {
+		t.Errorf("intake to page took at best %v, want well under the 500 ms poll interval", best)
 	}
 }

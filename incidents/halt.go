@@ -310,7 +310,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 			if err := s.enqueue(ctx, q, h.IncidentID, LaneChat, KindPost, key("halt"), msg); err != nil {
 				return err
 			}
-			if err := s.enqueue(ctx, q, h.IncidentID, LaneChat, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
+			if err := s.enqueue(ctx, q, h.IncidentID, LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
 				return err
 			}
 		}

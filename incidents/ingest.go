@@ -316,7 +316,7 @@ func (in *intake) flush(ctx context.Context) error {
 			continue // post_summary reads the incident when it is delivered
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", id, bucket.Unix())
-		if err := in.s.enqueueAt(ctx, in.q, id, LaneChat, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce)); err != nil {
+		if err := in.s.enqueueAt(ctx, in.q, id, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce)); err != nil {
 			return err
 		}
 	}

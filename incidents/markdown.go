@@ -116,6 +116,8 @@ func renderTimeline(w writer, pm *Postmortem) {
 	d := pm.Durations
 	w("| Time to detect | Time to page | Time to halt | Time to resolve |\n|---|---|---|---|\n")
 	w("| %s | %s | %s | %s |\n\n", spanText(d.Detect), spanText(d.Page), spanText(d.Halt), spanText(d.Resolve))
+	w("Time to detect runs from the first alert's start to the incident opening; the others from the opening " +
+		"to the page, the first verified halt and the resolve.\n\n")
 	w("| Time (UTC) | Event | By | What happened |\n|---|---|---|---|\n")
 	if len(pm.Detection) > 0 {
 		w("| %s | detected | monitoring | First alert started firing |\n", pm.Times.Detected.Format(mdTime))

@@ -9,6 +9,10 @@ import (
 const (
 	LaneUrgent = "urgent" // pages and re-pages
 	LaneChat   = "chat"   // channel, summary, invites, bookmarks, thread posts
+	// LaneRefresh holds in-place summary updates. They are idempotent and read
+	// the incident when delivered, so they need no order, and a debounced
+	// update waiting for its time must not hold back the next checklist item.
+	LaneRefresh = "refresh"
 )
 
 // Outbox states.

@@ -42,7 +42,7 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 			return err
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/acknowledged", inc.ID)
-		return s.enqueue(ctx, q, inc.ID, LaneChat, KindUpdateSummary, key, nil)
+		return s.enqueue(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("acknowledge %s: %w", dedupKey, err)

@@ -220,6 +220,9 @@ func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmorte
 	pm := &Postmortem{ID: inc.ID, Agent: inc.Agent, Unowned: inc.Unowned, Title: inc.Title, Severity: inc.Severity,
 		Status: inc.Status, Source: inc.Source, ResolvedBy: inc.ResolvedBy, GeneratedAt: s.clock.Now().UTC(),
 		Sessions: sessionLinks(ag, inc.Sessions)}
+	// Empty lists, not null, for JSON readers.
+	pm.Detection, pm.SLAs, pm.Timeline, pm.Halts = []DetectedAlert{}, []SLACheck{}, []TimelineEntry{}, []PostmortemHalt{}
+	pm.BlastRadius, pm.Answers, pm.ActionItems = []BlastAnswer{}, []QuestionAnswer{}, []ActionItem{}
 	pm.times(inc, alerts, halts)
 	pm.detection(alerts, ag)
 	for _, e := range events {
@@ -342,7 +345,7 @@ func (pm *Postmortem) answers(answers []*PostmortemAnswer) {
 		}
 		pm.Answers = append(pm.Answers, QuestionAnswer{Key: q.Key, Question: q.Question, Text: a.Text,
 			By: actorLabel(a.Actor), At: a.At.UTC()})
-		if q.Key == QuestionActionItems {
+		if q.Key == QuestionActionItems && len(ParseActionItems(a.Text)) > 0 {
 			pm.ActionItems = ParseActionItems(a.Text)
 		}
 	}

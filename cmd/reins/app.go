@@ -213,6 +213,7 @@ func (m *Main) startBackground(ctx context.Context) {
 	// Pages get their own workers so Slack cosmetics never delay them.
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneUrgent, 2) })
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
+	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneRefresh, 1) })
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {
 		t := time.NewTicker(time.Second)

@@ -61,9 +61,10 @@ func (r *incidentRow) load(inc *incidents.Incident) error {
 }
 
 // findIncident loads the one incident matching where, or ENOTFOUND for what.
-func (q *queries) findIncident(ctx context.Context, what, where string, args ...any) (*incidents.Incident, error) {
+// lock is "" or q.forUpdate().
+func (q *queries) findIncident(ctx context.Context, lock, what, where string, args ...any) (*incidents.Incident, error) {
 	var r incidentRow
-	err := q.get(ctx, &r, `SELECT `+incidentCols+` FROM incidents WHERE `+where+q.forUpdate(), args...)
+	err := q.get(ctx, &r, `SELECT `+incidentCols+` FROM incidents WHERE `+where+lock, args...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound(what)
 	} else if err != nil {
@@ -90,10 +91,16 @@ RETURNING id`
 // for one incident costs one indexed read each and burns no IDs (the numbers
 // users see stay consecutive). Racing inserts meet on the unique partial
 // index: the losers do nothing and read the winner's row.
+//
+// Unlike FindIncident it does not lock the row inside a transaction: every
+// alert of a storm goes through here, and a lock held to commit would queue
+// them all behind one another (measured: 50 ms per alert at 32 senders on
+// PostgreSQL instead of 1.5 ms). A caller about to change the incident calls
+// FindIncident in the same transaction, which locks and re-reads it.
 func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
 	what := fmt.Sprintf("open incident for %s", inc.Agent)
 	for range 3 {
-		got, err := q.findIncident(ctx, what, `agent = ? AND group_key = ? AND status = 'open' AND grouping`,
+		got, err := q.findIncident(ctx, "", what, `agent = ? AND group_key = ? AND status = 'open' AND grouping`,
 			inc.Agent, inc.GroupKey)
 		if err == nil {
 			*inc = *got
@@ -155,7 +162,7 @@ func (q *queries) StopGrouping(ctx context.Context, id int64) error {
 // FindIncident returns the incident with id. Inside a transaction on
 // PostgreSQL the row stays locked until commit (see forUpdate).
 func (q *queries) FindIncident(ctx context.Context, id int64) (*incidents.Incident, error) {
-	return q.findIncident(ctx, fmt.Sprintf("incident #%d", id), `id = ?`, id)
+	return q.findIncident(ctx, q.forUpdate(), fmt.Sprintf("incident #%d", id), `id = ?`, id)
 }
 
 // FindIncidentByChannel returns the incident whose Slack channel is channelID
@@ -164,7 +171,7 @@ func (q *queries) FindIncidentByChannel(ctx context.Context, channelID string) (
 	if channelID == "" {
 		return nil, notFound("incident for an empty channel ID")
 	}
-	return q.findIncident(ctx, "incident for this channel",
+	return q.findIncident(ctx, q.forUpdate(), "incident for this channel",
 		`id = (SELECT max(id) FROM incidents WHERE slack_channel_id = ?)`, channelID)
 }
 
@@ -173,7 +180,7 @@ func (q *queries) FindIncidentByPagerKey(ctx context.Context, dedupKey string) (
 	if dedupKey == "" {
 		return nil, notFound("incident for an empty PagerDuty key")
 	}
-	return q.findIncident(ctx, fmt.Sprintf("incident with PagerDuty key %q", dedupKey),
+	return q.findIncident(ctx, q.forUpdate(), fmt.Sprintf("incident with PagerDuty key %q", dedupKey),
 		`id = (SELECT max(id) FROM incidents WHERE pagerduty_key = ?)`, dedupKey)
 }
 
