@@ -137,6 +137,9 @@ func RenderMessage(m incidents.Message) ([]slack.Block, string) {
 	if len(links) > 0 {
 		blocks = append(blocks, slack.NewActionBlock("links", links...))
 	}
+	if m.Reminder != 0 {
+		blocks = append(blocks, reminderActions(m.Reminder))
+	}
 	if len(blocks) == 0 {
 		blocks = append(blocks, section("(empty message)"))
 	}

@@ -146,6 +146,7 @@ func renderCases() map[string]rendered {
 		"message_info":       render(RenderMessage(incidents.Message{Style: incidents.StyleInfo, Title: "Channel created", Text: "Owners invited."})),
 		"message_full":       render(RenderMessage(messageFull())),
 		"message_hostile":    render(RenderMessage(incidents.Message{Style: incidents.StyleDanger, Title: hostile, Text: hostile})),
+		"message_reminder":   render(RenderMessage(incidents.Message{Style: incidents.StyleWarning, Title: "Reminder", Text: "Item 4 of 14 is waiting for @crm-oncall.", Reminder: 42})),
 		"checklist_open":     render(RenderChecklistItem(checklistView(false))),
 		"checklist_answered": render(RenderChecklistItem(checklistView(true))),
 		"postmortem_open":    render(RenderPostmortemQuestion(postmortemView(false))),

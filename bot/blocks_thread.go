@@ -152,12 +152,14 @@ func RenderConfirmHalt(agent string, sessions []string, reason string, incidentI
 // RenderReminder renders a nudge about a stalled checklist or an overdue
 // postmortem, with buttons to snooze or stop the nudges.
 func RenderReminder(incidentID int64, text string) ([]slack.Block, string) {
-	value := strconv.FormatInt(incidentID, 10)
-	blocks := []slack.Block{
-		section(":alarm_clock: " + EscapeLimit(text, 2900)),
-		slack.NewActionBlock("reminder_actions",
-			button(ActionSnoozeReminders, value, "Snooze 1 h"),
-			button(ActionStopReminders, value, "Stop reminders")),
-	}
+	blocks := []slack.Block{section(":alarm_clock: " + EscapeLimit(text, 2900)), reminderActions(incidentID)}
 	return blocks, EscapeLimit(PlainText(text), 300)
+}
+
+// reminderActions are the Snooze 1 h and Stop reminders buttons.
+func reminderActions(incidentID int64) slack.Block {
+	value := strconv.FormatInt(incidentID, 10)
+	return slack.NewActionBlock("reminder_actions",
+		button(ActionSnoozeReminders, value, "Snooze 1 h"),
+		button(ActionStopReminders, value, "Stop reminders"))
 }

@@ -28,8 +28,9 @@ type Chat struct {
 
 	dir *Directory
 
-	mu       sync.Mutex
-	channels map[string]string // channel name -> ID
+	mu        sync.Mutex
+	channels  map[string]string // channel name -> ID
+	botUserID string            // from auth.test, once needed
 }
 
 var _ incidents.Chat = (*Chat)(nil)
@@ -90,6 +91,34 @@ func slackErrorCode(err error) string {
 
 var channelIDPattern = regexp.MustCompile(`^[CGD][A-Z0-9]{6,}$`)
 
+// ownChannel returns the ID of the live channel named name when reins itself
+// created it: a retry after a crash between Slack creating the channel and
+// reins recording it adopts that channel instead of opening a second one.
+func (c *Chat) ownChannel(ctx context.Context, name string) (string, bool) {
+	id, err := c.channelID(ctx, name)
+	if err != nil {
+		return "", false
+	}
+	info, err := c.api.GetConversationInfoContext(ctx, &slack.GetConversationInfoInput{ChannelID: id})
+	if err != nil || info.IsArchived {
+		return "", false
+	}
+	c.mu.Lock()
+	bot := c.botUserID
+	c.mu.Unlock()
+	if bot == "" {
+		auth, err := c.api.AuthTestContext(ctx)
+		if err != nil {
+			return "", false
+		}
+		bot = auth.UserID
+		c.mu.Lock()
+		c.botUserID = bot
+		c.mu.Unlock()
+	}
+	return id, info.Creator == bot
+}
+
 // CreateChannel creates the channel, adding -2, -3 … when the name is taken
 // (a channel left over from another install, or an archived one).
 func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (string, string, error) {
@@ -105,6 +134,11 @@ func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (st
 		}
 		ch, err := c.api.CreateConversationContext(ctx, slack.CreateConversationParams{ChannelName: candidate, IsPrivate: private})
 		if slackErrorCode(err) == "name_taken" {
+			if n == 1 {
+				if id, ok := c.ownChannel(ctx, candidate); ok {
+					return id, candidate, nil
+				}
+			}
 			continue
 		}
 		if err != nil {

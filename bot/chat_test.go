@@ -76,6 +76,24 @@ func TestChatCreateChannel(t *testing.T) {
 	}
 }
 
+// A retry after a crash between Slack creating the channel and reins
+// recording it adopts the channel reins made, instead of opening inc-…-2.
+func TestChatCreateChannelAdoptsItsOwn(t *testing.T) {
+	chat, srv := newChat(t)
+	id1, name1, err := chat.CreateChannel(context.Background(), "inc-7-support-bot-spike", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	retry := NewChat(srv.Client(), nil) // a restarted reins: nothing cached
+	id2, name2, err := retry.CreateChannel(context.Background(), "inc-7-support-bot-spike", false)
+	if err != nil || id2 != id1 || name2 != name1 {
+		t.Fatalf("retry got %s %s %v, want the same channel %s %s", id2, name2, err, id1, name1)
+	}
+	if n := len(srv.Channels()); n != 1 {
+		t.Fatalf("got %d channels, want 1", n)
+	}
+}
+
 func TestChatInvite(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {

@@ -257,14 +257,7 @@ func (s *Service) deliveryLoop(ctx context.Context, lane string) {
 // now is delivered within milliseconds rather than at the next poll.
 func (s *Service) Kick() { s.waker().kick() }
 
-// wakers holds one waker per Service: the Service struct is a shared contract
-// and has no field for it.
-var wakers sync.Map // *Service -> *waker
-
-func (s *Service) waker() *waker {
-	w, _ := wakers.LoadOrStore(s, &waker{})
-	return w.(*waker)
-}
+func (s *Service) waker() *waker { return &s.wake }
 
 // waker is a broadcast: kick closes the channel every waiter holds.
 type waker struct {

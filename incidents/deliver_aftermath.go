@@ -292,7 +292,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *OutboxItem) error {
 		thread = inc.PostmortemTS
 	}
 	m := Message{Channel: inc.SlackChannelID, ThreadTS: thread, Style: StyleWarning, Title: "Reminder", Text: p.Text,
-		Mention: p.Mention}
+		Mention: p.Mention, Reminder: inc.ID}
 	if _, err := s.chat.Post(ctx, m); err != nil {
 		return fmt.Errorf("post reminder for incident %d: %w", inc.ID, err)
 	}

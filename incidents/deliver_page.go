@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/reins-oss/reins/ownership"
 )
@@ -133,8 +134,10 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 		"sessions": inc.Sessions,
 		"reins":    reinsLink.URL,
 	}
+	// Pages never wait for Slack, so the channel may not exist yet: the link
+	// goes through reins, which redirects to the channel once it does.
+	links = append(links, s.pageChannelLink(inc))
 	if inc.SlackChannelID != "" {
-		links = append(links, channelLink(inc))
 		details["channel"] = "#" + inc.SlackChannelName
 	}
 	page := Page{Action: action, RoutingKey: key, DedupKey: dedup, Source: pageSource, Component: inc.Agent,
@@ -163,4 +166,13 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	}
 	page.Links = links
 	return page
+}
+
+// pageChannelLink is the incident channel's link as pages carry it.
+func (s *Service) pageChannelLink(inc *Incident) Link {
+	text := "Slack channel"
+	if inc.SlackChannelName != "" {
+		text += " #" + inc.SlackChannelName
+	}
+	return Link{Text: text, URL: fmt.Sprintf("%s/incidents/%d/slack", strings.TrimRight(s.cfg.PublicURL, "/"), inc.ID)}
 }

@@ -141,6 +141,9 @@ type Message struct {
 	Fields   []Field  // label: value pairs
 	Links    []Link   // shown as buttons or links
 	Mention  []string // user or user-group IDs deliberately notified (owners, authority)
+	// Reminder, when set, is the incident whose reminders this message is:
+	// it carries Snooze 1 h and Stop reminders buttons.
+	Reminder int64
 }
 
 // Field is a label and a value.

@@ -60,6 +60,7 @@ type Service struct {
 	clock  Clock
 	log    *slog.Logger
 	cfg    Config
+	wake   waker // wakes the delivery workers after a commit
 }
 
 // New returns a Service. Zero settings get their defaults.

@@ -221,8 +221,11 @@ func Connect(ctx context.Context, rawURL string) (*sqlx.DB, Dialect, error) {
 		if p := password(rawURL); p != "" {
 			msg = strings.ReplaceAll(msg, p, "xxxxx")
 		}
-		return nil, "", fmt.Errorf("connect to %s database %s: %s (check the host, port and credentials in REINS_DATABASE_URL)",
-			d, Redact(rawURL), msg)
+		hint := "check the host, port and credentials in REINS_DATABASE_URL"
+		if d == SQLite {
+			hint = "check that the directory exists and reins may write there"
+		}
+		return nil, "", fmt.Errorf("connect to %s database %s: %s (%s)", d, Redact(rawURL), msg, hint)
 	}
 	return db, d, nil
 }

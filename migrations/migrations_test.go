@@ -142,6 +142,14 @@ func TestConnectErrUnreachable(t *testing.T) {
 	}
 }
 
+func TestConnectErrSQLiteNoDirectory(t *testing.T) {
+	u := "sqlite:" + t.TempDir() + "/missing/dir/reins.db"
+	_, _, err := migrations.Connect(context.Background(), u)
+	if err == nil || !strings.Contains(err.Error(), "missing/dir/reins.db") || !strings.Contains(err.Error(), "directory exists") {
+		t.Errorf("Connect(%s) error = %v, want one naming the file and the fix", u, err)
+	}
+}
+
 func TestConnectErrUnknownScheme(t *testing.T) {
 	_, _, err := migrations.Connect(context.Background(), "mysql://root:pw@localhost/reins")
 	if err == nil || !strings.Contains(err.Error(), "sqlite:PATH") {

@@ -18,6 +18,8 @@ type Registry struct {
 	Teams    map[string]*Team
 	Agents   map[string]*Agent
 	LoadedAt time.Time
+
+	pos positions // line of every setting, for checks made after loading
 }
 
 // SlackSettings is the `slack:` section.

@@ -26,7 +26,7 @@ func channelJSON(c *Channel) obj {
 	return obj{
 		"id": c.ID, "name": c.Name, "is_channel": !c.Private, "is_group": c.Private,
 		"is_private": c.Private, "is_archived": c.Archived, "is_member": slices.Contains(c.Members, BotUserID),
-		"num_members": len(c.Members), "creator": BotUserID,
+		"num_members": len(c.Members), "creator": c.Creator,
 		"topic": obj{"value": c.Topic},
 	}
 }
@@ -45,7 +45,7 @@ func (s *Server) conversationsCreate(p url.Values) (obj, string) {
 	}
 	s.seq++
 	c := &Channel{ID: fmt.Sprintf("C0F%06d", s.seq), Name: name, Private: p.Get("is_private") == "true",
-		Members: []string{BotUserID}}
+		Members: []string{BotUserID}, Creator: BotUserID}
 	s.channels = append(s.channels, c)
 	return obj{"channel": channelJSON(c)}, ""
 }

@@ -62,7 +62,11 @@ type Channel struct {
 	Topic     string
 	Members   []string
 	Bookmarks []Bookmark
+	Creator   string // the bot for channels it created, AdminUserID for AddChannel's
 }
+
+// AdminUserID is the workspace admin who created the channels AddChannel adds.
+const AdminUserID = "U0ADMIN"
 
 // Bookmark is a channel bookmark.
 type Bookmark struct {
@@ -186,7 +190,7 @@ func (s *Server) AddUsergroup(id string, members ...string) {
 func (s *Server) AddChannel(id, name string, members ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.channels = append(s.channels, &Channel{ID: id, Name: name, Members: append([]string{BotUserID}, members...)})
+	s.channels = append(s.channels, &Channel{ID: id, Name: name, Members: append([]string{BotUserID}, members...), Creator: AdminUserID})
 }
 
 // ArchiveChannel archives a channel; posting to it then fails with is_archived.

@@ -138,8 +138,8 @@ func (q *queries) setOutbox(ctx context.Context, id int64, verb, query string, a
 	})
 }
 
-// OutboxBacklog returns the pending work of each lane; the two known lanes
-// are always present so their gauges drop to zero when drained.
+// OutboxBacklog returns the pending work of each lane, by name; the known
+// lanes are always present so their gauges drop to zero when drained.
 func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
 	var rows []struct {
 		Lane    string `db:"lane"`
@@ -152,8 +152,9 @@ func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, e
 		return nil, wrap(err, "outbox backlog")
 	}
 	byLane := map[string]incidents.LaneBacklog{
-		incidents.LaneChat:   {Lane: incidents.LaneChat},
-		incidents.LaneUrgent: {Lane: incidents.LaneUrgent},
+		incidents.LaneChat:    {Lane: incidents.LaneChat},
+		incidents.LaneRefresh: {Lane: incidents.LaneRefresh},
+		incidents.LaneUrgent:  {Lane: incidents.LaneUrgent},
 	}
 	for _, r := range rows {
 		byLane[r.Lane] = incidents.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}

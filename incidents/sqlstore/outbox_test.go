@@ -132,7 +132,8 @@ func TestRetryAndBuryOutbox(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []incidents.LaneBacklog{{Lane: incidents.LaneChat, Pending: 1, Oldest: &t0}, {Lane: incidents.LaneUrgent}}
+		want := []incidents.LaneBacklog{{Lane: incidents.LaneChat, Pending: 1, Oldest: &t0},
+			{Lane: incidents.LaneRefresh}, {Lane: incidents.LaneUrgent}}
 		if !reflect.DeepEqual(backlog, want) {
 			t.Errorf("OutboxBacklog = %+v, want %+v", backlog, want)
 		}

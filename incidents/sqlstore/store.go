@@ -287,17 +287,24 @@ func notFound(what string) error {
 }
 
 // wrap adds context to a driver error. Errors a retry may cure (serialisation
-// failure, deadlock, SQLite busy) also carry an EUNAVAILABLE *incidents.Error,
-// so callers that import no driver can recognise them with ErrorCode; the
-// driver error stays reachable through errors.As.
+// failure, deadlock, SQLite busy) are marked twice for callers that import no
+// driver: a Retryable() bool method, and an EUNAVAILABLE *incidents.Error for
+// ErrorCode. The driver error stays reachable through errors.As.
 func wrap(err error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	if transient(err) {
 		busy := &incidents.Error{Code: incidents.EUNAVAILABLE, Message: "The database is busy; try again."}
-		return fmt.Errorf("%s: %w (%w)", msg, busy, err)
+		return fmt.Errorf("%s: %w (%w)", msg, busy, retryableError{err})
 	}
 	return fmt.Errorf("%s: %w", msg, err)
 }
+
+// retryableError marks an error that trying the transaction again may cure.
+type retryableError struct{ err error }
+
+func (e retryableError) Error() string   { return e.err.Error() }
+func (e retryableError) Unwrap() error   { return e.err }
+func (e retryableError) Retryable() bool { return true }
 
 // transient says whether trying the transaction again may succeed.
 func transient(err error) bool {

@@ -211,3 +211,45 @@ func TestRememberConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// TestDeadlockIsRetryable makes PostgreSQL detect a deadlock between two
+// transactions: the loser's error must say it is worth retrying.
+func TestDeadlockIsRetryable(t *testing.T) {
+	t.Parallel()
+	db := dbtest.Postgres(t)
+	s := sqlstore.New(db, migrations.Postgres)
+	a, b := open(t, s, "a", ""), open(t, s, "b", "")
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	ready := make(chan struct{}, 2)
+	for i, order := range [][]int64{{a.ID, b.ID}, {b.ID, a.ID}} {
+		wg.Go(func() {
+			errs[i] = s.InTx(ctx, func(q incidents.Queries) error {
+				if _, err := q.FindIncident(ctx, order[0]); err != nil { // locks the row
+					return err
+				}
+				ready <- struct{}{}
+				for len(ready) < 2 && ctx.Err() == nil {
+					time.Sleep(time.Millisecond) // both hold their first row
+				}
+				_, err := q.FindIncident(ctx, order[1])
+				return err
+			})
+		})
+	}
+	wg.Wait()
+	var failed error
+	for _, err := range errs {
+		if err != nil {
+			failed = err
+		}
+	}
+	if failed == nil {
+		t.Fatal("no transaction failed: the deadlock did not happen")
+	}
+	var r interface{ Retryable() bool }
+	if !errors.As(failed, &r) || !r.Retryable() {
+		t.Errorf("deadlock error %v is not marked retryable", failed)
+	}
+	wantCode(t, failed, incidents.EUNAVAILABLE)
+}

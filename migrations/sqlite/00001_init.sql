@@ -73,6 +73,8 @@ CREATE TABLE alerts (
     source         TEXT        NOT NULL DEFAULT '',
     fingerprint    TEXT        NOT NULL,
     agent          TEXT        NOT NULL DEFAULT '',
+    -- Only the two states every source is normalised to: a parser that
+    -- leaks "ok" or "Recovered" fails here instead of counting as a change.
     status         TEXT        NOT NULL CHECK (status IN ('firing', 'resolved')),
     -- The status before the latest receipt, written by the same upsert that
     -- changes status, so RecordAlert learns "new, repeat or change" in one
@@ -116,6 +118,7 @@ CREATE TABLE outbox (
     -- transaction, a re-sent webhook) queues it once.
     key             TEXT        NOT NULL UNIQUE,
     payload         TEXT        NOT NULL DEFAULT '',
+    -- Workers claim only 'pending'; any other word would strand an item.
     state           TEXT        NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'dead')),
     attempts        INTEGER     NOT NULL DEFAULT 0 CHECK (attempts >= 0),
     next_attempt_at TEXT        NOT NULL,
@@ -137,6 +140,8 @@ CREATE TABLE halts (
     id           INTEGER PRIMARY KEY,
     incident_id  INTEGER     NOT NULL DEFAULT 0,
     agent        TEXT        NOT NULL,
+    -- Action and status drive time-to-halt and the agent's halted state:
+    -- only the words the code knows.
     action       TEXT        NOT NULL CHECK (action IN ('halt', 'resume')),
     sessions     TEXT        NOT NULL DEFAULT '[]',
     reason       TEXT        NOT NULL DEFAULT '',
