@@ -75,9 +75,12 @@ func (s *Service) DeliverDue(ctx context.Context, lane string) (int, error) {
 	}
 	dels := s.deliverers()
 	finished := 0
-	for _, it := range items {
+	for i, it := range items {
 		if ctx.Err() != nil {
-			break // the leases run out and another pass picks the rest up
+			// Shutting down: hand the rest back now rather than let their
+			// leases hold up every later item of their incidents.
+			s.release(items[i:])
+			break
 		}
 		done, err := s.deliverOne(ctx, dels, it)
 		if err != nil {
@@ -96,11 +99,16 @@ func (s *Service) deliverOne(ctx context.Context, dels map[string]deliverFunc, i
 	if !ok {
 		err = Permanent(fmt.Errorf("no worker for outbox kind %q", it.Kind))
 	} else {
-		// Finish well inside the lease so no other worker starts the same item.
-		dctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryLease*2/3)
+		// An item under way is finished even when shutdown begins (a lease
+		// left behind would hold up its incident's later items), and well
+		// inside the lease so no other worker starts the same item.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DeliveryLease*2/3)
 		err = f(dctx, it)
 		cancel()
 	}
+	// The outcome is recorded even when shutdown has begun.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	now := s.clock.Now()
 	if err == nil {
 		if err := s.store.CompleteOutbox(ctx, it.ID, now); err != nil {
@@ -121,6 +129,18 @@ func (s *Service) deliverOne(ctx context.Context, dels map[string]deliverFunc, i
 	}
 	outboxRetries.WithLabelValues(it.Lane, it.Kind).Inc()
 	return false, nil
+}
+
+// release hands claimed, undelivered items back for immediate delivery by the
+// next worker, here or on another replica.
+func (s *Service) release(items []*OutboxItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, it := range items {
+		if err := s.store.RetryOutbox(ctx, it.ID, s.clock.Now(), "released at shutdown"); err != nil {
+			s.log.Warn("release outbox item at shutdown", "key", it.Key, "err", err)
+		}
+	}
 }
 
 // backoff is exponential with full jitter on its upper half, never less than

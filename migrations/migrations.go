@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -255,6 +256,13 @@ func configurePool(db *sqlx.DB, d Dialect, dsn string) {
 // PostgreSQL it holds a session advisory lock meanwhile, so replicas starting
 // together apply each migration once.
 func Migrate(ctx context.Context, db *sqlx.DB, d Dialect) (int, error) {
+	if d == SQLite {
+		// goose has no lock for SQLite and reads the applied versions before
+		// its transaction: two callers would both apply version 1. One
+		// process owns a SQLite file, so a process-wide mutex suffices.
+		sqliteMigrate.Lock()
+		defer sqliteMigrate.Unlock()
+	}
 	p, err := provider(db, d)
 	if err != nil {
 		return 0, err
@@ -265,6 +273,8 @@ func Migrate(ctx context.Context, db *sqlx.DB, d Dialect) (int, error) {
 	}
 	return len(res), nil
 }
+
+var sqliteMigrate sync.Mutex
 
 // Pending reports whether the database lacks migrations this binary has.
 func Pending(ctx context.Context, db *sqlx.DB, d Dialect) (bool, error) {

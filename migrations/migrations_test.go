@@ -200,7 +200,7 @@ func TestMigrateTwice(t *testing.T) {
 }
 
 // TestMigrateConcurrent starts replicas together: the advisory lock (a
-// transaction per migration on SQLite) lets each migration apply once.
+// process-wide mutex on SQLite) lets each migration apply once.
 func TestMigrateConcurrent(t *testing.T) {
 	each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		var wg sync.WaitGroup

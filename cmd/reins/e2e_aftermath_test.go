@@ -56,8 +56,19 @@ var positionRe = regexp.MustCompile(`(\d+) of (\d+)`)
 func TestChecklistResumesAfterRestartAndFeedsPostmortem(t *testing.T) {
 	e := startTestMain(t, testOptions{})
 	e.webhook("alertmanager", fixture(t, "alertmanager/firing.json"))
-	e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+	// The summary is posted once reins has recorded the channel as the incident's.
+	e.eventually("incident channel with its summary", func() bool {
+		chs := incidentChannels(e.Slack)
+		return len(chs) == 1 && len(e.Slack.Messages(chs[0].ID)) > 0
+	})
 	ch := incidentChannels(e.Slack)[0].ID
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, r := range e.Slack.Responses() {
+				t.Logf("response_url: %s", r.Text)
+			}
+		}
+	})
 
 	answer := func(n int, action string) {
 		t.Helper()

@@ -80,8 +80,9 @@ func run(b *testing.B, par int, op func() error) {
 	})
 }
 
-// ingestOne is what ingest writes for one alert: most alerts of a storm
-// join the incident a first one opened; every tenth is a new fingerprint.
+// ingestOne is what ingest writes for one alert: every alert of the storm
+// joins the incident the first one opened, each with its own fingerprint
+// (the heavier case: every alert is an insert, not an update).
 func ingestOne(s *sqlstore.Store, n int64) error {
 	return s.InTx(ctx, func(q incidents.Queries) error {
 		inc := &incidents.Incident{Agent: "support-bot", Title: "storm", Severity: incidents.SeverityCritical,
