@@ -65,23 +65,30 @@ func (s *Service) deliverChecklistParent(ctx context.Context, it *OutboxItem) er
 	if err != nil {
 		return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 	}
-	m := Message{Channel: inc.SlackChannelID, UpdateTS: inc.ChecklistTS, Style: StyleInfo,
-		Title: checklistTitle(inc.ID, c.Answered(), len(c.Items))}
+	m := Message{Style: StyleInfo, Title: checklistTitle(inc.ID, c.Answered(), len(c.Items))}
 	if inc.ChecklistTS == "" {
 		m.Text = "One message per item below; each answer is saved as it is given."
 	}
+	return s.postThreadParent(ctx, inc, "checklist", m, func(inc *Incident) *string { return &inc.ChecklistTS })
+}
+
+// postThreadParent posts a thread's parent message, or refreshes it once
+// posted, and records its ts (reached through field) the first time.
+func (s *Service) postThreadParent(ctx context.Context, inc *Incident, what string, m Message, field func(*Incident) *string) error {
+	posted := *field(inc)
+	m.Channel, m.UpdateTS = inc.SlackChannelID, posted
 	ts, err := s.chat.Post(ctx, m)
 	if err != nil {
-		return fmt.Errorf("post checklist parent of incident %d: %w", inc.ID, err)
+		return fmt.Errorf("post %s parent of incident %d: %w", what, inc.ID, err)
 	}
-	if inc.ChecklistTS != "" {
+	if posted != "" {
 		return nil
 	}
 	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
-		if inc.ChecklistTS != "" {
+		if *field(inc) != "" {
 			return false, nil
 		}
-		inc.ChecklistTS = ts
+		*field(inc) = ts
 		return true, nil
 	})
 }
@@ -161,25 +168,11 @@ func (s *Service) deliverPostmortemParent(ctx context.Context, it *OutboxItem) e
 	if err != nil {
 		return fmt.Errorf("load postmortem answers of incident %d: %w", inc.ID, err)
 	}
-	m := Message{Channel: inc.SlackChannelID, UpdateTS: inc.PostmortemTS, Style: StyleInfo,
-		Title: postmortemTitle(inc.ID, answeredQuestions(answers))}
+	m := Message{Style: StyleInfo, Title: postmortemTitle(inc.ID, answeredQuestions(answers))}
 	if inc.PostmortemTS == "" {
 		m.Text = "reins asks the remaining questions here; the answers, the timeline and the checklist become the postmortem."
 	}
-	ts, err := s.chat.Post(ctx, m)
-	if err != nil {
-		return fmt.Errorf("post postmortem parent of incident %d: %w", inc.ID, err)
-	}
-	if inc.PostmortemTS != "" {
-		return nil
-	}
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
-		if inc.PostmortemTS != "" {
-			return false, nil
-		}
-		inc.PostmortemTS = ts
-		return true, nil
-	})
+	return s.postThreadParent(ctx, inc, "postmortem", m, func(inc *Incident) *string { return &inc.PostmortemTS })
 }
 
 func postmortemTitle(id int64, answered int) string {

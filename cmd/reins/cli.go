@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -24,10 +25,8 @@ import (
 
 func cmdServe(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("serve")
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{"unexpected argument " + pos[0]}
 	}
 	cfg := e.loadConfig()
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: incidents.SystemClock{}}
@@ -51,10 +50,8 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 
 func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("migrate")
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{"unexpected argument " + pos[0]}
 	}
 	cfg := e.loadConfig()
 	if _, _, err := migrations.ParseURL(cfg.DatabaseURL); err != nil {
@@ -76,10 +73,8 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 func cmdValidate(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("validate")
 	online := fs.Bool("online", false, "also ask Slack and PagerDuty whether the people, channels and policies exist")
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{"unexpected argument " + pos[0]}
 	}
 	cfg := e.loadConfig()
 	reg, problems := ownership.Load(cfg.ConfigPath, ownership.Options{Getenv: e.getenv})
@@ -188,10 +183,8 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 func cmdIncidents(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("incidents")
 	open := fs.Bool("open", false, "only open incidents")
-	if pos, err := parseFlags(fs, args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
-	} else if len(pos) > 0 {
-		return usageError{"unexpected argument " + pos[0]}
 	}
 	m, err := e.openMain(ctx)
 	if err != nil {
@@ -304,5 +297,14 @@ func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(pm)
 	}
 	_, err = fmt.Fprint(e.stdout, incidents.RenderMarkdown(pm))
+	return err
+}
+
+// noArgs parses flags for a command that takes no positional arguments.
+func noArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parseFlags(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = usageError{"unexpected argument " + pos[0]}
+	}
 	return err
 }
