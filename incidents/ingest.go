@@ -299,11 +299,44 @@ func (in *intake) merge(inc *Incident, a *Alert) {
 	}
 }
 
+// absorb adds to dst what alerts contributed to src: sessions, links, a
+// higher severity, a later last alert.
+func absorb(dst, src *Incident) {
+	for _, id := range src.Sessions {
+		if !slices.Contains(dst.Sessions, id) && len(dst.Sessions) < maxSessions {
+			dst.Sessions = append(dst.Sessions, id)
+		}
+	}
+	for _, l := range src.Links {
+		if !slices.ContainsFunc(dst.Links, func(x Link) bool { return x.URL == l.URL }) && len(dst.Links) < maxLinks {
+			dst.Links = append(dst.Links, l)
+		}
+	}
+	if severityRank(src.Severity) > severityRank(dst.Severity) {
+		dst.Severity = src.Severity
+	}
+	if src.LastAlertAt.After(dst.LastAlertAt) {
+		dst.LastAlertAt = src.LastAlertAt
+	}
+}
+
 // flush writes the changed incidents back and queues one debounced summary
 // update per incident that changed in a way the summary shows.
 func (in *intake) flush(ctx context.Context) error {
 	for _, id := range sortedKeys(in.dirty) {
-		if err := in.q.UpdateIncident(ctx, in.dirty[id]); err != nil {
+		inc := in.dirty[id]
+		if !in.created[id] {
+			// Re-read (locking the row on PostgreSQL) and apply only what this
+			// call adds: a concurrent intake's sessions or the channel a worker
+			// recorded meanwhile must not be overwritten by the copy read earlier.
+			fresh, err := in.q.FindIncident(ctx, id)
+			if err != nil {
+				return fmt.Errorf("reload incident %d: %w", id, err)
+			}
+			absorb(fresh, inc)
+			inc = fresh
+		}
+		if err := in.q.UpdateIncident(ctx, inc); err != nil {
 			return fmt.Errorf("update incident %d: %w", id, err)
 		}
 	}

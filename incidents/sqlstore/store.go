@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
@@ -31,11 +32,12 @@ var _ incidents.Store = (*Store)(nil)
 // InTx to compose several into one transaction.
 type Store struct {
 	queries
-	db    *sqlx.DB
-	d     migrations.Dialect
-	gate  chan struct{} // SQLite: the one writer's token
-	locks *lockSet      // SQLite: process-local TryLock
-	stmts sync.Map      // query text -> *sqlx.Stmt prepared on db
+	db        *sqlx.DB
+	d         migrations.Dialect
+	gate      chan struct{} // SQLite: the one writer's token
+	locks     *lockSet      // SQLite: process-local TryLock
+	stmts     sync.Map      // query text -> *sqlx.Stmt prepared on db
+	preparing sync.Map      // query text -> true while a goroutine prepares it
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.
@@ -217,31 +219,56 @@ func (q *queries) write(ctx context.Context, atomic bool, fn func(q *queries) er
 // forUpdate locks the rows a transaction reads before it changes them, so two
 // transactions changing one incident on PostgreSQL queue instead of one
 // overwriting the other's change. SQLite transactions are serialised anyway.
+// NO KEY UPDATE, the lock an UPDATE of non-key columns takes, because it does
+// not conflict with the KEY SHARE lock that inserting an alert or event takes
+// on its incident: FOR UPDATE there deadlocks concurrent intakes.
 func (q *queries) forUpdate() string {
 	if q.tx != nil && q.s.d == migrations.Postgres {
-		return " FOR UPDATE"
+		return " FOR NO KEY UPDATE"
 	}
 	return ""
 }
 
 // stmt returns query, rebound for the dialect, as a statement prepared once
 // per connection and reused: SQLite then skips parsing and PostgreSQL
-// planning on every call, which is a fifth of an ingest's cost.
+// planning on every call, which is a fifth of an ingest's cost. It returns
+// nil when query is not prepared yet inside a transaction: preparing on the
+// database there would take a second connection, and transactions that all
+// wait for one (32 senders, 32 connections) would wait forever. The caller
+// then runs the text on the transaction and a goroutine prepares it for
+// next time as soon as a connection is free.
 func (q *queries) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
-	cached, ok := q.s.stmts.Load(query)
-	if !ok {
-		st, err := sqlx.PreparexContext(ctx, q.s.db, q.s.db.Rebind(query))
-		if err != nil {
-			return nil, err
+	if cached, ok := q.s.stmts.Load(query); ok {
+		st := cached.(*sqlx.Stmt)
+		if q.tx != nil {
+			return q.tx.StmtxContext(ctx, st), nil
 		}
-		var loaded bool
-		if cached, loaded = q.s.stmts.LoadOrStore(query, st); loaded {
-			st.Close()
-		}
+		return st, nil
 	}
-	st := cached.(*sqlx.Stmt)
 	if q.tx != nil {
-		return q.tx.StmtxContext(ctx, st), nil
+		if _, busy := q.s.preparing.LoadOrStore(query, true); !busy {
+			go func() {
+				defer q.s.preparing.Delete(query)
+				_, _ = q.s.prepare(query) // a failure leaves it unprepared: the next miss tries again
+			}()
+		}
+		return nil, nil
+	}
+	return q.s.prepare(query)
+}
+
+// prepare prepares query on the database and caches it; one caller wins a
+// race and the others' statements are closed.
+func (s *Store) prepare(query string) (*sqlx.Stmt, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := sqlx.PreparexContext(ctx, s.db, s.db.Rebind(query))
+	if err != nil {
+		return nil, err
+	}
+	if cached, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return cached.(*sqlx.Stmt), nil
 	}
 	return st, nil
 }
@@ -250,6 +277,8 @@ func (q *queries) exec(ctx context.Context, query string, args ...any) (sql.Resu
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return nil, err
+	} else if st == nil {
+		return q.x.ExecContext(ctx, q.x.Rebind(query), args...)
 	}
 	return st.ExecContext(ctx, args...)
 }
@@ -258,6 +287,8 @@ func (q *queries) get(ctx context.Context, dst any, query string, args ...any) e
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return err
+	} else if st == nil {
+		return sqlx.GetContext(ctx, q.x, dst, q.x.Rebind(query), args...)
 	}
 	return st.GetContext(ctx, dst, args...)
 }
@@ -266,6 +297,8 @@ func (q *queries) sel(ctx context.Context, dst any, query string, args ...any) e
 	st, err := q.stmt(ctx, query)
 	if err != nil {
 		return err
+	} else if st == nil {
+		return sqlx.SelectContext(ctx, q.x, dst, q.x.Rebind(query), args...)
 	}
 	return st.SelectContext(ctx, dst, args...)
 }

@@ -253,3 +253,29 @@ func TestDeadlockIsRetryable(t *testing.T) {
 	}
 	wantCode(t, failed, incidents.EUNAVAILABLE)
 }
+
+// TestInTxManySenders runs more concurrent transactions than the pool has
+// connections, on a store whose statements are not prepared yet: no
+// transaction may wait for a second connection.
+func TestInTxManySenders(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			var wg sync.WaitGroup
+			for i := range 48 {
+				wg.Go(func() {
+					if err := ingestOne(s, int64(i)); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("48 concurrent transactions did not finish in 30s: the pool is deadlocked")
+		}
+	})
+}
