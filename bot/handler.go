@@ -29,7 +29,8 @@ type Config struct {
 	// PublicURL is REINS_PUBLIC_URL. Replies link to Slack channels, which
 	// work for everyone reading them, so it is not used in replies today.
 	PublicURL string
-	// Workers bounds the background jobs running at once; 0: 64.
+	// Workers bounds the background jobs running at once (halts have
+	// haltWorkers more of their own); 0: 64.
 	Workers int
 	// WorkTimeout bounds one background job (a halt with its retries and
 	// read-back included); 0: 2 minutes.
@@ -49,6 +50,7 @@ type Handler struct {
 	log      *slog.Logger
 	pending  *pendingStore
 	sem      chan struct{}
+	haltSem  chan struct{} // haltWorkers slots for kill, resume and confirmations
 	timeout  time.Duration
 	client   *http.Client
 	wg       sync.WaitGroup
@@ -78,6 +80,7 @@ func NewHandler(cfg Config) *Handler {
 		log:      cfg.Log,
 		pending:  newPendingStore(cfg.Now),
 		sem:      make(chan struct{}, cfg.Workers),
+		haltSem:  make(chan struct{}, haltWorkers),
 		timeout:  cfg.WorkTimeout,
 		client:   cfg.HTTPClient,
 	}
@@ -213,26 +216,41 @@ func (h *Handler) command(sc slack.SlashCommand) any {
 		return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
 	}
 	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
-	h.spawn("command "+cmd.Verb, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
+	spawn := h.spawn
+	if cmd.Verb == VerbKill || cmd.Verb == VerbResume {
+		spawn = h.spawnHalt
+	}
+	spawn("command "+cmd.Verb, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
 	return nil
 }
+
+// haltWorkers is how many halts, resumes and confirmations run at once.
+const haltWorkers = 2
 
 // spawn runs fn in the background with a context detached from the request
 // (Slack closes it after the ack) and bounded in time. At most Workers jobs
 // run at once; the rest wait for a slot rather than delay the ack.
-func (h *Handler) spawn(what string, fn func(ctx context.Context)) {
+func (h *Handler) spawn(what string, fn func(ctx context.Context)) { h.spawnOn(h.sem, what, fn) }
+
+// spawnHalt is spawn for halts and resumes: they have workers of their own,
+// so a kill never waits behind status queries or checklist chatter.
+func (h *Handler) spawnHalt(what string, fn func(ctx context.Context)) {
+	h.spawnOn(h.haltSem, what, fn)
+}
+
+func (h *Handler) spawnOn(sem chan struct{}, what string, fn func(ctx context.Context)) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 		defer cancel()
 		select {
-		case h.sem <- struct{}{}:
+		case sem <- struct{}{}:
 		case <-ctx.Done():
 			h.log.Error("slack work dropped: no worker free", "work", what)
 			return
 		}
-		defer func() { <-h.sem }()
+		defer func() { <-sem }()
 		defer func() {
 			if r := recover(); r != nil {
 				h.log.Error("slack work panicked", "work", what, "panic", r)

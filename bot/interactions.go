@@ -43,16 +43,16 @@ func (h *Handler) blockAction(ic slack.InteractionCallback, a slack.BlockAction)
 	id, rest := splitValue(a.Value)
 	switch a.ActionID {
 	case ActionConfirmHalt:
-		h.spawn("confirm halt", func(ctx context.Context) { h.confirmHalt(ctx, c, a.Value) })
+		h.spawnHalt("confirm halt", func(ctx context.Context) { h.confirmHalt(ctx, c, a.Value) })
 	case ActionCancelHalt:
 		h.spawn("cancel halt", func(ctx context.Context) { h.cancelHalt(ctx, c, a.Value) })
 	case ActionHaltAgent:
-		h.spawn("halt agent button", func(ctx context.Context) {
+		h.spawnHalt("halt agent button", func(ctx context.Context) {
 			h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest,
 				Actor: c.actor, IncidentID: id})
 		})
 	case ActionHaltSession:
-		h.spawn("halt session modal", func(ctx context.Context) {
+		h.spawnHalt("halt session modal", func(ctx context.Context) {
 			inc, err := h.svc.FindIncident(ctx, id)
 			if err != nil {
 				h.failed(ctx, c, "find incident for halt session", err)
@@ -184,7 +184,7 @@ func (h *Handler) viewSubmission(ic slack.InteractionCallback) any {
 			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockHaltSession: "Pick the session to halt."})
 		}
 		reason := strings.TrimSpace(stateValue(v.State, BlockHaltReason, InputHaltReason))
-		h.spawn("halt session", func(ctx context.Context) {
+		h.spawnHalt("halt session", func(ctx context.Context) {
 			c := h.incidentCaller(ctx, actor, id)
 			h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest,
 				Sessions: []string{session}, Reason: reason, Actor: actor, IncidentID: id})

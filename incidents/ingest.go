@@ -42,20 +42,7 @@ const ThreadOfSummary = "@summary"
 // A resolved alert that no open incident knows is dropped: a recovery never
 // opens an incident.
 func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, error) {
-	reg := s.registry()
-	var in *intake
-	err := s.retryTx(ctx, func(q Queries) error {
-		in = &intake{s: s, q: q, reg: reg, now: s.clock.Now(),
-			open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
-			changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
-		for i := range alerts {
-			a := alerts[i]
-			if err := in.add(ctx, &a); err != nil {
-				return fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
-			}
-		}
-		return in.flush(ctx)
-	})
+	in, err := s.ingestGrouped(ctx, alerts)
 	if err != nil {
 		return IngestResult{}, err
 	}
@@ -64,6 +51,20 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 	}
 	s.Kick()
 	return in.res, nil
+}
+
+// ingestIn records alerts with q, inside a transaction the caller commits.
+func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, alerts []Alert) (*intake, error) {
+	in := &intake{s: s, q: q, reg: reg, now: s.clock.Now(),
+		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
+		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
+	for i := range alerts {
+		a := alerts[i]
+		if err := in.add(ctx, &a); err != nil {
+			return nil, fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
+		}
+	}
+	return in, in.flush(ctx)
 }
 
 // intake is the state of one Ingest transaction.

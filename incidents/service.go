@@ -61,6 +61,7 @@ type Service struct {
 	log    *slog.Logger
 	cfg    Config
 	wake   waker // wakes the delivery workers after a commit
+	intake ingestGroup // merges concurrent Ingest calls into one transaction
 }
 
 // New returns a Service. Zero settings get their defaults.

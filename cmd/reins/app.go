@@ -170,6 +170,9 @@ func (m *Main) Run(ctx context.Context) error {
 			Chat:          bot.NewChat(m.Slack, m.Log),
 			Log:           m.Log,
 			PublicURL:     m.Config.PublicURL,
+			// Few workers for the work after an ack: a burst of commands then
+			// queues instead of taking the CPU the next acks need.
+			Workers: 2,
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")

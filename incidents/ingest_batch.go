@@ -1,0 +1,148 @@
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// maxIngestBatch caps how many Ingest calls share one transaction, so one
+// transaction's locks and one batch's latency stay bounded in a storm.
+const maxIngestBatch = 64
+
+// ingestGroup is group commit for Ingest: calls that arrive while an intake
+// transaction is in flight queue up and commit together in the next one. A
+// storm then pays BEGIN, COMMIT, the fsync and (on SQLite) the writer gate
+// once per batch rather than once per webhook, while a lone alert starts its
+// transaction at once and waits for nobody.
+//
+// The zero value is ready to use.
+type ingestGroup struct {
+	mu    sync.Mutex
+	busy  bool          // a leader is running a batch
+	queue []*ingestCall // calls waiting for the next batch, oldest first
+}
+
+// ingestCall is one Ingest call waiting for its alerts to commit.
+type ingestCall struct {
+	ctx    context.Context
+	reg    *ownership.Registry
+	alerts []Alert
+
+	in  *intake // set with err before done is closed
+	err error
+
+	done chan struct{} // closed once the transaction holding the call ended
+	lead chan struct{} // closed when the call is to run the next batch
+}
+
+// ingestGrouped records alerts in a transaction it may share with concurrent
+// calls, and returns once that transaction committed (or failed for this
+// call). Each call keeps its own intake, run one after another inside the
+// shared transaction, so its events, outbox rows and result are those it
+// would have had alone in a transaction of its own right after the calls
+// before it.
+func (s *Service) ingestGrouped(ctx context.Context, alerts []Alert) (*intake, error) {
+	c := &ingestCall{ctx: ctx, reg: s.registry(), alerts: alerts,
+		done: make(chan struct{}), lead: make(chan struct{})}
+	if !s.intake.join(c) {
+		select {
+		case <-c.done:
+			return c.in, c.err
+		case <-c.lead:
+		}
+	}
+	batch := s.intake.take()
+	defer func() {
+		if p := recover(); p != nil {
+			// Release the followers before re-panicking; they must not wait forever.
+			for _, m := range batch {
+				m.in, m.err = nil, fmt.Errorf("ingest batch panicked: %v", p)
+			}
+			s.intake.handOff()
+			for _, m := range batch {
+				close(m.done)
+			}
+			panic(p)
+		}
+	}()
+	s.runIngestBatch(batch)
+	s.intake.handOff()
+	for _, m := range batch {
+		close(m.done)
+	}
+	return c.in, c.err
+}
+
+// join queues c and says whether c leads, that is, no batch is running.
+func (g *ingestGroup) join(c *ingestCall) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queue = append(g.queue, c)
+	if g.busy {
+		return false
+	}
+	g.busy = true
+	return true
+}
+
+// take removes the next batch from the queue; the leader is its first call.
+func (g *ingestGroup) take() []*ingestCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := min(len(g.queue), maxIngestBatch)
+	batch := make([]*ingestCall, n)
+	copy(batch, g.queue)
+	g.queue = append(g.queue[:0], g.queue[n:]...)
+	return batch
+}
+
+// handOff makes the oldest waiting call lead the next batch, or ends the
+// group's busy spell when nobody waits.
+func (g *ingestGroup) handOff() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy = false
+		return
+	}
+	close(g.queue[0].lead)
+}
+
+// runIngestBatch commits the batch's calls in one transaction. When that
+// fails, each call runs again in a transaction of its own, so one bad call
+// (or a caller that gave up) fails only itself.
+func (s *Service) runIngestBatch(batch []*ingestCall) {
+	live := make([]*ingestCall, 0, len(batch))
+	for _, c := range batch {
+		if c.err = c.ctx.Err(); c.err == nil {
+			live = append(live, c)
+		}
+	}
+	if len(live) > 1 {
+		// The first call's context bounds the shared transaction; should it be
+		// cancelled, the others still commit in the per-call fallback below.
+		err := s.retryTx(live[0].ctx, func(q Queries) error {
+			for _, c := range live {
+				in, err := s.ingestIn(live[0].ctx, q, c.reg, c.alerts)
+				if err != nil {
+					return err
+				}
+				c.in = in
+			}
+			return nil
+		})
+		if err == nil {
+			return
+		}
+	}
+	for _, c := range live {
+		c.in, c.err = nil, s.retryTx(c.ctx, func(q Queries) error {
+			in, err := s.ingestIn(c.ctx, q, c.reg, c.alerts)
+			c.in = in
+			return err
+		})
+	}
+}
