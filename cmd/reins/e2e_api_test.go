@@ -138,30 +138,37 @@ func TestHaltAPIBadInput(t *testing.T) {
 	}
 }
 
-// A halt the adapter fails is reported as failed, re-pages the kill
-// authority, and is never shown as halted.
+// A halt the adapter fails, or that the read-back shows did not take, is
+// reported as failed, re-pages the kill authority, and is never shown as halted.
 func TestHaltFailureRepagesAndIsNeverDone(t *testing.T) {
-	e := startTestMain(t, testOptions{})
-	e.Halt.SetFault(halttest.FaultError)
-	status, body := e.api(http.MethodPost, "/agents/support-bot/halt", map[string]any{"reason": "runaway", "actor": "ops"})
-	if status != http.StatusBadGateway || !strings.Contains(string(body), `"failed"`) {
-		t.Fatalf("got %d %s, want 502 with status failed", status, body)
-	}
-	e.eventually("re-page", func() bool {
-		for _, ev := range e.PD.Events() {
-			if ev.Accepted() && ev.Action == "trigger" && strings.Contains(ev.Payload.Summary, "HALT FAILED") {
-				return true
+	for name, fault := range map[string]halttest.Fault{"Error500": halttest.FaultError, "WrongStateOnReadBack": halttest.FaultWrongState} {
+		t.Run(name, func(t *testing.T) {
+			e := startTestMain(t, testOptions{})
+			e.Halt.SetFault(fault)
+			status, body := e.api(http.MethodPost, "/agents/support-bot/halt", map[string]any{"reason": "runaway", "actor": "ops"})
+			if status != http.StatusBadGateway || !strings.Contains(string(body), `"failed"`) {
+				t.Fatalf("got %d %s, want 502 with status failed", status, body)
 			}
-		}
-		return false
-	})
-	hs, err := e.Main.Service.Halts(t.Context(), "support-bot", 0)
-	if err != nil || len(hs) != 1 || hs[0].Status != incidents.HaltFailed || hs[0].Attempts < 2 {
-		t.Fatalf("halts: %+v %v", hs, err)
-	}
-	sts, _ := e.Main.Service.Status(t.Context(), "support-bot")
-	if len(sts) != 1 || sts[0].Halted {
-		t.Fatalf("status shows a failed halt as halted: %+v", sts)
+			e.eventually("re-page", func() bool {
+				for _, ev := range e.PD.Events() {
+					if ev.Accepted() && ev.Action == "trigger" && strings.Contains(ev.Payload.Summary, "HALT FAILED") {
+						return true
+					}
+				}
+				return false
+			})
+			hs, err := e.Main.Service.Halts(t.Context(), "support-bot", 0)
+			if err != nil || len(hs) != 1 || hs[0].Status != incidents.HaltFailed {
+				t.Fatalf("halts: %+v %v", hs, err)
+			}
+			if fault == halttest.FaultError && hs[0].Attempts < 2 {
+				t.Errorf("the failing adapter was called %d times; want retries", hs[0].Attempts)
+			}
+			sts, _ := e.Main.Service.Status(t.Context(), "support-bot")
+			if len(sts) != 1 || sts[0].Halted {
+				t.Fatalf("status shows a failed halt as halted: %+v", sts)
+			}
+		})
 	}
 }
 
