@@ -121,3 +121,28 @@ func TestCLIMigrateTwice(t *testing.T) {
 		}
 	}
 }
+
+// `reins validate --online` asks Slack and PagerDuty whether everyone and
+// everything the file names exists.
+func TestCLIValidateOnline(t *testing.T) {
+	e := startTestMain(t, testOptions{})
+	env := map[string]string{
+		"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_API_URL": e.Slack.APIURL(),
+		"PAGERDUTY_API_TOKEN": "test-pd-token", "PAGERDUTY_API_URL": e.PD.URL, "PAGERDUTY_EVENTS_URL": e.PD.URL,
+		"SUPPORT_BOT_HALT_SECRET": haltSecret, "PD_SUPPORT_AI_KEY": "k",
+	}
+	code, out, errOut := cli(t, env, "validate", "--online", "--config", e.env["REINS_CONFIG"])
+	if code != 0 {
+		t.Fatalf("validate --online of a config whose people exist: exit %d\n%s%s", code, out, errOut)
+	}
+	broken := filepath.Join(t.TempDir(), "reins.yaml")
+	cfg, _ := os.ReadFile(e.env["REINS_CONFIG"])
+	cfg = bytes.Replace(cfg, []byte("users: [U01ALICE, bob@example.com]"), []byte("users: [U09GHOST, bob@example.com]"), 1)
+	if err := os.WriteFile(broken, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cli(t, env, "validate", "--online", "--config", broken)
+	if code != 1 || !strings.Contains(out, "U09GHOST") || !strings.Contains(out, broken+":") {
+		t.Fatalf("validate --online with an unknown user: exit %d\n%s", code, out)
+	}
+}
