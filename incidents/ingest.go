@@ -54,8 +54,10 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 }
 
 // ingestIn records alerts with q, inside a transaction the caller commits.
-func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, alerts []Alert) (*intake, error) {
-	in := &intake{s: s, q: q, reg: reg, now: s.clock.Now(),
+// shared, when not nil, holds the open incidents earlier calls in the same
+// transaction left, by agent, and receives this call's.
+func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, alerts []Alert, shared map[string]*Incident) (*intake, error) {
+	in := &intake{s: s, q: q, reg: reg, now: s.clock.Now(), shared: shared,
 		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
 		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 	for i := range alerts {
@@ -64,7 +66,15 @@ func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Regist
 			return nil, fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
 		}
 	}
-	return in, in.flush(ctx)
+	if err := in.flush(ctx); err != nil {
+		return nil, err
+	}
+	if shared != nil {
+		for name, inc := range in.open {
+			shared[name] = inc
+		}
+	}
+	return in, nil
 }
 
 // intake is the state of one Ingest transaction.
@@ -82,6 +92,9 @@ type intake struct {
 	candidates map[string][]*Incident
 	prints     map[int64]map[string]bool // fingerprints per incident, for recoveries
 	loaded     map[int64]bool            // prints holds every stored fingerprint
+	// shared is the open incident per agent as the calls before this one in
+	// the same transaction left it (see ingestGrouped); nil when alone.
+	shared map[string]*Incident
 
 	res    IngestResult
 	opened []*Incident
@@ -210,6 +223,15 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 	if inc, ok := in.open[name]; ok {
 		return inc, nil
 	}
+	if known, ok := in.shared[name]; ok && in.now.Sub(known.LastAlertAt) <= in.window() {
+		// An earlier call in this transaction read or opened it and wrote back
+		// what it changed: the same row OpenIncident would load, without the
+		// query and the decoding of its JSON columns.
+		inc := in.canon(cloneIncident(known))
+		in.open[name] = inc
+		in.track(inc.ID)
+		return inc, nil
+	}
 	inc := newIncident(name, ag, a, in.now)
 	created, err := in.q.OpenIncident(ctx, inc)
 	if err != nil {
@@ -325,7 +347,8 @@ func absorb(dst, src *Incident) {
 // update per incident that changed in a way the summary shows.
 func (in *intake) flush(ctx context.Context) error {
 	for _, id := range sortedKeys(in.dirty) {
-		inc := in.dirty[id]
+		orig := in.dirty[id]
+		inc := orig
 		if !in.created[id] {
 			// Re-read (locking the row on PostgreSQL) and apply only what this
 			// call adds: a concurrent intake's sessions or the channel a worker
@@ -340,6 +363,9 @@ func (in *intake) flush(ctx context.Context) error {
 		if err := in.q.UpdateIncident(ctx, inc); err != nil {
 			return fmt.Errorf("update incident %d: %w", id, err)
 		}
+		// Keep this call's copy equal to the row, for the calls after it in a
+		// shared transaction.
+		*orig = *inc
 	}
 	if in.s.chat == nil {
 		return nil
@@ -355,6 +381,13 @@ func (in *intake) flush(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+func cloneIncident(inc *Incident) *Incident {
+	c := *inc
+	c.Sessions = slices.Clone(inc.Sessions)
+	c.Links = slices.Clone(inc.Links)
+	return &c
 }
 
 func sortedKeys[V any](m map[int64]V) []int64 {

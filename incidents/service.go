@@ -60,7 +60,7 @@ type Service struct {
 	clock  Clock
 	log    *slog.Logger
 	cfg    Config
-	wake   waker // wakes the delivery workers after a commit
+	wake   waker       // wakes the delivery workers after a commit
 	intake ingestGroup // merges concurrent Ingest calls into one transaction
 }
 

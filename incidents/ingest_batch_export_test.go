@@ -1,0 +1,14 @@
+package incidents
+
+// IngestQueued says how many Ingest calls wait for the next batch, so tests
+// can line calls up behind a running transaction.
+func IngestQueued(s *Service) int {
+	n := 0
+	for i := range s.intake.lanes {
+		l := &s.intake.lanes[i]
+		l.mu.Lock()
+		n += len(l.queue)
+		l.mu.Unlock()
+	}
+	return n
+}
