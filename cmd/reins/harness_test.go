@@ -48,7 +48,7 @@ type testOptions struct {
 
 // testEnv is a running reins with every outside system faked.
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	Main  *Main
 	URL   string
 	DBURL string
@@ -61,7 +61,7 @@ type testEnv struct {
 
 // startTestMain runs the real Main against fakes of Slack, PagerDuty and the
 // agent's halt endpoint.
-func startTestMain(t *testing.T, o testOptions) *testEnv {
+func startTestMain(t testing.TB, o testOptions) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, opts: o, Slack: o.Slack, PD: o.PD, Halt: o.Halt, DBURL: o.DBURL}
 	if e.Slack == nil {

@@ -116,7 +116,7 @@ func BenchmarkIntakeOne(b *testing.B) {
 
 // channelAndPage waits until incident id's channel has been asked of Slack
 // and its page of PagerDuty, and returns when the later of the two arrived.
-func channelAndPage(e *perfEnv, id int64) (time.Time, error) {
+func channelAndPage(e *testEnv, id int64) (time.Time, error) {
 	prefix, key := fmt.Sprintf("inc-%d-", id), fmt.Sprintf("reins-%d", id)
 	deadline := time.Now().Add(10 * time.Second)
 	var created, paged time.Time
@@ -151,7 +151,7 @@ func channelAndPage(e *perfEnv, id int64) (time.Time, error) {
 // warmUp sends flag-bot's alert twice (open, repeat) and waits for its
 // channel and page, so that the storm measures a process past its first
 // requests (statements prepared, connections open).
-func warmUp(b *testing.B, e *perfEnv) {
+func warmUp(b *testing.B, e *testEnv) {
 	b.Helper()
 	c := newClient(1)
 	var body []byte
@@ -193,7 +193,7 @@ func BenchmarkAlertStorm(b *testing.B) {
 }
 
 // slashBody is a signed `/agent` command of alice's, with a trigger ID of its own.
-func slashBody(e *perfEnv, text string, i int) ([]byte, http.Header) {
+func slashBody(e *testEnv, text string, i int) ([]byte, http.Header) {
 	body := []byte(url.Values{
 		"command": {"/agent"}, "text": {text}, "user_id": {alice}, "user_name": {"alice"},
 		"channel_id": {"C0SUPPORTAI"}, "team_id": {"T0TEST"}, "trigger_id": {fmt.Sprintf("trig-%d", i)},
@@ -345,7 +345,7 @@ func BenchmarkConfirmToHalt(b *testing.B) {
 
 // waitConfirmation returns the confirm button's value of the first
 // response_url answer after the first before.
-func waitConfirmation(b *testing.B, e *perfEnv, before int) string {
+func waitConfirmation(b *testing.B, e *testEnv, before int) string {
 	b.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for len(e.Slack.Responses()) <= before {

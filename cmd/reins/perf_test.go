@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -25,85 +24,29 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
-	"github.com/reins-oss/reins/integrations/pagerduty/pdfake"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
 )
 
 const flagToken = "poll-token"
 
-// perfEnv is a running reins for benchmarks: startTestMain's testEnv needs a
-// *testing.T, a benchmark has a *testing.B.
-type perfEnv struct {
-	Main  *Main
-	URL   string
-	DBURL string
-	Slack *slackfake.Server
-	PD    *pdfake.Server
-	Halt  *halttest.Webhook
-	Cfg   string
-}
-
-// startPerfMain starts reins as startTestMain does (same fakes, same
-// environment) for any testing.TB. Fakes and database in o are reused.
-func startPerfMain(tb testing.TB, o testOptions) *perfEnv {
+// startPerfMain is startTestMain with the benchmarks' defaults: a config
+// from perfConfig and a kill-flag token.
+func startPerfMain(tb testing.TB, o testOptions) *testEnv {
 	tb.Helper()
-	e := &perfEnv{Slack: o.Slack, PD: o.PD, Halt: o.Halt, DBURL: o.DBURL, Cfg: o.Config}
-	if e.Slack == nil {
-		e.Slack = slackfake.New()
-		tb.Cleanup(e.Slack.Close)
-		e.Slack.AddUser(alice, "alice@example.com")
-		e.Slack.AddUsergroup("S0SUPPORTAI", alice)
-		e.Slack.AddChannel("C0SUPPORTAI", "support-ai")
-		e.Slack.AddChannel("C0GOVERN", "agent-governance")
-		e.Slack.AddChannel("C0LEADS", "support-leads")
+	if o.Halt == nil {
+		o.Halt = halttest.NewWebhook(tb, haltSecret)
 	}
-	if e.PD == nil {
-		e.PD = pdfake.New()
-		tb.Cleanup(e.PD.Close)
-		e.PD.AddEscalationPolicy("PABC123")
-		e.PD.SetOnCall("PABC123", "alice@example.com")
+	if o.Config == "" {
+		o.Config = perfConfig(tb, 0, o.Halt.URL())
 	}
-	if e.Halt == nil {
-		e.Halt = halttest.NewWebhook(tb, haltSecret)
-	}
-	if e.DBURL == "" {
-		if o.Postgres {
-			e.DBURL = dbtest.PostgresURL(tb)
-		} else {
-			e.DBURL = dbtest.SQLiteURL(tb)
-		}
-	}
-	if e.Cfg == "" {
-		e.Cfg = perfConfig(tb, 0, e.Halt.URL())
-	}
-	env := map[string]string{
-		"REINS_CONFIG": e.Cfg, "REINS_DATABASE_URL": e.DBURL, "REINS_LISTEN": "127.0.0.1:0",
-		"REINS_PUBLIC_URL": "http://reins.test", "REINS_API_TOKEN": apiToken, "REINS_WEBHOOK_TOKEN": webhookToken,
-		"REINS_FLAG_TOKEN": flagToken, "REINS_LOG_LEVEL": "warn",
-		"SLACK_BOT_TOKEN": "xoxb-test", "SLACK_SIGNING_SECRET": signingSecret, "SLACK_API_URL": e.Slack.APIURL(),
-		"PAGERDUTY_EVENTS_URL": e.PD.URL, "PAGERDUTY_API_URL": e.PD.URL, "PAGERDUTY_API_TOKEN": "test-pd-token",
-		"PAGERDUTY_ROUTING_KEY": "default-routing-key", "PAGERDUTY_WEBHOOK_SECRET": pdHookSecret,
-		"PD_SUPPORT_AI_KEY": "support-ai-routing-key", "SUPPORT_BOT_HALT_SECRET": haltSecret,
-	}
+	env := map[string]string{"REINS_FLAG_TOKEN": flagToken}
 	for k, v := range o.Env {
 		env[k] = v
 	}
-	getenv := func(k string) string { return env[k] }
-	// Logging to io.Discard still formats nothing: the handler's level check
-	// drops records before formatting, as a production warn level would.
-	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m := NewMain(ConfigFromEnv(getenv), log)
-	m.Getenv = getenv
-	if err := m.Run(context.Background()); err != nil {
-		_ = m.Close()
-		tb.Fatalf("start reins: %v", err)
-	}
-	e.Main, e.URL = m, "http://"+m.Addr()
-	tb.Cleanup(func() { _ = m.Close() })
-	return e
+	o.Env = env
+	return startTestMain(tb, o)
 }
 
 // perfConfig writes a reins.yaml with support-bot (webhook halt at haltURL,
@@ -366,7 +309,7 @@ func (s storm) send(urls ...string) (loadRun, error) {
 // checkStorm waits for the storm's deliveries to settle, then checks it
 // ended as one incident, one channel and one page per agent, with every
 // notification recorded. warm is how many incidents warmUp opened before.
-func checkStorm(tb testing.TB, e *perfEnv, s storm, warm int) {
+func checkStorm(tb testing.TB, e *testEnv, s storm, warm int) {
 	tb.Helper()
 	s.agents += warm
 	s.fingerprints += warm
@@ -442,7 +385,7 @@ func TestAlertStorm(t *testing.T) {
 			e := startPerfMain(t, testOptions{Postgres: db == "postgres", Halt: halt, Config: perfConfig(t, s.agents, halt.URL())})
 			urls := []string{e.URL}
 			if db == "postgres" {
-				second := startPerfMain(t, testOptions{DBURL: e.DBURL, Config: e.Cfg, Slack: e.Slack, PD: e.PD, Halt: e.Halt})
+				second := startPerfMain(t, testOptions{DBURL: e.DBURL, Config: e.env["REINS_CONFIG"], Slack: e.Slack, PD: e.PD, Halt: e.Halt})
 				urls = append(urls, second.URL)
 			}
 			half := s
