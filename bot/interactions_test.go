@@ -11,6 +11,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -41,32 +42,11 @@ func submit(user, callbackID, metadata string, values map[string]map[string]any)
 // buttonValue finds the value of the button with actionID in rendered blocks.
 func buttonValue(t *testing.T, blocks json.RawMessage, actionID string) string {
 	t.Helper()
-	var found string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if v["action_id"] == actionID {
-				found, _ = v["value"].(string)
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	var tree any
-	if err := json.Unmarshal(blocks, &tree); err != nil {
-		t.Fatalf("blocks %s: %v", blocks, err)
-	}
-	walk(tree)
-	if found == "" {
+	v := slackfake.ButtonValue(blocks, actionID)
+	if v == "" {
 		t.Fatalf("no %s button in %s", actionID, blocks)
 	}
-	return found
+	return v
 }
 
 func haltCounter(halted *[]incidents.HaltCommand, mu *sync.Mutex) func(incidents.HaltCommand) (*incidents.Halt, error) {

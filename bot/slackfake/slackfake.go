@@ -339,3 +339,32 @@ func (s *Server) ClearFaults() {
 	defer s.mu.Unlock()
 	clear(s.faults)
 }
+
+// ButtonValue returns the value of the button with actionID in rendered
+// blocks (or a whole message or view), "" when there is none.
+func ButtonValue(blocks json.RawMessage, actionID string) string {
+	var found string
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if v["action_id"] == actionID {
+				if s, ok := v["value"].(string); ok && found == "" {
+					found = s
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	var tree any
+	if json.Unmarshal(blocks, &tree) == nil {
+		walk(tree)
+	}
+	return found
+}

@@ -26,28 +26,7 @@ func click(e *testEnv, user, channel, actionID, value string) map[string]any {
 
 // buttonValue finds the value of the button with actionID in rendered blocks.
 func buttonValue(blocks json.RawMessage, actionID string) string {
-	var found string
-	var walk func(v any)
-	walk = func(v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			if v["action_id"] == actionID {
-				found, _ = v["value"].(string)
-			}
-			for _, x := range v {
-				walk(x)
-			}
-		case []any:
-			for _, x := range v {
-				walk(x)
-			}
-		}
-	}
-	var tree any
-	if json.Unmarshal(blocks, &tree) == nil {
-		walk(tree)
-	}
-	return found
+	return slackfake.ButtonValue(blocks, actionID)
 }
 
 // haltRequests returns the halt (not status or drill) requests the endpoint received.
