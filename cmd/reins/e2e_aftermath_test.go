@@ -7,9 +7,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/bot/slackfake"
+	"github.com/reins-oss/reins/integrations/halt/halttest"
 )
 
 // threadItems returns the checklist item messages in the incident channel's
@@ -170,4 +172,33 @@ func mapValues(m map[string]string) []string {
 // unescapeMD undoes Markdown backslash escapes so answers can be found.
 func unescapeMD(s string) string {
 	return regexp.MustCompile(`\\(.)`).ReplaceAllString(s, "$1")
+}
+
+// A kill-switch drill through the real webhook adapter: with the agent's
+// endpoint down it is recorded as failed and announced to the owners; with
+// the endpoint up it is recorded as passed.
+func TestDrillReportsFailureToOwners(t *testing.T) {
+	e := startTestMain(t, testOptions{})
+	e.Halt.SetFault(halttest.FaultError)
+	now := time.Now().UTC()
+	res, err := e.Main.Service.RunDrill(t.Context(), "support-bot", now)
+	if err != nil || res.OK {
+		t.Fatalf("drill against a failing endpoint: %+v %v", res, err)
+	}
+	e.eventually("failure announced in the team channel, naming the owners", func() bool {
+		for _, m := range e.Slack.Messages("C0SUPPORTAI") {
+			if s := m.Text + string(m.Blocks); strings.Contains(strings.ToLower(s), "drill") && strings.Contains(s, alice) {
+				return true
+			}
+		}
+		return false
+	})
+	e.Halt.SetFault(halttest.FaultNone)
+	res, err = e.Main.Service.RunDrill(t.Context(), "support-bot", now.Add(time.Hour))
+	if err != nil || !res.OK {
+		t.Fatalf("drill against a healthy endpoint: %+v %v", res, err)
+	}
+	for _, m := range haltRequests(e) {
+		t.Errorf("a drill halted the agent: %+v", m)
+	}
 }
