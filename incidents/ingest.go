@@ -112,6 +112,9 @@ func (in *intake) add(ctx context.Context, a *Alert) error {
 	if a.Status == AlertResolved {
 		return in.recovery(ctx, name, a)
 	}
+	if done, err := in.repeat(ctx, name, a); err != nil || done {
+		return err
+	}
 	inc, err := in.incidentFor(ctx, name, ag, a)
 	if err != nil {
 		return err
@@ -135,6 +138,34 @@ func (in *intake) add(ctx context.Context, a *Alert) error {
 	}
 	in.merge(inc, a)
 	return nil
+}
+
+// repeat records a pure repeat, the bulk of a storm, in one statement
+// instead of loading the incident and upserting the alert: it would add no
+// event, no outbox row and nothing to the incident. It applies only while
+// the incident's LastAlertAt is within a step of the alert, so the full
+// path still refreshes LastAlertAt once a step and a continuous alert never
+// outlives the group window. It stays out of incidents this call already
+// holds, whose pending changes live in this call's copy until flush, and of
+// alerts whose agent is spelt differently from the incident's.
+func (in *intake) repeat(ctx context.Context, name string, a *Alert) (bool, error) {
+	if _, held := in.open[name]; held || a.Agent != name {
+		return false, nil
+	}
+	freshSince := in.now.Add(-in.window())
+	if since := a.ReceivedAt.Add(-lastAlertStep); since.After(freshSince) {
+		freshSince = since
+	}
+	id, ok, err := in.q.RecordRepeat(ctx, a, freshSince)
+	if err != nil {
+		return false, fmt.Errorf("record repeat: %w", err)
+	} else if !ok {
+		return false, nil
+	}
+	in.remember(id, a.Fingerprint)
+	in.track(id)
+	in.res.Repeated++
+	return true, nil
 }
 
 // recovery records a resolved alert in the open incident that has it.

@@ -32,6 +32,14 @@ type Queries interface {
 	// the status the alert had before ("" when new), so the caller can tell a
 	// new alert, a repeat and a status change apart.
 	RecordAlert(ctx context.Context, a *Alert) (previousStatus string, err error)
+	// RecordRepeat is RecordAlert's one-statement fast path for a pure repeat.
+	// When the open, grouping incident of a.Agent (GroupKey "") already holds
+	// a.Fingerprint with the same status, title, summary, severity, sessions
+	// and links (nothing for intake to merge), and that incident's
+	// LastAlertAt is at or after freshSince, it updates the alert as
+	// RecordAlert would (count, times, previous status = status) and returns
+	// the incident's ID with ok true. Otherwise it changes nothing: ok false.
+	RecordRepeat(ctx context.Context, a *Alert, freshSince time.Time) (incidentID int64, ok bool, err error)
 	FindAlerts(ctx context.Context, incidentID int64) ([]*Alert, error)
 
 	AppendEvent(ctx context.Context, e *Event) error

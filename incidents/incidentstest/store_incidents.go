@@ -159,6 +159,45 @@ func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error
 	return "", nil
 }
 
+// RecordRepeat is RecordAlert for a pure repeat in the agent's open,
+// grouping incident last alerted at or after freshSince; see
+// incidents.Queries.
+func (t *tx) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince time.Time) (int64, bool, error) {
+	d, done, err := t.begin("RecordRepeat")
+	if err != nil {
+		return 0, false, err
+	}
+	defer done()
+	var incID int64
+	for id, cur := range d.incidents {
+		if d.grouping[id] && cur.Agent == a.Agent && cur.GroupKey == "" && cur.Status == incidents.StatusOpen &&
+			!cur.LastAlertAt.Before(freshSince) {
+			incID = id
+		}
+	}
+	if incID == 0 {
+		return 0, false, nil
+	}
+	for i, cur := range d.alerts {
+		if cur.IncidentID != incID || cur.Fingerprint != a.Fingerprint {
+			continue
+		}
+		if cur.Status != a.Status || cur.Title != a.Title || cur.Summary != a.Summary || cur.Severity != a.Severity ||
+			!slices.Equal(cur.Sessions, a.Sessions) || !slices.Equal(cur.Links, a.Links) {
+			return 0, false, nil
+		}
+		cur.EndsAt, cur.ReceivedAt = a.EndsAt, a.ReceivedAt
+		if !a.StartsAt.IsZero() {
+			cur.StartsAt = a.StartsAt
+		}
+		cur.Count++
+		d.alerts[i] = cloneAlert(cur)
+		a.ID, a.IncidentID, a.Count = cur.ID, incID, cur.Count
+		return incID, true, nil
+	}
+	return 0, false, nil
+}
+
 func (t *tx) FindAlerts(ctx context.Context, incidentID int64) ([]*incidents.Alert, error) {
 	d, done, err := t.begin("FindAlerts")
 	if err != nil {

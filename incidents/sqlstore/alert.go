@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/reins-oss/reins/incidents"
 )
@@ -58,6 +59,58 @@ func (q *queries) RecordAlert(ctx context.Context, a *incidents.Alert) (string, 
 	}
 	a.ID, a.Count = rows[0].ID, rows[0].Count
 	return rows[0].Previous, nil
+}
+
+// recordRepeat is recordAlert for a pure repeat, in one statement that
+// skips the incident: the WHERE holds every field intake would merge into
+// the incident, compared as RecordAlert stores them, so a receipt that
+// brings anything new matches no row and takes the full path.
+const recordRepeat = `UPDATE alerts SET
+	previous_status = status,
+	agent = ?,
+	labels = ?,
+	annotations = ?,
+	details = ?,
+	starts_at = ?,
+	ends_at = ?,
+	received_at = ?,
+	received_count = received_count + 1
+WHERE fingerprint = ? AND status = ? AND title = ? AND summary = ? AND severity = ? AND sessions = ? AND links = ?
+	AND incident_id = (SELECT id FROM incidents
+		WHERE agent = ? AND group_key = '' AND status = 'open' AND grouping AND last_alert_at >= ?)
+RETURNING id, incident_id, received_count`
+
+// RecordRepeat updates a as RecordAlert would when it is a pure repeat in
+// its agent's open, grouping incident last alerted at or after freshSince;
+// otherwise it changes nothing and returns ok false. a.ID, a.IncidentID and
+// a.Count are filled in when ok.
+func (q *queries) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince time.Time) (int64, bool, error) {
+	a.ReceivedAt = orNow(a.ReceivedAt)
+	if a.StartsAt.IsZero() {
+		a.StartsAt = a.ReceivedAt
+	}
+	var rows []struct {
+		ID         int64 `db:"id"`
+		IncidentID int64 `db:"incident_id"`
+		Count      int   `db:"received_count"`
+	}
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &rows, recordRepeat, a.Agent, js(a.Labels), js(a.Annotations), raw(a.Details),
+			q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt),
+			a.Fingerprint, a.Status, a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links),
+			a.Agent, q.t(freshSince))
+	})
+	if err != nil {
+		return 0, false, wrap(err, "record repeat of alert %q for %q", a.Fingerprint, a.Agent)
+	}
+	switch len(rows) {
+	case 0:
+		return 0, false, nil
+	case 1:
+		a.ID, a.IncidentID, a.Count = rows[0].ID, rows[0].IncidentID, rows[0].Count
+		return rows[0].IncidentID, true, nil
+	}
+	return 0, false, fmt.Errorf("record repeat of alert %q for %q: update matched %d rows", a.Fingerprint, a.Agent, len(rows))
 }
 
 const alertCols = `id, incident_id, source, fingerprint, agent, status, title, summary, severity,

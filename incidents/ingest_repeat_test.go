@@ -1,0 +1,80 @@
+package incidents_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/incidentstest"
+)
+
+func TestIngestPureRepeatsTakeOneStatement(t *testing.T) {
+	env := incidentstest.NewEnv()
+	first := ingest(t, env, incidentstest.Alert())
+	id := first.Incidents[0]
+	events, outbox := eventKinds(t, env, id), outboxKeys(env, "")
+	lastAlert := findIncident(t, env, id).LastAlertAt
+
+	env.Store.ResetCalls()
+	for i := range 20 {
+		env.Clock.Advance(time.Second)
+		res := ingest(t, env, incidentstest.Alert())
+		if want := (incidents.IngestResult{Incidents: []int64{id}, Repeated: 1}); !equalResult(res, want) {
+			t.Fatalf("repeat %d: got %+v, want %+v", i, res, want)
+		}
+	}
+	if got, want := env.Store.TotalCalls(), 20; got != want {
+		t.Errorf("20 pure repeats cost %d store calls, want %d (one RecordRepeat each)", got, want)
+	}
+	if got := eventKinds(t, env, id); !slices.Equal(got, events) {
+		t.Errorf("timeline: got %v, want %v (repeats add nothing)", got, events)
+	}
+	if got := outboxKeys(env, ""); !slices.Equal(got, outbox) {
+		t.Errorf("outbox: got %v, want %v (repeats queue nothing)", got, outbox)
+	}
+	if got := findIncident(t, env, id).LastAlertAt; !got.Equal(lastAlert) {
+		t.Errorf("LastAlertAt: got %v, want %v (within a step of the last write)", got, lastAlert)
+	}
+	alerts, err := env.Store.FindAlerts(ctx, id)
+	if err != nil || len(alerts) != 1 || alerts[0].Count != 21 {
+		t.Fatalf("alerts: got %+v, %v; want one received 21 times", alerts, err)
+	}
+}
+
+func TestIngestRepeatWithNewSessionMerges(t *testing.T) {
+	env := incidentstest.NewEnv()
+	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+
+	env.Clock.Advance(time.Second)
+	res := ingest(t, env, incidentstest.Alert(withFingerprint("tok-spike", "s-8812", "s-9000")))
+	if want := (incidents.IngestResult{Incidents: []int64{id}, Repeated: 1}); !equalResult(res, want) {
+		t.Fatalf("got %+v, want %+v", res, want)
+	}
+	if got := findIncident(t, env, id).Sessions; !slices.Contains(got, "s-9000") {
+		t.Errorf("sessions: got %v, want s-9000 merged", got)
+	}
+	if got := outboxKeys(env, incidents.KindUpdateSummary); len(got) != 1 {
+		t.Errorf("summary updates: got %v, want one for the new session", got)
+	}
+}
+
+func TestIngestLongRepeatRefreshesLastAlert(t *testing.T) {
+	env := incidentstest.NewEnv()
+	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+
+	// A repeat more than a step after the incident's last alert takes the full
+	// path, which moves LastAlertAt, so a continuous alert keeps its incident.
+	for range 3 * 60 {
+		env.Clock.Advance(2 * time.Minute)
+		if res := ingest(t, env, incidentstest.Alert()); !equalResult(res, incidents.IngestResult{Incidents: []int64{id}, Repeated: 1}) {
+			t.Fatalf("got %+v, want a repeat in incident %d", res, id)
+		}
+	}
+	if got, want := findIncident(t, env, id).LastAlertAt, env.Clock.Now(); !got.Equal(want) {
+		t.Errorf("LastAlertAt: got %v, want %v", got, want)
+	}
+	if got := len(env.Store.Incidents()); got != 1 {
+		t.Errorf("incidents: got %d, want 1 (six hours of repeats outlive no group window)", got)
+	}
+}
