@@ -180,16 +180,27 @@ func (m *Main) incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) 
 	return id, true
 }
 
-func (m *Main) getIncident(w http.ResponseWriter, r *http.Request) {
+// pathIncident loads the incident named by the {id} path value, answering
+// the error itself when there is none.
+func (m *Main) pathIncident(w http.ResponseWriter, r *http.Request) (*incidents.Incident, bool) {
 	id, ok := m.incidentID(w, r)
 	if !ok {
-		return
+		return nil, false
 	}
 	inc, err := m.Service.FindIncident(r.Context(), id)
 	if err != nil {
 		writeDomainError(w, m.Log, r, err)
+		return nil, false
+	}
+	return inc, true
+}
+
+func (m *Main) getIncident(w http.ResponseWriter, r *http.Request) {
+	inc, ok := m.pathIncident(w, r)
+	if !ok {
 		return
 	}
+	id := inc.ID
 	events, err := m.Service.Timeline(r.Context(), id)
 	if err != nil {
 		writeDomainError(w, m.Log, r, err)

@@ -56,15 +56,11 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
-	id, ok := m.incidentID(w, r)
+	inc, ok := m.pathIncident(w, r)
 	if !ok {
 		return
 	}
-	inc, err := m.Service.FindIncident(r.Context(), id)
-	if err != nil {
-		writeDomainError(w, m.Log, r, err)
-		return
-	}
+	id := inc.ID
 	if inc.SlackChannelID == "" {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable,
