@@ -89,6 +89,14 @@ type Alert struct {
 	Count       int // how many times it was received
 }
 
+// Repeat is an alert that may be a pure repeat, for Queries.RecordRepeats.
+type Repeat struct {
+	Alert *Alert
+	// FreshSince is the oldest LastAlertAt its incident may have for the
+	// repeat to skip it: older, and the full path must refresh it.
+	FreshSince time.Time
+}
+
 // Actor is who did something: a Slack user, an API caller, the CLI's OS user,
 // or reins itself.
 type Actor struct {

@@ -49,25 +49,33 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 	for _, inc := range in.opened {
 		incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
 	}
-	s.Kick()
+	if in.due {
+		// Only work due now is worth waking the workers for: in a storm of
+		// repeats a kick per webhook had every worker polling the outbox in
+		// vain, competing with intake for the store.
+		s.Kick()
+	}
 	return in.res, nil
 }
 
-// ingestIn records alerts with q, inside a transaction the caller commits.
-// shared, when not nil, holds the open incidents earlier calls in the same
-// transaction left, by agent, and receives this call's.
-func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, alerts []Alert, shared map[string]*Incident) (*intake, error) {
-	in := &intake{s: s, q: q, reg: reg, now: s.clock.Now(), shared: shared,
+// ingestIn records alerts with q, inside a transaction the caller commits
+// after flushing the intake (see flushIntakes). shared, when not nil, holds
+// the open incidents earlier calls in the same transaction left, by agent,
+// and receives this call's.
+// tries, when not nil, is what the batch's RecordRepeats did with each alert.
+func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, tries []repeatTry, shared map[string]*Incident) (*intake, error) {
+	in := &intake{s: s, q: q, reg: reg, now: now, shared: shared,
 		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
 		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 	for i := range alerts {
 		a := alerts[i]
-		if err := in.add(ctx, &a); err != nil {
+		var try repeatTry
+		if tries != nil {
+			try = tries[i]
+		}
+		if err := in.add(ctx, &a, try); err != nil {
 			return nil, fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
 		}
-	}
-	if err := in.flush(ctx); err != nil {
-		return nil, err
 	}
 	if shared != nil {
 		for name, inc := range in.open {
@@ -98,22 +106,23 @@ type intake struct {
 
 	res    IngestResult
 	opened []*Incident
+	due    bool // queued outbox work that is due at once
 }
 
-func (in *intake) add(ctx context.Context, a *Alert) error {
-	ag := findAgent(in.reg, a.Agent)
-	name := strings.TrimSpace(a.Agent)
-	if ag != nil {
-		name = ag.Name
-	} else if name == "" {
-		name = "unknown"
-	}
+func (in *intake) add(ctx context.Context, a *Alert, try repeatTry) error {
+	ag, name := agentOf(in.reg, a.Agent)
 	normaliseAlert(a, in.now)
 	if a.Status == AlertResolved {
 		return in.recovery(ctx, name, a)
 	}
-	if done, err := in.repeat(ctx, name, a); err != nil || done {
-		return err
+	if try.incident != 0 {
+		in.repeated(try.incident, a.Fingerprint)
+		return nil
+	}
+	if !try.tried {
+		if done, err := in.repeat(ctx, name, a); err != nil || done {
+			return err
+		}
 	}
 	inc, err := in.incidentFor(ctx, name, ag, a)
 	if err != nil {
@@ -138,34 +147,6 @@ func (in *intake) add(ctx context.Context, a *Alert) error {
 	}
 	in.merge(inc, a)
 	return nil
-}
-
-// repeat records a pure repeat, the bulk of a storm, in one statement
-// instead of loading the incident and upserting the alert: it would add no
-// event, no outbox row and nothing to the incident. It applies only while
-// the incident's LastAlertAt is within a step of the alert, so the full
-// path still refreshes LastAlertAt once a step and a continuous alert never
-// outlives the group window. It stays out of incidents this call already
-// holds, whose pending changes live in this call's copy until flush, and of
-// alerts whose agent is spelt differently from the incident's.
-func (in *intake) repeat(ctx context.Context, name string, a *Alert) (bool, error) {
-	if _, held := in.open[name]; held || a.Agent != name {
-		return false, nil
-	}
-	freshSince := in.now.Add(-in.window())
-	if since := a.ReceivedAt.Add(-lastAlertStep); since.After(freshSince) {
-		freshSince = since
-	}
-	id, ok, err := in.q.RecordRepeat(ctx, a, freshSince)
-	if err != nil {
-		return false, fmt.Errorf("record repeat: %w", err)
-	} else if !ok {
-		return false, nil
-	}
-	in.remember(id, a.Fingerprint)
-	in.track(id)
-	in.res.Repeated++
-	return true, nil
 }
 
 // recovery records a resolved alert in the open incident that has it.
@@ -195,6 +176,7 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 	h := fnv.New64a()
 	h.Write([]byte(a.Fingerprint))
 	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
+	in.due = true
 	return in.s.enqueue(ctx, in.q, inc.ID, LaneChat, KindPost, key, Message{
 		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
 	})
@@ -286,6 +268,7 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 			return nil, err
 		}
 		in.created[inc.ID] = true
+		in.due = true
 		in.opened = append(in.opened, inc)
 		in.res.Opened++
 		if cands, ok := in.candidates[name]; ok {
@@ -298,11 +281,26 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 	return inc, nil
 }
 
-func (in *intake) window() time.Duration {
-	if in.reg != nil && in.reg.Alerts.GroupWindow > 0 {
-		return in.reg.Alerts.GroupWindow
+func (in *intake) window() time.Duration { return groupWindow(in.reg) }
+
+func groupWindow(reg *ownership.Registry) time.Duration {
+	if reg != nil && reg.Alerts.GroupWindow > 0 {
+		return reg.Alerts.GroupWindow
 	}
 	return defaultWindow
+}
+
+// agentOf returns the registry's agent an alert names (nil when unknown) and
+// the name its incident goes under.
+func agentOf(reg *ownership.Registry, agent string) (*ownership.Agent, string) {
+	ag := findAgent(reg, agent)
+	name := strings.TrimSpace(agent)
+	if ag != nil {
+		name = ag.Name
+	} else if name == "" {
+		name = "unknown"
+	}
+	return ag, name
 }
 
 func (in *intake) track(id int64) {
@@ -372,46 +370,6 @@ func absorb(dst, src *Incident) {
 	if src.LastAlertAt.After(dst.LastAlertAt) {
 		dst.LastAlertAt = src.LastAlertAt
 	}
-}
-
-// flush writes the changed incidents back and queues one debounced summary
-// update per incident that changed in a way the summary shows.
-func (in *intake) flush(ctx context.Context) error {
-	for _, id := range sortedKeys(in.dirty) {
-		orig := in.dirty[id]
-		inc := orig
-		if !in.created[id] {
-			// Re-read (locking the row on PostgreSQL) and apply only what this
-			// call adds: a concurrent intake's sessions or the channel a worker
-			// recorded meanwhile must not be overwritten by the copy read earlier.
-			fresh, err := in.q.FindIncident(ctx, id)
-			if err != nil {
-				return fmt.Errorf("reload incident %d: %w", id, err)
-			}
-			absorb(fresh, inc)
-			inc = fresh
-		}
-		if err := in.q.UpdateIncident(ctx, inc); err != nil {
-			return fmt.Errorf("update incident %d: %w", id, err)
-		}
-		// Keep this call's copy equal to the row, for the calls after it in a
-		// shared transaction.
-		*orig = *inc
-	}
-	if in.s.chat == nil {
-		return nil
-	}
-	bucket := in.now.Truncate(summaryDebounce)
-	for _, id := range sortedKeys(in.changed) {
-		if in.created[id] {
-			continue // post_summary reads the incident when it is delivered
-		}
-		key := fmt.Sprintf("inc-%d/update_summary/%d", id, bucket.Unix())
-		if err := in.s.enqueueAt(ctx, in.q, id, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func cloneIncident(inc *Incident) *Incident {

@@ -16,11 +16,12 @@ import (
 
 var errBadAlert = errors.New("store rejects alert")
 
-// gatedStore counts transactions, holds the first one until gate is closed
-// (so later Ingest calls line up behind it), and fails RecordAlert for the
-// fingerprint "bad".
+// gatedStore counts transactions, holds the first call of method (InTx, or
+// a query's name) until gate is closed, so later Ingest calls line up
+// behind it, and fails RecordAlert for the fingerprint "bad".
 type gatedStore struct {
 	*incidentstest.Store
+	method  string
 	txs     atomic.Int32
 	once    sync.Once
 	entered chan struct{}
@@ -31,12 +32,32 @@ func newGatedStore() *gatedStore {
 	return &gatedStore{Store: incidentstest.NewStore(), entered: make(chan struct{}), gate: make(chan struct{})}
 }
 
-func (s *gatedStore) InTx(ctx context.Context, fn func(q incidents.Queries) error) error {
-	s.txs.Add(1)
+// arm makes the next call of method the one held at the gate.
+func (s *gatedStore) arm(method string) {
+	s.method = method
+	if method != "InTx" {
+		s.Store.Hook = func(m string) error {
+			if m == method {
+				s.hold()
+			}
+			return nil
+		}
+	}
+}
+
+// hold blocks the first caller until the gate opens.
+func (s *gatedStore) hold() {
 	s.once.Do(func() {
 		close(s.entered)
 		<-s.gate
 	})
+}
+
+func (s *gatedStore) InTx(ctx context.Context, fn func(q incidents.Queries) error) error {
+	s.txs.Add(1)
+	if s.method == "InTx" {
+		s.hold()
+	}
 	return s.Store.InTx(ctx, func(q incidents.Queries) error { return fn(rejecting{q}) })
 }
 
@@ -54,8 +75,8 @@ type ingested struct {
 	err error
 }
 
-// ingestBehindGate runs first alone, holds its transaction open while every
-// call of rest queues behind it, then lets everything commit.
+// ingestBehindGate runs first alone, holds it in the store while every call
+// of rest queues behind it, in order, then lets everything commit.
 func ingestBehindGate(t *testing.T, env *incidentstest.Env, store *gatedStore, first incidents.Alert, rest []incidents.Alert) (ingested, []ingested) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -63,15 +84,15 @@ func ingestBehindGate(t *testing.T, env *incidentstest.Env, store *gatedStore, f
 	wg.Go(func() { head.res, head.err = env.Service.Ingest(ctx, []incidents.Alert{first}) })
 	<-store.entered
 	got := make([]ingested, len(rest))
+	deadline := time.Now().Add(10 * time.Second)
 	for i, a := range rest {
 		wg.Go(func() { got[i].res, got[i].err = env.Service.Ingest(ctx, []incidents.Alert{a}) })
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for incidents.IngestQueued(env.Service) < len(rest) {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d calls queued behind the running transaction", incidents.IngestQueued(env.Service), len(rest))
+		for incidents.IngestQueued(env.Service) < i+1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("only %d of %d calls queued behind the running batch", incidents.IngestQueued(env.Service), len(rest))
+			}
+			time.Sleep(time.Millisecond)
 		}
-		time.Sleep(time.Millisecond)
 	}
 	close(store.gate)
 	wg.Wait()
@@ -87,6 +108,7 @@ func newGatedEnv() (*incidentstest.Env, *gatedStore) {
 
 func TestIngestConcurrentCallsShareOneTransaction(t *testing.T) {
 	env, store := newGatedEnv()
+	store.arm("InTx")
 	const calls = 8
 	var rest []incidents.Alert
 	for i := range calls - 1 {
@@ -134,6 +156,7 @@ func TestIngestConcurrentCallsShareOneTransaction(t *testing.T) {
 
 func TestIngestBatchWithAFailingCallCommitsTheOthers(t *testing.T) {
 	env, store := newGatedEnv()
+	store.arm("InTx")
 	rest := []incidents.Alert{
 		incidentstest.Alert(withFingerprint("fp-1")),
 		incidentstest.Alert(withFingerprint("bad")),
@@ -166,5 +189,122 @@ func TestIngestBatchWithAFailingCallCommitsTheOthers(t *testing.T) {
 	slices.Sort(prints)
 	if want := []string{"fp-1", "fp-2", "fp-head"}; !slices.Equal(prints, want) {
 		t.Errorf("alerts committed: got %v, want %v", prints, want)
+	}
+}
+
+func TestIngestBatchOfRepeatsTakesOneStatementAndNoTransaction(t *testing.T) {
+	env, store := newGatedEnv()
+	var all []incidents.Alert
+	for i := range 8 {
+		all = append(all, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i))))
+	}
+	ingest(t, env, all...)
+	env.Store.ResetCalls()
+	txs := store.txs.Load()
+	store.arm("RecordRepeats")
+
+	head, got := ingestBehindGate(t, env, store, all[0], all[1:])
+
+	for i, g := range append([]ingested{head}, got...) {
+		if want := (incidents.IngestResult{Incidents: []int64{1}, Repeated: 1}); g.err != nil || !equalResult(g.res, want) {
+			t.Errorf("call %d: got %+v, %v; want %+v", i, g.res, g.err, want)
+		}
+	}
+	if got, want := env.Store.Calls("RecordRepeats"), 2; got != want || env.Store.TotalCalls() != want {
+		t.Errorf("store calls: %d RecordRepeats of %d in all, want %d and nothing else (the first call, then one for the 7 behind it)",
+			got, env.Store.TotalCalls(), want)
+	}
+	if got := store.txs.Load() - txs; got != 0 {
+		t.Errorf("transactions: got %d, want none for pure repeats", got)
+	}
+	alerts, err := env.Service.Alerts(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if a.Count != 2 {
+			t.Errorf("alert %s received %d times, want 2", a.Fingerprint, a.Count)
+		}
+	}
+}
+
+// A batch holding a recovery and then a re-fire of one alert ends as the
+// two calls would one after the other: fired again, not resolved. Only the
+// batch's first alert per fingerprint may take the bulk repeat statement,
+// which runs before everything else in the batch.
+func TestIngestBatchKeepsOrderWithinAFingerprint(t *testing.T) {
+	env, store := newGatedEnv()
+	ingest(t, env, incidentstest.Alert(withFingerprint("fp-head")), incidentstest.Alert(withFingerprint("fp-1")))
+	store.arm("RecordRepeats")
+	resolved := incidentstest.Alert(withFingerprint("fp-1"), func(a *incidents.Alert) { a.Status = incidents.AlertResolved })
+
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")),
+		[]incidents.Alert{resolved, incidentstest.Alert(withFingerprint("fp-1"))})
+
+	if head.err != nil {
+		t.Fatalf("first call: %v", head.err)
+	}
+	for i, g := range got {
+		if want := (incidents.IngestResult{Incidents: []int64{1}, Changed: 1}); g.err != nil || !equalResult(g.res, want) {
+			t.Errorf("call %d: got %+v, %v; want %+v", i, g.res, g.err, want)
+		}
+	}
+	alerts, err := env.Service.Alerts(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if a.Fingerprint == "fp-1" && a.Status != incidents.AlertFiring {
+			t.Errorf("fp-1 ends %s, want firing (resolved, then fired again)", a.Status)
+		}
+	}
+	kinds := eventKinds(t, env, 1)
+	if n := len(kinds); n < 2 || kinds[n-2] != incidents.EventAlertResolved || kinds[n-1] != incidents.EventAlertFired {
+		t.Errorf("timeline ends %v, want alert_resolved then alert_fired", kinds)
+	}
+}
+
+// meddling records a Slack channel on the incident, as a delivery worker
+// would, right before intake writes the incident back.
+type meddling struct {
+	*incidentstest.Store
+	once sync.Once
+}
+
+func (s *meddling) InTx(ctx context.Context, fn func(q incidents.Queries) error) error {
+	return s.Store.InTx(ctx, func(q incidents.Queries) error { return fn(meddlingQueries{q, s}) })
+}
+
+type meddlingQueries struct {
+	incidents.Queries
+	s *meddling
+}
+
+func (q meddlingQueries) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	var err error
+	q.s.once.Do(func() {
+		var cur *incidents.Incident
+		if cur, err = q.FindIncident(ctx, inc.ID); err == nil {
+			cur.SlackChannelID = "C0INC1"
+			err = q.UpdateIncident(ctx, cur)
+		}
+	})
+	if err != nil {
+		return false, err
+	}
+	return q.Queries.UpdateIncidentIfVersion(ctx, inc)
+}
+
+func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
+	store := &meddling{Store: incidentstest.NewStore()}
+	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Store = store })
+	env.Store = store.Store
+	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+
+	ingest(t, env, incidentstest.Alert(withFingerprint("fp-2", "s-new")))
+
+	inc := findIncident(t, env, id)
+	if inc.SlackChannelID != "C0INC1" || !slices.Contains(inc.Sessions, "s-new") {
+		t.Errorf("incident: channel %q, sessions %v; want the channel recorded meanwhile and s-new both kept", inc.SlackChannelID, inc.Sessions)
 	}
 }

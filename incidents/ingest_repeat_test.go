@@ -1,6 +1,7 @@
 package incidents_test
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -76,5 +77,28 @@ func TestIngestLongRepeatRefreshesLastAlert(t *testing.T) {
 	}
 	if got := len(env.Store.Incidents()); got != 1 {
 		t.Errorf("incidents: got %d, want 1 (six hours of repeats outlive no group window)", got)
+	}
+}
+
+func TestIngestQueuesOneSummaryUpdatePerBucket(t *testing.T) {
+	env := incidentstest.NewEnv()
+	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+	env.Clock.Set(env.Clock.Now().Truncate(5 * time.Second).Add(5 * time.Second))
+
+	env.Store.ResetCalls()
+	for i := range 5 {
+		env.Clock.Advance(100 * time.Millisecond)
+		ingest(t, env, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i), fmt.Sprintf("s-%d", i))))
+	}
+	if got := env.Store.Calls("EnqueueOutbox"); got != 1 {
+		t.Errorf("outbox inserts for 5 changes in one bucket: got %d, want 1", got)
+	}
+	env.Clock.Advance(5 * time.Second)
+	ingest(t, env, incidentstest.Alert(withFingerprint("fp-next", "s-next")))
+	if got := outboxKeys(env, incidents.KindUpdateSummary); len(got) != 2 {
+		t.Errorf("summary updates: got %v, want one per bucket, 2", got)
+	}
+	if got := findIncident(t, env, id).Sessions; len(got) != 7 {
+		t.Errorf("sessions: got %v, want all 7", got)
 	}
 }

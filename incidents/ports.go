@@ -26,20 +26,26 @@ type Queries interface {
 	FindIncidents(ctx context.Context, f IncidentFilter) ([]*Incident, error)
 	// UpdateIncident writes every mutable field of inc and bumps Version.
 	UpdateIncident(ctx context.Context, inc *Incident) error
+	// UpdateIncidentIfVersion is UpdateIncident when the stored Version still
+	// is inc.Version: a write that needs no read to lock the row first. When
+	// the row changed meanwhile it changes nothing and returns false.
+	UpdateIncidentIfVersion(ctx context.Context, inc *Incident) (bool, error)
 
 	// RecordAlert inserts a (its IncidentID set) or, when the incident already
 	// has its fingerprint, updates status, times, summary and count. It returns
 	// the status the alert had before ("" when new), so the caller can tell a
 	// new alert, a repeat and a status change apart.
 	RecordAlert(ctx context.Context, a *Alert) (previousStatus string, err error)
-	// RecordRepeat is RecordAlert's one-statement fast path for a pure repeat.
-	// When the open, grouping incident of a.Agent (GroupKey "") already holds
-	// a.Fingerprint with the same status, title, summary, severity, sessions
-	// and links (nothing for intake to merge), and that incident's
-	// LastAlertAt is at or after freshSince, it updates the alert as
-	// RecordAlert would (count, times, previous status = status) and returns
-	// the incident's ID with ok true. Otherwise it changes nothing: ok false.
-	RecordRepeat(ctx context.Context, a *Alert, freshSince time.Time) (incidentID int64, ok bool, err error)
+	// RecordRepeats is RecordAlert's fast path for pure repeats, many in one
+	// statement. An alert is recorded when the open, grouping incident of
+	// its Agent (GroupKey "") already holds its Fingerprint with the same
+	// status, title, summary, severity, sessions and links (nothing for
+	// intake to merge), and that incident's LastAlertAt is at or after the
+	// Repeat's FreshSince: the alert is then updated as RecordAlert would
+	// (count, times, labels, previous status = status) and its ID,
+	// IncidentID and Count are filled in. Others change nothing. It reports
+	// which were recorded; no two alerts may share Agent and Fingerprint.
+	RecordRepeats(ctx context.Context, reps []Repeat) (recorded []bool, err error)
 	FindAlerts(ctx context.Context, incidentID int64) ([]*Alert, error)
 
 	AppendEvent(ctx context.Context, e *Event) error

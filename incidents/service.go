@@ -51,17 +51,18 @@ type Deps struct {
 
 // Service is the incident domain's use cases, one file each.
 type Service struct {
-	store  Store
-	reg    *ownership.Holder
-	auth   Authority
-	chat   Chat
-	pager  Pager
-	halter Halter
-	clock  Clock
-	log    *slog.Logger
-	cfg    Config
-	wake   waker       // wakes the delivery workers after a commit
-	intake ingestGroup // merges concurrent Ingest calls into one transaction
+	store     Store
+	reg       *ownership.Holder
+	auth      Authority
+	chat      Chat
+	pager     Pager
+	halter    Halter
+	clock     Clock
+	log       *slog.Logger
+	cfg       Config
+	wake      waker       // wakes the delivery workers after a commit
+	intake    ingestGroup // merges concurrent Ingest calls into one transaction
+	summaries summaryMemo // summary updates queued in the current bucket
 }
 
 // New returns a Service. Zero settings get their defaults.

@@ -2,6 +2,7 @@ package incidentstest
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -134,6 +135,16 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 	return nil
 }
 
+// UpdateIncidentIfVersion is UpdateIncident that reports a stale copy with
+// false instead of ECONFLICT.
+func (t *tx) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	err := t.UpdateIncident(ctx, inc)
+	if incidents.ErrorCode(err) == incidents.ECONFLICT {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
 	d, done, err := t.begin("RecordAlert")
 	if err != nil {
@@ -159,15 +170,29 @@ func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error
 	return "", nil
 }
 
-// RecordRepeat is RecordAlert for a pure repeat in the agent's open,
-// grouping incident last alerted at or after freshSince; see
+// RecordRepeats is RecordAlert for pure repeats in their agents' open,
+// grouping incidents last alerted at or after FreshSince; see
 // incidents.Queries.
-func (t *tx) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince time.Time) (int64, bool, error) {
-	d, done, err := t.begin("RecordRepeat")
+func (t *tx) RecordRepeats(ctx context.Context, reps []incidents.Repeat) ([]bool, error) {
+	d, done, err := t.begin("RecordRepeats")
 	if err != nil {
-		return 0, false, err
+		return nil, err
 	}
 	defer done()
+	seen := map[[2]string]bool{}
+	ok := make([]bool, len(reps))
+	for k, r := range reps {
+		key := [2]string{r.Alert.Agent, r.Alert.Fingerprint}
+		if seen[key] {
+			return nil, fmt.Errorf("record repeats: alert %q for %q given twice", key[1], key[0])
+		}
+		seen[key] = true
+		ok[k] = d.recordRepeat(r.Alert, r.FreshSince)
+	}
+	return ok, nil
+}
+
+func (d *data) recordRepeat(a *incidents.Alert, freshSince time.Time) bool {
 	var incID int64
 	for id, cur := range d.incidents {
 		if d.grouping[id] && cur.Agent == a.Agent && cur.GroupKey == "" && cur.Status == incidents.StatusOpen &&
@@ -176,7 +201,7 @@ func (t *tx) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince ti
 		}
 	}
 	if incID == 0 {
-		return 0, false, nil
+		return false
 	}
 	for i, cur := range d.alerts {
 		if cur.IncidentID != incID || cur.Fingerprint != a.Fingerprint {
@@ -184,18 +209,19 @@ func (t *tx) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince ti
 		}
 		if cur.Status != a.Status || cur.Title != a.Title || cur.Summary != a.Summary || cur.Severity != a.Severity ||
 			!slices.Equal(cur.Sessions, a.Sessions) || !slices.Equal(cur.Links, a.Links) {
-			return 0, false, nil
+			return false
 		}
 		cur.EndsAt, cur.ReceivedAt = a.EndsAt, a.ReceivedAt
+		cur.Labels, cur.Annotations, cur.Details = a.Labels, a.Annotations, a.Details
 		if !a.StartsAt.IsZero() {
 			cur.StartsAt = a.StartsAt
 		}
 		cur.Count++
 		d.alerts[i] = cloneAlert(cur)
 		a.ID, a.IncidentID, a.Count = cur.ID, incID, cur.Count
-		return incID, true, nil
+		return true
 	}
-	return 0, false, nil
+	return false
 }
 
 func (t *tx) FindAlerts(ctx context.Context, incidentID int64) ([]*incidents.Alert, error) {

@@ -2,10 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
-	"time"
+	"strings"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/migrations"
 )
 
 // recordAlert is one upsert. SET expressions read the row as it was, so
@@ -61,56 +63,147 @@ func (q *queries) RecordAlert(ctx context.Context, a *incidents.Alert) (string, 
 	return rows[0].Previous, nil
 }
 
-// recordRepeat is recordAlert for a pure repeat, in one statement that
-// skips the incident: the WHERE holds every field intake would merge into
+// recordRepeats is recordAlert for pure repeats, many in one statement that
+// skips the incidents: the WHERE holds every field intake would merge into
 // the incident, compared as RecordAlert stores them, so a receipt that
-// brings anything new matches no row and takes the full path.
-const recordRepeat = `UPDATE alerts SET
-	previous_status = status,
-	agent = ?,
-	labels = ?,
-	annotations = ?,
-	details = ?,
-	starts_at = ?,
-	ends_at = ?,
-	received_at = ?,
-	received_count = received_count + 1
-WHERE fingerprint = ? AND status = ? AND title = ? AND summary = ? AND severity = ? AND sessions = ? AND links = ?
-	AND incident_id = (SELECT id FROM incidents
-		WHERE agent = ? AND group_key = '' AND status = 'open' AND grouping AND last_alert_at >= ?)
-RETURNING id, incident_id, received_count`
+// brings anything new matches no row and takes the full path. The VALUES
+// rows are filled in by recordRepeatsQuery; v.fresh is the oldest
+// last_alert_at the incident may have. r finds each alert's incident first,
+// so alerts are looked up by their whole unique key.
+const recordRepeats = `WITH v (agent, labels, annotations, details, starts_at, ends_at, received_at,
+	fingerprint, status, title, summary, severity, sessions, links, fresh) AS (VALUES %s),
+r AS (SELECT v.*, (SELECT id FROM incidents WHERE incidents.agent = v.agent AND group_key = ''
+		AND incidents.status = 'open' AND grouping AND last_alert_at >= v.fresh) AS incident_id
+	FROM v)
+UPDATE alerts SET
+	previous_status = alerts.status,
+	agent = r.agent,
+	labels = r.labels,
+	annotations = r.annotations,
+	details = r.details,
+	starts_at = r.starts_at,
+	ends_at = r.ends_at,
+	received_at = r.received_at,
+	received_count = alerts.received_count + 1
+FROM r
+WHERE alerts.incident_id = r.incident_id AND alerts.fingerprint = r.fingerprint AND alerts.status = r.status
+	AND alerts.title = r.title AND alerts.summary = r.summary AND alerts.severity = r.severity
+	AND alerts.sessions = r.sessions AND alerts.links = r.links
+RETURNING alerts.id, alerts.incident_id, alerts.agent, alerts.fingerprint, alerts.received_count`
 
-// RecordRepeat updates a as RecordAlert would when it is a pure repeat in
-// its agent's open, grouping incident last alerted at or after freshSince;
-// otherwise it changes nothing and returns ok false. a.ID, a.IncidentID and
-// a.Count are filled in when ok.
-func (q *queries) RecordRepeat(ctx context.Context, a *incidents.Alert, freshSince time.Time) (int64, bool, error) {
-	a.ReceivedAt = orNow(a.ReceivedAt)
-	if a.StartsAt.IsZero() {
-		a.StartsAt = a.ReceivedAt
-	}
-	var rows []struct {
-		ID         int64 `db:"id"`
-		IncidentID int64 `db:"incident_id"`
-		Count      int   `db:"received_count"`
-	}
+// repeatRow is one alert recordRepeats updated.
+type repeatRow struct {
+	ID, IncidentID     int64
+	Agent, Fingerprint string
+	Count              int
+}
+
+// repeatRows runs recordRepeats and scans what it returns by hand: a storm
+// runs it once per batch, and sqlx's reflection was a visible part of that.
+func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]repeatRow, error) {
+	var out []repeatRow
 	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &rows, recordRepeat, a.Agent, js(a.Labels), js(a.Annotations), raw(a.Details),
-			q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt),
-			a.Fingerprint, a.Status, a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links),
-			a.Agent, q.t(freshSince))
+		st, err := q.stmt(ctx, query)
+		if err != nil {
+			return err
+		}
+		var rows *sql.Rows
+		if st == nil {
+			rows, err = q.x.QueryContext(ctx, q.x.Rebind(query), args...)
+		} else {
+			rows, err = st.QueryContext(ctx, args...)
+		}
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var r repeatRow
+			if err := rows.Scan(&r.ID, &r.IncidentID, &r.Agent, &r.Fingerprint, &r.Count); err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return rows.Err()
 	})
-	if err != nil {
-		return 0, false, wrap(err, "record repeat of alert %q for %q", a.Fingerprint, a.Agent)
+	return out, err
+}
+
+// repeatShapes are the row counts recordRepeats is prepared for: a chunk is
+// padded with rows of NULLs, which match nothing, up to the next one, so
+// each connection prepares at most five statements however batches vary.
+var repeatShapes = []int{4, 8, 16, 32, 64}
+
+// recordRepeatsQuery is recordRepeats with n rows of placeholders. On
+// PostgreSQL the times are cast: a VALUES list's parameters are text.
+func (q *queries) recordRepeatsQuery(n int) string {
+	if cached, ok := q.s.repeatQueries.Load(n); ok {
+		return cached.(string)
 	}
-	switch len(rows) {
-	case 0:
-		return 0, false, nil
-	case 1:
-		a.ID, a.IncidentID, a.Count = rows[0].ID, rows[0].IncidentID, rows[0].Count
-		return rows[0].IncidentID, true, nil
+	tm := "?"
+	if q.s.d == migrations.Postgres {
+		tm = "CAST(? AS timestamptz)"
 	}
-	return 0, false, fmt.Errorf("record repeat of alert %q for %q: update matched %d rows", a.Fingerprint, a.Agent, len(rows))
+	row := "(?, ?, ?, ?, " + tm + ", " + tm + ", " + tm + ", ?, ?, ?, ?, ?, ?, ?, " + tm + ")"
+	query := fmt.Sprintf(recordRepeats, strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
+	q.s.repeatQueries.Store(n, query)
+	return query
+}
+
+// RecordRepeats records each of reps as RecordAlert would when it is a pure
+// repeat in its agent's open, grouping incident last alerted at or after its
+// FreshSince, and changes nothing for the others. It reports which were
+// recorded and fills in their ID, IncidentID and Count. Each alert's Agent
+// and Fingerprint must differ from every other's.
+func (q *queries) RecordRepeats(ctx context.Context, reps []incidents.Repeat) ([]bool, error) {
+	ok := make([]bool, len(reps))
+	type key struct{ agent, fingerprint string }
+	index := make(map[key]int, len(reps))
+	for i, r := range reps {
+		a := r.Alert
+		a.ReceivedAt = orNow(a.ReceivedAt)
+		if a.StartsAt.IsZero() {
+			a.StartsAt = a.ReceivedAt
+		}
+		k := key{a.Agent, a.Fingerprint}
+		if _, dup := index[k]; dup {
+			return nil, fmt.Errorf("record repeats: alert %q for %q given twice", a.Fingerprint, a.Agent)
+		}
+		index[k] = i
+	}
+	const cols = 15
+	all := reps
+	for len(reps) > 0 {
+		chunk := reps[:min(len(reps), repeatShapes[len(repeatShapes)-1])]
+		reps = reps[len(chunk):]
+		n := repeatShapes[0]
+		for _, shape := range repeatShapes {
+			if n = shape; shape >= len(chunk) {
+				break
+			}
+		}
+		args := make([]any, n*cols) // padding rows stay NULL
+		for i, r := range chunk {
+			a := r.Alert
+			copy(args[i*cols:], []any{a.Agent, js(a.Labels), js(a.Annotations), raw(a.Details),
+				q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt),
+				a.Fingerprint, a.Status, a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links), q.t(r.FreshSince)})
+		}
+		rows, err := q.repeatRows(ctx, q.recordRepeatsQuery(n), args)
+		if err != nil {
+			return nil, wrap(err, "record %d repeats, the first alert %q for %q", len(chunk), chunk[0].Alert.Fingerprint, chunk[0].Alert.Agent)
+		}
+		for _, row := range rows {
+			i, found := index[key{row.Agent, row.Fingerprint}]
+			if !found || ok[i] {
+				return nil, fmt.Errorf("record repeats: updated alert %q for %q, which was not asked for once", row.Fingerprint, row.Agent)
+			}
+			ok[i] = true
+			a := all[i].Alert
+			a.ID, a.IncidentID, a.Count = row.ID, row.IncidentID, row.Count
+		}
+	}
+	return ok, nil
 }
 
 const alertCols = `id, incident_id, source, fingerprint, agent, status, title, summary, severity,

@@ -223,30 +223,44 @@ const updateIncident = `UPDATE incidents SET agent = ?, unowned = ?, group_key =
 	summary_ts = ?, checklist_ts = ?, postmortem_ts = ?, pagerduty_key = ?, paged_at = ?, acked_at = ?,
 	acked_by = ?, started_at = ?, last_alert_at = ?, resolved_at = ?, resolved_by = ?,
 	version = version + 1
-WHERE id = ?
-RETURNING version`
+WHERE id = ?`
 
 // UpdateIncident writes every mutable field of inc and bumps its Version.
 // It does not compare versions: a read-modify-write belongs in InTx, where
 // the read locks the row on PostgreSQL.
 func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) error {
+	ok, err := q.updateIncident(ctx, inc, "")
+	if err == nil && !ok {
+		err = notFound(fmt.Sprintf("incident #%d", inc.ID))
+	}
+	return err
+}
+
+// UpdateIncidentIfVersion is UpdateIncident on condition that the stored
+// version is inc.Version; ok is false when it is not.
+func (q *queries) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	return q.updateIncident(ctx, inc, " AND version = ?", inc.Version)
+}
+
+func (q *queries) updateIncident(ctx context.Context, inc *incidents.Incident, cond string, condArgs ...any) (bool, error) {
 	var versions []int64
+	args := []any{inc.Agent, inc.Unowned, inc.GroupKey, inc.Title,
+		inc.Severity, inc.Status, inc.Source, js(inc.Sessions), js(inc.Links), inc.SlackChannelID,
+		inc.SlackChannelName, inc.SummaryTS, inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey,
+		q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy, q.t(inc.StartedAt), q.t(inc.LastAlertAt),
+		q.nt(inc.ResolvedAt), inc.ResolvedBy, inc.ID}
 	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &versions, updateIncident, inc.Agent, inc.Unowned, inc.GroupKey, inc.Title,
-			inc.Severity, inc.Status, inc.Source, js(inc.Sessions), js(inc.Links), inc.SlackChannelID,
-			inc.SlackChannelName, inc.SummaryTS, inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey,
-			q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy, q.t(inc.StartedAt), q.t(inc.LastAlertAt),
-			q.nt(inc.ResolvedAt), inc.ResolvedBy, inc.ID)
+		return q.sel(ctx, &versions, updateIncident+cond+" RETURNING version", append(args, condArgs...)...)
 	})
 	if unique(err) {
-		return &incidents.Error{Code: incidents.ECONFLICT, Message: fmt.Sprintf(
+		return false, &incidents.Error{Code: incidents.ECONFLICT, Message: fmt.Sprintf(
 			"Another open incident already collects alerts for %s; resolve it first.", inc.Agent)}
 	} else if err != nil {
-		return wrap(err, "update incident #%d", inc.ID)
+		return false, wrap(err, "update incident #%d", inc.ID)
 	}
 	if len(versions) == 0 {
-		return notFound(fmt.Sprintf("incident #%d", inc.ID))
+		return false, nil
 	}
 	inc.Version = versions[0]
-	return nil
+	return true, nil
 }

@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -9,7 +10,7 @@ import (
 	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
-func TestRecordRepeat(t *testing.T) {
+func TestRecordRepeatsOne(t *testing.T) {
 	later := t0.Add(30 * time.Second)
 	tests := []struct {
 		name   string
@@ -74,13 +75,14 @@ func TestRecordRepeat(t *testing.T) {
 				if since.IsZero() {
 					since = t0.Add(-time.Minute)
 				}
-				id, ok, err := s.RecordRepeat(ctx, &b, since)
+				recorded, err := s.RecordRepeats(ctx, []incidents.Repeat{{Alert: &b, FreshSince: since}})
 				if err != nil {
 					t.Fatal(err)
 				}
-				if ok != tt.wantOK {
-					t.Fatalf("RecordRepeat ok = %v, want %v", ok, tt.wantOK)
+				if ok := recorded[0]; ok != tt.wantOK {
+					t.Fatalf("RecordRepeats ok = %v, want %v", ok, tt.wantOK)
 				}
+				id := b.IncidentID
 				stored, err := s.FindAlerts(ctx, inc.ID)
 				if err != nil || len(stored) != 1 {
 					t.Fatalf("FindAlerts = %d alerts, %v; want 1", len(stored), err)
@@ -105,6 +107,77 @@ func TestRecordRepeat(t *testing.T) {
 					t.Errorf("RecordAlert after the repeat = %q, count %d, %v; want firing, 3", prev, again.Count, err)
 				}
 			})
+		}
+	})
+}
+
+// TestRecordRepeatsMany records 150 alerts of three agents in one call, more
+// than one statement holds, of which every third brings a change.
+func TestRecordRepeatsMany(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		agents := []string{"support-bot", "billing-bot", "code-bot"}
+		incs := map[string]*incidents.Incident{}
+		for _, ag := range agents {
+			incs[ag] = open(t, s, ag, "")
+		}
+		alert := func(i int) incidents.Alert {
+			ag := agents[i%len(agents)]
+			return incidents.Alert{IncidentID: incs[ag].ID, Source: "alertmanager", Fingerprint: fmt.Sprintf("fp-%d", i),
+				Agent: ag, Status: incidents.AlertFiring, Title: "TokenSpike", Severity: "critical",
+				Sessions: []string{"s1"}, StartsAt: t0.Add(-time.Minute), ReceivedAt: t0}
+		}
+		const n = 150
+		for i := range n {
+			a := alert(i)
+			if _, err := s.RecordAlert(ctx, &a); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reps := make([]incidents.Repeat, n)
+		for i := range n {
+			a := alert(i)
+			a.IncidentID, a.ReceivedAt = 0, t0.Add(time.Second)
+			if i%3 == 1 {
+				a.Title = "TokenFlood"
+			}
+			reps[i] = incidents.Repeat{Alert: &a, FreshSince: t0.Add(-time.Minute)}
+		}
+		recorded, err := s.RecordRepeats(ctx, reps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range reps {
+			want := i%3 != 1
+			if recorded[i] != want {
+				t.Errorf("alert %d: recorded %v, want %v", i, recorded[i], want)
+				continue
+			}
+			if want && (r.Alert.IncidentID != incs[r.Alert.Agent].ID || r.Alert.Count != 2) {
+				t.Errorf("alert %d: incident %d, count %d; want %d, 2", i, r.Alert.IncidentID, r.Alert.Count, incs[r.Alert.Agent].ID)
+			}
+		}
+		for _, ag := range agents {
+			stored, err := s.FindAlerts(ctx, incs[ag].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range stored {
+				var i int
+				fmt.Sscanf(a.Fingerprint, "fp-%d", &i)
+				if want := map[bool]int{true: 1, false: 2}[i%3 == 1]; a.Count != want {
+					t.Errorf("stored %s of %s: count %d, want %d", a.Fingerprint, ag, a.Count, want)
+				}
+			}
+		}
+	})
+}
+
+func TestRecordRepeatsRefusesTheSameAlertTwice(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		a := incidents.Alert{Fingerprint: "fp1", Agent: "support-bot", Status: incidents.AlertFiring, ReceivedAt: t0}
+		b := a
+		if _, err := s.RecordRepeats(ctx, []incidents.Repeat{{Alert: &a}, {Alert: &b}}); err == nil {
+			t.Fatal("got no error for one alert given twice")
 		}
 	})
 }

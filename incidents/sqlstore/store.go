@@ -32,12 +32,13 @@ var _ incidents.Store = (*Store)(nil)
 // InTx to compose several into one transaction.
 type Store struct {
 	queries
-	db        *sqlx.DB
-	d         migrations.Dialect
-	gate      chan struct{} // SQLite: the one writer's token
-	locks     *lockSet      // SQLite: process-local TryLock
-	stmts     sync.Map      // query text -> *sqlx.Stmt prepared on db
-	preparing sync.Map      // query text -> true while a goroutine prepares it
+	db            *sqlx.DB
+	d             migrations.Dialect
+	gate          chan struct{} // SQLite: the one writer's token
+	locks         *lockSet      // SQLite: process-local TryLock
+	stmts         sync.Map      // query text -> *sqlx.Stmt prepared on db
+	preparing     sync.Map      // query text -> true while a goroutine prepares it
+	repeatQueries sync.Map      // rows -> recordRepeats with that many rows
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -137,7 +138,6 @@ func splitList(v string) []string {
 // alert text is untrusted and ends up as clickable links in Slack and PagerDuty.
 type linkSet struct {
 	links []incidents.Link
-	seen  map[string]bool
 }
 
 func (s *linkSet) add(text, raw string) {
@@ -146,13 +146,10 @@ func (s *linkSet) add(text, raw string) {
 	if raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return
 	}
-	if s.seen == nil {
-		s.seen = map[string]bool{}
-	}
-	if s.seen[raw] {
+	// A handful of links: a scan beats allocating a set.
+	if slices.ContainsFunc(s.links, func(l incidents.Link) bool { return l.URL == raw }) {
 		return
 	}
-	s.seen[raw] = true
 	s.links = append(s.links, incidents.Link{Text: text, URL: raw})
 }
 
@@ -279,7 +276,7 @@ func decode(body []byte, v any, strict bool) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if dec.More() {
+	if rest := body[dec.InputOffset():]; len(bytes.TrimSpace(rest)) > 0 {
 		return incidents.Errorf(incidents.EINVALID, "body holds more than one JSON value")
 	}
 	return nil

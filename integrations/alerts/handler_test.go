@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,5 +272,19 @@ func TestHandlerOptionsPerRequest(t *testing.T) {
 	serve(t, h, post("generic", body))
 	if len(ing.calls) != 2 || ing.calls[0][0].Agent != "refund-agent" || ing.calls[1][0].Agent != "support-bot" {
 		t.Errorf("agents = %v, want the registry read per request", ing.calls)
+	}
+}
+
+func TestHandlerRefusesAnythingAfterTheJSONBody(t *testing.T) {
+	good := fixture(t, "alertmanager", "firing.json")
+	for _, tail := range []string{" ]", " {}", " x"} {
+		ing := &fakeIngester{}
+		rec := serve(t, newHandler(alerts.SourceAlertmanager, ing), post("alertmanager", append(slices.Clone(good), tail...)))
+		if rec.Code != http.StatusBadRequest || len(ing.calls) != 0 {
+			t.Errorf("body with %q after it: got %d %s and %d ingests, want 400 and none", tail, rec.Code, rec.Body, len(ing.calls))
+		}
+	}
+	if rec := serve(t, newHandler(alerts.SourceAlertmanager, &fakeIngester{}), post("alertmanager", good)); rec.Code != http.StatusOK {
+		t.Errorf("the body alone: got %d %s, want 200", rec.Code, rec.Body)
 	}
 }
