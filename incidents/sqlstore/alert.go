@@ -131,8 +131,8 @@ func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]r
 
 // repeatShapes are the row counts recordRepeats is prepared for: a chunk is
 // padded with rows of NULLs, which match nothing, up to the next one, so
-// each connection prepares at most five statements however batches vary.
-var repeatShapes = []int{4, 8, 16, 32, 64}
+// each connection prepares at most seven statements however batches vary.
+var repeatShapes = []int{1, 2, 4, 8, 16, 32, 64}
 
 // recordRepeatsQuery is recordRepeats with n rows of placeholders. On
 // PostgreSQL the times are cast: a VALUES list's parameters are text.
