@@ -167,7 +167,9 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	now := s.clock.Now()
 	tries, err := s.tryRepeats(live[0].ctx, s.store, live, now)
 	if err != nil {
-		// Nothing was recorded: the transactions below try each alert again.
+		// The transactions below try each alert again. Should a batch of
+		// over 64 repeats have failed after its first statement, those it
+		// recorded count twice, as a re-sent notification would.
 		s.log.Debug("recording repeats ahead of their batch failed", "calls", len(live), "err", err)
 		tries = make([][]repeatTry, len(live))
 	}
