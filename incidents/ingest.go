@@ -62,18 +62,19 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 // after flushing the intake (see flushIntakes). shared, when not nil, holds
 // the open incidents earlier calls in the same transaction left, by agent,
 // and receives this call's.
-// tries, when not nil, is what the batch's RecordRepeats did with each alert.
-func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, tries []repeatTry, shared map[string]*Incident) (*intake, error) {
+// repeats, when not nil, holds per alert the incident the batch's
+// RecordRepeats recorded it in as a pure repeat, or 0.
+func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, repeats []int64, shared map[string]*Incident) (*intake, error) {
 	in := &intake{s: s, q: q, reg: reg, now: now, shared: shared,
 		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
 		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 	for i := range alerts {
 		a := alerts[i]
-		var try repeatTry
-		if tries != nil {
-			try = tries[i]
+		var repeatedIn int64
+		if repeats != nil {
+			repeatedIn = repeats[i]
 		}
-		if err := in.add(ctx, &a, try); err != nil {
+		if err := in.add(ctx, &a, repeatedIn); err != nil {
 			return nil, fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
 		}
 	}
@@ -109,20 +110,17 @@ type intake struct {
 	due    bool // queued outbox work that is due at once
 }
 
-func (in *intake) add(ctx context.Context, a *Alert, try repeatTry) error {
+// add records a; repeatedIn is the incident a was already recorded in as a
+// pure repeat, or 0.
+func (in *intake) add(ctx context.Context, a *Alert, repeatedIn int64) error {
 	ag, name := agentOf(in.reg, a.Agent)
 	normaliseAlert(a, in.now)
 	if a.Status == AlertResolved {
 		return in.recovery(ctx, name, a)
 	}
-	if try.incident != 0 {
-		in.repeated(try.incident, a.Fingerprint)
+	if repeatedIn != 0 {
+		in.repeated(repeatedIn, a.Fingerprint)
 		return nil
-	}
-	if !try.tried {
-		if done, err := in.repeat(ctx, name, a); err != nil || done {
-			return err
-		}
 	}
 	inc, err := in.incidentFor(ctx, name, ag, a)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reins-oss/reins/ownership"
 )
@@ -60,9 +61,9 @@ type ingestCall struct {
 	reg    *ownership.Registry
 	alerts []Alert
 
-	tries []repeatTry // what the batch's RecordRepeats did with each alert
-	in    *intake     // set with err before done is closed
-	err   error
+	repeats []int64 // per alert, the incident RecordRepeats recorded it in, or 0
+	in      *intake // set with err before done is closed
+	err     error
 
 	done chan struct{} // closed once the transaction holding the call ended
 	lead chan struct{} // closed when the call is to run the next batch
@@ -165,29 +166,29 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 		return
 	}
 	now := s.clock.Now()
-	tries, err := s.tryRepeats(live[0].ctx, s.store, live, now)
+	repeats, err := s.tryRepeats(live[0].ctx, s.store, live, now)
 	if err != nil {
 		// The transactions below try each alert again. Should a batch of
 		// over 64 repeats have failed after its first statement, those it
 		// recorded count twice, as a re-sent notification would.
 		s.log.Debug("recording repeats ahead of their batch failed", "calls", len(live), "err", err)
-		tries = make([][]repeatTry, len(live))
+		repeats = make([][]int64, len(live))
 	}
 	rest := make([]*ingestCall, 0, len(live))
 	for i, c := range live {
-		c.tries = tries[i]
-		if !allRecorded(c.tries) {
+		c.repeats = repeats[i]
+		if !allRecorded(c.repeats) {
 			rest = append(rest, c)
 			continue
 		}
-		c.in = repeatsOnly(c.tries)
+		c.in = repeatsOnly(c.repeats)
 	}
 	if len(rest) > 1 {
 		// The first call's context bounds the shared transaction; should it be
 		// cancelled, the others still commit in the per-call fallback below.
 		var queued []summaryKey
 		err := s.retryTx(rest[0].ctx, func(q Queries) (err error) {
-			queued, err = s.ingestCalls(rest[0].ctx, q, rest, map[string]*Incident{})
+			queued, err = s.ingestCalls(rest[0].ctx, q, now, rest, map[string]*Incident{})
 			return err
 		})
 		if err == nil {
@@ -198,7 +199,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	for _, c := range rest {
 		var queued []summaryKey
 		c.err = s.retryTx(c.ctx, func(q Queries) (err error) {
-			queued, err = s.ingestCalls(c.ctx, q, []*ingestCall{c}, nil)
+			queued, err = s.ingestCalls(c.ctx, q, now, []*ingestCall{c}, nil)
 			return err
 		})
 		if c.err == nil {
@@ -210,11 +211,10 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 // ingestCalls runs calls one after another with q, then writes back the
 // incidents they changed. shared is as for ingestIn. It returns the summary
 // updates queued.
-func (s *Service) ingestCalls(ctx context.Context, q Queries, calls []*ingestCall, shared map[string]*Incident) ([]summaryKey, error) {
-	now := s.clock.Now()
+func (s *Service) ingestCalls(ctx context.Context, q Queries, now time.Time, calls []*ingestCall, shared map[string]*Incident) ([]summaryKey, error) {
 	ins := make([]*intake, len(calls))
 	for i, c := range calls {
-		in, err := s.ingestIn(ctx, q, c.reg, now, c.alerts, c.tries, shared)
+		in, err := s.ingestIn(ctx, q, c.reg, now, c.alerts, c.repeats, shared)
 		if err != nil {
 			return nil, err
 		}
@@ -232,10 +232,10 @@ func (s *Service) ingestCalls(ctx context.Context, q Queries, calls []*ingestCal
 
 // repeatsOnly is the intake of a call whose alerts were all recorded as
 // pure repeats: there is nothing left to do but count them.
-func repeatsOnly(tries []repeatTry) *intake {
+func repeatsOnly(repeats []int64) *intake {
 	in := &intake{}
-	for _, t := range tries {
-		in.track(t.incident)
+	for _, id := range repeats {
+		in.track(id)
 		in.res.Repeated++
 	}
 	return in
@@ -243,11 +243,6 @@ func repeatsOnly(tries []repeatTry) *intake {
 
 // allRecorded says whether every alert of a call was recorded as a pure
 // repeat.
-func allRecorded(tries []repeatTry) bool {
-	for _, t := range tries {
-		if t.incident == 0 {
-			return false
-		}
-	}
-	return len(tries) > 0
+func allRecorded(repeats []int64) bool {
+	return len(repeats) > 0 && !slices.Contains(repeats, 0)
 }

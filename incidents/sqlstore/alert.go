@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -103,16 +102,7 @@ type repeatRow struct {
 func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]repeatRow, error) {
 	var out []repeatRow
 	err := q.write(ctx, false, func(q *queries) error {
-		st, err := q.stmt(ctx, query)
-		if err != nil {
-			return err
-		}
-		var rows *sql.Rows
-		if st == nil {
-			rows, err = q.x.QueryContext(ctx, q.x.Rebind(query), args...)
-		} else {
-			rows, err = st.QueryContext(ctx, args...)
-		}
+		rows, err := q.query(ctx, query, args...)
 		if err != nil {
 			return err
 		}

@@ -294,6 +294,17 @@ func (q *queries) get(ctx context.Context, dst any, query string, args ...any) e
 	return st.GetContext(ctx, dst, args...)
 }
 
+// query runs query for a caller that scans the rows itself.
+func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := q.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	} else if st == nil {
+		return q.x.QueryContext(ctx, q.x.Rebind(query), args...)
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 func (q *queries) sel(ctx context.Context, dst any, query string, args ...any) error {
 	st, err := q.stmt(ctx, query)
 	if err != nil {
