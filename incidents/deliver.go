@@ -311,6 +311,18 @@ func (s *Service) enqueue(ctx context.Context, q Queries, incID int64, lane, kin
 }
 
 func (s *Service) enqueueAt(ctx context.Context, q Queries, incID int64, lane, kind, key string, payload any, due time.Time) error {
+	item, err := s.outboxItem(incID, lane, kind, key, payload, due)
+	if err != nil {
+		return err
+	}
+	if _, err := q.EnqueueOutbox(ctx, item); err != nil {
+		return fmt.Errorf("enqueue %s: %w", key, err)
+	}
+	return nil
+}
+
+// outboxItem is the outbox row for one side effect, due at due.
+func (s *Service) outboxItem(incID int64, lane, kind, key string, payload any, due time.Time) (*OutboxItem, error) {
 	if kind == KindUpdateSummary {
 		lane = LaneRefresh // see LaneRefresh: a waiting refresh must not hold back thread posts
 	}
@@ -318,16 +330,12 @@ func (s *Service) enqueueAt(ctx context.Context, q Queries, incID int64, lane, k
 	if payload != nil {
 		b, err := json.Marshal(payload)
 		if err != nil {
-			return fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
+			return nil, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
 		}
 		raw = b
 	}
-	item := &OutboxItem{IncidentID: incID, Lane: lane, Kind: kind, Key: key, Payload: raw,
-		State: OutboxPending, NextAttemptAt: due, CreatedAt: s.clock.Now()}
-	if _, err := q.EnqueueOutbox(ctx, item); err != nil {
-		return fmt.Errorf("enqueue %s: %w", key, err)
-	}
-	return nil
+	return &OutboxItem{IncidentID: incID, Lane: lane, Kind: kind, Key: key, Payload: raw,
+		State: OutboxPending, NextAttemptAt: due, CreatedAt: s.clock.Now()}, nil
 }
 
 const txAttempts = 4

@@ -59,13 +59,13 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 }
 
 // ingestIn records alerts with q, inside a transaction the caller commits
-// after flushing the intake (see flushIntakes). shared, when not nil, holds
-// the open incidents earlier calls in the same transaction left, by agent,
-// and receives this call's.
+// after flushing the intake (see flushIntakes). b holds the open incidents
+// earlier calls in the same transaction left, by agent, and receives this
+// call's, with the writes it leaves pending.
 // repeats, when not nil, holds per alert the incident the batch's
 // RecordRepeats recorded it in as a pure repeat, or 0.
-func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, repeats []int64, shared map[string]*Incident) (*intake, error) {
-	in := &intake{s: s, q: q, reg: reg, now: now, shared: shared,
+func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, repeats []int64, b *batch) (*intake, error) {
+	in := &intake{s: s, q: q, reg: reg, now: now, b: b,
 		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
 		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 	for i := range alerts {
@@ -78,10 +78,8 @@ func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Regist
 			return nil, fmt.Errorf("ingest alert %q for %q: %w", a.Fingerprint, a.Agent, err)
 		}
 	}
-	if shared != nil {
-		for name, inc := range in.open {
-			shared[name] = inc
-		}
+	for name, inc := range in.open {
+		b.open[name] = inc
 	}
 	return in, nil
 }
@@ -101,9 +99,8 @@ type intake struct {
 	candidates map[string][]*Incident
 	prints     map[int64]map[string]bool // fingerprints per incident, for recoveries
 	loaded     map[int64]bool            // prints holds every stored fingerprint
-	// shared is the open incident per agent as the calls before this one in
-	// the same transaction left it (see ingestGrouped); nil when alone.
-	shared map[string]*Incident
+	// b is shared by the calls of one transaction (see ingestGrouped).
+	b *batch
 
 	res    IngestResult
 	opened []*Incident
@@ -127,28 +124,17 @@ func (in *intake) add(ctx context.Context, a *Alert, repeatedIn int64) error {
 		return err
 	}
 	a.IncidentID = inc.ID
-	prev, err := in.q.RecordAlert(ctx, a)
-	if err != nil {
-		return fmt.Errorf("record alert in incident %d: %w", inc.ID, err)
-	}
 	in.remember(inc.ID, a.Fingerprint)
-	in.count(inc.ID, prev, a.Status)
-	if prev != AlertFiring {
-		text := "Alert fired: " + a.Title
-		if prev == AlertResolved {
-			text = "Alert fired again: " + a.Title
-		}
-		if err := appendEvent(ctx, in.q, inc.ID, in.now, EventAlertFired, System, text, alertData(a)); err != nil {
-			return err
-		}
-		in.changed[inc.ID] = true
-	}
+	in.b.alerts = append(in.b.alerts, pendingAlert{in: in, a: a})
 	in.merge(inc, a)
 	return nil
 }
 
 // recovery records a resolved alert in the open incident that has it.
 func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
+	if err := in.b.writeAlerts(ctx, in.q); err != nil {
+		return err
+	}
 	inc, err := in.incidentWith(ctx, name, a.Fingerprint)
 	if err != nil || inc == nil {
 		return err
@@ -159,13 +145,11 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 		return fmt.Errorf("record recovery in incident %d: %w", inc.ID, err)
 	}
 	in.track(inc.ID)
-	in.count(inc.ID, prev, a.Status)
+	in.count(prev, a.Status)
 	if prev != AlertFiring {
 		return nil
 	}
-	if err := appendEvent(ctx, in.q, inc.ID, in.now, EventAlertResolved, System, "Alert recovered: "+a.Title, alertData(a)); err != nil {
-		return err
-	}
+	in.b.event(inc.ID, in.now, EventAlertResolved, "Alert recovered: "+a.Title, alertData(a))
 	in.changed[inc.ID] = true
 	in.merge(inc, a)
 	if in.s.chat == nil {
@@ -234,10 +218,10 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 	if inc, ok := in.open[name]; ok {
 		return inc, nil
 	}
-	if known, ok := in.shared[name]; ok && in.now.Sub(known.LastAlertAt) <= in.window() {
-		// An earlier call in this transaction read or opened it and wrote back
-		// what it changed: the same row OpenIncident would load, without the
-		// query and the decoding of its JSON columns.
+	if known, ok := in.b.open[name]; ok && in.now.Sub(known.LastAlertAt) <= in.window() {
+		// The batch's prefetch read it, or an earlier call in this
+		// transaction read or opened it and wrote back what it changed: the
+		// same row OpenIncident would load, without a query of its own.
 		inc := in.canon(cloneIncident(known))
 		in.open[name] = inc
 		in.track(inc.ID)
@@ -262,9 +246,13 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 	}
 	if created {
 		text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
-		if err := in.s.startIncident(ctx, in.q, inc, ag, System, text); err != nil {
-			return nil, err
-		}
+		// The incident is written back at the end of the batch with the
+		// PagerDuty key opening sets, and its event and outbox rows with the
+		// batch's.
+		opened, items := in.s.opening(inc, ag, System, text)
+		in.b.events = append(in.b.events, opened)
+		in.b.outbox = append(in.b.outbox, items...)
+		in.dirty[inc.ID] = inc
 		in.created[inc.ID] = true
 		in.due = true
 		in.opened = append(in.opened, inc)
@@ -307,7 +295,7 @@ func (in *intake) track(id int64) {
 	}
 }
 
-func (in *intake) count(incID int64, prev, status string) {
+func (in *intake) count(prev, status string) {
 	switch {
 	case prev == "":
 		in.res.New++
@@ -421,28 +409,41 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 // transaction that created it: its PagerDuty key, the incident_opened event,
 // and the outbox rows that create its channel and page its kill authority.
 func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
-	inc.PagerDutyKey = pagerKey(inc.ID)
+	opened, items := s.opening(inc, ag, actor, text)
 	if err := q.UpdateIncident(ctx, inc); err != nil {
 		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
 	}
-	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
-	if err := appendEvent(ctx, q, inc.ID, s.clock.Now(), EventIncidentOpened, actor, text, data); err != nil {
-		return err
+	if err := q.AppendEvent(ctx, opened); err != nil {
+		return fmt.Errorf("append %s event to incident %d: %w", opened.Kind, inc.ID, err)
 	}
-	key := func(kind string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, kind) }
+	if err := q.EnqueueOutboxes(ctx, items); err != nil {
+		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// opening sets the PagerDuty key of a just-created incident and returns the
+// rest of what opening it writes: the incident_opened event and the outbox
+// rows that create its channel and page its kill authority.
+func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) (*Event, []*OutboxItem) {
+	inc.PagerDutyKey = pagerKey(inc.ID)
+	now := s.clock.Now()
+	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
+	opened := &Event{IncidentID: inc.ID, At: now, Kind: EventIncidentOpened, Actor: actor, Text: text, Data: jsonData(data)}
+	item := func(lane, kind string) *OutboxItem {
+		return &OutboxItem{IncidentID: inc.ID, Lane: lane, Kind: kind, Key: fmt.Sprintf("inc-%d/%s", inc.ID, kind),
+			Payload: []byte(`{}`), State: OutboxPending, NextAttemptAt: now, CreatedAt: now}
+	}
+	var items []*OutboxItem
 	if s.chat != nil {
 		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
-			if err := s.enqueue(ctx, q, inc.ID, LaneChat, kind, key(kind), nil); err != nil {
-				return err
-			}
+			items = append(items, item(LaneChat, kind))
 		}
 	}
 	if s.pager != nil && (ag != nil || s.cfg.DefaultRoutingKey != "") {
-		if err := s.enqueue(ctx, q, inc.ID, LaneUrgent, KindPage, key(KindPage), nil); err != nil {
-			return err
-		}
+		items = append(items, item(LaneUrgent, KindPage))
 	}
-	return nil
+	return opened, items
 }
 
 // Declare opens an incident by hand for a registered agent, or returns the

@@ -188,7 +188,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 		// cancelled, the others still commit in the per-call fallback below.
 		var queued []summaryKey
 		err := s.retryTx(rest[0].ctx, func(q Queries) (err error) {
-			queued, err = s.ingestCalls(rest[0].ctx, q, now, rest, map[string]*Incident{})
+			queued, err = s.ingestCalls(rest[0].ctx, q, now, rest)
 			return err
 		})
 		if err == nil {
@@ -199,7 +199,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	for _, c := range rest {
 		var queued []summaryKey
 		c.err = s.retryTx(c.ctx, func(q Queries) (err error) {
-			queued, err = s.ingestCalls(c.ctx, q, now, []*ingestCall{c}, nil)
+			queued, err = s.ingestCalls(c.ctx, q, now, []*ingestCall{c})
 			return err
 		})
 		if c.err == nil {
@@ -208,19 +208,23 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	}
 }
 
-// ingestCalls runs calls one after another with q, then writes back the
-// incidents they changed. shared is as for ingestIn. It returns the summary
+// ingestCalls runs calls one after another with q, then writes what they
+// left pending and the incidents they changed. It returns the summary
 // updates queued.
-func (s *Service) ingestCalls(ctx context.Context, q Queries, now time.Time, calls []*ingestCall, shared map[string]*Incident) ([]summaryKey, error) {
+func (s *Service) ingestCalls(ctx context.Context, q Queries, now time.Time, calls []*ingestCall) ([]summaryKey, error) {
+	b := newBatch()
+	if err := b.prefetch(ctx, q, calls); err != nil {
+		return nil, err
+	}
 	ins := make([]*intake, len(calls))
 	for i, c := range calls {
-		in, err := s.ingestIn(ctx, q, c.reg, now, c.alerts, c.repeats, shared)
+		in, err := s.ingestIn(ctx, q, c.reg, now, c.alerts, c.repeats, b)
 		if err != nil {
 			return nil, err
 		}
 		ins[i] = in
 	}
-	queued, err := s.flushIntakes(ctx, q, ins, now)
+	queued, err := s.flushIntakes(ctx, q, b, ins, now)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ var errBadAlert = errors.New("store rejects alert")
 
 // gatedStore counts transactions, holds the first call of method (InTx, or
 // a query's name) until gate is closed, so later Ingest calls line up
-// behind it, and fails RecordAlert for the fingerprint "bad".
+// behind it, and fails recording an alert with the fingerprint "bad".
 type gatedStore struct {
 	*incidentstest.Store
 	method  string
@@ -68,6 +68,15 @@ func (q rejecting) RecordAlert(ctx context.Context, a *incidents.Alert) (string,
 		return "", errBadAlert
 	}
 	return q.Queries.RecordAlert(ctx, a)
+}
+
+func (q rejecting) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
+	for _, a := range alerts {
+		if a.Fingerprint == "bad" {
+			return nil, errBadAlert
+		}
+	}
+	return q.Queries.RecordAlerts(ctx, alerts)
 }
 
 type ingested struct {
@@ -280,19 +289,19 @@ type meddlingQueries struct {
 	s *meddling
 }
 
-func (q meddlingQueries) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
+func (q meddlingQueries) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
 	var err error
 	q.s.once.Do(func() {
 		var cur *incidents.Incident
-		if cur, err = q.FindIncident(ctx, inc.ID); err == nil {
+		if cur, err = q.FindIncident(ctx, incs[0].ID); err == nil {
 			cur.SlackChannelID = "C0INC1"
 			err = q.UpdateIncident(ctx, cur)
 		}
 	})
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	return q.Queries.UpdateIncidentIfVersion(ctx, inc)
+	return q.Queries.UpdateAlertFields(ctx, incs)
 }
 
 func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
@@ -306,5 +315,82 @@ func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
 	inc := findIncident(t, env, id)
 	if inc.SlackChannelID != "C0INC1" || !slices.Contains(inc.Sessions, "s-new") {
 		t.Errorf("incident: channel %q, sessions %v; want the channel recorded meanwhile and s-new both kept", inc.SlackChannelID, inc.Sessions)
+	}
+}
+
+// New alerts for agents with open incidents cost a statement of each kind
+// for the whole batch, not one per alert: the incidents are read in one
+// query, and the alerts, events and incident writes go in bulk at its end.
+func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
+	env := incidentstest.NewEnv()
+	billing := func(a *incidents.Alert) { a.Agent = "billing-agent" }
+	first := ingest(t, env, incidentstest.Alert(withFingerprint("fp-s", "s-s")), incidentstest.Alert(withFingerprint("fp-b", "s-b"), billing))
+	env.Store.ResetCalls()
+
+	var batch []incidents.Alert
+	for i := range 3 {
+		batch = append(batch,
+			incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-s%d", i), fmt.Sprintf("s-s%d", i))),
+			incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-b%d", i), fmt.Sprintf("s-b%d", i)), billing))
+	}
+	res := ingest(t, env, batch...)
+
+	if want := (incidents.IngestResult{Incidents: first.Incidents, New: 6}); !equalResult(res, want) {
+		t.Errorf("result: got %+v, want %+v", res, want)
+	}
+	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "AppendEvents": 1,
+		"UpdateAlertFields": 1, "OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
+		if got := env.Store.Calls(method); got != want {
+			t.Errorf("%s calls: got %d, want %d", method, got, want)
+		}
+	}
+	for _, id := range first.Incidents {
+		if got := len(findIncident(t, env, id).Sessions); got != 4 {
+			t.Errorf("incident %d has %d sessions, want 4", id, got)
+		}
+		fired := 0
+		for _, k := range eventKinds(t, env, id) {
+			if k == incidents.EventAlertFired {
+				fired++
+			}
+		}
+		if fired != 4 {
+			t.Errorf("incident %d: %d alert_fired events, want 4", id, fired)
+		}
+	}
+}
+
+// A recovery queued behind the first receipt of its alert, in one batch,
+// finds the alert recorded: it ends resolved, its timeline says fired then
+// recovered.
+func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
+	env, store := newGatedEnv()
+	store.arm("InTx")
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")),
+		[]incidents.Alert{incidentstest.Alert(withFingerprint("fp-1", "s-1")), incidentstest.Alert(withFingerprint("fp-1"), resolved)})
+
+	if head.err != nil {
+		t.Fatalf("first call: %v", head.err)
+	}
+	for i, want := range []incidents.IngestResult{{Incidents: []int64{1}, New: 1}, {Incidents: []int64{1}, Changed: 1}} {
+		if got[i].err != nil || !equalResult(got[i].res, want) {
+			t.Errorf("call %d: got %+v, %v; want %+v", i, got[i].res, got[i].err, want)
+		}
+	}
+	if got := int(store.txs.Load()); got != 2 {
+		t.Errorf("transactions: got %d, want 2 (the first call, then one for both behind it)", got)
+	}
+	alerts, err := env.Service.Alerts(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if a.Fingerprint == "fp-1" && (a.Status != incidents.AlertResolved || a.Count != 2) {
+			t.Errorf("fp-1: %s, received %d times; want resolved, 2", a.Status, a.Count)
+		}
+	}
+	kinds := eventKinds(t, env, 1)
+	if n := len(kinds); n < 2 || kinds[n-2] != incidents.EventAlertFired || kinds[n-1] != incidents.EventAlertResolved {
+		t.Errorf("timeline ends %v, want alert_fired then alert_resolved", kinds)
 	}
 }

@@ -3,24 +3,29 @@ package incidents
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
 
-// flushIntakes writes back, once each, the incidents the intakes of one
-// transaction changed, and queues one debounced summary update per incident
-// that changed in a way the summary shows. The intakes ran one after
-// another, each starting from the incident as the one before left it, so
-// what they added is the union absorb takes.
+// flushIntakes ends the intakes of one transaction: it records the alerts
+// they left pending in b, writes back once each incident they changed,
+// queues one debounced summary update per incident that changed in a way
+// the summary shows, then writes b's events and outbox rows. The intakes ran
+// one after another, each starting from the incident as the one before left
+// it, so what they added is the union absorb takes.
 //
-// A copy whose stored version has not moved is written with one
-// conditional UPDATE. Otherwise something else changed the row since it
-// was read (a delivery worker recording the channel, a concurrent intake on
-// another replica): it is read again, locking it on PostgreSQL, and only
-// what the intakes added is applied, so that change is not overwritten.
-// It returns the summary updates it queued, for the caller to remember
-// once the transaction commits.
-func (s *Service) flushIntakes(ctx context.Context, q Queries, ins []*intake, now time.Time) ([]summaryKey, error) {
+// The copies whose stored version has not moved are written with one
+// conditional UPDATE for them all. Otherwise something else changed the
+// row since it was read (a delivery worker recording the channel, a
+// concurrent intake on another replica): it is read again, locking it on
+// PostgreSQL, and only what the intakes added is applied, so that change is
+// not overwritten. It returns the summary updates it queued, for the caller
+// to remember once the transaction commits.
+func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*intake, now time.Time) ([]summaryKey, error) {
+	if err := b.writeAlerts(ctx, q); err != nil {
+		return nil, err
+	}
 	pending := map[int64]*Incident{}
 	created := map[int64]bool{}
 	changed := map[int64]bool{}
@@ -39,16 +44,27 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, ins []*intake, no
 			changed[id] = true
 		}
 	}
+	var written []*Incident // incidents of other transactions too: written if unchanged since read
+	for _, id := range sortedKeys(pending) {
+		if !created[id] {
+			written = append(written, pending[id])
+		}
+	}
+	var ok []bool
+	if len(written) > 0 {
+		var err error
+		if ok, err = q.UpdateAlertFields(ctx, written); err != nil {
+			return nil, err
+		}
+	}
 	for _, id := range sortedKeys(pending) {
 		inc := pending[id]
 		if !created[id] {
-			// Nothing outside this transaction can have seen a new incident.
-			ok, err := q.UpdateIncidentIfVersion(ctx, inc)
-			if err != nil {
-				return nil, fmt.Errorf("update incident %d: %w", id, err)
-			} else if ok {
+			if i := slices.Index(written, inc); ok[i] {
 				continue
 			}
+			// Something else changed the row since it was read: read it
+			// again, locked, and apply only what the alerts added.
 			fresh, err := q.FindIncident(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("reload incident %d: %w", id, err)
@@ -60,6 +76,16 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, ins []*intake, no
 			return nil, fmt.Errorf("update incident %d: %w", id, err)
 		}
 	}
+	queued, err := s.queueSummaryUpdates(b, created, changed, now)
+	if err != nil {
+		return nil, err
+	}
+	return queued, b.writeRest(ctx, q)
+}
+
+// queueSummaryUpdates queues in b one debounced summary update for each
+// changed incident that has none in its bucket yet, and returns them.
+func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool, now time.Time) ([]summaryKey, error) {
 	if s.chat == nil {
 		return nil, nil
 	}
@@ -71,9 +97,11 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, ins []*intake, no
 			continue // post_summary reads a new incident when it is delivered
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", id, k.bucket)
-		if err := s.enqueueAt(ctx, q, id, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce)); err != nil {
+		item, err := s.outboxItem(id, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		if err != nil {
 			return nil, err
 		}
+		b.outbox = append(b.outbox, item)
 		queued = append(queued, k)
 	}
 	return queued, nil

@@ -3,6 +3,7 @@ package incidents
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -19,7 +20,9 @@ import (
 // compared with; alerts for other keys can only add to an incident, never
 // make a pure repeat of it untrue. Recording the tried ones first therefore
 // ends as recording each in its turn would; the alerts not recorded take
-// the full path in their turn. It returns, per call and alert, the incident
+// the full path in their turn. An alert this process has not received
+// before is not tried: it is new, or the first since a restart or since
+// another replica took it, and the statement would find nothing to update. It returns, per call and alert, the incident
 // the alert was recorded in as a pure repeat, or 0.
 func (s *Service) tryRepeats(ctx context.Context, q Queries, calls []*ingestCall, now time.Time) ([][]int64, error) {
 	tries := make([][]int64, len(calls))
@@ -37,7 +40,7 @@ func (s *Service) tryRepeats(ctx context.Context, q Queries, calls []*ingestCall
 				continue
 			}
 			seen[key] = true
-			if a.Status != AlertFiring || a.Agent != name {
+			if a.Status != AlertFiring || a.Agent != name || !s.receipts.seenBefore(key) {
 				continue
 			}
 			reps = append(reps, Repeat{Alert: a, FreshSince: freshSince(now, groupWindow(c.reg), a.ReceivedAt)})
@@ -75,4 +78,29 @@ func freshSince(now time.Time, window time.Duration, received time.Time) time.Ti
 		since = step
 	}
 	return since
+}
+
+// maxReceipts bounds receiptMemo: past it, the memo starts afresh, and each
+// alert pays one full-path receipt before it is tried as a repeat again.
+const maxReceipts = 1 << 16
+
+// receiptMemo remembers the alerts (agent, fingerprint) this process has
+// received.
+type receiptMemo struct {
+	mu   sync.Mutex
+	seen map[[2]string]bool
+}
+
+// seenBefore says whether key was received before, and remembers it.
+func (m *receiptMemo) seenBefore(key [2]string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen[key] {
+		return true
+	}
+	if m.seen == nil || len(m.seen) >= maxReceipts {
+		m.seen = map[[2]string]bool{}
+	}
+	m.seen[key] = true
+	return false
 }

@@ -90,7 +90,7 @@ func TestIngestQueuesOneSummaryUpdatePerBucket(t *testing.T) {
 		env.Clock.Advance(100 * time.Millisecond)
 		ingest(t, env, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i), fmt.Sprintf("s-%d", i))))
 	}
-	if got := env.Store.Calls("EnqueueOutbox"); got != 1 {
+	if got := env.Store.Calls("EnqueueOutboxes"); got != 1 {
 		t.Errorf("outbox inserts for 5 changes in one bucket: got %d, want 1", got)
 	}
 	env.Clock.Advance(5 * time.Second)
@@ -100,5 +100,20 @@ func TestIngestQueuesOneSummaryUpdatePerBucket(t *testing.T) {
 	}
 	if got := findIncident(t, env, id).Sessions; len(got) != 7 {
 		t.Errorf("sessions: got %v, want all 7", got)
+	}
+}
+
+// An alert this process has not received before takes the full path at
+// once: trying it as a pure repeat would be a statement that finds nothing.
+func TestIngestTriesOnlyAlertsReceivedBeforeAsRepeats(t *testing.T) {
+	env := incidentstest.NewEnv()
+	ingest(t, env, incidentstest.Alert())
+	ingest(t, env, incidentstest.Alert(withFingerprint("fp-2")))
+	if got := env.Store.Calls("RecordRepeats"); got != 0 {
+		t.Errorf("RecordRepeats calls for two first receipts: got %d, want 0", got)
+	}
+	res := ingest(t, env, incidentstest.Alert(withFingerprint("fp-2")))
+	if got := env.Store.Calls("RecordRepeats"); got != 1 || res.Repeated != 1 {
+		t.Errorf("a second receipt: %d RecordRepeats calls, result %+v; want 1 call, a repeat", got, res)
 	}
 }

@@ -254,7 +254,7 @@ func TestIngestRetriesConflictedTransaction(t *testing.T) {
 	env := incidentstest.NewEnv()
 	failed := false
 	env.Store.Hook = func(method string) error {
-		if method == "RecordAlert" && !failed {
+		if method == "RecordAlerts" && !failed {
 			failed = true
 			return errors.New(`pq: duplicate key value violates unique constraint "alerts_fingerprint"`)
 		}
@@ -275,7 +275,7 @@ func TestIngestRetriesConflictedTransaction(t *testing.T) {
 func TestIngestFailsOnStoreError(t *testing.T) {
 	env := incidentstest.NewEnv()
 	env.Store.Hook = func(method string) error {
-		if method == "AppendEvent" {
+		if method == "AppendEvents" {
 			return errors.New("disk full")
 		}
 		return nil

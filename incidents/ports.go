@@ -24,18 +24,28 @@ type Queries interface {
 	FindIncidentByChannel(ctx context.Context, channelID string) (*Incident, error)
 	FindIncidentByPagerKey(ctx context.Context, dedupKey string) (*Incident, error)
 	FindIncidents(ctx context.Context, f IncidentFilter) ([]*Incident, error)
+	// FindGroupingIncidents returns the open incidents that collect alerts
+	// for each of agents (GroupKey "", still grouping), at most one an agent,
+	// in any order: what OpenIncident would load for them, in one query.
+	FindGroupingIncidents(ctx context.Context, agents []string) ([]*Incident, error)
 	// UpdateIncident writes every mutable field of inc and bumps Version.
 	UpdateIncident(ctx context.Context, inc *Incident) error
-	// UpdateIncidentIfVersion is UpdateIncident when the stored Version still
-	// is inc.Version: a write that needs no read to lock the row first. When
-	// the row changed meanwhile it changes nothing and returns false.
-	UpdateIncidentIfVersion(ctx context.Context, inc *Incident) (bool, error)
+	// UpdateAlertFields writes what alerts change in an incident (Sessions,
+	// Links, Severity, LastAlertAt) for each of incs whose stored Version is
+	// still its Version, bumping it, in as few statements as the store can:
+	// a write that needs no read to lock the row first. It reports which it
+	// wrote; an incident that changed meanwhile is left as it is.
+	UpdateAlertFields(ctx context.Context, incs []*Incident) (written []bool, err error)
 
 	// RecordAlert inserts a (its IncidentID set) or, when the incident already
 	// has its fingerprint, updates status, times, summary and count. It returns
 	// the status the alert had before ("" when new), so the caller can tell a
 	// new alert, a repeat and a status change apart.
 	RecordAlert(ctx context.Context, a *Alert) (previousStatus string, err error)
+	// RecordAlerts is RecordAlert for each of alerts in turn (an alert may
+	// come twice), in as few statements as the store can, and returns each
+	// one's previous status.
+	RecordAlerts(ctx context.Context, alerts []*Alert) (previousStatus []string, err error)
 	// RecordRepeats is RecordAlert's fast path for pure repeats, many in one
 	// statement. An alert is recorded when the open, grouping incident of
 	// its Agent (GroupKey "") already holds its Fingerprint with the same
@@ -49,10 +59,16 @@ type Queries interface {
 	FindAlerts(ctx context.Context, incidentID int64) ([]*Alert, error)
 
 	AppendEvent(ctx context.Context, e *Event) error
+	// AppendEvents appends events in their order, in as few statements as
+	// the store can; unlike AppendEvent it does not fill in their IDs.
+	AppendEvents(ctx context.Context, events []*Event) error
 	FindEvents(ctx context.Context, incidentID int64) ([]*Event, error)
 
 	// EnqueueOutbox adds item unless its Key is already queued (false then).
 	EnqueueOutbox(ctx context.Context, item *OutboxItem) (bool, error)
+	// EnqueueOutboxes is EnqueueOutbox for each of items in turn, in as few
+	// statements as the store can; their IDs are not filled in.
+	EnqueueOutboxes(ctx context.Context, items []*OutboxItem) error
 	// ClaimOutbox leases up to limit due items of lane until now+lease. An item
 	// is due when pending, NextAttemptAt <= now, not leased, and no earlier
 	// pending item of the same incident and lane exists (in-order delivery).

@@ -63,6 +63,7 @@ type Service struct {
 	wake      waker       // wakes the delivery workers after a commit
 	intake    ingestGroup // merges concurrent Ingest calls into one transaction
 	summaries summaryMemo // summary updates queued in the current bucket
+	receipts  receiptMemo // alerts received before, worth trying as pure repeats
 }
 
 // New returns a Service. Zero settings get their defaults.

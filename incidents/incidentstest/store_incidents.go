@@ -112,6 +112,22 @@ func (t *tx) FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*
 	return out[:min(limit, len(out))], nil
 }
 
+func (t *tx) FindGroupingIncidents(ctx context.Context, agents []string) ([]*incidents.Incident, error) {
+	d, done, err := t.begin("FindGroupingIncidents")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []*incidents.Incident
+	for id, inc := range d.incidents {
+		if d.grouping[id] && inc.GroupKey == "" && inc.Status == incidents.StatusOpen && slices.Contains(agents, inc.Agent) {
+			c := cloneIncident(inc)
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
 // UpdateIncident checks Version like an optimistic UPDATE … WHERE version = $n:
 // a stale copy gets ECONFLICT.
 func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error {
@@ -135,14 +151,28 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 	return nil
 }
 
-// UpdateIncidentIfVersion is UpdateIncident that reports a stale copy with
-// false instead of ECONFLICT.
-func (t *tx) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
-	err := t.UpdateIncident(ctx, inc)
-	if incidents.ErrorCode(err) == incidents.ECONFLICT {
-		return false, nil
+// UpdateAlertFields writes the fields alerts change of each incident whose
+// Version still matches; see incidents.Queries.
+func (t *tx) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+	d, done, err := t.begin("UpdateAlertFields")
+	if err != nil {
+		return nil, err
 	}
-	return err == nil, err
+	defer done()
+	written := make([]bool, len(incs))
+	for i, inc := range incs {
+		cur, ok := d.incidents[inc.ID]
+		if !ok || cur.Version != inc.Version {
+			continue
+		}
+		cur.Sessions, cur.Links = slices.Clone(inc.Sessions), slices.Clone(inc.Links)
+		cur.Severity, cur.LastAlertAt = inc.Severity, inc.LastAlertAt
+		cur.Version++
+		inc.Version = cur.Version
+		d.incidents[inc.ID] = cur
+		written[i] = true
+	}
+	return written, nil
 }
 
 func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
@@ -151,6 +181,10 @@ func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error
 		return "", err
 	}
 	defer done()
+	return d.recordAlert(a), nil
+}
+
+func (d *data) recordAlert(a *incidents.Alert) string {
 	for i, cur := range d.alerts {
 		if cur.IncidentID == a.IncidentID && cur.Fingerprint == a.Fingerprint {
 			prev := cur.Status
@@ -161,13 +195,27 @@ func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error
 			cur.Count++
 			d.alerts[i] = cloneAlert(cur)
 			a.ID, a.Count = cur.ID, cur.Count
-			return prev, nil
+			return prev
 		}
 	}
 	a.ID = d.nextID("alerts")
 	a.Count = 1
 	d.alerts = append(d.alerts, cloneAlert(*a))
-	return "", nil
+	return ""
+}
+
+// RecordAlerts records each alert in turn, as RecordAlert does.
+func (t *tx) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
+	d, done, err := t.begin("RecordAlerts")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	prev := make([]string, len(alerts))
+	for i, a := range alerts {
+		prev[i] = d.recordAlert(a)
+	}
+	return prev, nil
 }
 
 // RecordRepeats is RecordAlert for pure repeats in their agents' open,
@@ -250,6 +298,21 @@ func (t *tx) AppendEvent(ctx context.Context, e *incidents.Event) error {
 	c := *e
 	c.Data = slices.Clone(e.Data)
 	d.events = append(d.events, c)
+	return nil
+}
+
+func (t *tx) AppendEvents(ctx context.Context, events []*incidents.Event) error {
+	d, done, err := t.begin("AppendEvents")
+	if err != nil {
+		return err
+	}
+	defer done()
+	for _, e := range events {
+		c := *e
+		c.ID = d.nextID("events")
+		c.Data = slices.Clone(e.Data)
+		d.events = append(d.events, c)
+	}
 	return nil
 }
 

@@ -15,9 +15,26 @@ func (t *tx) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (boo
 		return false, err
 	}
 	defer done()
+	return d.enqueue(item), nil
+}
+
+func (t *tx) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
+	d, done, err := t.begin("EnqueueOutboxes")
+	if err != nil {
+		return err
+	}
+	defer done()
+	for _, item := range items {
+		c := *item
+		d.enqueue(&c)
+	}
+	return nil
+}
+
+func (d *data) enqueue(item *incidents.OutboxItem) bool {
 	for _, it := range d.outbox {
 		if it.Key == item.Key {
-			return false, nil
+			return false
 		}
 	}
 	item.ID = d.nextID("outbox")
@@ -25,7 +42,7 @@ func (t *tx) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (boo
 		item.State = incidents.OutboxPending
 	}
 	d.outbox = append(d.outbox, cloneOutbox(*item))
-	return true, nil
+	return true
 }
 
 // ClaimOutbox follows the contract: due, not leased, and first pending of its

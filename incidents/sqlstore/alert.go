@@ -3,19 +3,19 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/migrations"
 )
 
-// recordAlert is one upsert. SET expressions read the row as it was, so
-// previous_status keeps the status before this receipt and RETURNING hands
-// it back: new, repeat or change is known without a read-then-write race.
-const recordAlert = `INSERT INTO alerts (incident_id, source, fingerprint, agent, status, previous_status,
+// recordAlerts is one upsert of %s rows of recordAlertRow. SET expressions
+// read the row as it was, so previous_status keeps the status before this
+// receipt and RETURNING hands it back: new, repeat or change is known
+// without a read-then-write race.
+const recordAlerts = `INSERT INTO alerts (incident_id, source, fingerprint, agent, status, previous_status,
 	title, summary, severity, sessions, links, labels, annotations, details,
 	starts_at, ends_at, received_at, received_count)
-VALUES (?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+VALUES %s
 ON CONFLICT (incident_id, fingerprint) DO UPDATE SET
 	previous_status = alerts.status,
 	status = excluded.status,
@@ -32,34 +32,104 @@ ON CONFLICT (incident_id, fingerprint) DO UPDATE SET
 	ends_at = excluded.ends_at,
 	received_at = excluded.received_at,
 	received_count = alerts.received_count + 1
-RETURNING id, previous_status, received_count`
+RETURNING id, incident_id, fingerprint, previous_status, received_count`
+
+const recordAlertRow = `(?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`
 
 // RecordAlert inserts a, or updates the incident's alert with its
 // fingerprint, and returns the status it had before ("" when new). a.ID and
 // a.Count are filled in.
 func (q *queries) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
-	a.ReceivedAt = orNow(a.ReceivedAt)
-	if a.StartsAt.IsZero() {
-		a.StartsAt = a.ReceivedAt
+	prev, err := q.RecordAlerts(ctx, []*incidents.Alert{a})
+	if err != nil {
+		return "", err
 	}
-	var rows []struct {
-		ID       int64  `db:"id"`
-		Previous string `db:"previous_status"`
-		Count    int    `db:"received_count"`
+	return prev[0], nil
+}
+
+// RecordAlerts is RecordAlert for each alert in turn, in as few statements
+// as it can: one upsert may not touch a row twice, so a run ends where an
+// alert's key comes again, and a run is cut in sizes of powers of two, so a
+// connection prepares at most seven shapes of the statement.
+func (q *queries) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
+	prev := make([]string, len(alerts))
+	for start := 0; start < len(alerts); {
+		run := map[alertKey]bool{}
+		end := start
+		for ; end < len(alerts) && end-start < maxBulkRows; end++ {
+			k := alertKey{alerts[end].IncidentID, alerts[end].Fingerprint}
+			if run[k] {
+				break
+			}
+			run[k] = true
+		}
+		for _, n := range bulkSizes(end - start) {
+			if err := q.recordAlertChunk(ctx, alerts[start:start+n], prev[start:start+n]); err != nil {
+				return nil, err
+			}
+			start += n
+		}
 	}
-	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &rows, recordAlert, a.IncidentID, a.Source, a.Fingerprint, a.Agent, a.Status,
+	return prev, nil
+}
+
+// alertKey is an alert's unique key.
+type alertKey struct {
+	incident    int64
+	fingerprint string
+}
+
+// recordAlertChunk records alerts, whose keys all differ, in one upsert and
+// puts each one's previous status in prev.
+func (q *queries) recordAlertChunk(ctx context.Context, alerts []*incidents.Alert, prev []string) error {
+	const cols = 17
+	args := make([]any, 0, len(alerts)*cols)
+	index := make(map[alertKey]int, len(alerts))
+	for i, a := range alerts {
+		a.ReceivedAt = orNow(a.ReceivedAt)
+		if a.StartsAt.IsZero() {
+			a.StartsAt = a.ReceivedAt
+		}
+		index[alertKey{a.IncidentID, a.Fingerprint}] = i
+		args = append(args, a.IncidentID, a.Source, a.Fingerprint, a.Agent, a.Status,
 			a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links), js(a.Labels), js(a.Annotations),
 			raw(a.Details), q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt))
+	}
+	first := alerts[0]
+	found := 0
+	err := q.write(ctx, false, func(q *queries) error {
+		rows, err := q.query(ctx, q.bulkQuery(recordAlerts, recordAlertRow, len(alerts)), args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id, incident int64
+				fingerprint  string
+				previous     string
+				count        int
+			)
+			if err := rows.Scan(&id, &incident, &fingerprint, &previous, &count); err != nil {
+				return err
+			}
+			i, ok := index[alertKey{incident, fingerprint}]
+			if !ok {
+				return fmt.Errorf("upsert returned alert %q of incident #%d, which was not asked for", fingerprint, incident)
+			}
+			alerts[i].ID, alerts[i].Count, prev[i] = id, count, previous
+			found++
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return "", insertErr(err, a.IncidentID, "record alert %q on incident #%d", a.Fingerprint, a.IncidentID)
+		return insertErr(err, first.IncidentID, "record alert %q on incident #%d", first.Fingerprint, first.IncidentID)
 	}
-	if len(rows) != 1 {
-		return "", fmt.Errorf("record alert %q on incident #%d: upsert returned %d rows", a.Fingerprint, a.IncidentID, len(rows))
+	if found != len(alerts) {
+		return fmt.Errorf("record alert %q on incident #%d: upsert of %d alerts returned %d rows",
+			first.Fingerprint, first.IncidentID, len(alerts), found)
 	}
-	a.ID, a.Count = rows[0].ID, rows[0].Count
-	return rows[0].Previous, nil
+	return nil
 }
 
 // recordRepeats is recordAlert for pure repeats, many in one statement that
@@ -119,25 +189,14 @@ func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]r
 	return out, err
 }
 
-// repeatShapes are the row counts recordRepeats is prepared for: a chunk is
-// padded with rows of NULLs, which match nothing, up to the next one, so
-// each connection prepares at most seven statements however batches vary.
-var repeatShapes = []int{1, 2, 4, 8, 16, 32, 64}
-
 // recordRepeatsQuery is recordRepeats with n rows of placeholders. On
 // PostgreSQL the times are cast: a VALUES list's parameters are text.
 func (q *queries) recordRepeatsQuery(n int) string {
-	if cached, ok := q.s.repeatQueries.Load(n); ok {
-		return cached.(string)
-	}
 	tm := "?"
 	if q.s.d == migrations.Postgres {
 		tm = "CAST(? AS timestamptz)"
 	}
-	row := "(?, ?, ?, ?, " + tm + ", " + tm + ", " + tm + ", ?, ?, ?, ?, ?, ?, ?, " + tm + ")"
-	query := fmt.Sprintf(recordRepeats, strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
-	q.s.repeatQueries.Store(n, query)
-	return query
+	return q.bulkQuery(recordRepeats, "(?, ?, ?, ?, "+tm+", "+tm+", "+tm+", ?, ?, ?, ?, ?, ?, ?, "+tm+")", n)
 }
 
 // RecordRepeats records each of reps as RecordAlert would when it is a pure
@@ -164,14 +223,9 @@ func (q *queries) RecordRepeats(ctx context.Context, reps []incidents.Repeat) ([
 	const cols = 15
 	all := reps
 	for len(reps) > 0 {
-		chunk := reps[:min(len(reps), repeatShapes[len(repeatShapes)-1])]
+		chunk := reps[:min(len(reps), maxBulkRows)]
 		reps = reps[len(chunk):]
-		n := repeatShapes[0]
-		for _, shape := range repeatShapes {
-			if n = shape; shape >= len(chunk) {
-				break
-			}
-		}
+		n := paddedSize(len(chunk))
 		args := make([]any, n*cols) // padding rows stay NULL
 		for i, r := range chunk {
 			a := r.Alert
@@ -269,6 +323,32 @@ func (q *queries) AppendEvent(ctx context.Context, e *incidents.Event) error {
 	e.ID = ids[0]
 	return nil
 }
+
+// AppendEvents adds events to their incidents' timelines, in their order,
+// in as few statements as bulkSizes allows. Their IDs are not filled in.
+func (q *queries) AppendEvents(ctx context.Context, events []*incidents.Event) error {
+	for start := 0; start < len(events); {
+		for _, n := range bulkSizes(min(len(events)-start, maxBulkRows)) {
+			chunk := events[start : start+n]
+			args := make([]any, 0, 6*n)
+			for _, e := range chunk {
+				e.At = orNow(e.At)
+				args = append(args, e.IncidentID, q.t(e.At), string(e.Kind), actorJSON(e.Actor), e.Text, raw(e.Data))
+			}
+			err := q.write(ctx, false, func(q *queries) error {
+				_, err := q.exec(ctx, q.bulkQuery(appendEvents, "(?, ?, ?, ?, ?, ?)", n), args...)
+				return err
+			})
+			if err != nil {
+				return insertErr(err, chunk[0].IncidentID, "append %d events, the first %s to incident #%d", n, chunk[0].Kind, chunk[0].IncidentID)
+			}
+			start += n
+		}
+	}
+	return nil
+}
+
+const appendEvents = `INSERT INTO events (incident_id, at, kind, actor, text, data) VALUES %s`
 
 type eventRow struct {
 	ID         int64  `db:"id"`

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lib/pq"
+
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/migrations"
 )
 
 const incidentCols = `id, agent, unowned, group_key, title, severity, status, source, sessions, links,
@@ -184,6 +187,34 @@ func (q *queries) FindIncidentByPagerKey(ctx context.Context, dedupKey string) (
 		`id = (SELECT max(id) FROM incidents WHERE pagerduty_key = ?)`, dedupKey)
 }
 
+// FindGroupingIncidents returns the open incidents that collect the alerts
+// of agents (group key ""), at most one an agent, in one query.
+func (q *queries) FindGroupingIncidents(ctx context.Context, agents []string) ([]*incidents.Incident, error) {
+	if len(agents) == 0 {
+		return nil, nil
+	}
+	query := `SELECT ` + incidentCols + ` FROM incidents
+		WHERE agent IN (SELECT value FROM json_each(?)) AND group_key = '' AND status = 'open' AND grouping`
+	var list any = js(agents)
+	if q.s.d == migrations.Postgres {
+		query = `SELECT ` + incidentCols + ` FROM incidents
+			WHERE agent = ANY(?) AND group_key = '' AND status = 'open' AND grouping`
+		list = pq.StringArray(agents)
+	}
+	var rows []incidentRow
+	if err := q.sel(ctx, &rows, query, list); err != nil {
+		return nil, wrap(err, "find the open incidents of %d agents", len(agents))
+	}
+	out := make([]*incidents.Incident, len(rows))
+	for i := range rows {
+		out[i] = &incidents.Incident{}
+		if err := rows[i].load(out[i]); err != nil {
+			return nil, fmt.Errorf("find the open incidents of %d agents: %w", len(agents), err)
+		}
+	}
+	return out, nil
+}
+
 // FindIncidents returns incidents matching f, newest first.
 func (q *queries) FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*incidents.Incident, error) {
 	var where []string
@@ -236,10 +267,60 @@ func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) e
 	return err
 }
 
-// UpdateIncidentIfVersion is UpdateIncident on condition that the stored
-// version is inc.Version; ok is false when it is not.
-func (q *queries) UpdateIncidentIfVersion(ctx context.Context, inc *incidents.Incident) (bool, error) {
-	return q.updateIncident(ctx, inc, " AND version = ?", inc.Version)
+// updateAlertFields writes the fields alerts change for rows of (id,
+// version, sessions, links, severity, last alert), each where the version
+// still matches. Padding rows of NULLs match nothing.
+const updateAlertFields = `WITH v (id, version, sessions, links, severity, last_alert_at) AS (VALUES %s)
+UPDATE incidents SET sessions = v.sessions, links = v.links, severity = v.severity,
+	last_alert_at = v.last_alert_at, version = incidents.version + 1
+FROM v
+WHERE incidents.id = v.id AND incidents.version = v.version
+RETURNING incidents.id, incidents.version`
+
+// UpdateAlertFields writes Sessions, Links, Severity and LastAlertAt of each
+// incident whose stored version is still its Version, and reports which.
+func (q *queries) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+	written := make([]bool, len(incs))
+	row := "(?, ?, ?, ?, ?, ?)"
+	if q.s.d == migrations.Postgres {
+		// A VALUES list's parameters are text unless cast.
+		row = "(CAST(? AS bigint), CAST(? AS bigint), ?, ?, ?, CAST(? AS timestamptz))"
+	}
+	const cols = 6
+	for start := 0; start < len(incs); {
+		chunk := incs[start:min(len(incs), start+maxBulkRows)]
+		n := paddedSize(len(chunk))
+		args := make([]any, n*cols) // padding rows stay NULL
+		index := make(map[int64]int, len(chunk))
+		for i, inc := range chunk {
+			index[inc.ID] = start + i
+			copy(args[i*cols:], []any{inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt)})
+		}
+		err := q.write(ctx, false, func(q *queries) error {
+			rows, err := q.query(ctx, q.bulkQuery(updateAlertFields, row, n), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, version int64
+				if err := rows.Scan(&id, &version); err != nil {
+					return err
+				}
+				i, ok := index[id]
+				if !ok || written[i] {
+					return fmt.Errorf("updated incident #%d, which was not asked for once", id)
+				}
+				written[i], incs[i].Version = true, version
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, wrap(err, "update %d incidents, the first #%d", len(chunk), chunk[0].ID)
+		}
+		start += len(chunk)
+	}
+	return written, nil
 }
 
 func (q *queries) updateIncident(ctx context.Context, inc *incidents.Incident, cond string, condArgs ...any) (bool, error) {

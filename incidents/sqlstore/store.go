@@ -32,13 +32,13 @@ var _ incidents.Store = (*Store)(nil)
 // InTx to compose several into one transaction.
 type Store struct {
 	queries
-	db            *sqlx.DB
-	d             migrations.Dialect
-	gate          chan struct{} // SQLite: the one writer's token
-	locks         *lockSet      // SQLite: process-local TryLock
-	stmts         sync.Map      // query text -> *sqlx.Stmt prepared on db
-	preparing     sync.Map      // query text -> true while a goroutine prepares it
-	repeatQueries sync.Map      // rows -> recordRepeats with that many rows
+	db          *sqlx.DB
+	d           migrations.Dialect
+	gate        chan struct{} // SQLite: the one writer's token
+	locks       *lockSet      // SQLite: process-local TryLock
+	stmts       sync.Map      // query text -> *sqlx.Stmt prepared on db
+	preparing   sync.Map      // query text -> true while a goroutine prepares it
+	bulkQueries sync.Map      // bulkShape -> query text
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.
