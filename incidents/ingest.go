@@ -228,7 +228,16 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 		return inc, nil
 	}
 	inc := newIncident(name, ag, a, in.now)
-	created, err := in.q.OpenIncident(ctx, inc)
+	var created bool
+	var err error
+	if in.b.absent[name] {
+		// The batch looked and found none: insert without looking again,
+		// and look only should another writer have opened one since.
+		created, err = in.q.InsertIncident(ctx, inc)
+	}
+	if err == nil && !created {
+		created, err = in.q.OpenIncident(ctx, inc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open incident for %s: %w", name, err)
 	}

@@ -274,10 +274,11 @@ func TestIngestBatchKeepsOrderWithinAFingerprint(t *testing.T) {
 }
 
 // meddling records a Slack channel on the incident, as a delivery worker
-// would, right before intake writes the incident back.
+// would, right before intake writes the incident back, once armed.
 type meddling struct {
 	*incidentstest.Store
-	once sync.Once
+	armed atomic.Bool
+	once  sync.Once
 }
 
 func (s *meddling) InTx(ctx context.Context, fn func(q incidents.Queries) error) error {
@@ -289,8 +290,11 @@ type meddlingQueries struct {
 	s *meddling
 }
 
-func (q meddlingQueries) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+func (q meddlingQueries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
 	var err error
+	if !q.s.armed.Load() {
+		return q.Queries.UpdateIntakeFields(ctx, incs)
+	}
 	q.s.once.Do(func() {
 		var cur *incidents.Incident
 		if cur, err = q.FindIncident(ctx, incs[0].ID); err == nil {
@@ -301,7 +305,7 @@ func (q meddlingQueries) UpdateAlertFields(ctx context.Context, incs []*incident
 	if err != nil {
 		return nil, err
 	}
-	return q.Queries.UpdateAlertFields(ctx, incs)
+	return q.Queries.UpdateIntakeFields(ctx, incs)
 }
 
 func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
@@ -309,6 +313,7 @@ func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Store = store })
 	env.Store = store.Store
 	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+	store.armed.Store(true)
 
 	ingest(t, env, incidentstest.Alert(withFingerprint("fp-2", "s-new")))
 
@@ -339,7 +344,7 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 		t.Errorf("result: got %+v, want %+v", res, want)
 	}
 	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "AppendEvents": 1,
-		"UpdateAlertFields": 1, "OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
+		"UpdateIntakeFields": 1, "OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
 		if got := env.Store.Calls(method); got != want {
 			t.Errorf("%s calls: got %d, want %d", method, got, want)
 		}

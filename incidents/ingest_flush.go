@@ -3,7 +3,6 @@ package incidents
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 )
@@ -16,7 +15,7 @@ import (
 // it, so what they added is the union absorb takes.
 //
 // The copies whose stored version has not moved are written with one
-// conditional UPDATE for them all. Otherwise something else changed the
+// conditional UPDATE for them all, new incidents too. Otherwise something else changed the
 // row since it was read (a delivery worker recording the channel, a
 // concurrent intake on another replica): it is read again, locking it on
 // PostgreSQL, and only what the intakes added is applied, so that change is
@@ -44,36 +43,35 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*
 			changed[id] = true
 		}
 	}
-	var written []*Incident // incidents of other transactions too: written if unchanged since read
+	// One conditional write for every incident; a new one is written too,
+	// for the PagerDuty key opening it set.
+	list := make([]*Incident, 0, len(pending))
 	for _, id := range sortedKeys(pending) {
-		if !created[id] {
-			written = append(written, pending[id])
-		}
+		list = append(list, pending[id])
 	}
-	var ok []bool
-	if len(written) > 0 {
+	var written []bool
+	if len(list) > 0 {
 		var err error
-		if ok, err = q.UpdateAlertFields(ctx, written); err != nil {
+		if written, err = q.UpdateIntakeFields(ctx, list); err != nil {
 			return nil, err
 		}
 	}
-	for _, id := range sortedKeys(pending) {
-		inc := pending[id]
-		if !created[id] {
-			if i := slices.Index(written, inc); ok[i] {
-				continue
-			}
+	for i, inc := range list {
+		if written[i] {
+			continue
+		}
+		if !created[inc.ID] {
 			// Something else changed the row since it was read: read it
 			// again, locked, and apply only what the alerts added.
-			fresh, err := q.FindIncident(ctx, id)
+			fresh, err := q.FindIncident(ctx, inc.ID)
 			if err != nil {
-				return nil, fmt.Errorf("reload incident %d: %w", id, err)
+				return nil, fmt.Errorf("reload incident %d: %w", inc.ID, err)
 			}
 			absorb(fresh, inc)
 			inc = fresh
 		}
 		if err := q.UpdateIncident(ctx, inc); err != nil {
-			return nil, fmt.Errorf("update incident %d: %w", id, err)
+			return nil, fmt.Errorf("update incident %d: %w", inc.ID, err)
 		}
 	}
 	queued, err := s.queueSummaryUpdates(b, created, changed, now)

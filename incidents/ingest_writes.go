@@ -15,6 +15,7 @@ import (
 // PostgreSQL.
 type batch struct {
 	open   map[string]*Incident
+	absent map[string]bool // agents the prefetch found no open incident for
 	alerts []pendingAlert
 	events []*Event
 	outbox []*OutboxItem
@@ -27,13 +28,14 @@ type pendingAlert struct {
 	a  *Alert
 }
 
-func newBatch() *batch { return &batch{open: map[string]*Incident{}} }
+func newBatch() *batch { return &batch{open: map[string]*Incident{}, absent: map[string]bool{}} }
 
 // prefetch loads, in one query, the open incidents of the agents the calls'
 // alerts may open or join, so that each call does not look its agent's up
-// on its own. Alerts already recorded as pure repeats and recoveries (which
-// look up the incident holding their fingerprint) need none. A single agent
-// is left to OpenIncident, which finds or opens it in one statement too.
+// on its own, and an agent found without one gets its incident inserted
+// without a second look. Alerts already recorded as pure repeats and
+// recoveries (which look up the incident holding their fingerprint) need
+// none.
 func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall) error {
 	var names []string
 	for _, c := range calls {
@@ -47,15 +49,19 @@ func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall) er
 			}
 		}
 	}
-	if len(names) < 2 {
+	if len(names) == 0 {
 		return nil
 	}
 	found, err := q.FindGroupingIncidents(ctx, names)
 	if err != nil {
 		return err
 	}
+	for _, name := range names {
+		b.absent[name] = true
+	}
 	for _, inc := range found {
 		b.open[inc.Agent] = inc
+		delete(b.absent, inc.Agent)
 	}
 	return nil
 }

@@ -17,6 +17,10 @@ type Queries interface {
 	// (inc.Agent, inc.GroupKey), or, when one exists, loads it into inc.
 	// Enforced by a unique partial index, so concurrent callers get one incident.
 	OpenIncident(ctx context.Context, inc *Incident) (created bool, err error)
+	// InsertIncident is OpenIncident for a caller that just found no open
+	// incident for (inc.Agent, inc.GroupKey): it inserts inc, or changes
+	// nothing and returns false when one exists after all.
+	InsertIncident(ctx context.Context, inc *Incident) (created bool, err error)
 	// StopGrouping makes an open incident stop collecting new alerts (it stays
 	// open); the next alert for its agent opens a new incident.
 	StopGrouping(ctx context.Context, id int64) error
@@ -30,12 +34,13 @@ type Queries interface {
 	FindGroupingIncidents(ctx context.Context, agents []string) ([]*Incident, error)
 	// UpdateIncident writes every mutable field of inc and bumps Version.
 	UpdateIncident(ctx context.Context, inc *Incident) error
-	// UpdateAlertFields writes what alerts change in an incident (Sessions,
-	// Links, Severity, LastAlertAt) for each of incs whose stored Version is
-	// still its Version, bumping it, in as few statements as the store can:
-	// a write that needs no read to lock the row first. It reports which it
-	// wrote; an incident that changed meanwhile is left as it is.
-	UpdateAlertFields(ctx context.Context, incs []*Incident) (written []bool, err error)
+	// UpdateIntakeFields writes what intake changes in an incident (Sessions,
+	// Links, Severity, LastAlertAt, and the PagerDutyKey it sets on opening)
+	// for each of incs whose stored Version is still its Version, bumping
+	// it, in as few statements as the store can: a write that needs no read
+	// to lock the row first. It reports which it wrote; an incident that
+	// changed meanwhile is left as it is.
+	UpdateIntakeFields(ctx context.Context, incs []*Incident) (written []bool, err error)
 
 	// RecordAlert inserts a (its IncidentID set) or, when the incident already
 	// has its fingerprint, updates status, times, summary and count. It returns

@@ -17,12 +17,36 @@ func (t *tx) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, e
 		return false, err
 	}
 	defer done()
+	if cur, ok := d.groupingIncident(inc.Agent, inc.GroupKey); ok {
+		*inc = cloneIncident(cur)
+		return false, nil
+	}
+	return d.insertIncident(inc), nil
+}
+
+func (t *tx) InsertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
+	d, done, err := t.begin("InsertIncident")
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	if _, ok := d.groupingIncident(inc.Agent, inc.GroupKey); ok {
+		return false, nil
+	}
+	return d.insertIncident(inc), nil
+}
+
+// groupingIncident returns the open incident collecting alerts for agent and key.
+func (d *data) groupingIncident(agent, key string) (incidents.Incident, bool) {
 	for id, cur := range d.incidents {
-		if d.grouping[id] && cur.Agent == inc.Agent && cur.GroupKey == inc.GroupKey && cur.Status == incidents.StatusOpen {
-			*inc = cloneIncident(cur)
-			return false, nil
+		if d.grouping[id] && cur.Agent == agent && cur.GroupKey == key && cur.Status == incidents.StatusOpen {
+			return cur, true
 		}
 	}
+	return incidents.Incident{}, false
+}
+
+func (d *data) insertIncident(inc *incidents.Incident) bool {
 	inc.ID = d.nextID("incidents")
 	if inc.Status == "" {
 		inc.Status = incidents.StatusOpen
@@ -30,7 +54,7 @@ func (t *tx) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, e
 	inc.Version = 1
 	d.incidents[inc.ID] = cloneIncident(*inc)
 	d.grouping[inc.ID] = true
-	return true, nil
+	return true
 }
 
 func (t *tx) StopGrouping(ctx context.Context, id int64) error {
@@ -151,10 +175,10 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 	return nil
 }
 
-// UpdateAlertFields writes the fields alerts change of each incident whose
+// UpdateIntakeFields writes the fields intake changes of each incident whose
 // Version still matches; see incidents.Queries.
-func (t *tx) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
-	d, done, err := t.begin("UpdateAlertFields")
+func (t *tx) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+	d, done, err := t.begin("UpdateIntakeFields")
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +190,7 @@ func (t *tx) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) 
 			continue
 		}
 		cur.Sessions, cur.Links = slices.Clone(inc.Sessions), slices.Clone(inc.Links)
-		cur.Severity, cur.LastAlertAt = inc.Severity, inc.LastAlertAt
+		cur.Severity, cur.LastAlertAt, cur.PagerDutyKey = inc.Severity, inc.LastAlertAt, inc.PagerDutyKey
 		cur.Version++
 		inc.Version = cur.Version
 		d.incidents[inc.ID] = cur

@@ -5,17 +5,19 @@ import (
 	"fmt"
 
 	"github.com/reins-oss/reins/incidents"
-	"github.com/reins-oss/reins/migrations"
 )
 
-// recordAlerts is one upsert of %s rows of recordAlertRow. SET expressions
-// read the row as it was, so previous_status keeps the status before this
-// receipt and RETURNING hands it back: new, repeat or change is known
-// without a read-then-write race.
-const recordAlerts = `INSERT INTO alerts (incident_id, source, fingerprint, agent, status, previous_status,
+// recordAlerts upserts alerts. SET expressions read the row as it was, so
+// previous_status keeps the status before this receipt and RETURNING hands
+// it back: new, repeat or change is known without a read-then-write race.
+var recordAlerts = &bulk{cols: "iissssssssssssttt", text: `WITH v (n, incident_id, source, fingerprint, agent, status,
+	title, summary, severity, sessions, links, labels, annotations, details, starts_at, ends_at, received_at) AS (VALUES %s)
+INSERT INTO alerts (incident_id, source, fingerprint, agent, status, previous_status,
 	title, summary, severity, sessions, links, labels, annotations, details,
 	starts_at, ends_at, received_at, received_count)
-VALUES %s
+SELECT incident_id, source, fingerprint, agent, status, '', title, summary, severity, sessions, links,
+	labels, annotations, details, starts_at, ends_at, received_at, 1
+FROM v WHERE n IS NOT NULL ORDER BY n
 ON CONFLICT (incident_id, fingerprint) DO UPDATE SET
 	previous_status = alerts.status,
 	status = excluded.status,
@@ -32,9 +34,7 @@ ON CONFLICT (incident_id, fingerprint) DO UPDATE SET
 	ends_at = excluded.ends_at,
 	received_at = excluded.received_at,
 	received_count = alerts.received_count + 1
-RETURNING id, incident_id, fingerprint, previous_status, received_count`
-
-const recordAlertRow = `(?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`
+RETURNING id, incident_id, fingerprint, previous_status, received_count`}
 
 // RecordAlert inserts a, or updates the incident's alert with its
 // fingerprint, and returns the status it had before ("" when new). a.ID and
@@ -48,9 +48,8 @@ func (q *queries) RecordAlert(ctx context.Context, a *incidents.Alert) (string, 
 }
 
 // RecordAlerts is RecordAlert for each alert in turn, in as few statements
-// as it can: one upsert may not touch a row twice, so a run ends where an
-// alert's key comes again, and a run is cut in sizes of powers of two, so a
-// connection prepares at most seven shapes of the statement.
+// as it can: one upsert may not touch a row twice, so a statement ends where
+// an alert's key comes again, or at maxBulkRows.
 func (q *queries) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
 	prev := make([]string, len(alerts))
 	for start := 0; start < len(alerts); {
@@ -63,12 +62,10 @@ func (q *queries) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) (
 			}
 			run[k] = true
 		}
-		for _, n := range bulkSizes(end - start) {
-			if err := q.recordAlertChunk(ctx, alerts[start:start+n], prev[start:start+n]); err != nil {
-				return nil, err
-			}
-			start += n
+		if err := q.recordAlertChunk(ctx, alerts[start:end], prev[start:end]); err != nil {
+			return nil, err
 		}
+		start = end
 	}
 	return prev, nil
 }
@@ -82,23 +79,22 @@ type alertKey struct {
 // recordAlertChunk records alerts, whose keys all differ, in one upsert and
 // puts each one's previous status in prev.
 func (q *queries) recordAlertChunk(ctx context.Context, alerts []*incidents.Alert, prev []string) error {
-	const cols = 17
-	args := make([]any, 0, len(alerts)*cols)
 	index := make(map[alertKey]int, len(alerts))
-	for i, a := range alerts {
+	n, args := recordAlerts.args(len(alerts), func(i int, dst []any) []any {
+		a := alerts[i]
 		a.ReceivedAt = orNow(a.ReceivedAt)
 		if a.StartsAt.IsZero() {
 			a.StartsAt = a.ReceivedAt
 		}
 		index[alertKey{a.IncidentID, a.Fingerprint}] = i
-		args = append(args, a.IncidentID, a.Source, a.Fingerprint, a.Agent, a.Status,
+		return append(dst, i, a.IncidentID, a.Source, a.Fingerprint, a.Agent, a.Status,
 			a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links), js(a.Labels), js(a.Annotations),
 			raw(a.Details), q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt))
-	}
+	})
 	first := alerts[0]
 	found := 0
 	err := q.write(ctx, false, func(q *queries) error {
-		rows, err := q.query(ctx, q.bulkQuery(recordAlerts, recordAlertRow, len(alerts)), args...)
+		rows, err := q.query(ctx, q.text(recordAlerts, n), args...)
 		if err != nil {
 			return err
 		}
@@ -139,7 +135,7 @@ func (q *queries) recordAlertChunk(ctx context.Context, alerts []*incidents.Aler
 // rows are filled in by recordRepeatsQuery; v.fresh is the oldest
 // last_alert_at the incident may have. r finds each alert's incident first,
 // so alerts are looked up by their whole unique key.
-const recordRepeats = `WITH v (agent, labels, annotations, details, starts_at, ends_at, received_at,
+var recordRepeats = &bulk{cols: "sssstttssssssst", text: `WITH v (agent, labels, annotations, details, starts_at, ends_at, received_at,
 	fingerprint, status, title, summary, severity, sessions, links, fresh) AS (VALUES %s),
 r AS (SELECT v.*, (SELECT id FROM incidents WHERE incidents.agent = v.agent AND group_key = ''
 		AND incidents.status = 'open' AND grouping AND last_alert_at >= v.fresh) AS incident_id
@@ -158,7 +154,7 @@ FROM r
 WHERE alerts.incident_id = r.incident_id AND alerts.fingerprint = r.fingerprint AND alerts.status = r.status
 	AND alerts.title = r.title AND alerts.summary = r.summary AND alerts.severity = r.severity
 	AND alerts.sessions = r.sessions AND alerts.links = r.links
-RETURNING alerts.id, alerts.incident_id, alerts.agent, alerts.fingerprint, alerts.received_count`
+RETURNING alerts.id, alerts.incident_id, alerts.agent, alerts.fingerprint, alerts.received_count`}
 
 // repeatRow is one alert recordRepeats updated.
 type repeatRow struct {
@@ -189,16 +185,6 @@ func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]r
 	return out, err
 }
 
-// recordRepeatsQuery is recordRepeats with n rows of placeholders. On
-// PostgreSQL the times are cast: a VALUES list's parameters are text.
-func (q *queries) recordRepeatsQuery(n int) string {
-	tm := "?"
-	if q.s.d == migrations.Postgres {
-		tm = "CAST(? AS timestamptz)"
-	}
-	return q.bulkQuery(recordRepeats, "(?, ?, ?, ?, "+tm+", "+tm+", "+tm+", ?, ?, ?, ?, ?, ?, ?, "+tm+")", n)
-}
-
 // RecordRepeats records each of reps as RecordAlert would when it is a pure
 // repeat in its agent's open, grouping incident last alerted at or after its
 // FreshSince, and changes nothing for the others. It reports which were
@@ -220,20 +206,18 @@ func (q *queries) RecordRepeats(ctx context.Context, reps []incidents.Repeat) ([
 		}
 		index[k] = i
 	}
-	const cols = 15
 	all := reps
 	for len(reps) > 0 {
 		chunk := reps[:min(len(reps), maxBulkRows)]
 		reps = reps[len(chunk):]
-		n := paddedSize(len(chunk))
-		args := make([]any, n*cols) // padding rows stay NULL
-		for i, r := range chunk {
+		n, args := recordRepeats.args(len(chunk), func(i int, dst []any) []any {
+			r := chunk[i]
 			a := r.Alert
-			copy(args[i*cols:], []any{a.Agent, js(a.Labels), js(a.Annotations), raw(a.Details),
+			return append(dst, a.Agent, js(a.Labels), js(a.Annotations), raw(a.Details),
 				q.t(a.StartsAt), q.nt(a.EndsAt), q.t(a.ReceivedAt),
-				a.Fingerprint, a.Status, a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links), q.t(r.FreshSince)})
-		}
-		rows, err := q.repeatRows(ctx, q.recordRepeatsQuery(n), args)
+				a.Fingerprint, a.Status, a.Title, a.Summary, a.Severity, js(a.Sessions), js(a.Links), q.t(r.FreshSince))
+		})
+		rows, err := q.repeatRows(ctx, q.text(recordRepeats, n), args)
 		if err != nil {
 			return nil, wrap(err, "record %d repeats, the first alert %q for %q", len(chunk), chunk[0].Alert.Fingerprint, chunk[0].Alert.Agent)
 		}
@@ -325,30 +309,30 @@ func (q *queries) AppendEvent(ctx context.Context, e *incidents.Event) error {
 }
 
 // AppendEvents adds events to their incidents' timelines, in their order,
-// in as few statements as bulkSizes allows. Their IDs are not filled in.
+// in a statement per maxBulkRows. Their IDs are not filled in.
 func (q *queries) AppendEvents(ctx context.Context, events []*incidents.Event) error {
 	for start := 0; start < len(events); {
-		for _, n := range bulkSizes(min(len(events)-start, maxBulkRows)) {
-			chunk := events[start : start+n]
-			args := make([]any, 0, 6*n)
-			for _, e := range chunk {
-				e.At = orNow(e.At)
-				args = append(args, e.IncidentID, q.t(e.At), string(e.Kind), actorJSON(e.Actor), e.Text, raw(e.Data))
-			}
-			err := q.write(ctx, false, func(q *queries) error {
-				_, err := q.exec(ctx, q.bulkQuery(appendEvents, "(?, ?, ?, ?, ?, ?)", n), args...)
-				return err
-			})
-			if err != nil {
-				return insertErr(err, chunk[0].IncidentID, "append %d events, the first %s to incident #%d", n, chunk[0].Kind, chunk[0].IncidentID)
-			}
-			start += n
+		chunk := events[start:min(len(events), start+maxBulkRows)]
+		n, args := appendEvents.args(len(chunk), func(i int, dst []any) []any {
+			e := chunk[i]
+			e.At = orNow(e.At)
+			return append(dst, i, e.IncidentID, q.t(e.At), string(e.Kind), actorJSON(e.Actor), e.Text, raw(e.Data))
+		})
+		err := q.write(ctx, false, func(q *queries) error {
+			_, err := q.exec(ctx, q.text(appendEvents, n), args...)
+			return err
+		})
+		if err != nil {
+			return insertErr(err, chunk[0].IncidentID, "append %d events, the first %s to incident #%d", len(chunk), chunk[0].Kind, chunk[0].IncidentID)
 		}
+		start += len(chunk)
 	}
 	return nil
 }
 
-const appendEvents = `INSERT INTO events (incident_id, at, kind, actor, text, data) VALUES %s`
+var appendEvents = &bulk{cols: "iitssss", text: `WITH v (n, incident_id, at, kind, actor, text, data) AS (VALUES %s)
+INSERT INTO events (incident_id, at, kind, actor, text, data)
+SELECT incident_id, at, kind, actor, text, data FROM v WHERE n IS NOT NULL ORDER BY n`}
 
 type eventRow struct {
 	ID         int64  `db:"id"`

@@ -1,30 +1,29 @@
 package sqlstore
 
 import (
-	"fmt"
 	"strings"
+
+	"github.com/reins-oss/reins/migrations"
 )
 
 // maxBulkRows is the most rows one bulk statement carries: 64 alerts of 17
 // columns stay far below either database's limit on parameters.
 const maxBulkRows = 64
 
-// bulkSizes cuts n rows into chunks whose sizes are powers of two, largest
-// first, so every bulk statement has one of seven shapes, each prepared
-// once per connection, however the batches vary: 13 rows are 8, 4 and 1.
-func bulkSizes(n int) []int {
-	var out []int
-	for size := maxBulkRows; n > 0; size /= 2 {
-		for n >= size {
-			out = append(out, size)
-			n -= size
-		}
-	}
-	return out
+// bulk is a statement over rows given as a VALUES list (the one %s of its
+// text), which a CTE names v. A statement of n rows is padded with rows of
+// NULLs up to a power of two, so each connection prepares at most seven
+// shapes of it however batches vary; the statement must make padding rows
+// match nothing, or filter them out (an INSERT selects WHERE n IS NOT NULL,
+// n being the row's place, by which it also orders the rows it inserts).
+type bulk struct {
+	text string
+	// cols has a letter a VALUES column: i integer, t time, s text.
+	// PostgreSQL types a VALUES list's parameters as text unless cast.
+	cols string
 }
 
-// paddedSize is the power of two at or above n (at most maxBulkRows), for a
-// statement that pads its rows with NULLs that match nothing.
+// paddedSize is the power of two at or above n (at most maxBulkRows).
 func paddedSize(n int) int {
 	size := 1
 	for size < n && size < maxBulkRows {
@@ -35,18 +34,41 @@ func paddedSize(n int) int {
 
 // bulkShape names a bulk statement with its number of rows.
 type bulkShape struct {
-	query, row string
-	rows       int
+	b    *bulk
+	rows int
 }
 
-// bulkQuery is query, whose one %s takes the VALUES rows, with n copies of
-// row, built once per shape.
-func (q *queries) bulkQuery(query, row string, n int) string {
-	key := bulkShape{query, row, n}
+// text is b's statement with n rows, built once per shape.
+func (q *queries) text(b *bulk, n int) string {
+	key := bulkShape{b, n}
 	if cached, ok := q.s.bulkQueries.Load(key); ok {
 		return cached.(string)
 	}
-	text := fmt.Sprintf(query, strings.TrimSuffix(strings.Repeat(row+", ", n), ", "))
+	cells := make([]string, len(b.cols))
+	for i, c := range b.cols {
+		cells[i] = "?"
+		if q.s.d == migrations.Postgres {
+			switch c {
+			case 'i':
+				cells[i] = "CAST(? AS bigint)"
+			case 't':
+				cells[i] = "CAST(? AS timestamptz)"
+			}
+		}
+	}
+	row := "(" + strings.Join(cells, ", ") + ")"
+	text := strings.Replace(b.text, "%s", strings.TrimSuffix(strings.Repeat(row+", ", n), ", "), 1)
 	q.s.bulkQueries.Store(key, text)
 	return text
+}
+
+// args returns the arguments of b's statement for rows, padded with NULLs:
+// row(i, dst) appends row i's values, after its place where b inserts.
+func (b *bulk) args(rows int, row func(i int, dst []any) []any) (n int, args []any) {
+	n = paddedSize(rows)
+	args = make([]any, 0, n*len(b.cols))
+	for i := range rows {
+		args = row(i, args)
+	}
+	return n, args[:n*len(b.cols)]
 }

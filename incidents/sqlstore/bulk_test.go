@@ -158,7 +158,7 @@ func TestFindGroupingIncidents(t *testing.T) {
 	})
 }
 
-func TestUpdateAlertFieldsSkipsIncidentsChangedMeanwhile(t *testing.T) {
+func TestUpdateIntakeFieldsSkipsIncidentsChangedMeanwhile(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		incs := []*incidents.Incident{open(t, s, "a", ""), open(t, s, "b", ""), open(t, s, "c", "")}
 		moved := *incs[1]
@@ -173,7 +173,7 @@ func TestUpdateAlertFieldsSkipsIncidentsChangedMeanwhile(t *testing.T) {
 			inc.Severity, inc.LastAlertAt = incidents.SeverityWarning, later
 		}
 		before := incs[0].Version
-		written, err := s.UpdateAlertFields(ctx, incs)
+		written, err := s.UpdateIntakeFields(ctx, incs)
 		if err != nil {
 			t.Fatal(err)
 		}

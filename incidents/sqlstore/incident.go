@@ -111,7 +111,7 @@ func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bo
 		} else if incidents.ErrorCode(err) != incidents.ENOTFOUND {
 			return false, err
 		}
-		created, err := q.insertIncident(ctx, inc)
+		created, err := q.InsertIncident(ctx, inc)
 		if err != nil || created {
 			return created, err
 		}
@@ -121,7 +121,9 @@ func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bo
 	return false, fmt.Errorf("open incident for %s: the open incident kept changing; try again", inc.Agent)
 }
 
-func (q *queries) insertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
+// InsertIncident inserts inc as the open incident collecting alerts for its
+// agent and group key, unless there is one (false then).
+func (q *queries) InsertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
 	inc.CreatedAt = orNow(inc.CreatedAt)
 	if inc.StartedAt.IsZero() || inc.StartedAt.After(inc.CreatedAt) {
 		inc.StartedAt = inc.CreatedAt
@@ -267,37 +269,31 @@ func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) e
 	return err
 }
 
-// updateAlertFields writes the fields alerts change for rows of (id,
-// version, sessions, links, severity, last alert), each where the version
-// still matches. Padding rows of NULLs match nothing.
-const updateAlertFields = `WITH v (id, version, sessions, links, severity, last_alert_at) AS (VALUES %s)
+// updateIntakeFields writes what intake changes in incidents, each where
+// the version still matches; padding rows of NULLs match nothing.
+var updateIntakeFields = &bulk{cols: "iisssts", text: `WITH v (id, version, sessions, links, severity, last_alert_at,
+	pagerduty_key) AS (VALUES %s)
 UPDATE incidents SET sessions = v.sessions, links = v.links, severity = v.severity,
-	last_alert_at = v.last_alert_at, version = incidents.version + 1
+	last_alert_at = v.last_alert_at, pagerduty_key = v.pagerduty_key, version = incidents.version + 1
 FROM v
 WHERE incidents.id = v.id AND incidents.version = v.version
-RETURNING incidents.id, incidents.version`
+RETURNING incidents.id, incidents.version`}
 
-// UpdateAlertFields writes Sessions, Links, Severity and LastAlertAt of each
-// incident whose stored version is still its Version, and reports which.
-func (q *queries) UpdateAlertFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+// UpdateIntakeFields writes Sessions, Links, Severity, LastAlertAt and
+// PagerDutyKey of each incident whose stored version is still its Version,
+// and reports which.
+func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
 	written := make([]bool, len(incs))
-	row := "(?, ?, ?, ?, ?, ?)"
-	if q.s.d == migrations.Postgres {
-		// A VALUES list's parameters are text unless cast.
-		row = "(CAST(? AS bigint), CAST(? AS bigint), ?, ?, ?, CAST(? AS timestamptz))"
-	}
-	const cols = 6
 	for start := 0; start < len(incs); {
 		chunk := incs[start:min(len(incs), start+maxBulkRows)]
-		n := paddedSize(len(chunk))
-		args := make([]any, n*cols) // padding rows stay NULL
 		index := make(map[int64]int, len(chunk))
-		for i, inc := range chunk {
+		n, args := updateIntakeFields.args(len(chunk), func(i int, dst []any) []any {
+			inc := chunk[i]
 			index[inc.ID] = start + i
-			copy(args[i*cols:], []any{inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt)})
-		}
+			return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey)
+		})
 		err := q.write(ctx, false, func(q *queries) error {
-			rows, err := q.query(ctx, q.bulkQuery(updateAlertFields, row, n), args...)
+			rows, err := q.query(ctx, q.text(updateIntakeFields, n), args...)
 			if err != nil {
 				return err
 			}

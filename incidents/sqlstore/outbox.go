@@ -40,39 +40,42 @@ func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem)
 	return true, nil
 }
 
-// EnqueueOutboxes adds each item whose Key is not queued yet, in as few
-// statements as bulkSizes allows; a key given twice is queued once.
+// EnqueueOutboxes adds each item whose Key is not queued yet, in a
+// statement per maxBulkRows; a key given twice is queued once.
 func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
-	for start := 0; start < len(items); {
-		for _, n := range bulkSizes(min(len(items)-start, maxBulkRows)) {
-			chunk := items[start : start+n]
-			args := make([]any, 0, 7*n)
-			for _, it := range chunk {
-				if it.Key == "" || it.Lane == "" || it.Kind == "" {
-					return &incidents.Error{Code: incidents.EINVALID,
-						Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", it.Key)}
-				}
-				it.CreatedAt = orNow(it.CreatedAt)
-				if it.NextAttemptAt.IsZero() {
-					it.NextAttemptAt = it.CreatedAt
-				}
-				args = append(args, it.IncidentID, it.Lane, it.Kind, it.Key, raw(it.Payload), q.t(it.NextAttemptAt), q.t(it.CreatedAt))
-			}
-			err := q.write(ctx, false, func(q *queries) error {
-				_, err := q.exec(ctx, q.bulkQuery(enqueueOutboxes, "(?, ?, ?, ?, ?, 'pending', 0, ?, ?)", n), args...)
-				return err
-			})
-			if err != nil {
-				return wrap(err, "enqueue %d outbox items, the first %s %q", n, chunk[0].Kind, chunk[0].Key)
-			}
-			start += n
+	for _, it := range items {
+		if it.Key == "" || it.Lane == "" || it.Kind == "" {
+			return &incidents.Error{Code: incidents.EINVALID,
+				Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", it.Key)}
 		}
+	}
+	for start := 0; start < len(items); {
+		chunk := items[start:min(len(items), start+maxBulkRows)]
+		n, args := enqueueOutboxes.args(len(chunk), func(i int, dst []any) []any {
+			it := chunk[i]
+			it.CreatedAt = orNow(it.CreatedAt)
+			if it.NextAttemptAt.IsZero() {
+				it.NextAttemptAt = it.CreatedAt
+			}
+			return append(dst, i, it.IncidentID, it.Lane, it.Kind, it.Key, raw(it.Payload), q.t(it.NextAttemptAt), q.t(it.CreatedAt))
+		})
+		err := q.write(ctx, false, func(q *queries) error {
+			_, err := q.exec(ctx, q.text(enqueueOutboxes, n), args...)
+			return err
+		})
+		if err != nil {
+			return wrap(err, "enqueue %d outbox items, the first %s %q", len(chunk), chunk[0].Kind, chunk[0].Key)
+		}
+		start += len(chunk)
 	}
 	return nil
 }
 
-const enqueueOutboxes = `INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts,
-	next_attempt_at, created_at) VALUES %s ON CONFLICT (key) DO NOTHING`
+var enqueueOutboxes = &bulk{cols: "iisssstt", text: `WITH v (n, incident_id, lane, kind, key, payload, next_attempt_at, created_at) AS (VALUES %s)
+INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts, next_attempt_at, created_at)
+SELECT incident_id, lane, kind, key, payload, 'pending', 0, next_attempt_at, created_at
+FROM v WHERE n IS NOT NULL ORDER BY n
+ON CONFLICT (key) DO NOTHING`}
 
 // claimOutbox leases due items. An item waits while an earlier item of its
 // incident and lane is pending (leased or backing off), so one incident's

@@ -254,16 +254,12 @@ func details(m map[string]any) json.RawMessage {
 	return b
 }
 
-// copyMap returns a copy of m, nil when empty.
-func copyMap(m map[string]string) map[string]string {
+// ownMap is m, which its caller owns, or nil when empty.
+func ownMap(m map[string]string) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return m
 }
 
 // decode unmarshals body into v and turns encoding/json's errors into

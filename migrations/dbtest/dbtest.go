@@ -61,7 +61,29 @@ func EmptyURL(t testing.TB, d migrations.Dialect) string {
 	if d == migrations.Postgres {
 		return emptyPostgres(t)
 	}
-	return "sqlite:" + filepath.Join(t.TempDir(), "reins.db")
+	return "sqlite:" + filepath.Join(tempDir(t), "reins.db")
+}
+
+// tempDir is t.TempDir for a SQLite database: a statement the store
+// prepares in the background may still hold a connection when the test
+// ends, and its closing removes the -wal and -shm files a moment after the
+// database was closed, which t.TempDir's cleanup reports as a failure.
+func tempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "reins-test-")
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() {
+		for range 50 {
+			if err := os.RemoveAll(dir); err == nil {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("dbtest: could not remove %s", dir)
+	})
+	return dir
 }
 
 func emptyPostgres(t testing.TB) string {
