@@ -219,25 +219,21 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 		return inc, nil
 	}
 	if known, ok := in.b.open[name]; ok && in.now.Sub(known.LastAlertAt) <= in.window() {
-		// The batch's prefetch read it, or an earlier call in this
-		// transaction read or opened it and wrote back what it changed: the
-		// same row OpenIncident would load, without a query of its own.
+		// The batch read or opened it, or an earlier call in this
+		// transaction wrote back what it changed: the same row OpenIncident
+		// would load, without a query of its own.
 		inc := in.canon(cloneIncident(known))
 		in.open[name] = inc
 		in.track(inc.ID)
+		if in.b.opened[name] {
+			// The batch opened it for this alert, the first for its agent.
+			delete(in.b.opened, name)
+			in.started(inc, name, ag, a)
+		}
 		return inc, nil
 	}
 	inc := newIncident(name, ag, a, in.now)
-	var created bool
-	var err error
-	if in.b.absent[name] {
-		// The batch looked and found none: insert without looking again,
-		// and look only should another writer have opened one since.
-		created, err = in.q.InsertIncident(ctx, inc)
-	}
-	if err == nil && !created {
-		created, err = in.q.OpenIncident(ctx, inc)
-	}
+	created, err := in.q.OpenIncident(ctx, inc)
 	if err != nil {
 		return nil, fmt.Errorf("open incident for %s: %w", name, err)
 	}
@@ -253,27 +249,31 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 			return nil, fmt.Errorf("incident %d still collects alerts for %s after it stopped grouping", inc.ID, name)
 		}
 	}
-	if created {
-		text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
-		// The incident is written back at the end of the batch with the
-		// PagerDuty key opening sets, and its event and outbox rows with the
-		// batch's.
-		opened, items := in.s.opening(inc, ag, System, text)
-		in.b.events = append(in.b.events, opened)
-		in.b.outbox = append(in.b.outbox, items...)
-		in.dirty[inc.ID] = inc
-		in.created[inc.ID] = true
-		in.due = true
-		in.opened = append(in.opened, inc)
-		in.res.Opened++
-		if cands, ok := in.candidates[name]; ok {
-			in.candidates[name] = append([]*Incident{inc}, cands...)
-		}
-	}
 	inc = in.canon(inc)
+	if created {
+		in.started(inc, name, ag, a)
+	}
 	in.open[name] = inc
 	in.track(inc.ID)
 	return inc, nil
+}
+
+// started records that alert a opened inc for agent name: the incident is
+// written back at the end of the batch with the PagerDuty key opening sets,
+// and its event and outbox rows with the batch's.
+func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Alert) {
+	text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
+	opened, items := in.s.opening(inc, ag, System, text)
+	in.b.events = append(in.b.events, opened)
+	in.b.outbox = append(in.b.outbox, items...)
+	in.dirty[inc.ID] = inc
+	in.created[inc.ID] = true
+	in.due = true
+	in.opened = append(in.opened, inc)
+	in.res.Opened++
+	if cands, ok := in.candidates[name]; ok {
+		in.candidates[name] = append([]*Incident{inc}, cands...)
+	}
 }
 
 func (in *intake) window() time.Duration { return groupWindow(in.reg) }

@@ -213,7 +213,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 // updates queued.
 func (s *Service) ingestCalls(ctx context.Context, q Queries, now time.Time, calls []*ingestCall) ([]summaryKey, error) {
 	b := newBatch()
-	if err := b.prefetch(ctx, q, calls); err != nil {
+	if err := b.prefetch(ctx, q, calls, now); err != nil {
 		return nil, err
 	}
 	ins := make([]*intake, len(calls))

@@ -399,3 +399,40 @@ func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
 		t.Errorf("timeline ends %v, want alert_fired then alert_resolved", kinds)
 	}
 }
+
+// A batch's alerts for agents with no open incident open theirs in one
+// statement, numbered in the order of their first alerts. code-agent is in
+// no registry: its incident is unowned and pages nobody.
+func TestIngestBatchOpensItsIncidentsTogether(t *testing.T) {
+	env := incidentstest.NewEnv()
+	agent := func(name string) func(*incidents.Alert) { return func(a *incidents.Alert) { a.Agent = name } }
+	res := ingest(t, env,
+		incidentstest.Alert(withFingerprint("fp-1"), agent("code-agent")),
+		incidentstest.Alert(withFingerprint("fp-2")),
+		incidentstest.Alert(withFingerprint("fp-3"), agent("code-agent")),
+		incidentstest.Alert(withFingerprint("fp-4"), agent("billing-agent")))
+
+	if want := (incidents.IngestResult{Incidents: []int64{1, 2, 3}, Opened: 3, New: 4}); !equalResult(res, want) {
+		t.Errorf("result: got %+v, want %+v", res, want)
+	}
+	for method, want := range map[string]int{"FindGroupingIncidents": 1, "InsertIncidents": 1, "OpenIncident": 0, "UpdateIncident": 0} {
+		if got := env.Store.Calls(method); got != want {
+			t.Errorf("%s calls: got %d, want %d", method, got, want)
+		}
+	}
+	for id, agent := range map[int64]string{1: "code-agent", 2: "support-bot", 3: "billing-agent"} {
+		inc := findIncident(t, env, id)
+		if inc.Agent != agent || inc.PagerDutyKey != fmt.Sprintf("reins-%d", id) {
+			t.Errorf("incident %d: agent %s, PagerDuty key %q; want %s, reins-%d", id, inc.Agent, inc.PagerDutyKey, agent, id)
+		}
+		if kinds := eventKinds(t, env, id); len(kinds) == 0 || kinds[0] != incidents.EventIncidentOpened {
+			t.Errorf("incident %d: timeline %v, want it to start with incident_opened", id, kinds)
+		}
+	}
+	if !findIncident(t, env, 1).Unowned || findIncident(t, env, 2).Unowned {
+		t.Errorf("unowned: incident 1 %v, 2 %v; want true, false", findIncident(t, env, 1).Unowned, findIncident(t, env, 2).Unowned)
+	}
+	if got, want := outboxKeys(env, incidents.KindPage), []string{"inc-2/page", "inc-3/page"}; !slices.Equal(got, want) {
+		t.Errorf("pages: got %v, want %v", got, want)
+	}
+}

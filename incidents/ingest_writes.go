@@ -3,8 +3,9 @@ package incidents
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/reins-oss/reins/ownership"
 )
 
 // batch is what the intakes sharing one transaction share: the open
@@ -14,8 +15,10 @@ import (
 // per batch, which is most of what a storm of new alerts costs on
 // PostgreSQL.
 type batch struct {
-	open   map[string]*Incident
-	absent map[string]bool // agents the prefetch found no open incident for
+	open map[string]*Incident
+	// opened holds the agents whose incident the batch opened and no call
+	// has claimed yet: the first to use it records the opening.
+	opened map[string]bool
 	alerts []pendingAlert
 	events []*Event
 	outbox []*OutboxItem
@@ -28,24 +31,30 @@ type pendingAlert struct {
 	a  *Alert
 }
 
-func newBatch() *batch { return &batch{open: map[string]*Incident{}, absent: map[string]bool{}} }
+func newBatch() *batch { return &batch{open: map[string]*Incident{}, opened: map[string]bool{}} }
 
 // prefetch loads, in one query, the open incidents of the agents the calls'
 // alerts may open or join, so that each call does not look its agent's up
-// on its own, and an agent found without one gets its incident inserted
-// without a second look. Alerts already recorded as pure repeats and
-// recoveries (which look up the incident holding their fingerprint) need
-// none.
-func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall) error {
+// on its own, and opens, in one more, those of the agents that have none,
+// each from the agent's first alert. Alerts already recorded as pure
+// repeats and recoveries (which look up the incident holding their
+// fingerprint, and never open one) need none.
+func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall, now time.Time) error {
+	type opener struct {
+		ag *ownership.Agent
+		a  *Alert
+	}
 	var names []string
+	first := map[string]opener{} // each agent's first alert
 	for _, c := range calls {
 		for i := range c.alerts {
 			a := &c.alerts[i]
 			if (c.repeats != nil && c.repeats[i] != 0) || a.Status == AlertResolved {
 				continue
 			}
-			if _, name := agentOf(c.reg, a.Agent); !slices.Contains(names, name) {
+			if ag, name := agentOf(c.reg, a.Agent); first[name].a == nil {
 				names = append(names, name)
+				first[name] = opener{ag, a}
 			}
 		}
 	}
@@ -56,12 +65,30 @@ func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall) er
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		b.absent[name] = true
-	}
 	for _, inc := range found {
 		b.open[inc.Agent] = inc
-		delete(b.absent, inc.Agent)
+	}
+	var missing []*Incident
+	for _, name := range names {
+		if o := first[name]; b.open[name] == nil {
+			normaliseAlert(o.a, now)
+			missing = append(missing, newIncident(name, o.ag, o.a, now))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	// Another writer may have opened one meanwhile: its agent's first call
+	// then finds it as OpenIncident does.
+	created, err := q.InsertIncidents(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for i, inc := range missing {
+		if created[i] {
+			b.open[inc.Agent] = inc
+			b.opened[inc.Agent] = true
+		}
 	}
 	return nil
 }

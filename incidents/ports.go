@@ -17,10 +17,11 @@ type Queries interface {
 	// (inc.Agent, inc.GroupKey), or, when one exists, loads it into inc.
 	// Enforced by a unique partial index, so concurrent callers get one incident.
 	OpenIncident(ctx context.Context, inc *Incident) (created bool, err error)
-	// InsertIncident is OpenIncident for a caller that just found no open
-	// incident for (inc.Agent, inc.GroupKey): it inserts inc, or changes
-	// nothing and returns false when one exists after all.
-	InsertIncident(ctx context.Context, inc *Incident) (created bool, err error)
+	// InsertIncidents is OpenIncident for a caller that just found no open
+	// incident for each of incs' agent and group key (no two alike): it
+	// inserts each, in the order given, or leaves it and reports false when
+	// one is open after all.
+	InsertIncidents(ctx context.Context, incs []*Incident) (created []bool, err error)
 	// StopGrouping makes an open incident stop collecting new alerts (it stays
 	// open); the next alert for its agent opens a new incident.
 	StopGrouping(ctx context.Context, id int64) error

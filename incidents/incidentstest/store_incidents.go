@@ -24,16 +24,19 @@ func (t *tx) OpenIncident(ctx context.Context, inc *incidents.Incident) (bool, e
 	return d.insertIncident(inc), nil
 }
 
-func (t *tx) InsertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
-	d, done, err := t.begin("InsertIncident")
+func (t *tx) InsertIncidents(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+	d, done, err := t.begin("InsertIncidents")
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	defer done()
-	if _, ok := d.groupingIncident(inc.Agent, inc.GroupKey); ok {
-		return false, nil
+	created := make([]bool, len(incs))
+	for i, inc := range incs {
+		if _, ok := d.groupingIncident(inc.Agent, inc.GroupKey); !ok {
+			created[i] = d.insertIncident(inc)
+		}
 	}
-	return d.insertIncident(inc), nil
+	return created, nil
 }
 
 // groupingIncident returns the open incident collecting alerts for agent and key.

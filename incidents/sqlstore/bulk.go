@@ -18,7 +18,7 @@ const maxBulkRows = 64
 // n being the row's place, by which it also orders the rows it inserts).
 type bulk struct {
 	text string
-	// cols has a letter a VALUES column: i integer, t time, s text.
+	// cols has a letter a VALUES column: i integer, b boolean, t time, s text.
 	// PostgreSQL types a VALUES list's parameters as text unless cast.
 	cols string
 }
@@ -51,6 +51,8 @@ func (q *queries) text(b *bulk, n int) string {
 			switch c {
 			case 'i':
 				cells[i] = "CAST(? AS bigint)"
+			case 'b':
+				cells[i] = "CAST(? AS boolean)"
 			case 't':
 				cells[i] = "CAST(? AS timestamptz)"
 			}

@@ -198,3 +198,37 @@ func TestUpdateIntakeFieldsSkipsIncidentsChangedMeanwhile(t *testing.T) {
 		}
 	})
 }
+
+func TestInsertIncidentsSkipsAgentsWithOneOpen(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		existing := open(t, s, "billing-bot", "")
+		inc := func(agent string, unowned bool) *incidents.Incident {
+			return &incidents.Incident{Agent: agent, Unowned: unowned, Title: agent + " misbehaves", Severity: incidents.SeverityCritical,
+				Source: "alertmanager", Sessions: []string{"s-1"}, CreatedAt: t0, StartedAt: t0, LastAlertAt: t0}
+		}
+		incs := []*incidents.Incident{inc("support-bot", false), inc("billing-bot", false), inc("stray-bot", true)}
+		created, err := s.InsertIncidents(ctx, incs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []bool{true, false, true}; !slices.Equal(created, want) {
+			t.Fatalf("created: got %v, want %v", created, want)
+		}
+		if !(existing.ID < incs[0].ID && incs[0].ID < incs[2].ID) || incs[0].Version != 1 || incs[0].Status != incidents.StatusOpen {
+			t.Errorf("IDs %d, %d after %d, version %d, status %q; want them in order, version 1, open",
+				incs[0].ID, incs[2].ID, existing.ID, incs[0].Version, incs[0].Status)
+		}
+		for _, want := range []*incidents.Incident{incs[0], incs[2]} {
+			got, err := s.FindIncident(ctx, want.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Agent != want.Agent || got.Unowned != want.Unowned || !slices.Equal(got.Sessions, want.Sessions) || !got.CreatedAt.Equal(t0) {
+				t.Errorf("stored %+v, want %+v", got, want)
+			}
+		}
+		if got, err := s.FindGroupingIncidents(ctx, []string{"billing-bot"}); err != nil || len(got) != 1 || got[0].ID != existing.ID {
+			t.Errorf("billing-bot: got %v, %v; want only incident %d", got, err, existing.ID)
+		}
+	})
+}

@@ -80,12 +80,20 @@ func (q *queries) findIncident(ctx context.Context, lock, what, where string, ar
 	return inc, nil
 }
 
-const insertIncident = `INSERT INTO incidents (agent, unowned, group_key, grouping, title, severity, status, source,
+// insertIncidents inserts incidents, each unless one is open and grouping
+// for its agent and key already.
+var insertIncidents = &bulk{cols: "isbssssssssssssttsttt", text: `WITH v (n, agent, unowned, group_key, title, severity, source,
+	sessions, links, slack_channel_id, slack_channel_name, summary_ts, checklist_ts, postmortem_ts,
+	pagerduty_key, paged_at, acked_at, acked_by, created_at, started_at, last_alert_at) AS (VALUES %s)
+INSERT INTO incidents (agent, unowned, group_key, grouping, title, severity, status, source,
 	sessions, links, slack_channel_id, slack_channel_name, summary_ts, checklist_ts, postmortem_ts,
 	pagerduty_key, paged_at, acked_at, acked_by, created_at, started_at, last_alert_at, version)
-VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)
+SELECT agent, unowned, group_key, TRUE, title, severity, 'open', source,
+	sessions, links, slack_channel_id, slack_channel_name, summary_ts, checklist_ts, postmortem_ts,
+	pagerduty_key, paged_at, acked_at, acked_by, created_at, started_at, last_alert_at, 1
+FROM v WHERE n IS NOT NULL ORDER BY n
 ON CONFLICT (agent, group_key) WHERE status = 'open' AND grouping DO NOTHING
-RETURNING id`
+RETURNING id, agent, group_key`}
 
 // OpenIncident inserts inc as the open incident collecting alerts for its
 // agent and group key, or loads the one that already does into inc.
@@ -111,9 +119,9 @@ func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bo
 		} else if incidents.ErrorCode(err) != incidents.ENOTFOUND {
 			return false, err
 		}
-		created, err := q.InsertIncident(ctx, inc)
-		if err != nil || created {
-			return created, err
+		created, err := q.InsertIncidents(ctx, []*incidents.Incident{inc})
+		if err != nil || created[0] {
+			return err == nil, err
 		}
 		// Lost the race: the winner's row is there now (READ COMMITTED reads
 		// it), unless it was resolved in between; then try again.
@@ -121,36 +129,63 @@ func (q *queries) OpenIncident(ctx context.Context, inc *incidents.Incident) (bo
 	return false, fmt.Errorf("open incident for %s: the open incident kept changing; try again", inc.Agent)
 }
 
-// InsertIncident inserts inc as the open incident collecting alerts for its
-// agent and group key, unless there is one (false then).
-func (q *queries) InsertIncident(ctx context.Context, inc *incidents.Incident) (bool, error) {
-	inc.CreatedAt = orNow(inc.CreatedAt)
-	if inc.StartedAt.IsZero() || inc.StartedAt.After(inc.CreatedAt) {
-		inc.StartedAt = inc.CreatedAt
+// InsertIncidents inserts each of incs as the open incident collecting
+// alerts for its agent and group key, unless one is open already, and
+// reports which it inserted, in one statement per maxBulkRows. IDs follow
+// the order of incs. No two may share agent and group key.
+func (q *queries) InsertIncidents(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+	created := make([]bool, len(incs))
+	type key struct{ agent, group string }
+	for start := 0; start < len(incs); {
+		chunk := incs[start:min(len(incs), start+maxBulkRows)]
+		index := make(map[key]int, len(chunk))
+		n, args := insertIncidents.args(len(chunk), func(i int, dst []any) []any {
+			inc := chunk[i]
+			inc.CreatedAt = orNow(inc.CreatedAt)
+			if inc.StartedAt.IsZero() || inc.StartedAt.After(inc.CreatedAt) {
+				inc.StartedAt = inc.CreatedAt
+			}
+			if inc.LastAlertAt.IsZero() {
+				inc.LastAlertAt = inc.CreatedAt
+			}
+			index[key{inc.Agent, inc.GroupKey}] = start + i
+			return append(dst, i, inc.Agent, inc.Unowned, inc.GroupKey, inc.Title, inc.Severity, inc.Source,
+				js(inc.Sessions), js(inc.Links), inc.SlackChannelID, inc.SlackChannelName, inc.SummaryTS,
+				inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey, q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy,
+				q.t(inc.CreatedAt), q.t(inc.StartedAt), q.t(inc.LastAlertAt))
+		})
+		err := q.write(ctx, false, func(q *queries) error {
+			rows, err := q.query(ctx, q.text(insertIncidents, n), args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				var k key
+				if err := rows.Scan(&id, &k.agent, &k.group); err != nil {
+					return err
+				}
+				i, ok := index[k]
+				if !ok || created[i] {
+					return fmt.Errorf("inserted an incident for %s, which was not asked for once", k.agent)
+				}
+				created[i] = true
+				inc := incs[i]
+				inc.ID, inc.Status, inc.Version = id, incidents.StatusOpen, 1
+				inc.ResolvedAt, inc.ResolvedBy = nil, ""
+				inc.CreatedAt = inc.CreatedAt.UTC().Truncate(time.Microsecond)
+				inc.StartedAt = inc.StartedAt.UTC().Truncate(time.Microsecond)
+				inc.LastAlertAt = inc.LastAlertAt.UTC().Truncate(time.Microsecond)
+			}
+			return rows.Err()
+		})
+		if err != nil {
+			return nil, wrap(err, "open incident for %s", chunk[0].Agent)
+		}
+		start += len(chunk)
 	}
-	if inc.LastAlertAt.IsZero() {
-		inc.LastAlertAt = inc.CreatedAt
-	}
-	var ids []int64
-	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &ids, insertIncident, inc.Agent, inc.Unowned, inc.GroupKey, true, inc.Title,
-			inc.Severity, inc.Source, js(inc.Sessions), js(inc.Links), inc.SlackChannelID,
-			inc.SlackChannelName, inc.SummaryTS, inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey,
-			q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy,
-			q.t(inc.CreatedAt), q.t(inc.StartedAt), q.t(inc.LastAlertAt))
-	})
-	if err != nil {
-		return false, wrap(err, "open incident for %s", inc.Agent)
-	}
-	if len(ids) == 0 {
-		return false, nil
-	}
-	inc.ID, inc.Status, inc.Version = ids[0], incidents.StatusOpen, 1
-	inc.ResolvedAt, inc.ResolvedBy = nil, ""
-	inc.CreatedAt = inc.CreatedAt.UTC().Truncate(time.Microsecond)
-	inc.StartedAt = inc.StartedAt.UTC().Truncate(time.Microsecond)
-	inc.LastAlertAt = inc.LastAlertAt.UTC().Truncate(time.Microsecond)
-	return true, nil
+	return created, nil
 }
 
 // StopGrouping makes the incident stop collecting new alerts.
