@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/reins-oss/reins/incidents"
@@ -93,30 +94,23 @@ func (q *queries) recordAlertChunk(ctx context.Context, alerts []*incidents.Aler
 	})
 	first := alerts[0]
 	found := 0
-	err := q.write(ctx, false, func(q *queries) error {
-		rows, err := q.query(ctx, q.text(recordAlerts, n), args...)
-		if err != nil {
+	err := q.writeRows(ctx, q.text(recordAlerts, n), args, func(rows *sql.Rows) error {
+		var (
+			id, incident int64
+			fingerprint  string
+			previous     string
+			count        int
+		)
+		if err := rows.Scan(&id, &incident, &fingerprint, &previous, &count); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				id, incident int64
-				fingerprint  string
-				previous     string
-				count        int
-			)
-			if err := rows.Scan(&id, &incident, &fingerprint, &previous, &count); err != nil {
-				return err
-			}
-			i, ok := index[alertKey{incident, fingerprint}]
-			if !ok {
-				return fmt.Errorf("upsert returned alert %q of incident #%d, which was not asked for", fingerprint, incident)
-			}
-			alerts[i].ID, alerts[i].Count, prev[i] = id, count, previous
-			found++
+		i, ok := index[alertKey{incident, fingerprint}]
+		if !ok {
+			return fmt.Errorf("upsert returned alert %q of incident #%d, which was not asked for", fingerprint, incident)
 		}
-		return rows.Err()
+		alerts[i].ID, alerts[i].Count, prev[i] = id, count, previous
+		found++
+		return nil
 	})
 	if err != nil {
 		return insertErr(err, first.IncidentID, "record alert %q on incident #%d", first.Fingerprint, first.IncidentID)
@@ -167,20 +161,13 @@ type repeatRow struct {
 // runs it once per batch, and sqlx's reflection was a visible part of that.
 func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]repeatRow, error) {
 	var out []repeatRow
-	err := q.write(ctx, false, func(q *queries) error {
-		rows, err := q.query(ctx, query, args...)
-		if err != nil {
+	err := q.writeRows(ctx, query, args, func(rows *sql.Rows) error {
+		var r repeatRow
+		if err := rows.Scan(&r.ID, &r.IncidentID, &r.Agent, &r.Fingerprint, &r.Count); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var r repeatRow
-			if err := rows.Scan(&r.ID, &r.IncidentID, &r.Agent, &r.Fingerprint, &r.Count); err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return rows.Err()
+		out = append(out, r)
+		return nil
 	})
 	return out, err
 }

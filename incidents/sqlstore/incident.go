@@ -154,32 +154,26 @@ func (q *queries) InsertIncidents(ctx context.Context, incs []*incidents.Inciden
 				inc.ChecklistTS, inc.PostmortemTS, inc.PagerDutyKey, q.nt(inc.PagedAt), q.nt(inc.AckedAt), inc.AckedBy,
 				q.t(inc.CreatedAt), q.t(inc.StartedAt), q.t(inc.LastAlertAt))
 		})
-		err := q.write(ctx, false, func(q *queries) error {
-			rows, err := q.query(ctx, q.text(insertIncidents, n), args...)
-			if err != nil {
+		err := q.writeRows(ctx, q.text(insertIncidents, n), args, func(rows *sql.Rows) error {
+			var id int64
+			var k key
+			if err := rows.Scan(&id, &k.agent, &k.group); err != nil {
 				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				var id int64
-				var k key
-				if err := rows.Scan(&id, &k.agent, &k.group); err != nil {
-					return err
-				}
-				i, ok := index[k]
-				if !ok || created[i] {
-					return fmt.Errorf("inserted an incident for %s, which was not asked for once", k.agent)
-				}
-				created[i] = true
-				inc := incs[i]
-				inc.ID, inc.Status, inc.Version = id, incidents.StatusOpen, 1
-				inc.ResolvedAt, inc.ResolvedBy = nil, ""
-				inc.CreatedAt = inc.CreatedAt.UTC().Truncate(time.Microsecond)
-				inc.StartedAt = inc.StartedAt.UTC().Truncate(time.Microsecond)
-				inc.LastAlertAt = inc.LastAlertAt.UTC().Truncate(time.Microsecond)
+			i, ok := index[k]
+			if !ok || created[i] {
+				return fmt.Errorf("inserted an incident for %s, which was not asked for once", k.agent)
 			}
-			return rows.Err()
+			created[i] = true
+			inc := incs[i]
+			inc.ID, inc.Status, inc.Version = id, incidents.StatusOpen, 1
+			inc.ResolvedAt, inc.ResolvedBy = nil, ""
+			inc.CreatedAt = inc.CreatedAt.UTC().Truncate(time.Microsecond)
+			inc.StartedAt = inc.StartedAt.UTC().Truncate(time.Microsecond)
+			inc.LastAlertAt = inc.LastAlertAt.UTC().Truncate(time.Microsecond)
+			return nil
 		})
+
 		if err != nil {
 			return nil, wrap(err, "open incident for %s", chunk[0].Agent)
 		}
@@ -327,25 +321,19 @@ func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Inci
 			index[inc.ID] = start + i
 			return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey)
 		})
-		err := q.write(ctx, false, func(q *queries) error {
-			rows, err := q.query(ctx, q.text(updateIntakeFields, n), args...)
-			if err != nil {
+		err := q.writeRows(ctx, q.text(updateIntakeFields, n), args, func(rows *sql.Rows) error {
+			var id, version int64
+			if err := rows.Scan(&id, &version); err != nil {
 				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				var id, version int64
-				if err := rows.Scan(&id, &version); err != nil {
-					return err
-				}
-				i, ok := index[id]
-				if !ok || written[i] {
-					return fmt.Errorf("updated incident #%d, which was not asked for once", id)
-				}
-				written[i], incs[i].Version = true, version
+			i, ok := index[id]
+			if !ok || written[i] {
+				return fmt.Errorf("updated incident #%d, which was not asked for once", id)
 			}
-			return rows.Err()
+			written[i], incs[i].Version = true, version
+			return nil
 		})
+
 		if err != nil {
 			return nil, wrap(err, "update %d incidents, the first #%d", len(chunk), chunk[0].ID)
 		}

@@ -305,6 +305,24 @@ func (q *queries) query(ctx context.Context, query string, args ...any) (*sql.Ro
 	return st.QueryContext(ctx, args...)
 }
 
+// writeRows runs query, a write that returns rows, passing the gate as
+// write does, and calls scan for each row.
+func (q *queries) writeRows(ctx context.Context, query string, args []any, scan func(rows *sql.Rows) error) error {
+	return q.write(ctx, false, func(q *queries) error {
+		rows, err := q.query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				return err
+			}
+		}
+		return rows.Err()
+	})
+}
+
 func (q *queries) sel(ctx context.Context, dst any, query string, args ...any) error {
 	st, err := q.stmt(ctx, query)
 	if err != nil {
