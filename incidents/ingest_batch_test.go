@@ -290,10 +290,10 @@ type meddlingQueries struct {
 	s *meddling
 }
 
-func (q meddlingQueries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
+func (q meddlingQueries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
 	var err error
 	if !q.s.armed.Load() {
-		return q.Queries.UpdateIntakeFields(ctx, incs)
+		return q.Queries.WriteIntake(ctx, incs, events, items)
 	}
 	q.s.once.Do(func() {
 		var cur *incidents.Incident
@@ -305,7 +305,7 @@ func (q meddlingQueries) UpdateIntakeFields(ctx context.Context, incs []*inciden
 	if err != nil {
 		return nil, err
 	}
-	return q.Queries.UpdateIntakeFields(ctx, incs)
+	return q.Queries.WriteIntake(ctx, incs, events, items)
 }
 
 func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
@@ -343,8 +343,8 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 	if want := (incidents.IngestResult{Incidents: first.Incidents, New: 6}); !equalResult(res, want) {
 		t.Errorf("result: got %+v, want %+v", res, want)
 	}
-	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "AppendEvents": 1,
-		"UpdateIntakeFields": 1, "OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
+	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "WriteIntake": 1,
+		"OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
 		if got := env.Store.Calls(method); got != want {
 			t.Errorf("%s calls: got %d, want %d", method, got, want)
 		}

@@ -8,15 +8,15 @@ import (
 )
 
 // flushIntakes ends the intakes of one transaction: it records the alerts
-// they left pending in b, writes back once each incident they changed,
-// queues one debounced summary update per incident that changed in a way
-// the summary shows, then writes b's events and outbox rows. The intakes ran
+// they left pending in b, queues one debounced summary update per incident
+// that changed in a way the summary shows, and writes back once each
+// incident they changed with b's events and outbox rows. The intakes ran
 // one after another, each starting from the incident as the one before left
 // it, so what they added is the union absorb takes.
 //
 // The copies whose stored version has not moved are written with one
-// conditional UPDATE for them all, new incidents too. Otherwise something else changed the
-// row since it was read (a delivery worker recording the channel, a
+// conditional UPDATE for them all, new incidents too. Otherwise something
+// else changed the row since it was read (a delivery worker recording the channel, a
 // concurrent intake on another replica): it is read again, locking it on
 // PostgreSQL, and only what the intakes added is applied, so that change is
 // not overwritten. It returns the summary updates it queued, for the caller
@@ -43,18 +43,22 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*
 			changed[id] = true
 		}
 	}
-	// One conditional write for every incident; a new one is written too,
-	// for the PagerDuty key opening it set.
+	queued, err := s.queueSummaryUpdates(b, created, changed, now)
+	if err != nil {
+		return nil, err
+	}
+	// One conditional write for every incident, a new one too for the
+	// PagerDuty key opening it set, with the batch's events and outbox rows.
 	list := make([]*Incident, 0, len(pending))
 	for _, id := range sortedKeys(pending) {
 		list = append(list, pending[id])
 	}
-	var written []bool
-	if len(list) > 0 {
-		var err error
-		if written, err = q.UpdateIntakeFields(ctx, list); err != nil {
-			return nil, err
-		}
+	if len(list) == 0 && len(b.events) == 0 && len(b.outbox) == 0 {
+		return queued, nil
+	}
+	written, err := q.WriteIntake(ctx, list, b.events, b.outbox)
+	if err != nil {
+		return nil, fmt.Errorf("write intake of %d incidents: %w", len(list), err)
 	}
 	for i, inc := range list {
 		if written[i] {
@@ -74,11 +78,7 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*
 			return nil, fmt.Errorf("update incident %d: %w", inc.ID, err)
 		}
 	}
-	queued, err := s.queueSummaryUpdates(b, created, changed, now)
-	if err != nil {
-		return nil, err
-	}
-	return queued, b.writeRest(ctx, q)
+	return queued, nil
 }
 
 // queueSummaryUpdates queues in b one debounced summary update for each

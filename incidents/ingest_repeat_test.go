@@ -90,8 +90,8 @@ func TestIngestQueuesOneSummaryUpdatePerBucket(t *testing.T) {
 		env.Clock.Advance(100 * time.Millisecond)
 		ingest(t, env, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i), fmt.Sprintf("s-%d", i))))
 	}
-	if got := env.Store.Calls("EnqueueOutboxes"); got != 1 {
-		t.Errorf("outbox inserts for 5 changes in one bucket: got %d, want 1", got)
+	if got := env.Store.Calls(incidentstest.OutboxRows); got != 1 {
+		t.Errorf("outbox rows written for 5 changes in one bucket: got %d, want 1", got)
 	}
 	env.Clock.Advance(5 * time.Second)
 	ingest(t, env, incidentstest.Alert(withFingerprint("fp-next", "s-next")))

@@ -275,7 +275,7 @@ func TestIngestRetriesConflictedTransaction(t *testing.T) {
 func TestIngestFailsOnStoreError(t *testing.T) {
 	env := incidentstest.NewEnv()
 	env.Store.Hook = func(method string) error {
-		if method == "AppendEvents" {
+		if method == "WriteIntake" {
 			return errors.New("disk full")
 		}
 		return nil

@@ -130,20 +130,3 @@ func (b *batch) writeAlerts(ctx context.Context, q Queries) error {
 	b.alerts = b.alerts[:0]
 	return nil
 }
-
-// writeRest writes the events and outbox rows the batch's intakes queued.
-func (b *batch) writeRest(ctx context.Context, q Queries) error {
-	if len(b.events) > 0 {
-		if err := q.AppendEvents(ctx, b.events); err != nil {
-			return fmt.Errorf("append %d events: %w", len(b.events), err)
-		}
-		b.events = b.events[:0]
-	}
-	if len(b.outbox) > 0 {
-		if err := q.EnqueueOutboxes(ctx, b.outbox); err != nil {
-			return fmt.Errorf("queue %d outbox items: %w", len(b.outbox), err)
-		}
-		b.outbox = b.outbox[:0]
-	}
-	return nil
-}

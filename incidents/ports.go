@@ -35,13 +35,15 @@ type Queries interface {
 	FindGroupingIncidents(ctx context.Context, agents []string) ([]*Incident, error)
 	// UpdateIncident writes every mutable field of inc and bumps Version.
 	UpdateIncident(ctx context.Context, inc *Incident) error
-	// UpdateIntakeFields writes what intake changes in an incident (Sessions,
-	// Links, Severity, LastAlertAt, and the PagerDutyKey it sets on opening)
-	// for each of incs whose stored Version is still its Version, bumping
-	// it, in as few statements as the store can: a write that needs no read
-	// to lock the row first. It reports which it wrote; an incident that
-	// changed meanwhile is left as it is.
-	UpdateIntakeFields(ctx context.Context, incs []*Incident) (written []bool, err error)
+	// WriteIntake ends an intake, in as few statements as the store can:
+	// for each of incs whose stored Version is still its Version, it writes
+	// what intake changes (Sessions, Links, Severity, LastAlertAt, and the
+	// PagerDutyKey it sets on opening) and bumps the version, a write that
+	// needs no read to lock the row first; then it appends events in their
+	// order (their IDs not filled in) and queues items as EnqueueOutboxes
+	// does. It reports which incidents it wrote; one that changed meanwhile
+	// is left as it is.
+	WriteIntake(ctx context.Context, incs []*Incident, events []*Event, items []*OutboxItem) (written []bool, err error)
 
 	// RecordAlert inserts a (its IncidentID set) or, when the incident already
 	// has its fingerprint, updates status, times, summary and count. It returns
@@ -65,9 +67,6 @@ type Queries interface {
 	FindAlerts(ctx context.Context, incidentID int64) ([]*Alert, error)
 
 	AppendEvent(ctx context.Context, e *Event) error
-	// AppendEvents appends events in their order, in as few statements as
-	// the store can; unlike AppendEvent it does not fill in their IDs.
-	AppendEvents(ctx context.Context, events []*Event) error
 	FindEvents(ctx context.Context, incidentID int64) ([]*Event, error)
 
 	// EnqueueOutbox adds item unless its Key is already queued (false then).

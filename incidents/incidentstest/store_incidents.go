@@ -178,10 +178,11 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 	return nil
 }
 
-// UpdateIntakeFields writes the fields intake changes of each incident whose
-// Version still matches; see incidents.Queries.
-func (t *tx) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
-	d, done, err := t.begin("UpdateIntakeFields")
+// WriteIntake writes the fields intake changes of each incident whose
+// Version still matches, then the events and outbox items; see
+// incidents.Queries.
+func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+	d, done, err := t.begin("WriteIntake")
 	if err != nil {
 		return nil, err
 	}
@@ -198,6 +199,14 @@ func (t *tx) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident)
 		inc.Version = cur.Version
 		d.incidents[inc.ID] = cur
 		written[i] = true
+	}
+	for _, e := range events {
+		d.appendEvent(*e)
+	}
+	t.s.calls[OutboxRows] += len(items)
+	for _, item := range items {
+		c := *item
+		d.enqueue(&c)
 	}
 	return written, nil
 }
@@ -321,26 +330,15 @@ func (t *tx) AppendEvent(ctx context.Context, e *incidents.Event) error {
 		return err
 	}
 	defer done()
-	e.ID = d.nextID("events")
-	c := *e
-	c.Data = slices.Clone(e.Data)
-	d.events = append(d.events, c)
+	e.ID = d.appendEvent(*e)
 	return nil
 }
 
-func (t *tx) AppendEvents(ctx context.Context, events []*incidents.Event) error {
-	d, done, err := t.begin("AppendEvents")
-	if err != nil {
-		return err
-	}
-	defer done()
-	for _, e := range events {
-		c := *e
-		c.ID = d.nextID("events")
-		c.Data = slices.Clone(e.Data)
-		d.events = append(d.events, c)
-	}
-	return nil
+func (d *data) appendEvent(e incidents.Event) int64 {
+	e.ID = d.nextID("events")
+	e.Data = slices.Clone(e.Data)
+	d.events = append(d.events, e)
+	return e.ID
 }
 
 func (t *tx) FindEvents(ctx context.Context, incidentID int64) ([]*incidents.Event, error) {

@@ -15,6 +15,7 @@ func (t *tx) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (boo
 		return false, err
 	}
 	defer done()
+	t.s.calls[OutboxRows]++
 	return d.enqueue(item), nil
 }
 
@@ -24,6 +25,7 @@ func (t *tx) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem)
 		return err
 	}
 	defer done()
+	t.s.calls[OutboxRows] += len(items)
 	for _, item := range items {
 		c := *item
 		d.enqueue(&c)

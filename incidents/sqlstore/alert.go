@@ -300,11 +300,7 @@ func (q *queries) AppendEvent(ctx context.Context, e *incidents.Event) error {
 func (q *queries) AppendEvents(ctx context.Context, events []*incidents.Event) error {
 	for start := 0; start < len(events); {
 		chunk := events[start:min(len(events), start+maxBulkRows)]
-		n, args := appendEvents.args(len(chunk), func(i int, dst []any) []any {
-			e := chunk[i]
-			e.At = orNow(e.At)
-			return append(dst, i, e.IncidentID, q.t(e.At), string(e.Kind), actorJSON(e.Actor), e.Text, raw(e.Data))
-		})
+		n, args := appendEvents.args(len(chunk), func(i int, dst []any) []any { return q.eventArgs(dst, i, chunk[i]) })
 		err := q.write(ctx, false, func(q *queries) error {
 			_, err := q.exec(ctx, q.text(appendEvents, n), args...)
 			return err
@@ -317,9 +313,21 @@ func (q *queries) AppendEvents(ctx context.Context, events []*incidents.Event) e
 	return nil
 }
 
-var appendEvents = &bulk{cols: "iitssss", text: `WITH v (n, incident_id, at, kind, actor, text, data) AS (VALUES %s)
-INSERT INTO events (incident_id, at, kind, actor, text, data)
-SELECT incident_id, at, kind, actor, text, data FROM v WHERE n IS NOT NULL ORDER BY n`}
+// eventRows and insertEvents insert the rows of a VALUES list ve.
+const (
+	eventKinds   = "iitssss"
+	eventRows    = `ve (n, incident_id, at, kind, actor, text, data) AS (VALUES %s)`
+	insertEvents = `INSERT INTO events (incident_id, at, kind, actor, text, data)
+SELECT incident_id, at, kind, actor, text, data FROM ve WHERE n IS NOT NULL ORDER BY n`
+)
+
+var appendEvents = &bulk{cols: eventKinds, text: "WITH " + eventRows + "\n" + insertEvents}
+
+// eventArgs appends e as the i-th row of eventRows.
+func (q *queries) eventArgs(dst []any, i int, e *incidents.Event) []any {
+	e.At = orNow(e.At)
+	return append(dst, i, e.IncidentID, q.t(e.At), string(e.Kind), actorJSON(e.Actor), e.Text, raw(e.Data))
+}
 
 type eventRow struct {
 	ID         int64  `db:"id"`

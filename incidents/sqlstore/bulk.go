@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/reins-oss/reins/migrations"
@@ -21,6 +22,9 @@ type bulk struct {
 	// cols has a letter a VALUES column: i integer, b boolean, t time, s text.
 	// PostgreSQL types a VALUES list's parameters as text unless cast.
 	cols string
+	// more are the columns of further VALUES lists, for the further %s of
+	// text, each with as many rows as the first.
+	more []string
 }
 
 // paddedSize is the power of two at or above n (at most maxBulkRows).
@@ -44,22 +48,25 @@ func (q *queries) text(b *bulk, n int) string {
 	if cached, ok := q.s.bulkQueries.Load(key); ok {
 		return cached.(string)
 	}
-	cells := make([]string, len(b.cols))
-	for i, c := range b.cols {
-		cells[i] = "?"
-		if q.s.d == migrations.Postgres {
-			switch c {
-			case 'i':
-				cells[i] = "CAST(? AS bigint)"
-			case 'b':
-				cells[i] = "CAST(? AS boolean)"
-			case 't':
-				cells[i] = "CAST(? AS timestamptz)"
+	text := b.text
+	for _, cols := range append([]string{b.cols}, b.more...) {
+		cells := make([]string, len(cols))
+		for i, c := range cols {
+			cells[i] = "?"
+			if q.s.d == migrations.Postgres {
+				switch c {
+				case 'i':
+					cells[i] = "CAST(? AS bigint)"
+				case 'b':
+					cells[i] = "CAST(? AS boolean)"
+				case 't':
+					cells[i] = "CAST(? AS timestamptz)"
+				}
 			}
 		}
+		row := "(" + strings.Join(cells, ", ") + ")"
+		text = strings.Replace(text, "%s", strings.TrimSuffix(strings.Repeat(row+", ", n), ", "), 1)
 	}
-	row := "(" + strings.Join(cells, ", ") + ")"
-	text := strings.Replace(b.text, "%s", strings.TrimSuffix(strings.Repeat(row+", ", n), ", "), 1)
 	q.s.bulkQueries.Store(key, text)
 	return text
 }
@@ -68,9 +75,18 @@ func (q *queries) text(b *bulk, n int) string {
 // row(i, dst) appends row i's values, after its place where b inserts.
 func (b *bulk) args(rows int, row func(i int, dst []any) []any) (n int, args []any) {
 	n = paddedSize(rows)
-	args = make([]any, 0, n*len(b.cols))
+	return n, padded(nil, len(b.cols), n, rows, row)
+}
+
+// padded appends to args rows rows of width values, made by row, then rows
+// of NULLs up to n.
+func padded(args []any, width, n, rows int, row func(i int, dst []any) []any) []any {
+	start := len(args)
+	args = slices.Grow(args, n*width)
 	for i := range rows {
 		args = row(i, args)
 	}
-	return n, args[:n*len(b.cols)]
+	end := start + n*width
+	clear(args[len(args):end])
+	return args[:end]
 }

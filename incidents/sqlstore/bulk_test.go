@@ -232,3 +232,63 @@ func TestInsertIncidentsSkipsAgentsWithOneOpen(t *testing.T) {
 		}
 	})
 }
+
+// WriteIntake writes incidents, events and outbox rows together (one
+// statement on PostgreSQL); each part behaves as its own method does.
+func TestWriteIntake(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		a, b := open(t, s, "a", ""), open(t, s, "b", "")
+		moved := *b
+		moved.SlackChannelID = "C0MOVED"
+		if err := s.UpdateIncident(ctx, &moved); err != nil {
+			t.Fatal(err)
+		}
+		enqueue(t, s, a.ID, incidents.LaneChat, "taken")
+		for _, inc := range []*incidents.Incident{a, b} {
+			inc.Sessions, inc.PagerDutyKey = []string{"s-" + inc.Agent}, "reins-"+inc.Agent
+		}
+		var events []*incidents.Event
+		for i := range 5 {
+			events = append(events, &incidents.Event{IncidentID: a.ID, At: t0, Kind: incidents.EventAlertFired,
+				Actor: incidents.System, Text: fmt.Sprintf("e-%d", i), Data: json.RawMessage(`{}`)})
+		}
+		item := func(key string) *incidents.OutboxItem {
+			return &incidents.OutboxItem{IncidentID: a.ID, Lane: incidents.LaneRefresh, Kind: incidents.KindUpdateSummary, Key: key,
+				Payload: json.RawMessage(`{}`), CreatedAt: t0, NextAttemptAt: t0}
+		}
+		var written []bool
+		err := s.InTx(ctx, func(q incidents.Queries) (err error) {
+			written, err = q.WriteIntake(ctx, []*incidents.Incident{a, b}, events, []*incidents.OutboxItem{item("taken"), item("new")})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []bool{true, false}; !slices.Equal(written, want) {
+			t.Errorf("written: got %v, want %v", written, want)
+		}
+		if got, err := s.FindIncident(ctx, a.ID); err != nil || got.PagerDutyKey != "reins-a" || !slices.Equal(got.Sessions, []string{"s-a"}) || got.Version != a.Version {
+			t.Errorf("incident a: %+v, %v; want the intake fields written, version %d", got, err, a.Version)
+		}
+		if got, err := s.FindIncident(ctx, b.ID); err != nil || got.PagerDutyKey != "" || got.SlackChannelID != "C0MOVED" {
+			t.Errorf("incident b: %+v, %v; want it as the other writer left it", got, err)
+		}
+		stored, err := s.FindEvents(ctx, a.ID)
+		if err != nil || len(stored) != 5 || stored[0].Text != "e-0" || stored[4].Text != "e-4" {
+			t.Errorf("events: %d (%v), want e-0..e-4 in order", len(stored), err)
+		}
+		backlog, err := s.OutboxBacklog(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, l := range backlog {
+			total += l.Pending
+		}
+		if total != 2 {
+			t.Errorf("pending outbox items: got %d, want 2 (taken once, new)", total)
+		}
+		_, err = s.WriteIntake(ctx, nil, nil, []*incidents.OutboxItem{{Lane: incidents.LaneChat, Kind: "post"}})
+		wantCode(t, err, incidents.EINVALID)
+	})
+}

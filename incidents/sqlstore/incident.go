@@ -298,15 +298,31 @@ func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) e
 	return err
 }
 
-// updateIntakeFields writes what intake changes in incidents, each where
-// the version still matches; padding rows of NULLs match nothing.
-var updateIntakeFields = &bulk{cols: "iisssts", text: `WITH v (id, version, sessions, links, severity, last_alert_at,
-	pagerduty_key) AS (VALUES %s)
-UPDATE incidents SET sessions = v.sessions, links = v.links, severity = v.severity,
-	last_alert_at = v.last_alert_at, pagerduty_key = v.pagerduty_key, version = incidents.version + 1
-FROM v
-WHERE incidents.id = v.id AND incidents.version = v.version
-RETURNING incidents.id, incidents.version`}
+// intakeRows and updateIntake write what intake changes in the incidents of
+// a VALUES list vi, each where the version still matches; padding rows of
+// NULLs match nothing.
+const (
+	intakeKinds  = "iisssts"
+	intakeRows   = `vi (id, version, sessions, links, severity, last_alert_at, pagerduty_key) AS (VALUES %s)`
+	updateIntake = `UPDATE incidents SET sessions = vi.sessions, links = vi.links, severity = vi.severity,
+	last_alert_at = vi.last_alert_at, pagerduty_key = vi.pagerduty_key, version = incidents.version + 1
+FROM vi
+WHERE incidents.id = vi.id AND incidents.version = vi.version
+RETURNING incidents.id, incidents.version`
+)
+
+var updateIntakeFields = &bulk{cols: intakeKinds, text: "WITH " + intakeRows + "\n" + updateIntake}
+
+// writeIntake is updateIntakeFields, appendEvents and enqueueOutboxes in
+// one statement, for PostgreSQL, whose CTEs may write.
+var writeIntake = &bulk{cols: intakeKinds, more: []string{eventKinds, outboxKinds},
+	text: "WITH " + intakeRows + ",\n" + eventRows + ",\n" + outboxRows + ",\n" +
+		"e AS (" + insertEvents + "),\no AS (" + insertOutbox + ")\n" + updateIntake}
+
+// intakeArgs appends inc as a row of intakeRows.
+func (q *queries) intakeArgs(dst []any, inc *incidents.Incident) []any {
+	return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey)
+}
 
 // UpdateIntakeFields writes Sessions, Links, Severity, LastAlertAt and
 // PagerDutyKey of each incident whose stored version is still its Version,
@@ -315,31 +331,67 @@ func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Inci
 	written := make([]bool, len(incs))
 	for start := 0; start < len(incs); {
 		chunk := incs[start:min(len(incs), start+maxBulkRows)]
-		index := make(map[int64]int, len(chunk))
-		n, args := updateIntakeFields.args(len(chunk), func(i int, dst []any) []any {
-			inc := chunk[i]
-			index[inc.ID] = start + i
-			return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey)
-		})
-		err := q.writeRows(ctx, q.text(updateIntakeFields, n), args, func(rows *sql.Rows) error {
-			var id, version int64
-			if err := rows.Scan(&id, &version); err != nil {
-				return err
-			}
-			i, ok := index[id]
-			if !ok || written[i] {
-				return fmt.Errorf("updated incident #%d, which was not asked for once", id)
-			}
-			written[i], incs[i].Version = true, version
-			return nil
-		})
-
-		if err != nil {
-			return nil, wrap(err, "update %d incidents, the first #%d", len(chunk), chunk[0].ID)
+		n, args := updateIntakeFields.args(len(chunk), func(i int, dst []any) []any { return q.intakeArgs(dst, chunk[i]) })
+		if err := q.scanWritten(ctx, q.text(updateIntakeFields, n), args, chunk, written[start:]); err != nil {
+			return nil, err
 		}
 		start += len(chunk)
 	}
 	return written, nil
+}
+
+// WriteIntake ends an intake: UpdateIntakeFields(incs), AppendEvents(events)
+// and EnqueueOutboxes(items). On PostgreSQL, when each fits one statement,
+// that is one statement: a batch of new alerts pays one round trip for all
+// three.
+func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+	if q.s.d != migrations.Postgres || max(len(incs), len(events), len(items)) > maxBulkRows {
+		written, err := q.UpdateIntakeFields(ctx, incs)
+		if err != nil {
+			return nil, err
+		}
+		if err := q.AppendEvents(ctx, events); err != nil {
+			return nil, err
+		}
+		return written, q.EnqueueOutboxes(ctx, items)
+	}
+	if err := validItems(items); err != nil {
+		return nil, err
+	}
+	n := paddedSize(max(len(incs), len(events), len(items)))
+	args := padded(nil, len(intakeKinds), n, len(incs), func(i int, dst []any) []any { return q.intakeArgs(dst, incs[i]) })
+	args = padded(args, len(eventKinds), n, len(events), func(i int, dst []any) []any { return q.eventArgs(dst, i, events[i]) })
+	args = padded(args, len(outboxKinds), n, len(items), func(i int, dst []any) []any { return q.outboxArgs(dst, i, items[i]) })
+	written := make([]bool, len(incs))
+	if err := q.scanWritten(ctx, q.text(writeIntake, n), args, incs, written); err != nil {
+		return nil, err
+	}
+	return written, nil
+}
+
+// scanWritten runs query, which returns the id and new version of each of
+// incs it wrote, and marks them in written.
+func (q *queries) scanWritten(ctx context.Context, query string, args []any, incs []*incidents.Incident, written []bool) error {
+	index := make(map[int64]int, len(incs))
+	for i, inc := range incs {
+		index[inc.ID] = i
+	}
+	err := q.writeRows(ctx, query, args, func(rows *sql.Rows) error {
+		var id, version int64
+		if err := rows.Scan(&id, &version); err != nil {
+			return err
+		}
+		i, ok := index[id]
+		if !ok || written[i] {
+			return fmt.Errorf("updated incident #%d, which was not asked for once", id)
+		}
+		written[i], incs[i].Version = true, version
+		return nil
+	})
+	if err != nil && len(incs) > 0 {
+		return insertErr(err, incs[0].ID, "write intake of %d incidents, the first #%d", len(incs), incs[0].ID)
+	}
+	return err
 }
 
 func (q *queries) updateIncident(ctx context.Context, inc *incidents.Incident, cond string, condArgs ...any) (bool, error) {

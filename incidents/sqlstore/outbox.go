@@ -43,22 +43,12 @@ func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem)
 // EnqueueOutboxes adds each item whose Key is not queued yet, in a
 // statement per maxBulkRows; a key given twice is queued once.
 func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
-	for _, it := range items {
-		if it.Key == "" || it.Lane == "" || it.Kind == "" {
-			return &incidents.Error{Code: incidents.EINVALID,
-				Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", it.Key)}
-		}
+	if err := validItems(items); err != nil {
+		return err
 	}
 	for start := 0; start < len(items); {
 		chunk := items[start:min(len(items), start+maxBulkRows)]
-		n, args := enqueueOutboxes.args(len(chunk), func(i int, dst []any) []any {
-			it := chunk[i]
-			it.CreatedAt = orNow(it.CreatedAt)
-			if it.NextAttemptAt.IsZero() {
-				it.NextAttemptAt = it.CreatedAt
-			}
-			return append(dst, i, it.IncidentID, it.Lane, it.Kind, it.Key, raw(it.Payload), q.t(it.NextAttemptAt), q.t(it.CreatedAt))
-		})
+		n, args := enqueueOutboxes.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
 		err := q.write(ctx, false, func(q *queries) error {
 			_, err := q.exec(ctx, q.text(enqueueOutboxes, n), args...)
 			return err
@@ -71,11 +61,36 @@ func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.Outbox
 	return nil
 }
 
-var enqueueOutboxes = &bulk{cols: "iisssstt", text: `WITH v (n, incident_id, lane, kind, key, payload, next_attempt_at, created_at) AS (VALUES %s)
-INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts, next_attempt_at, created_at)
+func validItems(items []*incidents.OutboxItem) error {
+	for _, it := range items {
+		if it.Key == "" || it.Lane == "" || it.Kind == "" {
+			return &incidents.Error{Code: incidents.EINVALID,
+				Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", it.Key)}
+		}
+	}
+	return nil
+}
+
+// outboxRows and insertOutbox insert the rows of a VALUES list vo.
+const (
+	outboxKinds  = "iisssstt"
+	outboxRows   = `vo (n, incident_id, lane, kind, key, payload, next_attempt_at, created_at) AS (VALUES %s)`
+	insertOutbox = `INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts, next_attempt_at, created_at)
 SELECT incident_id, lane, kind, key, payload, 'pending', 0, next_attempt_at, created_at
-FROM v WHERE n IS NOT NULL ORDER BY n
-ON CONFLICT (key) DO NOTHING`}
+FROM vo WHERE n IS NOT NULL ORDER BY n
+ON CONFLICT (key) DO NOTHING`
+)
+
+var enqueueOutboxes = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
+
+// outboxArgs appends it as the i-th row of outboxRows.
+func (q *queries) outboxArgs(dst []any, i int, it *incidents.OutboxItem) []any {
+	it.CreatedAt = orNow(it.CreatedAt)
+	if it.NextAttemptAt.IsZero() {
+		it.NextAttemptAt = it.CreatedAt
+	}
+	return append(dst, i, it.IncidentID, it.Lane, it.Kind, it.Key, raw(it.Payload), q.t(it.NextAttemptAt), q.t(it.CreatedAt))
+}
 
 // claimOutbox leases due items. An item waits while an earlier item of its
 // incident and lane is pending (leased or backing off), so one incident's
