@@ -323,9 +323,6 @@ func (s *Service) enqueueAt(ctx context.Context, q Queries, incID int64, lane, k
 
 // outboxItem is the outbox row for one side effect, due at due.
 func (s *Service) outboxItem(incID int64, lane, kind, key string, payload any, due time.Time) (*OutboxItem, error) {
-	if kind == KindUpdateSummary {
-		lane = LaneRefresh // see LaneRefresh: a waiting refresh must not hold back thread posts
-	}
 	raw := []byte(`{}`)
 	if payload != nil {
 		b, err := json.Marshal(payload)
@@ -334,8 +331,17 @@ func (s *Service) outboxItem(incID int64, lane, kind, key string, payload any, d
 		}
 		raw = b
 	}
-	return &OutboxItem{IncidentID: incID, Lane: lane, Kind: kind, Key: key, Payload: raw,
-		State: OutboxPending, NextAttemptAt: due, CreatedAt: s.clock.Now()}, nil
+	return newOutboxItem(incID, lane, kind, key, raw, due, s.clock.Now()), nil
+}
+
+// newOutboxItem is the pending outbox row for one side effect with an
+// encoded payload, queued at now and due at due.
+func newOutboxItem(incID int64, lane, kind, key string, payload json.RawMessage, due, now time.Time) *OutboxItem {
+	if kind == KindUpdateSummary {
+		lane = LaneRefresh // see LaneRefresh: a waiting refresh must not hold back thread posts
+	}
+	return &OutboxItem{IncidentID: incID, Lane: lane, Kind: kind, Key: key, Payload: payload,
+		State: OutboxPending, NextAttemptAt: due, CreatedAt: now}
 }
 
 const txAttempts = 4

@@ -438,10 +438,9 @@ func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text 
 	inc.PagerDutyKey = pagerKey(inc.ID)
 	now := s.clock.Now()
 	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
-	opened := &Event{IncidentID: inc.ID, At: now, Kind: EventIncidentOpened, Actor: actor, Text: text, Data: jsonData(data)}
+	opened := newEvent(inc.ID, now, EventIncidentOpened, actor, text, data)
 	item := func(lane, kind string) *OutboxItem {
-		return &OutboxItem{IncidentID: inc.ID, Lane: lane, Kind: kind, Key: fmt.Sprintf("inc-%d/%s", inc.ID, kind),
-			Payload: []byte(`{}`), State: OutboxPending, NextAttemptAt: now, CreatedAt: now}
+		return newOutboxItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), []byte(`{}`), now, now)
 	}
 	var items []*OutboxItem
 	if s.chat != nil {
@@ -498,11 +497,16 @@ func (s *Service) openManual(ctx context.Context, q Queries, ag *ownership.Agent
 func pagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
 
 func appendEvent(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
-	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
+	e := newEvent(incID, at, kind, actor, text, data)
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
 	}
 	return nil
+}
+
+// newEvent is a timeline event with data encoded as JSON.
+func newEvent(incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) *Event {
+	return &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
 }
 
 func jsonData(v any) json.RawMessage {

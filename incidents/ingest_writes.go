@@ -95,7 +95,7 @@ func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall, no
 
 // event queues a timeline event for the end of the batch.
 func (b *batch) event(incID int64, at time.Time, kind EventKind, text string, data any) {
-	b.events = append(b.events, &Event{IncidentID: incID, At: at, Kind: kind, Actor: System, Text: text, Data: jsonData(data)})
+	b.events = append(b.events, newEvent(incID, at, kind, System, text, data))
 }
 
 // writeAlerts records the pending alerts in one RecordAlerts, then counts
