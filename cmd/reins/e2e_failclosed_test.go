@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // The kill flag fails closed: an agent reins.yaml does not name is a 404,
@@ -57,4 +59,23 @@ func TestKillFlagFailsClosed(t *testing.T) {
 	halt("resume")
 	want("resumed", "support-bot/halted", false)
 	want("resumed session", "support-bot/halted?session=s-1", false)
+}
+
+// A halt recorded as verified whose flag is down (recorded before halts
+// through other adapters were mirrored in the flag) raises the flag when
+// reins starts: the poll answers the recorded state.
+func TestRecordedHaltRaisesTheFlagAtStart(t *testing.T) {
+	e := startTestMain(t, testOptions{})
+	if status, b := e.api(http.MethodPost, "/agents/support-bot/halt", map[string]any{"reason": "runaway", "actor": "ops"}); status != http.StatusOK {
+		t.Fatalf("halt: %d %s", status, b)
+	}
+	// As before the upgrade: the halt is recorded, the flag never raised.
+	if err := e.Main.Flags.Set(t.Context(), incidents.KillFlag{Agent: "support-bot"}); err != nil {
+		t.Fatal(err)
+	}
+	e.restart()
+	_, body := e.do(http.MethodGet, "/api/v1/agents/support-bot/halted", nil, nil)
+	if !strings.Contains(string(body), `"halted":true`) || !strings.Contains(string(body), "runaway") {
+		t.Errorf("after a restart the poll says %s, want the recorded halt", body)
+	}
 }
