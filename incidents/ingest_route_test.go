@@ -82,3 +82,18 @@ func TestIngestUnknownAgentsShareOneUnroutedIncident(t *testing.T) {
 		t.Errorf("channels queued: %v, want one", got)
 	}
 }
+
+// An unknown agent's recovery finds its alert in the unrouted incident.
+func TestIngestUnknownAgentRecovers(t *testing.T) {
+	env := incidentstest.NewEnv()
+	ghost := func(a *incidents.Alert) { a.Agent = "ghost-bot" }
+	ingest(t, env, incidentstest.Alert(ghost))
+	res := ingest(t, env, incidentstest.Alert(ghost, func(a *incidents.Alert) { a.Status = incidents.AlertResolved }))
+	if res.Changed != 1 || len(res.Incidents) != 1 || res.Incidents[0] != 1 {
+		t.Fatalf("recovery: %+v, want it to change the alert in incident 1", res)
+	}
+	alerts, err := env.Store.FindAlerts(ctx, 1)
+	if err != nil || len(alerts) != 1 || alerts[0].Status != incidents.AlertResolved || alerts[0].Agent != "ghost-bot" {
+		t.Fatalf("alerts of the unrouted incident: %+v %v", alerts, err)
+	}
+}
