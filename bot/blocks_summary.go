@@ -28,7 +28,9 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	inc := v.Incident
 	title := fmt.Sprintf("#%d %s: %s", inc.ID, inc.Agent, inc.Title)
 	blocks := []slack.Block{header(title), summaryStatus(v), whatFired(v)}
-	if v.Agent == nil {
+	if v.Collects != "" {
+		blocks = append(blocks, section(collectorText(v)))
+	} else if v.Agent == nil {
 		blocks = append(blocks, section(":grey_question: *Unowned agent.* `"+EscapeLimit(PlainText(inc.Agent), 100)+
 			"` is not in reins.yaml: there is no owner, no kill authority and no halt adapter. "+
 			"Add it to the config, then `/agent declare` a new incident."))
@@ -240,4 +242,25 @@ func summaryButtons(v *incidents.SummaryView) []slack.BlockElement {
 		label = "Resume blast-radius checklist"
 	}
 	return append(out, button(ActionStartChecklist, strconv.FormatInt(inc.ID, 10), label).WithStyle(slack.StylePrimary))
+}
+
+// collectorText explains an incident that collects several agents' alerts:
+// the unrouted one (agents not in reins.yaml) or the overflow of a storm.
+func collectorText(v *incidents.SummaryView) string {
+	seen := make([]string, 0, len(v.SeenAgents))
+	for _, name := range v.SeenAgents {
+		seen = append(seen, "`"+EscapeLimit(PlainText(name), 100)+"`")
+	}
+	list := strings.Join(seen, ", ")
+	if list == "" {
+		list = "none yet"
+	}
+	if v.Collects == "overflow" {
+		return ":ocean: *Alert storm overflow.* This source opened more new incidents in a minute than " +
+			"`alerts.max_new_incidents_per_minute` allows, so further alerts joined this one incident. " +
+			"Agents seen: " + list + ". Each agent's next alert after the storm opens its own incident."
+	}
+	return ":grey_question: *Unrouted alerts.* These alerts name agents reins.yaml does not have, so nobody owns them " +
+		"and nothing can be halted. Agent label values seen: " + list + ". " +
+		"Add this agent to reins.yaml (or as an `aliases:` entry of an existing agent); its next alerts then open its own incident."
 }

@@ -176,14 +176,22 @@ func sessionPhrase(sessions []string) string {
 }
 
 // fillSessions puts the incident's first session into a link template (a
-// template takes one session; the sessions section links every one); with
-// none the placeholder is left empty.
+// template takes one session; the sessions section links every one),
+// escaped for where it stands (path or query). A template that needs a
+// session the incident does not have gives no link: "?session=" would open
+// a page about nothing, or about everything.
 func fillSessions(link string, sessions []string) string {
-	first := ""
-	if len(sessions) > 0 {
-		first = url.PathEscape(sessions[0])
+	if !strings.Contains(link, "{session}") {
+		return link
 	}
-	return strings.ReplaceAll(link, "{session}", first)
+	if len(sessions) == 0 || sessions[0] == "" {
+		return ""
+	}
+	esc := url.PathEscape(sessions[0])
+	if q := strings.Index(link, "?"); q >= 0 && q < strings.Index(link, "{session}") {
+		esc = url.QueryEscape(sessions[0])
+	}
+	return strings.ReplaceAll(link, "{session}", esc)
 }
 
 // AnswerChecklist records an answer (or a changed answer) to one item with

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strings"
@@ -153,6 +154,10 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 	if err != nil {
 		return nil, fmt.Errorf("load alerts of incident %d: %w", inc.ID, err)
 	}
+	v.Collects, _ = Collector(inc.Agent)
+	if v.Collects != "" {
+		v.SeenAgents = seenAgents(alerts)
+	}
 	for _, a := range alerts {
 		if a.Status == AlertFiring {
 			v.Firing++
@@ -277,7 +282,20 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *OutboxItem) error {
 		Fields: []Field{{Label: "Severity", Value: inc.Severity}, {Label: "Source", Value: inc.Source}},
 		Links:  []Link{s.incidentLink(inc.ID)},
 	}
-	if inc.Unowned {
+	switch kind, _ := Collector(inc.Agent); {
+	case kind != "":
+		alerts, err := s.store.FindAlerts(ctx, inc.ID)
+		if err != nil {
+			return fmt.Errorf("load alerts of incident %d: %w", inc.ID, err)
+		}
+		m.Fields = append(m.Fields, Field{Label: "Agents seen", Value: seenAgentsText(seenAgents(alerts))})
+		if kind == "unrouted" {
+			m.Fields = append(m.Fields, Field{Label: "Owner",
+				Value: "none: add this agent to reins.yaml (or as an alias of an agent) so its alerts reach its owners"})
+		} else {
+			m.Fields = append(m.Fields, Field{Label: "Why", Value: "more new incidents a minute than alerts.max_new_incidents_per_minute: these alerts joined one incident"})
+		}
+	case inc.Unowned:
 		m.Fields = append(m.Fields, Field{Label: "Owner", Value: "none: the agent is not in reins.yaml"})
 	}
 	if inc.SlackChannelID != "" {
@@ -365,4 +383,32 @@ func dedupe(list []string) []string {
 		}
 	}
 	return out
+}
+
+// maxSeenAgents bounds the agent names a collecting incident lists.
+const maxSeenAgents = 20
+
+// seenAgents returns the distinct agent label values of alerts, sorted,
+// at most maxSeenAgents; "" (no agent label at all) is shown as such.
+func seenAgents(alerts []*Alert) []string {
+	set := map[string]bool{}
+	for _, a := range alerts {
+		name := a.Agent
+		if strings.TrimSpace(name) == "" {
+			name = "(no agent label)"
+		}
+		set[name] = true
+	}
+	out := slices.Sorted(maps.Keys(set))
+	if len(out) > maxSeenAgents {
+		out = append(out[:maxSeenAgents], fmt.Sprintf("… and %d more", len(set)-maxSeenAgents))
+	}
+	return out
+}
+
+func seenAgentsText(names []string) string {
+	if len(names) == 0 {
+		return "none yet"
+	}
+	return clip(strings.Join(names, ", "), 1000)
 }

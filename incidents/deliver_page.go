@@ -161,18 +161,46 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
 		}
 	}
-	if ag != nil && ag.Runbook != "" && len(links) < maxPageLinks {
-		links = append(links, Link{Text: "Runbook", URL: ag.Runbook})
+	// The alerts' own links (their *_url annotations, the source's links),
+	// sessions first: an alert may name its session only by session_url.
+	alertLinks := slices.Clone(inc.Links)
+	slices.SortStableFunc(alertLinks, func(a, b Link) int {
+		return cmpBool(!strings.Contains(strings.ToLower(a.Text), "session"), !strings.Contains(strings.ToLower(b.Text), "session"))
+	})
+	if ag != nil && ag.Runbook != "" {
+		alertLinks = append(alertLinks, Link{Text: "Runbook", URL: ag.Runbook})
+	}
+	for _, l := range alertLinks {
+		if l.URL == "" || len(links) >= maxPageLinks || slices.ContainsFunc(links, func(x Link) bool { return x.URL == l.URL }) {
+			continue
+		}
+		links = append(links, l)
 	}
 	page.Links = links
 	return page
 }
 
-// pageChannelLink is the incident channel's link as pages carry it.
+// pageChannelLink is the incident channel's link as pages carry it. Without
+// Slack there will be no channel: the link says so and opens the incident
+// in reins instead.
 func (s *Service) pageChannelLink(inc *Incident) Link {
+	if s.chat == nil {
+		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.incidentLink(inc.ID).URL}
+	}
 	text := "Slack channel"
 	if inc.SlackChannelName != "" {
 		text += " #" + inc.SlackChannelName
 	}
 	return Link{Text: text, URL: fmt.Sprintf("%s/incidents/%d/slack", strings.TrimRight(s.cfg.PublicURL, "/"), inc.ID)}
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
 }

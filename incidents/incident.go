@@ -87,6 +87,10 @@ type Alert struct {
 	EndsAt      *time.Time
 	ReceivedAt  time.Time
 	Count       int // how many times it was received
+	// Route, when set, is the agent name of the incident the alert goes to
+	// instead of its agent's own (UnroutedName, OverflowName). Intake sets
+	// it; it is not stored.
+	Route string
 }
 
 // Repeat is an alert that may be a pure repeat, for Queries.RecordRepeats.

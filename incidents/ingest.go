@@ -42,12 +42,20 @@ const ThreadOfSummary = "@summary"
 // A resolved alert that no open incident knows is dropped: a recovery never
 // opens an incident.
 func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, error) {
-	in, err := s.ingestGrouped(ctx, alerts)
+	reg := s.registry()
+	alerts, err := s.route(ctx, reg, alerts)
+	if err != nil {
+		return IngestResult{}, err
+	}
+	in, err := s.ingestGrouped(ctx, reg, alerts)
 	if err != nil {
 		return IngestResult{}, err
 	}
 	for _, inc := range in.opened {
 		incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
+		if kind, _ := Collector(inc.Agent); kind != "overflow" {
+			s.openings.add(inc.Source, s.clock.Now())
+		}
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
@@ -110,7 +118,7 @@ type intake struct {
 // add records a; repeatedIn is the incident a was already recorded in as a
 // pure repeat, or 0.
 func (in *intake) add(ctx context.Context, a *Alert, repeatedIn int64) error {
-	ag, name := agentOf(in.reg, a.Agent)
+	ag, name := agentOf(in.reg, a)
 	normaliseAlert(a, in.now)
 	if a.Status == AlertResolved {
 		return in.recovery(ctx, name, a)
@@ -263,8 +271,8 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 // and its event and outbox rows with the batch's.
 func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Alert) {
 	text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
-	opened, items := in.s.opening(inc, ag, System, text)
-	in.b.events = append(in.b.events, opened)
+	events, items := in.s.opening(inc, ag, System, text)
+	in.b.events = append(in.b.events, events...)
 	in.b.outbox = append(in.b.outbox, items...)
 	in.dirty[inc.ID] = inc
 	in.created[inc.ID] = true
@@ -286,16 +294,16 @@ func groupWindow(reg *ownership.Registry) time.Duration {
 }
 
 // agentOf returns the registry's agent an alert names (nil when unknown) and
-// the name its incident goes under.
-func agentOf(reg *ownership.Registry, agent string) (*ownership.Agent, string) {
-	ag := findAgent(reg, agent)
-	name := strings.TrimSpace(agent)
-	if ag != nil {
-		name = ag.Name
-	} else if name == "" {
-		name = "unknown"
+// the name its incident goes under: its Route when set (see Service.route),
+// else the agent's name, else its source's unrouted incident.
+func agentOf(reg *ownership.Registry, a *Alert) (*ownership.Agent, string) {
+	if a.Route != "" {
+		return nil, a.Route
 	}
-	return ag, name
+	if ag := findAgent(reg, a.Agent); ag != nil {
+		return ag, ag.Name
+	}
+	return nil, UnroutedName(a.Source)
 }
 
 func (in *intake) track(id int64) {
@@ -400,10 +408,17 @@ func normaliseAlert(a *Alert, now time.Time) {
 }
 
 func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Incident {
+	title := a.Title
+	switch kind, source := Collector(name); kind {
+	case "unrouted":
+		title = "Alerts from " + source + " for agents not in reins.yaml"
+	case "overflow":
+		title = "Alert storm: " + source + " opened more new incidents this minute than alerts.max_new_incidents_per_minute allows"
+	}
 	return &Incident{
 		Agent:       name,
 		Unowned:     ag == nil,
-		Title:       clip(a.Title, maxTitle),
+		Title:       clip(title, maxTitle),
 		Severity:    a.Severity,
 		Source:      a.Source,
 		Sessions:    slices.Clone(a.Sessions[:min(len(a.Sessions), maxSessions)]),
@@ -418,12 +433,14 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 // transaction that created it: its PagerDuty key, the incident_opened event,
 // and the outbox rows that create its channel and page its kill authority.
 func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
-	opened, items := s.opening(inc, ag, actor, text)
+	events, items := s.opening(inc, ag, actor, text)
 	if err := q.UpdateIncident(ctx, inc); err != nil {
 		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
 	}
-	if err := q.AppendEvent(ctx, opened); err != nil {
-		return fmt.Errorf("append %s event to incident %d: %w", opened.Kind, inc.ID, err)
+	for _, e := range events {
+		if err := q.AppendEvent(ctx, e); err != nil {
+			return fmt.Errorf("append %s event to incident %d: %w", e.Kind, inc.ID, err)
+		}
 	}
 	if err := q.EnqueueOutboxes(ctx, items); err != nil {
 		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
@@ -432,9 +449,10 @@ func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, a
 }
 
 // opening sets the PagerDuty key of a just-created incident and returns the
-// rest of what opening it writes: the incident_opened event and the outbox
-// rows that create its channel and page its kill authority.
-func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) (*Event, []*OutboxItem) {
+// rest of what opening it writes: the incident_opened event (and, when
+// nobody is to be paged, a note saying why) and the outbox rows that create
+// its channel and page its kill authority.
+func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*OutboxItem) {
 	inc.PagerDutyKey = pagerKey(inc.ID)
 	now := s.clock.Now()
 	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
@@ -448,10 +466,32 @@ func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text 
 			items = append(items, item(LaneChat, kind))
 		}
 	}
-	if s.pager != nil && (ag != nil || s.cfg.DefaultRoutingKey != "") {
+	events := []*Event{opened}
+	if why := s.nobodyPaged(inc, ag); why != "" {
+		events = append(events, newEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
+			map[string]any{"paged": false, "reason": why}))
+	} else {
 		items = append(items, item(LaneUrgent, KindPage))
 	}
-	return opened, items
+	return events, items
+}
+
+// nobodyPaged says why opening inc pages nobody, or "" when it pages.
+func (s *Service) nobodyPaged(inc *Incident, ag *ownership.Agent) string {
+	switch {
+	case s.pager == nil:
+		return "PagerDuty is not configured in this reins."
+	case ag != nil || s.cfg.DefaultRoutingKey != "":
+		return ""
+	}
+	switch kind, _ := Collector(inc.Agent); kind {
+	case "unrouted":
+		return "the agents of these alerts are not in reins.yaml, so no team's routing key applies, and " +
+			"PAGERDUTY_ROUTING_KEY is not set. Add the agents to reins.yaml, or set PAGERDUTY_ROUTING_KEY."
+	case "overflow":
+		return "overflow incidents page PAGERDUTY_ROUTING_KEY, which is not set."
+	}
+	return inc.Agent + " is not in reins.yaml and PAGERDUTY_ROUTING_KEY is not set."
 }
 
 // Declare opens an incident by hand for a registered agent, or returns the

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -35,10 +34,7 @@ func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *ingestLane 
 	if len(alerts) == 0 {
 		return &g.lanes[0]
 	}
-	name := strings.TrimSpace(alerts[0].Agent)
-	if ag := findAgent(reg, name); ag != nil {
-		name = ag.Name
-	}
+	_, name := agentOf(reg, &alerts[0])
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return &g.lanes[h.Sum32()%ingestLanes]
@@ -75,9 +71,9 @@ type ingestCall struct {
 // shared transaction, so its events, outbox rows and result are those it
 // would have had alone in a transaction of its own right after the calls
 // before it.
-func (s *Service) ingestGrouped(ctx context.Context, alerts []Alert) (*intake, error) {
+func (s *Service) ingestGrouped(ctx context.Context, reg *ownership.Registry, alerts []Alert) (*intake, error) {
 	// A copy of the caller's alerts, which the batch normalises in place.
-	c := &ingestCall{ctx: ctx, reg: s.registry(), alerts: slices.Clone(alerts),
+	c := &ingestCall{ctx: ctx, reg: reg, alerts: slices.Clone(alerts),
 		done: make(chan struct{}), lead: make(chan struct{})}
 	lane := s.intake.lane(c.reg, alerts)
 	if !lane.join(c) {

@@ -402,7 +402,8 @@ func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
 
 // A batch's alerts for agents with no open incident open theirs in one
 // statement, numbered in the order of their first alerts. code-agent is in
-// no registry: its incident is unowned and pages nobody.
+// no registry: its alerts go to the source's unrouted incident, which pages
+// nobody without a default routing key.
 func TestIngestBatchOpensItsIncidentsTogether(t *testing.T) {
 	env := incidentstest.NewEnv()
 	agent := func(name string) func(*incidents.Alert) { return func(a *incidents.Alert) { a.Agent = name } }
@@ -420,7 +421,7 @@ func TestIngestBatchOpensItsIncidentsTogether(t *testing.T) {
 			t.Errorf("%s calls: got %d, want %d", method, got, want)
 		}
 	}
-	for id, agent := range map[int64]string{1: "code-agent", 2: "support-bot", 3: "billing-agent"} {
+	for id, agent := range map[int64]string{1: "unrouted:generic", 2: "support-bot", 3: "billing-agent"} {
 		inc := findIncident(t, env, id)
 		if inc.Agent != agent || inc.PagerDutyKey != fmt.Sprintf("reins-%d", id) {
 			t.Errorf("incident %d: agent %s, PagerDuty key %q; want %s, reins-%d", id, inc.Agent, inc.PagerDutyKey, agent, id)

@@ -33,7 +33,7 @@ func (s *Service) tryRepeats(ctx context.Context, q Queries, calls []*ingestCall
 		tries[ci] = make([]int64, len(c.alerts))
 		for i := range c.alerts {
 			a := &c.alerts[i] // the call's own copy (see ingestGrouped)
-			_, name := agentOf(c.reg, a.Agent)
+			_, name := agentOf(c.reg, a)
 			normaliseAlert(a, now)
 			key := [2]string{name, a.Fingerprint}
 			if seen[key] {

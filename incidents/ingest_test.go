@@ -155,8 +155,8 @@ func TestIngestAgents(t *testing.T) {
 	}{
 		{name: "OK", agent: "support-bot", wantAgent: "support-bot", wantPage: true},
 		{name: "Alias", agent: "Support-Bot-V2", wantAgent: "support-bot", wantPage: true},
-		{name: "UnownedNotPaged", agent: "mystery-bot", wantAgent: "mystery-bot", wantUnowned: true},
-		{name: "UnownedPagedByDefault", agent: "mystery-bot", defaultKey: "rk-default", wantAgent: "mystery-bot",
+		{name: "UnownedNotPaged", agent: "mystery-bot", wantAgent: "unrouted:generic", wantUnowned: true},
+		{name: "UnownedPagedByDefault", agent: "mystery-bot", defaultKey: "rk-default", wantAgent: "unrouted:generic",
 			wantUnowned: true, wantPage: true},
 	}
 	for _, tt := range tests {

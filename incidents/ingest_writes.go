@@ -52,7 +52,7 @@ func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall, no
 			if (c.repeats != nil && c.repeats[i] != 0) || a.Status == AlertResolved {
 				continue
 			}
-			if ag, name := agentOf(c.reg, a.Agent); first[name].a == nil {
+			if ag, name := agentOf(c.reg, a); first[name].a == nil {
 				names = append(names, name)
 				first[name] = opener{ag, a}
 			}

@@ -13,6 +13,10 @@ var (
 		Name: "reins_incidents_opened_total",
 		Help: "Incidents opened, by whether the agent is in the registry.",
 	}, []string{"owned"})
+	alertsOverflowed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reins_alerts_overflowed_total",
+		Help: "Firing alerts that joined their source's overflow incident because the source had opened alerts.max_new_incidents_per_minute incidents in the last minute.",
+	}, []string{"source"})
 	outboxDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reins_outbox_delivered_total",
 		Help: "Outbox items delivered.",

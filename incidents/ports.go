@@ -198,6 +198,11 @@ type SummaryView struct {
 	Answered    int              // checklist progress
 	Total       int              // 0: no checklist yet
 	PublicURL   string
+	// Collects is "unrouted" or "overflow" for an incident collecting the
+	// alerts of several agents (see Collector), with the agent label values
+	// its alerts carried in SeenAgents (at most maxSeenAgents).
+	Collects   string
+	SeenAgents []string
 }
 
 // ChecklistItemView is one checklist item as posted in the thread.

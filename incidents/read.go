@@ -2,7 +2,9 @@ package incidents
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 )
 
 // FindIncident returns one incident; ENOTFOUND when it does not exist.
@@ -72,4 +74,35 @@ func (s *Service) Remember(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("remember %s: %w", key, err)
 	}
 	return first, nil
+}
+
+// NoChannelReason says why an incident has no Slack channel and will not
+// get one without help: Slack is not configured, or reins gave up creating
+// it (with the error). "" means it has a channel, or one is still coming.
+func (s *Service) NoChannelReason(ctx context.Context, inc *Incident) (string, error) {
+	if inc.SlackChannelID != "" {
+		return "", nil
+	}
+	if s.chat == nil {
+		return fmt.Sprintf("Incident #%d has no Slack channel: Slack is not configured in this reins (SLACK_BOT_TOKEN is unset). "+
+			"Follow it in reins: %s", inc.ID, s.incidentLink(inc.ID).URL), nil
+	}
+	events, err := s.store.FindEvents(ctx, inc.ID)
+	if err != nil {
+		return "", fmt.Errorf("load timeline of incident %d: %w", inc.ID, err)
+	}
+	for _, e := range slices.Backward(events) {
+		if e.Kind != EventDeliveryFailed {
+			continue
+		}
+		var d struct {
+			Kind  string `json:"kind"`
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(e.Data, &d) == nil && d.Kind == KindCreateChannel {
+			return fmt.Sprintf("Incident #%d has no Slack channel: reins gave up creating it (%s). "+
+				"Create a channel by hand and follow the incident in reins: %s", inc.ID, d.Error, s.incidentLink(inc.ID).URL), nil
+		}
+	}
+	return "", nil
 }

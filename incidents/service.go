@@ -64,6 +64,7 @@ type Service struct {
 	intake    ingestGroup // merges concurrent Ingest calls into one transaction
 	summaries summaryMemo // summary updates queued in the current bucket
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
+	openings  openingLog  // incidents opened from alerts in the last minute, per source
 }
 
 // New returns a Service. Zero settings get their defaults.

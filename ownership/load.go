@@ -19,6 +19,10 @@ import (
 const (
 	DefaultChannelPrefix = "inc"
 	DefaultGroupWindow   = 4 * time.Hour
+	// DefaultMaxNewIncidentsPerMinute caps the incidents one alert source
+	// opens in a minute; beyond it alerts join one overflow incident.
+	DefaultMaxNewIncidentsPerMinute = 20
+	maxNewIncidentsPerMinuteLimit   = 10000
 )
 
 // DefaultAgentLabels and DefaultSessionLabels are where an alert names its
@@ -64,6 +68,8 @@ func Empty() *Registry {
 			AgentLabels:   append([]string(nil), DefaultAgentLabels...),
 			SessionLabels: append([]string(nil), DefaultSessionLabels...),
 			GroupWindow:   DefaultGroupWindow,
+
+			MaxNewIncidentsPerMinute: DefaultMaxNewIncidentsPerMinute,
 		},
 		Teams:    map[string]*Team{},
 		Agents:   map[string]*Agent{},
@@ -174,7 +180,8 @@ func (p *parser) slack(n *yaml.Node, s *SlackSettings) {
 }
 
 func (p *parser) alerts(n *yaml.Node, a *AlertSettings) {
-	f, _ := p.mapping(n, "alerts", []string{"agent_labels", "session_labels", "group_window"})
+	f, _ := p.mapping(n, "alerts", []string{"agent_labels", "session_labels", "group_window",
+		"max_new_incidents_per_minute"})
 	for _, l := range []struct {
 		key string
 		dst *[]string
@@ -192,6 +199,15 @@ func (p *parser) alerts(n *yaml.Node, a *AlertSettings) {
 	}
 	if v := f.val("group_window"); v != nil {
 		a.GroupWindow = p.duration(v, "alerts.group_window", DefaultGroupWindow)
+	}
+	if v := f.val("max_new_incidents_per_minute"); v != nil {
+		if n := p.number(v, "alerts.max_new_incidents_per_minute"); n != nil {
+			if *n != float64(int(*n)) || *n < 1 || *n > maxNewIncidentsPerMinuteLimit {
+				p.errorf(v, "alerts.max_new_incidents_per_minute: %v is not a whole number from 1 to %d", *n, maxNewIncidentsPerMinuteLimit)
+			} else {
+				a.MaxNewIncidentsPerMinute = int(*n)
+			}
+		}
 	}
 }
 

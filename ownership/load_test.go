@@ -45,6 +45,7 @@ func TestLoadFixtures(t *testing.T) {
 		{"alias_clash.yaml", 146, `"support-bot-v2" is already an alias of agent support-bot`},
 		{"alias_is_name.yaml", 146, `"code-agent" is already the name of agent code-agent`},
 		{"bad_group_window.yaml", 21, `"4 hours" is not a duration`},
+		{"bad_max_new_incidents.yaml", 22, "alerts.max_new_incidents_per_minute: 0 is not a whole number from 1 to 10000"},
 		{"syntax_error.yaml", 48, "YAML syntax: did not find expected ',' or ']'"},
 	}
 	for _, tt := range tests {

@@ -33,6 +33,9 @@ type AlertSettings struct {
 	AgentLabels   []string      // default [agent]
 	SessionLabels []string      // default [session_id, session_ids]
 	GroupWindow   time.Duration // default 4h
+	// MaxNewIncidentsPerMinute caps the incidents one source opens a minute
+	// (default 20); beyond it alerts join the source's overflow incident.
+	MaxNewIncidentsPerMinute int
 }
 
 // Team is one entry of `teams:`.

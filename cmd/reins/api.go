@@ -21,11 +21,19 @@ func (m *Main) apiRoutes(mux *http.ServeMux) {
 	api("GET /api/v1/incidents/{id}", m.getIncident)
 	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)
 	// The kill flag agents poll takes its own token (or none), never the API token.
-	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken))
+	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))
 	mux.Handle("/api/v1/", requireToken(m.Config.APIToken, "REINS_API_TOKEN",
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no API route for "+r.Method+" "+r.URL.Path)
 		})))
+}
+
+// agentName resolves a name or alias to the configured agent's name.
+func (m *Main) agentName(nameOrAlias string) (string, bool) {
+	if ag := m.Registry.Current().Agent(nameOrAlias); ag != nil {
+		return ag.Name, true
+	}
+	return "", false
 }
 
 // agentDoc is an agent as the API shows it: ownership as configured, plus

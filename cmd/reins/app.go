@@ -217,6 +217,7 @@ func (m *Main) startBackground(ctx context.Context) {
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneUrgent, 2) })
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneRefresh, 1) })
+	m.raiseRecordedHalts(ctx)
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {
 		t := time.NewTicker(time.Second)

@@ -61,6 +61,13 @@ func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := inc.ID
+	if why, err := m.Service.NoChannelReason(r.Context(), inc); err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	} else if why != "" {
+		writeError(w, http.StatusNotFound, why)
+		return
+	}
 	if inc.SlackChannelID == "" {
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable,

@@ -89,7 +89,7 @@ func benchHTTP(b *testing.B, h http.Handler) {
 }
 
 func BenchmarkFlagHandler(b *testing.B) {
-	h := haltedFlags(b).Handler("poll-token")
+	h := haltedFlags(b).Handler("poll-token", nil)
 	b.Run("Recorder", func(b *testing.B) { benchRecorder(b, h) })
 	b.Run("Raw", func(b *testing.B) { benchRaw(b, h) })
 	b.Run("HTTP", func(b *testing.B) { benchHTTP(b, h) })

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -23,16 +24,21 @@ import (
 // pollers within about a second) and an ETag, so a poller that sends
 // If-None-Match gets an empty 304 until the state changes.
 //
-// An agent reins has no flag for answers halted:false, not 404: the flag
-// exists only once an agent has been halted, so a 404 would make every agent
-// that has never been halted look broken to its poller, and pollers must keep
-// working when the reins.yaml entry is being renamed. A misspelt agent name is
-// caught by `reins validate` and by drilling, not by the poll.
+// It fails closed. An agent reins.yaml does not name answers 404, so a
+// misspelt or removed agent's poller sees an error instead of a reassuring
+// halted:false (pollers should treat any answer but 200 halted:false as
+// "stop"). A known agent answers its recorded halt state whatever its
+// adapter: halts verified through the other adapters raise the same flag
+// (Registry mirrors them), so an agent that polls stops even when it is
+// halted by Kubernetes or a webhook. Aliases answer for their agent.
+//
+// agents resolves a name or alias to the agent's name; nil answers for any
+// name (tests and benchmarks).
 //
 // When flagToken is set, requests must carry "Authorization: Bearer <token>"
 // (compared in constant time) or get 401.
-func (f *Flags) Handler(flagToken string) http.Handler {
-	h := &flagHandler{flags: f}
+func (f *Flags) Handler(flagToken string, agents func(nameOrAlias string) (name string, ok bool)) http.Handler {
+	h := &flagHandler{flags: f, agents: agents}
 	if flagToken != "" {
 		h.want = []byte("Bearer " + flagToken)
 	}
@@ -40,8 +46,9 @@ func (f *Flags) Handler(flagToken string) http.Handler {
 }
 
 type flagHandler struct {
-	flags *Flags
-	want  []byte // "Bearer <token>"; nil when no token is required
+	flags  *Flags
+	agents func(string) (string, bool)
+	want   []byte // "Bearer <token>"; nil when no token is required
 }
 
 // Header values shared by every answer. net/http only reads them, and a
@@ -78,7 +85,16 @@ func (h *flagHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "The session parameter is not valid URL encoding.")
 		return
 	}
-	e := h.flags.state.Load().lookup(agent, session)
+	name := agent
+	if h.agents != nil {
+		var known bool
+		if name, known = h.agents(agent); !known {
+			writeError(w, http.StatusNotFound, "No agent named "+strconv.Quote(agent)+
+				" in reins.yaml: poll with the agent's name (or an alias) as reins.yaml spells it, and treat this answer as halted.")
+			return
+		}
+	}
+	e := h.flags.state.Load().lookup(name, session)
 	hdr["Content-Type"] = hdrJSON
 	hdr["Cache-Control"] = hdrCache
 	hdr["Etag"] = e.etag

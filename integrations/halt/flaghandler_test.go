@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
+	"github.com/reins-oss/reins/ownership"
 )
 
 const haltedPattern = "GET /api/v1/agents/{agent}/halted"
@@ -20,8 +22,8 @@ const haltedPattern = "GET /api/v1/agents/{agent}/halted"
 func flagServer(t testing.TB, flags *halt.Flags, token string) *http.ServeMux {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle(haltedPattern, flags.Handler(token))
-	mux.Handle("POST /api/v1/agents/{agent}/halted", flags.Handler(token))
+	mux.Handle(haltedPattern, flags.Handler(token, nil))
+	mux.Handle("POST /api/v1/agents/{agent}/halted", flags.Handler(token, nil))
 	return mux
 }
 
@@ -98,7 +100,7 @@ func TestFlagHandler(t *testing.T) {
 }
 
 func TestFlagHandlerErrNoAgent(t *testing.T) {
-	w := serve(haltedFlags(t).Handler(""), "GET", "/halted", nil)
+	w := serve(haltedFlags(t).Handler("", nil), "GET", "/halted", nil)
 	if w.Code != http.StatusBadRequest {
 		t.Errorf("got %d, want 400 without an {agent} path value", w.Code)
 	}
@@ -195,7 +197,7 @@ func TestFlagHandlerETag(t *testing.T) {
 
 // TestFlagHandlerAllocs keeps the polled path allocation-light.
 func TestFlagHandlerAllocs(t *testing.T) {
-	h := haltedFlags(t).Handler("poll-token")
+	h := haltedFlags(t).Handler("poll-token", nil)
 	r := httptest.NewRequest("GET", "/api/v1/agents/billing-bot/halted?session=s-2", nil)
 	r.SetPathValue("agent", "billing-bot")
 	r.Header.Set("Authorization", "Bearer poll-token")
@@ -218,7 +220,7 @@ func FuzzFlagHandler(f *testing.F) {
 	f.Add("ghost", "s-8812")
 	f.Add("a\"b\\c", "\x00\x1f<>&\u2028")
 	f.Add("\xff\xfe", "é漢字")
-	h := haltedFlags(f).Handler("")
+	h := haltedFlags(f).Handler("", nil)
 	f.Fuzz(func(t *testing.T, agent, session string) {
 		r := httptest.NewRequest("GET", "/api/v1/agents/x/halted?session="+url.QueryEscape(session), nil)
 		r.SetPathValue("agent", agent)
@@ -262,3 +264,61 @@ type discardWriter struct {
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(s int)           { w.status = s }
+
+// With the agents of reins.yaml given, an unknown name is a 404 (never a
+// reassuring halted:false) and an alias answers for its agent.
+func TestFlagHandlerUnknownAgentIs404(t *testing.T) {
+	known := func(name string) (string, bool) {
+		switch name {
+		case "support-bot", "support-bot-v2":
+			return "support-bot", true
+		}
+		return "", false
+	}
+	mux := http.NewServeMux()
+	mux.Handle(haltedPattern, haltedFlags(t).Handler("", known))
+	for target, want := range map[string]int{
+		"/api/v1/agents/suport-bot/halted":     http.StatusNotFound,
+		"/api/v1/agents/support-bot-v2/halted": http.StatusOK,
+	} {
+		w := serve(mux, "GET", target, nil)
+		if w.Code != want {
+			t.Errorf("GET %s = %d %s, want %d", target, w.Code, w.Body, want)
+		}
+		if want == http.StatusOK && !strings.Contains(w.Body.String(), `"halted":true`) {
+			t.Errorf("GET %s by alias: %s, want the agent's flag", target, w.Body)
+		}
+	}
+}
+
+// A halt verified through another adapter raises the flag pollers read, and
+// its verified resume lowers it.
+func TestRegistryMirrorsVerifiedHaltsInTheFlag(t *testing.T) {
+	f := halttest.NewWebhook(t, "s3cret")
+	flags := halt.NewFlags(halttest.NewFlagStore(), clock(epoch))
+	reg := halt.NewRegistry(halt.Config{Getenv: env{"HALT_SECRET": "s3cret"}.get, Flags: flags})
+	agent := &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterWebhook,
+		URL: f.URL(), SecretEnv: "HALT_SECRET"}}
+	ctx := context.Background()
+	for _, step := range []struct {
+		action   string
+		sessions []string
+		session  string
+		want     bool
+	}{
+		{incidents.ActionHalt, []string{"s-1"}, "s-1", true},
+		{incidents.ActionHalt, nil, "", true},
+		{incidents.ActionResume, nil, "s-1", false},
+	} {
+		req := request(agent, step.action, step.sessions...)
+		if err := reg.Do(ctx, req); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := reg.Verify(ctx, req); !ok || err != nil {
+			t.Fatalf("verify %s: %v %v", step.action, ok, err)
+		}
+		if got, _ := flags.Halted("support-bot", step.session); got != step.want {
+			t.Errorf("after %s %v the flag says halted=%v, want %v", step.action, step.sessions, got, step.want)
+		}
+	}
+}

@@ -85,6 +85,10 @@ func (c Config) withDefaults() Config {
 type Registry struct {
 	adapters map[string]Adapter
 	log      *slog.Logger
+	// mirror raises and lowers reins' own kill flag after another adapter's
+	// halt or resume is verified, so the flag agents poll tells the recorded
+	// state whatever the adapter; nil without a flag store.
+	mirror *FlagAdapter
 }
 
 var _ incidents.Halter = (*Registry)(nil)
@@ -100,7 +104,8 @@ func NewRegistry(cfg Config) *Registry {
 		AdapterKubernetes:   NewKubernetes(cfg),
 	}}
 	if cfg.Flags != nil {
-		r.adapters[AdapterFlag] = NewFlagAdapter(cfg.Flags, cfg.Now)
+		r.mirror = NewFlagAdapter(cfg.Flags, cfg.Now)
+		r.adapters[AdapterFlag] = r.mirror
 	}
 	return r
 }
@@ -141,7 +146,24 @@ func (r *Registry) Verify(ctx context.Context, req incidents.HaltRequest) (bool,
 	if err != nil {
 		return false, fmt.Errorf("verify %s of %s via %s: %w", req.Action, req.Agent.Name, req.Agent.Halt.Adapter, err)
 	}
+	if ok && r.mirror != nil && a != Adapter(r.mirror) {
+		r.mirrorFlag(ctx, req)
+	}
 	return ok, nil
+}
+
+// mirrorFlag records a verified halt or resume in the kill flag. Its failure
+// is logged, not returned: the agent's own mechanism did take effect, and
+// only pollers of the flag miss it.
+func (r *Registry) mirrorFlag(ctx context.Context, req incidents.HaltRequest) {
+	err := r.mirror.Do(ctx, req)
+	if err != nil && req.Action == incidents.ActionResume && len(req.Sessions) > 0 {
+		return // the agent stays halted as a whole: the flag is right as it is
+	}
+	if err != nil {
+		r.log.Error("the kill flag does not show a verified "+req.Action+": agents that poll it miss it",
+			"agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "err", err)
+	}
 }
 
 // Drill proves the agent's halt path works without halting it.

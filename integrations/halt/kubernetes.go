@@ -91,8 +91,13 @@ func (a *Kubernetes) Do(ctx context.Context, r incidents.HaltRequest) error {
 	return k.setReplicas(ctx, want, "")
 }
 
-// Verify reads the scale back: halted when no pod runs (status) and none is
-// wanted (spec); resumed when replicas are wanted again.
+// Verify reads the Deployment back: halted when no pod runs (status) and
+// none is wanted (spec); resumed when replicas are wanted again. It reads the
+// Deployment, not the scale subresource: a Scale omits spec.replicas when it
+// is 0, so any 2xx reply that is not a Scale (an empty {}, a proxy's page)
+// would decode as "0 replicas" and a halt that never happened would pass.
+// A Deployment always carries spec.replicas; a reply without it, or naming
+// another object, is not verification.
 func (a *Kubernetes) Verify(ctx context.Context, r incidents.HaltRequest) (bool, error) {
 	if err := checkRequest(a, r); err != nil {
 		return false, err
@@ -101,14 +106,14 @@ func (a *Kubernetes) Verify(ctx context.Context, r incidents.HaltRequest) (bool,
 	if err != nil {
 		return false, err
 	}
-	scale, err := k.scale(ctx)
+	dep, err := k.read(ctx)
 	if err != nil {
 		return false, err
 	}
 	if r.Action == incidents.ActionHalt {
-		return scale.Spec.Replicas == 0 && scale.Status.Replicas == 0, nil
+		return *dep.Spec.Replicas == 0 && dep.Status.Replicas == 0, nil
 	}
-	return scale.Spec.Replicas > 0, nil
+	return *dep.Spec.Replicas > 0, nil
 }
 
 // Drill reads the scale and sends the halt as a server-side dry run
@@ -130,6 +135,7 @@ type k8sTarget struct {
 	client     *http.Client
 	token      string
 	agent      string
+	name       string // the Deployment's name
 	deployment string // URL of the Deployment
 }
 
@@ -154,7 +160,7 @@ func (a *Kubernetes) target(agent *ownership.Agent) (*k8sTarget, error) {
 	}
 	dep := joinURL(spec.URL, "/apis/apps/v1/namespaces/"+url.PathEscape(spec.Namespace)+
 		"/deployments/"+url.PathEscape(spec.Deployment))
-	return &k8sTarget{client: client, token: token, agent: agent.Name, deployment: dep}, nil
+	return &k8sTarget{client: client, token: token, agent: agent.Name, name: spec.Deployment, deployment: dep}, nil
 }
 
 // clientFor returns a client trusting caFile's certificates on top of the
@@ -203,6 +209,38 @@ func (k *k8sTarget) setReplicas(ctx context.Context, n int, dryRun string) error
 	patch := map[string]any{"spec": map[string]int{"replicas": n}}
 	_, err := k.send(ctx, http.MethodPatch, k.deployment+"/scale", dryRun, patch, "scaling to "+strconv.Itoa(n))
 	return err
+}
+
+// k8sDeployment is the part of a Deployment Verify reads. Replicas is a
+// pointer: the API server always writes spec.replicas of a Deployment, so
+// its absence means the reply is not the Deployment.
+type k8sDeployment struct {
+	Kind     string `json:"kind"`
+	Metadata struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
+	Spec struct {
+		Replicas *int32 `json:"replicas"`
+	} `json:"spec"`
+	Status struct {
+		Replicas int32 `json:"replicas"` // omitted when 0
+	} `json:"status"`
+}
+
+// read GETs the Deployment and refuses a reply that is not it.
+func (k *k8sTarget) read(ctx context.Context) (*k8sDeployment, error) {
+	body, err := k.send(ctx, http.MethodGet, k.deployment, "", nil, "reading deployment of")
+	if err != nil {
+		return nil, err
+	}
+	var d k8sDeployment
+	if err := json.Unmarshal(body, &d); err != nil || d.Kind != "Deployment" || d.Spec.Replicas == nil ||
+		d.Metadata.Name != k.name {
+		return nil, incidents.Errorf(incidents.EUNAVAILABLE,
+			"Kubernetes did not answer with the Deployment %s of %s (want kind Deployment with spec.replicas), so the halt is not verified: %s",
+			k.name, k.agent, excerpt(body))
+	}
+	return &d, nil
 }
 
 // replicasBeforeHalt reads ReplicasAnnotation; absent or unusable means 1.

@@ -2,7 +2,9 @@ package halt_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/reins-oss/reins/incidents"
@@ -129,4 +131,52 @@ func TestKubernetesVerifyWaitsForPods(t *testing.T) {
 	// Someone (an HPA, a deploy) scales it back up behind reins' back.
 	f.SetReplicas(1)
 	assertVerify(t, a, request(agent, incidents.ActionHalt), false)
+}
+
+// A 2xx scale reply is the API server's word, not the Deployment's state:
+// an answer that is not a Scale (an empty {} from a proxy, a Status) decodes
+// as "0 replicas" when read through the scale subresource. Verify reads the
+// Deployment back and passes only when its spec.replicas is 0.
+func TestKubernetesVerifyReadsDeploymentBack(t *testing.T) {
+	const dep = "/apis/apps/v1/namespaces/agents/deployments/support-bot"
+	tests := []struct {
+		name       string
+		deployment string // what GET of the Deployment answers
+		wantErr    bool
+		want       bool
+	}{
+		{"StillRunning", `{"kind":"Deployment","metadata":{"name":"support-bot"},"spec":{"replicas":3},"status":{"replicas":3}}`, false, false},
+		{"EmptyReply", `{}`, true, false},
+		{"NoReplicas", `{"kind":"Deployment","metadata":{"name":"support-bot"},"spec":{},"status":{}}`, true, false},
+		{"OtherObject", `{"kind":"Deployment","metadata":{"name":"other"},"spec":{"replicas":0},"status":{}}`, true, false},
+		{"ScaledToZero", `{"kind":"Deployment","metadata":{"name":"support-bot"},"spec":{"replicas":0},"status":{}}`, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				switch r.URL.Path {
+				case dep + "/scale":
+					io.WriteString(w, `{}`) // accepted, says nothing
+				case dep:
+					io.WriteString(w, tt.deployment)
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			a := halt.NewKubernetes(halt.Config{Getenv: env{"K8S_TOKEN": "sa-token"}.get})
+			agent := k8sAgent(srv.URL)
+			if err := a.Do(context.Background(), request(agent, incidents.ActionHalt)); err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.Verify(context.Background(), request(agent, incidents.ActionHalt))
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("Verify = %v, %v; want %v, error %v", got, err, tt.want, tt.wantErr)
+			}
+			if err != nil {
+				assertErr(t, err, incidents.EUNAVAILABLE, "not verified")
+			}
+		})
+	}
 }
