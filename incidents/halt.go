@@ -122,6 +122,13 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 		return h, err
 	}
 	haltsTotal.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
+	if h.Status == HaltVerified {
+		s.log.Info("halt done", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+			"by", h.Actor.String(), "ms", h.TimeToHalt().Milliseconds())
+	} else {
+		s.log.Error("halt failed", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+			"by", h.Actor.String(), "err", h.Error)
+	}
 	if h.Status == HaltVerified && h.Action == ActionHalt {
 		timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
 	}
@@ -186,6 +193,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 	}
 	if created {
 		incidentsOpened.WithLabelValues("true").Inc()
+		s.log.Info("incident opened", "incident", h.IncidentID, "agent", ag.Name, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil
 }
@@ -243,8 +251,19 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 			return n + 1, nil
 		}
 		s.log.Warn("halt adapter failed", "agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "attempt", n+1, "err", err)
+		if permanentHaltError(err) {
+			// A missing secret or a bad setting fails the same way every
+			// time: say so now instead of retrying while the agent runs.
+			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
+		}
 	}
 	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+}
+
+// permanentHaltError reports an adapter error that retrying cannot fix.
+func permanentHaltError(err error) bool {
+	var perm *PermanentError
+	return errors.As(err, &perm) || ErrorCode(err) == EINVALID
 }
 
 // verify reads the state back until it matches, a few times over ~2 s.

@@ -48,6 +48,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 	}
 	for _, inc := range in.opened {
 		incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
+		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", inc.Source, "severity", inc.Severity)
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
@@ -476,6 +477,7 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 	}
 	if created {
 		incidentsOpened.WithLabelValues("true").Inc()
+		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", "declared", "by", actor.String())
 		s.Kick()
 	}
 	return inc, created, nil
