@@ -254,6 +254,9 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 		if permanentHaltError(err) {
 			// A missing secret or a bad setting fails the same way every
 			// time: say so now instead of retrying while the agent runs.
+			if ErrorCode(err) == EINVALID {
+				err = errors.New(ErrorMessage(err)) // the sentence that says what to set
+			}
 			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
 		}
 	}
@@ -317,7 +320,10 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		kind, msg := haltOutcome(h, ag)
 		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
 		if repage {
-			msg.Title += " — kill authority re-paged"
+			// Queued, not sent: the "Re-paged" event follows once PagerDuty
+			// took it (and "Gave up" if it never does), so the timeline
+			// never claims a page that was not delivered.
+			msg.Title += " — re-paging the kill authority"
 		}
 		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
 			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}
