@@ -53,6 +53,7 @@ type Main struct {
 	drillEntries []cron.EntryID
 	readOnly     bool // commands that only read: never create or migrate a database
 	cli          bool // a one-shot command: config warnings are for `reins validate`
+	healthCache  healthCache
 }
 
 // NewMain returns a Main reading the process environment.

@@ -508,3 +508,20 @@ func TestMetricsOutboxBacklogAndConfigReload(t *testing.T) {
 		t.Errorf("after a good reload /metrics lacks reins_config_last_reload_successful 1")
 	}
 }
+
+// A page that cannot work (no routing key anywhere) is given up on at the
+// first attempt, with the reason on the timeline, not retried.
+func TestPageWithoutRoutingKeyIsBuriedAtOnce(t *testing.T) {
+	e := startTestMain(t, testOptions{Env: map[string]string{"PAGERDUTY_ROUTING_KEY": "", "PD_SUPPORT_AI_KEY": ""}})
+	if code, body := e.webhook("generic", []byte(`{"agent":"support-bot","summary":"Token spend 12x baseline"}`)); code != 200 {
+		t.Fatalf("webhook: %d %s", code, body)
+	}
+	e.eventually("the page is given up on", func() bool {
+		_, body := e.api("GET", "/incidents/1", nil)
+		return strings.Contains(string(body), "Gave up on the PagerDuty page after 1 attempts") &&
+			strings.Contains(string(body), "PAGERDUTY_ROUTING_KEY")
+	})
+	if n := len(e.PD.Events()); n != 0 {
+		t.Errorf("PagerDuty got %d events without a routing key", n)
+	}
+}

@@ -344,7 +344,9 @@ func (m *Main) configLevel() slog.Level {
 // Only the database decides readiness: a replica without Slack or a secret
 // still takes alerts, halts through the other adapters and pages.
 func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
-	checks := health(r.Context(), m.Config, m.getenv, m.Registry.Current(), m.Store.Ping)
+	checks := m.healthCache.get(func() []healthCheck {
+		return health(r.Context(), m.Config, m.getenv, m.Registry.Current(), m.Store.Ping)
+	})
 	status, code := "ready", http.StatusOK
 	for _, c := range checks {
 		if c.Part == "database" && !c.OK {
@@ -356,4 +358,24 @@ func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
 		bad = []healthCheck{}
 	}
 	writeJSON(w, code, map[string]any{"status": status, "degraded": bad, "checks": checks})
+}
+
+// healthCache keeps the last verbose health report a few seconds: the route
+// needs no token, and each report dials every halt endpoint, so a flood of
+// requests must not become a flood of outbound connections.
+type healthCache struct {
+	mu     sync.Mutex
+	at     time.Time
+	checks []healthCheck
+}
+
+const healthCacheFor = 5 * time.Second
+
+func (c *healthCache) get(compute func() []healthCheck) []healthCheck {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.checks == nil || time.Since(c.at) > healthCacheFor {
+		c.checks, c.at = compute(), time.Now()
+	}
+	return c.checks
 }
