@@ -16,6 +16,7 @@ import (
 
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 	"github.com/reins-oss/reins/integrations/pagerduty/pdfake"
+	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
 )
 
@@ -523,5 +524,19 @@ func TestPageWithoutRoutingKeyIsBuriedAtOnce(t *testing.T) {
 	})
 	if n := len(e.PD.Events()); n != 0 {
 		t.Errorf("PagerDuty got %d events without a routing key", n)
+	}
+}
+
+// On PostgreSQL a read-only command does not migrate an empty database: it
+// says to run `reins migrate`, which then still has every migration to apply.
+func TestCLIReadOnlyCommandsDoNotMigratePostgres(t *testing.T) {
+	env := map[string]string{"REINS_DATABASE_URL": dbtest.EmptyURL(t, migrations.Postgres),
+		"REINS_CONFIG": writeTestConfig(t, "http://127.0.0.1:1")}
+	code, _, errOut := cli(t, env, "incidents")
+	if code != 1 || !strings.Contains(errOut, "reins migrate") {
+		t.Fatalf("incidents on an empty PostgreSQL database: exit %d %q", code, errOut)
+	}
+	if code, out, _ := cli(t, env, "migrate"); code != 0 || strings.Contains(out, " 0 migrations applied") {
+		t.Errorf("migrate after a read-only command: exit %d %q; want every migration still to apply", code, out)
 	}
 }
