@@ -66,7 +66,7 @@ func commands() []command {
 	return []command{
 		{"serve", "", "run everything: HTTP server, Socket Mode, delivery workers, scheduled jobs", cmdServe},
 		{"migrate", "", "apply pending database migrations and exit", cmdMigrate},
-		{"validate", "[--online]", "check the config file; print file:line: message per problem", cmdValidate},
+		{"validate", "[--online] [--strict]", "check the config file; print file:line: message per problem", cmdValidate},
 		{"kill", "AGENT [--session ID]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
 		{"resume", "AGENT [--session ID]...", "lift a halt", cmdResume},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
@@ -89,6 +89,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-11s %-40s %s\n", c.name, c.args, c.help)
 	}
 	fmt.Fprintf(w, "\n--config PATH defaults to $REINS_CONFIG, else reins.yaml in the working directory.\n"+
+		"--verbose prints JSON logs besides the result. `reins COMMAND --help` lists a command's flags.\n"+
 		"Settings come from the environment: see README.md.\n")
 }
 
