@@ -123,15 +123,21 @@ func sqliteExists(rawURL string) error {
 type limitListener struct {
 	net.Listener
 	sem        chan struct{}
+	done       chan struct{} // closed by Close: a waiting Accept returns at once
+	closeOnce  sync.Once
 	open, peak atomic.Int64
 }
 
 func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, sem: make(chan struct{}, n)}
+	return &limitListener{Listener: l, sem: make(chan struct{}, n), done: make(chan struct{})}
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	l.sem <- struct{}{}
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
 	c, err := l.Listener.Accept()
 	if err != nil {
 		<-l.sem
@@ -141,6 +147,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
 	}
 	return &limitConn{Conn: c, l: l}, nil
+}
+
+// Close stops accepting, also for an Accept waiting for a free slot, so a
+// shutdown under a flood of slow clients is not held up by them.
+func (l *limitListener) Close() error {
+	l.closeOnce.Do(func() { close(l.done) })
+	return l.Listener.Close()
 }
 
 type limitConn struct {
