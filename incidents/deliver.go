@@ -57,6 +57,7 @@ func (s *Service) deliverers() map[string]deliverFunc {
 		KindPage:          s.deliverPage,
 		KindRepage:        s.deliverRepage,
 		KindPageResolve:   s.deliverPageResolve,
+		KindPageAck:       s.deliverPageAck,
 	}
 	for k, f := range s.aftermathDeliverers() {
 		m[k] = f

@@ -38,6 +38,7 @@ func (s *Service) deliverCreateChannel(ctx context.Context, it *OutboxItem) erro
 	if err != nil {
 		return fmt.Errorf("create channel %s for incident %d: %w", name, inc.ID, err)
 	}
+	s.log.Info("channel created", "incident", inc.ID, "channel", used)
 	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if inc.SlackChannelID != "" {
 			return false, nil

@@ -35,6 +35,7 @@ func (s *Service) deliverPage(ctx context.Context, it *OutboxItem) error {
 	if err := s.pager.Send(ctx, page); err != nil {
 		return fmt.Errorf("page for incident %d: %w", inc.ID, err)
 	}
+	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey)
 	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if inc.PagedAt != nil {
 			return false, nil // delivered before a crash
@@ -66,6 +67,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *OutboxItem) error {
 	if err := s.pager.Send(ctx, page); err != nil {
 		return fmt.Errorf("re-page for incident %d: %w", inc.ID, err)
 	}
+	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey, "repage", true)
 	return s.retryTx(ctx, func(q Queries) error {
 		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
 			"Re-paged the kill authority of "+inc.Agent+": halt failed", map[string]any{"dedup_key": page.DedupKey, "halt_id": p.HaltID})

@@ -122,6 +122,13 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 		return h, err
 	}
 	haltsTotal.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
+	if h.Status == HaltVerified {
+		s.log.Info("halt done", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+			"by", h.Actor.String(), "ms", h.TimeToHalt().Milliseconds())
+	} else {
+		s.log.Error("halt failed", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+			"by", h.Actor.String(), "err", h.Error)
+	}
 	if h.Status == HaltVerified && h.Action == ActionHalt {
 		timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
 	}
@@ -186,6 +193,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 	}
 	if created {
 		incidentsOpened.WithLabelValues("true").Inc()
+		s.log.Info("incident opened", "incident", h.IncidentID, "agent", ag.Name, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil
 }
@@ -243,8 +251,22 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 			return n + 1, nil
 		}
 		s.log.Warn("halt adapter failed", "agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "attempt", n+1, "err", err)
+		if permanentHaltError(err) {
+			// A missing secret or a bad setting fails the same way every
+			// time: say so now instead of retrying while the agent runs.
+			if ErrorCode(err) == EINVALID {
+				err = errors.New(ErrorMessage(err)) // the sentence that says what to set
+			}
+			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
+		}
 	}
 	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+}
+
+// permanentHaltError reports an adapter error that retrying cannot fix.
+func permanentHaltError(err error) bool {
+	var perm *PermanentError
+	return errors.As(err, &perm) || ErrorCode(err) == EINVALID
 }
 
 // verify reads the state back until it matches, a few times over ~2 s.
@@ -298,7 +320,10 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		kind, msg := haltOutcome(h, ag)
 		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
 		if repage {
-			msg.Title += " — kill authority re-paged"
+			// Queued, not sent: the "Re-paged" event follows once PagerDuty
+			// took it (and "Gave up" if it never does), so the timeline
+			// never claims a page that was not delivered.
+			msg.Title += " — re-paging the kill authority"
 		}
 		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
 			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}

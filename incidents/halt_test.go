@@ -151,6 +151,11 @@ func TestHaltFailed(t *testing.T) {
 			do: func(ctx context.Context, r incidents.HaltRequest) error { return errors.New("connection refused") }},
 		{name: "AdapterHangs", wantAttempts: 3, wantError: "deadline exceeded",
 			do: func(ctx context.Context, r incidents.HaltRequest) error { <-ctx.Done(); return ctx.Err() }},
+		// A missing secret fails the same way every time: not retried.
+		{name: "MissingSecretIsNotRetried", wantAttempts: 1, wantError: "SUPPORT_BOT_HALT_SECRET, which is empty",
+			do: func(ctx context.Context, r incidents.HaltRequest) error {
+				return incidents.Errorf(incidents.EINVALID, "The webhook adapter reads $SUPPORT_BOT_HALT_SECRET, which is empty.")
+			}},
 		{name: "VerifyDisagrees", wantAttempts: 1, wantError: "still reports running",
 			verify: func(ctx context.Context, r incidents.HaltRequest) (bool, error) { return false, nil }},
 	}

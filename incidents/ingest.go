@@ -56,6 +56,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 		if kind, _ := Collector(inc.Agent); kind != "overflow" {
 			s.openings.add(inc.Source, s.clock.Now())
 		}
+		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", inc.Source, "severity", inc.Severity)
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
@@ -516,6 +517,7 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 	}
 	if created {
 		incidentsOpened.WithLabelValues("true").Inc()
+		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", "declared", "by", actor.String())
 		s.Kick()
 	}
 	return inc, created, nil

@@ -73,12 +73,26 @@ func (p *parser) envVar(n *yaml.Node, path string) string {
 	}
 	if p.opts.getenv()(name) == "" {
 		if p.opts.StrictEnv {
-			p.errorf(n, "%s: environment variable %s is not set", path, name)
+			p.errorf(n, "%s: environment variable %s is not set: %s", path, name, unsetEffect(path))
 		} else {
-			p.warnf(n, "%s: environment variable %s is not set here (an error under reins serve)", path, name)
+			p.warnf(n, "%s: environment variable %s is not set: %s", path, name, unsetEffect(path))
 		}
 	}
 	return name
+}
+
+// unsetEffect says what will not work while the variable named at path is
+// unset, so a warning tells the reader whether it matters to them yet.
+func unsetEffect(path string) string {
+	switch {
+	case strings.HasSuffix(path, ".routing_key_env"):
+		return "pages for " + strings.TrimSuffix(path, ".pagerduty.routing_key_env") +
+			" go to PAGERDUTY_ROUTING_KEY instead, or to nobody when that is unset too"
+	case strings.Contains(path, ".halt."):
+		return "halting " + strings.TrimPrefix(path[:strings.Index(path, ".halt.")], "agents.") +
+			" through its adapter will fail until it is set"
+	}
+	return "what it configures will not work until it is set"
 }
 
 // httpURL reports whether s is an absolute http(s) URL. Placeholders such as

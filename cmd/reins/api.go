@@ -20,6 +20,9 @@ func (m *Main) apiRoutes(mux *http.ServeMux) {
 	api("GET /api/v1/incidents", m.listIncidents)
 	api("GET /api/v1/incidents/{id}", m.getIncident)
 	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)
+	api("POST /api/v1/incidents", m.declareIncident)
+	api("POST /api/v1/incidents/{id}/ack", m.ackIncident)
+	api("POST /api/v1/incidents/{id}/resolve", m.resolveIncident)
 	// The kill flag agents poll takes its own token (or none), never the API token.
 	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))
 	mux.Handle("/api/v1/", requireToken(m.Config.APIToken, "REINS_API_TOKEN",

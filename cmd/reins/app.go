@@ -21,7 +21,6 @@ import (
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
-	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -52,6 +51,9 @@ type Main struct {
 	jobCtx       context.Context
 	drillMu      sync.Mutex
 	drillEntries []cron.EntryID
+	readOnly     bool // commands that only read: never create or migrate a database
+	cli          bool // a one-shot command: config warnings are for `reins validate`
+	healthCache  healthCache
 }
 
 // NewMain returns a Main reading the process environment.
@@ -72,7 +74,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	}
 	m.Registry = ownership.NewHolder(reg)
 
-	db, dialect, err := migrations.Open(ctx, m.Config.DatabaseURL)
+	db, dialect, err := m.openDB(ctx)
 	if err != nil {
 		return err
 	}
@@ -120,12 +122,16 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 	path := m.Config.ConfigPath
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		m.Log.Warn("no config file: running with no agents; create one from examples/reins.yaml", "config", path)
+		if m.Config.ConfigExplicit {
+			return nil, fmt.Errorf("config file %s does not exist (named by --config or REINS_CONFIG): "+
+				"check the path, or start from examples/reins.yaml", path)
+		}
+		m.Log.Log(context.Background(), m.configLevel(), "no config file: running with no agents; create one from examples/reins.yaml", "config", path)
 		return ownership.Empty(), nil
 	}
 	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv})
 	for _, p := range problems.Warnings() {
-		m.Log.Warn("config", "problem", p.String())
+		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
 	}
 	if err := problems.Err(); err != nil {
 		return nil, &configError{problems: problems.Errors()}
@@ -145,12 +151,14 @@ func (e *configError) Error() string {
 func (m *Main) Reload() error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
-	reg, err := m.loadRegistry(true)
+	reg, err := m.loadRegistry(false)
 	if err != nil {
+		configReloadOK.Set(0)
 		m.Log.Error("config reload rejected: keeping the registry in force", "config", m.Config.ConfigPath, "err", err)
 		return err
 	}
 	m.Registry.Swap(reg)
+	configReloadOK.Set(1)
 	m.Log.Info("config reloaded", "config", m.Config.ConfigPath, "agents", len(reg.Agents))
 	m.scheduleDrills()
 	return nil
@@ -160,7 +168,10 @@ func (m *Main) Reload() error {
 // refresh, Socket Mode and scheduled jobs. It returns once listening.
 func (m *Main) Run(ctx context.Context) error {
 	start := time.Now()
-	if err := m.Open(ctx, true); err != nil {
+	// A secret variable the config names but the environment lacks is a
+	// warning (logged by loadRegistry, listed by /readyz?verbose=1): reins
+	// starts, and only what needs that secret fails.
+	if err := m.Open(ctx, false); err != nil {
 		return err
 	}
 	if m.Config.SlackEnabled() {
@@ -178,13 +189,22 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")
 	}
 
+	conns, err := m.maxConns()
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Listen, err)
 	}
+	ln = newLimitListener(ln, conns)
 	m.listener = ln
+	m.exportBacklog()
+	configReloadOK.Set(1)
+	m.warnPublicURL()
 	m.server = &http.Server{
 		Handler:           m.routes(),
+		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

@@ -73,11 +73,16 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 func cmdValidate(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("validate")
 	online := fs.Bool("online", false, "also ask Slack and PagerDuty whether the people, channels and policies exist")
+	strict := fs.Bool("strict", false, "treat warnings (such as an unset secret variable) as errors, for CI")
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
 	cfg := e.loadConfig()
 	reg, problems := ownership.Load(cfg.ConfigPath, ownership.Options{Getenv: e.getenv})
+	var gaps []string
+	if *online && problems.Err() != nil {
+		gaps = append(gaps, "online checks skipped: fix the errors above first")
+	}
 	if *online && problems.Err() == nil {
 		var sc ownership.SlackChecker
 		var pc ownership.PagerChecker
@@ -91,17 +96,29 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		ctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		problems = append(problems, ownership.CheckOnline(ctx, reg, sc, pc)...)
+		gaps = append(gaps, onlineGaps(cfg, reg)...)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(e.stdout, p.String())
 	}
-	errs, warns := len(problems.Errors()), len(problems.Warnings())
+	// What could not be checked is said, never passed over in silence.
+	for _, g := range gaps {
+		fmt.Fprintf(e.stdout, "%s: warning: %s\n", cfg.ConfigPath, g)
+	}
+	errs, warns := len(problems.Errors()), len(problems.Warnings())+len(gaps)
 	agents := 0
 	if reg != nil {
 		agents = len(reg.Agents)
 	}
+	if agents == 0 && errs == 0 {
+		fmt.Fprintf(e.stdout, "%s: warning: no agents defined, so no agent was checked; start from examples/reins.yaml\n", cfg.ConfigPath)
+		warns++
+	}
 	fmt.Fprintf(e.stdout, "%s: %d agents, %d errors, %d warnings\n", cfg.ConfigPath, agents, errs, warns)
-	if errs > 0 {
+	if errs > 0 || (*strict && warns > 0) {
+		if errs == 0 {
+			fmt.Fprintf(e.stdout, "--strict: warnings count as errors\n")
+		}
 		return exitError{1}
 	}
 	return nil
@@ -150,7 +167,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
 		return usageError{"--reason is required: say why the agent is halted"}
 	}
-	m, err := e.openMain(ctx)
+	m, err := e.openMain(ctx, false)
 	if err != nil {
 		return err
 	}
@@ -162,22 +179,33 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	// Deliver the urgent lane once ourselves: a failed halt re-pages even when
-	// no server is running.
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, _ = m.Service.DeliverDue(dctx, incidents.LaneUrgent)
+	// Pages and Slack posts are left in the shared outbox for `reins serve`:
+	// delivered from here they would use this shell's environment, which
+	// rarely holds the server's keys, and be given up on for good.
+	fmt.Fprintln(e.stdout, haltLine(h))
+	if h.Status != incidents.HaltVerified {
+		return exitError{1}
+	}
+	return nil
+}
+
+// haltLine is the one line a break-glass halt or resume prints: result,
+// adapter, verification and what to do next.
+func haltLine(h *incidents.Halt) string {
 	scope := "all sessions"
 	if len(h.Sessions) > 0 {
 		scope = "sessions " + strings.Join(h.Sessions, ", ")
 	}
 	if h.Status != incidents.HaltVerified {
-		fmt.Fprintf(e.stdout, "%s of %s (%s) FAILED: %s\nIt is NOT done. Incident #%d.\n", action, h.Agent, scope, h.Error, h.IncidentID)
-		return exitError{1}
+		next := "stop it another way now"
+		if h.Action == incidents.ActionHalt {
+			next = "the kill authority's re-page is queued for `reins serve` to send; stop the agent another way now"
+		}
+		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
+			h.Action, h.Agent, scope, h.Adapter, strings.TrimSuffix(h.Error, "."), h.IncidentID, next, h.IncidentID)
 	}
-	fmt.Fprintf(e.stdout, "%s of %s (%s) verified in %s via %s, as %s. Incident #%d.\n",
-		action, h.Agent, scope, h.TimeToHalt().Round(time.Millisecond), h.Adapter, h.Actor.ID, h.IncidentID)
-	return nil
+	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: `reins serve` posts it to Slack and PagerDuty; `reins incident %d` shows the timeline.",
+		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID, h.IncidentID)
 }
 
 func cmdIncidents(ctx context.Context, e *env, args []string) error {
@@ -186,7 +214,7 @@ func cmdIncidents(ctx context.Context, e *env, args []string) error {
 	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	m, err := e.openMain(ctx)
+	m, err := e.openMain(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -236,7 +264,7 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	m, err := e.openMain(ctx)
+	m, err := e.openMain(ctx, true)
 	if err != nil {
 		return err
 	}
@@ -282,7 +310,7 @@ func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 	if *format != "markdown" && *format != "json" {
 		return usageError{"--format must be markdown or json"}
 	}
-	m, err := e.openMain(ctx)
+	m, err := e.openMain(ctx, true)
 	if err != nil {
 		return err
 	}

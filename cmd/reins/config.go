@@ -13,6 +13,11 @@ import (
 // live only here and are never logged: LogValue prints which are set, not what.
 type Config struct {
 	ConfigPath string // --config, REINS_CONFIG, default reins.yaml
+	// ConfigExplicit is true when the path was given (--config or
+	// REINS_CONFIG): then the file must exist; only the default may be absent.
+	ConfigExplicit bool
+	// PublicURLSet is true when REINS_PUBLIC_URL was given, not defaulted.
+	PublicURLSet bool
 
 	DatabaseURL string
 	Listen      string
@@ -80,6 +85,8 @@ func ConfigFromEnv(getenv func(string) string) Config {
 			*v.dst = v.def
 		}
 	}
+	c.ConfigExplicit = strings.TrimSpace(getenv("REINS_CONFIG")) != ""
+	c.PublicURLSet = strings.TrimSpace(getenv("REINS_PUBLIC_URL")) != ""
 	return c
 }
 

@@ -44,6 +44,7 @@ type testOptions struct {
 	Slack    *slackfake.Server // reuse fakes across a restart
 	PD       *pdfake.Server
 	Halt     *halttest.Webhook
+	LogTo    io.Writer // receives the server log at info, as `reins serve` writes it
 }
 
 // testEnv is a running reins with every outside system faked.
@@ -140,6 +141,9 @@ func (e *testEnv) start() {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if e.opts.LogTo != nil {
+		log = slog.New(slog.NewJSONHandler(e.opts.LogTo, nil))
 	}
 	m := NewMain(cfg, log)
 	m.Getenv = e.getenv

@@ -45,6 +45,10 @@ func (m *Main) routes() http.Handler {
 }
 
 func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
+	if v := r.URL.Query().Get("verbose"); v != "" && v != "0" {
+		m.readyzVerbose(w, r)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := m.Store.Ping(ctx); err != nil {

@@ -17,8 +17,14 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// Build facts, set for release images with
+// -ldflags "-X main.version=… -X main.commit=… -X main.date=…"; otherwise
+// read from the module and VCS stamps of debug.ReadBuildInfo.
+var (
+	version = "dev"
+	commit  = ""
+	date    = ""
+)
 
 func main() {
 	ctx, stop := signalNotify(context.Background())
@@ -42,6 +48,8 @@ type env struct {
 	stdout, stderr io.Writer
 	getenv         func(string) string
 	config         string // --config, "" when not given
+	verbose        bool   // --verbose: JSON logs at the configured level
+	fs             *flag.FlagSet
 }
 
 // exitError carries an exit code without a further message.
@@ -58,14 +66,20 @@ func commands() []command {
 	return []command{
 		{"serve", "", "run everything: HTTP server, Socket Mode, delivery workers, scheduled jobs", cmdServe},
 		{"migrate", "", "apply pending database migrations and exit", cmdMigrate},
-		{"validate", "[--online]", "check the config file; print file:line: message per problem", cmdValidate},
+		{"validate", "[--online] [--strict]", "check the config file; print file:line: message per problem", cmdValidate},
 		{"kill", "AGENT [--session ID]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
 		{"resume", "AGENT [--session ID]...", "lift a halt", cmdResume},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
-		{"version", "", "print the version", cmdVersion},
-		{"help", "", "show this help", nil},
+		{"declare", "AGENT SUMMARY...", "open an incident by hand, without Slack", cmdDeclare},
+		{"ack", "ID", "acknowledge an incident without Slack", cmdAck},
+		{"resolve", "ID [--note TEXT]", "resolve an incident without Slack", cmdResolve},
+		{"agents", "", "each agent: halt state, kill-authority holders now, open incidents", cmdAgents},
+		{"test-alert", "AGENT", "send a clearly labelled test alert through the whole intake path", cmdTestAlert},
+		{"doctor", "", "check database, Slack token, PagerDuty keys, secret variables, halt endpoints", cmdDoctor},
+		{"version", "", "print version, commit and build date (--version too)", cmdVersion},
+		{"help", "[COMMAND]", "show this help, or a command's flags", nil},
 	}
 }
 
@@ -75,6 +89,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-11s %-40s %s\n", c.name, c.args, c.help)
 	}
 	fmt.Fprintf(w, "\n--config PATH defaults to $REINS_CONFIG, else reins.yaml in the working directory.\n"+
+		"--verbose prints JSON logs besides the result. `reins COMMAND --help` lists a command's flags.\n"+
 		"Settings come from the environment: see README.md.\n")
 }
 
@@ -85,9 +100,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return 2
 	}
 	name := args[0]
-	if name == "help" || name == "-h" || name == "--help" {
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && name == "help" {
+			// `reins help kill` is `reins kill --help`.
+			return run(ctx, []string{args[1], "--help"}, stdout, stderr, getenv)
+		}
 		usage(stdout)
 		return 0
+	case "--version", "-version":
+		name, args = "version", []string{"version"}
 	}
 	for _, c := range commands() {
 		if c.name != name || c.run == nil {
@@ -101,6 +123,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		case err == nil:
 			return 0
 		case errors.Is(err, flag.ErrHelp):
+			commandUsage(stdout, c, e.fs)
 			return 0
 		case errors.As(err, &ue):
 			fmt.Fprintf(stderr, "reins %s: %s\nUsage: reins %s %s\n", c.name, ue.msg, c.name, c.args)
@@ -115,6 +138,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	fmt.Fprintf(stderr, "reins: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
+}
+
+// commandUsage prints one command's synopsis and every flag it takes.
+func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: reins %s %s\n\n%s\n", c.name, c.args, c.help)
+	if fs != nil {
+		fmt.Fprintf(w, "\nFlags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+	}
 }
 
 // parseFlags parses flags that may come before, between or after positional
@@ -142,6 +175,8 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 func (e *env) newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.StringVar(&e.config, "config", "", "config file (default $REINS_CONFIG or reins.yaml)")
+	fs.BoolVar(&e.verbose, "verbose", false, "print JSON logs (at REINS_LOG_LEVEL) besides the result")
+	e.fs = fs
 	return fs
 }
 
@@ -149,9 +184,18 @@ func (e *env) newFlags(name string) *flag.FlagSet {
 func (e *env) loadConfig() Config {
 	cfg := ConfigFromEnv(e.getenv)
 	if e.config != "" {
-		cfg.ConfigPath = e.config
+		cfg.ConfigPath, cfg.ConfigExplicit = e.config, true
 	}
 	return cfg
+}
+
+// cliLogger is the logger of the one-shot commands: warnings and errors
+// only, so the result line is not buried, unless --verbose.
+func (e *env) cliLogger(cfg Config) *slog.Logger {
+	if e.verbose {
+		return e.logger(cfg)
+	}
+	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // logger returns the JSON logger at the configured level.
@@ -162,9 +206,10 @@ func (e *env) logger(cfg Config) *slog.Logger {
 }
 
 // openMain builds a Main for commands that use the store without serving.
-func (e *env) openMain(ctx context.Context) (*Main, error) {
+// A read-only command never creates or migrates a database.
+func (e *env) openMain(ctx context.Context, readOnly bool) (*Main, error) {
 	cfg := e.loadConfig()
-	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: NewMain(cfg, nil).Clock}
+	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: NewMain(cfg, nil).Clock, readOnly: readOnly, cli: true}
 	if err := m.Open(ctx, false); err != nil {
 		_ = m.Close()
 		return nil, err
@@ -174,13 +219,38 @@ func (e *env) openMain(ctx context.Context) (*Main, error) {
 
 func cmdVersion(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("version")
-	if _, err := parseFlags(fs, args); err != nil {
+	if err := noArgs(fs, args); err != nil {
 		return err
 	}
-	v := version
-	if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		v = bi.Main.Version
-	}
-	fmt.Fprintf(e.stdout, "reins %s\n", v)
+	v, c, d := buildFacts()
+	fmt.Fprintf(e.stdout, "reins %s (commit %s, built %s)\n", v, c, d)
 	return nil
+}
+
+// buildFacts returns version, commit and build date: the ldflags values when
+// set, else the module version and VCS stamps Go records in the binary.
+func buildFacts() (v, c, d string) {
+	v, c, d = version, commit, date
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true" && c != "" && !strings.HasSuffix(c, "-dirty"):
+				c += "-dirty"
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if d == "" {
+		d = "unknown"
+	}
+	return v, c, d
 }

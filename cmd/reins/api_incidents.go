@@ -1,0 +1,102 @@
+package main
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/reins-oss/reins/incidents"
+)
+
+// Running an incident through the API when Slack is out of reach:
+// declare, acknowledge, resolve. Every call names the person asking (actor),
+// which the timeline and audit record, since the API token is shared.
+
+// declareBody is the JSON body of POST /api/v1/incidents.
+type declareBody struct {
+	Agent   string `json:"agent"`
+	Summary string `json:"summary"`
+	Actor   string `json:"actor"`
+}
+
+// incidentActionBody is the JSON body of POST /api/v1/incidents/{id}/ack and /resolve.
+type incidentActionBody struct {
+	Actor string `json:"actor"`
+	Note  string `json:"note"`
+}
+
+func apiActor(w http.ResponseWriter, actor string) (incidents.Actor, bool) {
+	if strings.TrimSpace(actor) == "" {
+		writeError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
+		return incidents.Actor{}, false
+	}
+	return incidents.Actor{Kind: incidents.ActorAPI, ID: strings.TrimSpace(actor)}, true
+}
+
+func (m *Main) declareIncident(w http.ResponseWriter, r *http.Request) {
+	var b declareBody
+	if !decodeJSON(w, r, &b) {
+		return
+	}
+	if strings.TrimSpace(b.Agent) == "" || strings.TrimSpace(b.Summary) == "" {
+		writeError(w, http.StatusUnprocessableEntity, "agent and summary are required: which agent, and what is wrong")
+		return
+	}
+	actor, ok := apiActor(w, b.Actor)
+	if !ok {
+		return
+	}
+	inc, created, err := m.Service.Declare(r.Context(), actor, b.Agent, b.Summary)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	out := incidentJSON(inc)
+	out["created"] = created
+	status := http.StatusCreated
+	if !created {
+		status = http.StatusOK // the agent's open incident, which the caller joins
+	}
+	writeJSON(w, status, out)
+}
+
+func (m *Main) ackIncident(w http.ResponseWriter, r *http.Request) {
+	id, ok := m.incidentID(w, r)
+	if !ok {
+		return
+	}
+	var b incidentActionBody
+	if !decodeJSON(w, r, &b) {
+		return
+	}
+	actor, ok := apiActor(w, b.Actor)
+	if !ok {
+		return
+	}
+	inc, err := m.Service.Acknowledge(r.Context(), actor, id)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, incidentJSON(inc))
+}
+
+func (m *Main) resolveIncident(w http.ResponseWriter, r *http.Request) {
+	id, ok := m.incidentID(w, r)
+	if !ok {
+		return
+	}
+	var b incidentActionBody
+	if !decodeJSON(w, r, &b) {
+		return
+	}
+	actor, ok := apiActor(w, b.Actor)
+	if !ok {
+		return
+	}
+	inc, err := m.Service.Resolve(r.Context(), actor, id, b.Note)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, incidentJSON(inc))
+}

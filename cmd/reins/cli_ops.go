@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/alerts"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// Commands that run an incident without Slack, and the operator's checks.
+
+func cmdDeclare(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("declare")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usageError{"name the agent and say what is wrong: reins declare support-bot refunds to wrong accounts"}
+	}
+	m, err := e.openMain(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	inc, created, err := m.Service.Declare(ctx, osActor(), pos[0], strings.Join(pos[1:], " "))
+	if err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	if !created {
+		fmt.Fprintf(e.stdout, "%s already has open incident #%d (%s): nothing new declared; `reins incident %d` shows it.\n",
+			inc.Agent, inc.ID, inc.Title, inc.ID)
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "Declared incident #%d for %s: %s. `reins serve` pages the kill authority and opens the channel; "+
+		"`reins ack %d` when you take it.\n", inc.ID, inc.Agent, inc.Title, inc.ID)
+	return nil
+}
+
+func cmdAck(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("ack")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(pos)
+	if err != nil {
+		return err
+	}
+	m, err := e.openMain(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	actor := osActor()
+	if _, err := m.Service.Acknowledge(ctx, actor, id); err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d acknowledged by %s; `reins serve` acknowledges the page in PagerDuty. `reins resolve %d --note TEXT` when it is over.\n",
+		id, actor.Name, id)
+	return nil
+}
+
+func cmdResolve(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("resolve")
+	note := fs.String("note", "", "what ended it (recorded on the timeline)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	id, err := parseID(pos)
+	if err != nil {
+		return err
+	}
+	m, err := e.openMain(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	actor := osActor()
+	if _, err := m.Service.Resolve(ctx, actor, id, *note); err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d resolved by %s; `reins serve` resolves the page. `reins postmortem %d` drafts the postmortem.\n",
+		id, actor.Name, id)
+	return nil
+}
+
+func cmdAgents(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("agents")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	m, err := e.openMain(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	sts, err := m.Service.Status(ctx, "")
+	if err != nil {
+		return fmt.Errorf("%s", incidents.ErrorMessage(err))
+	}
+	if len(sts) == 0 {
+		fmt.Fprintf(e.stdout, "No agents in %s: add them there (see examples/reins.yaml).\n", m.Config.ConfigPath)
+		return nil
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AGENT\tHALT STATE\tADAPTER\tKILL AUTHORITY NOW\tOPEN INCIDENTS")
+	for _, st := range sts {
+		state := "running"
+		switch {
+		case st.Halted:
+			state = "HALTED"
+		case len(st.HaltedSessions) > 0:
+			state = "sessions halted: " + strings.Join(st.HaltedSessions, ",")
+		}
+		holders := strings.Join(st.Holders, ", ")
+		if holders == "" {
+			holders = "nobody"
+		}
+		if len(st.Unavailable) > 0 {
+			holders += " (could not ask: " + strings.Join(st.Unavailable, "; ") + ")"
+		}
+		var open []string
+		for _, inc := range st.OpenIncidents {
+			open = append(open, fmt.Sprintf("#%d", inc.ID))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Agent.Name, state, st.Agent.Halt.Adapter, holders, orDash(strings.Join(open, " ")))
+	}
+	return tw.Flush()
+}
+
+// cmdTestAlert posts a labelled test alert to the running server's generic
+// webhook, so the whole path is exercised: token, parsing, agent lookup,
+// intake, incident, channel and page.
+func cmdTestAlert(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("test-alert")
+	base := fs.String("url", "", "base URL of the running reins (default $REINS_PUBLIC_URL)")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"name exactly one agent"}
+	}
+	cfg := e.loadConfig()
+	if cfg.WebhookToken == "" {
+		return fmt.Errorf("REINS_WEBHOOK_TOKEN is not set: set it to the server's value, the test alert goes through the webhook like a real one")
+	}
+	target := strings.TrimSuffix(*base, "/")
+	if target == "" {
+		target = strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	actor := osActor()
+	summary := fmt.Sprintf("TEST ALERT from `reins test-alert` by %s: not a real problem, resolve this incident", actor.Name)
+	body, _ := json.Marshal(map[string]any{
+		"agent": pos[0], "summary": summary, "severity": incidents.SeverityWarning, "status": incidents.AlertFiring,
+		"source": "reins-test-alert", "dedup_key": fmt.Sprintf("reins-test-alert-%d", time.Now().Unix()),
+		"details": map[string]any{"test": true, "sent_by": actor.Name},
+	})
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target+"/webhooks/generic", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("build request to %s: %w", target, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+cfg.WebhookToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach reins at %s (%v): start `reins serve`, or pass --url", target, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if res.StatusCode != http.StatusOK {
+		var eb struct{ Error string }
+		_ = json.Unmarshal(b, &eb)
+		return fmt.Errorf("reins at %s refused the test alert (HTTP %d): %s", target, res.StatusCode, firstNonEmpty(eb.Error, string(b)))
+	}
+	var ir alerts.IngestResponse
+	if err := json.Unmarshal(b, &ir); err != nil || len(ir.Incidents) == 0 {
+		return fmt.Errorf("reins at %s took the test alert but named no incident: %s", target, b)
+	}
+	fmt.Fprintf(e.stdout, "Test alert for %s accepted by %s: incident #%d. Check its page and channel, then `reins resolve %d --note test`.\n",
+		pos[0], target, ir.Incidents[0], ir.Incidents[0])
+	return nil
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if strings.TrimSpace(s) != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// cmdDoctor prints one line per part reins depends on, and exits 1 when any
+// is degraded. It creates nothing: an absent database is a line, not a file.
+func cmdDoctor(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("doctor")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	cfg := e.loadConfig()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: incidents.SystemClock{}, readOnly: true, cli: true}
+	reg, err := m.loadRegistry(false)
+	if err != nil {
+		return err
+	}
+	ping := func(ctx context.Context) error {
+		db, _, err := m.openDB(ctx)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		return db.PingContext(ctx)
+	}
+	checks := health(ctx, cfg, e.getenv, reg, ping)
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	for _, c := range checks {
+		status := "ok"
+		if !c.OK {
+			status = "DEGRADED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", status, c.Part, c.Detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if bad := degraded(checks); len(bad) > 0 {
+		fmt.Fprintf(e.stdout, "%d of %d parts degraded.\n", len(bad), len(checks))
+		return exitError{1}
+	}
+	fmt.Fprintf(e.stdout, "All %d parts ok.\n", len(checks))
+	return nil
+}
+
+// onlineGaps says what `reins validate --online` could not check.
+func onlineGaps(cfg Config, reg *ownership.Registry) []string {
+	var gaps []string
+	if cfg.SlackBotToken == "" {
+		gaps = append(gaps, "SLACK_BOT_TOKEN is not set: people, user groups and channels were not checked in Slack")
+	}
+	if cfg.PagerDutyAPIToken == "" {
+		gaps = append(gaps, "PAGERDUTY_API_TOKEN is not set: escalation policies and on-call were not checked in PagerDuty")
+	}
+	if reg == nil || len(reg.Agents) == 0 {
+		gaps = append(gaps, "the file names no agents: there was nothing to check online")
+	}
+	return gaps
+}
