@@ -16,6 +16,7 @@ import (
 
 	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/incidentstest"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -205,6 +206,7 @@ type harness struct {
 	svc   *fakeService
 	slack *slackfake.Server
 	now   time.Time
+	state *incidentstest.Store
 }
 
 func newHarness(t *testing.T, svc *fakeService) *harness {
@@ -214,9 +216,10 @@ func newHarness(t *testing.T, svc *fakeService) *harness {
 	t.Cleanup(fake.Close)
 	fake.AddChannel("C0INC42", "inc-42-support-bot", slackfake.BotUserID, "U01ALICE", "U02MALLORY")
 	fake.AddChannel("C0GENERAL", "general", slackfake.BotUserID, "U01ALICE", "U02MALLORY")
-	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, Chat: NewChat(fake.Client(), nil), Log: testLogger(t)})
+	state := incidentstest.NewStore()
+	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, State: state, Chat: NewChat(fake.Client(), nil), Log: testLogger(t)})
 	t.Cleanup(h.Wait)
-	return &harness{t: t, h: h, svc: svc, slack: fake}
+	return &harness{t: t, h: h, svc: svc, slack: fake, state: state}
 }
 
 // serve sends a signed POST to handler and returns the recorded response.
@@ -437,7 +440,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 // `/agent status`: read, verify, parse, hand off to the background.
 func BenchmarkCommandAck(b *testing.B) {
 	svc := &fakeService{t: &testing.T{}, StatusFn: func(string) ([]incidents.AgentStatus, error) { return nil, nil }}
-	h := NewHandler(Config{SigningSecret: testSecret, Service: svc})
+	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, State: incidentstest.NewStore()})
 	handler := h.Commands()
 	body := url.Values{"command": {"/agent"}, "text": {"status support-bot"}, "user_id": {"U01ALICE"},
 		"user_name": {"alice"}, "channel_id": {"C0GENERAL"}, "team_id": {"T0FAKE"}}.Encode()

@@ -43,6 +43,10 @@ type Main struct {
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
 
+	// Authority is the one kill-authority checker: the service's, and the
+	// Slack handler's for refusals answered on the request path.
+	Authority *ownership.Authorizer
+
 	server       *http.Server
 	listener     net.Listener
 	cron         *cron.Cron
@@ -99,10 +103,11 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		return fmt.Errorf("load kill flags: %w", err)
 	}
 	m.Halter = halt.NewRegistry(halt.Config{Getenv: m.Getenv, Flags: m.Flags, Now: now, Log: m.Log})
+	m.Authority = ownership.NewAuthorizer(dir, oncall, 5*time.Minute, now, m.Log)
 	m.Service = incidents.New(incidents.Deps{
 		Store:     m.Store,
 		Registry:  m.Registry,
-		Authority: ownership.NewAuthorizer(dir, oncall, 5*time.Minute, now, m.Log),
+		Authority: m.Authority,
 		Chat:      chat,
 		Pager:     m.Pager,
 		Halter:    m.Halter,
@@ -167,6 +172,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
 			Service:       m.Service,
+			State:         m.Store,
+			Authorizer:    m.Authority,
+			Now:           m.Clock.Now,
 			Chat:          bot.NewChat(m.Slack, m.Log),
 			Log:           m.Log,
 			PublicURL:     m.Config.PublicURL,
