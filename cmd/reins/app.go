@@ -86,7 +86,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	var chat incidents.Chat
 	var dir ownership.Directory
 	if m.Config.SlackEnabled() {
-		m.Slack = slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()))
+		m.Slack = bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL())
 		c := bot.NewChat(m.Slack, m.Log)
 		chat, dir = c, bot.NewDirectory(m.Slack)
 	}
@@ -241,7 +241,7 @@ func (m *Main) startBackground(ctx context.Context) {
 		}
 	})
 	if m.Config.SlackAppToken != "" && m.Bot != nil {
-		api := slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()),
+		api := bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL(),
 			slack.OptionAppLevelToken(m.Config.SlackAppToken))
 		m.goLoop(func() {
 			if err := m.Bot.RunSocketMode(ctx, api, m.Config.SlackAppToken); err != nil && ctx.Err() == nil {
