@@ -349,7 +349,7 @@ func (c *Chat) Respond(ctx context.Context, responseURL string, blocks []slack.B
 	if len(blocks) > 0 {
 		msg.Blocks = &slack.Blocks{BlockSet: blocks}
 	}
-	return classify("respond", slack.PostWebhookCustomHTTPContext(ctx, responseURL, c.http, msg))
+	return classify("respond", redactURL(slack.PostWebhookCustomHTTPContext(ctx, responseURL, c.http, msg)))
 }
 
 // channelID resolves a channel name ("#name" or "name") to its ID through

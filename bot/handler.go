@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -356,7 +357,18 @@ func (h *Handler) respond(ctx context.Context, responseURL string, blocks []slac
 	if len(blocks) > 0 {
 		msg.Blocks = &slack.Blocks{BlockSet: blocks}
 	}
-	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.client, msg)
+	return redactURL(slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.client, msg))
+}
+
+// redactURL drops the URL from a failed post to a response_url: the URL is
+// a credential (anyone holding it can post as reins for 30 minutes), and
+// net/http puts it in every error it returns.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("post to response_url: %w", ue.Err)
 }
 
 // errorReplies is the one table from domain error codes to what a Slack user

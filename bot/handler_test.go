@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -244,7 +245,7 @@ func (hs *harness) command(user, channel, text string) (*httptest.ResponseRecord
 	hs.t.Helper()
 	before := len(hs.slack.Responses())
 	form := url.Values{"command": {"/agent"}, "text": {text}, "user_id": {user}, "user_name": {strings.ToLower(user)},
-		"channel_id": {channel}, "response_url": {hs.slack.ResponseURL()}, "trigger_id": {"T.1"}, "team_id": {"T0FAKE"}}
+		"channel_id": {channel}, "response_url": {hs.slack.ResponseURL()}, "trigger_id": {fmt.Sprintf("T.%d", clicks.Add(1))}, "team_id": {"T0FAKE"}}
 	rec := hs.serve(hs.h.Commands(), form.Encode(), nil)
 	if rec.Code != http.StatusOK {
 		hs.t.Fatalf("command %q: status %d, body %s", text, rec.Code, rec.Body)
