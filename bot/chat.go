@@ -150,9 +150,11 @@ func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (st
 	return "", "", incidents.Permanent(fmt.Errorf("create channel %s: names up to -50 are all taken", base))
 }
 
-// SetTopic sets the channel topic (plain text, at most 250 characters).
+// SetTopic sets the channel topic: one line of at most 250 characters.
+// Slack renders <@U…>, <!subteam^…> and <!here> in a topic as it does in a
+// message, and the topic quotes alert text, so it is escaped like a message.
 func (c *Chat) SetTopic(ctx context.Context, channelID, topic string) error {
-	_, err := c.api.SetTopicOfConversationContext(ctx, channelID, PlainLimit(topic, MaxTopic))
+	_, err := c.api.SetTopicOfConversationContext(ctx, channelID, EscapeLimit(PlainText(topic), MaxTopic))
 	return classify("set topic of "+channelID, err)
 }
 
