@@ -309,6 +309,15 @@ func (h *Handler) incidentCommand(ctx context.Context, c caller, cmd Command) {
 			text = fmt.Sprintf("The blast-radius checklist is in the thread: %d of %d answered.", cl.Answered(), len(cl.Items))
 		}
 	case VerbResolve:
+		var ok bool
+		if ok, text, err = h.mayResolve(ctx, c.actor, inc); err == nil && !ok {
+			h.log.Info("resolve refused", "incident", inc.ID, "user", c.actor.ID)
+			h.reply(ctx, c, textBlocks(text), text)
+			return
+		}
+		if err != nil {
+			break
+		}
 		if _, err = h.svc.Resolve(ctx, c.actor, inc.ID, cmd.Text); err == nil {
 			text = fmt.Sprintf("Incident #%d resolved. The postmortem questions follow in a thread.", inc.ID)
 		}

@@ -46,6 +46,8 @@ type fakeService struct {
 	AnswerPostmortemFn  func(actor incidents.Actor, id int64, key, text string) error
 	PostPostmortemFn    func(id int64) error
 	RememberFn          func(key string) (bool, error)
+	TimelineFn          func(id int64) ([]*incidents.Event, error)
+	Reg                 *ownership.Registry
 }
 
 var _ Service = (*fakeService)(nil)
@@ -76,7 +78,15 @@ func (f *fakeService) count(name string) int {
 	return n
 }
 
-func (f *fakeService) Registry() *ownership.Registry { f.record("Registry", nil); return nil }
+// Registry returns Reg, nil unless a test sets it (nil finds no agent).
+func (f *fakeService) Registry() *ownership.Registry { return f.Reg }
+
+func (f *fakeService) Timeline(_ context.Context, id int64) ([]*incidents.Event, error) {
+	if f.TimelineFn == nil {
+		return nil, nil
+	}
+	return f.TimelineFn(id)
+}
 
 func (f *fakeService) Declare(_ context.Context, a incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
 	if f.record("Declare", f.DeclareFn); f.DeclareFn == nil {
