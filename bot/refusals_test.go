@@ -100,3 +100,21 @@ func TestHandlerPrunesExpiredState(t *testing.T) {
 		t.Fatalf("pruned %d times after a minute, want 2", n)
 	}
 }
+
+// When the store cannot say whether a request is a replay, nothing runs:
+// the caller is told why and what to do instead.
+func TestReplayCheckFailsClosed(t *testing.T) {
+	svc := &fakeService{}
+	hs := newHarness(t, svc)
+	hs.state.Hook = func(method string) error {
+		if method == "FirstRequest" {
+			return incidents.Errorf(incidents.EUNAVAILABLE, "database down")
+		}
+		return nil
+	}
+	rec, _ := hs.command("U01ALICE", "C0GENERAL", "resume support-bot")
+	wantContains(t, rec.Body.String(), "cannot reach its database", "reins kill")
+	if n := len(svc.calls); n != 0 {
+		t.Fatalf("service called %v with the replay check down", svc.calls)
+	}
+}
