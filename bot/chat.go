@@ -150,9 +150,11 @@ func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (st
 	return "", "", incidents.Permanent(fmt.Errorf("create channel %s: names up to -50 are all taken", base))
 }
 
-// SetTopic sets the channel topic (plain text, at most 250 characters).
+// SetTopic sets the channel topic: one line of at most 250 characters.
+// Slack renders <@U…>, <!subteam^…> and <!here> in a topic as it does in a
+// message, and the topic quotes alert text, so it is escaped like a message.
 func (c *Chat) SetTopic(ctx context.Context, channelID, topic string) error {
-	_, err := c.api.SetTopicOfConversationContext(ctx, channelID, PlainLimit(topic, MaxTopic))
+	_, err := c.api.SetTopicOfConversationContext(ctx, channelID, EscapeLimit(PlainText(topic), MaxTopic))
 	return classify("set topic of "+channelID, err)
 }
 
@@ -349,7 +351,7 @@ func (c *Chat) Respond(ctx context.Context, responseURL string, blocks []slack.B
 	if len(blocks) > 0 {
 		msg.Blocks = &slack.Blocks{BlockSet: blocks}
 	}
-	return classify("respond", slack.PostWebhookCustomHTTPContext(ctx, responseURL, c.http, msg))
+	return classify("respond", redactURL(slack.PostWebhookCustomHTTPContext(ctx, responseURL, c.http, msg)))
 }
 
 // channelID resolves a channel name ("#name" or "name") to its ID through

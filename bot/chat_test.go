@@ -397,3 +397,30 @@ func TestClassify(t *testing.T) {
 		t.Error("classify(nil) != nil")
 	}
 }
+
+// Alert text reaches the topic ("agent · severity · title"): mentions and
+// broadcasts in it are shown as typed, never notify anyone, and an entity is
+// never cut in half.
+func TestChatTopicEscapesMentions(t *testing.T) {
+	ctx := context.Background()
+	chat, srv := newChat(t)
+	srv.AddChannel("C0INC0001", "inc")
+	title := "support-bot · critical · <@U01ALICE> <!subteam^S0ONCALL> <!here> @everyone <https://evil.example|click> & more\nline two"
+	if err := chat.SetTopic(ctx, "C0INC0001", title); err != nil {
+		t.Fatal(err)
+	}
+	topic := srv.Channels()[0].Topic
+	for _, bad := range []string{"<@", "<!", "<http", "@everyone", "\n"} {
+		if strings.Contains(topic, bad) {
+			t.Errorf("topic %q contains %q", topic, bad)
+		}
+	}
+	wantContains(t, topic, "&lt;@U01ALICE&gt;", "&lt;!subteam^S0ONCALL&gt;", "&amp; more")
+	if err := chat.SetTopic(ctx, "C0INC0001", strings.Repeat("x", MaxTopic-3)+"<@U01ALICE>"); err != nil {
+		t.Fatal(err)
+	}
+	topic = srv.Channels()[0].Topic
+	if n := len([]rune(topic)); n > MaxTopic || strings.HasSuffix(strings.TrimSuffix(topic, "…"), "&l") {
+		t.Errorf("long topic %q (%d runes) over the limit or cut inside an entity", topic, n)
+	}
+}

@@ -15,12 +15,8 @@ import (
 // runCommand does the work of a parsed `/agent` command, after the ack.
 func (h *Handler) runCommand(ctx context.Context, c caller, cmd Command) {
 	switch cmd.Verb {
-	case VerbKill:
-		h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: cmd.Agent,
-			Sessions: cmd.Sessions, Reason: cmd.Text, Actor: c.actor})
-	case VerbResume:
-		h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionResume, Agent: cmd.Agent,
-			Sessions: cmd.Sessions, Reason: cmd.Text, Actor: c.actor})
+	case VerbKill, VerbResume:
+		h.requestHalt(ctx, c, haltCommand(cmd, c.actor))
 	case VerbStatus:
 		h.status(ctx, c, cmd.Agent)
 	case VerbWho:
@@ -33,6 +29,15 @@ func (h *Handler) runCommand(ctx context.Context, c caller, cmd Command) {
 		blocks, text := helpReply(cmd)
 		h.reply(ctx, c, blocks, text)
 	}
+}
+
+// haltCommand is the halt or resume a parsed `/agent kill` or `resume` asks for.
+func haltCommand(cmd Command, actor incidents.Actor) incidents.HaltCommand {
+	action := incidents.ActionHalt
+	if cmd.Verb == VerbResume {
+		action = incidents.ActionResume
+	}
+	return incidents.HaltCommand{Action: action, Agent: cmd.Agent, Sessions: cmd.Sessions, Reason: cmd.Text, Actor: actor}
 }
 
 // requestHalt is the kill (and resume) flow shared by `/agent kill`, the Halt
@@ -55,7 +60,11 @@ func (h *Handler) requestHalt(ctx context.Context, c caller, cmd incidents.HaltC
 		cmd.Agent = agent.Name
 	}
 	if cmd.Action == incidents.ActionHalt && (agent == nil || agent.Halt.Confirm) {
-		token := h.pending.Put(pendingHalt{Cmd: cmd, UserID: cmd.Actor.ID, ChannelID: c.channelID})
+		token, err := h.saveConfirmation(ctx, cmd, c.channelID)
+		if err != nil {
+			h.failed(ctx, c, "save halt confirmation", err)
+			return
+		}
 		blocks, text := RenderConfirmHalt(cmd.Agent, cmd.Sessions, cmd.Reason, cmd.IncidentID, token)
 		h.reply(ctx, c, blocks, text)
 		return
@@ -300,6 +309,15 @@ func (h *Handler) incidentCommand(ctx context.Context, c caller, cmd Command) {
 			text = fmt.Sprintf("The blast-radius checklist is in the thread: %d of %d answered.", cl.Answered(), len(cl.Items))
 		}
 	case VerbResolve:
+		var ok bool
+		if ok, text, err = h.mayResolve(ctx, c.actor, inc); err == nil && !ok {
+			h.log.Info("resolve refused", "incident", inc.ID, "user", c.actor.ID)
+			h.reply(ctx, c, textBlocks(text), text)
+			return
+		}
+		if err != nil {
+			break
+		}
 		if _, err = h.svc.Resolve(ctx, c.actor, inc.ID, cmd.Text); err == nil {
 			text = fmt.Sprintf("Incident #%d resolved. The postmortem questions follow in a thread.", inc.ID)
 		}

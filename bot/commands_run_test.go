@@ -323,7 +323,7 @@ func TestWithoutWebAPI(t *testing.T) {
 		return nil, incidents.Errorf(incidents.ECONFLICT, "The checklist is closed.")
 	}}
 	hs := newHarness(t, svc)
-	hs.h = NewHandler(Config{SigningSecret: testSecret, Service: svc, Log: testLogger(t)})
+	hs.h = NewHandler(Config{SigningSecret: testSecret, Service: svc, State: hs.state, Log: testLogger(t)})
 	_, posts := hs.command("U01ALICE", "C0GENERAL", "who quick-bot")
 	wantContains(t, lastText(t, posts), "*quick-bot*", "no confirmation click")
 	hs.interact(click("U01ALICE", "C0INC42", hs.slack.ResponseURL(), ActionChecklistNoImpact, "42|std:spend"))

@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -23,9 +26,16 @@ const maxBody = 1 << 20
 type Config struct {
 	SigningSecret string
 	Service       Service
-	Chat          *Chat // nil: Slack Web API not configured; replies still go to response_url
-	Log           *slog.Logger
-	Now           func() time.Time // nil: time.Now
+	// State keeps confirmations and handled requests in the database all
+	// replicas share. Required.
+	State StateStore
+	// Authorizer decides kill authority without auditing, so refusals are
+	// answered on the request path and audited once per burst; nil: the
+	// service's CheckAuthority decides in the background, as for allowed halts.
+	Authorizer Authorizer
+	Chat       *Chat // nil: Slack Web API not configured; replies still go to response_url
+	Log        *slog.Logger
+	Now        func() time.Time // nil: time.Now
 	// PublicURL is REINS_PUBLIC_URL. Replies link to Slack channels, which
 	// work for everyone reading them, so it is not used in replies today.
 	PublicURL string
@@ -48,12 +58,17 @@ type Handler struct {
 	svc      Service
 	chat     *Chat
 	log      *slog.Logger
-	pending  *pendingStore
-	sem      chan struct{}
-	haltSem  chan struct{} // haltWorkers slots for kill, resume and confirmations
-	timeout  time.Duration
-	client   *http.Client
-	wg       sync.WaitGroup
+	state    StateStore
+	auth     Authorizer
+	now      func() time.Time
+	refusals *refusalLimiter
+	// lastPrune is when this replica last pruned expired state (UnixNano).
+	lastPrune atomic.Int64
+	sem       chan struct{}
+	haltSem   chan struct{} // haltWorkers slots for kill, resume and confirmations
+	timeout   time.Duration
+	client    *http.Client
+	wg        sync.WaitGroup
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -78,7 +93,10 @@ func NewHandler(cfg Config) *Handler {
 		svc:      cfg.Service,
 		chat:     cfg.Chat,
 		log:      cfg.Log,
-		pending:  newPendingStore(cfg.Now),
+		state:    cfg.State,
+		auth:     cfg.Authorizer,
+		now:      cfg.Now,
+		refusals: newRefusalLimiter(),
 		sem:      make(chan struct{}, cfg.Workers),
 		haltSem:  make(chan struct{}, haltWorkers),
 		timeout:  cfg.WorkTimeout,
@@ -95,7 +113,7 @@ func (h *Handler) Commands() http.Handler {
 			return
 		}
 		writeAck(w, h.command(slashFromForm(form)))
-	})
+	}, true)
 }
 
 // Interactions serves POST /slack/interactions. slack-go's
@@ -114,7 +132,7 @@ func (h *Handler) Interactions() http.Handler {
 			return
 		}
 		writeAck(w, h.interaction(ic))
-	})
+	}, true)
 }
 
 // Events serves POST /slack/events, answering url_verification's challenge.
@@ -126,15 +144,18 @@ func (h *Handler) Events() http.Handler {
 			return
 		}
 		writeAck(w, ack)
-	})
+	}, false)
 }
 
 // Wait blocks until the background work started so far has finished.
 func (h *Handler) Wait() { h.wg.Wait() }
 
 // signed reads the body (at most 1 MiB), verifies Slack's signature and only
-// then calls next: an unsigned request never reaches the service.
-func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte)) http.Handler {
+// then calls next: an unsigned request never reaches the service. A
+// singleUse request (one that changes state) is also dropped when its
+// signature was seen before: whoever captured a signed request cannot
+// replay it within the 5-minute window, on this replica or another.
+func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte), singleUse bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -156,8 +177,40 @@ func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte)) 
 			writeError(w, http.StatusUnauthorized, "invalid Slack signature")
 			return
 		}
+		if singleUse {
+			ts, _ := strconv.ParseInt(r.Header.Get(headerTimestamp), 10, 64) // Verify parsed it
+			expires := time.Unix(ts, 0).Add(MaxSkew + time.Second)
+			first, err := h.firstRequest(r.Context(), requestKey(r.Header.Get(headerSignature)), expires)
+			if err != nil {
+				writeAck(w, ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: storeDownText})
+				return
+			}
+			if !first {
+				h.log.Debug("slack request replayed: dropped", "path", r.URL.Path)
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
 		next(w, r, body)
 	})
+}
+
+// storeDownText answers a request that could not be checked against replays.
+const storeDownText = ":warning: reins cannot reach its database, so it did nothing. Try again in a minute; to halt an agent now, run `reins kill AGENT --reason TEXT` on the reins host."
+
+// firstRequest records key in the store, bounded in time so the ack still
+// beats Slack's 3 s. An error fails closed: a request that may be a replay
+// (a resume undoing a later halt) is not run.
+func (h *Handler) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	first, err := h.state.FirstRequest(ctx, key, expires)
+	if err != nil {
+		h.log.Error("check slack request against replays", "err", err)
+		return false, err
+	}
+	h.maybePrune()
+	return first, nil
 }
 
 // ackMessage is an immediate reply in the HTTP response or Socket Mode ack.
@@ -218,6 +271,11 @@ func (h *Handler) command(sc slack.SlashCommand) any {
 	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
 	spawn := h.spawn
 	if cmd.Verb == VerbKill || cmd.Verb == VerbResume {
+		// A refusal is answered here, in the ack: refused attempts never
+		// take, or wait for, a halt worker.
+		if text := h.refuseNow(context.Background(), haltCommand(cmd, c.actor)); text != "" {
+			return refusedAck(text)
+		}
 		spawn = h.spawnHalt
 	}
 	spawn("command "+cmd.Verb, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
@@ -299,7 +357,18 @@ func (h *Handler) respond(ctx context.Context, responseURL string, blocks []slac
 	if len(blocks) > 0 {
 		msg.Blocks = &slack.Blocks{BlockSet: blocks}
 	}
-	return slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.client, msg)
+	return redactURL(slack.PostWebhookCustomHTTPContext(ctx, responseURL, h.client, msg))
+}
+
+// redactURL drops the URL from a failed post to a response_url: the URL is
+// a credential (anyone holding it can post as reins for 30 minutes), and
+// net/http puts it in every error it returns.
+func redactURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return fmt.Errorf("post to response_url: %w", ue.Err)
 }
 
 // errorReplies is the one table from domain error codes to what a Slack user

@@ -3,19 +3,23 @@ package bot
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/incidentstest"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -44,6 +48,8 @@ type fakeService struct {
 	AnswerPostmortemFn  func(actor incidents.Actor, id int64, key, text string) error
 	PostPostmortemFn    func(id int64) error
 	RememberFn          func(key string) (bool, error)
+	TimelineFn          func(id int64) ([]*incidents.Event, error)
+	Reg                 *ownership.Registry
 }
 
 var _ Service = (*fakeService)(nil)
@@ -74,7 +80,15 @@ func (f *fakeService) count(name string) int {
 	return n
 }
 
-func (f *fakeService) Registry() *ownership.Registry { f.record("Registry", nil); return nil }
+// Registry returns Reg, nil unless a test sets it (nil finds no agent).
+func (f *fakeService) Registry() *ownership.Registry { return f.Reg }
+
+func (f *fakeService) Timeline(_ context.Context, id int64) ([]*incidents.Event, error) {
+	if f.TimelineFn == nil {
+		return nil, nil
+	}
+	return f.TimelineFn(id)
+}
 
 func (f *fakeService) Declare(_ context.Context, a incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
 	if f.record("Declare", f.DeclareFn); f.DeclareFn == nil {
@@ -205,6 +219,7 @@ type harness struct {
 	svc   *fakeService
 	slack *slackfake.Server
 	now   time.Time
+	state *incidentstest.Store
 }
 
 func newHarness(t *testing.T, svc *fakeService) *harness {
@@ -214,9 +229,10 @@ func newHarness(t *testing.T, svc *fakeService) *harness {
 	t.Cleanup(fake.Close)
 	fake.AddChannel("C0INC42", "inc-42-support-bot", slackfake.BotUserID, "U01ALICE", "U02MALLORY")
 	fake.AddChannel("C0GENERAL", "general", slackfake.BotUserID, "U01ALICE", "U02MALLORY")
-	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, Chat: NewChat(fake.Client(), nil), Log: testLogger(t)})
+	state := incidentstest.NewStore()
+	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, State: state, Chat: NewChat(fake.Client(), nil), Log: testLogger(t)})
 	t.Cleanup(h.Wait)
-	return &harness{t: t, h: h, svc: svc, slack: fake}
+	return &harness{t: t, h: h, svc: svc, slack: fake, state: state}
 }
 
 // serve sends a signed POST to handler and returns the recorded response.
@@ -241,7 +257,7 @@ func (hs *harness) command(user, channel, text string) (*httptest.ResponseRecord
 	hs.t.Helper()
 	before := len(hs.slack.Responses())
 	form := url.Values{"command": {"/agent"}, "text": {text}, "user_id": {user}, "user_name": {strings.ToLower(user)},
-		"channel_id": {channel}, "response_url": {hs.slack.ResponseURL()}, "trigger_id": {"T.1"}, "team_id": {"T0FAKE"}}
+		"channel_id": {channel}, "response_url": {hs.slack.ResponseURL()}, "trigger_id": {fmt.Sprintf("T.%d", clicks.Add(1))}, "team_id": {"T0FAKE"}}
 	rec := hs.serve(hs.h.Commands(), form.Encode(), nil)
 	if rec.Code != http.StatusOK {
 		hs.t.Fatalf("command %q: status %d, body %s", text, rec.Code, rec.Body)
@@ -437,17 +453,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 // `/agent status`: read, verify, parse, hand off to the background.
 func BenchmarkCommandAck(b *testing.B) {
 	svc := &fakeService{t: &testing.T{}, StatusFn: func(string) ([]incidents.AgentStatus, error) { return nil, nil }}
-	h := NewHandler(Config{SigningSecret: testSecret, Service: svc})
+	h := NewHandler(Config{SigningSecret: testSecret, Service: svc, State: incidentstest.NewStore()})
 	handler := h.Commands()
-	body := url.Values{"command": {"/agent"}, "text": {"status support-bot"}, "user_id": {"U01ALICE"},
-		"user_name": {"alice"}, "channel_id": {"C0GENERAL"}, "team_id": {"T0FAKE"}}.Encode()
-	header := Sign(testSecret, time.Now(), []byte(body))
+	// Each request is a new one (its own trigger_id): a repeat would be
+	// dropped as a replay and measure only that.
+	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
+			body := url.Values{"command": {"/agent"}, "text": {"status support-bot"}, "user_id": {"U01ALICE"},
+				"user_name": {"alice"}, "channel_id": {"C0GENERAL"}, "team_id": {"T0FAKE"},
+				"trigger_id": {strconv.FormatInt(n.Add(1), 10)}}.Encode()
 			req := httptest.NewRequest(http.MethodPost, "/slack/commands", strings.NewReader(body))
-			req.Header = header.Clone()
+			req.Header = Sign(testSecret, time.Now(), []byte(body))
 			rec := httptest.NewRecorder()
 			handler.ServeHTTP(rec, req)
 			if rec.Code != http.StatusOK {

@@ -47,10 +47,12 @@ func (h *Handler) blockAction(ic slack.InteractionCallback, a slack.BlockAction)
 	case ActionCancelHalt:
 		h.spawn("cancel halt", func(ctx context.Context) { h.cancelHalt(ctx, c, a.Value) })
 	case ActionHaltAgent:
-		h.spawnHalt("halt agent button", func(ctx context.Context) {
-			h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest,
-				Actor: c.actor, IncidentID: id})
-		})
+		cmd := incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest, Actor: c.actor, IncidentID: id}
+		if text := h.refuseNow(context.Background(), cmd); text != "" {
+			h.spawn("halt refused", func(ctx context.Context) { h.reply(ctx, c, textBlocks(text), text) })
+			return
+		}
+		h.spawnHalt("halt agent button", func(ctx context.Context) { h.requestHalt(ctx, c, cmd) })
 	case ActionHaltSession:
 		h.spawnHalt("halt session modal", func(ctx context.Context) {
 			inc, err := h.svc.FindIncident(ctx, id)
@@ -89,42 +91,60 @@ func (h *Handler) blockAction(ic slack.InteractionCallback, a slack.BlockAction)
 	}
 }
 
-// confirmHalt runs a confirmed halt exactly once: the token is consumed by the
-// first click, and remembered in the store for good measure.
+// confirmHalt runs a confirmed halt exactly once, on whichever replica the
+// click reaches: the store hands the confirmation to one click only.
 func (h *Handler) confirmHalt(ctx context.Context, c caller, token string) {
-	p, ok := h.pending.Get(token)
-	if !ok {
-		text := "This confirmation has expired or was already used. Run `/agent kill …` again if the agent still needs halting."
-		h.replace(ctx, c, text)
+	p, asker, used, ok, err := h.findConfirmation(ctx, token)
+	switch {
+	case err != nil:
+		h.failed(ctx, c, "find halt confirmation", err)
 		return
-	}
-	if p.UserID != c.actor.ID {
-		text := fmt.Sprintf("Only <@%s>, who asked for this halt, can confirm it.", p.UserID)
+	case !ok:
+		h.replace(ctx, c, "This confirmation has expired or was already used. Run `/agent kill …` again if the agent still needs halting.")
+		return
+	case asker != c.actor.ID:
+		text := fmt.Sprintf("Only <@%s>, who asked for this halt, can confirm it.", asker)
 		h.reply(ctx, caller{actor: c.actor, responseURL: c.responseURL}, textBlocks(text), text)
 		return
-	}
-	if p, ok = h.pending.Take(token); !ok {
-		return // a concurrent click took it
-	}
-	if first, err := h.svc.Remember(ctx, "slack:confirm_halt:"+token); err != nil {
-		// The store being down must not block the kill switch; Take already
-		// made this click the only one.
-		h.log.Warn("remember confirmation", "err", err)
-	} else if !first {
+	case used:
+		h.replace(ctx, c, alreadyUsed(p))
 		return
 	}
-	h.replace(ctx, c, fmt.Sprintf(":hourglass_flowing_sand: Halting *%s* (%s)…", Escape(p.Cmd.Agent), scopeText(p.Cmd.Sessions)))
-	h.replace(ctx, c, h.runHalt(ctx, p.Cmd))
+	taken, err := h.state.TakeConfirmation(ctx, token, c.actor.ID, h.now())
+	if err != nil {
+		h.failed(ctx, c, "take halt confirmation", err)
+		return
+	}
+	if !taken {
+		h.replace(ctx, c, alreadyUsed(p)) // a concurrent click, here or on another replica, took it
+		return
+	}
+	cmd := p.command()
+	h.replace(ctx, c, fmt.Sprintf(":hourglass_flowing_sand: Halting *%s* (%s)…", Escape(cmd.Agent), scopeText(cmd.Sessions)))
+	h.replace(ctx, c, h.runHalt(ctx, cmd))
+}
+
+func alreadyUsed(p pendingHalt) string {
+	return fmt.Sprintf("This confirmation was already used: the halt of *%s* ran once. See `/agent status %s`.",
+		Escape(p.Agent), Escape(p.Agent))
 }
 
 func (h *Handler) cancelHalt(ctx context.Context, c caller, token string) {
-	p, ok := h.pending.Get(token)
-	if !ok || p.UserID != c.actor.ID {
+	p, asker, used, ok, err := h.findConfirmation(ctx, token)
+	if err != nil {
+		h.failed(ctx, c, "find halt confirmation", err)
+		return
+	}
+	if !ok || used || asker != c.actor.ID {
 		h.replace(ctx, c, "This confirmation has expired or was already used.")
 		return
 	}
-	if p, ok = h.pending.Take(token); ok {
-		h.replace(ctx, c, fmt.Sprintf("Cancelled: *%s* was not halted.", Escape(p.Cmd.Agent)))
+	if taken, err := h.state.TakeConfirmation(ctx, token, c.actor.ID, h.now()); err != nil {
+		h.failed(ctx, c, "cancel halt confirmation", err)
+	} else if taken {
+		h.replace(ctx, c, fmt.Sprintf("Cancelled: *%s* was not halted.", Escape(p.Agent)))
+	} else {
+		h.replace(ctx, c, alreadyUsed(p))
 	}
 }
 
@@ -184,10 +204,17 @@ func (h *Handler) viewSubmission(ic slack.InteractionCallback) any {
 			return slack.NewErrorsViewSubmissionResponse(map[string]string{BlockHaltSession: "Pick the session to halt."})
 		}
 		reason := strings.TrimSpace(stateValue(v.State, BlockHaltReason, InputHaltReason))
+		cmd := incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest,
+			Sessions: []string{session}, Reason: reason, Actor: actor, IncidentID: id}
+		if text := h.refuseNow(context.Background(), cmd); text != "" {
+			h.spawn("halt refused", func(ctx context.Context) {
+				c := h.incidentCaller(ctx, actor, id)
+				h.reply(ctx, c, textBlocks(text), text)
+			})
+			return nil
+		}
 		h.spawnHalt("halt session", func(ctx context.Context) {
-			c := h.incidentCaller(ctx, actor, id)
-			h.requestHalt(ctx, c, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: rest,
-				Sessions: []string{session}, Reason: reason, Actor: actor, IncidentID: id})
+			h.requestHalt(ctx, h.incidentCaller(ctx, actor, id), cmd)
 		})
 	case CallbackImpactModal:
 		what := strings.TrimSpace(stateValue(v.State, BlockImpactWhat, InputImpactWhat))

@@ -2,10 +2,12 @@ package bot
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,10 @@ import (
 )
 
 // click is a block_actions payload for one button.
+// clicks numbers button presses: Slack gives each its own action_ts, so no
+// two are the same signed request.
+var clicks atomic.Int64
+
 func click(user, channel, responseURL, actionID, value string) map[string]any {
 	return map[string]any{
 		"type": "block_actions", "trigger_id": "1337.42.abc", "response_url": responseURL,
@@ -25,7 +31,7 @@ func click(user, channel, responseURL, actionID, value string) map[string]any {
 		"container": map[string]any{"type": "message", "channel_id": channel, "message_ts": "1.2"},
 		"message":   map[string]any{"text": "Did support-bot write to Salesforce during sessions s-8812?"},
 		"actions": []map[string]any{{"action_id": actionID, "block_id": "b1", "value": value,
-			"type": "button", "action_ts": "1700000000.1"}},
+			"type": "button", "action_ts": fmt.Sprintf("1700000000.%d", clicks.Add(1))}},
 	}
 }
 
@@ -102,7 +108,7 @@ func TestConfirmFlow(t *testing.T) {
 		if len(halted) != 1 {
 			t.Fatalf("Halt called %d times after a second click, want 1", len(halted))
 		}
-		wantContains(t, lastText(t, hs.slack.Responses()), "expired or was already used")
+		wantContains(t, lastText(t, hs.slack.Responses()), "already used")
 	})
 }
 
@@ -162,9 +168,12 @@ func TestConfirmationExpires(t *testing.T) {
 	now := time.Now()
 	svc := &fakeService{CheckAuthorityFn: allow(supportBot)}
 	hs := newHarness(t, svc)
-	hs.h.pending.now = func() time.Time { return now }
+	var mu sync.Mutex
+	hs.h.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	token := askToKill(t, hs)
+	mu.Lock()
 	now = now.Add(pendingTTL + time.Second)
+	mu.Unlock()
 	hs.interact(click("U01ALICE", "C0INC42", hs.slack.ResponseURL(), ActionConfirmHalt, token))
 	if n := svc.count("Halt"); n != 0 {
 		t.Fatalf("Halt after expiry called %d times, want 0", n)

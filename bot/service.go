@@ -24,6 +24,8 @@ type Service interface {
 	Who(ctx context.Context, agent string) (*incidents.AgentInfo, error)
 
 	FindIncident(ctx context.Context, id int64) (*incidents.Incident, error)
+	// Timeline returns the incident's events, oldest first.
+	Timeline(ctx context.Context, id int64) ([]*incidents.Event, error)
 	IncidentByChannel(ctx context.Context, channelID string) (*incidents.Incident, error)
 
 	StartChecklist(ctx context.Context, actor incidents.Actor, incidentID int64) (*incidents.Checklist, error)

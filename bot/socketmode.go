@@ -35,6 +35,12 @@ func (h *Handler) socketLoop(ctx context.Context, smc *socketmode.Client) {
 				h.socketStatus(evt)
 				continue
 			}
+			if h.redelivered(ctx, evt.Request) {
+				if err := smc.AckCtx(ctx, evt.Request.EnvelopeID, nil); err != nil {
+					h.log.Warn("socket mode ack", "type", evt.Request.Type, "err", err)
+				}
+				continue
+			}
 			ack, err := h.envelope(evt.Request)
 			if err != nil {
 				h.log.Warn("socket mode envelope", "type", evt.Request.Type, "err", err)
@@ -44,6 +50,23 @@ func (h *Handler) socketLoop(ctx context.Context, smc *socketmode.Client) {
 			}
 		}
 	}
+}
+
+// redelivered says whether a command or interaction envelope was handled
+// before, by this replica or another: Slack sends an envelope again when
+// its ack was lost, and the first delivery may already have halted or
+// resumed. A store that cannot answer fails open here, since the envelope
+// comes over reins' own authenticated connection, not from a replayer.
+func (h *Handler) redelivered(ctx context.Context, req *socketmode.Request) bool {
+	if req.Type != socketmode.RequestTypeSlashCommands && req.Type != socketmode.RequestTypeInteractive {
+		return false
+	}
+	first, err := h.firstRequest(ctx, "slack:socket:"+req.EnvelopeID, h.now().Add(MaxSkew))
+	if err == nil && !first {
+		h.log.Debug("socket mode envelope redelivered: dropped", "type", req.Type)
+		return true
+	}
+	return false
 }
 
 // envelope routes one Socket Mode request to the dispatch the HTTP handlers

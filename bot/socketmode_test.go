@@ -108,6 +108,16 @@ func TestSocketMode(t *testing.T) {
 			t.Fatal("Status not called")
 		}
 	})
+	t.Run("RedeliveredEnvelopeDropped", func(t *testing.T) {
+		ss.envelope(t, "env-1", "slash_commands", map[string]any{"command": "/agent", "text": "status support-bot",
+			"user_id": "U01ALICE", "channel_id": "C0GENERAL", "response_url": hs.slack.ResponseURL()}, 1)
+		hs.h.Wait()
+		select {
+		case <-statusCalled:
+			t.Fatal("a redelivered envelope ran its command again")
+		default:
+		}
+	})
 	t.Run("HelpInAck", func(t *testing.T) {
 		ack := ss.envelope(t, "env-2", "slash_commands", map[string]any{"command": "/agent", "text": "help", "user_id": "U01ALICE"}, 0)
 		payload, _ := ack["payload"].(map[string]any)

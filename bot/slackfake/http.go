@@ -72,6 +72,12 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, method string)
 		return
 	}
 	if f := s.takeFault(method); f != nil {
+		if f.empty {
+			call.Error = "{}"
+			s.calls = append(s.calls, call)
+			writeJSON(w, http.StatusOK, obj{})
+			return
+		}
 		if f.slackError == "" {
 			call.Error = "ratelimited"
 			s.calls = append(s.calls, call)

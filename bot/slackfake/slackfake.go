@@ -99,6 +99,7 @@ type user struct{ id, email string }
 type fault struct {
 	times      int
 	slackError string // "" for a rate limit
+	empty      bool   // answer {} with no "ok"
 	retryAfter int
 }
 
@@ -170,6 +171,14 @@ func (s *Server) Fail(method, slackError string, times int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.faults[method] = append(s.faults[method], &fault{times: times, slackError: slackError})
+}
+
+// AnswerEmpty makes the next times calls of method answer `{}` with HTTP 200
+// and do nothing: a reply without "ok": true, which is not a success.
+func (s *Server) AnswerEmpty(method string, times int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[method] = append(s.faults[method], &fault{times: times, empty: true})
 }
 
 // AddUser adds a workspace user.

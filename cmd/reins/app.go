@@ -42,6 +42,10 @@ type Main struct {
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
 
+	// Authority is the one kill-authority checker: the service's, and the
+	// Slack handler's for refusals answered on the request path.
+	Authority *ownership.Authorizer
+
 	server       *http.Server
 	listener     net.Listener
 	cron         *cron.Cron
@@ -84,7 +88,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	var chat incidents.Chat
 	var dir ownership.Directory
 	if m.Config.SlackEnabled() {
-		m.Slack = slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()))
+		m.Slack = bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL())
 		c := bot.NewChat(m.Slack, m.Log)
 		chat, dir = c, bot.NewDirectory(m.Slack)
 	}
@@ -101,10 +105,11 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		return fmt.Errorf("load kill flags: %w", err)
 	}
 	m.Halter = halt.NewRegistry(halt.Config{Getenv: m.Getenv, Flags: m.Flags, Now: now, Log: m.Log})
+	m.Authority = ownership.NewAuthorizer(dir, oncall, 5*time.Minute, now, m.Log)
 	m.Service = incidents.New(incidents.Deps{
 		Store:     m.Store,
 		Registry:  m.Registry,
-		Authority: ownership.NewAuthorizer(dir, oncall, 5*time.Minute, now, m.Log),
+		Authority: m.Authority,
 		Chat:      chat,
 		Pager:     m.Pager,
 		Halter:    m.Halter,
@@ -178,6 +183,9 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
 			Service:       m.Service,
+			State:         m.Store,
+			Authorizer:    m.Authority,
+			Now:           m.Clock.Now,
 			Chat:          bot.NewChat(m.Slack, m.Log),
 			Log:           m.Log,
 			PublicURL:     m.Config.PublicURL,
@@ -254,7 +262,7 @@ func (m *Main) startBackground(ctx context.Context) {
 		}
 	})
 	if m.Config.SlackAppToken != "" && m.Bot != nil {
-		api := slack.New(m.Config.SlackBotToken, slack.OptionAPIURL(m.Config.slackAPIURL()),
+		api := bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL(),
 			slack.OptionAppLevelToken(m.Config.SlackAppToken))
 		m.goLoop(func() {
 			if err := m.Bot.RunSocketMode(ctx, api, m.Config.SlackAppToken); err != nil && ctx.Err() == nil {

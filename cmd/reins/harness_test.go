@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,11 +203,15 @@ func (e *testEnv) api(method, path string, body any) (int, []byte) {
 	}, b)
 }
 
+// slashes numbers commands: Slack gives each its own trigger_id, so two
+// commands are never the same signed request (a replay is dropped).
+var slashes atomic.Int64
+
 // slash sends a signed `/agent` command as user from channel.
 func (e *testEnv) slash(user, channel, text string) (int, []byte) {
 	form := url.Values{
 		"command": {"/agent"}, "text": {text}, "user_id": {user}, "user_name": {strings.ToLower(user)},
-		"channel_id": {channel}, "team_id": {"T0TEST"}, "trigger_id": {"trig-" + text},
+		"channel_id": {channel}, "team_id": {"T0TEST"}, "trigger_id": {fmt.Sprintf("trig-%d", slashes.Add(1))},
 		"response_url": {e.Slack.ResponseURL()},
 	}
 	return e.signed("/slack/commands", []byte(form.Encode()))

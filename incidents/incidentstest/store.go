@@ -28,6 +28,7 @@ type Store struct {
 	d     *data
 	calls map[string]int
 	locks map[string]*sync.Mutex
+	slack slackState // the Slack side's state, outside transactions as in sqlstore
 
 	// Hook, when set, runs before every query with the method name; a non-nil
 	// error is returned by the query instead of running it. Set it before use.
