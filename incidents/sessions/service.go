@@ -189,7 +189,7 @@ func (s *Service) Session(ctx context.Context, agent, id string) (Record, error)
 	rec, err := s.store.FindSession(ctx, id)
 	if err == nil || !errors.Is(err, ErrNotFound) {
 		if err == nil {
-			rec.Link = s.link(rec.Agent, id)
+			rec.Link = s.link(rec.Totals.Agent, id)
 		}
 		return rec, err
 	}
@@ -202,7 +202,7 @@ func (s *Service) Session(ctx context.Context, agent, id string) (Record, error)
 	}
 	rec, err = s.store.FindSession(ctx, id)
 	if err == nil {
-		rec.Link = s.link(rec.Agent, id)
+		rec.Link = s.link(rec.Totals.Agent, id)
 	}
 	return rec, err
 }

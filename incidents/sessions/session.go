@@ -131,9 +131,9 @@ func (t Totals) Priced() bool { return t.Unpriced == 0 }
 
 // Record is a session with its totals and its stored steps in time order.
 type Record struct {
-	Totals
-	Link  string `json:"link,omitempty"` // the trace tool's page for the session
-	Steps []Step `json:"steps"`
+	Totals Totals `json:"totals"`
+	Link   string `json:"link,omitempty"` // the trace tool's page for the session
+	Steps  []Step `json:"steps"`
 }
 
 // ErrNotFound is returned for a session reins has no record of.
