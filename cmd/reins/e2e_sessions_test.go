@@ -146,6 +146,18 @@ func TestSessionsOTLPIntake(t *testing.T) {
 				t.Errorf("after a duplicate export: totals %+v with %d steps stored; want them unchanged", again.Totals, len(again.Steps))
 			}
 
+			// The command line shows the same record.
+			code, out, errOut := cli(t, e.env, "session", "s-8812")
+			if code != 0 || !strings.Contains(out, "9 steps · 5 tool calls · 1 error · 3,600 tokens (3,000 in / 600 out) · $0.0108") ||
+				!strings.Contains(out, "execute_tool salesforce.update_record") || !strings.Contains(out, "ERROR SalesforceTimeout") {
+				t.Errorf("reins session: exit %d\n%s%s", code, out, errOut)
+			}
+			code, out, _ = cli(t, e.env, "session", "s-8812", "--format", "json")
+			var fromCLI sessions.Record
+			if err := json.Unmarshal([]byte(out), &fromCLI); code != 0 || err != nil || fromCLI.Totals != again.Totals || len(fromCLI.Steps) != 9 {
+				t.Errorf("reins session --format json: exit %d, %v: %s", code, err, out)
+			}
+
 			status, body := e.api(http.MethodGet, "/agents/support-bot/sessions?since=1h", nil)
 			if status != http.StatusOK || !strings.Contains(string(body), `"session": "s-8812"`) {
 				t.Errorf("agent sessions: %d %s", status, body)

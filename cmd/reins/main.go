@@ -64,6 +64,7 @@ func commands() []command {
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
+		{"session", "ID [--format text|json]", "print a session's record", cmdSession},
 		{"version", "", "print the version", cmdVersion},
 		{"help", "", "show this help", nil},
 	}

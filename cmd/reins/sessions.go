@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -83,4 +86,40 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 		return now.Add(-d), nil
 	}
 	return time.Time{}, errors.New("expected an RFC 3339 time (2026-01-02T15:04:05Z) or a duration such as 24h")
+}
+
+func cmdSession(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("session")
+	format := fs.String("format", "text", "text or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"give one session ID"}
+	}
+	if *format != "text" && *format != "json" {
+		return usageError{"--format must be text or json"}
+	}
+	m, err := e.openMain(ctx)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rec, err := m.Sessions.Session(ctx, "", pos[0])
+	if errors.Is(err, sessions.ErrNotFound) {
+		return fmt.Errorf("no record of session %q: its agent has not exported spans naming it to /v1/traces", pos[0])
+	} else if err != nil {
+		return err
+	}
+	if *format == "json" {
+		if rec.Steps == nil {
+			rec.Steps = []sessions.Step{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}
+	_, err = fmt.Fprint(e.stdout, sessions.Text(rec, m.Registry.Current().Agent(rec.Totals.Agent)))
+	return err
 }
