@@ -14,7 +14,7 @@ const (
 	scheduleNudges      = "@every 1m"
 	schedulePostmortems = "@every 15m"
 	scheduleAudit       = "0 9 * * 1" // Mondays 09:00 UTC, posted to the governance channel
-	scheduleRetention   = "@every 1h"  // sessions.retention is days: hourly is precise enough
+	scheduleRetention   = "@every 1h" // sessions.retention is days: hourly is precise enough
 )
 
 func (m *Main) startJobs(ctx context.Context) {
