@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -194,10 +195,15 @@ type SummaryView struct {
 	Resolved    int              // alerts recovered
 	Latest      *Alert           // newest alert, for "what fired"
 	Sessions    []Link           // each session with its trace link
-	Halts       []*Halt          // newest first
-	Answered    int              // checklist progress
-	Total       int              // 0: no checklist yet
-	PublicURL   string
+	// SessionTotals are the recorded totals of the sessions reins has a
+	// record of, keyed by session ID; OutsideBlast the tools they called
+	// that match no blast-radius entry ("tool (n calls)").
+	SessionTotals map[string]sessions.Totals
+	OutsideBlast  []string
+	Halts         []*Halt // newest first
+	Answered      int     // checklist progress
+	Total         int     // 0: no checklist yet
+	PublicURL     string
 }
 
 // ChecklistItemView is one checklist item as posted in the thread.

@@ -111,6 +111,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		Halter:    m.Halter,
 		Clock:     m.Clock,
 		Log:       m.Log,
+		Sessions:  m.Sessions,
 	}, incidents.Config{
 		PublicURL:         m.Config.PublicURL,
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,

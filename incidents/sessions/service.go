@@ -207,6 +207,15 @@ func (s *Service) Session(ctx context.Context, agent, id string) (Record, error)
 	return rec, err
 }
 
+// Stored returns the record reins holds, never pulling.
+func (s *Service) Stored(ctx context.Context, id string) (Record, error) {
+	rec, err := s.store.FindSession(ctx, id)
+	if err == nil {
+		rec.Link = s.link(rec.Totals.Agent, id)
+	}
+	return rec, err
+}
+
 // Pull fetches session id from the trace tool of agent (or of every agent
 // whose source is not otlp, when agent is "") and records it. pulled says
 // whether any steps were found.
