@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/integrations/langfuse"
 	"github.com/reins-oss/reins/integrations/otlp"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -32,7 +33,7 @@ func (m *Main) sessionRoutes(mux *http.ServeMux) {
 }
 
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
-func (m *Main) sessionPuller() sessions.Puller { return nil }
+func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
 
 func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
 	rec, err := m.Sessions.Session(r.Context(), "", r.PathValue("id"))
