@@ -69,10 +69,11 @@ func otlpBody(session string, req, n int) []byte {
 }
 
 // floorOTLP serves the OTLP floor on a loopback server: the token check,
-// read the body, decode it with the same pdata library, and write each
-// span's ID, session, name and start with one multi-row INSERT into a
-// one-table schema in a fresh database of dialect d. On SQLite the INSERTs
-// are serialised in the process, as reins' store does.
+// read the body, decode it with the same pdata library, and write each span
+// as a row of the same shape as reins' session_steps (same columns and
+// primary key) with one multi-row INSERT into a fresh database of dialect d:
+// no agent look-up, no pricing, no totals, no duplicate accounting. On
+// SQLite the INSERTs are serialised in the process, as reins' store does.
 func floorOTLP(tb testing.TB, d migrations.Dialect) string {
 	tb.Helper()
 	ctx := context.Background()
@@ -82,7 +83,11 @@ func floorOTLP(tb testing.TB, d migrations.Dialect) string {
 	}
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.ExecContext(ctx, `CREATE TABLE floor_steps (session_id TEXT NOT NULL, span_id TEXT NOT NULL,
-		name TEXT NOT NULL, started_at TEXT NOT NULL, PRIMARY KEY (session_id, span_id))`); err != nil {
+		trace_id TEXT NOT NULL, parent_id TEXT NOT NULL, agent TEXT NOT NULL, started_at TEXT NOT NULL,
+		duration_us BIGINT NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL, tool TEXT NOT NULL, model TEXT NOT NULL,
+		input_tokens BIGINT NOT NULL, output_tokens BIGINT NOT NULL, cost REAL NOT NULL, priced INTEGER NOT NULL,
+		error INTEGER NOT NULL, error_type TEXT NOT NULL, system TEXT NOT NULL, content TEXT NOT NULL,
+		PRIMARY KEY (session_id, span_id))`); err != nil {
 		tb.Fatal(err)
 	}
 	var gate sync.Mutex
@@ -99,21 +104,33 @@ func floorOTLP(tb testing.TB, d migrations.Dialect) string {
 		}
 		var q strings.Builder
 		var args []any
-		q.WriteString("INSERT INTO floor_steps (session_id, span_id, name, started_at) VALUES ")
+		q.WriteString(`INSERT INTO floor_steps (session_id, span_id, trace_id, parent_id, agent, started_at,
+			duration_us, kind, name, tool, model, input_tokens, output_tokens, cost, priced, error, error_type,
+			system, content) VALUES `)
 		rss := req.Traces().ResourceSpans()
 		for i := 0; i < rss.Len(); i++ {
+			service, _ := rss.At(i).Resource().Attributes().Get("service.name")
 			sss := rss.At(i).ScopeSpans()
 			for j := 0; j < sss.Len(); j++ {
 				spans := sss.At(j).Spans()
 				for k := 0; k < spans.Len(); k++ {
 					sp := spans.At(k)
-					session, _ := sp.Attributes().Get("gen_ai.conversation.id")
+					a := sp.Attributes()
+					session, _ := a.Get("gen_ai.conversation.id")
+					kind, _ := a.Get("gen_ai.operation.name")
+					tool, _ := a.Get("gen_ai.tool.name")
+					model, _ := a.Get("gen_ai.response.model")
+					in, _ := a.Get("gen_ai.usage.input_tokens")
+					out, _ := a.Get("gen_ai.usage.output_tokens")
 					if len(args) > 0 {
 						q.WriteString(", ")
 					}
-					q.WriteString("(?, ?, ?, ?)")
-					args = append(args, session.Str(), sp.SpanID().String(), sp.Name(),
-						sp.StartTimestamp().AsTime().UTC().Format(time.RFC3339Nano))
+					q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+					args = append(args, session.Str(), sp.SpanID().String(), sp.TraceID().String(),
+						sp.ParentSpanID().String(), service.Str(),
+						sp.StartTimestamp().AsTime().UTC().Format(time.RFC3339Nano),
+						int64(sp.EndTimestamp()-sp.StartTimestamp())/1000, kind.Str(), sp.Name(), tool.Str(),
+						model.Str(), in.Int(), out.Int(), 0.0, 0, 0, "", "", "")
 				}
 			}
 		}

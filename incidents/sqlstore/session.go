@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"slices"
 	"strings"
 	"time"
@@ -13,9 +14,14 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// stepChunk bounds the rows of one multi-row INSERT: 19 columns × 500 rows
-// stays under both SQLite's and PostgreSQL's limits on bound parameters.
-const stepChunk = 500
+// stepChunk bounds the rows of one multi-row INSERT: 19 columns × 1,000
+// rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
+// bound parameters, and a full chunk, the usual exporter batch, reuses one
+// prepared statement.
+const stepChunk = 1000
+
+// idChunk bounds the IDs of one IN list.
+const idChunk = 500
 
 const stepCols = `session_id, span_id, trace_id, parent_id, agent, started_at, duration_us, kind, name, tool,
 	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content`
@@ -127,7 +133,13 @@ func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, writte
 			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content)
 	}
 	b.WriteString(` ON CONFLICT (session_id, span_id) DO NOTHING RETURNING session_id, span_id`)
-	rows, err := q.x.QueryContext(ctx, q.x.Rebind(b.String()), args...)
+	var rows *sql.Rows
+	var err error
+	if len(chunk) == stepChunk {
+		rows, err = q.query(ctx, b.String(), args...)
+	} else {
+		rows, err = q.x.QueryContext(ctx, q.x.Rebind(b.String()), args...)
+	}
 	if err != nil {
 		return wrap(err, "insert session steps")
 	}
@@ -234,8 +246,8 @@ func (q *queries) FindSession(ctx context.Context, id string) (sessions.Record, 
 // FindTotals returns the totals of the known sessions among ids, in ids' order.
 func (q *queries) FindTotals(ctx context.Context, ids []string) ([]sessions.Totals, error) {
 	byID := map[string]sessions.Totals{}
-	for start := 0; start < len(ids); start += stepChunk {
-		chunk := ids[start:min(start+stepChunk, len(ids))]
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
 		var rows []totalsRow
 		err := sqlxSelect(ctx, q, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id IN (`+marks(len(chunk))+`)`,
 			anys(chunk)...)
@@ -275,8 +287,8 @@ func (q *queries) FindSessions(ctx context.Context, agent string, since time.Tim
 func (s *Store) DeleteSteps(ctx context.Context, session string, spanIDs []string) error {
 	return s.inTx(ctx, func(q *queries) error {
 		var n int64
-		for start := 0; start < len(spanIDs); start += stepChunk {
-			chunk := spanIDs[start:min(start+stepChunk, len(spanIDs))]
+		for start := 0; start < len(spanIDs); start += idChunk {
+			chunk := spanIDs[start:min(start+idChunk, len(spanIDs))]
 			res, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE session_id = ? AND span_id IN (`+
 				marks(len(chunk))+`)`), append([]any{session}, anys(chunk)...)...)
 			if err != nil {
@@ -304,8 +316,8 @@ func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Ti
 		_, named := slices.BinarySearch(keep, id)
 		return named
 	})
-	for start := 0; start < len(ids); start += stepChunk {
-		chunk := ids[start:min(start+stepChunk, len(ids))]
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
 		err := s.inTx(ctx, func(q *queries) error {
 			// Steps first: SQLite enforces the cascade only with foreign
 			// keys on, and an explicit delete does not depend on it.
