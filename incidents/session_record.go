@@ -16,8 +16,9 @@ import (
 // sessions.Service, which pulls from Langfuse when reins has no record.
 type SessionRecords interface {
 	Session(ctx context.Context, agent, id string) (sessions.Record, error)
-	// Stored is Session without pulling: safe inside a transaction.
-	Stored(ctx context.Context, id string) (sessions.Record, error)
+	// Notable is a session's totals with only its tool calls and errors;
+	// pull false never asks a trace tool (safe inside a transaction).
+	Notable(ctx context.Context, agent, id string, pull bool) (sessions.Record, error)
 }
 
 // maxIncidentSessions bounds how many sessions an incident's views load.
@@ -49,13 +50,7 @@ func (s *Service) loadSessions(ctx context.Context, inc *Incident, pull bool) []
 		if i == maxIncidentSessions {
 			break
 		}
-		var rec sessions.Record
-		var err error
-		if pull {
-			rec, err = s.sessions.Session(ctx, inc.Agent, id)
-		} else {
-			rec, err = s.sessions.Stored(ctx, id)
-		}
+		rec, err := s.sessions.Notable(ctx, inc.Agent, id, pull)
 		if err != nil {
 			if !errors.Is(err, sessions.ErrNotFound) {
 				s.log.Warn("load session record", "incident", inc.ID, "session", id, "err", err)

@@ -289,7 +289,7 @@ func BenchmarkSessionForSummary(b *testing.B) {
 			a := e.Main.Registry.Current().Agent("support-bot")
 			for range b.N {
 				run, err := drive(20, 1, func(int) error {
-					rec, err := e.Main.Sessions.Session(context.Background(), "support-bot", "s-10k")
+					rec, err := e.Main.Sessions.Notable(context.Background(), "support-bot", "s-10k", true)
 					if err != nil {
 						return err
 					}

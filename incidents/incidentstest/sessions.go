@@ -73,6 +73,22 @@ func (s *SessionStore) FindSession(ctx context.Context, id string) (sessions.Rec
 	return rec, nil
 }
 
+// FindNotable is FindSession keeping only tool calls and errors.
+func (s *SessionStore) FindNotable(ctx context.Context, id string) (sessions.Record, error) {
+	rec, err := s.FindSession(ctx, id)
+	if err != nil {
+		return rec, err
+	}
+	var keep []sessions.Step
+	for _, st := range rec.Steps {
+		if st.IsTool() || st.Error {
+			keep = append(keep, st)
+		}
+	}
+	rec.Steps = keep
+	return rec, nil
+}
+
 // FindTotals returns the totals of the known sessions among ids.
 func (s *SessionStore) FindTotals(ctx context.Context, ids []string) ([]sessions.Totals, error) {
 	s.mu.Lock()

@@ -23,6 +23,9 @@ type Store interface {
 	// FindSession returns a session's totals and stored steps in time
 	// order, or ErrNotFound.
 	FindSession(ctx context.Context, id string) (Record, error)
+	// FindNotable is FindSession keeping only tool calls and errors: what
+	// the summary, the page, the checklist and the postmortem show.
+	FindNotable(ctx context.Context, id string) (Record, error)
 	// FindTotals returns the totals of the sessions among ids it knows, in
 	// the order of ids.
 	FindTotals(ctx context.Context, ids []string) ([]Totals, error)
@@ -207,9 +210,19 @@ func (s *Service) Session(ctx context.Context, agent, id string) (Record, error)
 	return rec, err
 }
 
-// Stored returns the record reins holds, never pulling.
-func (s *Service) Stored(ctx context.Context, id string) (Record, error) {
-	rec, err := s.store.FindSession(ctx, id)
+// Notable returns a session's totals with only its tool calls and errors.
+// With pull, a session reins has no record of is asked of the agent's
+// trace tool first (Session does the same); without, it never writes.
+func (s *Service) Notable(ctx context.Context, agent, id string, pull bool) (Record, error) {
+	rec, err := s.store.FindNotable(ctx, id)
+	if errors.Is(err, ErrNotFound) && pull {
+		var pulled bool
+		if pulled, err = s.Pull(ctx, agent, id); err == nil && pulled {
+			rec, err = s.store.FindNotable(ctx, id)
+		} else if err == nil {
+			err = ErrNotFound
+		}
+	}
 	if err == nil {
 		rec.Link = s.link(rec.Totals.Agent, id)
 	}

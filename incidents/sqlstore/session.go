@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/migrations"
 )
 
 var _ sessions.Store = (*Store)(nil)
@@ -219,6 +220,22 @@ type stepRow struct {
 
 // FindSession returns a session's totals and its stored steps in time order.
 func (q *queries) FindSession(ctx context.Context, id string) (sessions.Record, error) {
+	return q.findSession(ctx, id, "")
+}
+
+// FindNotable returns a session's totals and its tool calls and errors.
+func (q *queries) FindNotable(ctx context.Context, id string) (sessions.Record, error) {
+	return q.findSession(ctx, id, ` AND (tool <> '' OR kind = 'execute_tool' OR error = `+q.boolTrue()+`)`)
+}
+
+func (q *queries) boolTrue() string {
+	if q.s.d == migrations.SQLite {
+		return "1"
+	}
+	return "TRUE"
+}
+
+func (q *queries) findSession(ctx context.Context, id, where string) (sessions.Record, error) {
 	var rows []totalsRow
 	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id = ?`, id); err != nil {
 		return sessions.Record{}, wrap(err, "find session %s", id)
@@ -228,7 +245,7 @@ func (q *queries) FindSession(ctx context.Context, id string) (sessions.Record, 
 	}
 	rec := sessions.Record{Totals: rows[0].totals()}
 	var steps []stepRow
-	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE session_id = ?
+	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE session_id = ?`+where+`
 		ORDER BY started_at, span_id`, id); err != nil {
 		return sessions.Record{}, wrap(err, "find steps of session %s", id)
 	}
