@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
 )
@@ -307,5 +310,52 @@ func BenchmarkSessionForSummary(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestIdleRSSWithMillionSteps: a `reins serve` process on a SQLite store
+// holding 1,000,000 steps stays under 60 MB of RSS when idle (issue 15).
+// It seeds for a while, so it runs only with REINS_PERF=1.
+func TestIdleRSSWithMillionSteps(t *testing.T) {
+	if os.Getenv("REINS_PERF") == "" {
+		t.Skip("set REINS_PERF=1 to seed 1,000,000 steps and measure idle RSS")
+	}
+	dbURL := dbtest.SQLiteURL(t)
+	db, d, err := migrations.Open(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := sqlstore.New(db, d)
+	t0 := time.Now().Add(-time.Hour)
+	for s := range 100 {
+		for start := 0; start < 10000; start += 1000 {
+			steps := make([]sessions.Step, 0, 1000)
+			for i := start; i < start+1000; i++ {
+				steps = append(steps, sessions.Step{Session: fmt.Sprintf("s-%03d", s), Agent: "support-bot",
+					SpanID: fmt.Sprintf("%016x", i), Start: t0.Add(time.Duration(i) * time.Millisecond),
+					Kind: sessions.KindChat, Model: "gpt-4.1", InputTokens: 100, OutputTokens: 10, Priced: true})
+			}
+			if _, err := store.WriteSteps(context.Background(), steps); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	db.Close()
+	env := processEnv(t, dbURL)
+	child := startChild(t, env)
+	waitHTTP(t, "http://"+env["REINS_LISTEN"]+"/readyz")
+	time.Sleep(3 * time.Second)
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", child.Process.Pid))
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			t.Logf("idle RSS with 1,000,000 stored steps: %.1f MB", float64(kb)/1024)
+			if kb > 60*1024 {
+				t.Errorf("idle RSS %d kB, want under 60 MB", kb)
+			}
+		}
 	}
 }
