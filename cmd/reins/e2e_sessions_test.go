@@ -162,6 +162,15 @@ func TestSessionsOTLPIntake(t *testing.T) {
 			if status != http.StatusOK || !strings.Contains(string(body), `"session": "s-8812"`) {
 				t.Errorf("agent sessions: %d %s", status, body)
 			}
+			if status, body := e.api(http.MethodGet, "/agents/support-bot/sessions?since=yesterday", nil); status != http.StatusBadRequest {
+				t.Errorf("since=yesterday: %d %s, want 400", status, body)
+			}
+			if status, _ := e.api(http.MethodGet, "/agents/nobody/sessions", nil); status != http.StatusNotFound {
+				t.Errorf("unknown agent: %d, want 404", status)
+			}
+			if status, _ := e.api(http.MethodGet, "/sessions/s-none", nil); status != http.StatusNotFound {
+				t.Errorf("unknown session: %d, want 404", status)
+			}
 		})
 	}
 }

@@ -124,3 +124,32 @@ func TestRetentionKeepsSessionsAnIncidentNames(t *testing.T) {
 		}
 	})
 }
+
+func TestFindNotableTotalsAndAgentSessions(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		failed := step("s-a", 3, at, "")
+		failed.Error, failed.ErrorType = true, "RateLimited"
+		for _, batch := range [][]sessions.Step{
+			{step("s-a", 1, at, ""), step("s-a", 2, at, "salesforce.get"), failed},
+			{step("s-b", 1, at.Add(time.Hour), "")},
+		} {
+			if _, err := s.WriteSteps(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec, err := s.FindNotable(ctx, "s-a")
+		if err != nil || len(rec.Steps) != 2 || rec.Steps[0].Tool != "salesforce.get" || !rec.Steps[1].Error || rec.Totals.Steps != 3 {
+			t.Errorf("notable steps of s-a: %+v, %v; want the tool call and the error, with totals of all 3", rec, err)
+		}
+		tots, err := s.FindTotals(ctx, []string{"s-b", "s-none", "s-a"})
+		if err != nil || len(tots) != 2 || tots[0].Session != "s-b" || tots[1].Session != "s-a" {
+			t.Errorf("totals: %+v, %v; want s-b then s-a", tots, err)
+		}
+		list, err := s.FindSessions(ctx, "support-bot", at.Add(30*time.Minute), 10)
+		if err != nil || len(list) != 1 || list[0].Session != "s-b" {
+			t.Errorf("sessions since: %+v, %v; want only s-b", list, err)
+		}
+	})
+}
