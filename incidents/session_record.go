@@ -299,3 +299,42 @@ func (s *Service) addSessionEvidence(c *Checklist, inc *Incident, recs []session
 		it.Check += note
 	}
 }
+
+// SessionsRecorded refreshes, debounced, the summaries of agent's open
+// incidents that name any of ids: steps often arrive after the alert that
+// named their session, and the summary shows their totals.
+func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []string) error {
+	if s.chat == nil || len(ids) == 0 {
+		return nil
+	}
+	incs, err := s.store.FindIncidents(ctx, IncidentFilter{Agent: agent, Status: StatusOpen})
+	if err != nil {
+		return fmt.Errorf("find open incidents of %s: %w", agent, err)
+	}
+	named := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		named[id] = true
+	}
+	bucket := s.clock.Now().Truncate(summaryDebounce)
+	for _, inc := range incs {
+		if inc.SummaryTS == "" || !namesAny(inc, named) {
+			continue
+		}
+		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
+		if err := s.store.InTx(ctx, func(q Queries) error {
+			return s.enqueueAt(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		}); err != nil {
+			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
+		}
+	}
+	return nil
+}
+
+func namesAny(inc *Incident, ids map[string]bool) bool {
+	for _, id := range inc.Sessions {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Acceptance 1 of issue 15: a support-bot session exported through the
@@ -79,4 +81,25 @@ func TestSessionRecordInIncident(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Steps that arrive after the alert naming their session refresh the
+// incident's summary with the session's totals.
+func TestSessionStepsAfterTheAlertRefreshTheSummary(t *testing.T) {
+	e := startTestMain(t, testOptions{Env: map[string]string{"REINS_OTLP_TOKEN": otlpToken}})
+	e.webhook("generic", []byte(`{"agent":"support-bot","summary":"Token spend 12x baseline",
+		"severity":"critical","status":"firing","sessions":["s-late"]}`))
+	e.eventually("incident channel with its summary", func() bool {
+		chs := incidentChannels(e.Slack)
+		return len(chs) == 1 && len(e.Slack.Messages(chs[0].ID)) > 0
+	})
+	ch := incidentChannels(e.Slack)[0].ID
+	e.eventually("summary posted and remembered", func() bool {
+		inc, err := e.Main.Service.FindIncident(context.Background(), 1)
+		return err == nil && inc.SummaryTS != ""
+	})
+	exportSession(t, e, "s-late")
+	e.eventuallyWithin(20*time.Second, "summary refreshed with the session's totals", func() bool {
+		return strings.Contains(string(e.Slack.Messages(ch)[0].Blocks), "9 steps · 5 tool calls")
+	})
 }

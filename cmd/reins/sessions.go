@@ -24,12 +24,27 @@ func (m *Main) sessionRoutes(mux *http.ServeMux) {
 		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
 		Recorder: m.Sessions,
 		Log:      m.Log,
+		Observe:  m.sessionsRecorded,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}
 	api("GET /api/v1/sessions/{id}", m.getSession)
 	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
+}
+
+// sessionsRecorded refreshes the summaries of open incidents naming the
+// sessions that just grew.
+func (m *Main) sessionsRecorded(ctx context.Context, _ []sessions.Step, totals []sessions.Totals) {
+	byAgent := map[string][]string{}
+	for _, t := range totals {
+		byAgent[t.Agent] = append(byAgent[t.Agent], t.Session)
+	}
+	for agent, ids := range byAgent {
+		if err := m.Service.SessionsRecorded(ctx, agent, ids); err != nil {
+			m.Log.Warn("refresh incident summaries after new steps", "agent", agent, "err", err)
+		}
+	}
 }
 
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
