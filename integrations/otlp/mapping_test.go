@@ -108,3 +108,19 @@ func TestMapNoContentUnlessCaptured(t *testing.T) {
 		}
 	}
 }
+
+func TestMapCapturesContentWhenAsked(t *testing.T) {
+	b, _ := os.ReadFile("testdata/genai_current.json")
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	sp := req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(1)
+	sp.Attributes().PutStr("gen_ai.input.messages", strings.Repeat("refund order 4411 ", 20))
+	capturing := &ownership.Agent{Name: "support-bot", Sessions: ownership.SessionSettings{CaptureContent: true, ContentLimit: 40}}
+	res := otlp.Map(req.Traces(), func(string) *ownership.Agent { return capturing })
+	got := res.Steps[1].Content
+	if !strings.HasPrefix(got, "gen_ai.input.messages: refund order") || len(got) > 40 || !strings.HasSuffix(got, "…") {
+		t.Errorf("content = %q: want the messages, cut to 40 bytes", got)
+	}
+}
