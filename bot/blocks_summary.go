@@ -36,7 +36,7 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	} else {
 		blocks = append(blocks, ownerSection(v), killSection(v))
 	}
-	if s := sessionsSection(v.Sessions, v.SessionTotals, v.OutsideBlast); s != nil {
+	if s := sessionsSection(v.Sessions, v.Totals, v.Outside); s != nil {
 		blocks = append(blocks, s)
 	}
 	if s := linksSection(v); s != nil {

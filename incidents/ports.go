@@ -195,15 +195,16 @@ type SummaryView struct {
 	Resolved    int              // alerts recovered
 	Latest      *Alert           // newest alert, for "what fired"
 	Sessions    []Link           // each session with its trace link
-	// SessionTotals are the recorded totals of the sessions reins has a
-	// record of, keyed by session ID; OutsideBlast the tools they called
-	// that match no blast-radius entry ("tool (n calls)").
-	SessionTotals map[string]sessions.Totals
-	OutsideBlast  []string
-	Halts         []*Halt // newest first
-	Answered      int     // checklist progress
-	Total         int     // 0: no checklist yet
-	PublicURL     string
+	Halts       []*Halt          // newest first
+	Answered    int              // checklist progress
+	Total       int              // 0: no checklist yet
+	PublicURL   string
+
+	// Totals are the recorded totals of the sessions reins has a record
+	// of, keyed by session ID; Outside the tools they called that match no
+	// blast-radius entry ("tool (n calls)").
+	Totals  map[string]sessions.Totals
+	Outside []string
 }
 
 // ChecklistItemView is one checklist item as posted in the thread.

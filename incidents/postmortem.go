@@ -31,20 +31,21 @@ type Postmortem struct {
 	Source      string `json:"source"`
 	ResolvedBy  string `json:"resolved_by,omitempty"`
 
-	Times     PostmortemTimes     `json:"times"`
-	Durations PostmortemDurations `json:"durations"`
-	Detection []DetectedAlert     `json:"detection"`
-	SLAs      []SLACheck          `json:"slas"`
-	Sessions  []Link              `json:"sessions"`
-	// SessionRecord is what the sessions' telemetry shows (SPEC §10).
-	SessionRecord []SessionRecordDoc `json:"session_record"`
-	Timeline      []TimelineEntry    `json:"timeline"`
-	Halts         []PostmortemHalt   `json:"halts"`
-	BlastRadius   []BlastAnswer      `json:"blast_radius"`
-	Answers       []QuestionAnswer   `json:"answers"`
-	ActionItems   []ActionItem       `json:"action_items"`
-	Links         PostmortemLinks    `json:"links"`
-	GeneratedAt   time.Time          `json:"generated_at"`
+	Times       PostmortemTimes     `json:"times"`
+	Durations   PostmortemDurations `json:"durations"`
+	Detection   []DetectedAlert     `json:"detection"`
+	SLAs        []SLACheck          `json:"slas"`
+	Sessions    []Link              `json:"sessions"`
+	Timeline    []TimelineEntry     `json:"timeline"`
+	Halts       []PostmortemHalt    `json:"halts"`
+	BlastRadius []BlastAnswer       `json:"blast_radius"`
+	Answers     []QuestionAnswer    `json:"answers"`
+	ActionItems []ActionItem        `json:"action_items"`
+	Links       PostmortemLinks     `json:"links"`
+	GeneratedAt time.Time           `json:"generated_at"`
+
+	// Record is what the sessions' telemetry shows (SPEC §10).
+	Record []SessionRecordDoc `json:"session_record"`
 }
 
 // PostmortemTimes are the moments of the incident, in UTC.
@@ -238,7 +239,7 @@ func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmorte
 	}
 	pm.answers(answers)
 	pm.links(inc, ag, s.cfg.PublicURL)
-	pm.SessionRecord = sessionRecordDocs(s.storedSessions(ctx, inc), ag)
+	pm.Record = sessionRecordDocs(s.storedSessions(ctx, inc), ag)
 	return pm, nil
 }
 

@@ -212,11 +212,11 @@ func sessionRecordDocs(recs []sessions.Record, ag *ownership.Agent) []SessionRec
 }
 
 func renderSessionRecord(w writer, pm *Postmortem) {
-	if len(pm.SessionRecord) == 0 {
+	if len(pm.Record) == 0 {
 		return
 	}
 	w("## Session record\n\n")
-	for _, d := range pm.SessionRecord {
+	for _, d := range pm.Record {
 		w("### Session %s\n\n%s\n\n", mdLink(d.Totals.Session, d.Link), mdInline(sessions.FormatTotals(d.Totals)))
 		step := func(st sessions.Step) string {
 			line := fmt.Sprintf("%s UTC %s", st.Start.UTC().Format("15:04:05"), mdInline(st.Tool))
