@@ -9,6 +9,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/reins-oss/reins/incidents"
+	sessionrec "github.com/reins-oss/reins/incidents/sessions"
 )
 
 var severityEmoji = map[string]string{
@@ -37,7 +38,7 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	} else {
 		blocks = append(blocks, ownerSection(v), killSection(v))
 	}
-	if s := sessionsSection(v.Sessions); s != nil {
+	if s := sessionsSection(v.Sessions, v.Totals, v.Outside); s != nil {
 		blocks = append(blocks, s)
 	}
 	if s := linksSection(v); s != nil {
@@ -147,7 +148,7 @@ func killSection(v *incidents.SummaryView) slack.Block {
 	return section("*Kill authority:* " + holders)
 }
 
-func sessionsSection(sessions []incidents.Link) slack.Block {
+func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Totals, outside []string) slack.Block {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -156,9 +157,16 @@ func sessionsSection(sessions []incidents.Link) slack.Block {
 		if i == maxSummarySessions {
 			break
 		}
-		lines = append(lines, "• "+Link(s.URL, orDefault(s.Text, s.URL)))
+		line := "• " + Link(s.URL, orDefault(s.Text, s.URL))
+		if t, ok := totals[s.Text]; ok {
+			line += "\n    " + Escape(sessionrec.FormatTotals(t))
+		}
+		lines = append(lines, line)
 	}
 	lines = more(lines, len(sessions))
+	if len(outside) > 0 {
+		lines = append(lines, ":warning: Tool calls outside the declared blast radius: "+EscapeLimit(strings.Join(outside, ", "), 500))
+	}
 	return section("*Sessions (" + strconv.Itoa(len(sessions)) + ")*\n" + strings.Join(lines, "\n"))
 }
 

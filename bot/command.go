@@ -14,6 +14,7 @@ const (
 	VerbChecklist  = "checklist"
 	VerbResolve    = "resolve"
 	VerbPostmortem = "postmortem"
+	VerbSession    = "session"
 	VerbHelp       = "help"
 )
 
@@ -37,6 +38,7 @@ var verbAliases = map[string]string{
 	"resume": VerbResume, "unhalt": VerbResume,
 	"status": VerbStatus, "who": VerbWho, "declare": VerbDeclare,
 	"checklist": VerbChecklist, "resolve": VerbResolve, "postmortem": VerbPostmortem,
+	"session": VerbSession, "timeline": VerbSession,
 	"help": VerbHelp, "?": VerbHelp,
 }
 
@@ -84,6 +86,12 @@ func ParseCommand(text string) Command {
 		}
 	case VerbResolve:
 		c.Text = strings.Join(args, " ")
+	case VerbSession:
+		if len(args) != 1 {
+			c.Err = "Name one session: `/agent session ID`."
+			return c
+		}
+		c.Sessions = args
 	case VerbChecklist, VerbPostmortem:
 		if len(args) > 0 {
 			c.Err = "`" + verb + "` takes no arguments."

@@ -25,6 +25,8 @@ func (h *Handler) runCommand(ctx context.Context, c caller, cmd Command) {
 		h.declare(ctx, c, cmd)
 	case VerbChecklist, VerbResolve, VerbPostmortem:
 		h.incidentCommand(ctx, c, cmd)
+	case VerbSession:
+		h.sessionTimeline(ctx, c, cmd.Sessions[0])
 	default:
 		blocks, text := helpReply(cmd)
 		h.reply(ctx, c, blocks, text)
@@ -344,10 +346,11 @@ var helpText = map[string]string{
 	VerbChecklist:  "`/agent checklist`: in an incident channel, start or resume the blast-radius checklist",
 	VerbResolve:    "`/agent resolve [note…]`: in an incident channel, resolve; the postmortem thread starts",
 	VerbPostmortem: "`/agent postmortem`: in an incident channel, post the current postmortem",
+	VerbSession:    "`/agent session ID`: the session's timeline (in an incident channel: posted in the incident thread)",
 	VerbHelp:       "`/agent help`: this list",
 }
 
-var helpOrder = []string{VerbKill, VerbResume, VerbStatus, VerbWho, VerbDeclare, VerbChecklist, VerbResolve, VerbPostmortem, VerbHelp}
+var helpOrder = []string{VerbKill, VerbResume, VerbStatus, VerbWho, VerbDeclare, VerbChecklist, VerbResolve, VerbPostmortem, VerbSession, VerbHelp}
 
 // helpReply is the usage, led by what was wrong with cmd when something was.
 func helpReply(cmd Command) ([]slack.Block, string) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -47,6 +48,12 @@ type checklistItemPayload struct {
 // unanswered item is shown again (posted if it never was, refreshed if it was).
 func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID int64) (*Checklist, error) {
 	var c *Checklist
+	// The sessions' evidence is read before the transaction: reading it may
+	// pull from a trace tool, which writes.
+	var recs []sessions.Record
+	if inc, err := s.store.FindIncident(ctx, incidentID); err == nil {
+		recs = s.incidentSessions(ctx, inc)
+	}
 	err := s.retryTx(ctx, func(q Queries) error {
 		inc, err := q.FindIncident(ctx, incidentID)
 		if err != nil {
@@ -61,6 +68,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 		}
 		c = s.newChecklist(inc, actor, now)
+		s.addSessionEvidence(c, inc, recs)
 		if err := q.CreateChecklist(ctx, c); err != nil {
 			return fmt.Errorf("create checklist of incident %d: %w", inc.ID, err)
 		}

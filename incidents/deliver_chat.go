@@ -170,6 +170,10 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 		}
 	}
 	v.Sessions = sessionLinks(v.Agent, inc.Sessions)
+	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+		v.Totals = sessionTotals(recs)
+		v.Outside = outsideBlast(recs, v.Agent)
+	}
 	if v.Halts, err = s.store.FindHalts(ctx, inc.Agent, inc.ID); err != nil {
 		return nil, fmt.Errorf("load halts of incident %d: %w", inc.ID, err)
 	}

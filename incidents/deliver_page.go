@@ -104,7 +104,11 @@ func (s *Service) pageFor(ctx context.Context, it *OutboxItem, action string) (*
 		return nil, Page{}, Permanent(fmt.Errorf("no PagerDuty routing key for %s: set the variable named by "+
 			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
 	}
-	return inc, s.buildPage(inc, ag, reg, action, key), nil
+	page := s.buildPage(inc, ag, reg, action, key)
+	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+		page.Details["session_totals"] = sessionPageDetails(recs)
+	}
+	return inc, page, nil
 }
 
 // routingKey follows SPEC §6: the agent's key, else its team's, else the default.

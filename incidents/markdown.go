@@ -32,6 +32,7 @@ func RenderMarkdown(pm *Postmortem) string {
 	renderDetection(w, pm)
 	renderTimeline(w, pm)
 	renderSessions(w, pm)
+	renderSessionRecord(w, pm)
 	renderBlastRadius(w, pm)
 	renderContainment(w, pm)
 	for _, sec := range []struct{ title, key string }{

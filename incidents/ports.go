@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -203,6 +204,12 @@ type SummaryView struct {
 	// its alerts carried in SeenAgents (at most maxSeenAgents).
 	Collects   string
 	SeenAgents []string
+
+	// Totals are the recorded totals of the sessions reins has a record
+	// of, keyed by session ID; Outside the tools they called that match no
+	// blast-radius entry ("tool (n calls)").
+	Totals  map[string]sessions.Totals
+	Outside []string
 }
 
 // ChecklistItemView is one checklist item as posted in the thread.

@@ -43,6 +43,9 @@ type Postmortem struct {
 	ActionItems []ActionItem        `json:"action_items"`
 	Links       PostmortemLinks     `json:"links"`
 	GeneratedAt time.Time           `json:"generated_at"`
+
+	// Record is what the sessions' telemetry shows (SPEC §10).
+	Record []SessionRecordDoc `json:"session_record"`
 }
 
 // PostmortemTimes are the moments of the incident, in UTC.
@@ -236,6 +239,7 @@ func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmorte
 	}
 	pm.answers(answers)
 	pm.links(inc, ag, s.cfg.PublicURL)
+	pm.Record = sessionRecordDocs(s.storedSessions(ctx, inc), ag)
 	return pm, nil
 }
 

@@ -47,6 +47,7 @@ type Deps struct {
 	Halter    Halter
 	Clock     Clock
 	Log       *slog.Logger
+	Sessions  SessionRecords // optional: the session record (SPEC §10)
 }
 
 // Service is the incident domain's use cases, one file each.
@@ -65,6 +66,7 @@ type Service struct {
 	summaries summaryMemo // summary updates queued in the current bucket
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
 	openings  openingLog  // incidents opened from alerts in the last minute, per source
+	sessions  SessionRecords
 }
 
 // New returns a Service. Zero settings get their defaults.
@@ -100,7 +102,7 @@ func New(d Deps, cfg Config) *Service {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	return &Service{store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
-		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg}
+		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
 }
 
 // Registry returns the ownership registry in force.

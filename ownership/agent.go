@@ -153,28 +153,12 @@ func (p *parser) authority(key *yaml.Node, agent fields, agentPath string) Autho
 	return a
 }
 
-func (p *parser) sessions(n *yaml.Node, path string) SessionSettings {
-	var s SessionSettings
-	f, _ := p.mapping(n, path, []string{"link"})
-	if v := f.val("link"); v != nil {
-		s.Link = p.str(v, path+".link")
-		switch {
-		case s.Link == "":
-		case !strings.Contains(s.Link, "{session}"):
-			p.errorf(v, "%s.link: must contain {session} where the session ID goes", path)
-		default:
-			p.checkURL(v, path+".link", s.Link)
-		}
-	}
-	return s
-}
-
 func (p *parser) blastRadius(n *yaml.Node, path string) []BlastItem {
 	var items []BlastItem
 	seen := map[string]int{}
 	for i, item := range p.sequence(n, path) {
 		ipath := fmt.Sprintf("%s[%d]", path, i)
-		f, ok := p.mapping(item, ipath, []string{"system", "access", "owner", "check", "link"})
+		f, ok := p.mapping(item, ipath, []string{"system", "access", "owner", "check", "link", "tools"})
 		if !ok {
 			continue
 		}
@@ -184,6 +168,7 @@ func (p *parser) blastRadius(n *yaml.Node, path string) []BlastItem {
 			Owner:  p.str(f.val("owner"), ipath+".owner"),
 			Check:  p.str(f.val("check"), ipath+".check"),
 			Link:   p.str(f.val("link"), ipath+".link"),
+			Tools:  p.toolGlobs(f.val("tools"), ipath+".tools"),
 		}
 		p.checkURL(f.val("link"), ipath+".link", b.Link)
 		switch first, dup := seen[strings.ToLower(b.System)]; {

@@ -73,6 +73,7 @@ func Empty() *Registry {
 		},
 		Teams:    map[string]*Team{},
 		Agents:   map[string]*Agent{},
+		Pricing:  map[string]Price{},
 		LoadedAt: time.Now(),
 	}
 }
@@ -143,7 +144,7 @@ func (p *parser) syntaxError(err error) {
 	p.probs = append(p.probs, Problem{File: p.file, Line: line, Message: "YAML syntax: " + msg})
 }
 
-var topKeys = []string{"slack", "alerts", "teams", "agents"}
+var topKeys = []string{"slack", "alerts", "teams", "agents", "pricing"}
 
 func (p *parser) registry(root *yaml.Node, r *Registry) {
 	top, ok := p.mapping(root, "config", topKeys)
@@ -154,6 +155,7 @@ func (p *parser) registry(root *yaml.Node, r *Registry) {
 	p.alerts(top.val("alerts"), &r.Alerts)
 	p.teams(top.val("teams"), r)
 	p.agents(top.val("agents"), r)
+	r.Pricing = p.pricing(top.val("pricing"))
 	if len(r.Agents) == 0 && isNull(top.val("agents")) {
 		p.warnf(root, "no agents are defined: alerts will open unowned incidents and nothing can be halted")
 	}

@@ -17,6 +17,7 @@ type Registry struct {
 	Alerts   AlertSettings
 	Teams    map[string]*Team
 	Agents   map[string]*Agent
+	Pricing  map[string]Price // `pricing:`: model name -> USD per 1M tokens
 	LoadedAt time.Time
 
 	pos positions // line of every setting, for checks made after loading
@@ -110,7 +111,37 @@ type HaltSpec struct {
 
 // SessionSettings is the `sessions:` section.
 type SessionSettings struct {
-	Link string // template holding {session}
+	Link           string // template holding {session}
+	Source         string // otlp (default) | langfuse
+	Langfuse       LangfuseSettings
+	Retention      time.Duration // default 7 days; sessions an incident names are kept with it
+	CaptureContent bool          // keep message contents (truncated to ContentLimit)
+	ContentLimit   int           // bytes of content kept per step, default 2048
+	MaxSteps       int           // step cap per session, default 10,000
+}
+
+// Session sources and defaults.
+const (
+	SourceOTLP            = "otlp"
+	SourceLangfuse        = "langfuse"
+	DefaultRetention      = 7 * 24 * time.Hour
+	DefaultMaxSteps       = 10000
+	DefaultContentLimit   = 2048
+	minMaxSteps           = 10
+	maxContentLimitConfig = 1 << 20
+)
+
+// LangfuseSettings say where to pull sessions from; keys are named by env var.
+type LangfuseSettings struct {
+	Host         string
+	PublicKeyEnv string
+	SecretKeyEnv string
+}
+
+// Price is one model's price in USD per 1M input and output tokens.
+type Price struct {
+	Input  float64
+	Output float64
 }
 
 // BlastItem is one external system the agent can write to.
@@ -119,7 +150,8 @@ type BlastItem struct {
 	Access []string
 	Owner  string
 	Check  string
-	Link   string // may hold {session}
+	Link   string   // may hold {session}
+	Tools  []string // globs of the tool names whose calls touch this system
 }
 
 // SLA is one behavioural SLA.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
@@ -41,6 +42,7 @@ type Main struct {
 	Bot      *bot.Handler
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
+	Sessions *sessions.Service
 
 	// Authority is the one kill-authority checker: the service's, and the
 	// Slack handler's for refusals answered on the request path.
@@ -100,6 +102,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	if m.Config.PagerDutyAPIToken != "" {
 		oncall = m.Pager
 	}
+	m.Sessions = sessions.New(m.Store, m.Registry, m.sessionPuller(), now, m.Log)
 	m.Flags = halt.NewFlags(m.Store, now)
 	if err := m.Flags.Load(ctx); err != nil {
 		return fmt.Errorf("load kill flags: %w", err)
@@ -115,6 +118,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		Halter:    m.Halter,
 		Clock:     m.Clock,
 		Log:       m.Log,
+		Sessions:  m.Sessions,
 	}, incidents.Config{
 		PublicURL:         m.Config.PublicURL,
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/reins-oss/reins/migrations"
@@ -41,6 +42,9 @@ type Config struct {
 
 	GrafanaWebhookSecret  string
 	LangfuseWebhookSecret string
+
+	OTLPToken    string // REINS_OTLP_TOKEN: bearer token of /v1/traces
+	OTLPMaxBytes string // REINS_OTLP_MAX_BYTES: body cap after decompression
 }
 
 // envVars maps each variable to its field and default, in the order of SPEC §3.
@@ -73,6 +77,8 @@ func (c *Config) envVars() []struct {
 		{"PAGERDUTY_WEBHOOK_SECRET", &c.PagerDutyWebhookSecret, ""},
 		{"REINS_GRAFANA_WEBHOOK_SECRET", &c.GrafanaWebhookSecret, ""},
 		{"REINS_LANGFUSE_WEBHOOK_SECRET", &c.LangfuseWebhookSecret, ""},
+		{"REINS_OTLP_TOKEN", &c.OTLPToken, ""},
+		{"REINS_OTLP_MAX_BYTES", &c.OTLPMaxBytes, "8388608"},
 	}
 }
 
@@ -122,6 +128,9 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("REINS_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
 	}
+	if n, err := strconv.ParseInt(c.OTLPMaxBytes, 10, 64); err != nil || n < 1024 {
+		return fmt.Errorf("REINS_OTLP_MAX_BYTES: %q is not a byte count of at least 1024 (default 8388608, 8 MiB)", c.OTLPMaxBytes)
+	}
 	if c.SlackBotToken != "" && !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
 		return fmt.Errorf("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")
 	}
@@ -161,5 +170,6 @@ func (c Config) Summary() []any {
 		"api_token", set(c.APIToken),
 		"webhook_token", set(c.WebhookToken),
 		"flag_token", set(c.FlagToken),
+		"otlp_token", set(c.OTLPToken),
 	}
 }

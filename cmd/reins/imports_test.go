@@ -16,7 +16,7 @@ func TestDomainImportsNoSDK(t *testing.T) {
 		"github.com/reins-oss/reins/migrations", "github.com/reins-oss/reins/cmd",
 		"github.com/reins-oss/reins/incidents/sqlstore",
 	}
-	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/ownership"} {
+	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions", "github.com/reins-oss/reins/ownership"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)

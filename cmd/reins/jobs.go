@@ -14,6 +14,7 @@ const (
 	scheduleNudges      = "@every 1m"
 	schedulePostmortems = "@every 15m"
 	scheduleAudit       = "0 9 * * 1" // Mondays 09:00 UTC, posted to the governance channel
+	scheduleRetention   = "@every 1h" // sessions.retention is days: hourly is precise enough
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -30,6 +31,10 @@ func (m *Main) startJobs(ctx context.Context) {
 		return err
 	})
 	m.addJob(scheduleAudit, "ownership_audit", m.Service.AuditOwnership)
+	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
+		_, err := m.Sessions.EnforceRetention(ctx, now)
+		return err
+	})
 	m.scheduleDrills()
 	m.cron.Start()
 }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/integrations/langfuse"
+	"github.com/reins-oss/reins/integrations/otlp"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// sessionRoutes serves the OTLP intake and the session record API (SPEC §4, §10).
+func (m *Main) sessionRoutes(mux *http.ServeMux) {
+	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
+	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
+		Token:    m.Config.OTLPToken,
+		MaxBytes: maxBytes,
+		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Recorder: m.Sessions,
+		Log:      m.Log,
+		Observe:  m.sessionsRecorded,
+	}))
+	api := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
+	}
+	api("GET /api/v1/sessions/{id}", m.getSession)
+	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
+}
+
+// sessionsRecorded refreshes the summaries of open incidents naming the
+// sessions that just grew.
+func (m *Main) sessionsRecorded(ctx context.Context, _ []sessions.Step, totals []sessions.Totals) {
+	byAgent := map[string][]string{}
+	for _, t := range totals {
+		byAgent[t.Agent] = append(byAgent[t.Agent], t.Session)
+	}
+	for agent, ids := range byAgent {
+		if err := m.Service.SessionsRecorded(ctx, agent, ids); err != nil {
+			m.Log.Warn("refresh incident summaries after new steps", "agent", agent, "err", err)
+		}
+	}
+}
+
+// sessionPuller is the pull source for agents whose sessions.source is not otlp.
+func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
+
+func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
+	rec, err := m.Sessions.Session(r.Context(), "", r.PathValue("id"))
+	switch {
+	case errors.Is(err, sessions.ErrNotFound):
+		writeError(w, http.StatusNotFound, "no record of session "+strconv.Quote(r.PathValue("id"))+
+			": its agent has not exported spans naming it (gen_ai.conversation.id or session.id) to /v1/traces")
+		return
+	case err != nil:
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	if rec.Steps == nil {
+		rec.Steps = []sessions.Step{}
+	}
+	writeJSON(w, http.StatusOK, rec)
+}
+
+func (m *Main) listSessions(w http.ResponseWriter, r *http.Request) {
+	a := m.Registry.Current().Agent(r.PathValue("agent"))
+	if a == nil {
+		writeError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
+		return
+	}
+	since := m.Clock.Now().Add(-24 * time.Hour)
+	if v := r.URL.Query().Get("since"); v != "" {
+		t, err := parseSince(v, m.Clock.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "since: "+err.Error())
+			return
+		}
+		since = t
+	}
+	list, err := m.Sessions.AgentSessions(r.Context(), a.Name, since, 0)
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	if list == nil {
+		list = []sessions.Totals{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"agent": a.Name, "since": since.UTC(), "sessions": list})
+}
+
+// parseSince reads an RFC 3339 time or a duration back from now (24h).
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d > 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, errors.New("expected an RFC 3339 time (2026-01-02T15:04:05Z) or a duration such as 24h")
+}
+
+func cmdSession(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("session")
+	format := fs.String("format", "text", "text or json")
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{"give one session ID"}
+	}
+	if *format != "text" && *format != "json" {
+		return usageError{"--format must be text or json"}
+	}
+	m, err := e.openMain(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	rec, err := m.Sessions.Session(ctx, "", pos[0])
+	if errors.Is(err, sessions.ErrNotFound) {
+		return fmt.Errorf("no record of session %q: its agent has not exported spans naming it to /v1/traces", pos[0])
+	} else if err != nil {
+		return err
+	}
+	if *format == "json" {
+		if rec.Steps == nil {
+			rec.Steps = []sessions.Step{}
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rec)
+	}
+	_, err = fmt.Fprint(e.stdout, sessions.Text(rec, m.Registry.Current().Agent(rec.Totals.Agent)))
+	return err
+}

@@ -1,0 +1,340 @@
+package incidents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// SessionRecords is the session record as the incident shows it (summary,
+// page, checklist evidence, postmortem, `/agent session`). Implemented by
+// sessions.Service, which pulls from Langfuse when reins has no record.
+type SessionRecords interface {
+	Session(ctx context.Context, agent, id string) (sessions.Record, error)
+	// Notable is a session's totals with only its tool calls and errors;
+	// pull false never asks a trace tool (safe inside a transaction).
+	Notable(ctx context.Context, agent, id string, pull bool) (sessions.Record, error)
+}
+
+// maxIncidentSessions bounds how many sessions an incident's views load.
+const maxIncidentSessions = 10
+
+// timelineLimit is the number of steps above which `/agent session`
+// summarises a session.
+const timelineLimit = 20
+
+// incidentSessions loads the records of the sessions inc names. The record
+// is context, not the incident: a failure is logged and the views go on
+// without it.
+func (s *Service) incidentSessions(ctx context.Context, inc *Incident) []sessions.Record {
+	return s.loadSessions(ctx, inc, true)
+}
+
+// storedSessions is incidentSessions without pulling from a trace tool, for
+// callers inside a transaction (a pull writes, and SQLite has one writer).
+func (s *Service) storedSessions(ctx context.Context, inc *Incident) []sessions.Record {
+	return s.loadSessions(ctx, inc, false)
+}
+
+func (s *Service) loadSessions(ctx context.Context, inc *Incident, pull bool) []sessions.Record {
+	if s.sessions == nil || inc == nil {
+		return nil
+	}
+	var out []sessions.Record
+	for i, id := range inc.Sessions {
+		if i == maxIncidentSessions {
+			break
+		}
+		rec, err := s.sessions.Notable(ctx, inc.Agent, id, pull)
+		if err != nil {
+			if !errors.Is(err, sessions.ErrNotFound) {
+				s.log.Warn("load session record", "incident", inc.ID, "session", id, "err", err)
+			}
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// outsideBlast lists the tools called outside the declared blast radius,
+// with their call counts, e.g. "zendesk.close_ticket (1 call)".
+func outsideBlast(recs []sessions.Record, ag *ownership.Agent) []string {
+	counts := map[string]int{}
+	for _, r := range recs {
+		for _, st := range sessions.Outside(r.Steps, ag) {
+			counts[st.Tool]++
+		}
+	}
+	var out []string
+	for tool, n := range counts {
+		calls := "calls"
+		if n == 1 {
+			calls = "call"
+		}
+		out = append(out, fmt.Sprintf("%s (%d %s)", tool, n, calls))
+	}
+	sort.Strings(out)
+	return out
+}
+
+// sessionSteps is every stored step of recs.
+func sessionSteps(recs []sessions.Record) []sessions.Step {
+	var out []sessions.Step
+	for _, r := range recs {
+		out = append(out, r.Steps...)
+	}
+	return out
+}
+
+// sessionPageDetails is what the page's custom details carry per session.
+func sessionPageDetails(recs []sessions.Record) map[string]any {
+	out := map[string]any{}
+	for _, r := range recs {
+		t := r.Totals
+		out[t.Session] = map[string]any{"steps": t.Steps, "tool_calls": t.ToolCalls, "errors": t.Errors,
+			"input_tokens": t.InputTokens, "output_tokens": t.OutputTokens, "total_tokens": t.TotalTokens(),
+			"cost": sessions.FormatCost(t), "first": t.First.UTC(), "last": t.Last.UTC()}
+	}
+	return out
+}
+
+// SessionTimeline is the message `/agent session ID` posts: the numbered
+// steps, summarised past timelineLimit steps, with links to the full record.
+func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Message, error) {
+	if s.sessions == nil {
+		return Message{}, &Error{Code: ENOTFOUND, Message: "Session records are not enabled here."}
+	}
+	rec, err := s.sessions.Session(ctx, agent, id)
+	if errors.Is(err, sessions.ErrNotFound) {
+		return Message{}, &Error{Code: ENOTFOUND, Message: fmt.Sprintf(
+			"reins has no record of session %s: its agent must export spans naming it (gen_ai.conversation.id or session.id) to /v1/traces, or pull from Langfuse (sessions.source).", id)}
+	} else if err != nil {
+		return Message{}, fmt.Errorf("session %s: %w", id, err)
+	}
+	ag := findAgent(s.registry(), rec.Totals.Agent)
+	entries, omitted := sessions.Timeline(rec, ag, timelineLimit)
+	var b strings.Builder
+	b.WriteString(sessions.FormatTotals(rec.Totals) + "\n")
+	if omitted > 0 {
+		fmt.Fprintf(&b, "Summarised: first and last steps, every error, every blast-radius call and every tool outside scope; %d other steps omitted.\n", omitted)
+	}
+	// A Slack section holds 3,000 characters: past that, the rest is in
+	// the full record.
+	const room = 2700
+	shown := 0
+	for _, e := range entries {
+		line := sessions.FormatEntry(e) + "\n"
+		if b.Len()+len(line) > room {
+			break
+		}
+		b.WriteString(line)
+		shown++
+	}
+	if shown < len(entries) {
+		fmt.Fprintf(&b, "… %d more notable steps in the full record.\n", len(entries)-shown)
+	}
+	msg := Message{ThreadTS: ThreadOfSummary, Style: StyleInfo,
+		Title: fmt.Sprintf("Session %s of %s: timeline", id, rec.Totals.Agent), Text: b.String()}
+	if s.cfg.PublicURL != "" {
+		msg.Links = append(msg.Links, Link{Text: "Full record", URL: strings.TrimRight(s.cfg.PublicURL, "/") + "/sessions/" + id})
+	}
+	if l := s.sessionLink(ag, id); l != "" {
+		msg.Links = append(msg.Links, Link{Text: "Trace", URL: l})
+	}
+	return msg, nil
+}
+
+func (s *Service) sessionLink(ag *ownership.Agent, id string) string {
+	for _, l := range sessionLinks(ag, []string{id}) {
+		return l.URL
+	}
+	return ""
+}
+
+// PostSessionTimeline posts a session's timeline in the thread of an
+// incident's summary, through the outbox like every other post.
+func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incidentID int64, id string) error {
+	inc, err := s.store.FindIncident(ctx, incidentID)
+	if err != nil {
+		return err
+	}
+	msg, err := s.SessionTimeline(ctx, inc.Agent, id)
+	if err != nil {
+		return err
+	}
+	if s.chat == nil {
+		return &Error{Code: EUNAVAILABLE, Message: "Slack is not configured here."}
+	}
+	key := fmt.Sprintf("inc-%d/session/%s/%d", inc.ID, id, s.clock.Now().UnixNano())
+	if err := s.store.InTx(ctx, func(q Queries) error {
+		return s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, key, msg)
+	}); err != nil {
+		return fmt.Errorf("post timeline of session %s: %w", id, err)
+	}
+	s.Kick()
+	return nil
+}
+
+// SessionRecordDoc is one session in the postmortem's "Session record".
+type SessionRecordDoc struct {
+	Totals     sessions.Totals `json:"totals"`
+	Link       string          `json:"link,omitempty"`
+	BlastCalls []sessions.Step `json:"blast_radius_calls"`
+	Outside    []sessions.Step `json:"outside_blast_radius"`
+	Errors     []sessions.Step `json:"errors"`
+}
+
+func sessionRecordDocs(recs []sessions.Record, ag *ownership.Agent) []SessionRecordDoc {
+	out := []SessionRecordDoc{}
+	for _, r := range recs {
+		d := SessionRecordDoc{Totals: r.Totals, Link: r.Link, BlastCalls: []sessions.Step{},
+			Outside: sessions.Outside(r.Steps, ag), Errors: []sessions.Step{}}
+		if d.Outside == nil {
+			d.Outside = []sessions.Step{}
+		}
+		for _, st := range r.Steps {
+			if st.System != "" {
+				d.BlastCalls = append(d.BlastCalls, st)
+			}
+			if st.Error {
+				d.Errors = append(d.Errors, st)
+			}
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func renderSessionRecord(w writer, pm *Postmortem) {
+	if len(pm.Record) == 0 {
+		return
+	}
+	w("## Session record\n\n")
+	for _, d := range pm.Record {
+		w("### Session %s\n\n%s\n\n", mdLink(d.Totals.Session, d.Link), mdInline(sessions.FormatTotals(d.Totals)))
+		step := func(st sessions.Step) string {
+			line := fmt.Sprintf("%s UTC %s", st.Start.UTC().Format("15:04:05"), mdInline(st.Tool))
+			if st.System != "" {
+				line += " → " + mdInline(st.System)
+			}
+			if st.Error {
+				line += " (error " + mdInline(st.ErrorType) + ")"
+			}
+			return line
+		}
+		if len(d.BlastCalls) > 0 {
+			w("Calls to blast-radius systems, in order:\n\n")
+			for i, st := range d.BlastCalls {
+				w("%d. %s\n", i+1, step(st))
+			}
+			w("\n")
+		} else {
+			w("No call to a blast-radius system was recorded.\n\n")
+		}
+		if len(d.Outside) > 0 {
+			w("Tool calls outside the declared blast radius:\n\n")
+			for _, st := range d.Outside {
+				w("- %s\n", step(st))
+			}
+			w("\n")
+		}
+		if len(d.Errors) > 0 {
+			w("Errors:\n\n")
+			for _, st := range d.Errors {
+				name := st.Tool
+				if name == "" {
+					name = firstNonEmpty(st.Model, st.Name)
+				}
+				w("- %s UTC %s %s: %s\n", st.Start.UTC().Format("15:04:05"), mdInline(st.Kind), mdInline(name), mdInline(st.ErrorType))
+			}
+			w("\n")
+		}
+	}
+}
+
+func sessionTotals(recs []sessions.Record) map[string]sessions.Totals {
+	out := make(map[string]sessions.Totals, len(recs))
+	for _, r := range recs {
+		out[r.Totals.Session] = r.Totals
+	}
+	return out
+}
+
+// addSessionEvidence writes into each blast-radius item what the sessions
+// recorded for its system (or that nothing was), and into the tool-calls
+// item the calls outside the declared blast radius. A person still answers.
+func (s *Service) addSessionEvidence(c *Checklist, inc *Incident, recs []sessions.Record) {
+	if len(recs) == 0 || inc.Unowned {
+		return
+	}
+	ag := findAgent(s.registry(), inc.Agent)
+	if ag == nil || !ag.DeclaresTools() {
+		return
+	}
+	steps := sessionSteps(recs)
+	bySlug := map[string]string{}
+	for _, b := range ag.BlastRadius {
+		bySlug["blast:"+slug(b.System)] = b.System
+	}
+	outside := outsideBlast(recs, ag)
+	for _, it := range c.Items {
+		var note string
+		if system, ok := bySlug[it.Key]; ok {
+			note = "Recorded: " + sessions.EvidenceOf(system, steps).String()
+		} else if it.Key == "std:tool_calls" && len(outside) > 0 {
+			note = "Recorded outside the declared blast radius: " + strings.Join(outside, ", ") + "."
+		}
+		if note == "" {
+			continue
+		}
+		if it.Check != "" {
+			it.Check += "\n"
+		}
+		it.Check += note
+	}
+}
+
+// SessionsRecorded refreshes, debounced, the summaries of agent's open
+// incidents that name any of ids: steps often arrive after the alert that
+// named their session, and the summary shows their totals.
+func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []string) error {
+	if s.chat == nil || len(ids) == 0 {
+		return nil
+	}
+	incs, err := s.store.FindIncidents(ctx, IncidentFilter{Agent: agent, Status: StatusOpen})
+	if err != nil {
+		return fmt.Errorf("find open incidents of %s: %w", agent, err)
+	}
+	named := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		named[id] = true
+	}
+	bucket := s.clock.Now().Truncate(summaryDebounce)
+	for _, inc := range incs {
+		if inc.SummaryTS == "" || !namesAny(inc, named) {
+			continue
+		}
+		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
+		if err := s.store.InTx(ctx, func(q Queries) error {
+			return s.enqueueAt(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		}); err != nil {
+			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
+		}
+	}
+	return nil
+}
+
+func namesAny(inc *Incident, ids map[string]bool) bool {
+	for _, id := range inc.Sessions {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,35 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// EnforceRetention removes each agent's sessions last active longer ago than
+// its sessions.retention, except sessions an incident names: those are the
+// incident's evidence (checklist item 11) and stay as long as it does.
+// It is safe to run twice and returns how many sessions went.
+func (s *Service) EnforceRetention(ctx context.Context, now time.Time) (int, error) {
+	keep, err := s.store.NamedSessions(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("session retention: %w", err)
+	}
+	slices.Sort(keep)
+	keep = slices.Compact(keep)
+	reg := s.registry.Current()
+	total := 0
+	for _, name := range slices.Sorted(mapsKeys(reg.Agents)) {
+		a := reg.Agents[name]
+		n, err := s.store.DeleteSessions(ctx, a.Name, now.Add(-a.Sessions.Retention), keep)
+		if err != nil {
+			return total, fmt.Errorf("session retention of %s: %w", a.Name, err)
+		}
+		total += n
+	}
+	if total > 0 {
+		s.log.Info("session retention: old sessions removed", "sessions", total)
+	}
+	return total, nil
+}

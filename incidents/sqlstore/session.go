@@ -1,0 +1,398 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/migrations"
+)
+
+var _ sessions.Store = (*Store)(nil)
+
+// stepChunk bounds the rows of one multi-row INSERT: 19 columns × 1,000
+// rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
+// bound parameters, and a full chunk, the usual exporter batch, reuses one
+// prepared statement.
+const stepChunk = 1000
+
+// idChunk bounds the IDs of one IN list.
+const idChunk = 500
+
+const stepCols = `session_id, span_id, trace_id, parent_id, agent, started_at, duration_us, kind, name, tool,
+	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content`
+
+const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_tokens, output_tokens, cost,
+	unpriced_steps, first_at, last_at`
+
+// WriteSteps stores steps and grows their sessions' totals in one
+// transaction. A span already stored is skipped: exporters retry.
+func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
+	steps = uniqueSteps(steps)
+	if len(steps) == 0 {
+		return nil, nil
+	}
+	var out []sessions.Totals
+	err := s.inTx(ctx, func(q *queries) error {
+		if err := q.ensureSessions(ctx, steps); err != nil {
+			return err
+		}
+		written := map[[2]string]bool{}
+		for start := 0; start < len(steps); start += stepChunk {
+			chunk := steps[start:min(start+stepChunk, len(steps))]
+			if err := q.insertSteps(ctx, chunk, written); err != nil {
+				return err
+			}
+		}
+		deltas := map[string]*sessions.Totals{}
+		for _, st := range steps {
+			if !written[[2]string{st.Session, st.SpanID}] {
+				continue
+			}
+			d := deltas[st.Session]
+			if d == nil {
+				d = &sessions.Totals{}
+				deltas[st.Session] = d
+			}
+			d.Add(st)
+		}
+		for _, id := range slices.Sorted(keys(deltas)) {
+			t, err := q.growTotals(ctx, *deltas[id])
+			if err != nil {
+				return err
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err, "store %d session steps", len(steps))
+	}
+	return out, nil
+}
+
+// uniqueSteps drops repeats of a span within one batch, keeping the first.
+func uniqueSteps(steps []sessions.Step) []sessions.Step {
+	seen := make(map[[2]string]bool, len(steps))
+	out := steps[:0:0]
+	for _, st := range steps {
+		k := [2]string{st.Session, st.SpanID}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, st)
+	}
+	return out
+}
+
+// ensureSessions creates the totals rows the steps need, in ID order so
+// concurrent writers lock them in the same order.
+func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) error {
+	first := map[string]sessions.Step{}
+	for _, st := range steps {
+		if f, ok := first[st.Session]; !ok || st.Start.Before(f.Start) {
+			first[st.Session] = st
+		}
+	}
+	ids := slices.Sorted(keys(first))
+	var b strings.Builder
+	args := make([]any, 0, 4*len(ids))
+	b.WriteString(`INSERT INTO sessions (id, agent, first_at, last_at) VALUES `)
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?)")
+		st := first[id]
+		args = append(args, id, st.Agent, q.t(st.Start), q.t(st.Start))
+	}
+	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	if _, err := q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...); err != nil {
+		return wrap(err, "create session rows")
+	}
+	return nil
+}
+
+// insertSteps writes one chunk and marks in written the steps that were new.
+func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[[2]string]bool) error {
+	var b strings.Builder
+	args := make([]any, 0, 19*len(chunk))
+	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
+	for i, st := range chunk {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
+			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
+			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content)
+	}
+	b.WriteString(` ON CONFLICT (session_id, span_id) DO NOTHING RETURNING session_id, span_id`)
+	var rows *sql.Rows
+	var err error
+	if len(chunk) == stepChunk {
+		rows, err = q.query(ctx, b.String(), args...)
+	} else {
+		rows, err = q.x.QueryContext(ctx, q.x.Rebind(b.String()), args...)
+	}
+	if err != nil {
+		return wrap(err, "insert session steps")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k [2]string
+		if err := rows.Scan(&k[0], &k[1]); err != nil {
+			return wrap(err, "insert session steps")
+		}
+		written[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return wrap(err, "insert session steps")
+	}
+	return nil
+}
+
+type totalsRow struct {
+	ID           string  `db:"id"`
+	Agent        string  `db:"agent"`
+	Steps        int64   `db:"steps"`
+	Stored       int64   `db:"stored_steps"`
+	ToolCalls    int64   `db:"tool_calls"`
+	Errors       int64   `db:"errors"`
+	InputTokens  int64   `db:"input_tokens"`
+	OutputTokens int64   `db:"output_tokens"`
+	Cost         float64 `db:"cost"`
+	Unpriced     int64   `db:"unpriced_steps"`
+	First        dbTime  `db:"first_at"`
+	Last         dbTime  `db:"last_at"`
+}
+
+func (r totalsRow) totals() sessions.Totals {
+	return sessions.Totals{Session: r.ID, Agent: r.Agent, Steps: r.Steps, Stored: r.Stored, ToolCalls: r.ToolCalls,
+		Errors: r.Errors, InputTokens: r.InputTokens, OutputTokens: r.OutputTokens, Cost: r.Cost,
+		Unpriced: r.Unpriced, First: r.First.T, Last: r.Last.T}
+}
+
+// growTotals adds d to its session's totals and returns them.
+func (q *queries) growTotals(ctx context.Context, d sessions.Totals) (sessions.Totals, error) {
+	var r totalsRow
+	err := q.get(ctx, &r, `UPDATE sessions SET steps = steps + ?, stored_steps = stored_steps + ?,
+		tool_calls = tool_calls + ?, errors = errors + ?, input_tokens = input_tokens + ?,
+		output_tokens = output_tokens + ?, cost = cost + ?, unpriced_steps = unpriced_steps + ?,
+		first_at = CASE WHEN first_at > ? THEN ? ELSE first_at END,
+		last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END
+		WHERE id = ? RETURNING `+totalsCols,
+		d.Steps, d.Stored, d.ToolCalls, d.Errors, d.InputTokens, d.OutputTokens, d.Cost, d.Unpriced,
+		q.t(d.First), q.t(d.First), q.t(d.Last), q.t(d.Last), d.Session)
+	if err != nil {
+		return sessions.Totals{}, wrap(err, "update totals of session %s", d.Session)
+	}
+	return r.totals(), nil
+}
+
+type stepRow struct {
+	Session      string  `db:"session_id"`
+	SpanID       string  `db:"span_id"`
+	TraceID      string  `db:"trace_id"`
+	ParentID     string  `db:"parent_id"`
+	Agent        string  `db:"agent"`
+	Start        dbTime  `db:"started_at"`
+	DurationUS   int64   `db:"duration_us"`
+	Kind         string  `db:"kind"`
+	Name         string  `db:"name"`
+	Tool         string  `db:"tool"`
+	Model        string  `db:"model"`
+	InputTokens  int64   `db:"input_tokens"`
+	OutputTokens int64   `db:"output_tokens"`
+	Cost         float64 `db:"cost"`
+	Priced       bool    `db:"priced"`
+	Error        bool    `db:"error"`
+	ErrorType    string  `db:"error_type"`
+	System       string  `db:"system"`
+	Content      string  `db:"content"`
+}
+
+// FindSession returns a session's totals and its stored steps in time order.
+func (q *queries) FindSession(ctx context.Context, id string) (sessions.Record, error) {
+	return q.findSession(ctx, id, "")
+}
+
+// FindNotable returns a session's totals and its tool calls and errors.
+func (q *queries) FindNotable(ctx context.Context, id string) (sessions.Record, error) {
+	return q.findSession(ctx, id, ` AND (tool <> '' OR kind = 'execute_tool' OR error = `+q.boolTrue()+`)`)
+}
+
+func (q *queries) boolTrue() string {
+	if q.s.d == migrations.SQLite {
+		return "1"
+	}
+	return "TRUE"
+}
+
+func (q *queries) findSession(ctx context.Context, id, where string) (sessions.Record, error) {
+	var rows []totalsRow
+	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id = ?`, id); err != nil {
+		return sessions.Record{}, wrap(err, "find session %s", id)
+	}
+	if len(rows) == 0 {
+		return sessions.Record{}, sessions.ErrNotFound
+	}
+	rec := sessions.Record{Totals: rows[0].totals()}
+	var steps []stepRow
+	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE session_id = ?`+where+`
+		ORDER BY started_at, span_id`, id); err != nil {
+		return sessions.Record{}, wrap(err, "find steps of session %s", id)
+	}
+	rec.Steps = make([]sessions.Step, len(steps))
+	for i, r := range steps {
+		rec.Steps[i] = sessions.Step{Session: r.Session, SpanID: r.SpanID, TraceID: r.TraceID, ParentID: r.ParentID,
+			Agent: r.Agent, Start: r.Start.T, Duration: time.Duration(r.DurationUS) * time.Microsecond,
+			Kind: r.Kind, Name: r.Name, Tool: r.Tool, Model: r.Model, InputTokens: r.InputTokens,
+			OutputTokens: r.OutputTokens, Cost: r.Cost, Priced: r.Priced, Error: r.Error,
+			ErrorType: r.ErrorType, System: r.System, Content: r.Content}
+	}
+	return rec, nil
+}
+
+// FindTotals returns the totals of the known sessions among ids, in ids' order.
+func (q *queries) FindTotals(ctx context.Context, ids []string) ([]sessions.Totals, error) {
+	byID := map[string]sessions.Totals{}
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
+		var rows []totalsRow
+		err := sqlxSelect(ctx, q, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id IN (`+marks(len(chunk))+`)`,
+			anys(chunk)...)
+		if err != nil {
+			return nil, wrap(err, "find totals of %d sessions", len(ids))
+		}
+		for _, r := range rows {
+			byID[r.ID] = r.totals()
+		}
+	}
+	var out []sessions.Totals
+	for _, id := range ids {
+		if t, ok := byID[id]; ok {
+			out = append(out, t)
+			delete(byID, id)
+		}
+	}
+	return out, nil
+}
+
+// FindSessions returns agent's sessions active at or after since, newest first.
+func (q *queries) FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]sessions.Totals, error) {
+	var rows []totalsRow
+	err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE agent = ? AND last_at >= ?
+		ORDER BY last_at DESC, id LIMIT ?`, agent, q.t(since), limit)
+	if err != nil {
+		return nil, wrap(err, "find sessions of %s", agent)
+	}
+	out := make([]sessions.Totals, len(rows))
+	for i, r := range rows {
+		out[i] = r.totals()
+	}
+	return out, nil
+}
+
+// DeleteSteps removes stored steps of a session; its totals keep counting them.
+func (s *Store) DeleteSteps(ctx context.Context, session string, spanIDs []string) error {
+	return s.inTx(ctx, func(q *queries) error {
+		var n int64
+		for start := 0; start < len(spanIDs); start += idChunk {
+			chunk := spanIDs[start:min(start+idChunk, len(spanIDs))]
+			res, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE session_id = ? AND span_id IN (`+
+				marks(len(chunk))+`)`), append([]any{session}, anys(chunk)...)...)
+			if err != nil {
+				return wrap(err, "drop steps of session %s", session)
+			}
+			c, _ := res.RowsAffected()
+			n += c
+		}
+		if _, err := q.x.ExecContext(ctx, q.x.Rebind(`UPDATE sessions SET stored_steps = stored_steps - ? WHERE id = ?`),
+			n, session); err != nil {
+			return wrap(err, "drop steps of session %s", session)
+		}
+		return nil
+	})
+}
+
+// DeleteSessions removes agent's sessions last active before before, except keep.
+func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Time, keep []string) (int, error) {
+	var ids []string
+	q := &s.queries
+	if err := q.sel(ctx, &ids, `SELECT id FROM sessions WHERE agent = ? AND last_at < ?`, agent, q.t(before)); err != nil {
+		return 0, wrap(err, "find old sessions of %s", agent)
+	}
+	ids = slices.DeleteFunc(ids, func(id string) bool {
+		_, named := slices.BinarySearch(keep, id)
+		return named
+	})
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
+		err := s.inTx(ctx, func(q *queries) error {
+			// Steps first: SQLite enforces the cascade only with foreign
+			// keys on, and an explicit delete does not depend on it.
+			if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE session_id IN (`+
+				marks(len(chunk))+`)`), anys(chunk)...); err != nil {
+				return err
+			}
+			_, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM sessions WHERE id IN (`+marks(len(chunk))+`)`), anys(chunk)...)
+			return err
+		})
+		if err != nil {
+			return start, wrap(err, "delete old sessions of %s", agent)
+		}
+	}
+	return len(ids), nil
+}
+
+// NamedSessions returns every session ID that an incident names.
+func (q *queries) NamedSessions(ctx context.Context) ([]string, error) {
+	var lists []string
+	if err := q.sel(ctx, &lists, `SELECT sessions FROM incidents WHERE sessions <> '[]'`); err != nil {
+		return nil, wrap(err, "find sessions named by incidents")
+	}
+	var out []string
+	for _, l := range lists {
+		var ids []string
+		if err := unjs(l, &ids, "incident sessions"); err != nil {
+			return nil, err
+		}
+		out = append(out, ids...)
+	}
+	return out, nil
+}
+
+// sqlxSelect runs a query whose text varies with its arguments (IN lists):
+// it is not worth a prepared statement of its own.
+func sqlxSelect(ctx context.Context, q *queries, dst any, query string, args ...any) error {
+	return sqlx.SelectContext(ctx, q.x, dst, q.x.Rebind(query), args...)
+}
+
+func marks(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func keys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,155 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/sqlstore"
+	"github.com/reins-oss/reins/ownership"
+)
+
+func step(session string, n int, at time.Time, tool string) sessions.Step {
+	st := sessions.Step{Session: session, Agent: "support-bot", SpanID: fmt.Sprintf("span-%04d", n),
+		Start: at.Add(time.Duration(n) * time.Second), Duration: 100 * time.Millisecond, Kind: sessions.KindChat,
+		Model: "gpt-4.1", InputTokens: 100, OutputTokens: 10}
+	if tool != "" {
+		st.Kind, st.Tool, st.Model, st.InputTokens, st.OutputTokens = sessions.KindTool, tool, "", 0, 0
+	}
+	return st
+}
+
+func registry() *ownership.Holder {
+	return ownership.NewHolder(&ownership.Registry{
+		Agents: map[string]*ownership.Agent{"support-bot": {Name: "support-bot",
+			Sessions: ownership.SessionSettings{Retention: 7 * 24 * time.Hour, MaxSteps: 20}}},
+		Pricing: map[string]ownership.Price{"gpt-4.1": {Input: 2, Output: 8}},
+	})
+}
+
+func TestWriteStepsIdempotentTotals(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		batch := []sessions.Step{step("s-1", 1, at, ""), step("s-1", 2, at, "salesforce.get"), step("s-1", 2, at, "salesforce.get")}
+		if _, err := s.WriteSteps(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.WriteSteps(ctx, append(batch, step("s-1", 3, at, "")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := sessions.Totals{Session: "s-1", Agent: "support-bot", Steps: 3, Stored: 3, ToolCalls: 1,
+			InputTokens: 200, OutputTokens: 20, Unpriced: 2, First: at.Add(time.Second), Last: at.Add(3*time.Second + 100*time.Millisecond)}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("totals after a repeated batch:\n got %+v\nwant %+v", got, want)
+		}
+		rec, err := s.FindSession(ctx, "s-1")
+		if err != nil || len(rec.Steps) != 3 || rec.Totals != want {
+			t.Errorf("record: %+v, %v", rec, err)
+		}
+		if _, err := s.FindSession(ctx, "s-none"); err != sessions.ErrNotFound {
+			t.Errorf("unknown session: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+func TestStepCapKeepsEdgesAndToolCalls(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		svc := sessions.New(s, registry(), nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		var steps []sessions.Step
+		for n := 1; n <= 40; n++ {
+			tool := ""
+			if n%10 == 5 {
+				tool = "salesforce.update"
+			}
+			steps = append(steps, step("s-big", n, at, tool))
+		}
+		if _, err := svc.Record(ctx, steps); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := s.FindSession(ctx, "s-big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Totals.Steps != 40 || rec.Totals.Stored != int64(len(rec.Steps)) || len(rec.Steps) > 20 {
+			t.Fatalf("after the cap of 20: totals %d steps, %d stored, %d rows", rec.Totals.Steps, rec.Totals.Stored, len(rec.Steps))
+		}
+		tools := 0
+		for _, st := range rec.Steps {
+			if st.Tool != "" {
+				tools++
+			}
+		}
+		if tools != 4 || rec.Steps[0].SpanID != "span-0001" || rec.Steps[len(rec.Steps)-1].SpanID != "span-0040" {
+			t.Errorf("kept %d tool calls (want 4), first %s, last %s", tools, rec.Steps[0].SpanID, rec.Steps[len(rec.Steps)-1].SpanID)
+		}
+	})
+}
+
+func TestRetentionKeepsSessionsAnIncidentNames(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		svc := sessions.New(s, registry(), nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		now := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		old := now.Add(-8 * 24 * time.Hour)
+		for _, st := range []sessions.Step{step("s-old", 1, old, ""), step("s-named", 1, old, ""), step("s-new", 1, now.Add(-time.Hour), "")} {
+			if _, err := s.WriteSteps(ctx, []sessions.Step{st}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		inc := open(t, s, "support-bot", "")
+		inc.Sessions = []string{"s-named"}
+		if err := s.UpdateIncident(ctx, inc); err != nil {
+			t.Fatal(err)
+		}
+		n, err := svc.EnforceRetention(ctx, now)
+		if err != nil || n != 1 {
+			t.Fatalf("retention removed %d (%v), want 1", n, err)
+		}
+		for id, kept := range map[string]bool{"s-old": false, "s-named": true, "s-new": true} {
+			_, err := s.FindSession(ctx, id)
+			if (err == nil) != kept {
+				t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
+			}
+		}
+		if n, _ := svc.EnforceRetention(ctx, now); n != 0 {
+			t.Errorf("second run removed %d, want 0", n)
+		}
+	})
+}
+
+func TestFindNotableTotalsAndAgentSessions(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		failed := step("s-a", 3, at, "")
+		failed.Error, failed.ErrorType = true, "RateLimited"
+		for _, batch := range [][]sessions.Step{
+			{step("s-a", 1, at, ""), step("s-a", 2, at, "salesforce.get"), failed},
+			{step("s-b", 1, at.Add(time.Hour), "")},
+		} {
+			if _, err := s.WriteSteps(ctx, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rec, err := s.FindNotable(ctx, "s-a")
+		if err != nil || len(rec.Steps) != 2 || rec.Steps[0].Tool != "salesforce.get" || !rec.Steps[1].Error || rec.Totals.Steps != 3 {
+			t.Errorf("notable steps of s-a: %+v, %v; want the tool call and the error, with totals of all 3", rec, err)
+		}
+		tots, err := s.FindTotals(ctx, []string{"s-b", "s-none", "s-a"})
+		if err != nil || len(tots) != 2 || tots[0].Session != "s-b" || tots[1].Session != "s-a" {
+			t.Errorf("totals: %+v, %v; want s-b then s-a", tots, err)
+		}
+		list, err := s.FindSessions(ctx, "support-bot", at.Add(30*time.Minute), 10)
+		if err != nil || len(list) != 1 || list[0].Session != "s-b" {
+			t.Errorf("sessions since: %+v, %v; want only s-b", list, err)
+		}
+	})
+}

@@ -1,0 +1,54 @@
+package otlp_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/integrations/otlp"
+)
+
+// FuzzMap feeds decoded requests, JSON and protobuf, to the span mapping: it
+// must never panic, and every step it keeps has a valid session ID and a
+// known agent.
+func FuzzMap(f *testing.F) {
+	files, _ := filepath.Glob("testdata/*.json")
+	for _, name := range files {
+		b, _ := os.ReadFile(name)
+		f.Add(b, false)
+		req := ptraceotlp.NewExportRequest()
+		if req.UnmarshalJSON(b) == nil {
+			if pb, err := req.MarshalProto(); err == nil {
+				f.Add(pb, true)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte, proto bool) {
+		req := ptraceotlp.NewExportRequest()
+		var err error
+		if proto {
+			err = req.UnmarshalProto(body)
+		} else {
+			err = req.UnmarshalJSON(body)
+		}
+		if err != nil {
+			return
+		}
+		res := otlp.Map(req.Traces(), resolve)
+		for _, st := range res.Steps {
+			if why := sessions.ValidID(st.Session); why != "" {
+				t.Fatalf("kept a step with an invalid session %q: %s", st.Session, why)
+			}
+			if st.Agent != "support-bot" {
+				t.Fatalf("kept a step of agent %q", st.Agent)
+			}
+			if len(st.Tool) > 256 || len(st.Model) > 128 || !utf8.ValidString(st.Kind) && len(st.Kind) > 64 {
+				t.Fatalf("unbounded field in %+v", st)
+			}
+		}
+	})
+}

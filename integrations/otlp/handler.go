@@ -1,0 +1,266 @@
+package otlp
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+)
+
+// DefaultMaxBytes caps a request body after decompression.
+const DefaultMaxBytes = 8 << 20
+
+// Recorder stores the steps of one request (sessions.Service).
+type Recorder interface {
+	Record(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error)
+}
+
+// Config configures the handler.
+type Config struct {
+	Token    string   // REINS_OTLP_TOKEN; empty refuses every request
+	MaxBytes int64    // after decompression; 0 for DefaultMaxBytes
+	Resolve  Resolver // agent by name or alias
+	Recorder Recorder
+	// MaxInFlight bounds concurrent writes; a request that cannot start one
+	// within Wait is answered 503 with Retry-After (exporters retry).
+	MaxInFlight int
+	Wait        time.Duration
+	Log         *slog.Logger
+	// Observe, when set, sees the steps stored (the guard hooks in here).
+	Observe func(ctx context.Context, steps []sessions.Step, totals []sessions.Totals)
+}
+
+// Handler serves POST /v1/traces.
+type Handler struct {
+	cfg   Config
+	slots chan struct{}
+}
+
+// NewHandler returns the /v1/traces handler.
+func NewHandler(cfg Config) *Handler {
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 32
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = 5 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight)}
+}
+
+const (
+	typeProto = "application/x-protobuf"
+	typeJSON  = "application/json"
+)
+
+// gRPC status codes used in error bodies (google.rpc.Status).
+const (
+	codeInvalidArgument = 3
+	codeResourceExhaust = 8
+	codeUnauthenticated = 16
+	codeUnavailable     = 14
+	codeInternal        = 13
+)
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	ct = strings.ToLower(ct)
+	if h.cfg.Token == "" {
+		refused.WithLabelValues("disabled").Inc()
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: set REINS_OTLP_TOKEN and configure the exporter's Authorization header")
+		return
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
+		refused.WithLabelValues("unauthorized").Inc()
+		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token (REINS_OTLP_TOKEN)")
+		return
+	}
+	if ct != typeProto && ct != typeJSON {
+		refused.WithLabelValues("media_type").Inc()
+		h.fail(w, typeJSON, http.StatusUnsupportedMediaType, codeInvalidArgument,
+			"Content-Type must be application/x-protobuf or application/json")
+		return
+	}
+	body, status, err := h.read(r)
+	if err != nil {
+		refused.WithLabelValues(reasonOf(status)).Inc()
+		h.fail(w, ct, status, codeInvalidArgument, err.Error())
+		return
+	}
+	req := ptraceotlp.NewExportRequest()
+	if ct == typeProto {
+		err = req.UnmarshalProto(body)
+	} else {
+		err = req.UnmarshalJSON(body)
+	}
+	if err != nil {
+		refused.WithLabelValues("malformed").Inc()
+		h.fail(w, ct, http.StatusBadRequest, codeInvalidArgument, "cannot decode the "+ct+" body: "+err.Error())
+		return
+	}
+	res := Map(req.Traces(), h.cfg.Resolve)
+	h.count(res, req.Traces().SpanCount())
+	if len(res.Steps) > 0 {
+		if !h.acquire(r.Context()) {
+			refused.WithLabelValues("overloaded").Inc()
+			w.Header().Set("Retry-After", "2")
+			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "reins is busy storing spans: retry after 2 s")
+			return
+		}
+		totals, err := h.cfg.Recorder.Record(r.Context(), res.Steps)
+		<-h.slots
+		if err != nil {
+			h.cfg.Log.Error("store spans", "spans", len(res.Steps), "err", err)
+			refused.WithLabelValues("store_failed").Inc()
+			w.Header().Set("Retry-After", "5")
+			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "spans could not be stored: retry after 5 s")
+			return
+		}
+		stepsStored.Add(float64(len(res.Steps)))
+		if h.cfg.Observe != nil {
+			h.cfg.Observe(r.Context(), res.Steps, totals)
+		}
+	}
+	resp := ptraceotlp.NewExportResponse()
+	if res.Rejected > 0 {
+		resp.PartialSuccess().SetRejectedSpans(int64(res.Rejected))
+		resp.PartialSuccess().SetErrorMessage(strings.Join(res.Reasons, "; "))
+	}
+	var out []byte
+	if ct == typeProto {
+		out, err = resp.MarshalProto()
+	} else {
+		out, err = resp.MarshalJSON()
+	}
+	if err != nil {
+		h.fail(w, ct, http.StatusInternalServerError, codeInternal, "encode the answer: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+	duration.Observe(time.Since(start).Seconds())
+}
+
+func (h *Handler) acquire(ctx context.Context) bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(h.cfg.Wait)
+	defer t.Stop()
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// errTooLarge is answered 413.
+var errTooLarge = errors.New("body too large")
+
+// read returns the body, decompressed, refusing more than MaxBytes of it
+// without inflating the rest: a gzip bomb costs at most MaxBytes+1 bytes.
+func (h *Handler) read(r *http.Request) ([]byte, int, error) {
+	limit := h.cfg.MaxBytes
+	var src io.Reader = http.MaxBytesReader(nil, r.Body, limit+1)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip":
+		zr, err := gzip.NewReader(src)
+		if err != nil {
+			return nil, http.StatusBadRequest, fmt.Errorf("cannot read the gzip body: %w", err)
+		}
+		defer zr.Close()
+		src = zr
+	default:
+		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported: send gzip or none", enc)
+	}
+	body, err := io.ReadAll(io.LimitReader(src, limit+1))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), err == nil && int64(len(body)) > limit:
+		return nil, http.StatusRequestEntityTooLarge, fmt.Errorf("%w: over %d bytes after decompression: export smaller batches (e.g. the batch processor's send_batch_max_size)", errTooLarge, limit)
+	case err != nil:
+		return nil, http.StatusBadRequest, fmt.Errorf("cannot read the body: %w", err)
+	}
+	return body, 0, nil
+}
+
+func reasonOf(status int) string {
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnsupportedMediaType:
+		return "media_type"
+	}
+	return "malformed"
+}
+
+// fail answers an error as OTLP/HTTP says: a google.rpc.Status in the
+// request's encoding. Its message is what a person reading the exporter's
+// log needs.
+func (h *Handler) fail(w http.ResponseWriter, ct string, status, code int, msg string) {
+	var body []byte
+	if ct == typeProto {
+		body = statusProto(code, msg)
+	} else {
+		ct = typeJSON
+		body = []byte(`{"code":` + strconv.Itoa(code) + `,"message":` + strconv.Quote(msg) + `}`)
+	}
+	w.Header().Set("Content-Type", ct)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// statusProto encodes google.rpc.Status{code, message} by hand: two fields,
+// not worth a dependency on the generated type.
+func statusProto(code int, msg string) []byte {
+	b := []byte{0x08}
+	b = appendVarint(b, uint64(code))
+	b = append(b, 0x12)
+	b = appendVarint(b, uint64(len(msg)))
+	return append(b, msg...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func (h *Handler) count(res Result, spans int) {
+	spansReceived.Add(float64(spans))
+	for reason, n := range res.Dropped {
+		spansDropped.WithLabelValues(reason).Add(float64(n))
+	}
+	for attr, n := range res.WrongType {
+		attrsIgnored.WithLabelValues(attr).Add(float64(n))
+	}
+}

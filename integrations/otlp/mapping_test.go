@@ -1,0 +1,126 @@
+package otlp_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/integrations/otlp"
+	"github.com/reins-oss/reins/ownership"
+)
+
+var supportBot = &ownership.Agent{Name: "support-bot", Aliases: []string{"support-bot-v2"}}
+
+func resolve(name string) *ownership.Agent {
+	if strings.EqualFold(name, "support-bot") || strings.EqualFold(name, "support-bot-v2") {
+		return supportBot
+	}
+	return nil
+}
+
+func load(t testing.TB, name string) otlp.Result {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON(b); err != nil {
+		t.Fatalf("decode %s: %v", name, err)
+	}
+	return otlp.Map(req.Traces(), resolve)
+}
+
+var t0 = time.Unix(0, 1765029802000000000).UTC()
+
+// brief is the part of a step each style must get right.
+type brief struct {
+	Session, Kind, Tool, Model string
+	In, Out                    int64
+	Error                      bool
+	ErrorType                  string
+}
+
+func briefs(steps []sessions.Step) []brief {
+	var out []brief
+	for _, s := range steps {
+		out = append(out, brief{s.Session, s.Kind, s.Tool, s.Model, s.InputTokens, s.OutputTokens, s.Error, s.ErrorType})
+	}
+	return out
+}
+
+func TestMapStyles(t *testing.T) {
+	for _, tc := range []struct {
+		file      string
+		want      []brief
+		wrongType map[string]int
+	}{
+		{"genai_current.json", []brief{
+			{"s-8812", "invoke_agent", "", "", 0, 0, false, ""},
+			{"s-8812", "chat", "", "gpt-4.1-2025-04-14", 1000, 200, false, ""},
+			{"s-8812", "execute_tool", "salesforce.update_record", "", 0, 0, true, "SalesforceTimeout"},
+		}, nil},
+		{"genai_1_36.json", []brief{
+			{"s-old", "other", "", "", 0, 0, false, ""},
+			{"s-old", "chat", "", "gpt-4.1", 300, 30, false, ""},
+			{"s-old", "execute_tool", "sendgrid.send_email", "", 0, 0, false, ""},
+		}, nil},
+		{"openinference.json", []brief{
+			{"s-oi", "chat", "", "gpt-4.1-mini", 500, 50, false, ""},
+			{"s-oi", "execute_tool", "crm_update_record", "", 0, 0, false, ""},
+			{"s-oi", "retrieval", "", "", 0, 0, false, ""},
+		}, nil},
+		{"langfuse.json", []brief{
+			{"s-lf", "chat", "", "gpt-4.1", 0, 7, false, ""},
+		}, map[string]int{"gen_ai.usage.input_tokens": 1}},
+	} {
+		t.Run(strings.TrimSuffix(tc.file, ".json"), func(t *testing.T) {
+			res := load(t, tc.file)
+			if got := briefs(res.Steps); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("steps:\n got %+v\nwant %+v", got, tc.want)
+			}
+			if res.Rejected != 0 || len(res.Dropped) != 0 {
+				t.Errorf("rejected %d, dropped %v: want none", res.Rejected, res.Dropped)
+			}
+			if len(tc.wrongType) > 0 && !reflect.DeepEqual(res.WrongType, tc.wrongType) {
+				t.Errorf("wrong types counted %v, want %v", res.WrongType, tc.wrongType)
+			}
+			for _, st := range res.Steps {
+				if st.Agent != "support-bot" || st.SpanID == "" || st.Start.Before(t0) || st.Duration <= 0 {
+					t.Errorf("step %+v: want agent, span ID, start and duration", st)
+				}
+			}
+		})
+	}
+}
+
+func TestMapNoContentUnlessCaptured(t *testing.T) {
+	res := load(t, "genai_current.json")
+	for _, st := range res.Steps {
+		if st.Content != "" {
+			t.Errorf("content kept without capture_content: %q", st.Content)
+		}
+	}
+}
+
+func TestMapCapturesContentWhenAsked(t *testing.T) {
+	b, _ := os.ReadFile("testdata/genai_current.json")
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON(b); err != nil {
+		t.Fatal(err)
+	}
+	sp := req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(1)
+	sp.Attributes().PutStr("gen_ai.input.messages", strings.Repeat("refund order 4411 ", 20))
+	capturing := &ownership.Agent{Name: "support-bot", Sessions: ownership.SessionSettings{CaptureContent: true, ContentLimit: 40}}
+	res := otlp.Map(req.Traces(), func(string) *ownership.Agent { return capturing })
+	got := res.Steps[1].Content
+	if !strings.HasPrefix(got, "gen_ai.input.messages: refund order") || len(got) > 40 || !strings.HasSuffix(got, "…") {
+		t.Errorf("content = %q: want the messages, cut to 40 bytes", got)
+	}
+}
