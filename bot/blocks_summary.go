@@ -162,6 +162,9 @@ func sessionsSection(sessions []incidents.Link) slack.Block {
 
 func linksSection(v *incidents.SummaryView) slack.Block {
 	var links []string
+	if v.PublicURL != "" {
+		links = append(links, Link(fmt.Sprintf("%s/incidents/%d", strings.TrimRight(v.PublicURL, "/"), v.Incident.ID), "Incident page"))
+	}
 	if v.Agent != nil && SafeURL(v.Agent.Runbook) != "" {
 		links = append(links, Link(v.Agent.Runbook, "Runbook"))
 	}

@@ -26,8 +26,8 @@ type Config struct {
 	Chat          *Chat // nil: Slack Web API not configured; replies still go to response_url
 	Log           *slog.Logger
 	Now           func() time.Time // nil: time.Now
-	// PublicURL is REINS_PUBLIC_URL. Replies link to Slack channels, which
-	// work for everyone reading them, so it is not used in replies today.
+	// PublicURL is REINS_PUBLIC_URL: `/agent status` links each open
+	// incident to its page in the web view.
 	PublicURL string
 	// Workers bounds the background jobs running at once (halts have
 	// haltWorkers more of their own); 0: 64.
@@ -54,6 +54,8 @@ type Handler struct {
 	timeout  time.Duration
 	client   *http.Client
 	wg       sync.WaitGroup
+
+	publicURL string
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -73,7 +75,7 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Handler{
+	h := &Handler{
 		verifier: Verifier{Secret: cfg.SigningSecret, Now: cfg.Now},
 		svc:      cfg.Service,
 		chat:     cfg.Chat,
@@ -84,6 +86,8 @@ func NewHandler(cfg Config) *Handler {
 		timeout:  cfg.WorkTimeout,
 		client:   cfg.HTTPClient,
 	}
+	h.publicURL = cfg.PublicURL
+	return h
 }
 
 // Commands serves POST /slack/commands.

@@ -21,6 +21,7 @@ import (
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
+	"github.com/reins-oss/reins/integrations/web"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -42,6 +43,9 @@ type Main struct {
 	Bot      *bot.Handler
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
+	// WebSessions feeds the web view's session pages; nil: they say no
+	// session records are kept.
+	WebSessions web.SessionSource
 
 	server       *http.Server
 	listener     net.Listener
@@ -52,6 +56,7 @@ type Main struct {
 	jobCtx       context.Context
 	drillMu      sync.Mutex
 	drillEntries []cron.EntryID
+	web          *web.Handler
 }
 
 // NewMain returns a Main reading the process environment.
@@ -176,6 +181,10 @@ func (m *Main) Run(ctx context.Context) error {
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")
+	}
+
+	if err := m.openWeb(ctx); err != nil {
+		return err
 	}
 
 	ln, err := net.Listen("tcp", m.Config.Listen)

@@ -36,6 +36,16 @@ type Config struct {
 
 	GrafanaWebhookSecret  string
 	LangfuseWebhookSecret string
+
+	// The web view (SPEC §12): Sign in with Slack, or a trusted proxy header.
+	SlackClientID     string
+	SlackClientSecret string
+	SlackOIDCIssuer   string
+	SlackTeamID       string
+	WebAuth           string
+	WebUserHeader     string
+	WebTrustedProxies string
+	WebSessionKey     string
 }
 
 // envVars maps each variable to its field and default, in the order of SPEC §3.
@@ -68,6 +78,14 @@ func (c *Config) envVars() []struct {
 		{"PAGERDUTY_WEBHOOK_SECRET", &c.PagerDutyWebhookSecret, ""},
 		{"REINS_GRAFANA_WEBHOOK_SECRET", &c.GrafanaWebhookSecret, ""},
 		{"REINS_LANGFUSE_WEBHOOK_SECRET", &c.LangfuseWebhookSecret, ""},
+		{"REINS_SLACK_CLIENT_ID", &c.SlackClientID, ""},
+		{"REINS_SLACK_CLIENT_SECRET", &c.SlackClientSecret, ""},
+		{"REINS_SLACK_OIDC_ISSUER", &c.SlackOIDCIssuer, "https://slack.com"},
+		{"REINS_SLACK_TEAM_ID", &c.SlackTeamID, ""},
+		{"REINS_WEB_AUTH", &c.WebAuth, ""},
+		{"REINS_WEB_USER_HEADER", &c.WebUserHeader, ""},
+		{"REINS_WEB_TRUSTED_PROXIES", &c.WebTrustedProxies, ""},
+		{"REINS_WEB_SESSION_KEY", &c.WebSessionKey, ""},
 	}
 }
 
@@ -124,6 +142,9 @@ func (c Config) Validate() error {
 	if c.SlackAppToken != "" && c.SlackBotToken == "" {
 		return fmt.Errorf("SLACK_APP_TOKEN: Socket Mode also needs SLACK_BOT_TOKEN")
 	}
+	if err := c.validateWeb(); err != nil {
+		return err
+	}
 	if c.SlackBotToken != "" && c.SlackAppToken == "" && c.SlackSigningSecret == "" {
 		return fmt.Errorf("SLACK_SIGNING_SECRET: required to verify /slack/* requests when SLACK_BOT_TOKEN is set without SLACK_APP_TOKEN")
 	}
@@ -154,5 +175,6 @@ func (c Config) Summary() []any {
 		"api_token", set(c.APIToken),
 		"webhook_token", set(c.WebhookToken),
 		"flag_token", set(c.FlagToken),
+		"web_auth", c.webAuthMode(),
 	}
 }

@@ -38,6 +38,9 @@ func (m *Main) routes() http.Handler {
 	m.slackRoutes(mux)
 	m.webhookRoutes(mux)
 	m.apiRoutes(mux)
+	if m.web != nil {
+		m.web.Register(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
