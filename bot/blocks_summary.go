@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	} else {
 		blocks = append(blocks, ownerSection(v), killSection(v))
 	}
-	if s := sessionsSection(v.Sessions); s != nil {
+	if s := sessionsSection(v.Sessions, v.PublicURL); s != nil {
 		blocks = append(blocks, s)
 	}
 	if s := linksSection(v); s != nil {
@@ -145,7 +146,9 @@ func killSection(v *incidents.SummaryView) slack.Block {
 	return section("*Kill authority:* " + holders)
 }
 
-func sessionsSection(sessions []incidents.Link) slack.Block {
+// sessionsSection links each session to its trace and, with a public URL, to
+// its waterfall in the web view.
+func sessionsSection(sessions []incidents.Link, publicURL string) slack.Block {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -154,7 +157,11 @@ func sessionsSection(sessions []incidents.Link) slack.Block {
 		if i == maxSummarySessions {
 			break
 		}
-		lines = append(lines, "• "+Link(s.URL, orDefault(s.Text, s.URL)))
+		line := "• " + Link(s.URL, orDefault(s.Text, s.URL))
+		if publicURL != "" {
+			line += " · " + Link(strings.TrimRight(publicURL, "/")+"/sessions/"+url.PathEscape(s.Text), "waterfall")
+		}
+		lines = append(lines, line)
 	}
 	lines = more(lines, len(sessions))
 	return section("*Sessions (" + strconv.Itoa(len(sessions)) + ")*\n" + strings.Join(lines, "\n"))
@@ -163,7 +170,11 @@ func sessionsSection(sessions []incidents.Link) slack.Block {
 func linksSection(v *incidents.SummaryView) slack.Block {
 	var links []string
 	if v.PublicURL != "" {
-		links = append(links, Link(fmt.Sprintf("%s/incidents/%d", strings.TrimRight(v.PublicURL, "/"), v.Incident.ID), "Incident page"))
+		base := strings.TrimRight(v.PublicURL, "/")
+		links = append(links, Link(fmt.Sprintf("%s/incidents/%d", base, v.Incident.ID), "Incident page"))
+		if v.Agent != nil {
+			links = append(links, Link(base+"/agents/"+url.PathEscape(v.Agent.Name), "Agent page"))
+		}
 	}
 	if v.Agent != nil && SafeURL(v.Agent.Runbook) != "" {
 		links = append(links, Link(v.Agent.Runbook, "Runbook"))

@@ -44,6 +44,7 @@ type testOptions struct {
 	Slack    *slackfake.Server // reuse fakes across a restart
 	PD       *pdfake.Server
 	Halt     *halttest.Webhook
+	Setup    func(*Main) // runs on the Main before Run, e.g. to plug in a fake
 }
 
 // testEnv is a running reins with every outside system faked.
@@ -143,6 +144,9 @@ func (e *testEnv) start() {
 	}
 	m := NewMain(cfg, log)
 	m.Getenv = e.getenv
+	if e.opts.Setup != nil {
+		e.opts.Setup(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		_ = m.Close()
 		e.t.Fatalf("start reins: %v", err)

@@ -85,7 +85,7 @@ type Handler struct {
 //go:embed templates/*.html
 var templateFS embed.FS
 
-//go:embed static/style.css
+//go:embed static/style.css static/icon.svg
 var staticFS embed.FS
 
 // New returns the web view's handler.
@@ -132,7 +132,10 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	mux.Handle("GET /auth/callback", h.secured(http.HandlerFunc(h.callback)))
 	mux.Handle("GET /auth/logout", h.secured(http.HandlerFunc(h.logout)))
 	mux.Handle("POST /auth/logout", h.secured(http.HandlerFunc(h.logout)))
-	mux.Handle("GET /static/style.css", h.secured(http.HandlerFunc(h.style)))
+	mux.Handle("GET /static/style.css", h.secured(h.static("static/style.css", "text/css; charset=utf-8")))
+	icon := h.secured(h.static("static/icon.svg", "image/svg+xml"))
+	mux.Handle("GET /static/icon.svg", icon)
+	mux.Handle("GET /favicon.ico", icon)
 }
 
 // CSP allows the one stylesheet and nothing else: no script at all, no inline
@@ -156,11 +159,15 @@ func (h *Handler) secured(next http.Handler) http.Handler {
 	})
 }
 
-func (h *Handler) style(w http.ResponseWriter, r *http.Request) {
-	b, _ := fs.ReadFile(staticFS, "static/style.css")
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(b)
+// static serves an embedded file; these are the same for everyone and
+// need no sign-in.
+func (h *Handler) static(name, contentType string) http.Handler {
+	b, _ := fs.ReadFile(staticFS, name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		_, _ = w.Write(b)
+	})
 }
 
 // signedIn runs fn with the signed-in person, or answers for them: the view
