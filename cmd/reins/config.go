@@ -175,6 +175,6 @@ func (c Config) Summary() []any {
 		"api_token", set(c.APIToken),
 		"webhook_token", set(c.WebhookToken),
 		"flag_token", set(c.FlagToken),
-		"web_auth", c.webAuthMode(),
+		"web_auth", c.webAuthSummary(),
 	}
 }

@@ -42,7 +42,8 @@ func (f webSessions) Session(ctx context.Context, id string) (*web.SessionView, 
 			st = web.StepView{Start: st.Start, Duration: 700 * time.Millisecond, Kind: "tool", Name: "update_case",
 				Tool: "salesforce.update", System: "Salesforce"}
 		case 5:
-			st.Kind, st.Name, st.Tool, st.System, st.InputTokens, st.OutputTokens = "tool", "send_email", "sendgrid.send", "SendGrid", 0, 0
+			st.Kind, st.Name, st.Tool, st.System, st.Model = "tool", "send_email", "sendgrid.send", "SendGrid", ""
+			st.InputTokens, st.OutputTokens = 0, 0
 			st.Error = "429 Too Many Requests"
 		case 9:
 			st.Breach = "tokens_per_session"

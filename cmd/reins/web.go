@@ -154,3 +154,11 @@ func (m *Main) teamID() func(context.Context) (string, error) {
 		return known, nil
 	}
 }
+
+// webAuthSummary names the sign-in for the start-up log line.
+func (c Config) webAuthSummary() string {
+	if m := c.webAuthMode(); m != web.AuthOff {
+		return m
+	}
+	return "off"
+}

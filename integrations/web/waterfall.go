@@ -17,7 +17,8 @@ const (
 	maxBreaches = 40
 	maxLanes    = 8
 	chartWidth  = 1000.0
-	laneHeight  = 44.0
+	laneHeight  = 44.0 // with three lanes or more; fewer get tallLane
+	tallLane    = 120.0
 	chartTop    = 18.0
 	axisHeight  = 22.0
 	paletteSize = 8
@@ -196,15 +197,19 @@ func buildWaterfall(steps []StepView, systems []string) *waterfall {
 		lanes[i] = lane
 	}
 
+	lh := laneHeight
+	if len(laneEnd) <= 2 {
+		lh = tallLane
+	}
 	for i, b := range buckets {
 		h := 4.0
 		switch {
 		case b.tokens > 0:
-			h = 4 + (laneHeight-10)*float64(b.tokens)/float64(wf.MaxTokens)
+			h = 4 + (lh-10)*float64(b.tokens)/float64(wf.MaxTokens)
 		case b.kind == "tool":
-			h = laneHeight / 2
+			h = lh / 2
 		}
-		bottom := chartTop + float64(lanes[i]+1)*laneHeight - 3
+		bottom := chartTop + float64(lanes[i]+1)*lh - 3
 		bx := x(b.start)
 		bw := max(x(b.end)-bx, 1.5)
 		class := "bar k-" + cssIdent(b.kind)
@@ -221,15 +226,15 @@ func buildWaterfall(steps []StepView, systems []string) *waterfall {
 		wf.Bars = append(wf.Bars, bar)
 		if b.breach != "" && len(wf.Breaches) < maxBreaches {
 			wf.Breaches = append(wf.Breaches, wfMark{X: num(bx), Y: num(chartTop - 14),
-				H:     num(float64(len(laneEnd))*laneHeight + 14),
+				H:     num(float64(len(laneEnd))*lh + 14),
 				Title: fmt.Sprintf("SLA breach: %s at +%s (step %d)", b.breach, fmtDur(b.start.Sub(t0)), b.first)})
 		}
 	}
 	// Breach marks were sized before every lane existed.
 	for i := range wf.Breaches {
-		wf.Breaches[i].H = num(float64(len(laneEnd))*laneHeight + 14)
+		wf.Breaches[i].H = num(float64(len(laneEnd))*lh + 14)
 	}
-	axisY := chartTop + float64(len(laneEnd))*laneHeight
+	axisY := chartTop + float64(len(laneEnd))*lh
 	wf.AxisY = num(axisY)
 	for i := 0; i <= 4; i++ {
 		tx := chartWidth * float64(i) / 4
