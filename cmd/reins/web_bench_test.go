@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -36,9 +37,12 @@ func (longSessions) Session(ctx context.Context, id string) (*web.SessionView, e
 
 // webBench is reins with 10,000 incidents (one in twenty open), the web view
 // behind a trusted proxy header, and incident #1 opened by a real alert.
-func webBench(b *testing.B) (*testEnv, func(path string) (time.Duration, int)) {
+func webBench(b *testing.B, postgres bool) (*testEnv, func(path string) (time.Duration, int)) {
 	b.Helper()
-	e := startTestMain(b, testOptions{
+	if postgres && os.Getenv("REINS_TEST_POSTGRES_URL") == "" {
+		b.Skip("REINS_TEST_POSTGRES_URL not set")
+	}
+	e := startTestMain(b, testOptions{Postgres: postgres,
 		Env: map[string]string{"REINS_WEB_AUTH": "proxy", "REINS_WEB_USER_HEADER": "X-Forwarded-Email",
 			"REINS_WEB_TRUSTED_PROXIES": "127.0.0.1"},
 		Setup: func(m *Main) { m.WebSessions = longSessions{} },
@@ -92,8 +96,8 @@ func webBench(b *testing.B) (*testEnv, func(path string) (time.Duration, int)) {
 // benchPages times each path in turn and reports p50 and p99 per request
 // and the page weight, for SPEC §12's budgets (list ≤ 100 ms p99, incident
 // and session pages ≤ 150 ms p99 and ≤ 250 KB).
-func benchPages(b *testing.B, paths ...string) {
-	_, get := webBench(b)
+func benchPages(b *testing.B, postgres bool, paths ...string) {
+	_, get := webBench(b, postgres)
 	for _, p := range paths {
 		get(p) // warm: prepared statements, template buffers
 	}
@@ -115,19 +119,21 @@ func benchPages(b *testing.B, paths ...string) {
 	b.ReportMetric(float64(weight)/1024, "max_KB")
 }
 
-func BenchmarkWebListOf10000Incidents(b *testing.B) {
-	// The first page, a page deep in the resolved ones, and filters.
-	benchPages(b, "/", "/?o=500&r=5000", "/?status=resolved&o=9000", "/?agent=flag-bot&status=open",
-		"/?agent=ghost-agent")
+// The first page, a page deep in the resolved ones, and filters.
+var listPaths = []string{"/", "/?o=500&r=5000", "/?status=resolved&o=9000", "/?agent=flag-bot&status=open",
+	"/?agent=ghost-agent"}
+
+func BenchmarkWebListOf10000Incidents(b *testing.B) { benchPages(b, false, listPaths...) }
+
+func BenchmarkWebListOf10000IncidentsPostgres(b *testing.B) { benchPages(b, true, listPaths...) }
+
+func BenchmarkWebIncidentPage(b *testing.B) { benchPages(b, false, "/incidents/1", "/incidents/5000") }
+
+func BenchmarkWebIncidentPagePostgres(b *testing.B) {
+	benchPages(b, true, "/incidents/1", "/incidents/5000")
 }
 
-func BenchmarkWebIncidentPage(b *testing.B) {
-	benchPages(b, "/incidents/1", "/incidents/5000")
-}
-
-func BenchmarkWebSessionPage10000Steps(b *testing.B) {
-	benchPages(b, "/sessions/s-long")
-}
+func BenchmarkWebSessionPage10000Steps(b *testing.B) { benchPages(b, false, "/sessions/s-long") }
 
 // The list's queries use an index, whatever the filter.
 func TestWebListQueriesAreIndexed(t *testing.T) {
