@@ -143,6 +143,10 @@ func TestWebViewInABrowser(t *testing.T) {
 	if slackLinks(jsonUnescape(status))["page"] != base+"/incidents/1" {
 		t.Fatalf("/agent status does not link the incident page: %s", status)
 	}
+	e.eventually("the page in PagerDuty", func() bool { return len(e.PD.Events()) > 0 })
+	if ev := e.PD.Events()[0]; len(ev.Links) == 0 || ev.Links[0].Href != base+"/incidents/1" {
+		t.Fatalf("the PagerDuty page links %+v, want %s/incidents/1 first", ev.Links, base)
+	}
 
 	// The browser, headless; the test fails on any console error or CSP report.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome),

@@ -51,8 +51,11 @@ func (c Config) validateWeb() error {
 	if c.WebAuth != "" && !strings.EqualFold(c.WebAuth, "proxy") {
 		return fmt.Errorf("REINS_WEB_AUTH: %q is not supported: set proxy, or leave it empty and set REINS_SLACK_CLIENT_ID and REINS_SLACK_CLIENT_SECRET", c.WebAuth)
 	}
-	if (c.SlackClientID == "") != (c.SlackClientSecret == "") {
-		return fmt.Errorf("REINS_SLACK_CLIENT_ID and REINS_SLACK_CLIENT_SECRET: set both for Sign in with Slack, or neither")
+	if c.SlackClientID != "" && c.SlackClientSecret == "" {
+		return fmt.Errorf("REINS_SLACK_CLIENT_SECRET: Sign in with Slack needs it with REINS_SLACK_CLIENT_ID (Basic Information in your Slack app)")
+	}
+	if c.SlackClientID == "" && c.SlackClientSecret != "" {
+		return fmt.Errorf("REINS_SLACK_CLIENT_ID: Sign in with Slack needs it with REINS_SLACK_CLIENT_SECRET (Basic Information in your Slack app)")
 	}
 	if p, err := url.Parse(c.SlackOIDCIssuer); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		return fmt.Errorf("REINS_SLACK_OIDC_ISSUER: %q is not an absolute http(s) URL", c.SlackOIDCIssuer)
