@@ -96,6 +96,9 @@ func (m *Main) openWeb(ctx context.Context) error {
 		Now:          m.Clock.Now,
 	}
 	cfg.TrustedProxies, _ = m.Config.trustedProxies() // validated in Open
+	if cfg.Auth == web.AuthSlack && cfg.TeamID == nil {
+		m.Log.Warn("web view: any Slack workspace may sign in: set REINS_SLACK_TEAM_ID or SLACK_BOT_TOKEN to allow only yours")
+	}
 	if cfg.Auth != web.AuthOff {
 		key, err := m.webKey(ctx)
 		if err != nil {
