@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,7 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	} else {
 		blocks = append(blocks, ownerSection(v), killSection(v))
 	}
-	if s := sessionsSection(v.Sessions, v.Totals, v.Outside); s != nil {
+	if s := sessionsSection(v.Sessions, v.Totals, v.Outside, v.PublicURL); s != nil {
 		blocks = append(blocks, s)
 	}
 	if s := linksSection(v); s != nil {
@@ -148,7 +149,9 @@ func killSection(v *incidents.SummaryView) slack.Block {
 	return section("*Kill authority:* " + holders)
 }
 
-func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Totals, outside []string) slack.Block {
+// sessionsSection links each session to its trace and, with a public URL, to
+// its waterfall in the web view, with the totals reins recorded for it.
+func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Totals, outside []string, publicURL string) slack.Block {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -158,6 +161,9 @@ func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Tot
 			break
 		}
 		line := "• " + Link(s.URL, orDefault(s.Text, s.URL))
+		if publicURL != "" {
+			line += " · " + Link(strings.TrimRight(publicURL, "/")+"/sessions/"+url.PathEscape(s.Text), "waterfall")
+		}
 		if t, ok := totals[s.Text]; ok {
 			line += "\n    " + Escape(sessionrec.FormatTotals(t))
 		}
@@ -172,6 +178,13 @@ func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Tot
 
 func linksSection(v *incidents.SummaryView) slack.Block {
 	var links []string
+	if v.PublicURL != "" {
+		base := strings.TrimRight(v.PublicURL, "/")
+		links = append(links, Link(fmt.Sprintf("%s/incidents/%d", base, v.Incident.ID), "Incident page"))
+		if v.Agent != nil {
+			links = append(links, Link(base+"/agents/"+url.PathEscape(v.Agent.Name), "Agent page"))
+		}
+	}
 	if v.Agent != nil && SafeURL(v.Agent.Runbook) != "" {
 		links = append(links, Link(v.Agent.Runbook, "Runbook"))
 	}

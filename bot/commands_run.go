@@ -160,12 +160,13 @@ func (h *Handler) status(ctx context.Context, c caller, agent string) {
 			blocks = append(blocks, section(fmt.Sprintf("…and %d more agents: ask `/agent status AGENT`.", len(list)-i)))
 			break
 		}
-		blocks = append(blocks, section(formatStatus(st)))
+		blocks = append(blocks, section(formatStatus(st, h.publicURL)))
 	}
 	h.reply(ctx, c, blocks, fmt.Sprintf("Status of %d agent(s)", len(list)))
 }
 
-func formatStatus(st incidents.AgentStatus) string {
+// formatStatus links each open incident to its page in the web view.
+func formatStatus(st incidents.AgentStatus, publicURL string) string {
 	var b strings.Builder
 	name := "?"
 	if st.Agent != nil {
@@ -190,6 +191,9 @@ func formatStatus(st incidents.AgentStatus) string {
 	}
 	for _, inc := range st.OpenIncidents {
 		fmt.Fprintf(&b, "\nOpen: %s", incidentLink(inc))
+		if publicURL != "" {
+			b.WriteString(" · " + Link(fmt.Sprintf("%s/incidents/%d", strings.TrimRight(publicURL, "/"), inc.ID), "page"))
+		}
 	}
 	b.WriteString("\n" + holdersLine(st.Holders, st.Unavailable))
 	return b.String()

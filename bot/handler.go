@@ -36,8 +36,8 @@ type Config struct {
 	Chat       *Chat // nil: Slack Web API not configured; replies still go to response_url
 	Log        *slog.Logger
 	Now        func() time.Time // nil: time.Now
-	// PublicURL is REINS_PUBLIC_URL. Replies link to Slack channels, which
-	// work for everyone reading them, so it is not used in replies today.
+	// PublicURL is REINS_PUBLIC_URL: `/agent status` links each open
+	// incident to its page in the web view.
 	PublicURL string
 	// Workers bounds the background jobs running at once (halts have
 	// haltWorkers more of their own); 0: 64.
@@ -69,6 +69,8 @@ type Handler struct {
 	timeout   time.Duration
 	client    *http.Client
 	wg        sync.WaitGroup
+
+	publicURL string
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -88,7 +90,7 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
-	return &Handler{
+	h := &Handler{
 		verifier: Verifier{Secret: cfg.SigningSecret, Now: cfg.Now},
 		svc:      cfg.Service,
 		chat:     cfg.Chat,
@@ -102,6 +104,8 @@ func NewHandler(cfg Config) *Handler {
 		timeout:  cfg.WorkTimeout,
 		client:   cfg.HTTPClient,
 	}
+	h.publicURL = cfg.PublicURL
+	return h
 }
 
 // Commands serves POST /slack/commands.

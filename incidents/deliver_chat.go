@@ -371,7 +371,7 @@ func (s *Service) updateIncident(ctx context.Context, id int64, fn func(q Querie
 
 func (s *Service) incidentLink(id int64) Link {
 	return Link{Text: fmt.Sprintf("Incident #%d in reins", id),
-		URL: fmt.Sprintf("%s/api/v1/incidents/%d", strings.TrimRight(s.cfg.PublicURL, "/"), id)}
+		URL: fmt.Sprintf("%s/incidents/%d", strings.TrimRight(s.cfg.PublicURL, "/"), id)}
 }
 
 func channelLink(inc *Incident) Link {

@@ -92,7 +92,7 @@ func TestDeliverOpening(t *testing.T) {
 		p.Summary != "[reins #1] support-bot: Token spend 12x baseline" || p.Severity != "critical" || p.Source != "reins" {
 		t.Errorf("page: got %+v", p)
 	}
-	wantLinks := []string{"https://reins.example.com/api/v1/incidents/1", "https://reins.example.com/incidents/1/slack",
+	wantLinks := []string{"https://reins.example.com/incidents/1", "https://reins.example.com/incidents/1/slack",
 		"https://langfuse.example.com/sessions/s-8812", "https://grafana.example.com/d/tok", "https://wiki.example.com/agents/support-bot"}
 	var gotLinks []string
 	for _, l := range p.Links {

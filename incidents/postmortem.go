@@ -377,7 +377,7 @@ func (pm *Postmortem) links(inc *Incident, ag *ownership.Agent, publicURL string
 		pm.Team, pm.Description = ag.Team, ag.Description
 	}
 	if publicURL != "" {
-		l.Reins = fmt.Sprintf("%s/api/v1/incidents/%d", strings.TrimRight(publicURL, "/"), inc.ID)
+		l.Reins = fmt.Sprintf("%s/incidents/%d", strings.TrimRight(publicURL, "/"), inc.ID)
 	}
 	l.Alerts = inc.Links
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
+	"github.com/reins-oss/reins/integrations/web"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -47,6 +48,9 @@ type Main struct {
 	// Authority is the one kill-authority checker: the service's, and the
 	// Slack handler's for refusals answered on the request path.
 	Authority *ownership.Authorizer
+	// WebSessions feeds the web view's session pages; nil: they say no
+	// session records are kept.
+	WebSessions web.SessionSource
 
 	server       *http.Server
 	listener     net.Listener
@@ -60,6 +64,7 @@ type Main struct {
 	readOnly     bool // commands that only read: never create or migrate a database
 	cli          bool // a one-shot command: config warnings are for `reins validate`
 	healthCache  healthCache
+	web          *web.Handler
 }
 
 // NewMain returns a Main reading the process environment.
@@ -205,6 +210,10 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := m.openWeb(ctx); err != nil {
+		return err
+	}
+
 	ln, err := net.Listen("tcp", m.Config.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Listen, err)

@@ -45,6 +45,15 @@ type Config struct {
 
 	OTLPToken    string // REINS_OTLP_TOKEN: bearer token of /v1/traces
 	OTLPMaxBytes string // REINS_OTLP_MAX_BYTES: body cap after decompression
+	// The web view (SPEC §12): Sign in with Slack, or a trusted proxy header.
+	SlackClientID     string
+	SlackClientSecret string
+	SlackOIDCIssuer   string
+	SlackTeamID       string
+	WebAuth           string
+	WebUserHeader     string
+	WebTrustedProxies string
+	WebSessionKey     string
 }
 
 // envVars maps each variable to its field and default, in the order of SPEC §3.
@@ -79,6 +88,14 @@ func (c *Config) envVars() []struct {
 		{"REINS_LANGFUSE_WEBHOOK_SECRET", &c.LangfuseWebhookSecret, ""},
 		{"REINS_OTLP_TOKEN", &c.OTLPToken, ""},
 		{"REINS_OTLP_MAX_BYTES", &c.OTLPMaxBytes, "8388608"},
+		{"REINS_SLACK_CLIENT_ID", &c.SlackClientID, ""},
+		{"REINS_SLACK_CLIENT_SECRET", &c.SlackClientSecret, ""},
+		{"REINS_SLACK_OIDC_ISSUER", &c.SlackOIDCIssuer, "https://slack.com"},
+		{"REINS_SLACK_TEAM_ID", &c.SlackTeamID, ""},
+		{"REINS_WEB_AUTH", &c.WebAuth, ""},
+		{"REINS_WEB_USER_HEADER", &c.WebUserHeader, ""},
+		{"REINS_WEB_TRUSTED_PROXIES", &c.WebTrustedProxies, ""},
+		{"REINS_WEB_SESSION_KEY", &c.WebSessionKey, ""},
 	}
 }
 
@@ -140,6 +157,9 @@ func (c Config) Validate() error {
 	if c.SlackAppToken != "" && c.SlackBotToken == "" {
 		return fmt.Errorf("SLACK_APP_TOKEN: Socket Mode also needs SLACK_BOT_TOKEN")
 	}
+	if err := c.validateWeb(); err != nil {
+		return err
+	}
 	if c.SlackBotToken != "" && c.SlackAppToken == "" && c.SlackSigningSecret == "" {
 		return fmt.Errorf("SLACK_SIGNING_SECRET: required to verify /slack/* requests when SLACK_BOT_TOKEN is set without SLACK_APP_TOKEN")
 	}
@@ -171,5 +191,6 @@ func (c Config) Summary() []any {
 		"webhook_token", set(c.WebhookToken),
 		"flag_token", set(c.FlagToken),
 		"otlp_token", set(c.OTLPToken),
+		"web_auth", c.webAuthSummary(),
 	}
 }

@@ -46,7 +46,8 @@ type testOptions struct {
 	Slack    *slackfake.Server // reuse fakes across a restart
 	PD       *pdfake.Server
 	Halt     *halttest.Webhook
-	LogTo    io.Writer // receives the server log at info, as `reins serve` writes it
+	LogTo    io.Writer   // receives the server log at info, as `reins serve` writes it
+	Setup    func(*Main) // runs on the Main before Run, e.g. to plug in a fake
 }
 
 // testEnv is a running reins with every outside system faked.
@@ -149,6 +150,9 @@ func (e *testEnv) start() {
 	}
 	m := NewMain(cfg, log)
 	m.Getenv = e.getenv
+	if e.opts.Setup != nil {
+		e.opts.Setup(m)
+	}
 	if err := m.Run(context.Background()); err != nil {
 		_ = m.Close()
 		e.t.Fatalf("start reins: %v", err)

@@ -39,6 +39,9 @@ func (m *Main) routes() http.Handler {
 	m.webhookRoutes(mux)
 	m.apiRoutes(mux)
 	m.sessionRoutes(mux)
+	if m.web != nil {
+		m.web.Register(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})

@@ -33,6 +33,8 @@ type Store struct {
 	// Hook, when set, runs before every query with the method name; a non-nil
 	// error is returned by the query instead of running it. Set it before use.
 	Hook func(method string) error
+
+	webKeys map[string]string // WebKey; outside data: not transactional
 }
 
 // NewStore returns an empty Store.
