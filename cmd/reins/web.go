@@ -80,6 +80,9 @@ func (c Config) validateWeb() error {
 
 // openWeb builds the web view (SPEC §12); routes registers it.
 func (m *Main) openWeb(ctx context.Context) error {
+	if m.WebSessions == nil && m.Sessions != nil {
+		m.WebSessions = webSessionSource{svc: m.Sessions}
+	}
 	cfg := web.Config{
 		PublicURL:    m.Config.PublicURL,
 		Auth:         m.Config.webAuthMode(),
