@@ -4,7 +4,7 @@ import (
 	"strings"
 )
 
-// Verbs of `/agent` (SPEC §5).
+// Verbs of `/agent` (docs/architecture.md, Slack commands).
 const (
 	VerbKill       = "kill"
 	VerbResume     = "resume"

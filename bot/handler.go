@@ -19,7 +19,7 @@ import (
 	"github.com/reins-oss/reins/incidents"
 )
 
-// maxBody is the largest request body accepted on /slack/* (SPEC §4).
+// maxBody is the largest request body accepted on /slack/* (docs/api.md).
 const maxBody = 1 << 20
 
 // Config holds the Handler's collaborators and settings.

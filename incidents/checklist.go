@@ -11,7 +11,7 @@ const (
 )
 
 // Checklist is an incident's blast-radius checklist: one item per system the
-// agent can write to, then the standard items (SPEC §9). It is created once per
+// agent can write to, then the standard items (docs/architecture.md, checklist). It is created once per
 // incident and resumed, never restarted.
 type Checklist struct {
 	IncidentID int64

@@ -16,7 +16,7 @@ import (
 const maxSessionsInQuestion = 5
 
 // standardItems are the checklist items every incident gets after the
-// agent's own blast-radius systems (SPEC §9), in order.
+// agent's own blast-radius systems (docs/architecture.md, checklist), in order.
 var standardItems = []struct{ Key, Question string }{
 	{"std:containment", "Containment: every halt verified; anything still running (queued jobs, crons, sub-agents, retries)?"},
 	{"std:sessions", "Sessions and end users affected (count, list)."},

@@ -111,7 +111,7 @@ func (s *Service) pageFor(ctx context.Context, it *OutboxItem, action string) (*
 	return inc, page, nil
 }
 
-// routingKey follows SPEC §6: the agent's key, else its team's, else the default.
+// routingKey follows docs/config.md: the agent's key, else its team's, else the default.
 func (s *Service) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
 	if env := pageRouteEnv(reg, ag); env != "" {
 		if key := s.cfg.Getenv(env); key != "" {

@@ -20,8 +20,8 @@ var choiceText = map[string]string{
 	ChoiceNotApplicable: "Not applicable",
 }
 
-// RenderMarkdown renders a postmortem as Markdown, in the sections of SPEC
-// §9. Every untrusted text (alerts, answers, reasons) is escaped so it reads
+// RenderMarkdown renders a postmortem as Markdown, in the sections docs/architecture.md lists
+// (checklist and postmortem). Every untrusted text (alerts, answers, reasons) is escaped so it reads
 // as typed: it cannot open a heading, a link, a table column or a Slack
 // mention.
 func RenderMarkdown(pm *Postmortem) string {

@@ -44,7 +44,7 @@ type Postmortem struct {
 	Links       PostmortemLinks     `json:"links"`
 	GeneratedAt time.Time           `json:"generated_at"`
 
-	// Record is what the sessions' telemetry shows (SPEC §10).
+	// Record is what the sessions' telemetry shows (docs/config.md, sessions).
 	Record []SessionRecordDoc `json:"session_record"`
 }
 

@@ -47,7 +47,7 @@ type Deps struct {
 	Halter    Halter
 	Clock     Clock
 	Log       *slog.Logger
-	Sessions  SessionRecords // optional: the session record (SPEC §10)
+	Sessions  SessionRecords // optional: the session record (docs/config.md, sessions)
 }
 
 // Service is the incident domain's use cases, one file each.

@@ -7,7 +7,7 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// sessions reads an agent's sessions: section (SPEC §10), applying defaults
+// sessions reads an agent's sessions: section (docs/config.md, sessions), applying defaults
 // when it is absent.
 func (p *parser) sessions(n *yaml.Node, at string) SessionSettings {
 	s := SessionSettings{Source: SourceOTLP, Retention: DefaultRetention, MaxSteps: DefaultMaxSteps,

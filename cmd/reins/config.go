@@ -10,7 +10,7 @@ import (
 	"github.com/reins-oss/reins/migrations"
 )
 
-// Config is everything reins reads from the environment (SPEC §3). Secrets
+// Config is everything reins reads from the environment (README.md, Settings). Secrets
 // live only here and are never logged: LogValue prints which are set, not what.
 type Config struct {
 	ConfigPath string // --config, REINS_CONFIG, default reins.yaml
@@ -45,7 +45,7 @@ type Config struct {
 
 	OTLPToken    string // REINS_OTLP_TOKEN: bearer token of /v1/traces
 	OTLPMaxBytes string // REINS_OTLP_MAX_BYTES: body cap after decompression
-	// The web view (SPEC §12): Sign in with Slack, or a trusted proxy header.
+	// The web view (docs/architecture.md, web view): Sign in with Slack, or a trusted proxy header.
 	SlackClientID     string
 	SlackClientSecret string
 	SlackOIDCIssuer   string
@@ -56,7 +56,7 @@ type Config struct {
 	WebSessionKey     string
 }
 
-// envVars maps each variable to its field and default, in the order of SPEC §3.
+// envVars maps each variable to its field and default, in the order of README.md (Settings).
 func (c *Config) envVars() []struct {
 	name string
 	dst  *string

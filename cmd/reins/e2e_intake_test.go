@@ -32,7 +32,7 @@ func incidentChannels(s *slackfake.Server) []slackfake.Channel {
 }
 
 // One real-format Alertmanager notification: one incident, one channel named
-// per SPEC, one summary naming the session with its trace link, one page on
+// as docs/architecture.md says, one summary naming the session with its trace link, one page on
 // the team's routing key whose links open the session and the channel. The
 // same group re-sent, grown and resolved changes none of that.
 func TestAlertOpensIncidentChannelAndPage(t *testing.T) {

@@ -20,10 +20,10 @@ import (
 	"github.com/reins-oss/reins/integrations/pagerduty"
 )
 
-// maxBody caps every request body (SPEC §4).
+// maxBody caps every request body (docs/api.md).
 const maxBody = 1 << 20
 
-// routes is the HTTP route table of SPEC §4.
+// routes is the HTTP route table (docs/api.md lists the API).
 func (m *Main) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

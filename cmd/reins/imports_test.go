@@ -7,7 +7,7 @@ import (
 )
 
 // The domain packages import no SDK and never reach for the packages that
-// implement their ports (DESIGN.md: ownership ◀ incidents ◀ {bot, integrations} ◀ cmd).
+// implement their ports (docs/architecture.md: ownership ◀ incidents ◀ {bot, integrations} ◀ cmd).
 func TestDomainImportsNoSDK(t *testing.T) {
 	forbidden := []string{
 		"github.com/slack-go/", "github.com/PagerDuty/", "github.com/lib/pq", "modernc.org/sqlite",

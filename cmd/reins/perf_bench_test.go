@@ -1,6 +1,6 @@
 package main
 
-// Speed benchmarks of SPEC's issue 4 (intake) and issue 5 (kill), each over
+// Speed benchmarks of intake and kill (docs/performance.md), each over
 // real loopback HTTP against the real Main and against a floor — the least
 // any implementation could do on the same route — measured in the same run.
 // Every benchmark does a fixed amount of work whatever b.N is; run them with

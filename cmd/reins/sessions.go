@@ -15,7 +15,7 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// sessionRoutes serves the OTLP intake and the session record API (SPEC §4, §10).
+// sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
 func (m *Main) sessionRoutes(mux *http.ServeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{

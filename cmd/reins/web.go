@@ -78,7 +78,7 @@ func (c Config) validateWeb() error {
 	return nil
 }
 
-// openWeb builds the web view (SPEC §12); routes registers it.
+// openWeb builds the web view (docs/architecture.md, web view); routes registers it.
 func (m *Main) openWeb(ctx context.Context) error {
 	if m.WebSessions == nil && m.Sessions != nil {
 		m.WebSessions = webSessionSource{svc: m.Sessions}

@@ -94,7 +94,7 @@ func webBench(b *testing.B, postgres bool) (*testEnv, func(path string) (time.Du
 }
 
 // benchPages times each path in turn and reports p50 and p99 per request
-// and the page weight, for SPEC §12's budgets (list ≤ 100 ms p99, incident
+// and the page weight, for docs/architecture.md, web view's budgets (list ≤ 100 ms p99, incident
 // and session pages ≤ 150 ms p99 and ≤ 250 KB).
 func benchPages(b *testing.B, postgres bool, paths ...string) {
 	_, get := webBench(b, postgres)

@@ -74,7 +74,7 @@ func (o Options) resolve(name string) (string, bool) {
 	return o.Resolve(name)
 }
 
-// findAgent picks the agent per SPEC §4: the first of AgentLabels whose value
+// findAgent picks the agent per docs/alert-sources.md: the first of AgentLabels whose value
 // is an agent's name or alias (returned canonical), else the value of the first
 // of those labels present, which opens an unowned incident. A label holding a
 // comma-separated list (Datadog tags repeated) is tried value by value.

@@ -8,7 +8,7 @@
 // media type, the 1 MiB limit and the source's own signature before parsing,
 // and answers 200 only once the alerts are stored.
 //
-// Every source is mapped the same way (SPEC §4): the agent is the first of
+// Every source is mapped the same way (docs/api.md): the agent is the first of
 // alerts.agent_labels whose value is an agent's name or alias (canonical name
 // returned), else the first of those labels present (an unowned agent);
 // sessions come from alerts.session_labels in labels, then annotations,
@@ -59,7 +59,7 @@
 //     e.g. "agent:support-bot,session_id:s-1"; "Recovered" resolves; priority
 //     P1..P5 maps to critical, error, warning, info, info.
 //
-//   - generic: SPEC §4's body, decoded strictly (unknown fields refused);
+//   - generic: docs/alert-sources.md's generic body, decoded strictly (unknown fields refused);
 //     fingerprint is dedup_key, else a hash of agent and summary.
 //
 //   - langfuse: {"type":"monitor-alert","payload":{…}}; fingerprint is the

@@ -8,7 +8,7 @@ import (
 	"github.com/reins-oss/reins/incidents"
 )
 
-// genericMessage is reins' own webhook body (SPEC §4). It is decoded
+// genericMessage is reins' own webhook body (docs/api.md). It is decoded
 // strictly: a misspelt field is refused rather than silently ignored.
 type genericMessage struct {
 	Agent    *string         `json:"agent"`

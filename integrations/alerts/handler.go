@@ -18,7 +18,7 @@ import (
 	"github.com/reins-oss/reins/incidents"
 )
 
-// MaxBodyBytes is the largest webhook body accepted (SPEC §4: 1 MiB).
+// MaxBodyBytes is the largest webhook body accepted (docs/api.md: 1 MiB).
 const MaxBodyBytes = 1 << 20
 
 // Ingester stores alerts: incidents.Service implements it.

@@ -1,6 +1,6 @@
 // Package halt implements incidents.Halter: the kill switches reins pulls.
 //
-// Each agent names one adapter in its `halt:` section (SPEC §7):
+// Each agent names one adapter in its `halt:` section (docs/config.md, halt):
 //
 //	flag          reins' own kill flag, polled by agents at GET /api/v1/agents/{agent}/halted
 //	webhook       a signed POST to the agent's control endpoint (docs/halt-webhook.md)

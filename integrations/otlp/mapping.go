@@ -2,7 +2,7 @@
 // decodes ExportTraceServiceRequest bodies with the OpenTelemetry
 // Collector's own pdata library (protobuf or JSON, gzip or not) and maps the
 // spans to session steps by the GenAI semantic conventions, with the
-// OpenInference names Phoenix and Arize emit as fallbacks (SPEC §10).
+// OpenInference names Phoenix and Arize emit as fallbacks (docs/config.md, sessions).
 //
 // A trimmed JSON request it reads:
 //
@@ -27,7 +27,7 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// Attribute names, in the order they are tried (SPEC §10).
+// Attribute names, in the order they are tried (docs/config.md, sessions).
 var (
 	sessionKeys = []string{"gen_ai.conversation.id", "session.id", "langfuse.session.id"}
 	kindKeys    = []string{"gen_ai.operation.name", "openinference.span.kind"}

@@ -1,4 +1,4 @@
-// Package web is reins' read-only web view (SPEC §12): incidents, an
+// Package web is reins' read-only web view (docs/architecture.md, web view): incidents, an
 // incident, a session with its waterfall, agents. Pages are rendered on the
 // server with html/template from embedded files, work without JavaScript
 // and sit behind Sign in with Slack (OpenID Connect) or a trusted proxy's
