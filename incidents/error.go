@@ -17,6 +17,31 @@ const (
 	EUNAUTHORIZED = "unauthorized" // 401
 )
 
+// statusOf is the one table from error code to HTTP status that every HTTP
+// handler answers with (the REST API, the webhooks, the web view). The
+// numbers are written out so the domain needs no HTTP package.
+var statusOf = map[string]int{
+	ECONFLICT:     409,
+	EINVALID:      422,
+	ENOTFOUND:     404,
+	EFORBIDDEN:    403,
+	EUNAUTHORIZED: 401,
+	EUNAVAILABLE:  503,
+	EINTERNAL:     500,
+}
+
+// StatusCode returns the HTTP status for err: its code's, or 500 for an
+// error that is not an *Error (0 for nil).
+func StatusCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if st, ok := statusOf[ErrorCode(err)]; ok {
+		return st
+	}
+	return 500
+}
+
 // Error is a domain error whose Message is safe to show a user.
 type Error struct {
 	Code    string

@@ -154,24 +154,9 @@ func requireToken(token, envName string, next http.Handler) http.Handler {
 	})
 }
 
-// errorStatus maps domain error codes to HTTP statuses, in one table.
-var errorStatus = map[string]int{
-	incidents.ECONFLICT:     http.StatusConflict,
-	incidents.EINVALID:      http.StatusUnprocessableEntity,
-	incidents.ENOTFOUND:     http.StatusNotFound,
-	incidents.EFORBIDDEN:    http.StatusForbidden,
-	incidents.EUNAUTHORIZED: http.StatusUnauthorized,
-	incidents.EUNAVAILABLE:  http.StatusServiceUnavailable,
-	incidents.EINTERNAL:     http.StatusInternalServerError,
-}
-
 // writeDomainError answers err with its mapped status, logging internal ones once.
 func writeDomainError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
-	code := incidents.ErrorCode(err)
-	status, ok := errorStatus[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := incidents.StatusCode(err)
 	if status >= 500 {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

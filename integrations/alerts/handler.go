@@ -209,25 +209,8 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
 	writeJSON(w, ref.status, map[string]string{"error": ref.msg})
 }
 
-// statusOf maps the domain's error codes to HTTP, in one table.
-func statusOf(err error) int {
-	switch incidents.ErrorCode(err) {
-	case incidents.EINVALID:
-		return http.StatusUnprocessableEntity
-	case incidents.ECONFLICT:
-		return http.StatusConflict
-	case incidents.ENOTFOUND:
-		return http.StatusNotFound
-	case incidents.EFORBIDDEN:
-		return http.StatusForbidden
-	case incidents.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case incidents.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
+// statusOf answers a domain error with incidents' one error-to-status table.
+func statusOf(err error) int { return incidents.StatusCode(err) }
 
 // jsonMediaType accepts application/json, with parameters, and +json types.
 func jsonMediaType(ct string) bool {
