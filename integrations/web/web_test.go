@@ -342,7 +342,15 @@ func TestHostileAlertTextIsEscapedEverywhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.signedIn()
-	list, _ := s.env.Service.FindIncidents(context.Background(), incidents.IncidentFilter{Agent: "evil-agent" + hostile})
+	// An agent reins does not know joins its source's unrouted incident,
+	// which names the hostile agent label among the values seen.
+	all, _ := s.env.Service.FindIncidents(context.Background(), incidents.IncidentFilter{})
+	var list []*incidents.Incident
+	for _, inc := range all {
+		if strings.HasPrefix(inc.Agent, "unrouted:") {
+			list = append(list, inc)
+		}
+	}
 	if len(list) != 1 {
 		t.Fatalf("hostile incident not stored: %v", list)
 	}
@@ -356,7 +364,9 @@ func TestHostileAlertTextIsEscapedEverywhere(t *testing.T) {
 				t.Errorf("%s carries %q unescaped", p, bad)
 			}
 		}
-		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") && p != "/?agent="+url.QueryEscape(hostile) {
+		// The unrouted incident has a title of reins' own; what fired (the
+		// hostile title) is on the incident's page.
+		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") && strings.HasPrefix(p, "/incidents/") {
 			t.Errorf("%s does not show the hostile title as text", p)
 		}
 	}
