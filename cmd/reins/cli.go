@@ -254,17 +254,30 @@ func parseID(pos []string) (int64, error) {
 	return id, nil
 }
 
-func cmdIncident(ctx context.Context, e *env, args []string) error {
-	fs := e.newFlags("incident")
+// openIncidentCommand parses the flags and the incident ID of a command
+// about one incident, runs check (the command's own flag checks; nil: none)
+// before touching the database, and opens reins.
+func (e *env) openIncidentCommand(ctx context.Context, fs *flag.FlagSet, args []string, readOnly bool, check func() error) (int64, *Main, error) {
 	pos, err := parseFlags(fs, args)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
 	id, err := parseID(pos)
 	if err != nil {
-		return err
+		return 0, nil, err
 	}
-	m, err := e.openMain(ctx, true)
+	if check != nil {
+		if err := check(); err != nil {
+			return 0, nil, err
+		}
+	}
+	m, err := e.openMain(ctx, readOnly)
+	return id, m, err
+}
+
+func cmdIncident(ctx context.Context, e *env, args []string) error {
+	fs := e.newFlags("incident")
+	id, m, err := e.openIncidentCommand(ctx, fs, args, true, nil)
 	if err != nil {
 		return err
 	}
@@ -299,18 +312,12 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("postmortem")
 	format := fs.String("format", "markdown", "markdown or json")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := parseID(pos)
-	if err != nil {
-		return err
-	}
-	if *format != "markdown" && *format != "json" {
-		return usageError{"--format must be markdown or json"}
-	}
-	m, err := e.openMain(ctx, true)
+	id, m, err := e.openIncidentCommand(ctx, fs, args, true, func() error {
+		if *format != "markdown" && *format != "json" {
+			return usageError{"--format must be markdown or json"}
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}

@@ -48,15 +48,7 @@ func cmdDeclare(ctx context.Context, e *env, args []string) error {
 
 func cmdAck(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("ack")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := parseID(pos)
-	if err != nil {
-		return err
-	}
-	m, err := e.openMain(ctx, false)
+	id, m, err := e.openIncidentCommand(ctx, fs, args, false, nil)
 	if err != nil {
 		return err
 	}
@@ -73,15 +65,7 @@ func cmdAck(ctx context.Context, e *env, args []string) error {
 func cmdResolve(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("resolve")
 	note := fs.String("note", "", "what ended it (recorded on the timeline)")
-	pos, err := parseFlags(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := parseID(pos)
-	if err != nil {
-		return err
-	}
-	m, err := e.openMain(ctx, false)
+	id, m, err := e.openIncidentCommand(ctx, fs, args, false, nil)
 	if err != nil {
 		return err
 	}
