@@ -371,6 +371,11 @@ func (s *Service) RunDrill(ctx context.Context, agent string, now time.Time) (*D
 	if err != nil {
 		return nil, err
 	}
+	result := "passed"
+	if !res.OK {
+		result = "failed"
+	}
+	drillsTotal.WithLabelValues(ag.Name, result).Inc()
 	s.Kick()
 	return res, nil
 }

@@ -17,6 +17,10 @@ var (
 		Name: "reins_alerts_overflowed_total",
 		Help: "Firing alerts that joined their source's overflow incident because the source had opened alerts.max_new_incidents_per_minute incidents in the last minute.",
 	}, []string{"source"})
+	drillsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reins_drills_total",
+		Help: "Kill-switch drills run, by agent and result (passed or failed).",
+	}, []string{"agent", "result"})
 	outboxDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reins_outbox_delivered_total",
 		Help: "Outbox items delivered.",
