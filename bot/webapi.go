@@ -9,12 +9,20 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // errNoOK is the Slack error code reins gives a Web API reply that lacks
 // "ok": true and names no error: slack-go counts `{}` as success, and a
 // channel, message or pin that was never made would be recorded as done.
 const errNoOK = "reply_without_ok"
+
+// slackAuthErrors are the Web API errors that mean the token itself is refused.
+var slackAuthErrors = map[string]bool{
+	"invalid_auth": true, "not_authed": true, "token_revoked": true,
+	"token_expired": true, "account_inactive": true,
+}
 
 // NewClient returns a slack-go client for the Web API at apiURL (ending in
 // "/") that treats every reply without "ok": true as a failure. Use it for
@@ -49,7 +57,11 @@ func (o *okRequired) Do(req *http.Request) (*http.Response, error) {
 		OK    *bool  `json:"ok"`
 		Error string `json:"error"`
 	}
-	if json.Unmarshal(body, &reply) == nil && (reply.OK == nil || (!*reply.OK && reply.Error == "")) {
+	decoded := json.Unmarshal(body, &reply) == nil
+	if decoded && slackAuthErrors[reply.Error] {
+		incidents.CountAuthFailure("slack")
+	}
+	if decoded && (reply.OK == nil || (!*reply.OK && reply.Error == "")) {
 		body = []byte(`{"ok":false,"error":"` + errNoOK + `"}`)
 		resp.Header.Set("Content-Type", "application/json")
 	}

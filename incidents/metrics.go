@@ -17,6 +17,10 @@ var (
 		Name: "reins_alerts_overflowed_total",
 		Help: "Firing alerts that joined their source's overflow incident because the source had opened alerts.max_new_incidents_per_minute incidents in the last minute.",
 	}, []string{"source"})
+	authFailures = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "reins_integration_auth_failures_total",
+		Help: "Credentials refused by an outside system (slack: invalid or revoked token; pagerduty: refused routing key or API token).",
+	}, []string{"system"})
 	drillsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reins_drills_total",
 		Help: "Kill-switch drills run, by agent and result (passed or failed).",
@@ -102,3 +106,8 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// CountAuthFailure counts credentials that system refused: a revoked Slack
+// token or a wrong PagerDuty key is an outage of the kill switch's voice,
+// and reins' own alert rules page on it.
+func CountAuthFailure(system string) { authFailures.WithLabelValues(system).Inc() }

@@ -156,6 +156,7 @@ func (c *Client) checkREST(policy string) error {
 func restError(err error) error {
 	var apiErr pagerduty.APIError
 	if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) {
+		incidents.CountAuthFailure("pagerduty")
 		return fmt.Errorf("%w: %w", incidents.Errorf(incidents.EUNAVAILABLE,
 			"PagerDuty refused the API token (HTTP %d): check PAGERDUTY_API_TOKEN.", apiErr.StatusCode), err)
 	}

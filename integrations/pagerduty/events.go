@@ -163,6 +163,9 @@ func eventsError(p incidents.Page, status int, retryAfterHeader string, raw []by
 	}
 	hint := "check the Events API URL (PAGERDUTY_EVENTS_URL) and the page's content."
 	if strings.Contains(strings.ToLower(detail), "routing") || status == http.StatusBadRequest {
+		if strings.Contains(strings.ToLower(detail), "routing") {
+			incidents.CountAuthFailure("pagerduty")
+		}
 		hint = "check the routing key (pagerduty.routing_key_env of the agent or team, or PAGERDUTY_ROUTING_KEY)."
 	}
 	return incidents.Permanent(incidents.Errorf(incidents.EINVALID,
