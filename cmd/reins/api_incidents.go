@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -60,27 +61,21 @@ func (m *Main) declareIncident(w http.ResponseWriter, r *http.Request) {
 }
 
 func (m *Main) ackIncident(w http.ResponseWriter, r *http.Request) {
-	id, ok := m.incidentID(w, r)
-	if !ok {
-		return
-	}
-	var b incidentActionBody
-	if !decodeJSON(w, r, &b) {
-		return
-	}
-	actor, ok := apiActor(w, b.Actor)
-	if !ok {
-		return
-	}
-	inc, err := m.Service.Acknowledge(r.Context(), actor, id)
-	if err != nil {
-		writeDomainError(w, m.Log, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, incidentJSON(inc))
+	m.incidentAction(w, r, func(ctx context.Context, actor incidents.Actor, id int64, _ incidentActionBody) (*incidents.Incident, error) {
+		return m.Service.Acknowledge(ctx, actor, id)
+	})
 }
 
 func (m *Main) resolveIncident(w http.ResponseWriter, r *http.Request) {
+	m.incidentAction(w, r, func(ctx context.Context, actor incidents.Actor, id int64, b incidentActionBody) (*incidents.Incident, error) {
+		return m.Service.Resolve(ctx, actor, id, b.Note)
+	})
+}
+
+// incidentAction reads the incident ID, the body and its actor, then answers
+// with what act made of the incident.
+func (m *Main) incidentAction(w http.ResponseWriter, r *http.Request,
+	act func(context.Context, incidents.Actor, int64, incidentActionBody) (*incidents.Incident, error)) {
 	id, ok := m.incidentID(w, r)
 	if !ok {
 		return
@@ -93,7 +88,7 @@ func (m *Main) resolveIncident(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	inc, err := m.Service.Resolve(r.Context(), actor, id, b.Note)
+	inc, err := act(r.Context(), actor, id, b)
 	if err != nil {
 		writeDomainError(w, m.Log, r, err)
 		return
