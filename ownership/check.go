@@ -98,7 +98,7 @@ func unsetEffect(path string) string {
 // httpURL reports whether s is an absolute http(s) URL. Placeholders such as
 // {session} are allowed anywhere.
 func httpURL(s string) bool {
-	u, err := url.Parse(strings.ReplaceAll(s, "{session}", "s"))
+	u, err := url.Parse(strings.ReplaceAll(s, SessionPlaceholder, "s"))
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 

@@ -291,7 +291,7 @@ func tokenCheck(part, val, env, effect string) healthCheck {
 // endpointCheck dials a halt endpoint's host: it proves the address resolves
 // and accepts connections, without sending a halt.
 func endpointCheck(ctx context.Context, part, raw string) healthCheck {
-	u, err := url.Parse(strings.ReplaceAll(raw, "{session}", "s"))
+	u, err := url.Parse(strings.ReplaceAll(raw, ownership.SessionPlaceholder, "s"))
 	if err != nil || u.Host == "" {
 		return healthCheck{part, false, "halt URL is not an absolute URL"}
 	}
