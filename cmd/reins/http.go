@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/integrations/pagerduty"
@@ -30,7 +28,7 @@ func (m *Main) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", m.readyz)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", m.metricsHandler())
 
 	// Pages go out before the incident channel exists; their Slack link points
 	// here and is redirected once the channel is known.
@@ -129,7 +127,7 @@ func (m *Main) webhookRoutes(mux *http.ServeMux) {
 	} {
 		mux.Handle("POST /webhooks/"+src.name, alerts.NewHandler(alerts.HandlerConfig{
 			Source: src.name, Parse: src.parse, Token: m.Config.WebhookToken, Secret: src.secret,
-			Options: opts, Ingest: m.Service, Log: m.Log,
+			Options: opts, Ingest: m.Service, Log: m.Log, Metrics: m.metrics().alerts,
 		}))
 	}
 	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(

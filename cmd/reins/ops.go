@@ -18,11 +18,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/slack-go/slack"
 
-	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -39,39 +36,6 @@ const (
 	// healthTimeout bounds each check of /readyz?verbose=1 and `reins doctor`.
 	healthTimeout = 2 * time.Second
 )
-
-var configReloadOK = promauto.NewGauge(prometheus.GaugeOpts{
-	Name: "reins_config_last_reload_successful",
-	Help: "1 when the config file in force loaded cleanly at start or on the last SIGHUP reload, 0 when that reload was rejected.",
-})
-
-// backlog is the store the outbox backlog collector reads. The collector is
-// registered once per process; the Main serving last points it at its store.
-var (
-	backlogStore    atomic.Pointer[incidents.Store]
-	backlogRegister sync.Once
-)
-
-// backlogCollector delegates to the domain's collector over the current store.
-type backlogCollector struct{}
-
-func (backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	// Unchecked: the descriptors come from incidents.NewBacklogCollector.
-}
-
-func (backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	if s := backlogStore.Load(); s != nil {
-		incidents.NewBacklogCollector(*s).Collect(ch)
-	}
-}
-
-// exportBacklog makes reins_outbox_pending and reins_outbox_oldest_age_seconds
-// report this Main's store.
-func (m *Main) exportBacklog() {
-	var s incidents.Store = m.Store
-	backlogStore.Store(&s)
-	backlogRegister.Do(func() { prometheus.MustRegister(backlogCollector{}) })
-}
 
 // openDB connects to the database. Commands that write migrate it (creating
 // a SQLite file if needed); read-only commands refuse a database that is

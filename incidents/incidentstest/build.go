@@ -3,6 +3,8 @@ package incidentstest
 import (
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -92,6 +94,8 @@ type Env struct {
 	Vars    map[string]string
 	Config  incidents.Config
 	Service *incidents.Service
+	// Metrics is the registry the Service's series are registered with.
+	Metrics *prometheus.Registry
 }
 
 // NewEnv returns an Env on Registry(), with routing keys for support-bot and
@@ -114,6 +118,8 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 	}
 	deps := incidents.Deps{Store: e.Store, Registry: e.Registry, Authority: e.Auth, Chat: e.Chat,
 		Pager: e.Pager, Halter: e.Halter, Clock: e.Clock}
+	e.Metrics = prometheus.NewPedanticRegistry()
+	deps.Metrics = incidents.NewMetrics(e.Metrics)
 	e.Config = incidents.Config{
 		PublicURL:    "https://reins.example.com",
 		Getenv:       func(k string) string { return e.Vars[k] },
