@@ -10,10 +10,6 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// sessionAdapters are the halt adapters that can halt single sessions; the
-// others (feature flags, Deployments) can only stop the whole agent.
-var sessionAdapters = map[string]bool{"flag": true, "webhook": true}
-
 const (
 	haltBackoff  = 200 * time.Millisecond
 	maxHaltError = 300
@@ -95,7 +91,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 		}
 	}
 	sessions := dedupe(cmd.Sessions)
-	if len(sessions) > 0 && !sessionAdapters[ag.Halt.Adapter] {
+	if len(sessions) > 0 && s.halter != nil && !s.halter.SessionScoped(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
 	}

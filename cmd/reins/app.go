@@ -148,7 +148,7 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 		m.Log.Log(context.Background(), m.configLevel(), "no config file: running with no agents; create one from examples/reins.yaml", "config", path)
 		return ownership.Empty(), nil
 	}
-	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv})
+	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv, Adapters: halt.Specs()})
 	for _, p := range problems.Warnings() {
 		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
 	}

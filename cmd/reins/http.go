@@ -114,19 +114,14 @@ func (m *Main) webhookRoutes(mux *http.ServeMux) {
 			Now: m.Clock.Now(),
 		}
 	}
-	for _, src := range []struct {
-		name   string
-		parse  alerts.Parser
-		secret string
-	}{
-		{"alertmanager", alerts.ParseAlertmanager, ""},
-		{"grafana", alerts.ParseGrafana, m.Config.GrafanaWebhookSecret},
-		{"datadog", alerts.ParseDatadog, ""},
-		{"generic", alerts.ParseGeneric, ""},
-		{"langfuse", alerts.ParseLangfuse, m.Config.LangfuseWebhookSecret},
-	} {
-		mux.Handle("POST /webhooks/"+src.name, alerts.NewHandler(alerts.HandlerConfig{
-			Source: src.name, Parse: src.parse, Token: m.Config.WebhookToken, Secret: src.secret,
+	// The sources that sign their webhooks, with the secret to check.
+	secrets := map[string]string{
+		alerts.SourceGrafana:  m.Config.GrafanaWebhookSecret,
+		alerts.SourceLangfuse: m.Config.LangfuseWebhookSecret,
+	}
+	for _, src := range alerts.Sources() {
+		mux.Handle("POST /webhooks/"+src, alerts.NewHandler(alerts.HandlerConfig{
+			Source: src, Token: m.Config.WebhookToken, Secret: secrets[src],
 			Options: opts, Ingest: m.Service, Log: m.Log, Metrics: m.metrics().alerts,
 		}))
 	}

@@ -211,7 +211,7 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 				add(healthCheck{"pagerduty " + name, false, env + " is not set and neither is PAGERDUTY_ROUTING_KEY: nobody is paged for " + name})
 			}
 		}
-		for _, env := range []string{a.Halt.SecretEnv, a.Halt.TokenEnv} {
+		for _, env := range a.Halt.EnvVars() {
 			if env == "" {
 				continue
 			}
@@ -223,8 +223,8 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		}
 		if a.Halt.Adapter == "flag" {
 			add(healthCheck{"halt " + name, true, "built-in kill flag (the agent polls reins)"})
-		} else if a.Halt.URL != "" {
-			u := a.Halt.URL
+		} else if a.Halt.Setting("url") != "" {
+			u := a.Halt.Setting("url")
 			probe(func(ctx context.Context) healthCheck { return endpointCheck(ctx, "halt "+name, u) })
 		}
 	}

@@ -37,9 +37,10 @@ func Registry() *ownership.Registry {
 					Informed: []string{"support-leads"}},
 				KillAuthority: ownership.Authority{Users: []string{"U01ALICE", "U02BOB"}, Usergroups: []string{"S0ONCALL"}},
 				PagerDuty:     ownership.PagerDutySettings{RoutingKeyEnv: "PD_SUPPORT_BOT_KILL_KEY"},
-				Halt:          ownership.HaltSpec{Adapter: "webhook", URL: "https://support-bot.internal/reins/halt", Confirm: true},
-				Sessions:      ownership.SessionSettings{Link: "https://langfuse.example.com/sessions/{session}"},
-				Aliases:       []string{"support-bot-v2"},
+				Halt: ownership.HaltSpec{Adapter: "webhook", Confirm: true,
+					Settings: map[string]string{"url": "https://support-bot.internal/reins/halt"}},
+				Sessions: ownership.SessionSettings{Link: "https://langfuse.example.com/sessions/{session}"},
+				Aliases:  []string{"support-bot-v2"},
 				BlastRadius: []ownership.BlastItem{
 					{System: "Salesforce", Access: []string{"read", "write"}, Owner: "crm-oncall"},
 					{System: "SendGrid", Access: []string{"send"}, Owner: "email-platform"},
@@ -49,7 +50,8 @@ func Registry() *ownership.Registry {
 				Name: "billing-agent", Team: "billing",
 				RACI:          ownership.RACI{Responsible: []string{"U03CAROL"}},
 				KillAuthority: ownership.Authority{Users: []string{"U03CAROL"}},
-				Halt:          ownership.HaltSpec{Adapter: "kubernetes", Namespace: "billing", Deployment: "billing-agent"},
+				Halt: ownership.HaltSpec{Adapter: "kubernetes",
+					Settings: map[string]string{"namespace": "billing", "deployment": "billing-agent"}},
 			},
 			"orphan-agent": {
 				Name:          "orphan-agent",
