@@ -4,7 +4,8 @@ import (
 	"strings"
 )
 
-// Verbs of `/agent` (docs/architecture.md, Slack commands).
+// Verbs of `/agent` (docs/architecture.md, Slack commands); verbs in
+// verbs.go says how each is read and run.
 const (
 	VerbKill       = "kill"
 	VerbResume     = "resume"
@@ -31,17 +32,6 @@ type Command struct {
 	Err string
 }
 
-// verbAliases maps what people type to a verb. "halt" is what the adapters and
-// the summary buttons call a kill, so people type it too.
-var verbAliases = map[string]string{
-	"kill": VerbKill, "halt": VerbKill, "stop": VerbKill,
-	"resume": VerbResume, "unhalt": VerbResume,
-	"status": VerbStatus, "who": VerbWho, "declare": VerbDeclare,
-	"checklist": VerbChecklist, "resolve": VerbResolve, "postmortem": VerbPostmortem,
-	"session": VerbSession, "timeline": VerbSession,
-	"help": VerbHelp, "?": VerbHelp,
-}
-
 // slackEntities undoes the escaping Slack applies to command text, so a
 // reason reads as typed; renderers escape it again on the way out.
 var slackEntities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
@@ -52,50 +42,13 @@ func ParseCommand(text string) Command {
 	if len(words) == 0 {
 		return Command{Verb: VerbHelp}
 	}
-	verb, ok := verbAliases[strings.ToLower(words[0])]
+	v, ok := verbNamed(words[0])
 	if !ok {
 		return Command{Verb: VerbHelp, Err: "Unknown command `" + clip(words[0], 40) + "`."}
 	}
-	args := words[1:]
-	c := Command{Verb: verb}
-	switch verb {
-	case VerbKill, VerbResume:
-		if len(args) == 0 {
-			c.Err = "Name the agent to " + verb + "."
-			return c
-		}
-		c.Agent = args[0]
-		c.Sessions, args, c.Err = parseSessions(args[1:])
-		c.Text = strings.Join(args, " ")
-	case VerbWho, VerbDeclare:
-		if len(args) == 0 {
-			c.Err = "Name the agent."
-			return c
-		}
-		c.Agent = args[0]
-		c.Text = strings.Join(args[1:], " ")
-		if verb == VerbWho && c.Text != "" {
-			c.Err = "`who` takes one agent."
-		}
-	case VerbStatus:
-		if len(args) > 1 {
-			c.Err = "`status` takes at most one agent."
-		}
-		if len(args) > 0 {
-			c.Agent = args[0]
-		}
-	case VerbResolve:
-		c.Text = strings.Join(args, " ")
-	case VerbSession:
-		if len(args) != 1 {
-			c.Err = "Name one session: `/agent session ID`."
-			return c
-		}
-		c.Sessions = args
-	case VerbChecklist, VerbPostmortem:
-		if len(args) > 0 {
-			c.Err = "`" + verb + "` takes no arguments."
-		}
+	c := Command{Verb: v.name}
+	if v.parse != nil {
+		v.parse(&c, words[1:])
 	}
 	return c
 }

@@ -14,23 +14,12 @@ import (
 
 // runCommand does the work of a parsed `/agent` command, after the ack.
 func (h *Handler) runCommand(ctx context.Context, c caller, cmd Command) {
-	switch cmd.Verb {
-	case VerbKill, VerbResume:
-		h.requestHalt(ctx, c, haltCommand(cmd, c.actor))
-	case VerbStatus:
-		h.status(ctx, c, cmd.Agent)
-	case VerbWho:
-		h.who(ctx, c, cmd.Agent)
-	case VerbDeclare:
-		h.declare(ctx, c, cmd)
-	case VerbChecklist, VerbResolve, VerbPostmortem:
-		h.incidentCommand(ctx, c, cmd)
-	case VerbSession:
-		h.sessionTimeline(ctx, c, cmd.Sessions[0])
-	default:
-		blocks, text := helpReply(cmd)
-		h.reply(ctx, c, blocks, text)
+	if v, ok := verbNamed(cmd.Verb); ok && v.run != nil {
+		v.run(h, ctx, c, cmd)
+		return
 	}
+	blocks, text := helpReply(cmd)
+	h.reply(ctx, c, blocks, text)
 }
 
 // haltCommand is the halt or resume a parsed `/agent kill` or `resume` asks for.
@@ -339,27 +328,10 @@ func (h *Handler) incidentCommand(ctx context.Context, c caller, cmd Command) {
 	h.reply(ctx, c, textBlocks(text), text)
 }
 
-// helpText is the usage of every verb; also the answer to what /agent does
-// not understand.
-var helpText = map[string]string{
-	VerbKill:       "`/agent kill AGENT [session ID]… [reason…]`: halt an agent, or only the named sessions (kill authority only; asks for one confirmation click)",
-	VerbResume:     "`/agent resume AGENT [session ID]…`: lift a halt (kill authority only)",
-	VerbStatus:     "`/agent status [AGENT]`: halt state, open incidents, who holds kill authority now",
-	VerbWho:        "`/agent who AGENT`: owner team, RACI, kill authority (resolved to people now), runbook",
-	VerbDeclare:    "`/agent declare AGENT summary…`: open an incident by hand",
-	VerbChecklist:  "`/agent checklist`: in an incident channel, start or resume the blast-radius checklist",
-	VerbResolve:    "`/agent resolve [note…]`: in an incident channel, resolve; the postmortem thread starts",
-	VerbPostmortem: "`/agent postmortem`: in an incident channel, post the current postmortem",
-	VerbSession:    "`/agent session ID`: the session's timeline (in an incident channel: posted in the incident thread)",
-	VerbHelp:       "`/agent help`: this list",
-}
-
-var helpOrder = []string{VerbKill, VerbResume, VerbStatus, VerbWho, VerbDeclare, VerbChecklist, VerbResolve, VerbPostmortem, VerbSession, VerbHelp}
-
 // helpReply is the usage, led by what was wrong with cmd when something was.
 func helpReply(cmd Command) ([]slack.Block, string) {
 	if cmd.Err != "" && cmd.Verb != VerbHelp {
-		text := fmt.Sprintf(":warning: %s\nUsage: %s", Escape(cmd.Err), helpText[cmd.Verb])
+		text := fmt.Sprintf(":warning: %s\nUsage: %s", Escape(cmd.Err), usage(cmd.Verb))
 		return textBlocks(text), text
 	}
 	var b strings.Builder
@@ -367,8 +339,8 @@ func helpReply(cmd Command) ([]slack.Block, string) {
 		b.WriteString(":warning: " + Escape(cmd.Err) + "\n")
 	}
 	b.WriteString("*`/agent` commands*")
-	for _, v := range helpOrder {
-		b.WriteString("\n• " + helpText[v])
+	for _, v := range verbs {
+		b.WriteString("\n• " + v.usage)
 	}
 	b.WriteString("\nWhen Slack is down: `reins kill AGENT --reason TEXT` on the reins host.")
 	return textBlocks(b.String()), b.String()

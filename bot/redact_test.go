@@ -50,7 +50,7 @@ func TestResponseURLNeverLogged(t *testing.T) {
 			cfg := Config{SigningSecret: testSecret, Service: svc, State: incidentstest.NewStore(),
 				Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			if withChat {
-				cfg.Chat = NewChat(NewClient("xoxb-test", hs.slack.APIURL()), nil)
+				cfg.Chat = NewChat(NewClient("xoxb-test", hs.slack.APIURL(), nil), nil)
 			}
 			hs.h = NewHandler(cfg)
 			form := url.Values{"command": {"/agent"}, "text": {"who support-bot"}, "user_id": {"U01ALICE"},

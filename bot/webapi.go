@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
-
-	"github.com/reins-oss/reins/incidents"
 )
 
 // errNoOK is the Slack error code reins gives a Web API reply that lacks
@@ -26,9 +24,14 @@ var slackAuthErrors = map[string]bool{
 
 // NewClient returns a slack-go client for the Web API at apiURL (ending in
 // "/") that treats every reply without "ok": true as a failure. Use it for
-// every client that posts or creates.
-func NewClient(token, apiURL string, opts ...slack.Option) *slack.Client {
-	doer := &okRequired{base: apiURL, next: &http.Client{Timeout: 30 * time.Second}}
+// every client that posts or creates. authFailed, when not nil, is called
+// each time Slack refuses the token (cmd/reins counts it in
+// reins_integration_auth_failures_total{system="slack"}).
+func NewClient(token, apiURL string, authFailed func(), opts ...slack.Option) *slack.Client {
+	if authFailed == nil {
+		authFailed = func() {}
+	}
+	doer := &okRequired{base: apiURL, next: &http.Client{Timeout: 30 * time.Second}, authFailed: authFailed}
 	return slack.New(token, append([]slack.Option{slack.OptionAPIURL(apiURL), slack.OptionHTTPClient(doer)}, opts...)...)
 }
 
@@ -41,6 +44,7 @@ type okRequired struct {
 	next interface {
 		Do(*http.Request) (*http.Response, error)
 	}
+	authFailed func()
 }
 
 func (o *okRequired) Do(req *http.Request) (*http.Response, error) {
@@ -59,7 +63,7 @@ func (o *okRequired) Do(req *http.Request) (*http.Response, error) {
 	}
 	decoded := json.Unmarshal(body, &reply) == nil
 	if decoded && slackAuthErrors[reply.Error] {
-		incidents.CountAuthFailure("slack")
+		o.authFailed()
 	}
 	if decoded && (reply.OK == nil || (!*reply.OK && reply.Error == "")) {
 		body = []byte(`{"ok":false,"error":"` + errNoOK + `"}`)

@@ -57,7 +57,7 @@ func TestEmptyReplyIsNotSuccess(t *testing.T) {
 			fake.AddUser("U01ALICE", "alice@example.com")
 			fake.AddChannel("C0INC42", "inc-42", slackfake.BotUserID)
 			fake.AnswerEmpty(tt.method, 1)
-			err := tt.call(NewChat(NewClient("xoxb-test", fake.APIURL()), nil))
+			err := tt.call(NewChat(NewClient("xoxb-test", fake.APIURL(), nil), nil))
 			if err == nil || !strings.Contains(err.Error(), errNoOK) {
 				t.Fatalf("%s answered {}: error %v, want %s", tt.method, err, errNoOK)
 			}
@@ -73,7 +73,7 @@ func TestNewClientPassesGoodReplies(t *testing.T) {
 	fake := slackfake.New()
 	t.Cleanup(fake.Close)
 	fake.AddChannel("C0INC42", "inc-42", slackfake.BotUserID)
-	c := NewChat(NewClient("xoxb-test", fake.APIURL()), nil)
+	c := NewChat(NewClient("xoxb-test", fake.APIURL(), nil), nil)
 	if ts, err := c.Post(context.Background(), incidents.Message{Channel: "C0INC42", Text: "hi"}); err != nil || ts == "" {
 		t.Fatalf("Post = %q, %v", ts, err)
 	}

@@ -3,7 +3,6 @@ package incidents
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -184,22 +183,17 @@ func sessionPhrase(sessions []string) string {
 }
 
 // fillSessions puts the incident's first session into a link template (a
-// template takes one session; the sessions section links every one),
-// escaped for where it stands (path or query). A template that needs a
-// session the incident does not have gives no link: "?session=" would open
-// a page about nothing, or about everything.
+// template takes one session; the sessions section links every one). A
+// template that needs a session the incident does not have gives no link:
+// "?session=" would open a page about nothing, or about everything.
 func fillSessions(link string, sessions []string) string {
-	if !strings.Contains(link, "{session}") {
+	if !ownership.HasSessionPlaceholder(link) {
 		return link
 	}
 	if len(sessions) == 0 || sessions[0] == "" {
 		return ""
 	}
-	esc := url.PathEscape(sessions[0])
-	if q := strings.Index(link, "?"); q >= 0 && q < strings.Index(link, "{session}") {
-		esc = url.QueryEscape(sessions[0])
-	}
-	return strings.ReplaceAll(link, "{session}", esc)
+	return ownership.SessionLink(link, sessions[0])
 }
 
 // AnswerChecklist records an answer (or a changed answer) to one item with

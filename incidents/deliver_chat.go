@@ -193,8 +193,8 @@ func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
 	out := make([]Link, 0, len(sessions))
 	for _, id := range sessions {
 		l := Link{Text: id}
-		if ag != nil && ag.Sessions.Link != "" {
-			l.URL = strings.ReplaceAll(ag.Sessions.Link, "{session}", url.PathEscape(id))
+		if ag != nil {
+			l.URL = ownership.SessionLink(ag.Sessions.Link, id)
 		}
 		out = append(out, l)
 	}

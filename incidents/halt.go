@@ -10,10 +10,6 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// sessionAdapters are the halt adapters that can halt single sessions; the
-// others (feature flags, Deployments) can only stop the whole agent.
-var sessionAdapters = map[string]bool{"flag": true, "webhook": true}
-
 const (
 	haltBackoff  = 200 * time.Millisecond
 	maxHaltError = 300
@@ -95,7 +91,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 		}
 	}
 	sessions := dedupe(cmd.Sessions)
-	if len(sessions) > 0 && !sessionAdapters[ag.Halt.Adapter] {
+	if len(sessions) > 0 && s.halter != nil && !s.halter.SessionScoped(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
 	}
@@ -121,7 +117,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 	if err := s.recordHaltResult(wctx, h, ag); err != nil {
 		return h, err
 	}
-	haltsTotal.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
+	s.metrics.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
 	if h.Status == HaltVerified {
 		s.log.Info("halt done", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
 			"by", h.Actor.String(), "ms", h.TimeToHalt().Milliseconds())
@@ -130,7 +126,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			"by", h.Actor.String(), "err", h.Error)
 	}
 	if h.Status == HaltVerified && h.Action == ActionHalt {
-		timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
+		s.metrics.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
 	}
 	s.Kick()
 	return h, nil
@@ -192,7 +188,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		return nil, err
 	}
 	if created {
-		incidentsOpened.WithLabelValues("true").Inc()
+		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
 		s.log.Info("incident opened", "incident", h.IncidentID, "agent", ag.Name, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil

@@ -375,7 +375,7 @@ func (s *Service) RunDrill(ctx context.Context, agent string, now time.Time) (*D
 	if !res.OK {
 		result = "failed"
 	}
-	drillsTotal.WithLabelValues(ag.Name, result).Inc()
+	s.metrics.drills.WithLabelValues(ag.Name, result).Inc()
 	s.Kick()
 	return res, nil
 }

@@ -9,22 +9,6 @@ import (
 )
 
 var (
-	incidentsOpened = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_incidents_opened_total",
-		Help: "Incidents opened, by whether the agent is in the registry.",
-	}, []string{"owned"})
-	alertsOverflowed = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_alerts_overflowed_total",
-		Help: "Firing alerts that joined their source's overflow incident because the source had opened alerts.max_new_incidents_per_minute incidents in the last minute.",
-	}, []string{"source"})
-	authFailures = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_integration_auth_failures_total",
-		Help: "Credentials refused by an outside system (slack: invalid or revoked token; pagerduty: refused routing key or API token).",
-	}, []string{"system"})
-	drillsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_drills_total",
-		Help: "Kill-switch drills run, by agent and result (passed or failed).",
-	}, []string{"agent", "result"})
 	outboxDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reins_outbox_delivered_total",
 		Help: "Outbox items delivered.",
@@ -43,15 +27,6 @@ var (
 		// From a few milliseconds (kicked workers) to minutes (retries).
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 	}, []string{"lane"})
-	haltsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_halts_total",
-		Help: "Halts and resumes, by adapter, action and result (verified or failed).",
-	}, []string{"adapter", "action", "result"})
-	timeToHalt = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "reins_time_to_halt_seconds",
-		Help:    "From a halt request to its verification.",
-		Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30},
-	}, []string{"adapter"})
 )
 
 var (
@@ -107,7 +82,54 @@ func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// CountAuthFailure counts credentials that system refused: a revoked Slack
-// token or a wrong PagerDuty key is an outage of the kill switch's voice,
-// and reins' own alert rules page on it.
-func CountAuthFailure(system string) { authFailures.WithLabelValues(system).Inc() }
+// Metrics are the domain's own series. They are registered with the
+// Registerer handed to NewMetrics, not a process-wide one, so two Mains (or
+// two services in one test binary) each count their own.
+type Metrics struct {
+	incidentsOpened  *prometheus.CounterVec
+	alertsOverflowed *prometheus.CounterVec
+	authFailures     *prometheus.CounterVec
+	drills           *prometheus.CounterVec
+	halts            *prometheus.CounterVec
+	timeToHalt       *prometheus.HistogramVec
+}
+
+// NewMetrics creates the domain's series and registers them with reg; a nil
+// reg leaves them unregistered (counted, never scraped). Registering twice
+// with one reg panics, as it would for any duplicate series.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		incidentsOpened: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_incidents_opened_total",
+			Help: "Incidents opened, by whether the agent is in the registry.",
+		}, []string{"owned"}),
+		alertsOverflowed: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_alerts_overflowed_total",
+			Help: "Firing alerts that joined their source's overflow incident because the source had opened alerts.max_new_incidents_per_minute incidents in the last minute.",
+		}, []string{"source"}),
+		authFailures: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_integration_auth_failures_total",
+			Help: "Credentials refused by an outside system (slack: invalid or revoked token; pagerduty: refused routing key or API token).",
+		}, []string{"system"}),
+		drills: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_drills_total",
+			Help: "Kill-switch drills run, by agent and result (passed or failed).",
+		}, []string{"agent", "result"}),
+		halts: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_halts_total",
+			Help: "Halts and resumes, by adapter, action and result (verified or failed).",
+		}, []string{"adapter", "action", "result"}),
+		timeToHalt: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "reins_time_to_halt_seconds",
+			Help:    "From a halt request to its verification.",
+			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30},
+		}, []string{"adapter"}),
+	}
+}
+
+// AuthFailed counts credentials that system refused: a revoked Slack token
+// or a wrong PagerDuty key is an outage of the kill switch's voice, and
+// reins' own alert rules page on it. The Slack and PagerDuty clients call it
+// (cmd/reins hands it to them).
+func (m *Metrics) AuthFailed(system string) { m.authFailures.WithLabelValues(system).Inc() }

@@ -79,16 +79,16 @@ func TestBacklogCollector(t *testing.T) {
 
 func TestHaltMetrics(t *testing.T) {
 	labels := map[string]string{"adapter": "webhook", "action": "halt", "result": "verified"}
-	before, _ := sample(t, prometheus.DefaultGatherer, "reins_halts_total", labels)
 	env := incidentstest.NewEnv()
+	before, _ := sample(t, env.Metrics, "reins_halts_total", labels)
 	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
-	after, _ := sample(t, prometheus.DefaultGatherer, "reins_halts_total", labels)
+	after, _ := sample(t, env.Metrics, "reins_halts_total", labels)
 	if after != before+1 {
 		t.Errorf("reins_halts_total: got %v, want %v", after, before+1)
 	}
-	if n, ok := sample(t, prometheus.DefaultGatherer, "reins_time_to_halt_seconds", map[string]string{"adapter": "webhook"}); !ok || n < 1 {
+	if n, ok := sample(t, env.Metrics, "reins_time_to_halt_seconds", map[string]string{"adapter": "webhook"}); !ok || n < 1 {
 		t.Errorf("reins_time_to_halt_seconds: got %v observations (found %v), want at least 1", n, ok)
 	}
 }

@@ -269,6 +269,9 @@ type Halter interface {
 	Verify(ctx context.Context, r HaltRequest) (bool, error)
 	// Drill proves the path works (reachability, credentials) without halting.
 	Drill(ctx context.Context, agent *ownership.Agent) error
+	// SessionScoped says whether the agent's adapter can halt single
+	// sessions; the others (feature flags, Deployments) stop the whole agent.
+	SessionScoped(agent *ownership.Agent) bool
 }
 
 // Clock tells the time; tests inject their own.

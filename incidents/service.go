@@ -48,6 +48,9 @@ type Deps struct {
 	Clock     Clock
 	Log       *slog.Logger
 	Sessions  SessionRecords // optional: the session record (docs/config.md, sessions)
+	// Metrics are the series the service counts in; nil: unregistered ones
+	// (cmd/reins registers them with its Main's registry).
+	Metrics *Metrics
 }
 
 // Service is the incident domain's use cases, one file each.
@@ -67,6 +70,7 @@ type Service struct {
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
 	openings  openingLog  // incidents opened from alerts in the last minute, per source
 	sessions  SessionRecords
+	metrics   *Metrics
 }
 
 // New returns a Service. Zero settings get their defaults.
@@ -101,7 +105,10 @@ func New(d Deps, cfg Config) *Service {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
+	if d.Metrics == nil {
+		d.Metrics = NewMetrics(nil)
+	}
+	return &Service{metrics: d.Metrics, store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
 		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
 }
 

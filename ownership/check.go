@@ -21,7 +21,6 @@ var (
 	pagerDutyID = regexp.MustCompile(`^[A-Z0-9]{2,20}$`)
 	envName     = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 	entityName  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-	k8sName     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
 )
 
 // personKind is what a string naming a person turned out to be.
@@ -98,7 +97,7 @@ func unsetEffect(path string) string {
 // httpURL reports whether s is an absolute http(s) URL. Placeholders such as
 // {session} are allowed anywhere.
 func httpURL(s string) bool {
-	u, err := url.Parse(strings.ReplaceAll(s, "{session}", "s"))
+	u, err := url.Parse(strings.ReplaceAll(s, SessionPlaceholder, "s"))
 	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 

@@ -1,6 +1,8 @@
 package ownership
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"strings"
 )
@@ -38,17 +40,61 @@ type AuthorityDoc struct {
 	OnCall     string   `json:"on_call,omitempty"`
 }
 
-// HaltDoc is the halt adapter and its non-secret settings.
+// HaltDoc is the halt adapter and its non-secret settings. It is served as
+// one JSON object: {"adapter": …, "confirm": …} and then each setting by its
+// key ("url", "project", …).
 type HaltDoc struct {
-	Adapter     string `json:"adapter"`
-	Confirm     bool   `json:"confirm"`
-	URL         string `json:"url,omitempty"` // without credentials or query
-	Project     string `json:"project,omitempty"`
-	Flag        string `json:"flag,omitempty"`
-	Environment string `json:"environment,omitempty"`
-	Feature     string `json:"feature,omitempty"`
-	Namespace   string `json:"namespace,omitempty"`
-	Deployment  string `json:"deployment,omitempty"`
+	Adapter string
+	Confirm bool
+	// Settings leave out every *_env setting (an env var name) and *_file
+	// one (a local path); a url (or *_url) has no credentials or query.
+	Settings map[string]string
+}
+
+// MarshalJSON writes the adapter, confirm, then the settings sorted by key.
+func (d HaltDoc) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(`{"adapter":`)
+	if err := writeJSON(&b, d.Adapter); err != nil {
+		return nil, err
+	}
+	b.WriteString(`,"confirm":`)
+	if err := writeJSON(&b, d.Confirm); err != nil {
+		return nil, err
+	}
+	for _, k := range sortedKeys(d.Settings) {
+		b.WriteByte(',')
+		if err := writeJSON(&b, k); err != nil {
+			return nil, err
+		}
+		b.WriteByte(':')
+		if err := writeJSON(&b, d.Settings[k]); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+func writeJSON(b *bytes.Buffer, v any) error {
+	data, err := json.Marshal(v)
+	b.Write(data)
+	return err
+}
+
+// haltDoc is h without what Public must not show.
+func haltDoc(h HaltSpec) HaltDoc {
+	d := HaltDoc{Adapter: h.Adapter, Confirm: h.Confirm, Settings: map[string]string{}}
+	for k, v := range h.Settings {
+		switch {
+		case v == "", strings.HasSuffix(k, "_env"), strings.HasSuffix(k, "_file"):
+		case k == "url", strings.HasSuffix(k, "_url"):
+			d.Settings[k] = publicURL(v)
+		default:
+			d.Settings[k] = v
+		}
+	}
+	return d
 }
 
 // BlastItemDoc is one blast_radius entry.
@@ -86,17 +132,7 @@ func (a *Agent) Public() AgentDoc {
 			Usergroups: list(a.KillAuthority.Usergroups),
 			OnCall:     a.KillAuthority.OnCall,
 		},
-		Halt: HaltDoc{
-			Adapter:     a.Halt.Adapter,
-			Confirm:     a.Halt.Confirm,
-			URL:         publicURL(a.Halt.URL),
-			Project:     a.Halt.Project,
-			Flag:        a.Halt.Flag,
-			Environment: a.Halt.Environment,
-			Feature:     a.Halt.Feature,
-			Namespace:   a.Halt.Namespace,
-			Deployment:  a.Halt.Deployment,
-		},
+		Halt:        haltDoc(a.Halt),
 		SessionLink: a.Sessions.Link,
 		Aliases:     list(a.Aliases),
 		BlastRadius: make([]BlastItemDoc, 0, len(a.BlastRadius)),

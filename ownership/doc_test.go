@@ -54,8 +54,9 @@ func TestAgentPublicOK(t *testing.T) {
 }
 
 func TestAgentPublicURLWithoutCredentials(t *testing.T) {
-	a := &ownership.Agent{Name: "x", Halt: ownership.HaltSpec{Adapter: "webhook", URL: "https://user:pw@agent.example.com/halt?token=abc#frag"}}
-	if got, want := a.Public().Halt.URL, "https://agent.example.com/halt"; got != want {
+	a := &ownership.Agent{Name: "x", Halt: ownership.HaltSpec{Adapter: "webhook",
+		Settings: map[string]string{"url": "https://user:pw@agent.example.com/halt?token=abc#frag"}}}
+	if got, want := a.Public().Halt.Settings["url"], "https://agent.example.com/halt"; got != want {
 		t.Errorf("got %q, want %q", got, want)
 	}
 	if d := a.Public(); d.Aliases == nil || d.BlastRadius == nil || d.RACI.Informed == nil {

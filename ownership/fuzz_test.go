@@ -30,7 +30,7 @@ func FuzzParse(f *testing.F) {
 		// YAML breaks lines at \n, \r, NEL, LS and PS: count them all.
 		lines := 1 + strings.Count(string(data), "\n") + strings.Count(string(data), "\r") +
 			strings.Count(string(data), "\u0085") + strings.Count(string(data), "\u2028") + strings.Count(string(data), "\u2029")
-		reg, probs := ownership.Parse("f.yaml", data, ownership.Options{Getenv: func(string) string { return "" }})
+		reg, probs := ownership.Parse("f.yaml", data, ownership.Options{Adapters: adapters, Getenv: func(string) string { return "" }})
 		for _, p := range probs {
 			if p.File != "f.yaml" || p.Line < 0 || p.Line > lines+1 || p.Message == "" {
 				t.Fatalf("bad problem %+v (input has %d lines)", p, lines)

@@ -1,69 +1,101 @@
 package ownership
 
 import (
+	"regexp"
 	"slices"
-	"sort"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
 
-// adapterSettings lists, per halt adapter, the settings it must have and the
-// ones it may have. A setting of another adapter is an error: it usually
-// means the adapter line was changed and the rest was not.
-var adapterSettings = map[string]struct{ required, optional []string }{
-	"flag":         {},
-	"webhook":      {required: []string{"url", "secret_env"}},
-	"launchdarkly": {required: []string{"project", "flag", "environment", "token_env"}, optional: []string{"url"}},
-	"unleash":      {required: []string{"url", "project", "feature", "environment", "token_env"}},
-	"kubernetes":   {required: []string{"namespace", "deployment", "url", "token_env"}, optional: []string{"ca_file"}},
+// SettingKind says how the loader checks a halt setting and whether the
+// agent docs (GET /api/v1/agents) show it.
+type SettingKind int
+
+// Setting kinds. By convention a key of kind SettingEnv ends in _env and one
+// of kind SettingFile in _file: HaltSpec.EnvVars and the agent docs go by the
+// key, so they need no adapter table.
+const (
+	SettingText SettingKind = iota // plain text, shown
+	SettingURL                     // an absolute http(s) URL, shown without credentials or query
+	SettingEnv                     // names the environment variable holding a secret, never shown
+	SettingFile                    // a local file path, never shown
+)
+
+// SettingSpec is one setting of a halt adapter.
+type SettingSpec struct {
+	Key      string
+	Kind     SettingKind
+	Required bool
+	// Help says what the setting holds, for "needs X (help)" problems.
+	Help string
+	// Pattern, when set, is what a value must match; Describe names it in
+	// the problem ("a Kubernetes object name (…)").
+	Pattern  *regexp.Regexp
+	Describe string
 }
 
-var haltKeys = []string{
-	"adapter", "confirm", "url", "secret_env", "token_env", "project", "flag",
-	"environment", "feature", "namespace", "deployment", "ca_file",
+// AdapterSpec is what the loader knows of a halt adapter: its name and its
+// settings, required ones first, in the order problems list them. The
+// adapters declare theirs next to their code (integrations/halt) and
+// cmd/reins hands the table to Load through Options.Adapters: ownership
+// itself knows no adapter.
+type AdapterSpec struct {
+	Name     string
+	Settings []SettingSpec
 }
 
-// settingHelp says what each adapter setting holds, for "needs X" messages.
-var settingHelp = map[string]string{
-	"url":         "the endpoint reins calls",
-	"secret_env":  "the environment variable holding the HMAC signing secret",
-	"token_env":   "the environment variable holding the API token",
-	"project":     "the project key",
-	"flag":        "the flag key",
-	"environment": "the environment key",
-	"feature":     "the feature toggle name",
-	"namespace":   "the Kubernetes namespace",
-	"deployment":  "the Deployment name",
+// adapterIndex is Options.Adapters by name, with the union of their keys
+// (what a halt: mapping may hold at all).
+type adapterIndex struct {
+	byName map[string]AdapterSpec
+	keys   []string
 }
 
-func adapterNames() []string { return sortedKeys(adapterSettings) }
+func newAdapterIndex(specs []AdapterSpec) adapterIndex {
+	ix := adapterIndex{byName: map[string]AdapterSpec{}, keys: []string{"adapter", "confirm"}}
+	for _, a := range specs {
+		ix.byName[a.Name] = a
+		for _, s := range a.Settings {
+			if !slices.Contains(ix.keys, s.Key) {
+				ix.keys = append(ix.keys, s.Key)
+			}
+		}
+	}
+	return ix
+}
+
+func (ix adapterIndex) names() []string { return sortedKeys(ix.byName) }
 
 func (p *parser) halt(agentKey *yaml.Node, agent fields, agentPath string) HaltSpec {
 	path := agentPath + ".halt"
+	ix := newAdapterIndex(p.opts.Adapters)
 	h := HaltSpec{Confirm: true, Line: agentKey.Line}
 	hf, present := agent.byKey["halt"]
 	if !present || isNull(hf.val) {
-		p.errorf(agentKey, "%s: halt is missing: choose an adapter (%s); `adapter: flag` is reins' own kill flag", agentPath, strings.Join(adapterNames(), ", "))
+		p.errorf(agentKey, "%s: halt is missing: choose an adapter (%s); `adapter: flag` is reins' own kill flag", agentPath, strings.Join(ix.names(), ", "))
 		return h
 	}
 	h.Line = hf.key.Line
-	f, ok := p.mapping(hf.val, path, haltKeys)
+	f, ok := p.mapping(hf.val, path, ix.keys)
 	if !ok {
 		return h
 	}
 	h.Adapter = p.str(f.val("adapter"), path+".adapter")
 	h.Confirm = p.boolean(f.val("confirm"), path+".confirm", true)
-	spec, known := adapterSettings[h.Adapter]
+	spec, known := ix.byName[h.Adapter]
 	switch {
 	case h.Adapter == "":
-		p.errorf(hf.key, "%s: adapter is missing: choose one of %s", path, strings.Join(adapterNames(), ", "))
+		p.errorf(hf.key, "%s: adapter is missing: choose one of %s", path, strings.Join(ix.names(), ", "))
 		return h
 	case !known:
-		p.errorf(f.val("adapter"), "%s.adapter: unknown adapter %s: choose one of %s", path, quote(h.Adapter), strings.Join(adapterNames(), ", "))
+		p.errorf(f.val("adapter"), "%s.adapter: unknown adapter %s: choose one of %s", path, quote(h.Adapter), strings.Join(ix.names(), ", "))
 		return h
 	}
-	takes := append(append([]string{"adapter", "confirm"}, spec.required...), spec.optional...)
+	takes := []string{"adapter", "confirm"}
+	for _, st := range spec.Settings {
+		takes = append(takes, st.Key)
+	}
 	takesText := "it takes no settings"
 	if len(takes) > 2 {
 		takesText = "it takes " + strings.Join(takes[2:], ", ")
@@ -73,48 +105,44 @@ func (p *parser) halt(agentKey *yaml.Node, agent fields, agentPath string) HaltS
 			p.errorf(f.byKey[k].key, "%s.%s: not a setting of the %s adapter (%s)", path, k, h.Adapter, takesText)
 		}
 	}
-	var missing []string
-	for _, k := range spec.required {
-		if !f.has(k) {
-			missing = append(missing, k)
+	var missing []SettingSpec
+	for _, st := range spec.Settings {
+		if st.Required && !f.has(st.Key) {
+			missing = append(missing, st)
 		}
 	}
-	sort.Strings(missing)
-	for _, k := range missing {
-		p.errorf(hf.key, "%s: the %s adapter needs %s (%s)", path, h.Adapter, k, settingHelp[k])
+	slices.SortFunc(missing, func(a, b SettingSpec) int { return strings.Compare(a.Key, b.Key) })
+	for _, st := range missing {
+		p.errorf(hf.key, "%s: the %s adapter needs %s (%s)", path, h.Adapter, st.Key, st.Help)
 	}
-	p.haltValues(&h, f, path, takes)
+	p.haltValues(&h, f, path, spec)
 	return h
 }
 
 // haltValues reads and checks the settings the adapter takes.
-func (p *parser) haltValues(h *HaltSpec, f fields, path string, takes []string) {
-	text := func(key string) string {
-		if !slices.Contains(takes, key) {
-			return ""
+func (p *parser) haltValues(h *HaltSpec, f fields, path string, spec AdapterSpec) {
+	for _, st := range spec.Settings {
+		n := f.val(st.Key)
+		if n == nil {
+			continue
 		}
-		return p.str(f.val(key), path+"."+key)
-	}
-	env := func(key string) string {
-		if !slices.Contains(takes, key) || f.val(key) == nil {
-			return ""
+		at := path + "." + st.Key
+		var v string
+		switch st.Kind {
+		case SettingEnv:
+			v = p.envVar(n, at)
+		case SettingURL:
+			v = p.str(n, at)
+			p.checkURL(n, at, v)
+		default:
+			v = p.str(n, at)
 		}
-		return p.envVar(f.val(key), path+"."+key)
-	}
-	h.URL = text("url")
-	p.checkURL(f.val("url"), path+".url", h.URL)
-	h.SecretEnv = env("secret_env")
-	h.TokenEnv = env("token_env")
-	h.Project = text("project")
-	h.Flag = text("flag")
-	h.Environment = text("environment")
-	h.Feature = text("feature")
-	h.Namespace = text("namespace")
-	h.Deployment = text("deployment")
-	h.CAFile = text("ca_file")
-	for _, kv := range [][2]string{{"namespace", h.Namespace}, {"deployment", h.Deployment}} {
-		if kv[1] != "" && !k8sName.MatchString(kv[1]) {
-			p.errorf(f.val(kv[0]), "%s.%s: %s is not a Kubernetes object name (lowercase letters, digits, '-' and '.')", path, kv[0], quote(kv[1]))
+		if v != "" && st.Pattern != nil && !st.Pattern.MatchString(v) {
+			p.errorf(n, "%s: %s is not %s", at, quote(v), st.Describe)
 		}
+		if h.Settings == nil {
+			h.Settings, h.Lines = map[string]string{}, map[string]int{}
+		}
+		h.Settings[st.Key], h.Lines[st.Key] = v, lineOf(n)
 	}
 }

@@ -6,8 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/ownership"
 )
+
+// adapters are the halt adapters reins ships with, as cmd/reins hands them
+// to the loader: the messages below are those a user of reins sees.
+var adapters = halt.Specs()
 
 const example = "../examples/reins.yaml"
 
@@ -51,7 +56,7 @@ func TestLoadFixtures(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.TrimSuffix(tt.file, ".yaml"), func(t *testing.T) {
 			path := filepath.Join("testdata", tt.file)
-			reg, probs := ownership.Load(path, ownership.Options{Getenv: allSet})
+			reg, probs := ownership.Load(path, ownership.Options{Adapters: adapters, Getenv: allSet})
 			errs := probs.Errors()
 			if len(errs) != 1 {
 				t.Fatalf("got %d errors, want 1:\n%s", len(errs), probs)
@@ -80,7 +85,7 @@ func TestLoadMultipleFaultsAllReported(t *testing.T) {
 		{99, "the kubernetes adapter needs url"},
 		{146, "already the name of agent code-agent"},
 	}
-	_, probs := ownership.Load("testdata/multiple_faults.yaml", ownership.Options{Getenv: allSet})
+	_, probs := ownership.Load("testdata/multiple_faults.yaml", ownership.Options{Adapters: adapters, Getenv: allSet})
 	got := probs.Errors()
 	if len(got) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%s", len(got), len(want), probs)
@@ -93,7 +98,7 @@ func TestLoadMultipleFaultsAllReported(t *testing.T) {
 }
 
 func TestLoadExampleOK(t *testing.T) {
-	reg, probs := ownership.Load(example, ownership.Options{Getenv: noneSet})
+	reg, probs := ownership.Load(example, ownership.Options{Adapters: adapters, Getenv: noneSet})
 	if err := probs.Err(); err != nil {
 		t.Fatalf("example has errors:\n%v", err)
 	}
@@ -104,17 +109,17 @@ func TestLoadExampleOK(t *testing.T) {
 	if got := len(bot.BlastRadius); got != 2 {
 		t.Errorf("support-bot blast radius: got %d items, want 2", got)
 	}
-	if bot.Halt.Adapter != "webhook" || bot.Halt.SecretEnv != "SUPPORT_BOT_HALT_SECRET" || !bot.Halt.Confirm || bot.Halt.Line != 61 {
+	if bot.Halt.Adapter != "webhook" || bot.Halt.Setting("secret_env") != "SUPPORT_BOT_HALT_SECRET" || !bot.Halt.Confirm || bot.Halt.Line != 61 {
 		t.Errorf("support-bot halt: got %+v", bot.Halt)
 	}
 	if got := bot.SLAs[0]; got.Metric != "tokens_per_session" || got.Max == nil || *got.Max != 200000 {
 		t.Errorf("support-bot first SLA: got %+v", got)
 	}
 	code := reg.Agent("code-agent")
-	if h := code.Halt; h.Adapter != "kubernetes" || h.Namespace != "agents" || h.Deployment != "code-agent" || h.CAFile == "" || !h.Confirm {
+	if h := code.Halt; h.Adapter != "kubernetes" || h.Setting("namespace") != "agents" || h.Setting("deployment") != "code-agent" || h.Setting("ca_file") == "" || !h.Confirm {
 		t.Errorf("code-agent halt (confirm defaults to true): got %+v", h)
 	}
-	if got := reg.Agent("billing-agent").Halt; got.Adapter != "launchdarkly" || got.Flag != "billing-agent-enabled" {
+	if got := reg.Agent("billing-agent").Halt; got.Adapter != "launchdarkly" || got.Setting("flag") != "billing-agent-enabled" {
 		t.Errorf("billing-agent halt: got %+v", got)
 	}
 	if reg.Alerts.GroupWindow != 4*time.Hour || strings.Join(reg.Alerts.AgentLabels, ",") != "agent,service" {
@@ -136,9 +141,9 @@ func TestLoadUnsetEnv(t *testing.T) {
 		wantErrs  int
 		wantWarns int
 	}{
-		{"WarningWhenValidating", ownership.Options{Getenv: noneSet}, 0, 7},
-		{"ErrorWhenServing", ownership.Options{Getenv: noneSet, StrictEnv: true}, 7, 0},
-		{"OKWhenSet", ownership.Options{Getenv: allSet, StrictEnv: true}, 0, 0},
+		{"WarningWhenValidating", ownership.Options{Adapters: adapters, Getenv: noneSet}, 0, 7},
+		{"ErrorWhenServing", ownership.Options{Adapters: adapters, Getenv: noneSet, StrictEnv: true}, 7, 0},
+		{"OKWhenSet", ownership.Options{Adapters: adapters, Getenv: allSet, StrictEnv: true}, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -159,14 +164,14 @@ func TestLoadUnsetEnv(t *testing.T) {
 }
 
 func TestLoadSecretNotEchoed(t *testing.T) {
-	_, probs := ownership.Load("testdata/secret_pasted.yaml", ownership.Options{Getenv: allSet})
+	_, probs := ownership.Load("testdata/secret_pasted.yaml", ownership.Options{Adapters: adapters, Getenv: allSet})
 	if strings.Contains(probs.String(), "topsecret") || strings.Contains(probs.String(), "whsec") {
 		t.Errorf("a pasted secret was echoed:\n%s", probs)
 	}
 }
 
 func TestLoadMissingFile(t *testing.T) {
-	reg, probs := ownership.Load("testdata/does-not-exist.yaml", ownership.Options{})
+	reg, probs := ownership.Load("testdata/does-not-exist.yaml", ownership.Options{Adapters: adapters})
 	if reg != nil || len(probs) != 1 || probs[0].Line != 0 || probs.Err() == nil {
 		t.Fatalf("got %v, %v; want nil and one error at line 0", reg, probs)
 	}
@@ -200,7 +205,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, probs := ownership.Parse("t.yaml", []byte(tt.yaml), ownership.Options{Getenv: allSet})
+			_, probs := ownership.Parse("t.yaml", []byte(tt.yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
 			var got []string
 			for _, p := range probs.Errors() {
 				got = append(got, strings.TrimPrefix(p.String(), "t.yaml:"))
@@ -233,7 +238,7 @@ agents:
 `
 
 func TestParseDefaults(t *testing.T) {
-	reg, probs := ownership.Parse("t.yaml", []byte(agentYAML), ownership.Options{Getenv: allSet})
+	reg, probs := ownership.Parse("t.yaml", []byte(agentYAML), ownership.Options{Adapters: adapters, Getenv: allSet})
 	if len(probs) != 0 {
 		t.Fatalf("got problems:\n%s", probs)
 	}
@@ -253,7 +258,7 @@ func TestParseDefaults(t *testing.T) {
 
 func TestParseMergeKeyHonoured(t *testing.T) {
 	yaml := strings.Replace(agentYAML, "agents:\n", "agents:\n  b: &base\n    team: core\n    kill_authority: {on_call: PABC123}\n    halt: {adapter: flag}\n  c:\n    <<: *base\n    halt: {adapter: flag, confirm: false}\n", 1)
-	reg, probs := ownership.Parse("t.yaml", []byte(yaml), ownership.Options{Getenv: allSet})
+	reg, probs := ownership.Parse("t.yaml", []byte(yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
 	if err := probs.Err(); err != nil {
 		t.Fatalf("got %v", err)
 	}

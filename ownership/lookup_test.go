@@ -9,7 +9,7 @@ import (
 
 func loadExample(t *testing.T) *ownership.Registry {
 	t.Helper()
-	reg, probs := ownership.Load(example, ownership.Options{Getenv: allSet})
+	reg, probs := ownership.Load(example, ownership.Options{Adapters: adapters, Getenv: allSet})
 	if err := probs.Err(); err != nil {
 		t.Fatalf("load example: %v", err)
 	}

@@ -155,7 +155,7 @@ func TestCheckOnline(t *testing.T) {
 }
 
 func TestCheckOnlineErrOnlyHolderMissing(t *testing.T) {
-	reg, probs := ownership.Parse("t.yaml", []byte(agentYAML), ownership.Options{Getenv: allSet})
+	reg, probs := ownership.Parse("t.yaml", []byte(agentYAML), ownership.Options{Adapters: adapters, Getenv: allSet})
 	if err := probs.Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -83,6 +83,10 @@ type Options struct {
 	// warning: `reins serve` cannot halt or page without it, `reins validate`
 	// may run on a machine that does not hold the secrets.
 	StrictEnv bool
+	// Adapters are the halt adapters a config may name, with their settings
+	// (cmd/reins passes integrations/halt's table). An adapter not in it is
+	// an unknown adapter.
+	Adapters []AdapterSpec
 }
 
 func (o Options) getenv() func(string) string {

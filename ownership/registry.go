@@ -5,6 +5,7 @@
 package ownership
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -88,25 +89,44 @@ type Authority struct {
 	OnCall     string   // PagerDuty escalation policy ID: whoever is on call now
 }
 
-// HaltSpec is the `halt:` section: which adapter and its settings. Only the
-// fields of the chosen adapter are set; secrets are named by env var, never held.
+// HaltSpec is the `halt:` section: which adapter, whether a halt asks for a
+// confirmation, and the adapter's own settings as written. What settings an
+// adapter takes is declared by the adapter (integrations/halt) and checked by
+// the loader through Options.Adapters; secrets are named by env var (the
+// *_env settings), never held.
 type HaltSpec struct {
-	Adapter   string // flag | webhook | launchdarkly | unleash | kubernetes
-	Confirm   bool   // ask for a confirmation click (default true)
-	URL       string // webhook: control endpoint; unleash: base URL; launchdarkly: API base (optional); kubernetes: API server
-	SecretEnv string // webhook: HMAC secret env var
-	TokenEnv  string // launchdarkly, unleash, kubernetes: API token env var
-	// launchdarkly
-	Project     string // launchdarkly and unleash project key
-	Flag        string // launchdarkly flag key
-	Environment string // launchdarkly and unleash environment
-	// unleash
-	Feature string
-	// kubernetes
-	Namespace  string
-	Deployment string
-	CAFile     string // kubernetes: CA bundle for the API server, optional
-	Line       int
+	Adapter  string            // as written in halt.adapter
+	Confirm  bool              // ask for a confirmation click (default true)
+	Settings map[string]string // the adapter's settings by key; absent ones are ""
+	Lines    map[string]int    // the line of each setting in Settings
+	Line     int
+}
+
+// Setting returns the value of the adapter setting key, or "".
+func (h HaltSpec) Setting(key string) string { return h.Settings[key] }
+
+// With returns a copy of h with setting key set to value; h is unchanged
+// (its Settings map is not shared with the copy).
+func (h HaltSpec) With(key, value string) HaltSpec {
+	s := make(map[string]string, len(h.Settings)+1)
+	for k, v := range h.Settings {
+		s[k] = v
+	}
+	s[key] = value
+	h.Settings = s
+	return h
+}
+
+// EnvVars returns the environment variables the settings name (the *_env
+// ones), sorted by key: the secrets the adapter needs.
+func (h HaltSpec) EnvVars() []string {
+	var vars []string
+	for _, k := range sortedKeys(h.Settings) {
+		if strings.HasSuffix(k, "_env") && h.Settings[k] != "" {
+			vars = append(vars, h.Settings[k])
+		}
+	}
+	return vars
 }
 
 // SessionSettings is the `sessions:` section.

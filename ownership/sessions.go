@@ -18,7 +18,7 @@ func (p *parser) sessions(n *yaml.Node, at string) SessionSettings {
 		s.Link = p.str(v, at+".link")
 		switch {
 		case s.Link == "":
-		case !strings.Contains(s.Link, "{session}"):
+		case !HasSessionPlaceholder(s.Link):
 			p.errorf(v, "%s.link: must contain {session} where the session ID goes", at)
 		default:
 			p.checkURL(v, at+".link", s.Link)

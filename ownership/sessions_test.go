@@ -30,7 +30,7 @@ func TestParseSessionSettings(t *testing.T) {
     blast_radius:
       - system: Salesforce
         tools: [salesforce.*, crm_update_record]
-`), ownership.Options{Getenv: func(string) string { return "x" }})
+`), ownership.Options{Adapters: adapters, Getenv: func(string) string { return "x" }})
 	if err := probs.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func TestParseSessionSettings(t *testing.T) {
 }
 
 func TestParseSessionDefaults(t *testing.T) {
-	reg, probs := ownership.Parse("reins.yaml", []byte(sessionsBase), ownership.Options{Getenv: func(string) string { return "x" }})
+	reg, probs := ownership.Parse("reins.yaml", []byte(sessionsBase), ownership.Options{Adapters: adapters, Getenv: func(string) string { return "x" }})
 	if err := probs.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestParseSessionErrors(t *testing.T) {
 				src = tc.yaml + sessionsBase
 				tc.want = "reins.yaml:2: pricing.m.input: a price cannot be negative"
 			}
-			_, probs := ownership.Parse("reins.yaml", []byte(src), ownership.Options{Getenv: func(string) string { return "x" }})
+			_, probs := ownership.Parse("reins.yaml", []byte(src), ownership.Options{Adapters: adapters, Getenv: func(string) string { return "x" }})
 			if !strings.Contains(probs.String(), tc.want) {
 				t.Errorf("problems:\n%s\nwant %q", probs.String(), tc.want)
 			}

@@ -65,6 +65,9 @@ type Main struct {
 	cli          bool // a one-shot command: config warnings are for `reins validate`
 	healthCache  healthCache
 	web          *web.Handler
+	metricsOnce  sync.Once
+	prom         *mainMetrics // metrics(): this Main's registry and series
+	backlogOnce  sync.Once
 }
 
 // NewMain returns a Main reading the process environment.
@@ -95,13 +98,14 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	var chat incidents.Chat
 	var dir ownership.Directory
 	if m.Config.SlackEnabled() {
-		m.Slack = bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL())
+		m.Slack = bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL(), m.slackAuthFailed)
 		c := bot.NewChat(m.Slack, m.Log)
 		chat, dir = c, bot.NewDirectory(m.Slack)
 	}
 	m.Pager = pagerduty.NewClient(pagerduty.Config{
 		EventsURL: m.Config.PagerDutyEventsURL, APIURL: m.Config.PagerDutyAPIURL,
 		APIToken: m.Config.PagerDutyAPIToken, Log: m.Log,
+		AuthFailed: func() { m.metrics().domain.AuthFailed("pagerduty") },
 	})
 	var oncall ownership.OnCall
 	if m.Config.PagerDutyAPIToken != "" {
@@ -124,6 +128,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		Clock:     m.Clock,
 		Log:       m.Log,
 		Sessions:  m.Sessions,
+		Metrics:   m.metrics().domain,
 	}, incidents.Config{
 		PublicURL:         m.Config.PublicURL,
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
@@ -143,7 +148,7 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 		m.Log.Log(context.Background(), m.configLevel(), "no config file: running with no agents; create one from examples/reins.yaml", "config", path)
 		return ownership.Empty(), nil
 	}
-	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv})
+	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv, Adapters: halt.Specs()})
 	for _, p := range problems.Warnings() {
 		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
 	}
@@ -167,12 +172,12 @@ func (m *Main) Reload() error {
 	defer m.reloadMu.Unlock()
 	reg, err := m.loadRegistry(false)
 	if err != nil {
-		configReloadOK.Set(0)
+		m.metrics().configReloadOK.Set(0)
 		m.Log.Error("config reload rejected: keeping the registry in force", "config", m.Config.ConfigPath, "err", err)
 		return err
 	}
 	m.Registry.Swap(reg)
-	configReloadOK.Set(1)
+	m.metrics().configReloadOK.Set(1)
 	m.Log.Info("config reloaded", "config", m.Config.ConfigPath, "agents", len(reg.Agents))
 	m.scheduleDrills()
 	return nil
@@ -221,7 +226,7 @@ func (m *Main) Run(ctx context.Context) error {
 	ln = newLimitListener(ln, conns)
 	m.listener = ln
 	m.exportBacklog()
-	configReloadOK.Set(1)
+	m.metrics().configReloadOK.Set(1)
 	m.warnPublicURL()
 	m.server = &http.Server{
 		Handler:           m.routes(),
@@ -275,7 +280,7 @@ func (m *Main) startBackground(ctx context.Context) {
 		}
 	})
 	if m.Config.SlackAppToken != "" && m.Bot != nil {
-		api := bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL(),
+		api := bot.NewClient(m.Config.SlackBotToken, m.Config.slackAPIURL(), m.slackAuthFailed,
 			slack.OptionAppLevelToken(m.Config.SlackAppToken))
 		m.goLoop(func() {
 			if err := m.Bot.RunSocketMode(ctx, api, m.Config.SlackAppToken); err != nil && ctx.Err() == nil {

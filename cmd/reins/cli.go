@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
@@ -78,7 +79,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	cfg := e.loadConfig()
-	reg, problems := ownership.Load(cfg.ConfigPath, ownership.Options{Getenv: e.getenv})
+	reg, problems := ownership.Load(cfg.ConfigPath, ownership.Options{Getenv: e.getenv, Adapters: halt.Specs()})
 	var gaps []string
 	if *online && problems.Err() != nil {
 		gaps = append(gaps, "online checks skipped: fix the errors above first")

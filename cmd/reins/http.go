@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/integrations/pagerduty"
@@ -30,7 +28,7 @@ func (m *Main) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", m.readyz)
-	mux.Handle("GET /metrics", promhttp.Handler())
+	mux.Handle("GET /metrics", m.metricsHandler())
 
 	// Pages go out before the incident channel exists; their Slack link points
 	// here and is redirected once the channel is known.
@@ -116,20 +114,15 @@ func (m *Main) webhookRoutes(mux *http.ServeMux) {
 			Now: m.Clock.Now(),
 		}
 	}
-	for _, src := range []struct {
-		name   string
-		parse  alerts.Parser
-		secret string
-	}{
-		{"alertmanager", alerts.ParseAlertmanager, ""},
-		{"grafana", alerts.ParseGrafana, m.Config.GrafanaWebhookSecret},
-		{"datadog", alerts.ParseDatadog, ""},
-		{"generic", alerts.ParseGeneric, ""},
-		{"langfuse", alerts.ParseLangfuse, m.Config.LangfuseWebhookSecret},
-	} {
-		mux.Handle("POST /webhooks/"+src.name, alerts.NewHandler(alerts.HandlerConfig{
-			Source: src.name, Parse: src.parse, Token: m.Config.WebhookToken, Secret: src.secret,
-			Options: opts, Ingest: m.Service, Log: m.Log,
+	// The sources that sign their webhooks, with the secret to check.
+	secrets := map[string]string{
+		alerts.SourceGrafana:  m.Config.GrafanaWebhookSecret,
+		alerts.SourceLangfuse: m.Config.LangfuseWebhookSecret,
+	}
+	for _, src := range alerts.Sources() {
+		mux.Handle("POST /webhooks/"+src, alerts.NewHandler(alerts.HandlerConfig{
+			Source: src, Token: m.Config.WebhookToken, Secret: secrets[src],
+			Options: opts, Ingest: m.Service, Log: m.Log, Metrics: m.metrics().alerts,
 		}))
 	}
 	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(

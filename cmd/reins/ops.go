@@ -18,11 +18,8 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/slack-go/slack"
 
-	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -39,39 +36,6 @@ const (
 	// healthTimeout bounds each check of /readyz?verbose=1 and `reins doctor`.
 	healthTimeout = 2 * time.Second
 )
-
-var configReloadOK = promauto.NewGauge(prometheus.GaugeOpts{
-	Name: "reins_config_last_reload_successful",
-	Help: "1 when the config file in force loaded cleanly at start or on the last SIGHUP reload, 0 when that reload was rejected.",
-})
-
-// backlog is the store the outbox backlog collector reads. The collector is
-// registered once per process; the Main serving last points it at its store.
-var (
-	backlogStore    atomic.Pointer[incidents.Store]
-	backlogRegister sync.Once
-)
-
-// backlogCollector delegates to the domain's collector over the current store.
-type backlogCollector struct{}
-
-func (backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	// Unchecked: the descriptors come from incidents.NewBacklogCollector.
-}
-
-func (backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	if s := backlogStore.Load(); s != nil {
-		incidents.NewBacklogCollector(*s).Collect(ch)
-	}
-}
-
-// exportBacklog makes reins_outbox_pending and reins_outbox_oldest_age_seconds
-// report this Main's store.
-func (m *Main) exportBacklog() {
-	var s incidents.Store = m.Store
-	backlogStore.Store(&s)
-	backlogRegister.Do(func() { prometheus.MustRegister(backlogCollector{}) })
-}
 
 // openDB connects to the database. Commands that write migrate it (creating
 // a SQLite file if needed); read-only commands refuse a database that is
@@ -247,7 +211,7 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 				add(healthCheck{"pagerduty " + name, false, env + " is not set and neither is PAGERDUTY_ROUTING_KEY: nobody is paged for " + name})
 			}
 		}
-		for _, env := range []string{a.Halt.SecretEnv, a.Halt.TokenEnv} {
+		for _, env := range a.Halt.EnvVars() {
 			if env == "" {
 				continue
 			}
@@ -259,8 +223,8 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		}
 		if a.Halt.Adapter == "flag" {
 			add(healthCheck{"halt " + name, true, "built-in kill flag (the agent polls reins)"})
-		} else if a.Halt.URL != "" {
-			u := a.Halt.URL
+		} else if a.Halt.Setting("url") != "" {
+			u := a.Halt.Setting("url")
 			probe(func(ctx context.Context) healthCheck { return endpointCheck(ctx, "halt "+name, u) })
 		}
 	}
@@ -291,7 +255,7 @@ func tokenCheck(part, val, env, effect string) healthCheck {
 // endpointCheck dials a halt endpoint's host: it proves the address resolves
 // and accepts connections, without sending a halt.
 func endpointCheck(ctx context.Context, part, raw string) healthCheck {
-	u, err := url.Parse(strings.ReplaceAll(raw, "{session}", "s"))
+	u, err := url.Parse(strings.ReplaceAll(raw, ownership.SessionPlaceholder, "s"))
 	if err != nil || u.Host == "" {
 		return healthCheck{part, false, "halt URL is not an absolute URL"}
 	}

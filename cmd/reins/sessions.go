@@ -25,6 +25,7 @@ func (m *Main) sessionRoutes(mux *http.ServeMux) {
 		Recorder: m.Sessions,
 		Log:      m.Log,
 		Observe:  m.sessionsRecorded,
+		Metrics:  m.metrics().otlp,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))

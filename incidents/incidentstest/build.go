@@ -3,6 +3,8 @@ package incidentstest
 import (
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -35,9 +37,10 @@ func Registry() *ownership.Registry {
 					Informed: []string{"support-leads"}},
 				KillAuthority: ownership.Authority{Users: []string{"U01ALICE", "U02BOB"}, Usergroups: []string{"S0ONCALL"}},
 				PagerDuty:     ownership.PagerDutySettings{RoutingKeyEnv: "PD_SUPPORT_BOT_KILL_KEY"},
-				Halt:          ownership.HaltSpec{Adapter: "webhook", URL: "https://support-bot.internal/reins/halt", Confirm: true},
-				Sessions:      ownership.SessionSettings{Link: "https://langfuse.example.com/sessions/{session}"},
-				Aliases:       []string{"support-bot-v2"},
+				Halt: ownership.HaltSpec{Adapter: "webhook", Confirm: true,
+					Settings: map[string]string{"url": "https://support-bot.internal/reins/halt"}},
+				Sessions: ownership.SessionSettings{Link: "https://langfuse.example.com/sessions/{session}"},
+				Aliases:  []string{"support-bot-v2"},
 				BlastRadius: []ownership.BlastItem{
 					{System: "Salesforce", Access: []string{"read", "write"}, Owner: "crm-oncall"},
 					{System: "SendGrid", Access: []string{"send"}, Owner: "email-platform"},
@@ -47,7 +50,8 @@ func Registry() *ownership.Registry {
 				Name: "billing-agent", Team: "billing",
 				RACI:          ownership.RACI{Responsible: []string{"U03CAROL"}},
 				KillAuthority: ownership.Authority{Users: []string{"U03CAROL"}},
-				Halt:          ownership.HaltSpec{Adapter: "kubernetes", Namespace: "billing", Deployment: "billing-agent"},
+				Halt: ownership.HaltSpec{Adapter: "kubernetes",
+					Settings: map[string]string{"namespace": "billing", "deployment": "billing-agent"}},
 			},
 			"orphan-agent": {
 				Name:          "orphan-agent",
@@ -92,6 +96,8 @@ type Env struct {
 	Vars    map[string]string
 	Config  incidents.Config
 	Service *incidents.Service
+	// Metrics is the registry the Service's series are registered with.
+	Metrics *prometheus.Registry
 }
 
 // NewEnv returns an Env on Registry(), with routing keys for support-bot and
@@ -114,6 +120,8 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 	}
 	deps := incidents.Deps{Store: e.Store, Registry: e.Registry, Authority: e.Auth, Chat: e.Chat,
 		Pager: e.Pager, Halter: e.Halter, Clock: e.Clock}
+	e.Metrics = prometheus.NewPedanticRegistry()
+	deps.Metrics = incidents.NewMetrics(e.Metrics)
 	e.Config = incidents.Config{
 		PublicURL:    "https://reins.example.com",
 		Getenv:       func(k string) string { return e.Vars[k] },

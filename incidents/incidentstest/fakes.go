@@ -274,6 +274,17 @@ func (h *Halter) Drill(ctx context.Context, agent *ownership.Agent) error {
 	return nil
 }
 
+// SessionScoped is what integrations/halt answers for the adapters of
+// Registry(): the flag and webhook adapters halt single sessions, feature
+// flags and Deployments only whole agents.
+func (h *Halter) SessionScoped(agent *ownership.Agent) bool {
+	switch agent.Halt.Adapter {
+	case "flag", "webhook":
+		return true
+	}
+	return false
+}
+
 // Requests returns every Do request, in order.
 func (h *Halter) Requests() []incidents.HaltRequest {
 	h.mu.Lock()

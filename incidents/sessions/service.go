@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -283,10 +282,10 @@ func (s *Service) AgentSessions(ctx context.Context, agent string, since time.Ti
 // Link is the trace tool's page for a session of agent, or "".
 func (s *Service) link(agent, id string) string {
 	a := s.registry.Current().Agent(agent)
-	if a == nil || a.Sessions.Link == "" {
+	if a == nil {
 		return ""
 	}
-	return strings.ReplaceAll(a.Sessions.Link, "{session}", id)
+	return ownership.SessionLink(a.Sessions.Link, id)
 }
 
 // Link is the trace tool's page for a session of agent, or "".

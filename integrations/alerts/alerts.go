@@ -40,16 +40,37 @@ type Options struct {
 // code EINVALID and a message naming the offending field.
 type Parser func(body []byte, h http.Header, opts Options) ([]incidents.Alert, error)
 
+// parsers is the registry of alert sources, in route order. Adding a source
+// is its file (parser and Source constant), its test and fixtures, and one
+// line here; cmd/reins serves POST /webhooks/<source> for every entry.
+var parsers = []struct {
+	source string
+	parse  Parser
+}{
+	{SourceAlertmanager, ParseAlertmanager},
+	{SourceGrafana, ParseGrafana},
+	{SourceDatadog, ParseDatadog},
+	{SourceGeneric, ParseGeneric},
+	{SourceLangfuse, ParseLangfuse},
+}
+
+// Sources returns every source with a parser, for wiring the routes.
+func Sources() []string {
+	out := make([]string, 0, len(parsers))
+	for _, p := range parsers {
+		out = append(out, p.source)
+	}
+	return out
+}
+
 // ParserFor returns the parser of a source, for wiring the routes.
 func ParserFor(source string) (Parser, bool) {
-	p, ok := map[string]Parser{
-		SourceAlertmanager: ParseAlertmanager,
-		SourceGrafana:      ParseGrafana,
-		SourceDatadog:      ParseDatadog,
-		SourceGeneric:      ParseGeneric,
-		SourceLangfuse:     ParseLangfuse,
-	}[source]
-	return p, ok
+	for _, p := range parsers {
+		if p.source == source {
+			return p.parse, true
+		}
+	}
+	return nil, false
 }
 
 // withDefaults fills the settings reins.yaml leaves out.

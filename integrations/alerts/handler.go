@@ -40,6 +40,9 @@ type HandlerConfig struct {
 	Options func() Options // called per request: the registry may be reloaded
 	Ingest  Ingester
 	Log     *slog.Logger
+	// Metrics are the series the handler counts in (NewMetrics, one per
+	// registry for all sources); nil: unregistered ones.
+	Metrics *Metrics
 }
 
 // IngestResponse is the body of a 200 answer.
@@ -75,14 +78,17 @@ func NewHandler(cfg HandlerConfig) http.Handler {
 	if cfg.Parse == nil {
 		cfg.Parse, _ = ParserFor(cfg.Source)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
 	if cfg.Parse == nil || cfg.Ingest == nil {
 		// A wiring mistake, caught the first time reins starts.
 		panic(fmt.Sprintf("alerts.NewHandler: source %q needs a parser and an ingester", cfg.Source))
 	}
 	return &handler{cfg: cfg, verify: verifiers[cfg.Source],
-		duration:     webhookDuration.WithLabelValues(cfg.Source),
-		received:     alertsReceived.WithLabelValues(cfg.Source),
-		deduplicated: alertsDeduplicated.WithLabelValues(cfg.Source)}
+		duration:     cfg.Metrics.duration.WithLabelValues(cfg.Source),
+		received:     cfg.Metrics.received.WithLabelValues(cfg.Source),
+		deduplicated: cfg.Metrics.deduplicated.WithLabelValues(cfg.Source)}
 }
 
 // readBody reads the body, at most MaxBodyBytes of it. A body whose length
@@ -198,7 +204,7 @@ func (h *handler) authenticate(r *http.Request) *refusal {
 }
 
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
-	alertsRefused.WithLabelValues(h.cfg.Source, ref.reason).Inc()
+	h.cfg.Metrics.refused.WithLabelValues(h.cfg.Source, ref.reason).Inc()
 	if ref.reason != reasonIngest { // ingest failures are logged with their cause
 		h.cfg.Log.Warn("webhook refused", "source", h.cfg.Source, "status", ref.status,
 			"reason", ref.reason, "error", ref.msg, "remote", r.RemoteAddr)

@@ -10,10 +10,10 @@ import (
 	"github.com/reins-oss/reins/integrations/alerts"
 )
 
-// metricValue reads a counter or histogram sample count from the default registry.
-func metricValue(t *testing.T, name string, labels map[string]string) float64 {
+// metricValue reads a counter or histogram sample count from g.
+func metricValue(t *testing.T, g prometheus.Gatherer, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := prometheus.DefaultGatherer.Gather()
+	families, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,9 @@ func TestMetrics(t *testing.T) {
 	ing := &fakeIngester{IngestFn: func(a []incidents.Alert) (incidents.IngestResult, error) {
 		return incidents.IngestResult{Incidents: []int64{7}, Repeated: len(a)}, nil
 	}}
-	h := alerts.NewHandler(alerts.HandlerConfig{Source: source, Parse: alerts.ParseAlertmanager, Token: token, Ingest: ing, Options: testOptions})
+	reg := prometheus.NewPedanticRegistry()
+	h := alerts.NewHandler(alerts.HandlerConfig{Source: source, Parse: alerts.ParseAlertmanager, Token: token, Ingest: ing, Options: testOptions,
+		Metrics: alerts.NewMetrics(reg)})
 	body := fixture(t, "alertmanager", "repeat.json")
 
 	serve(t, h, post(source, body))
@@ -63,7 +65,7 @@ func TestMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := metricValue(t, tt.metric, tt.labels); got != tt.want {
+			if got := metricValue(t, reg, tt.metric, tt.labels); got != tt.want {
 				t.Errorf("%s%v = %v, want %v", tt.metric, tt.labels, got, tt.want)
 			}
 		})

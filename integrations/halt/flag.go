@@ -195,6 +195,21 @@ func newEntry(fl incidents.KillFlag, scope string) *flagEntry {
 	return &flagEntry{flag: fl, tail: tail, etag: []string{etag}}
 }
 
+// AdapterFlag is the flag adapter's name in halt.adapter.
+const AdapterFlag = "flag"
+
+// flagAdapter is the flag adapter's registry entry: it takes no settings,
+// and exists only when reins runs with a kill-flag store (Config.Flags).
+var flagAdapter = registration{
+	spec: ownership.AdapterSpec{Name: AdapterFlag},
+	new: func(cfg Config) Adapter {
+		if cfg.Flags == nil {
+			return nil
+		}
+		return NewFlagAdapter(cfg.Flags, cfg.Now)
+	},
+}
+
 // FlagAdapter is the `flag` adapter: it raises and lowers reins' own kill
 // flag, which agents poll.
 type FlagAdapter struct {

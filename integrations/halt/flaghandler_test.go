@@ -298,7 +298,7 @@ func TestRegistryMirrorsVerifiedHaltsInTheFlag(t *testing.T) {
 	flags := halt.NewFlags(halttest.NewFlagStore(), clock(epoch))
 	reg := halt.NewRegistry(halt.Config{Getenv: env{"HALT_SECRET": "s3cret"}.get, Flags: flags})
 	agent := &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterWebhook,
-		URL: f.URL(), SecretEnv: "HALT_SECRET"}}
+		Settings: map[string]string{"url": f.URL(), "secret_env": "HALT_SECRET"}}}
 	ctx := context.Background()
 	for _, step := range []struct {
 		action   string

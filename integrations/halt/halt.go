@@ -43,14 +43,43 @@ type Adapter interface {
 	SessionScoped() bool
 }
 
-// Adapter names, as written in `halt.adapter`.
-const (
-	AdapterFlag         = "flag"
-	AdapterWebhook      = "webhook"
-	AdapterLaunchDarkly = "launchdarkly"
-	AdapterUnleash      = "unleash"
-	AdapterKubernetes   = "kubernetes"
-)
+// registration is one adapter as the registry knows it: the halt: settings
+// the loader checks (ownership.AdapterSpec) and its constructor, which may
+// return nil when the Config lacks what the adapter needs. Each adapter's
+// file declares its own.
+type registration struct {
+	spec ownership.AdapterSpec
+	new  func(Config) Adapter
+}
+
+// registry is every halt adapter reins knows, in the order messages list
+// them. Adding an adapter is its file (type, settings, registration), its
+// test, and one line here (docs/architecture.md).
+var registry = []registration{
+	flagAdapter,
+	webhookAdapter,
+	launchDarklyAdapter,
+	unleashAdapter,
+	kubernetesAdapter,
+}
+
+// Specs returns the halt: settings of every adapter, for the config loader
+// (ownership.Options.Adapters).
+func Specs() []ownership.AdapterSpec {
+	specs := make([]ownership.AdapterSpec, 0, len(registry))
+	for _, r := range registry {
+		specs = append(specs, r.spec)
+	}
+	return specs
+}
+
+func adapterNames() string {
+	names := make([]string, 0, len(registry))
+	for _, r := range registry {
+		names = append(names, r.spec.Name)
+	}
+	return strings.Join(names, ", ")
+}
 
 // DefaultTimeout bounds one adapter HTTP call when Config.HTTPClient is nil.
 // The service usually sets a shorter deadline on the context.
@@ -97,16 +126,13 @@ var _ incidents.Halter = (*Registry)(nil)
 // present only when cfg.Flags is set.
 func NewRegistry(cfg Config) *Registry {
 	cfg = cfg.withDefaults()
-	r := &Registry{log: cfg.Log, adapters: map[string]Adapter{
-		AdapterWebhook:      NewWebhook(cfg),
-		AdapterLaunchDarkly: NewLaunchDarkly(cfg),
-		AdapterUnleash:      NewUnleash(cfg),
-		AdapterKubernetes:   NewKubernetes(cfg),
-	}}
-	if cfg.Flags != nil {
-		r.mirror = NewFlagAdapter(cfg.Flags, cfg.Now)
-		r.adapters[AdapterFlag] = r.mirror
+	r := &Registry{log: cfg.Log, adapters: map[string]Adapter{}}
+	for _, reg := range registry {
+		if a := reg.new(cfg); a != nil {
+			r.adapters[reg.spec.Name] = a
+		}
 	}
+	r.mirror, _ = r.adapters[AdapterFlag].(*FlagAdapter)
 	return r
 }
 
@@ -166,6 +192,13 @@ func (r *Registry) mirrorFlag(ctx context.Context, req incidents.HaltRequest) {
 	}
 }
 
+// SessionScoped says whether the agent's adapter can halt single sessions;
+// an adapter this registry does not hold cannot.
+func (r *Registry) SessionScoped(agent *ownership.Agent) bool {
+	a, err := r.pick(agent)
+	return err == nil && a.SessionScoped()
+}
+
 // Drill proves the agent's halt path works without halting it.
 func (r *Registry) Drill(ctx context.Context, agent *ownership.Agent) error {
 	a, err := r.pick(agent)
@@ -194,8 +227,8 @@ func (r *Registry) pick(agent *ownership.Agent) (Adapter, error) {
 				"Agent %s uses the flag adapter, but this reins runs without a kill-flag store.", agent.Name)
 		}
 		return nil, incidents.Errorf(incidents.EINVALID,
-			"Agent %s uses halt adapter %q, which reins does not know: use one of flag, webhook, launchdarkly, unleash, kubernetes.",
-			agent.Name, name)
+			"Agent %s uses halt adapter %q, which reins does not know: use one of %s.",
+			agent.Name, name, adapterNames())
 	}
 	return a, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"sync"
 
@@ -23,6 +24,29 @@ import (
 const ReplicasAnnotation = "reins.dev/replicas-before-halt"
 
 const mergePatch = "application/merge-patch+json"
+
+// AdapterKubernetes is the Kubernetes adapter's name in halt.adapter.
+const AdapterKubernetes = "kubernetes"
+
+// k8sName is a Kubernetes object name (RFC 1123 subdomain).
+var k8sName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$`)
+
+// kubernetesAdapter is the Kubernetes adapter's registry entry: its halt:
+// settings (docs/config.md, halt) and its constructor.
+var kubernetesAdapter = registration{
+	spec: ownership.AdapterSpec{Name: AdapterKubernetes, Settings: []ownership.SettingSpec{
+		{Key: "namespace", Required: true, Help: "the Kubernetes namespace",
+			Pattern: k8sName, Describe: k8sNameText},
+		{Key: "deployment", Required: true, Help: "the Deployment name",
+			Pattern: k8sName, Describe: k8sNameText},
+		{Key: "url", Kind: ownership.SettingURL, Required: true, Help: "the endpoint reins calls"},
+		{Key: "token_env", Kind: ownership.SettingEnv, Required: true, Help: "the environment variable holding the API token"},
+		{Key: "ca_file", Kind: ownership.SettingFile, Help: "the CA bundle of the API server"},
+	}},
+	new: func(cfg Config) Adapter { return NewKubernetes(cfg) },
+}
+
+const k8sNameText = "a Kubernetes object name (lowercase letters, digits, '-' and '.')"
 
 // Kubernetes is the `kubernetes` adapter: it scales the agent's Deployment to
 // 0 through the scale subresource. Pods are shared by sessions, so it halts
@@ -141,26 +165,26 @@ type k8sTarget struct {
 
 func (a *Kubernetes) target(agent *ownership.Agent) (*k8sTarget, error) {
 	spec := agent.Halt
-	for _, s := range []struct{ v, name string }{{spec.URL, "url"}, {spec.Namespace, "namespace"},
-		{spec.Deployment, "deployment"}} {
+	for _, s := range []struct{ v, name string }{{spec.Setting("url"), "url"}, {spec.Setting("namespace"), "namespace"},
+		{spec.Setting("deployment"), "deployment"}} {
 		if s.v == "" {
 			return nil, missingSetting(AdapterKubernetes, agent.Name, s.name)
 		}
 	}
 	token := ""
-	if spec.TokenEnv != "" {
-		token = a.getenv(spec.TokenEnv)
+	if spec.Setting("token_env") != "" {
+		token = a.getenv(spec.Setting("token_env"))
 	}
 	if token == "" {
-		return nil, missingEnv(AdapterKubernetes, agent.Name, "token_env", spec.TokenEnv)
+		return nil, missingEnv(AdapterKubernetes, agent.Name, "token_env", spec.Setting("token_env"))
 	}
-	client, err := a.clientFor(spec.CAFile)
+	client, err := a.clientFor(spec.Setting("ca_file"))
 	if err != nil {
 		return nil, incidents.Errorf(incidents.EINVALID, "The halt.ca_file of %s cannot be used: %v", agent.Name, err)
 	}
-	dep := joinURL(spec.URL, "/apis/apps/v1/namespaces/"+url.PathEscape(spec.Namespace)+
-		"/deployments/"+url.PathEscape(spec.Deployment))
-	return &k8sTarget{client: client, token: token, agent: agent.Name, name: spec.Deployment, deployment: dep}, nil
+	dep := joinURL(spec.Setting("url"), "/apis/apps/v1/namespaces/"+url.PathEscape(spec.Setting("namespace"))+
+		"/deployments/"+url.PathEscape(spec.Setting("deployment")))
+	return &k8sTarget{client: client, token: token, agent: agent.Name, name: spec.Setting("deployment"), deployment: dep}, nil
 }
 
 // clientFor returns a client trusting caFile's certificates on top of the

@@ -15,7 +15,7 @@ import (
 
 func k8sAgent(url string) *ownership.Agent {
 	return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterKubernetes,
-		URL: url, TokenEnv: "K8S_TOKEN", Namespace: "agents", Deployment: "support-bot"}}
+		Settings: map[string]string{"url": url, "token_env": "K8S_TOKEN", "namespace": "agents", "deployment": "support-bot"}}}
 }
 
 func newK8s(t *testing.T, replicas int, tls bool) *halttest.Kubernetes {
@@ -98,7 +98,7 @@ func TestKubernetesCAFile(t *testing.T) {
 	ctx := context.Background()
 	t.Run("OK", func(t *testing.T) {
 		agent := *agent
-		agent.Halt.CAFile = f.CAFile(t)
+		agent.Halt = agent.Halt.With("ca_file", f.CAFile(t))
 		a := halt.NewKubernetes(halt.Config{Getenv: env{"K8S_TOKEN": "sa-token"}.get, HTTPClient: &http.Client{}})
 		if err := a.Drill(ctx, &agent); err != nil {
 			t.Fatal(err)
@@ -110,7 +110,7 @@ func TestKubernetesCAFile(t *testing.T) {
 	})
 	t.Run("ErrMissingCAFile", func(t *testing.T) {
 		agent := *agent
-		agent.Halt.CAFile = t.TempDir() + "/absent.pem"
+		agent.Halt = agent.Halt.With("ca_file", t.TempDir()+"/absent.pem")
 		a := halt.NewKubernetes(halt.Config{Getenv: env{"K8S_TOKEN": "sa-token"}.get})
 		assertErr(t, a.Drill(ctx, &agent), incidents.EINVALID, "halt.ca_file")
 	})

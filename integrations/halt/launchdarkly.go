@@ -15,6 +15,22 @@ import (
 // LaunchDarklyURL is the API base used when halt.url is empty.
 const LaunchDarklyURL = "https://app.launchdarkly.com"
 
+// AdapterLaunchDarkly is the LaunchDarkly adapter's name in halt.adapter.
+const AdapterLaunchDarkly = "launchdarkly"
+
+// launchDarklyAdapter is the LaunchDarkly adapter's registry entry: its
+// halt: settings (docs/config.md, halt) and its constructor.
+var launchDarklyAdapter = registration{
+	spec: ownership.AdapterSpec{Name: AdapterLaunchDarkly, Settings: []ownership.SettingSpec{
+		{Key: "project", Required: true, Help: "the project key"},
+		{Key: "flag", Required: true, Help: "the flag key"},
+		{Key: "environment", Required: true, Help: "the environment key"},
+		{Key: "token_env", Kind: ownership.SettingEnv, Required: true, Help: "the environment variable holding the API token"},
+		{Key: "url", Kind: ownership.SettingURL, Help: "the API base, " + LaunchDarklyURL + " when left out"},
+	}},
+	new: func(cfg Config) Adapter { return NewLaunchDarkly(cfg) },
+}
+
 // LaunchDarkly is the `launchdarkly` adapter: the agent runs only while its
 // flag is on in one environment; halting turns the flag off there with a
 // semantic patch. A flag is all or nothing, so it halts whole agents only.
@@ -55,7 +71,7 @@ func (a *LaunchDarkly) Do(ctx context.Context, r incidents.HaltRequest) error {
 		kind = "turnFlagOn"
 	}
 	patch := ldPatch{
-		EnvironmentKey: r.Agent.Halt.Environment,
+		EnvironmentKey: r.Agent.Halt.Setting("environment"),
 		Comment:        haltComment(r),
 		Instructions:   []ldInstruction{{Kind: kind}},
 	}
@@ -96,7 +112,7 @@ func (a *LaunchDarkly) flagOn(ctx context.Context, agent *ownership.Agent) (bool
 	if err != nil {
 		return false, err
 	}
-	env := agent.Halt.Environment
+	env := agent.Halt.Setting("environment")
 	req.URL.RawQuery = url.Values{"env": {env}}.Encode()
 	body, err := call(ctx, a.client, req, "LaunchDarkly read of "+agent.Name+"'s flag")
 	if err != nil {
@@ -113,7 +129,7 @@ func (a *LaunchDarkly) flagOn(ctx context.Context, agent *ownership.Agent) (bool
 	e, ok := flag.Environments[env]
 	if !ok || e.On == nil {
 		return false, unavailable(nil, "LaunchDarkly flag %s of %s has no environment %q: check halt.environment",
-			agent.Halt.Flag, agent.Name, env)
+			agent.Halt.Setting("flag"), agent.Name, env)
 	}
 	return *e.On, nil
 }
@@ -121,23 +137,24 @@ func (a *LaunchDarkly) flagOn(ctx context.Context, agent *ownership.Agent) (bool
 // request builds a request on the agent's flag, with its token.
 func (a *LaunchDarkly) request(agent *ownership.Agent, method string, body []byte) (*http.Request, error) {
 	spec := agent.Halt
-	for _, s := range []struct{ v, name string }{{spec.Project, "project"}, {spec.Flag, "flag"}, {spec.Environment, "environment"}} {
+	for _, s := range []struct{ v, name string }{{spec.Setting("project"), "project"}, {spec.Setting("flag"), "flag"},
+		{spec.Setting("environment"), "environment"}} {
 		if s.v == "" {
 			return nil, missingSetting(AdapterLaunchDarkly, agent.Name, s.name)
 		}
 	}
 	token := ""
-	if spec.TokenEnv != "" {
-		token = a.getenv(spec.TokenEnv)
+	if spec.Setting("token_env") != "" {
+		token = a.getenv(spec.Setting("token_env"))
 	}
 	if token == "" {
-		return nil, missingEnv(AdapterLaunchDarkly, agent.Name, "token_env", spec.TokenEnv)
+		return nil, missingEnv(AdapterLaunchDarkly, agent.Name, "token_env", spec.Setting("token_env"))
 	}
-	base := spec.URL
+	base := spec.Setting("url")
 	if base == "" {
 		base = LaunchDarklyURL
 	}
-	u := joinURL(base, "/api/v2/flags/"+url.PathEscape(spec.Project)+"/"+url.PathEscape(spec.Flag))
+	u := joinURL(base, "/api/v2/flags/"+url.PathEscape(spec.Setting("project"))+"/"+url.PathEscape(spec.Setting("flag")))
 	req, err := http.NewRequest(method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, incidents.Errorf(incidents.EINVALID, "The halt.url of %s is not a valid URL: %v", agent.Name, err)

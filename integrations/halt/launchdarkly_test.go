@@ -13,7 +13,7 @@ import (
 
 func ldAgent(url string) *ownership.Agent {
 	return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterLaunchDarkly,
-		URL: url, TokenEnv: "LD_TOKEN", Project: "agents", Flag: "support-bot-enabled", Environment: "production"}}
+		Settings: map[string]string{"url": url, "token_env": "LD_TOKEN", "project": "agents", "flag": "support-bot-enabled", "environment": "production"}}}
 }
 
 func TestLaunchDarklyConformance(t *testing.T) {
@@ -65,10 +65,10 @@ func TestLaunchDarklyErrors(t *testing.T) {
 		code string
 		want string
 	}{
-		{"ErrUnknownEnvironment", func(s *ownership.HaltSpec) { s.Environment = "staging" }, incidents.EUNAVAILABLE, `no environment "staging"`},
-		{"ErrUnknownFlag", func(s *ownership.HaltSpec) { s.Flag = "nope" }, incidents.EUNAVAILABLE, "404"},
-		{"ErrNoProject", func(s *ownership.HaltSpec) { s.Project = "" }, incidents.EINVALID, "halt.project"},
-		{"ErrNoTokenEnv", func(s *ownership.HaltSpec) { s.TokenEnv = "" }, incidents.EINVALID, "halt.token_env"},
+		{"ErrUnknownEnvironment", func(s *ownership.HaltSpec) { *s = s.With("environment", "staging") }, incidents.EUNAVAILABLE, `no environment "staging"`},
+		{"ErrUnknownFlag", func(s *ownership.HaltSpec) { *s = s.With("flag", "nope") }, incidents.EUNAVAILABLE, "404"},
+		{"ErrNoProject", func(s *ownership.HaltSpec) { *s = s.With("project", "") }, incidents.EINVALID, "halt.project"},
+		{"ErrNoTokenEnv", func(s *ownership.HaltSpec) { *s = s.With("token_env", "") }, incidents.EINVALID, "halt.token_env"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

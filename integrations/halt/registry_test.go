@@ -2,6 +2,7 @@ package halt_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/reins-oss/reins/incidents"
@@ -60,7 +61,8 @@ func TestRegistryDispatch(t *testing.T) {
 func TestRegistryErrors(t *testing.T) {
 	lister := halt.NewRegistry(halt.Config{Getenv: env{}.get})
 	agent := func(adapter string) *ownership.Agent {
-		return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: adapter, URL: "http://127.0.0.1:1"}}
+		return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: adapter,
+			Settings: map[string]string{"url": "http://127.0.0.1:1"}}}
 	}
 	tests := []struct {
 		name string
@@ -86,6 +88,40 @@ func TestRegistryErrors(t *testing.T) {
 	}
 	assertErr(t, lister.Drill(context.Background(), nil), incidents.EINVALID, "No agent")
 	err := lister.Drill(context.Background(), &ownership.Agent{Name: "support-bot",
-		Halt: ownership.HaltSpec{Adapter: "webhook", URL: "http://127.0.0.1:1", SecretEnv: "S"}})
+		Halt: ownership.HaltSpec{Adapter: "webhook", Settings: map[string]string{"url": "http://127.0.0.1:1", "secret_env": "S"}}})
 	assertErr(t, err, incidents.EINVALID, "$S")
+}
+
+// The loader's table (Specs) and the registry's adapters are one list: an
+// adapter reins can pull is one a config may name, and the other way round.
+func TestSpecsNameEveryAdapter(t *testing.T) {
+	r := halt.NewRegistry(halt.Config{Flags: halt.NewFlags(halttest.NewFlagStore(), nil)})
+	var names []string
+	for _, s := range halt.Specs() {
+		names = append(names, s.Name)
+		if _, ok := r.Adapter(s.Name); !ok {
+			t.Errorf("spec %s has no adapter", s.Name)
+		}
+	}
+	if got, want := strings.Join(names, ","), "flag,webhook,launchdarkly,unleash,kubernetes"; got != want {
+		t.Errorf("Specs() names %s, want %s", got, want)
+	}
+}
+
+func TestRegistrySessionScoped(t *testing.T) {
+	r := halt.NewRegistry(halt.Config{Flags: halt.NewFlags(halttest.NewFlagStore(), nil)})
+	tests := []struct {
+		adapter string
+		want    bool
+	}{
+		{"flag", true}, {"webhook", true}, {"launchdarkly", false}, {"unleash", false}, {"kubernetes", false}, {"pigeon", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.adapter, func(t *testing.T) {
+			agent := &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: tt.adapter}}
+			if got := r.SessionScoped(agent); got != tt.want {
+				t.Errorf("SessionScoped(%s) = %v, want %v", tt.adapter, got, tt.want)
+			}
+		})
+	}
 }

@@ -10,6 +10,22 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
+// AdapterUnleash is the Unleash adapter's name in halt.adapter.
+const AdapterUnleash = "unleash"
+
+// unleashAdapter is the Unleash adapter's registry entry: its halt: settings
+// (docs/config.md, halt) and its constructor.
+var unleashAdapter = registration{
+	spec: ownership.AdapterSpec{Name: AdapterUnleash, Settings: []ownership.SettingSpec{
+		{Key: "url", Kind: ownership.SettingURL, Required: true, Help: "the endpoint reins calls"},
+		{Key: "project", Required: true, Help: "the project key"},
+		{Key: "feature", Required: true, Help: "the feature toggle name"},
+		{Key: "environment", Required: true, Help: "the environment key"},
+		{Key: "token_env", Kind: ownership.SettingEnv, Required: true, Help: "the environment variable holding the API token"},
+	}},
+	new: func(cfg Config) Adapter { return NewUnleash(cfg) },
+}
+
 // Unleash is the `unleash` adapter: the agent runs only while its feature
 // toggle is enabled in one environment; halting disables it there through
 // the admin API. A toggle is all or nothing, so it halts whole agents only.
@@ -40,7 +56,7 @@ func (a *Unleash) Do(ctx context.Context, r incidents.HaltRequest) error {
 		verb = "on"
 	}
 	spec := r.Agent.Halt
-	req, err := a.request(r.Agent, http.MethodPost, "/environments/"+url.PathEscape(spec.Environment)+"/"+verb)
+	req, err := a.request(r.Agent, http.MethodPost, "/environments/"+url.PathEscape(spec.Setting("environment"))+"/"+verb)
 	if err != nil {
 		return err
 	}
@@ -85,35 +101,35 @@ func (a *Unleash) enabled(ctx context.Context, agent *ownership.Agent) (bool, er
 	if err := json.Unmarshal(body, &feature); err != nil {
 		return false, unavailable(err, "Unleash answered with something other than a feature: %s", excerpt(body))
 	}
-	env := agent.Halt.Environment
+	env := agent.Halt.Setting("environment")
 	for _, e := range feature.Environments {
 		if e.Name == env && e.Enabled != nil {
 			return *e.Enabled, nil
 		}
 	}
 	return false, unavailable(nil, "Unleash feature %s of %s has no environment %q: check halt.environment",
-		agent.Halt.Feature, agent.Name, env)
+		agent.Halt.Setting("feature"), agent.Name, env)
 }
 
 // request builds an admin API request on the agent's feature; suffix is
 // appended to the feature's path.
 func (a *Unleash) request(agent *ownership.Agent, method, suffix string) (*http.Request, error) {
 	spec := agent.Halt
-	for _, s := range []struct{ v, name string }{{spec.URL, "url"}, {spec.Project, "project"},
-		{spec.Feature, "feature"}, {spec.Environment, "environment"}} {
+	for _, s := range []struct{ v, name string }{{spec.Setting("url"), "url"}, {spec.Setting("project"), "project"},
+		{spec.Setting("feature"), "feature"}, {spec.Setting("environment"), "environment"}} {
 		if s.v == "" {
 			return nil, missingSetting(AdapterUnleash, agent.Name, s.name)
 		}
 	}
 	token := ""
-	if spec.TokenEnv != "" {
-		token = a.getenv(spec.TokenEnv)
+	if spec.Setting("token_env") != "" {
+		token = a.getenv(spec.Setting("token_env"))
 	}
 	if token == "" {
-		return nil, missingEnv(AdapterUnleash, agent.Name, "token_env", spec.TokenEnv)
+		return nil, missingEnv(AdapterUnleash, agent.Name, "token_env", spec.Setting("token_env"))
 	}
-	u := joinURL(spec.URL, "/api/admin/projects/"+url.PathEscape(spec.Project)+
-		"/features/"+url.PathEscape(spec.Feature)+suffix)
+	u := joinURL(spec.Setting("url"), "/api/admin/projects/"+url.PathEscape(spec.Setting("project"))+
+		"/features/"+url.PathEscape(spec.Setting("feature"))+suffix)
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		return nil, incidents.Errorf(incidents.EINVALID, "The halt.url of %s is not a valid URL: %v", agent.Name, err)

@@ -12,7 +12,7 @@ import (
 
 func unleashAgent(url string) *ownership.Agent {
 	return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterUnleash,
-		URL: url, TokenEnv: "UNLEASH_TOKEN", Project: "default", Feature: "support-bot", Environment: "production"}}
+		Settings: map[string]string{"url": url, "token_env": "UNLEASH_TOKEN", "project": "default", "feature": "support-bot", "environment": "production"}}}
 }
 
 func TestUnleashConformance(t *testing.T) {
@@ -57,7 +57,7 @@ func TestUnleashErrUnknownEnvironment(t *testing.T) {
 	f := halttest.NewUnleash(t, "tok", "default", "support-bot", "production")
 	a := halt.NewUnleash(halt.Config{Getenv: env{"UNLEASH_TOKEN": "tok"}.get})
 	agent := unleashAgent(f.URL())
-	agent.Halt.Environment = "staging"
+	agent.Halt = agent.Halt.With("environment", "staging")
 	assertErr(t, a.Drill(context.Background(), agent), incidents.EUNAVAILABLE, `no environment "staging"`)
 	_, err := a.Verify(context.Background(), request(agent, incidents.ActionHalt))
 	assertErr(t, err, incidents.EUNAVAILABLE, `no environment "staging"`)

@@ -53,6 +53,19 @@ func Sign(secret []byte, t time.Time, body []byte) string {
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// AdapterWebhook is the webhook adapter's name in halt.adapter.
+const AdapterWebhook = "webhook"
+
+// webhookAdapter is the webhook adapter's registry entry: its halt: settings
+// (docs/config.md, halt) and its constructor.
+var webhookAdapter = registration{
+	spec: ownership.AdapterSpec{Name: AdapterWebhook, Settings: []ownership.SettingSpec{
+		{Key: "url", Kind: ownership.SettingURL, Required: true, Help: "the endpoint reins calls"},
+		{Key: "secret_env", Kind: ownership.SettingEnv, Required: true, Help: "the environment variable holding the HMAC signing secret"},
+	}},
+	new: func(cfg Config) Adapter { return NewWebhook(cfg) },
+}
+
 // Webhook is the `webhook` adapter: signed POSTs to the agent's own control
 // endpoint, which can halt single sessions.
 type Webhook struct {
@@ -132,21 +145,21 @@ func (a *Webhook) message(r incidents.HaltRequest, action string) WebhookMessage
 
 func (a *Webhook) post(ctx context.Context, agent *ownership.Agent, m WebhookMessage) ([]byte, error) {
 	spec := agent.Halt
-	if spec.URL == "" {
+	if spec.Setting("url") == "" {
 		return nil, missingSetting(AdapterWebhook, agent.Name, "url")
 	}
 	secret := ""
-	if spec.SecretEnv != "" {
-		secret = a.getenv(spec.SecretEnv)
+	if spec.Setting("secret_env") != "" {
+		secret = a.getenv(spec.Setting("secret_env"))
 	}
 	if secret == "" {
-		return nil, missingEnv(AdapterWebhook, agent.Name, "secret_env", spec.SecretEnv)
+		return nil, missingEnv(AdapterWebhook, agent.Name, "secret_env", spec.Setting("secret_env"))
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(http.MethodPost, spec.URL, bytes.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, spec.Setting("url"), bytes.NewReader(body))
 	if err != nil {
 		return nil, incidents.Errorf(incidents.EINVALID, "The halt.url of %s is not a valid URL: %v", agent.Name, err)
 	}

@@ -18,7 +18,7 @@ import (
 
 func webhookAgent(url string) *ownership.Agent {
 	return &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: halt.AdapterWebhook,
-		URL: url + "/reins/halt", SecretEnv: "SUPPORT_BOT_HALT_SECRET"}}
+		Settings: map[string]string{"url": url + "/reins/halt", "secret_env": "SUPPORT_BOT_HALT_SECRET"}}}
 }
 
 func TestWebhookConformance(t *testing.T) {
@@ -174,7 +174,8 @@ func TestWebhookVerifyStatusAnswers(t *testing.T) {
 
 func TestWebhookErrNoURL(t *testing.T) {
 	a := halt.NewWebhook(halt.Config{Getenv: env{"S": "x"}.get})
-	agent := &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: "webhook", SecretEnv: "S"}}
+	agent := &ownership.Agent{Name: "support-bot", Halt: ownership.HaltSpec{Adapter: "webhook",
+		Settings: map[string]string{"secret_env": "S"}}}
 	assertErr(t, a.Drill(context.Background(), agent), incidents.EINVALID, "halt.url")
 }
 

@@ -40,6 +40,9 @@ type Config struct {
 	Log         *slog.Logger
 	// Observe, when set, sees the steps stored (the guard hooks in here).
 	Observe func(ctx context.Context, steps []sessions.Step, totals []sessions.Totals)
+	// Metrics are the series the handler counts in (NewMetrics); nil:
+	// unregistered ones.
+	Metrics *Metrics
 }
 
 // Handler serves POST /v1/traces.
@@ -61,6 +64,9 @@ func NewHandler(cfg Config) *Handler {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
 	}
 	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight)}
 }
@@ -84,26 +90,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ct = strings.ToLower(ct)
 	if h.cfg.Token == "" {
-		refused.WithLabelValues("disabled").Inc()
+		h.cfg.Metrics.refused.WithLabelValues("disabled").Inc()
 		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: set REINS_OTLP_TOKEN and configure the exporter's Authorization header")
 		return
 	}
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
-		refused.WithLabelValues("unauthorized").Inc()
+		h.cfg.Metrics.refused.WithLabelValues("unauthorized").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
 		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token (REINS_OTLP_TOKEN)")
 		return
 	}
 	if ct != typeProto && ct != typeJSON {
-		refused.WithLabelValues("media_type").Inc()
+		h.cfg.Metrics.refused.WithLabelValues("media_type").Inc()
 		h.fail(w, typeJSON, http.StatusUnsupportedMediaType, codeInvalidArgument,
 			"Content-Type must be application/x-protobuf or application/json")
 		return
 	}
 	body, status, err := h.read(r)
 	if err != nil {
-		refused.WithLabelValues(reasonOf(status)).Inc()
+		h.cfg.Metrics.refused.WithLabelValues(reasonOf(status)).Inc()
 		h.fail(w, ct, status, codeInvalidArgument, err.Error())
 		return
 	}
@@ -114,7 +120,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = req.UnmarshalJSON(body)
 	}
 	if err != nil {
-		refused.WithLabelValues("malformed").Inc()
+		h.cfg.Metrics.refused.WithLabelValues("malformed").Inc()
 		h.fail(w, ct, http.StatusBadRequest, codeInvalidArgument, "cannot decode the "+ct+" body: "+err.Error())
 		return
 	}
@@ -122,7 +128,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.count(res, req.Traces().SpanCount())
 	if len(res.Steps) > 0 {
 		if !h.acquire(r.Context()) {
-			refused.WithLabelValues("overloaded").Inc()
+			h.cfg.Metrics.refused.WithLabelValues("overloaded").Inc()
 			w.Header().Set("Retry-After", "2")
 			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "reins is busy storing spans: retry after 2 s")
 			return
@@ -131,12 +137,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-h.slots
 		if err != nil {
 			h.cfg.Log.Error("store spans", "spans", len(res.Steps), "err", err)
-			refused.WithLabelValues("store_failed").Inc()
+			h.cfg.Metrics.refused.WithLabelValues("store_failed").Inc()
 			w.Header().Set("Retry-After", "5")
 			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "spans could not be stored: retry after 5 s")
 			return
 		}
-		stepsStored.Add(float64(len(res.Steps)))
+		h.cfg.Metrics.stepsStored.Add(float64(len(res.Steps)))
 		if h.cfg.Observe != nil {
 			h.cfg.Observe(r.Context(), res.Steps, totals)
 		}
@@ -159,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
-	duration.Observe(time.Since(start).Seconds())
+	h.cfg.Metrics.duration.Observe(time.Since(start).Seconds())
 }
 
 func (h *Handler) acquire(ctx context.Context) bool {
@@ -256,11 +262,11 @@ func appendVarint(b []byte, v uint64) []byte {
 }
 
 func (h *Handler) count(res Result, spans int) {
-	spansReceived.Add(float64(spans))
+	h.cfg.Metrics.spansReceived.Add(float64(spans))
 	for reason, n := range res.Dropped {
-		spansDropped.WithLabelValues(reason).Add(float64(n))
+		h.cfg.Metrics.spansDropped.WithLabelValues(reason).Add(float64(n))
 	}
 	for attr, n := range res.WrongType {
-		attrsIgnored.WithLabelValues(attr).Add(float64(n))
+		h.cfg.Metrics.attrsIgnored.WithLabelValues(attr).Add(float64(n))
 	}
 }

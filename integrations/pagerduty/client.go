@@ -52,6 +52,10 @@ type Config struct {
 	APIToken   string // PAGERDUTY_API_TOKEN; "" disables on-call and policy look-ups
 	HTTPClient *http.Client
 	Log        *slog.Logger
+	// AuthFailed, when set, is called each time PagerDuty refuses the
+	// routing key or the API token (cmd/reins counts it in
+	// reins_integration_auth_failures_total{system="pagerduty"}).
+	AuthFailed func()
 }
 
 // Client talks to PagerDuty's Events API v2 and REST API.
@@ -61,6 +65,8 @@ type Client struct {
 	rest      *pagerduty.Client
 	hasToken  bool
 	log       *slog.Logger
+	// authFailed is called when PagerDuty refuses the key or token.
+	authFailed func()
 }
 
 var (
@@ -85,7 +91,12 @@ func NewClient(cfg Config) *Client {
 		pagerduty.WithV2EventsAPIEndpoint(events),
 		pagerduty.WithAPIEndpoint(api))
 	rest.HTTPClient = hc
-	return &Client{eventsURL: events, http: hc, rest: rest, hasToken: cfg.APIToken != "", log: log}
+	authFailed := cfg.AuthFailed
+	if authFailed == nil {
+		authFailed = func() {}
+	}
+	return &Client{eventsURL: events, http: hc, rest: rest, hasToken: cfg.APIToken != "", log: log,
+		authFailed: authFailed}
 }
 
 // OnCallEmails returns the e-mail addresses of everyone on call now, at any
@@ -105,7 +116,7 @@ func (c *Client) OnCallEmails(ctx context.Context, escalationPolicy string) ([]s
 	for range maxOnCallPages {
 		resp, err := c.rest.ListOnCallsWithContext(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("list on-call for escalation policy %s: %w", escalationPolicy, restError(err))
+			return nil, fmt.Errorf("list on-call for escalation policy %s: %w", escalationPolicy, c.restError(err))
 		}
 		for _, oc := range resp.OnCalls {
 			email := strings.TrimSpace(oc.User.Email)
@@ -135,7 +146,7 @@ func (c *Client) EscalationPolicyExists(ctx context.Context, id string) (bool, e
 	if errors.As(err, &apiErr) && apiErr.NotFound() {
 		return false, nil
 	} else if err != nil {
-		return false, fmt.Errorf("get escalation policy %s: %w", id, restError(err))
+		return false, fmt.Errorf("get escalation policy %s: %w", id, c.restError(err))
 	}
 	return true, nil
 }
@@ -153,10 +164,10 @@ func (c *Client) checkREST(policy string) error {
 
 // restError turns a refused token into a message that says what to fix; other
 // errors pass through (they carry the status and PagerDuty's message).
-func restError(err error) error {
+func (c *Client) restError(err error) error {
 	var apiErr pagerduty.APIError
 	if errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden) {
-		incidents.CountAuthFailure("pagerduty")
+		c.authFailed()
 		return fmt.Errorf("%w: %w", incidents.Errorf(incidents.EUNAVAILABLE,
 			"PagerDuty refused the API token (HTTP %d): check PAGERDUTY_API_TOKEN.", apiErr.StatusCode), err)
 	}

@@ -69,7 +69,7 @@ func (c *Client) Send(ctx context.Context, p incidents.Page) error {
 		c.log.DebugContext(ctx, "page sent", "action", p.Action, "dedup_key", p.DedupKey, "status", resp.StatusCode)
 		return nil
 	}
-	return eventsError(p, resp.StatusCode, resp.Header.Get("Retry-After"), raw, time.Now())
+	return c.eventsError(p, resp.StatusCode, resp.Header.Get("Retry-After"), raw, time.Now())
 }
 
 // v2Event maps a page to an Events API v2 event. Only a trigger carries a
@@ -136,7 +136,7 @@ func truncate(s string, n int) string {
 }
 
 // eventsError classifies a non-2xx answer of the Events API.
-func eventsError(p incidents.Page, status int, retryAfterHeader string, raw []byte, now time.Time) error {
+func (c *Client) eventsError(p incidents.Page, status int, retryAfterHeader string, raw []byte, now time.Time) error {
 	var body pagerduty.V2EventResponse
 	_ = json.Unmarshal(raw, &body) // a non-JSON body still leaves the status to go on
 	detail := strconv.Itoa(status)
@@ -164,7 +164,7 @@ func eventsError(p incidents.Page, status int, retryAfterHeader string, raw []by
 	hint := "check the Events API URL (PAGERDUTY_EVENTS_URL) and the page's content."
 	if strings.Contains(strings.ToLower(detail), "routing") || status == http.StatusBadRequest {
 		if strings.Contains(strings.ToLower(detail), "routing") {
-			incidents.CountAuthFailure("pagerduty")
+			c.authFailed()
 		}
 		hint = "check the routing key (pagerduty.routing_key_env of the agent or team, or PAGERDUTY_ROUTING_KEY)."
 	}

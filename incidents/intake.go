@@ -52,7 +52,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 		return IngestResult{}, err
 	}
 	for _, inc := range in.opened {
-		incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
+		s.metrics.incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
 		if kind, _ := Collector(inc.Agent); kind != "overflow" {
 			s.openings.add(inc.Source, s.clock.Now())
 		}
@@ -516,7 +516,7 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 		return nil, false, fmt.Errorf("declare incident for %s: %w", ag.Name, err)
 	}
 	if created {
-		incidentsOpened.WithLabelValues("true").Inc()
+		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
 		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", "declared", "by", actor.String())
 		s.Kick()
 	}

@@ -138,7 +138,7 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 			}
 			if _, name := agentOf(reg, a); over[name] {
 				set(i, OverflowName(source))
-				alertsOverflowed.WithLabelValues(source).Inc()
+				s.metrics.alertsOverflowed.WithLabelValues(source).Inc()
 			}
 		}
 	}
