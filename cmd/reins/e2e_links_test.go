@@ -57,6 +57,7 @@ func TestBlastRadiusLinkWithoutSessionIsLeftOut(t *testing.T) {
 	}
 	e.eventually("the channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
 	ch := incidentChannels(e.Slack)[0].ID
+	e.waitChannelRecorded(1, ch)
 	e.slash(alice, ch, "checklist")
 	e.Main.Bot.Wait()
 	e.eventually("the first checklist item", func() bool { return len(threadItems(e.Slack, ch)) > 0 })

@@ -18,6 +18,7 @@ func TestResolveNeedsARole(t *testing.T) {
 	}
 	e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
 	ch := incidentChannels(e.Slack)[0].ID
+	e.waitChannelRecorded(1, ch)
 
 	n := len(e.Slack.Responses())
 	e.slash(mallory, ch, "resolve not my problem")
@@ -48,6 +49,7 @@ func TestResolveByDeclarer(t *testing.T) {
 	e.slash(mallory, "C0SUPPORTAI", "declare flag-bot summaries look wrong")
 	e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
 	ch := incidentChannels(e.Slack)[0].ID
+	e.waitChannelRecorded(1, ch)
 	n := len(e.Slack.Responses())
 	e.slash(carol, ch, "resolve")
 	if r := e.responseAfter(n, "refusal"); !strings.Contains(r.Text, "may not resolve") || !strings.Contains(r.Text, mallory) {
@@ -57,5 +59,16 @@ func TestResolveByDeclarer(t *testing.T) {
 	e.eventually("resolved by the declarer", func() bool {
 		inc, err := e.Main.Service.FindIncident(t.Context(), 1)
 		return err == nil && inc.Status == incidents.StatusResolved
+	})
+}
+
+// waitChannelRecorded waits until reins has stored the incident's channel:
+// Slack creates the channel before reins records its ID, and a command sent
+// in between does not yet come from an incident channel.
+func (e *testEnv) waitChannelRecorded(id int64, channelID string) {
+	e.t.Helper()
+	e.eventually("channel recorded on the incident", func() bool {
+		inc, err := e.Main.Service.FindIncident(e.t.Context(), id)
+		return err == nil && inc.SlackChannelID == channelID
 	})
 }
