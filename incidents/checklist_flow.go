@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -90,11 +91,11 @@ func (s *Service) enqueueChecklistStart(ctx context.Context, q Queries, inc *Inc
 	if s.chat == nil {
 		return nil
 	}
-	if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
+	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil {
-		return s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistItem,
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", inc.ID, next.Key), checklistItemPayload{Item: next.Key})
 	}
 	return nil
@@ -108,7 +109,7 @@ func (s *Service) enqueueResume(ctx context.Context, q Queries, inc *Incident, c
 		return nil
 	}
 	stamp := fmt.Sprintf("%d/%s", now.UnixNano(), actor.ID)
-	if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistParent,
+	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent,
 		fmt.Sprintf("inc-%d/checklist/parent/resume/%s", inc.ID, stamp), nil); err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (s *Service) enqueueResume(ctx context.Context, q Queries, inc *Incident, c
 	if next == nil {
 		return nil
 	}
-	return s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistItem,
+	return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 		fmt.Sprintf("inc-%d/checklist/post/%s/resume/%s", inc.ID, next.Key, stamp), checklistItemPayload{Item: next.Key})
 }
 
@@ -284,20 +285,20 @@ func (s *Service) enqueueAnswered(ctx context.Context, q Queries, incID int64, c
 		return nil
 	}
 	key := func(what string) string { return fmt.Sprintf("inc-%d/checklist/%s/%d", incID, what, eventID) }
-	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
+	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
 		checklistItemPayload{Item: it.Key, Update: true}); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil && next.PostedTS == "" {
-		if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistItem,
+		if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", incID, next.Key), checklistItemPayload{Item: next.Key}); err != nil {
 			return err
 		}
 	}
-	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
+	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, q, incID, LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
+	return s.enqueue(ctx, q, incID, outbox.LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
 }
 
 // SnoozeReminders silences the incident's checklist and postmortem

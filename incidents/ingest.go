@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -168,7 +169,7 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 	h.Write([]byte(a.Fingerprint))
 	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
 	in.due = true
-	return in.s.enqueue(ctx, in.q, inc.ID, LaneChat, KindPost, key, Message{
+	return in.s.enqueue(ctx, in.q, inc.ID, outbox.LaneChat, KindPost, key, Message{
 		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
 	})
 }
@@ -453,18 +454,19 @@ func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, a
 // rest of what opening it writes: the incident_opened event (and, when
 // nobody is to be paged, a note saying why) and the outbox rows that create
 // its channel and page its kill authority.
-func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*OutboxItem) {
+func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
 	inc.PagerDutyKey = pagerKey(inc.ID)
 	now := s.clock.Now()
 	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
 	opened := newEvent(inc.ID, now, EventIncidentOpened, actor, text, data)
-	item := func(lane, kind string) *OutboxItem {
-		return newOutboxItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), []byte(`{}`), now, now)
+	item := func(lane, kind string) *outbox.Item {
+		it, _ := outbox.NewItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), nil, now, now) // nil payload: no error
+		return it
 	}
-	var items []*OutboxItem
+	var items []*outbox.Item
 	if s.chat != nil {
 		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
-			items = append(items, item(LaneChat, kind))
+			items = append(items, item(outbox.LaneChat, kind))
 		}
 	}
 	events := []*Event{opened}
@@ -472,7 +474,7 @@ func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text 
 		events = append(events, newEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
 			map[string]any{"paged": false, "reason": why}))
 	} else {
-		items = append(items, item(LaneUrgent, KindPage))
+		items = append(items, item(outbox.LaneUrgent, KindPage))
 	}
 	return events, items
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var errBadAlert = errors.New("store rejects alert")
@@ -290,7 +291,7 @@ type meddlingQueries struct {
 	s *meddling
 }
 
-func (q meddlingQueries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+func (q meddlingQueries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
 	var err error
 	if !q.s.armed.Load() {
 		return q.Queries.WriteIntake(ctx, incs, events, items)

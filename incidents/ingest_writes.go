@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -21,7 +22,7 @@ type batch struct {
 	opened map[string]bool
 	alerts []pendingAlert
 	events []*Event
-	outbox []*OutboxItem
+	outbox []*outbox.Item
 }
 
 // pendingAlert is a firing alert an intake merged into its incident and

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -120,8 +121,8 @@ func (s *Service) enqueueOnce(ctx context.Context, q Queries, incID int64, kind,
 		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
 	}
 	now := s.clock.Now()
-	item := &OutboxItem{IncidentID: incID, Lane: LaneChat, Kind: kind, Key: key, Payload: raw,
-		State: OutboxPending, NextAttemptAt: now, CreatedAt: now}
+	item := &outbox.Item{IncidentID: incID, Lane: outbox.LaneChat, Kind: kind, Key: key, Payload: raw,
+		State: outbox.Pending, NextAttemptAt: now, CreatedAt: now}
 	queued, err := q.EnqueueOutbox(ctx, item)
 	if err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", key, err)
@@ -278,7 +279,7 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		} else {
 			m.Style, m.Text = StyleWarning, "• "+strings.Join(findings, "\n• ")
 		}
-		return s.enqueue(ctx, q, 0, LaneChat, KindPost, "audit/ownership/"+day, m)
+		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
 	})
 }
 
@@ -429,7 +430,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownersh
 			return nil
 		}
 		m := Message{Channel: gov, Style: StyleSuccess, Title: "Kill-switch drill passed for " + ag.Name, Fields: fields}
-		return s.enqueue(ctx, q, 0, LaneChat, KindPost, key("governance"), m)
+		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key("governance"), m)
 	}
 	m := Message{Style: StyleDanger, Title: "Kill-switch drill FAILED for " + ag.Name + ": it may not halt when needed",
 		Text:    "Error: " + res.Error + "\nFix the halt adapter settings in reins.yaml (or the agent's control endpoint), then run the drill again.",
@@ -441,7 +442,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownersh
 	}
 	for _, ch := range dedupe([]string{team, gov}) {
 		m.Channel = ch
-		if err := s.enqueue(ctx, q, 0, LaneChat, KindPost, key(ch), m); err != nil {
+		if err := s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key(ch), m); err != nil {
 			return err
 		}
 	}

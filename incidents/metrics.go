@@ -1,9 +1,6 @@
 package incidents
 
 import (
-	"context"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -25,24 +22,6 @@ var (
 		Name: "reins_drills_total",
 		Help: "Kill-switch drills run, by agent and result (passed or failed).",
 	}, []string{"agent", "result"})
-	outboxDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_delivered_total",
-		Help: "Outbox items delivered.",
-	}, []string{"lane", "kind"})
-	outboxFailed = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_failed_total",
-		Help: "Outbox items given up on (buried).",
-	}, []string{"lane", "kind"})
-	outboxRetries = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_retries_total",
-		Help: "Failed outbox delivery attempts that will be retried.",
-	}, []string{"lane", "kind"})
-	deliveryLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "reins_delivery_latency_seconds",
-		Help: "From an outbox item's creation to its delivery (debounced items include their delay).",
-		// From a few milliseconds (kicked workers) to minutes (retries).
-		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
-	}, []string{"lane"})
 	haltsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "reins_halts_total",
 		Help: "Halts and resumes, by adapter, action and result (verified or failed).",
@@ -53,59 +32,6 @@ var (
 		Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30},
 	}, []string{"adapter"})
 )
-
-var (
-	backlogPendingDesc = prometheus.NewDesc("reins_outbox_pending",
-		"Outbox items waiting for delivery, per lane.", []string{"lane"}, nil)
-	backlogAgeDesc = prometheus.NewDesc("reins_outbox_oldest_age_seconds",
-		"Age of the oldest pending outbox item, per lane (0 when none).", []string{"lane"}, nil)
-)
-
-// backlogTimeout bounds the store query a scrape makes.
-const backlogTimeout = 2 * time.Second
-
-// NewBacklogCollector returns a collector reporting each lane's pending
-// outbox items and the age of the oldest, read from the store at scrape time.
-func NewBacklogCollector(s Store) prometheus.Collector {
-	return &backlogCollector{store: s, now: time.Now}
-}
-
-type backlogCollector struct {
-	store Store
-	now   func() time.Time
-}
-
-func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- backlogPendingDesc
-	ch <- backlogAgeDesc
-}
-
-func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
-	defer cancel()
-	lanes, err := c.store.OutboxBacklog(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(backlogPendingDesc, err)
-		return
-	}
-	seen := map[string]bool{}
-	for _, b := range lanes {
-		seen[b.Lane] = true
-		age := 0.0
-		if b.Oldest != nil {
-			age = max(c.now().Sub(*b.Oldest).Seconds(), 0)
-		}
-		ch <- prometheus.MustNewConstMetric(backlogPendingDesc, prometheus.GaugeValue, float64(b.Pending), b.Lane)
-		ch <- prometheus.MustNewConstMetric(backlogAgeDesc, prometheus.GaugeValue, age, b.Lane)
-	}
-	// Idle lanes report zero rather than vanish, so alerts on them resolve.
-	for _, lane := range []string{LaneUrgent, LaneChat} {
-		if !seen[lane] {
-			ch <- prometheus.MustNewConstMetric(backlogPendingDesc, prometheus.GaugeValue, 0, lane)
-			ch <- prometheus.MustNewConstMetric(backlogAgeDesc, prometheus.GaugeValue, 0, lane)
-		}
-	}
-}
 
 // CountAuthFailure counts credentials that system refused: a revoked Slack
 // token or a wrong PagerDuty key is an outage of the kill switch's voice,

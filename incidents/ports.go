@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -44,7 +45,7 @@ type Queries interface {
 	// order (their IDs not filled in) and queues items as EnqueueOutboxes
 	// does. It reports which incidents it wrote; one that changed meanwhile
 	// is left as it is.
-	WriteIntake(ctx context.Context, incs []*Incident, events []*Event, items []*OutboxItem) (written []bool, err error)
+	WriteIntake(ctx context.Context, incs []*Incident, events []*Event, items []*outbox.Item) (written []bool, err error)
 
 	// RecordAlert inserts a (its IncidentID set) or, when the incident already
 	// has its fingerprint, updates status, times, summary and count. It returns
@@ -70,22 +71,7 @@ type Queries interface {
 	AppendEvent(ctx context.Context, e *Event) error
 	FindEvents(ctx context.Context, incidentID int64) ([]*Event, error)
 
-	// EnqueueOutbox adds item unless its Key is already queued (false then).
-	EnqueueOutbox(ctx context.Context, item *OutboxItem) (bool, error)
-	// EnqueueOutboxes is EnqueueOutbox for each of items in turn, in as few
-	// statements as the store can; their IDs are not filled in.
-	EnqueueOutboxes(ctx context.Context, items []*OutboxItem) error
-	// ClaimOutbox leases up to limit due items of lane until now+lease. An item
-	// is due when pending, NextAttemptAt <= now, not leased, and no earlier
-	// pending item of the same incident and lane exists (in-order delivery).
-	// On PostgreSQL it uses FOR UPDATE SKIP LOCKED so replicas share the work.
-	ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*OutboxItem, error)
-	CompleteOutbox(ctx context.Context, id int64, now time.Time) error
-	// RetryOutbox records a failed attempt and when to try next.
-	RetryOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
-	// BuryOutbox gives up on an item: state dead, kept for inspection.
-	BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error
-	OutboxBacklog(ctx context.Context) ([]LaneBacklog, error)
+	outbox.Store
 
 	CreateHalt(ctx context.Context, h *Halt) error
 	UpdateHalt(ctx context.Context, h *Halt) error

@@ -6,6 +6,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -48,6 +51,9 @@ type Deps struct {
 	Clock     Clock
 	Log       *slog.Logger
 	Sessions  SessionRecords // optional: the session record (docs/config.md, sessions)
+	// Metrics receives the outbox's delivery metrics and backlog collector;
+	// nil registers none (tests, one-shot commands).
+	Metrics prometheus.Registerer
 }
 
 // Service is the incident domain's use cases, one file each.
@@ -61,7 +67,7 @@ type Service struct {
 	clock     Clock
 	log       *slog.Logger
 	cfg       Config
-	wake      waker       // wakes the delivery workers after a commit
+	outbox    *outbox.Worker
 	intake    ingestGroup // merges concurrent Ingest calls into one transaction
 	summaries summaryMemo // summary updates queued in the current bucket
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
@@ -80,12 +86,6 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.HaltAttempts == 0 {
 		cfg.HaltAttempts = 3
 	}
-	if cfg.DeliveryAttempts == 0 {
-		cfg.DeliveryAttempts = 8
-	}
-	if cfg.DeliveryLease == 0 {
-		cfg.DeliveryLease = 30 * time.Second
-	}
 	if cfg.NudgeInterval == 0 {
 		cfg.NudgeInterval = 30 * time.Minute
 	}
@@ -101,9 +101,22 @@ func New(d Deps, cfg Config) *Service {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
+	s := &Service{store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
 		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
+	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
+		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics, Bury: s.bury})
+	for kind, h := range s.deliverers() {
+		s.outbox.Handle(kind, h)
+	}
+	return s
 }
+
+// Outbox is the worker that delivers what the use cases queue: run it per
+// lane (Run), or pass over a lane once (DeliverDue) in tests.
+func (s *Service) Outbox() *outbox.Worker { return s.outbox }
+
+// Kick wakes the delivery workers after a commit that queued items.
+func (s *Service) Kick() { s.outbox.Kick() }
 
 // Registry returns the ownership registry in force.
 func (s *Service) Registry() *ownership.Registry { return s.reg.Current() }

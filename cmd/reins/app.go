@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
@@ -124,6 +125,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		Clock:     m.Clock,
 		Log:       m.Log,
 		Sessions:  m.Sessions,
+		Metrics:   m.metrics(),
 	}, incidents.Config{
 		PublicURL:         m.Config.PublicURL,
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
@@ -220,7 +222,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ln = newLimitListener(ln, conns)
 	m.listener = ln
-	m.exportBacklog()
 	configReloadOK.Set(1)
 	m.warnPublicURL()
 	m.server = &http.Server{
@@ -255,9 +256,9 @@ func (m *Main) goLoop(fn func()) {
 // startBackground starts the workers that outlive requests.
 func (m *Main) startBackground(ctx context.Context) {
 	// Pages get their own workers so Slack cosmetics never delay them.
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneUrgent, 2) })
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneRefresh, 1) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneUrgent, 2) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneChat, 2) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneRefresh, 1) })
 	m.raiseRecordedHalts(ctx)
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {

@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/slack-go/slack"
 
-	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -45,32 +44,14 @@ var configReloadOK = promauto.NewGauge(prometheus.GaugeOpts{
 	Help: "1 when the config file in force loaded cleanly at start or on the last SIGHUP reload, 0 when that reload was rejected.",
 })
 
-// backlog is the store the outbox backlog collector reads. The collector is
-// registered once per process; the Main serving last points it at its store.
-var (
-	backlogStore    atomic.Pointer[incidents.Store]
-	backlogRegister sync.Once
-)
-
-// backlogCollector delegates to the domain's collector over the current store.
-type backlogCollector struct{}
-
-func (backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	// Unchecked: the descriptors come from incidents.NewBacklogCollector.
-}
-
-func (backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	if s := backlogStore.Load(); s != nil {
-		incidents.NewBacklogCollector(*s).Collect(ch)
+// metrics is where this Main's outbox reports: the process's registry for
+// a server, none for a one-shot command (its store closes when it returns,
+// and the backlog collector reads the store of the Main registered last).
+func (m *Main) metrics() prometheus.Registerer {
+	if m.cli {
+		return nil
 	}
-}
-
-// exportBacklog makes reins_outbox_pending and reins_outbox_oldest_age_seconds
-// report this Main's store.
-func (m *Main) exportBacklog() {
-	var s incidents.Store = m.Store
-	backlogStore.Store(&s)
-	backlogRegister.Do(func() { prometheus.MustRegister(backlogCollector{}) })
+	return prometheus.DefaultRegisterer
 }
 
 // openDB connects to the database. Commands that write migrate it (creating

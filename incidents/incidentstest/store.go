@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var _ incidents.Store = (*Store)(nil)
@@ -107,10 +108,10 @@ func (s *Store) ResetCalls() {
 }
 
 // OutboxItems returns every outbox item in any state, oldest first.
-func (s *Store) OutboxItems() []incidents.OutboxItem {
+func (s *Store) OutboxItems() []outbox.Item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]incidents.OutboxItem, len(s.d.outbox))
+	out := make([]outbox.Item, len(s.d.outbox))
 	for i, it := range s.d.outbox {
 		out[i] = cloneOutbox(it)
 	}
@@ -137,7 +138,7 @@ type data struct {
 	grouping   map[int64]bool
 	alerts     []incidents.Alert
 	events     []incidents.Event
-	outbox     []incidents.OutboxItem
+	outbox     []outbox.Item
 	halts      []incidents.Halt
 	flags      map[[2]string]incidents.KillFlag
 	audit      []incidents.AuditEntry

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func notFound(what string) error { return incidents.Errorf(incidents.ENOTFOUND, "%s not found.", what) }
@@ -181,7 +182,7 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 // WriteIntake writes the fields intake changes of each incident whose
 // Version still matches, then the events and outbox items; see
 // incidents.Queries.
-func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
 	d, done, err := t.begin("WriteIntake")
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -99,7 +100,7 @@ func ingestOne(s *sqlstore.Store, n int64) error {
 			Actor: incidents.System, Text: "TokenSpike fired"}); err != nil {
 			return err
 		}
-		_, err := q.EnqueueOutbox(ctx, &incidents.OutboxItem{IncidentID: inc.ID, Lane: incidents.LaneChat,
+		_, err := q.EnqueueOutbox(ctx, &outbox.Item{IncidentID: inc.ID, Lane: outbox.LaneChat,
 			Kind: "update_summary", Key: fmt.Sprintf("summary:%d:%d", inc.ID, n), CreatedAt: t0})
 		return err
 	})

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/migrations"
 )
 
 // EnqueueOutbox adds item unless an item with its Key exists (false then).
 // item.ID and item.State are filled in when it is added.
-func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (bool, error) {
+func (q *queries) EnqueueOutbox(ctx context.Context, item *outbox.Item) (bool, error) {
 	if item.Key == "" || item.Lane == "" || item.Kind == "" {
 		return false, &incidents.Error{Code: incidents.EINVALID,
 			Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", item.Key)}
@@ -36,13 +37,13 @@ func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem)
 	if len(ids) == 0 {
 		return false, nil
 	}
-	item.ID, item.State, item.Attempts = ids[0], incidents.OutboxPending, 0
+	item.ID, item.State, item.Attempts = ids[0], outbox.Pending, 0
 	return true, nil
 }
 
 // EnqueueOutboxes adds each item whose Key is not queued yet, in a
 // statement per maxBulkRows; a key given twice is queued once.
-func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
+func (q *queries) EnqueueOutboxes(ctx context.Context, items []*outbox.Item) error {
 	if err := validItems(items); err != nil {
 		return err
 	}
@@ -61,7 +62,7 @@ func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.Outbox
 	return nil
 }
 
-func validItems(items []*incidents.OutboxItem) error {
+func validItems(items []*outbox.Item) error {
 	for _, it := range items {
 		if it.Key == "" || it.Lane == "" || it.Kind == "" {
 			return &incidents.Error{Code: incidents.EINVALID,
@@ -84,7 +85,7 @@ ON CONFLICT (key) DO NOTHING`
 var enqueueOutboxes = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
 
 // outboxArgs appends it as the i-th row of outboxRows.
-func (q *queries) outboxArgs(dst []any, i int, it *incidents.OutboxItem) []any {
+func (q *queries) outboxArgs(dst []any, i int, it *outbox.Item) []any {
 	it.CreatedAt = orNow(it.CreatedAt)
 	if it.NextAttemptAt.IsZero() {
 		it.NextAttemptAt = it.CreatedAt
@@ -130,7 +131,7 @@ type outboxRow struct {
 
 // ClaimOutbox leases up to limit due items of lane until now+lease, oldest
 // due first.
-func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*incidents.OutboxItem, error) {
+func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*outbox.Item, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -150,9 +151,9 @@ func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, l
 	slices.SortFunc(rows, func(a, b outboxRow) int {
 		return cmp.Or(a.NextAttemptAt.T.Compare(b.NextAttemptAt.T), cmp.Compare(a.ID, b.ID))
 	})
-	out := make([]*incidents.OutboxItem, len(rows))
+	out := make([]*outbox.Item, len(rows))
 	for i, r := range rows {
-		out[i] = &incidents.OutboxItem{ID: r.ID, IncidentID: r.IncidentID, Lane: r.Lane, Kind: r.Kind, Key: r.Key,
+		out[i] = &outbox.Item{ID: r.ID, IncidentID: r.IncidentID, Lane: r.Lane, Kind: r.Kind, Key: r.Key,
 			Payload: unraw(r.Payload), State: r.State, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt.T,
 			LockedUntil: r.LockedUntil.ptr(), LastError: r.LastError, CreatedAt: r.CreatedAt.T, DoneAt: r.DoneAt.ptr()}
 	}
@@ -192,7 +193,7 @@ func (q *queries) setOutbox(ctx context.Context, id int64, verb, query string, a
 
 // OutboxBacklog returns the pending work of each lane, by name; the known
 // lanes are always present so their gauges drop to zero when drained.
-func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
+func (q *queries) OutboxBacklog(ctx context.Context) ([]outbox.LaneBacklog, error) {
 	var rows []struct {
 		Lane    string `db:"lane"`
 		Pending int    `db:"pending"`
@@ -203,18 +204,18 @@ func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, e
 	if err != nil {
 		return nil, wrap(err, "outbox backlog")
 	}
-	byLane := map[string]incidents.LaneBacklog{
-		incidents.LaneChat:    {Lane: incidents.LaneChat},
-		incidents.LaneRefresh: {Lane: incidents.LaneRefresh},
-		incidents.LaneUrgent:  {Lane: incidents.LaneUrgent},
+	byLane := map[string]outbox.LaneBacklog{
+		outbox.LaneChat:    {Lane: outbox.LaneChat},
+		outbox.LaneRefresh: {Lane: outbox.LaneRefresh},
+		outbox.LaneUrgent:  {Lane: outbox.LaneUrgent},
 	}
 	for _, r := range rows {
-		byLane[r.Lane] = incidents.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}
+		byLane[r.Lane] = outbox.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}
 	}
-	out := make([]incidents.LaneBacklog, 0, len(byLane))
+	out := make([]outbox.LaneBacklog, 0, len(byLane))
 	for _, b := range byLane {
 		out = append(out, b)
 	}
-	slices.SortFunc(out, func(a, b incidents.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
+	slices.SortFunc(out, func(a, b outbox.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
 	return out, nil
 }
