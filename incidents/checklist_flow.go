@@ -87,7 +87,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 	return c, nil
 }
 
-func (s *Service) enqueueChecklistStart(ctx context.Context, q Queries, inc *Incident, c *Checklist) error {
+func (s *Service) enqueueChecklistStart(ctx context.Context, q outbox.Store, inc *Incident, c *Checklist) error {
 	if s.chat == nil {
 		return nil
 	}
@@ -104,7 +104,7 @@ func (s *Service) enqueueChecklistStart(ctx context.Context, q Queries, inc *Inc
 // enqueueResume shows the thread again: the parent's progress refreshed and
 // the next unanswered item posted, or refreshed when it already was, so a
 // resume never duplicates a message. Keys carry the time so each resume acts.
-func (s *Service) enqueueResume(ctx context.Context, q Queries, inc *Incident, c *Checklist, actor Actor, now time.Time) error {
+func (s *Service) enqueueResume(ctx context.Context, q outbox.Store, inc *Incident, c *Checklist, actor Actor, now time.Time) error {
 	if s.chat == nil {
 		return nil
 	}
@@ -247,7 +247,13 @@ func (s *Service) AnswerChecklist(ctx context.Context, actor Actor, incidentID i
 	return c, nil
 }
 
-func (s *Service) loadChecklist(ctx context.Context, q Queries, incidentID int64) (*Checklist, error) {
+// checklistReader is what loadChecklist reads: an incident and its checklist.
+type checklistReader interface {
+	IncidentStore
+	ChecklistStore
+}
+
+func (s *Service) loadChecklist(ctx context.Context, q checklistReader, incidentID int64) (*Checklist, error) {
 	if _, err := q.FindIncident(ctx, incidentID); err != nil {
 		return nil, err
 	}
@@ -280,7 +286,7 @@ func answerText(actor Actor, it *ChecklistItem, prev string) string {
 
 // enqueueAnswered queues the thread's updates after an answer; eventID makes
 // the keys of this answer's updates unique.
-func (s *Service) enqueueAnswered(ctx context.Context, q Queries, incID int64, c *Checklist, it *ChecklistItem, eventID int64) error {
+func (s *Service) enqueueAnswered(ctx context.Context, q outbox.Store, incID int64, c *Checklist, it *ChecklistItem, eventID int64) error {
 	if s.chat == nil {
 		return nil
 	}
@@ -358,7 +364,7 @@ func (s *Service) setReminders(ctx context.Context, actor Actor, incidentID int6
 
 // appendEventID appends an event and returns its ID, which keys the side
 // effects it causes.
-func appendEventID(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) (int64, error) {
+func appendEventID(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) (int64, error) {
 	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return 0, fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)

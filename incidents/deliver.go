@@ -80,7 +80,7 @@ func (s *Service) bury(ctx context.Context, it *outbox.Item, text string) error 
 
 // enqueueBuryNotices tells the governance channel, and for a lost page the
 // incident channel too, since its responders believe the page went out.
-func (s *Service) enqueueBuryNotices(ctx context.Context, q Queries, it *outbox.Item, text string) error {
+func (s *Service) enqueueBuryNotices(ctx context.Context, q outbox.Store, it *outbox.Item, text string) error {
 	if s.chat == nil || strings.HasPrefix(it.Key, governanceKeyPrefix) {
 		return nil // a lost governance notice is not announced again, or it could loop
 	}
@@ -132,11 +132,11 @@ func describeKind(kind string) string {
 // enqueue adds an outbox item, due now, inside the caller's transaction. An
 // item whose key is already queued is not queued again: keys are the
 // idempotency of every side effect.
-func (s *Service) enqueue(ctx context.Context, q Queries, incID int64, lane, kind, key string, payload any) error {
+func (s *Service) enqueue(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any) error {
 	return s.enqueueAt(ctx, q, incID, lane, kind, key, payload, s.clock.Now())
 }
 
-func (s *Service) enqueueAt(ctx context.Context, q Queries, incID int64, lane, kind, key string, payload any, due time.Time) error {
+func (s *Service) enqueueAt(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any, due time.Time) error {
 	item, err := s.outboxItem(incID, lane, kind, key, payload, due)
 	if err != nil {
 		return err

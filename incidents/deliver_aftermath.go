@@ -295,7 +295,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 }
 
 // findDoc loads the postmortem document, or a new empty one.
-func (s *Service) findDoc(ctx context.Context, q Queries, incID int64) (*PostmortemDoc, error) {
+func (s *Service) findDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
 	doc, err := q.FindPostmortemDoc(ctx, incID)
 	switch {
 	case err == nil:

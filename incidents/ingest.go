@@ -150,10 +150,11 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 		return err
 	}
 	a.IncidentID = inc.ID
-	prev, err := in.q.RecordAlert(ctx, a)
+	prevs, err := in.q.RecordAlerts(ctx, []*Alert{a})
 	if err != nil {
 		return fmt.Errorf("record recovery in incident %d: %w", inc.ID, err)
 	}
+	prev := prevs[0]
 	in.track(inc.ID)
 	in.count(prev, a.Status)
 	if prev != AlertFiring {
@@ -444,7 +445,7 @@ func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, a
 			return fmt.Errorf("append %s event to incident %d: %w", e.Kind, inc.ID, err)
 		}
 	}
-	if err := q.EnqueueOutboxes(ctx, items); err != nil {
+	if _, err := q.EnqueueOutbox(ctx, items...); err != nil {
 		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
 	}
 	return nil
@@ -540,7 +541,7 @@ func (s *Service) openManual(ctx context.Context, q Queries, ag *ownership.Agent
 
 func pagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
 
-func appendEvent(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
+func appendEvent(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
 	e := newEvent(incID, at, kind, actor, text, data)
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)

@@ -64,13 +64,6 @@ func (s *gatedStore) InTx(ctx context.Context, fn func(q incidents.Queries) erro
 
 type rejecting struct{ incidents.Queries }
 
-func (q rejecting) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
-	if a.Fingerprint == "bad" {
-		return "", errBadAlert
-	}
-	return q.Queries.RecordAlert(ctx, a)
-}
-
 func (q rejecting) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
 	for _, a := range alerts {
 		if a.Fingerprint == "bad" {
@@ -345,7 +338,7 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 		t.Errorf("result: got %+v, want %+v", res, want)
 	}
 	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "WriteIntake": 1,
-		"OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
+		"OpenIncident": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
 		if got := env.Store.Calls(method); got != want {
 			t.Errorf("%s calls: got %d, want %d", method, got, want)
 		}

@@ -40,7 +40,7 @@ func newBatch() *batch { return &batch{open: map[string]*Incident{}, opened: map
 // each from the agent's first alert. Alerts already recorded as pure
 // repeats and recoveries (which look up the incident holding their
 // fingerprint, and never open one) need none.
-func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall, now time.Time) error {
+func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCall, now time.Time) error {
 	type opener struct {
 		ag *ownership.Agent
 		a  *Alert
@@ -103,7 +103,7 @@ func (b *batch) event(incID int64, at time.Time, kind EventKind, text string, da
 // each and queues its alert_fired event as recording it on its own would
 // have. A recovery calls it first, so that alerts are recorded in the order
 // they came whatever path each takes.
-func (b *batch) writeAlerts(ctx context.Context, q Queries) error {
+func (b *batch) writeAlerts(ctx context.Context, q AlertStore) error {
 	if len(b.alerts) == 0 {
 		return nil
 	}

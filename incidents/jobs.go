@@ -115,7 +115,7 @@ func nudgeText(inc *Incident, c *Checklist, next *ChecklistItem) string {
 }
 
 // enqueueOnce queues a chat item and says whether this call queued it.
-func (s *Service) enqueueOnce(ctx context.Context, q Queries, incID int64, kind, key string, payload any) (bool, error) {
+func (s *Service) enqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
@@ -127,7 +127,7 @@ func (s *Service) enqueueOnce(ctx context.Context, q Queries, incID int64, kind,
 	if err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", key, err)
 	}
-	return queued, nil
+	return queued == 1, nil
 }
 
 // RemindPostmortems reminds the channel of each resolved incident whose
@@ -210,7 +210,7 @@ func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Ti
 
 // remindersSilenced reads the timeline since the resolve: the newest
 // reminders_stopped or still-running reminder_snoozed silences reminders.
-func remindersSilenced(ctx context.Context, q Queries, inc *Incident, now time.Time) (bool, error) {
+func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now time.Time) (bool, error) {
 	events, err := q.FindEvents(ctx, inc.ID)
 	if err != nil {
 		return false, fmt.Errorf("load timeline: %w", err)
@@ -417,7 +417,7 @@ func (s *Service) drill(ctx context.Context, ag *ownership.Agent) error {
 // enqueueDrillReport tells the governance channel how a drill went and, when
 // it failed, the agent's team channel too, mentioning its kill authority
 // and the RACI responsible.
-func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownership.Agent, res *DrillResult) error {
+func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ownership.Agent, res *DrillResult) error {
 	if s.chat == nil {
 		return nil
 	}

@@ -107,7 +107,7 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, incidentID int64, no
 	return inc, nil
 }
 
-func (s *Service) enqueueResolved(ctx context.Context, q Queries, inc *Incident, text string) error {
+func (s *Service) enqueueResolved(ctx context.Context, q outbox.Store, inc *Incident, text string) error {
 	key := func(what string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, what) }
 	if s.pager != nil && (!inc.Unowned || s.cfg.DefaultRoutingKey != "") {
 		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageResolve, key(KindPageResolve), nil); err != nil {
@@ -187,7 +187,7 @@ func (s *Service) AnswerPostmortem(ctx context.Context, actor Actor, incidentID 
 	return nil
 }
 
-func (s *Service) enqueueQuestionUpdates(ctx context.Context, q Queries, incID int64, key string, answers []*PostmortemAnswer, eventID int64) error {
+func (s *Service) enqueueQuestionUpdates(ctx context.Context, q outbox.Store, incID int64, key string, answers []*PostmortemAnswer, eventID int64) error {
 	if s.chat == nil {
 		return nil
 	}

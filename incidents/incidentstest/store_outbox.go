@@ -8,29 +8,22 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-// EnqueueOutbox treats Key as unique over every state, like a unique index.
-func (t *tx) EnqueueOutbox(ctx context.Context, item *outbox.Item) (bool, error) {
+// EnqueueOutbox treats Key as unique over every state, like a unique index,
+// and fills in the ID and State of the items it adds.
+func (t *tx) EnqueueOutbox(ctx context.Context, items ...*outbox.Item) (int, error) {
 	d, done, err := t.begin("EnqueueOutbox")
 	if err != nil {
-		return false, err
-	}
-	defer done()
-	t.s.calls[OutboxRows]++
-	return d.enqueue(item), nil
-}
-
-func (t *tx) EnqueueOutboxes(ctx context.Context, items []*outbox.Item) error {
-	d, done, err := t.begin("EnqueueOutboxes")
-	if err != nil {
-		return err
+		return 0, err
 	}
 	defer done()
 	t.s.calls[OutboxRows] += len(items)
+	queued := 0
 	for _, item := range items {
-		c := *item
-		d.enqueue(&c)
+		if d.enqueue(item) {
+			queued++
+		}
 	}
-	return nil
+	return queued, nil
 }
 
 func (d *data) enqueue(item *outbox.Item) bool {

@@ -71,11 +71,11 @@ func TestClaimOutboxOrderAndLease(t *testing.T) {
 		{IncidentID: 2, Lane: outbox.LaneChat, Kind: "a", Key: "2/a", NextAttemptAt: now.Add(time.Minute)},
 		{IncidentID: 1, Lane: outbox.LaneUrgent, Kind: "page", Key: "1/page", NextAttemptAt: now},
 	} {
-		if ok, err := s.EnqueueOutbox(ctx, &it); err != nil || !ok {
-			t.Fatalf("EnqueueOutbox(%s): %v %v", it.Key, ok, err)
+		if n, err := s.EnqueueOutbox(ctx, &it); err != nil || n != 1 {
+			t.Fatalf("EnqueueOutbox(%s): %v %v", it.Key, n, err)
 		}
 	}
-	if ok, _ := s.EnqueueOutbox(ctx, &outbox.Item{Key: "1/a", Lane: outbox.LaneChat}); ok {
+	if n, _ := s.EnqueueOutbox(ctx, &outbox.Item{Key: "1/a", Lane: outbox.LaneChat}); n != 0 {
 		t.Error("a duplicate key was queued")
 	}
 	keys := func(items []*outbox.Item) []string {

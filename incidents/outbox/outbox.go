@@ -74,11 +74,10 @@ type LaneBacklog struct {
 // Store is the outbox's role of the store. Enqueueing happens inside the
 // transaction of the change (the store's InTx), the rest on the database.
 type Store interface {
-	// EnqueueOutbox adds item unless its Key is already queued (false then).
-	EnqueueOutbox(ctx context.Context, item *Item) (bool, error)
-	// EnqueueOutboxes is EnqueueOutbox for each of items in turn, in as few
-	// statements as the store can; their IDs are not filled in.
-	EnqueueOutboxes(ctx context.Context, items []*Item) error
+	// EnqueueOutbox adds each of items whose Key is not queued yet (a key
+	// given twice is queued once), in as few statements as the store can,
+	// fills in the ID and State of those it adds, and says how many it added.
+	EnqueueOutbox(ctx context.Context, items ...*Item) (queued int, err error)
 	// ClaimOutbox leases up to limit due items of lane until now+lease. An item
 	// is due when pending, NextAttemptAt <= now, not leased, and no earlier
 	// pending item of the same incident and lane exists (in-order delivery).

@@ -20,8 +20,8 @@ func enqueue(t *testing.T, s *incidentstest.Store, kind, key string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := s.EnqueueOutbox(context.Background(), it); err != nil || !ok {
-		t.Fatalf("EnqueueOutbox(%s) = %v, %v", key, ok, err)
+	if n, err := s.EnqueueOutbox(context.Background(), it); err != nil || n != 1 {
+		t.Fatalf("EnqueueOutbox(%s) = %v, %v", key, n, err)
 	}
 }
 

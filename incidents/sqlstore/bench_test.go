@@ -93,7 +93,7 @@ func ingestOne(s *sqlstore.Store, n int64) error {
 		}
 		a := &incidents.Alert{IncidentID: inc.ID, Source: "alertmanager", Fingerprint: fmt.Sprint(n),
 			Status: incidents.AlertFiring, Title: "TokenSpike", ReceivedAt: t0, StartsAt: t0}
-		if _, err := q.RecordAlert(ctx, a); err != nil {
+		if _, err := recordAlert(q, a); err != nil {
 			return err
 		}
 		if err := q.AppendEvent(ctx, &incidents.Event{IncidentID: inc.ID, At: t0, Kind: incidents.EventAlertFired,

@@ -108,8 +108,12 @@ func TestEnqueueOutboxesQueuesEachKeyOnce(t *testing.T) {
 			return &outbox.Item{IncidentID: inc.ID, Lane: outbox.LaneChat, Kind: "post", Key: key,
 				Payload: json.RawMessage(`{"second":true}`), CreatedAt: t0, NextAttemptAt: t0}
 		}
-		if err := s.EnqueueOutboxes(ctx, []*outbox.Item{item("k1"), item("k2"), item("k2"), item("k3")}); err != nil {
-			t.Fatal(err)
+		items := []*outbox.Item{item("k1"), item("k2"), item("k2"), item("k3")}
+		if n, err := s.EnqueueOutbox(ctx, items...); err != nil || n != 2 {
+			t.Fatalf("EnqueueOutbox = %d, %v; want 2 added (k2 and k3)", n, err)
+		}
+		if items[0].ID != 0 || items[1].ID == 0 || items[2].ID != 0 || items[3].ID == 0 || items[1].State != outbox.Pending {
+			t.Errorf("IDs = %d %d %d %d, want those of the added k2 (first) and k3 only", items[0].ID, items[1].ID, items[2].ID, items[3].ID)
 		}
 		if got, want := claim(t, s, outbox.LaneChat, t0, 10), []string{"k1"}; !slices.Equal(got, want) {
 			t.Errorf("claimed first: %v, want %v (in order, one at a time per incident)", got, want)
@@ -125,7 +129,7 @@ func TestEnqueueOutboxesQueuesEachKeyOnce(t *testing.T) {
 		if total != 3 {
 			t.Errorf("pending items: got %d, want 3 (k1, k2 and k3 once each)", total)
 		}
-		err = s.EnqueueOutboxes(ctx, []*outbox.Item{{Lane: outbox.LaneChat, Kind: "post"}})
+		_, err = s.EnqueueOutbox(ctx, &outbox.Item{Lane: outbox.LaneChat, Kind: "post"})
 		wantCode(t, err, incidents.EINVALID)
 	})
 }

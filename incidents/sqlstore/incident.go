@@ -342,7 +342,7 @@ func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Inci
 }
 
 // WriteIntake ends an intake: UpdateIntakeFields(incs), AppendEvents(events)
-// and EnqueueOutboxes(items). On PostgreSQL, when each fits one statement,
+// and EnqueueOutbox(items...). On PostgreSQL, when each fits one statement,
 // that is one statement: a batch of new alerts pays one round trip for all
 // three.
 func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
@@ -354,7 +354,7 @@ func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, e
 		if err := q.AppendEvents(ctx, events); err != nil {
 			return nil, err
 		}
-		return written, q.EnqueueOutboxes(ctx, items)
+		return written, q.enqueueOutboxes(ctx, items)
 	}
 	if err := validItems(items); err != nil {
 		return nil, err

@@ -12,46 +12,54 @@ import (
 	"github.com/reins-oss/reins/migrations"
 )
 
-// EnqueueOutbox adds item unless an item with its Key exists (false then).
-// item.ID and item.State are filled in when it is added.
-func (q *queries) EnqueueOutbox(ctx context.Context, item *outbox.Item) (bool, error) {
-	if item.Key == "" || item.Lane == "" || item.Kind == "" {
-		return false, &incidents.Error{Code: incidents.EINVALID,
-			Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", item.Key)}
+// EnqueueOutbox adds each item whose Key is not queued yet, in a statement
+// per maxBulkRows (a key given twice is queued once), fills in the ID and
+// State of those it adds, and returns how many it added.
+func (q *queries) EnqueueOutbox(ctx context.Context, items ...*outbox.Item) (int, error) {
+	if err := validItems(items); err != nil {
+		return 0, err
 	}
-	item.CreatedAt = orNow(item.CreatedAt)
-	if item.NextAttemptAt.IsZero() {
-		item.NextAttemptAt = item.CreatedAt
+	queued := 0
+	for start := 0; start < len(items); {
+		chunk := items[start:min(len(items), start+maxBulkRows)]
+		n, args := enqueueReturning.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
+		var added []struct {
+			ID  int64  `db:"id"`
+			Key string `db:"key"`
+		}
+		err := q.write(ctx, false, func(q *queries) error {
+			return q.sel(ctx, &added, q.text(enqueueReturning, n), args...)
+		})
+		if err != nil {
+			return queued, wrap(err, "enqueue %d outbox items, the first %s %q", len(chunk), chunk[0].Kind, chunk[0].Key)
+		}
+		ids := make(map[string]int64, len(added))
+		for _, r := range added {
+			ids[r.Key] = r.ID
+		}
+		for _, it := range chunk {
+			if id, ok := ids[it.Key]; ok {
+				it.ID, it.State, it.Attempts = id, outbox.Pending, 0
+				delete(ids, it.Key) // a key given twice: the first one was added
+			}
+		}
+		queued += len(added)
+		start += len(chunk)
 	}
-	var ids []int64
-	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &ids, `INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts,
-			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
-			ON CONFLICT (key) DO NOTHING RETURNING id`,
-			item.IncidentID, item.Lane, item.Kind, item.Key, raw(item.Payload),
-			q.t(item.NextAttemptAt), q.t(item.CreatedAt))
-	})
-	if err != nil {
-		return false, wrap(err, "enqueue %s %q", item.Kind, item.Key)
-	}
-	if len(ids) == 0 {
-		return false, nil
-	}
-	item.ID, item.State, item.Attempts = ids[0], outbox.Pending, 0
-	return true, nil
+	return queued, nil
 }
 
-// EnqueueOutboxes adds each item whose Key is not queued yet, in a
-// statement per maxBulkRows; a key given twice is queued once.
-func (q *queries) EnqueueOutboxes(ctx context.Context, items []*outbox.Item) error {
+// enqueueOutboxes is EnqueueOutbox for intake, which needs neither the IDs
+// nor the count: it skips RETURNING.
+func (q *queries) enqueueOutboxes(ctx context.Context, items []*outbox.Item) error {
 	if err := validItems(items); err != nil {
 		return err
 	}
 	for start := 0; start < len(items); {
 		chunk := items[start:min(len(items), start+maxBulkRows)]
-		n, args := enqueueOutboxes.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
+		n, args := enqueueQuiet.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
 		err := q.write(ctx, false, func(q *queries) error {
-			_, err := q.exec(ctx, q.text(enqueueOutboxes, n), args...)
+			_, err := q.exec(ctx, q.text(enqueueQuiet, n), args...)
 			return err
 		})
 		if err != nil {
@@ -82,7 +90,10 @@ FROM vo WHERE n IS NOT NULL ORDER BY n
 ON CONFLICT (key) DO NOTHING`
 )
 
-var enqueueOutboxes = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
+var (
+	enqueueReturning = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox + "\nRETURNING id, key"}
+	enqueueQuiet     = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
+)
 
 // outboxArgs appends it as the i-th row of outboxRows.
 func (q *queries) outboxArgs(dst []any, i int, it *outbox.Item) []any {

@@ -19,7 +19,7 @@ func enqueue(t *testing.T, s *sqlstore.Store, incidentID int64, lane, key string
 	item := &outbox.Item{IncidentID: incidentID, Lane: lane, Kind: "post", Key: key,
 		Payload: json.RawMessage(`{"k":"` + key + `"}`), CreatedAt: t0, NextAttemptAt: t0}
 	added, err := s.EnqueueOutbox(ctx, item)
-	if err != nil || !added {
+	if err != nil || added != 1 {
 		t.Fatalf("EnqueueOutbox(%s) = %v, %v; want added", key, added, err)
 	}
 	return item
@@ -47,7 +47,7 @@ func TestEnqueueOutbox(t *testing.T) {
 		}
 		dup := &outbox.Item{Lane: outbox.LaneChat, Kind: "post", Key: "drill-report:1"}
 		added, err := s.EnqueueOutbox(ctx, dup)
-		if err != nil || added {
+		if err != nil || added != 0 {
 			t.Errorf("EnqueueOutbox(same key) = %v, %v; want false, nil", added, err)
 		}
 		_, err = s.EnqueueOutbox(ctx, &outbox.Item{Lane: outbox.LaneChat, Kind: "post"})
