@@ -31,27 +31,13 @@ const (
 	waitForChannel = 30 * time.Second
 )
 
-// deliverers maps every outbox kind to its handler: adding a kind is its
-// handler function and one line here (or in aftermathDeliverers).
-func (s *Service) deliverers() map[string]outbox.Handler {
-	m := map[string]outbox.Handler{
-		KindCreateChannel: s.deliverCreateChannel,
-		KindPostSummary:   s.deliverSummary,
-		KindUpdateSummary: s.deliverSummaryUpdate,
-		KindSetTopic:      s.deliverTopic,
-		KindInvite:        s.deliverInvite,
-		KindBookmark:      s.deliverBookmarks,
-		KindAnnounce:      s.deliverAnnounce,
-		KindPost:          s.deliverPost,
-		KindPage:          s.deliverPage,
-		KindRepage:        s.deliverRepage,
-		KindPageResolve:   s.deliverPageResolve,
-		KindPageAck:       s.deliverPageAck,
-	}
-	for k, f := range s.aftermathDeliverers() {
-		m[k] = f
-	}
-	return m
+// registerHandlers gives the outbox a handler for every kind. Each group
+// registers its kinds in the file that delivers them: a new kind is its
+// constant and handler there plus one line in its group's function.
+func (s *Service) registerHandlers(w *outbox.Worker) {
+	s.chatHandlers(w.Handle)      // deliver_chat.go
+	s.pageHandlers(w.Handle)      // deliver_page.go
+	s.aftermathHandlers(w.Handle) // deliver_aftermath.go
 }
 
 // bury gives up on an item visibly: the item is kept as dead, the incident's

@@ -36,18 +36,16 @@ const (
 	threadPostmortem = "postmortem"
 )
 
-// aftermathDeliverers returns the outbox workers of the checklist, resolve
+// aftermathHandlers registers the outbox kinds of the checklist, resolve
 // and postmortem use cases and of the jobs.
-func (s *Service) aftermathDeliverers() map[string]outbox.Handler {
-	return map[string]outbox.Handler{
-		KindPostChecklistParent:    s.deliverChecklistParent,
-		KindPostChecklistItem:      s.deliverChecklistItem,
-		KindResolvedTopic:          s.deliverResolvedTopic,
-		KindPostPostmortemParent:   s.deliverPostmortemParent,
-		KindPostPostmortemQuestion: s.deliverPostmortemQuestion,
-		KindUploadPostmortem:       s.deliverUploadPostmortem,
-		KindReminder:               s.deliverReminder,
-	}
+func (s *Service) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindPostChecklistParent, s.deliverChecklistParent)
+	handle(KindPostChecklistItem, s.deliverChecklistItem)
+	handle(KindResolvedTopic, s.deliverResolvedTopic)
+	handle(KindPostPostmortemParent, s.deliverPostmortemParent)
+	handle(KindPostPostmortemQuestion, s.deliverPostmortemQuestion)
+	handle(KindUploadPostmortem, s.deliverUploadPostmortem)
+	handle(KindReminder, s.deliverReminder)
 }
 
 // errNoThread makes an item wait for its thread's parent, which is queued

@@ -21,6 +21,19 @@ const (
 	maxBookmarks   = 3 // session bookmarks; the runbook comes first
 )
 
+// chatHandlers registers the outbox kinds that build and post to the
+// incident channel.
+func (s *Service) chatHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindCreateChannel, s.deliverCreateChannel)
+	handle(KindPostSummary, s.deliverSummary)
+	handle(KindUpdateSummary, s.deliverSummaryUpdate)
+	handle(KindSetTopic, s.deliverTopic)
+	handle(KindInvite, s.deliverInvite)
+	handle(KindBookmark, s.deliverBookmarks)
+	handle(KindAnnounce, s.deliverAnnounce)
+	handle(KindPost, s.deliverPost)
+}
+
 var errNoChat = outbox.Permanent(errors.New("Slack is not configured (SLACK_BOT_TOKEN unset)"))
 
 func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {

@@ -24,6 +24,14 @@ type repagePayload struct {
 	Error  string `json:"error"`
 }
 
+// pageHandlers registers the outbox kinds of the urgent lane: PagerDuty.
+func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindPage, s.deliverPage)
+	handle(KindRepage, s.deliverRepage)
+	handle(KindPageResolve, s.deliverPageResolve)
+	handle(KindPageAck, s.deliverPageAck) // ack.go
+}
+
 var errNoPager = outbox.Permanent(errors.New("PagerDuty is not configured"))
 
 // deliverPage sends the trigger. It never waits for the Slack channel: the

@@ -105,9 +105,7 @@ func New(d Deps, cfg Config) *Service {
 		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
 	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
 		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics, Bury: s.bury})
-	for kind, h := range s.deliverers() {
-		s.outbox.Handle(kind, h)
-	}
+	s.registerHandlers(s.outbox)
 	return s
 }
 
