@@ -14,7 +14,10 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-var _ incidents.Store = (*Store)(nil)
+var (
+	_ incidents.Store = (*Store)(nil)
+	_ outbox.Store    = (*Store)(nil) // the outbox's role, which incidents.Store includes
+)
 
 // Store is an in-memory incidents.Store. InTx runs on a copy of the data that
 // replaces it only when fn returns nil, so a failed transaction leaves no trace,
