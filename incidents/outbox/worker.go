@@ -147,7 +147,7 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
 	var perm *PermanentError
 	if errors.As(err, &perm) || it.Attempts+1 >= w.cfg.Attempts {
 		w.cfg.Log.Error("outbox delivery given up", "key", it.Key, "attempts", it.Attempts+1, "err", err)
-		if err := w.cfg.Bury(ctx, it, ErrorText(err)); err != nil {
+		if err := w.cfg.Bury(ctx, it, errorText(err)); err != nil {
 			return true, err
 		}
 		w.m.failed.WithLabelValues(it.Lane, it.Kind).Inc()
@@ -155,7 +155,7 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
 	}
 	next := now.Add(backoff(it.Attempts+1, err))
 	w.cfg.Log.Warn("outbox delivery failed, will retry", "key", it.Key, "attempt", it.Attempts+1, "next", next, "err", err)
-	if err := w.cfg.Store.RetryOutbox(ctx, it.ID, next, ErrorText(err)); err != nil {
+	if err := w.cfg.Store.RetryOutbox(ctx, it.ID, next, errorText(err)); err != nil {
 		return false, fmt.Errorf("reschedule outbox item %d (%s): %w", it.ID, it.Key, err)
 	}
 	w.m.retries.WithLabelValues(it.Lane, it.Kind).Inc()
@@ -189,8 +189,8 @@ func backoff(attempt int, err error) time.Duration {
 	return d
 }
 
-// ErrorText is err's text as kept on an item: trimmed, at most 500 characters.
-func ErrorText(err error) string {
+// errorText is err's text as kept on an item: trimmed, at most 500 characters.
+func errorText(err error) string {
 	s := strings.TrimSpace(err.Error())
 	if r := []rune(s); len(r) > maxErrorText {
 		return string(r[:maxErrorText-1]) + "…"
