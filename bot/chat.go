@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // Chat is incidents.Chat on the Slack Web API. It renders the domain's views
@@ -68,14 +69,14 @@ func classify(op string, err error) error {
 	wrapped := fmt.Errorf("%s: %w", op, err)
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
-		return &incidents.RetryAfterError{After: rl.RetryAfter, Err: wrapped}
+		return &outbox.RetryAfterError{After: rl.RetryAfter, Err: wrapped}
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) && sc.Code == http.StatusTooManyRequests {
-		return &incidents.RetryAfterError{After: time.Second, Err: wrapped}
+		return &outbox.RetryAfterError{After: time.Second, Err: wrapped}
 	}
 	if code := slackErrorCode(err); permanentErrors[code] {
-		return incidents.Permanent(wrapped)
+		return outbox.Permanent(wrapped)
 	}
 	return wrapped
 }
@@ -124,7 +125,7 @@ func (c *Chat) ownChannel(ctx context.Context, name string) (string, bool) {
 func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (string, string, error) {
 	base := ChannelName(name)
 	if base == "" {
-		return "", "", incidents.Permanent(fmt.Errorf("create channel %q: no usable characters in the name", name))
+		return "", "", outbox.Permanent(fmt.Errorf("create channel %q: no usable characters in the name", name))
 	}
 	for n := 1; n <= 50; n++ {
 		candidate := base
@@ -147,7 +148,7 @@ func (c *Chat) CreateChannel(ctx context.Context, name string, private bool) (st
 		c.remember(ch.Name, ch.ID)
 		return ch.ID, ch.Name, nil
 	}
-	return "", "", incidents.Permanent(fmt.Errorf("create channel %s: names up to -50 are all taken", base))
+	return "", "", outbox.Permanent(fmt.Errorf("create channel %s: names up to -50 are all taken", base))
 }
 
 // SetTopic sets the channel topic: one line of at most 250 characters.
@@ -249,7 +250,7 @@ func (c *Chat) resolvePeople(ctx context.Context, people []string) ([]string, er
 // Bookmark adds an http(s) link to the channel's bookmark bar.
 func (c *Chat) Bookmark(ctx context.Context, channelID string, link incidents.Link) error {
 	if SafeURL(link.URL) == "" {
-		return incidents.Permanent(fmt.Errorf("bookmark %q in %s: not an http(s) URL", link.URL, channelID))
+		return outbox.Permanent(fmt.Errorf("bookmark %q in %s: not an http(s) URL", link.URL, channelID))
 	}
 	_, err := c.api.AddBookmarkContext(ctx, channelID, slack.AddBookmarkParameters{
 		Title: PlainLimit(orDefault(link.Text, link.URL), MaxBookmarkTitle), Type: "link", Link: strings.TrimSpace(link.URL),
@@ -317,7 +318,7 @@ func (c *Chat) send(ctx context.Context, channelID, threadTS, updateTS string, b
 // UploadFile shares a text file (the postmortem) in the channel or thread.
 func (c *Chat) UploadFile(ctx context.Context, channelID, threadTS, filename, title, content string) error {
 	if content == "" {
-		return incidents.Permanent(fmt.Errorf("upload %s to %s: the file is empty", filename, channelID))
+		return outbox.Permanent(fmt.Errorf("upload %s to %s: the file is empty", filename, channelID))
 	}
 	_, err := c.api.UploadFileContext(ctx, slack.UploadFileParameters{
 		Channel: channelID, ThreadTimestamp: threadTS, Filename: filename,
@@ -384,7 +385,7 @@ func (c *Chat) channelID(ctx context.Context, ref string) (string, error) {
 			return id, nil
 		}
 		if next == "" {
-			return "", incidents.Permanent(fmt.Errorf("find channel #%s: channel_not_found (create it, or invite the reins app to it)", name))
+			return "", outbox.Permanent(fmt.Errorf("find channel #%s: channel_not_found (create it, or invite the reins app to it)", name))
 		}
 		params.Cursor = next
 	}

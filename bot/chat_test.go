@@ -11,6 +11,7 @@ import (
 
 	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func newChat(t *testing.T) (*Chat, *slackfake.Server) {
@@ -22,8 +23,8 @@ func newChat(t *testing.T) (*Chat, *slackfake.Server) {
 
 // errKind names how delivery will treat err.
 func errKind(err error) string {
-	var ra *incidents.RetryAfterError
-	var pe *incidents.PermanentError
+	var ra *outbox.RetryAfterError
+	var pe *outbox.PermanentError
 	switch {
 	case err == nil:
 		return "ok"
@@ -389,7 +390,7 @@ func TestClassify(t *testing.T) {
 	srv.RateLimit("auth.test", 1, 0)
 	_, err := api.AuthTestContext(context.Background())
 	got := classify("auth", err)
-	var ra *incidents.RetryAfterError
+	var ra *outbox.RetryAfterError
 	if !errors.As(got, &ra) || ra.After != 0*time.Second || !strings.Contains(got.Error(), "auth: ") {
 		t.Errorf("classify(429 Retry-After 0) = %v, want RetryAfterError wrapping the op", got)
 	}

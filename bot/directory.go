@@ -19,7 +19,7 @@ import (
 // *NotFoundError, which has a NotFound() bool method: ownership, which may not
 // import bot, tells "unknown" from "Slack is down" by asserting
 // interface{ NotFound() bool }. Rate limits come back as
-// *incidents.RetryAfterError; other failures are wrapped with what was asked.
+// *outbox.RetryAfterError; other failures are wrapped with what was asked.
 type Directory struct {
 	api *slack.Client
 }

@@ -3,6 +3,8 @@ package incidents
 import (
 	"context"
 	"fmt"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // KindPageAck acknowledges the PagerDuty incident of a page, so the
@@ -44,17 +46,17 @@ func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64
 		}
 		key := func(what string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, what) }
 		if s.pager != nil && inc.PagerDutyKey != "" {
-			if err := s.enqueue(ctx, q, inc.ID, LaneUrgent, KindPageAck, key(KindPageAck), nil); err != nil {
+			if err := s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageAck, key(KindPageAck), nil); err != nil {
 				return err
 			}
 		}
 		if s.chat == nil {
 			return nil
 		}
-		if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, key("acknowledged"), Message{Style: StyleInfo, Title: text}); err != nil {
+		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key("acknowledged"), Message{Style: StyleInfo, Title: text}); err != nil {
 			return err
 		}
-		return s.enqueue(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key("update_summary/acknowledged"), nil)
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/acknowledged"), nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("acknowledge incident %d: %w", incidentID, err)
@@ -67,7 +69,7 @@ func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64
 }
 
 // deliverPageAck acknowledges the incident's page in PagerDuty.
-func (s *Service) deliverPageAck(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPageAck(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "acknowledge")
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // Acknowledging without Slack or PagerDuty's button: the timeline names who,
@@ -13,7 +14,7 @@ import (
 func TestAcknowledge(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	pagesBefore := len(env.Pager.Pages())
 
 	got, err := env.Service.Acknowledge(ctx, bob, inc.ID)
@@ -24,7 +25,7 @@ func TestAcknowledge(t *testing.T) {
 	if last := events[len(events)-1]; last.Kind != incidents.EventAcknowledged || !strings.Contains(last.Text, "Acknowledged by") {
 		t.Errorf("last event: %s %q", last.Kind, last.Text)
 	}
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	pages := env.Pager.Pages()[pagesBefore:]
 	if len(pages) != 1 || pages[0].Action != "acknowledge" || pages[0].DedupKey != "reins-1" {
 		t.Errorf("PagerDuty: got %+v, want one acknowledge of reins-1", pages)

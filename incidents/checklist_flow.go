@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -85,15 +86,15 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 	return c, nil
 }
 
-func (s *Service) enqueueChecklistStart(ctx context.Context, q Queries, inc *Incident, c *Checklist) error {
+func (s *Service) enqueueChecklistStart(ctx context.Context, q outbox.Store, inc *Incident, c *Checklist) error {
 	if s.chat == nil {
 		return nil
 	}
-	if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
+	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil {
-		return s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistItem,
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", inc.ID, next.Key), checklistItemPayload{Item: next.Key})
 	}
 	return nil
@@ -102,12 +103,12 @@ func (s *Service) enqueueChecklistStart(ctx context.Context, q Queries, inc *Inc
 // enqueueResume shows the thread again: the parent's progress refreshed and
 // the next unanswered item posted, or refreshed when it already was, so a
 // resume never duplicates a message. Keys carry the time so each resume acts.
-func (s *Service) enqueueResume(ctx context.Context, q Queries, inc *Incident, c *Checklist, actor Actor, now time.Time) error {
+func (s *Service) enqueueResume(ctx context.Context, q outbox.Store, inc *Incident, c *Checklist, actor Actor, now time.Time) error {
 	if s.chat == nil {
 		return nil
 	}
 	stamp := fmt.Sprintf("%d/%s", now.UnixNano(), actor.ID)
-	if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistParent,
+	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent,
 		fmt.Sprintf("inc-%d/checklist/parent/resume/%s", inc.ID, stamp), nil); err != nil {
 		return err
 	}
@@ -115,7 +116,7 @@ func (s *Service) enqueueResume(ctx context.Context, q Queries, inc *Incident, c
 	if next == nil {
 		return nil
 	}
-	return s.enqueue(ctx, q, inc.ID, LaneChat, KindPostChecklistItem,
+	return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 		fmt.Sprintf("inc-%d/checklist/post/%s/resume/%s", inc.ID, next.Key, stamp), checklistItemPayload{Item: next.Key})
 }
 
@@ -240,7 +241,13 @@ func (s *Service) AnswerChecklist(ctx context.Context, actor Actor, incidentID i
 	return c, nil
 }
 
-func (s *Service) loadChecklist(ctx context.Context, q Queries, incidentID int64) (*Checklist, error) {
+// checklistReader is what loadChecklist reads: an incident and its checklist.
+type checklistReader interface {
+	IncidentStore
+	ChecklistStore
+}
+
+func (s *Service) loadChecklist(ctx context.Context, q checklistReader, incidentID int64) (*Checklist, error) {
 	if _, err := q.FindIncident(ctx, incidentID); err != nil {
 		return nil, err
 	}
@@ -273,25 +280,25 @@ func answerText(actor Actor, it *ChecklistItem, prev string) string {
 
 // enqueueAnswered queues the thread's updates after an answer; eventID makes
 // the keys of this answer's updates unique.
-func (s *Service) enqueueAnswered(ctx context.Context, q Queries, incID int64, c *Checklist, it *ChecklistItem, eventID int64) error {
+func (s *Service) enqueueAnswered(ctx context.Context, q outbox.Store, incID int64, c *Checklist, it *ChecklistItem, eventID int64) error {
 	if s.chat == nil {
 		return nil
 	}
 	key := func(what string) string { return fmt.Sprintf("inc-%d/checklist/%s/%d", incID, what, eventID) }
-	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
+	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
 		checklistItemPayload{Item: it.Key, Update: true}); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil && next.PostedTS == "" {
-		if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistItem,
+		if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", incID, next.Key), checklistItemPayload{Item: next.Key}); err != nil {
 			return err
 		}
 	}
-	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
+	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, q, incID, LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
+	return s.enqueue(ctx, q, incID, outbox.LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
 }
 
 // SnoozeReminders silences the incident's checklist and postmortem
@@ -351,7 +358,7 @@ func (s *Service) setReminders(ctx context.Context, actor Actor, incidentID int6
 
 // appendEventID appends an event and returns its ID, which keys the side
 // effects it causes.
-func appendEventID(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) (int64, error) {
+func appendEventID(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) (int64, error) {
 	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return 0, fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -27,7 +28,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 				Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
 		}
 		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 		c := startChecklist(t, env, 1)
 		if len(c.Items) != 14 {
 			t.Fatalf("items: got %d, want 14", len(c.Items))
@@ -42,14 +43,14 @@ func TestAftermathOnRealStores(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 
 		env.Service = svc() // a restart
 		again := startChecklist(t, env, 1)
 		if again.Answered() != 3 || again.Next().Key != c.Items[3].Key {
 			t.Fatalf("after restart: %d answered, next %s; want 3 and %s", again.Answered(), again.Next().Key, c.Items[3].Key)
 		}
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 		for key, n := range itemPosts(env) {
 			if n != 1 {
 				t.Errorf("item %s posted %d times, want once", key, n)
@@ -77,7 +78,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 		for _, q := range incidents.PostmortemQuestions() {
 			answerPostmortem(t, env, 1, q.Key, "answer to "+q.Key)
 		}
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 		pm, err := env.Service.Postmortem(ctx, 1)
 		if err != nil {
 			t.Fatalf("Postmortem: %v", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var (
@@ -21,8 +22,8 @@ var (
 func openIncident(t *testing.T, env *incidentstest.Env) *incidents.Incident {
 	t.Helper()
 	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
-	drain(t, env, incidents.LaneChat)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneChat)
+	drain(t, env, outbox.LaneUrgent)
 	return findIncident(t, env, 1)
 }
 
@@ -92,7 +93,7 @@ func TestStartChecklistOwnedAgent(t *testing.T) {
 		t.Errorf("timeline: got %v, want it to end with checklist_started", kinds)
 	}
 
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	posts := callsSince(env, before, "Post")
 	if len(posts) != 1 || posts[0].Message.Title != "Blast-radius checklist for #1 — answer each item; 0 of 14" {
 		t.Fatalf("parent: got %+v, want one post titled with 0 of 14", posts)
@@ -142,11 +143,11 @@ func TestChecklistResumesAfterRestart(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
 	c := startChecklist(t, env, inc.ID)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	for _, it := range c.Items[:3] {
 		env.Clock.Advance(time.Minute)
 		answer(t, env, inc.ID, it.Key, incidents.ChoiceNoImpact, "")
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 	}
 
 	// A restart: a new Service on the same store.
@@ -163,7 +164,7 @@ func TestChecklistResumesAfterRestart(t *testing.T) {
 	if next := again.Next(); next == nil || next.Key != c.Items[3].Key {
 		t.Fatalf("next after restart: got %+v, want %s", next, c.Items[3].Key)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 
 	calls := callsSince(env, before, "PostChecklistItem")
 	if len(calls) != 1 || calls[0].Checklist.Item.Key != c.Items[3].Key || calls[0].UpdateTS == "" {
@@ -201,7 +202,7 @@ func TestResumeBeforeAnyPostPostsOnce(t *testing.T) {
 	startChecklist(t, env, inc.ID)
 	env.Clock.Advance(time.Second)
 	startChecklist(t, env, inc.ID) // double click before delivery
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if got := itemPosts(env); got["blast:salesforce"] != 1 || len(got) != 1 {
 		t.Errorf("item posts: got %v, want blast:salesforce once", got)
 	}
@@ -220,7 +221,7 @@ func TestAnswerChecklistUpdatesThread(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
 	startChecklist(t, env, inc.ID)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	before := len(env.Chat.Calls())
 
 	env.Clock.Advance(time.Minute)
@@ -236,7 +237,7 @@ func TestAnswerChecklistUpdatesThread(t *testing.T) {
 	if !c.LastActivityAt.Equal(env.Clock.Now()) || c.NudgeCount != 0 {
 		t.Errorf("reminder state: got LastActivityAt %v NudgeCount %d, want now and 0", c.LastActivityAt, c.NudgeCount)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 
 	// The thread changes in order; the summary refresh has a lane of its own.
 	var got, summaries []string

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // Outbox kinds of the checklist, resolve and postmortem use cases.
@@ -34,29 +36,27 @@ const (
 	threadPostmortem = "postmortem"
 )
 
-// aftermathDeliverers returns the outbox workers of the checklist, resolve
+// aftermathHandlers registers the outbox kinds of the checklist, resolve
 // and postmortem use cases and of the jobs.
-func (s *Service) aftermathDeliverers() map[string]deliverFunc {
-	return map[string]deliverFunc{
-		KindPostChecklistParent:    s.deliverChecklistParent,
-		KindPostChecklistItem:      s.deliverChecklistItem,
-		KindResolvedTopic:          s.deliverResolvedTopic,
-		KindPostPostmortemParent:   s.deliverPostmortemParent,
-		KindPostPostmortemQuestion: s.deliverPostmortemQuestion,
-		KindUploadPostmortem:       s.deliverUploadPostmortem,
-		KindReminder:               s.deliverReminder,
-	}
+func (s *Service) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindPostChecklistParent, s.deliverChecklistParent)
+	handle(KindPostChecklistItem, s.deliverChecklistItem)
+	handle(KindResolvedTopic, s.deliverResolvedTopic)
+	handle(KindPostPostmortemParent, s.deliverPostmortemParent)
+	handle(KindPostPostmortemQuestion, s.deliverPostmortemQuestion)
+	handle(KindUploadPostmortem, s.deliverUploadPostmortem)
+	handle(KindReminder, s.deliverReminder)
 }
 
 // errNoThread makes an item wait for its thread's parent, which is queued
 // before it; it only fires when that parent was given up on.
 func errNoThread(what string, incID int64) error {
-	return &RetryAfterError{After: waitForChannel, Err: fmt.Errorf("the %s thread of incident %d is not posted yet", what, incID)}
+	return &outbox.RetryAfterError{After: waitForChannel, Err: fmt.Errorf("the %s thread of incident %d is not posted yet", what, incID)}
 }
 
 // deliverChecklistParent posts the thread's parent, or updates its progress
 // once posted (its ts is remembered, so a retry never posts it twice).
-func (s *Service) deliverChecklistParent(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -102,10 +102,10 @@ func checklistTitle(id int64, answered, total int) string {
 
 // deliverChecklistItem posts an item in the thread, or updates its message
 // when it was posted before: "remember what they already did".
-func (s *Service) deliverChecklistItem(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
 	var p checklistItemPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
+		return outbox.Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
 	}
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
@@ -118,7 +118,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *OutboxItem) erro
 	item := findItem(c, p.Item)
 	switch {
 	case item == nil:
-		return Permanent(fmt.Errorf("incident %d's checklist has no item %q", inc.ID, p.Item))
+		return outbox.Permanent(fmt.Errorf("incident %d's checklist has no item %q", inc.ID, p.Item))
 	case p.Update && item.PostedTS == "":
 		return nil // not posted yet: its post, queued earlier, shows the answer
 	case inc.ChecklistTS == "":
@@ -145,7 +145,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *OutboxItem) erro
 	})
 }
 
-func (s *Service) deliverResolvedTopic(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -159,7 +159,7 @@ func (s *Service) deliverResolvedTopic(ctx context.Context, it *OutboxItem) erro
 
 // deliverPostmortemParent posts the postmortem thread's parent, or updates
 // its progress once posted.
-func (s *Service) deliverPostmortemParent(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -185,14 +185,14 @@ func postmortemTitle(id int64, answered int) string {
 
 // deliverPostmortemQuestion posts a question in the postmortem thread, or
 // updates its message when it was posted before.
-func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
 	var p questionPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
+		return outbox.Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
 	}
 	pos := questionIndex(p.Key)
 	if pos < 0 {
-		return Permanent(fmt.Errorf("no postmortem question %q", p.Key))
+		return outbox.Permanent(fmt.Errorf("no postmortem question %q", p.Key))
 	}
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
@@ -241,7 +241,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *OutboxItem)
 // deliverUploadPostmortem shares the postmortem as a Markdown file in the
 // incident channel: the version saved when it was asked for, or, failing
 // that, one rendered now.
-func (s *Service) deliverUploadPostmortem(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -271,10 +271,10 @@ func (s *Service) deliverUploadPostmortem(ctx context.Context, it *OutboxItem) e
 
 // deliverReminder posts a nudge in the checklist or postmortem thread, or in
 // the channel when the thread is not there.
-func (s *Service) deliverReminder(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	var p ReminderPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
-		return Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))
+		return outbox.Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))
 	}
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
@@ -293,7 +293,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *OutboxItem) error {
 }
 
 // findDoc loads the postmortem document, or a new empty one.
-func (s *Service) findDoc(ctx context.Context, q Queries, incID int64) (*PostmortemDoc, error) {
+func (s *Service) findDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
 	doc, err := q.FindPostmortemDoc(ctx, incID)
 	switch {
 	case err == nil:

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -20,9 +21,22 @@ const (
 	maxBookmarks   = 3 // session bookmarks; the runbook comes first
 )
 
-var errNoChat = Permanent(errors.New("Slack is not configured (SLACK_BOT_TOKEN unset)"))
+// chatHandlers registers the outbox kinds that build and post to the
+// incident channel.
+func (s *Service) chatHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindCreateChannel, s.deliverCreateChannel)
+	handle(KindPostSummary, s.deliverSummary)
+	handle(KindUpdateSummary, s.deliverSummaryUpdate)
+	handle(KindSetTopic, s.deliverTopic)
+	handle(KindInvite, s.deliverInvite)
+	handle(KindBookmark, s.deliverBookmarks)
+	handle(KindAnnounce, s.deliverAnnounce)
+	handle(KindPost, s.deliverPost)
+}
 
-func (s *Service) deliverCreateChannel(ctx context.Context, it *OutboxItem) error {
+var errNoChat = outbox.Permanent(errors.New("Slack is not configured (SLACK_BOT_TOKEN unset)"))
+
+func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -90,7 +104,7 @@ func slug(s string) string {
 // withChannel loads the item's incident; ok is false when the incident has
 // no channel, which for cosmetic steps means create_channel was given up on
 // (they are queued behind it) and was reported then.
-func (s *Service) withChannel(ctx context.Context, it *OutboxItem) (inc *Incident, ok bool, err error) {
+func (s *Service) withChannel(ctx context.Context, it *outbox.Item) (inc *Incident, ok bool, err error) {
 	if s.chat == nil {
 		return nil, false, errNoChat
 	}
@@ -105,7 +119,7 @@ func (s *Service) withChannel(ctx context.Context, it *OutboxItem) (inc *Inciden
 	return inc, true, nil
 }
 
-func (s *Service) deliverSummary(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -130,7 +144,7 @@ func (s *Service) deliverSummary(ctx context.Context, it *OutboxItem) error {
 // deliverSummaryUpdate refreshes a posted summary. Before the summary is
 // posted there is nothing to refresh: post_summary reads the incident when it
 // runs, so it shows the same state.
-func (s *Service) deliverSummaryUpdate(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok || inc.SummaryTS == "" {
 		return err
@@ -201,7 +215,7 @@ func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
 	return out
 }
 
-func (s *Service) deliverTopic(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -213,7 +227,7 @@ func (s *Service) deliverTopic(ctx context.Context, it *OutboxItem) error {
 	return nil
 }
 
-func (s *Service) deliverInvite(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok || inc.Unowned {
 		return err
@@ -237,7 +251,7 @@ func (s *Service) deliverInvite(ctx context.Context, it *OutboxItem) error {
 	return nil
 }
 
-func (s *Service) deliverBookmarks(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
 		return err
@@ -263,7 +277,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *OutboxItem) error {
 	return nil
 }
 
-func (s *Service) deliverAnnounce(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -312,24 +326,24 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *OutboxItem) error {
 	return nil
 }
 
-func (s *Service) deliverPost(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPost(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
 	m, err := decodeMessage(it.Payload)
 	if err != nil {
-		return Permanent(fmt.Errorf("decode message %s: %w", it.Key, err))
+		return outbox.Permanent(fmt.Errorf("decode message %s: %w", it.Key, err))
 	}
 	if m.Channel == "" || m.ThreadTS == ThreadOfSummary {
 		if it.IncidentID == 0 {
-			return Permanent(fmt.Errorf("message %s names no channel", it.Key))
+			return outbox.Permanent(fmt.Errorf("message %s names no channel", it.Key))
 		}
 		inc, err := s.store.FindIncident(ctx, it.IncidentID)
 		if err != nil {
 			return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 		}
 		if inc.SlackChannelID == "" {
-			return &RetryAfterError{After: waitForChannel, Err: fmt.Errorf("incident %d has no channel yet", inc.ID)}
+			return &outbox.RetryAfterError{After: waitForChannel, Err: fmt.Errorf("incident %d has no channel yet", inc.ID)}
 		}
 		if m.Channel == "" {
 			m.Channel = inc.SlackChannelID

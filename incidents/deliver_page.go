@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -23,11 +24,19 @@ type repagePayload struct {
 	Error  string `json:"error"`
 }
 
-var errNoPager = Permanent(errors.New("PagerDuty is not configured"))
+// pageHandlers registers the outbox kinds of the urgent lane: PagerDuty.
+func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
+	handle(KindPage, s.deliverPage)
+	handle(KindRepage, s.deliverRepage)
+	handle(KindPageResolve, s.deliverPageResolve)
+	handle(KindPageAck, s.deliverPageAck) // ack.go
+}
+
+var errNoPager = outbox.Permanent(errors.New("PagerDuty is not configured"))
 
 // deliverPage sends the trigger. It never waits for the Slack channel: the
 // page carries the reins incident link, and the channel link once known.
-func (s *Service) deliverPage(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
@@ -49,7 +58,7 @@ func (s *Service) deliverPage(ctx context.Context, it *OutboxItem) error {
 
 // deliverRepage triggers again on the same dedup key after a failed halt, so
 // PagerDuty keeps one incident and the acknowledgement sync still matches.
-func (s *Service) deliverRepage(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
@@ -57,7 +66,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *OutboxItem) error {
 	var p repagePayload
 	if len(it.Payload) > 0 {
 		if err := json.Unmarshal(it.Payload, &p); err != nil {
-			return Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))
+			return outbox.Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))
 		}
 	}
 	page.Summary = clip("HALT FAILED "+page.Summary, maxPageSummary)
@@ -74,7 +83,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *OutboxItem) error {
 	})
 }
 
-func (s *Service) deliverPageResolve(ctx context.Context, it *OutboxItem) error {
+func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "resolve")
 	if err != nil {
 		return err
@@ -86,7 +95,7 @@ func (s *Service) deliverPageResolve(ctx context.Context, it *OutboxItem) error 
 }
 
 // pageFor loads the item's incident and builds its page.
-func (s *Service) pageFor(ctx context.Context, it *OutboxItem, action string) (*Incident, Page, error) {
+func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (*Incident, Page, error) {
 	if s.pager == nil {
 		return nil, Page{}, errNoPager
 	}
@@ -101,7 +110,7 @@ func (s *Service) pageFor(ctx context.Context, it *OutboxItem, action string) (*
 	}
 	key := s.routingKey(reg, ag)
 	if key == "" {
-		return nil, Page{}, Permanent(fmt.Errorf("no PagerDuty routing key for %s: set the variable named by "+
+		return nil, Page{}, outbox.Permanent(fmt.Errorf("no PagerDuty routing key for %s: set the variable named by "+
 			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
 	}
 	page := s.buildPage(inc, ag, reg, action, key)

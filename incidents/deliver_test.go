@@ -10,21 +10,22 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // drain delivers a lane until a pass finishes nothing.
 // drain delivers everything due on lane; the chat lane includes the summary
-// refreshes of LaneRefresh, delivered after it as the workers would.
+// refreshes of outbox.LaneRefresh, delivered after it as the workers would.
 func drain(t *testing.T, env *incidentstest.Env, lane string) {
 	t.Helper()
 	lanes := []string{lane}
-	if lane == incidents.LaneChat {
-		lanes = append(lanes, incidents.LaneRefresh)
+	if lane == outbox.LaneChat {
+		lanes = append(lanes, outbox.LaneRefresh)
 	}
 	for range 100 {
 		total := 0
 		for _, l := range lanes {
-			n, err := env.Service.DeliverDue(ctx, l)
+			n, err := env.Service.Outbox().DeliverDue(ctx, l)
 			if err != nil {
 				t.Fatalf("DeliverDue(%s): %v", l, err)
 			}
@@ -37,7 +38,7 @@ func drain(t *testing.T, env *incidentstest.Env, lane string) {
 	t.Fatalf("DeliverDue(%s) never went idle", lane)
 }
 
-func outboxItem(t *testing.T, env *incidentstest.Env, key string) incidents.OutboxItem {
+func outboxItem(t *testing.T, env *incidentstest.Env, key string) outbox.Item {
 	t.Helper()
 	for _, it := range env.Store.OutboxItems() {
 		if it.Key == key {
@@ -45,14 +46,14 @@ func outboxItem(t *testing.T, env *incidentstest.Env, key string) incidents.Outb
 		}
 	}
 	t.Fatalf("no outbox item %q", key)
-	return incidents.OutboxItem{}
+	return outbox.Item{}
 }
 
 func TestDeliverOpening(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
-	drain(t, env, incidents.LaneChat)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneChat)
+	drain(t, env, outbox.LaneUrgent)
 
 	wantMethods := []string{"CreateChannel", "PostSummary", "SetTopic", "Invite", "Bookmark", "Bookmark", "Post"}
 	if got := env.Chat.Methods(); !slices.Equal(got, wantMethods) {
@@ -111,7 +112,7 @@ func TestDeliverOpening(t *testing.T) {
 func TestDeliverPageDoesNotWaitForSlack(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	pages := env.Pager.Pages()
 	if len(pages) != 1 || len(env.Chat.Calls()) != 0 {
 		t.Fatalf("got %d pages and %d Slack calls, want the page alone", len(pages), len(env.Chat.Calls()))
@@ -127,25 +128,25 @@ func TestDeliverHonoursRetryAfter(t *testing.T) {
 	env.Chat.CreateChannelFunc = func(ctx context.Context, name string, private bool) (string, string, error) {
 		calls++
 		if calls == 1 {
-			return "", "", &incidents.RetryAfterError{After: 90 * time.Second, Err: errors.New("ratelimited")}
+			return "", "", &outbox.RetryAfterError{After: 90 * time.Second, Err: errors.New("ratelimited")}
 		}
 		return "C777", name, nil
 	}
 	ingest(t, env, incidentstest.Alert())
 	start := env.Clock.Now()
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 
 	it := outboxItem(t, env, "inc-1/create_channel")
 	if it.Attempts != 1 || it.NextAttemptAt.Before(start.Add(90*time.Second)) {
 		t.Fatalf("after a 429: attempts %d next %v, want 1 and >= %v", it.Attempts, it.NextAttemptAt, start.Add(90*time.Second))
 	}
 	env.Clock.Advance(89 * time.Second)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if calls != 1 {
 		t.Fatalf("CreateChannel called %d times before Retry-After passed, want 1", calls)
 	}
 	env.Clock.Set(it.NextAttemptAt)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if got := findIncident(t, env, 1).SlackChannelID; got != "C777" {
 		t.Errorf("channel: got %q, want C777", got)
 	}
@@ -154,19 +155,19 @@ func TestDeliverHonoursRetryAfter(t *testing.T) {
 func TestDeliverBuriesPermanentFailure(t *testing.T) {
 	env := incidentstest.NewEnv()
 	env.Pager.SendFunc = func(ctx context.Context, p incidents.Page) error {
-		return incidents.Permanent(errors.New("invalid routing key"))
+		return outbox.Permanent(errors.New("invalid routing key"))
 	}
 	ingest(t, env, incidentstest.Alert())
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 
 	it := outboxItem(t, env, "inc-1/page")
-	if it.State != incidents.OutboxDead || !strings.Contains(it.LastError, "invalid routing key") {
+	if it.State != outbox.Dead || !strings.Contains(it.LastError, "invalid routing key") {
 		t.Fatalf("page item: got state %q error %q, want dead", it.State, it.LastError)
 	}
 	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventPageFailed) {
 		t.Errorf("timeline %v lacks page_failed", kinds)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	var gov, inChannel bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		gov = gov || (c.Channel == "agent-governance" && strings.Contains(c.Message.Title, "PagerDuty page"))
@@ -183,11 +184,11 @@ func TestDeliverBuriesAfterAttempts(t *testing.T) {
 	env.Chat.SetTopicFunc = func(ctx context.Context, channelID, topic string) error { return errors.New("internal_error") }
 	ingest(t, env, incidentstest.Alert())
 	for range 3 {
-		drain(t, env, incidents.LaneChat)
+		drain(t, env, outbox.LaneChat)
 		env.Clock.Advance(10 * time.Minute)
 	}
 	it := outboxItem(t, env, "inc-1/set_topic")
-	if it.State != incidents.OutboxDead || it.Attempts != 3 {
+	if it.State != outbox.Dead || it.Attempts != 3 {
 		t.Fatalf("set_topic: got state %q after %d attempts, want dead after 3", it.State, it.Attempts)
 	}
 	if got := len(env.Chat.CallsTo("SetTopic")); got != 3 {
@@ -196,7 +197,7 @@ func TestDeliverBuriesAfterAttempts(t *testing.T) {
 	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventDeliveryFailed) {
 		t.Errorf("timeline %v lacks delivery_failed", kinds)
 	}
-	if got := outboxItem(t, env, "inc-1/invite").State; got != incidents.OutboxDone {
+	if got := outboxItem(t, env, "inc-1/invite").State; got != outbox.Done {
 		t.Errorf("invite after the buried topic: got %q, want done", got)
 	}
 }
@@ -204,9 +205,9 @@ func TestDeliverBuriesAfterAttempts(t *testing.T) {
 func TestDeliverNoRoutingKeyIsBuried(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "orphan-agent" }))
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	it := outboxItem(t, env, "inc-1/page")
-	if it.State != incidents.OutboxDead || !strings.Contains(it.LastError, "PAGERDUTY_ROUTING_KEY") {
+	if it.State != outbox.Dead || !strings.Contains(it.LastError, "PAGERDUTY_ROUTING_KEY") {
 		t.Errorf("page: got state %q error %q, want dead naming PAGERDUTY_ROUTING_KEY", it.State, it.LastError)
 	}
 	if got := len(env.Pager.Pages()); got != 0 {
@@ -218,18 +219,18 @@ func TestDeliverAfterCrashDeliversOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
 	// A worker claims the page and dies before sending or completing it.
-	claimed, err := env.Store.ClaimOutbox(ctx, incidents.LaneUrgent, env.Clock.Now(), 30*time.Second, 10)
+	claimed, err := env.Store.ClaimOutbox(ctx, outbox.LaneUrgent, env.Clock.Now(), 30*time.Second, 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("ClaimOutbox: got %d items, %v", len(claimed), err)
 	}
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	if got := len(env.Pager.Pages()); got != 0 {
 		t.Fatalf("pages while the lease holds: got %d, want 0", got)
 	}
 	env.Clock.Advance(31 * time.Second)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	env.Clock.Advance(time.Hour)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	if got := len(env.Pager.Pages()); got != 1 {
 		t.Errorf("pages after the lease expired: got %d, want 1", got)
 	}
@@ -238,16 +239,16 @@ func TestDeliverAfterCrashDeliversOnce(t *testing.T) {
 func TestDeliverSummaryUpdateIsDebounced(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	for i := range 20 {
 		ingest(t, env, incidentstest.Alert(withFingerprint("fp-"+string(rune('a'+i)))))
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if got := len(env.Chat.CallsTo("PostSummary")); got != 1 {
 		t.Fatalf("summary posts before the debounce window ends: got %d, want 1", got)
 	}
 	env.Clock.Advance(5 * time.Second)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	calls := env.Chat.CallsTo("PostSummary")
 	if len(calls) != 2 {
 		t.Fatalf("summary posts: got %d, want 2", len(calls))
@@ -263,7 +264,7 @@ func TestRunDeliveryIsKicked(t *testing.T) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
-		env.Service.RunDelivery(rctx, incidents.LaneUrgent, 2)
+		env.Service.Outbox().Run(rctx, outbox.LaneUrgent, 2)
 		close(done)
 	}()
 	defer func() {

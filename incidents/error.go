@@ -3,7 +3,6 @@ package incidents
 import (
 	"errors"
 	"fmt"
-	"time"
 )
 
 // Error codes. The bot and the HTTP API map each to text or status in one table.
@@ -78,23 +77,3 @@ func ErrorMessage(err error) string {
 	}
 	return "Internal error."
 }
-
-// RetryAfterError asks delivery to wait at least After before trying again
-// (Slack's 429 Retry-After, PagerDuty's 429).
-type RetryAfterError struct {
-	After time.Duration
-	Err   error
-}
-
-func (e *RetryAfterError) Error() string { return fmt.Sprintf("retry after %s: %v", e.After, e.Err) }
-func (e *RetryAfterError) Unwrap() error { return e.Err }
-
-// PermanentError marks a delivery failure that retrying cannot fix (Slack
-// channel_not_found after archive, PagerDuty 400 invalid routing key).
-type PermanentError struct{ Err error }
-
-func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
-func (e *PermanentError) Unwrap() error { return e.Err }
-
-// Permanent wraps err as a PermanentError.
-func Permanent(err error) error { return &PermanentError{Err: err} }

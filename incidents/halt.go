@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -261,7 +262,7 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 
 // permanentHaltError reports an adapter error that retrying cannot fix.
 func permanentHaltError(err error) bool {
-	var perm *PermanentError
+	var perm *outbox.PermanentError
 	return errors.As(err, &perm) || ErrorCode(err) == EINVALID
 }
 
@@ -328,17 +329,17 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		}
 		key := func(what string) string { return fmt.Sprintf("inc-%d/%s/%d", h.IncidentID, what, h.ID) }
 		if s.chat != nil {
-			if err := s.enqueue(ctx, q, h.IncidentID, LaneChat, KindPost, key("halt"), msg); err != nil {
+			if err := s.enqueue(ctx, q, h.IncidentID, outbox.LaneChat, KindPost, key("halt"), msg); err != nil {
 				return err
 			}
-			if err := s.enqueue(ctx, q, h.IncidentID, LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
+			if err := s.enqueue(ctx, q, h.IncidentID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
 				return err
 			}
 		}
 		if !repage {
 			return nil
 		}
-		return s.enqueue(ctx, q, h.IncidentID, LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
+		return s.enqueue(ctx, q, h.IncidentID, outbox.LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var (
@@ -124,7 +125,7 @@ func TestHaltVerified(t *testing.T) {
 	if got := audit(t, env); !slices.Equal(got, []string{"kill"}) {
 		t.Errorf("audit: got %v, want [kill]", got)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	var posted string
 	for _, c := range env.Chat.CallsTo("Post") {
 		if c.Channel == "C001" {
@@ -180,12 +181,12 @@ func TestHaltFailed(t *testing.T) {
 			if got := outboxKeys(env, incidents.KindRepage); len(got) != 1 {
 				t.Errorf("re-pages: got %v, want one", got)
 			}
-			drain(t, env, incidents.LaneUrgent)
+			drain(t, env, outbox.LaneUrgent)
 			pages := env.Pager.Pages()
 			if len(pages) != 2 || !strings.HasPrefix(pages[1].Summary, "HALT FAILED") || pages[1].DedupKey != "reins-1" {
 				t.Errorf("pages: got %+v, want the page then a HALT FAILED re-page", pages)
 			}
-			drain(t, env, incidents.LaneChat)
+			drain(t, env, outbox.LaneChat)
 			for _, c := range env.Chat.CallsTo("Post") {
 				if strings.Contains(c.Message.Title, "verified") {
 					t.Errorf("posted %q for a failed halt", c.Message.Title)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -149,10 +150,11 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 		return err
 	}
 	a.IncidentID = inc.ID
-	prev, err := in.q.RecordAlert(ctx, a)
+	prevs, err := in.q.RecordAlerts(ctx, []*Alert{a})
 	if err != nil {
 		return fmt.Errorf("record recovery in incident %d: %w", inc.ID, err)
 	}
+	prev := prevs[0]
 	in.track(inc.ID)
 	in.count(prev, a.Status)
 	if prev != AlertFiring {
@@ -168,7 +170,7 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 	h.Write([]byte(a.Fingerprint))
 	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
 	in.due = true
-	return in.s.enqueue(ctx, in.q, inc.ID, LaneChat, KindPost, key, Message{
+	return in.s.enqueue(ctx, in.q, inc.ID, outbox.LaneChat, KindPost, key, Message{
 		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
 	})
 }
@@ -443,7 +445,7 @@ func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, a
 			return fmt.Errorf("append %s event to incident %d: %w", e.Kind, inc.ID, err)
 		}
 	}
-	if err := q.EnqueueOutboxes(ctx, items); err != nil {
+	if _, err := q.EnqueueOutbox(ctx, items...); err != nil {
 		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
 	}
 	return nil
@@ -453,18 +455,19 @@ func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, a
 // rest of what opening it writes: the incident_opened event (and, when
 // nobody is to be paged, a note saying why) and the outbox rows that create
 // its channel and page its kill authority.
-func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*OutboxItem) {
+func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
 	inc.PagerDutyKey = pagerKey(inc.ID)
 	now := s.clock.Now()
 	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
 	opened := newEvent(inc.ID, now, EventIncidentOpened, actor, text, data)
-	item := func(lane, kind string) *OutboxItem {
-		return newOutboxItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), []byte(`{}`), now, now)
+	item := func(lane, kind string) *outbox.Item {
+		it, _ := outbox.NewItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), nil, now, now) // nil payload: no error
+		return it
 	}
-	var items []*OutboxItem
+	var items []*outbox.Item
 	if s.chat != nil {
 		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
-			items = append(items, item(LaneChat, kind))
+			items = append(items, item(outbox.LaneChat, kind))
 		}
 	}
 	events := []*Event{opened}
@@ -472,7 +475,7 @@ func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text 
 		events = append(events, newEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
 			map[string]any{"paged": false, "reason": why}))
 	} else {
-		items = append(items, item(LaneUrgent, KindPage))
+		items = append(items, item(outbox.LaneUrgent, KindPage))
 	}
 	return events, items
 }
@@ -538,7 +541,7 @@ func (s *Service) openManual(ctx context.Context, q Queries, ag *ownership.Agent
 
 func pagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
 
-func appendEvent(ctx context.Context, q Queries, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
+func appendEvent(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
 	e := newEvent(incID, at, kind, actor, text, data)
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var errBadAlert = errors.New("store rejects alert")
@@ -62,13 +63,6 @@ func (s *gatedStore) InTx(ctx context.Context, fn func(q incidents.Queries) erro
 }
 
 type rejecting struct{ incidents.Queries }
-
-func (q rejecting) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
-	if a.Fingerprint == "bad" {
-		return "", errBadAlert
-	}
-	return q.Queries.RecordAlert(ctx, a)
-}
 
 func (q rejecting) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
 	for _, a := range alerts {
@@ -290,7 +284,7 @@ type meddlingQueries struct {
 	s *meddling
 }
 
-func (q meddlingQueries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+func (q meddlingQueries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
 	var err error
 	if !q.s.armed.Load() {
 		return q.Queries.WriteIntake(ctx, incs, events, items)
@@ -344,7 +338,7 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 		t.Errorf("result: got %+v, want %+v", res, want)
 	}
 	for method, want := range map[string]int{"FindGroupingIncidents": 1, "RecordAlerts": 1, "WriteIntake": 1,
-		"OpenIncident": 0, "RecordAlert": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
+		"OpenIncident": 0, "AppendEvent": 0, "UpdateIncident": 0, "RecordRepeats": 0} {
 		if got := env.Store.Calls(method); got != want {
 			t.Errorf("%s calls: got %d, want %d", method, got, want)
 		}

@@ -24,7 +24,7 @@ import (
 // before is not tried: it is new, or the first since a restart or since
 // another replica took it, and the statement would find nothing to update. It returns, per call and alert, the incident
 // the alert was recorded in as a pure repeat, or 0.
-func (s *Service) tryRepeats(ctx context.Context, q Queries, calls []*ingestCall, now time.Time) ([][]int64, error) {
+func (s *Service) tryRepeats(ctx context.Context, q AlertStore, calls []*ingestCall, now time.Time) ([][]int64, error) {
 	tries := make([][]int64, len(calls))
 	var reps []Repeat
 	var at [][2]int // call and alert index of each of reps

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -21,7 +22,7 @@ type batch struct {
 	opened map[string]bool
 	alerts []pendingAlert
 	events []*Event
-	outbox []*OutboxItem
+	outbox []*outbox.Item
 }
 
 // pendingAlert is a firing alert an intake merged into its incident and
@@ -39,7 +40,7 @@ func newBatch() *batch { return &batch{open: map[string]*Incident{}, opened: map
 // each from the agent's first alert. Alerts already recorded as pure
 // repeats and recoveries (which look up the incident holding their
 // fingerprint, and never open one) need none.
-func (b *batch) prefetch(ctx context.Context, q Queries, calls []*ingestCall, now time.Time) error {
+func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCall, now time.Time) error {
 	type opener struct {
 		ag *ownership.Agent
 		a  *Alert
@@ -102,7 +103,7 @@ func (b *batch) event(incID int64, at time.Time, kind EventKind, text string, da
 // each and queues its alert_fired event as recording it on its own would
 // have. A recovery calls it first, so that alerts are recorded in the order
 // they came whatever path each takes.
-func (b *batch) writeAlerts(ctx context.Context, q Queries) error {
+func (b *batch) writeAlerts(ctx context.Context, q AlertStore) error {
 	if len(b.alerts) == 0 {
 		return nil
 	}

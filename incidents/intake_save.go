@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // flushIntakes ends the intakes of one transaction: it records the alerts
@@ -95,7 +97,7 @@ func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool,
 			continue // post_summary reads a new incident when it is delivered
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", id, k.bucket)
-		item, err := s.outboxItem(id, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		item, err := s.outboxItem(id, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -114,19 +115,19 @@ func nudgeText(inc *Incident, c *Checklist, next *ChecklistItem) string {
 }
 
 // enqueueOnce queues a chat item and says whether this call queued it.
-func (s *Service) enqueueOnce(ctx context.Context, q Queries, incID int64, kind, key string, payload any) (bool, error) {
+func (s *Service) enqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
 	}
 	now := s.clock.Now()
-	item := &OutboxItem{IncidentID: incID, Lane: LaneChat, Kind: kind, Key: key, Payload: raw,
-		State: OutboxPending, NextAttemptAt: now, CreatedAt: now}
+	item := &outbox.Item{IncidentID: incID, Lane: outbox.LaneChat, Kind: kind, Key: key, Payload: raw,
+		State: outbox.Pending, NextAttemptAt: now, CreatedAt: now}
 	queued, err := q.EnqueueOutbox(ctx, item)
 	if err != nil {
 		return false, fmt.Errorf("enqueue %s: %w", key, err)
 	}
-	return queued, nil
+	return queued == 1, nil
 }
 
 // RemindPostmortems reminds the channel of each resolved incident whose
@@ -209,7 +210,7 @@ func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Ti
 
 // remindersSilenced reads the timeline since the resolve: the newest
 // reminders_stopped or still-running reminder_snoozed silences reminders.
-func remindersSilenced(ctx context.Context, q Queries, inc *Incident, now time.Time) (bool, error) {
+func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now time.Time) (bool, error) {
 	events, err := q.FindEvents(ctx, inc.ID)
 	if err != nil {
 		return false, fmt.Errorf("load timeline: %w", err)
@@ -278,7 +279,7 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		} else {
 			m.Style, m.Text = StyleWarning, "• "+strings.Join(findings, "\n• ")
 		}
-		return s.enqueue(ctx, q, 0, LaneChat, KindPost, "audit/ownership/"+day, m)
+		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
 	})
 }
 
@@ -416,7 +417,7 @@ func (s *Service) drill(ctx context.Context, ag *ownership.Agent) error {
 // enqueueDrillReport tells the governance channel how a drill went and, when
 // it failed, the agent's team channel too, mentioning its kill authority
 // and the RACI responsible.
-func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownership.Agent, res *DrillResult) error {
+func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ownership.Agent, res *DrillResult) error {
 	if s.chat == nil {
 		return nil
 	}
@@ -429,7 +430,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownersh
 			return nil
 		}
 		m := Message{Channel: gov, Style: StyleSuccess, Title: "Kill-switch drill passed for " + ag.Name, Fields: fields}
-		return s.enqueue(ctx, q, 0, LaneChat, KindPost, key("governance"), m)
+		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key("governance"), m)
 	}
 	m := Message{Style: StyleDanger, Title: "Kill-switch drill FAILED for " + ag.Name + ": it may not halt when needed",
 		Text:    "Error: " + res.Error + "\nFix the halt adapter settings in reins.yaml (or the agent's control endpoint), then run the drill again.",
@@ -441,7 +442,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q Queries, ag *ownersh
 	}
 	for _, ch := range dedupe([]string{team, gov}) {
 		m.Channel = ch
-		if err := s.enqueue(ctx, q, 0, LaneChat, KindPost, key(ch), m); err != nil {
+		if err := s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key(ch), m); err != nil {
 			return err
 		}
 	}

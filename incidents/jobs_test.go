@@ -12,6 +12,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -50,7 +51,7 @@ func stalledChecklist(t *testing.T) *incidentstest.Env {
 	})
 	openIncident(t, env)
 	startChecklist(t, env, 1)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	return env
 }
 
@@ -78,7 +79,7 @@ func TestNudgeAtIntervalUpToMax(t *testing.T) {
 		!strings.Contains(rs[0].Text, "Owner: crm-oncall") {
 		t.Fatalf("reminders: got %+v", rs)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	posts := env.Chat.CallsTo("Post")
 	last := posts[len(posts)-1]
 	if last.ThreadTS != findIncident(t, env, 1).ChecklistTS || !strings.Contains(last.Message.Text, "waiting") {
@@ -228,7 +229,7 @@ func TestRunDrill(t *testing.T) {
 			if got := audit(t, env); len(got) != 1 || !strings.HasPrefix(got[0], "drill") {
 				t.Errorf("audit: got %v, want one drill entry", got)
 			}
-			drain(t, env, incidents.LaneChat)
+			drain(t, env, outbox.LaneChat)
 			var channels []string
 			for _, p := range env.Chat.CallsTo("Post") {
 				channels = append(channels, p.Channel)
@@ -300,7 +301,7 @@ func TestAuditOwnership(t *testing.T) {
 			t.Fatalf("AuditOwnership: %v", err)
 		}
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	posts := callsSince(env, before, "Post")
 	if len(posts) != 1 || posts[0].Channel != "agent-governance" {
 		t.Fatalf("audit posts: got %+v, want one in agent-governance", posts)
@@ -340,7 +341,7 @@ func TestAuditOwnershipWithoutGovernanceChannel(t *testing.T) {
 	if err := env.Service.AuditOwnership(ctx, env.Clock.Now()); err != nil {
 		t.Fatalf("AuditOwnership: %v", err)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if posts := env.Chat.CallsTo("Post"); len(posts) != 0 {
 		t.Errorf("posted %+v without a governance channel", posts)
 	}

@@ -1,91 +1,15 @@
 package incidents
 
 import (
-	"context"
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
-
-var (
-	outboxDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_delivered_total",
-		Help: "Outbox items delivered.",
-	}, []string{"lane", "kind"})
-	outboxFailed = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_failed_total",
-		Help: "Outbox items given up on (buried).",
-	}, []string{"lane", "kind"})
-	outboxRetries = promauto.NewCounterVec(prometheus.CounterOpts{
-		Name: "reins_outbox_retries_total",
-		Help: "Failed outbox delivery attempts that will be retried.",
-	}, []string{"lane", "kind"})
-	deliveryLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "reins_delivery_latency_seconds",
-		Help: "From an outbox item's creation to its delivery (debounced items include their delay).",
-		// From a few milliseconds (kicked workers) to minutes (retries).
-		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
-	}, []string{"lane"})
-)
-
-var (
-	backlogPendingDesc = prometheus.NewDesc("reins_outbox_pending",
-		"Outbox items waiting for delivery, per lane.", []string{"lane"}, nil)
-	backlogAgeDesc = prometheus.NewDesc("reins_outbox_oldest_age_seconds",
-		"Age of the oldest pending outbox item, per lane (0 when none).", []string{"lane"}, nil)
-)
-
-// backlogTimeout bounds the store query a scrape makes.
-const backlogTimeout = 2 * time.Second
-
-// NewBacklogCollector returns a collector reporting each lane's pending
-// outbox items and the age of the oldest, read from the store at scrape time.
-func NewBacklogCollector(s Store) prometheus.Collector {
-	return &backlogCollector{store: s, now: time.Now}
-}
-
-type backlogCollector struct {
-	store Store
-	now   func() time.Time
-}
-
-func (c *backlogCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- backlogPendingDesc
-	ch <- backlogAgeDesc
-}
-
-func (c *backlogCollector) Collect(ch chan<- prometheus.Metric) {
-	ctx, cancel := context.WithTimeout(context.Background(), backlogTimeout)
-	defer cancel()
-	lanes, err := c.store.OutboxBacklog(ctx)
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(backlogPendingDesc, err)
-		return
-	}
-	seen := map[string]bool{}
-	for _, b := range lanes {
-		seen[b.Lane] = true
-		age := 0.0
-		if b.Oldest != nil {
-			age = max(c.now().Sub(*b.Oldest).Seconds(), 0)
-		}
-		ch <- prometheus.MustNewConstMetric(backlogPendingDesc, prometheus.GaugeValue, float64(b.Pending), b.Lane)
-		ch <- prometheus.MustNewConstMetric(backlogAgeDesc, prometheus.GaugeValue, age, b.Lane)
-	}
-	// Idle lanes report zero rather than vanish, so alerts on them resolve.
-	for _, lane := range []string{LaneUrgent, LaneChat} {
-		if !seen[lane] {
-			ch <- prometheus.MustNewConstMetric(backlogPendingDesc, prometheus.GaugeValue, 0, lane)
-			ch <- prometheus.MustNewConstMetric(backlogAgeDesc, prometheus.GaugeValue, 0, lane)
-		}
-	}
-}
 
 // Metrics are the domain's own series. They are registered with the
 // Registerer handed to NewMetrics, not a process-wide one, so two Mains (or
 // two services in one test binary) each count their own.
 type Metrics struct {
+	reg              prometheus.Registerer // the outbox registers its series here too
 	incidentsOpened  *prometheus.CounterVec
 	alertsOverflowed *prometheus.CounterVec
 	authFailures     *prometheus.CounterVec
@@ -100,6 +24,7 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	f := promauto.With(reg)
 	return &Metrics{
+		reg: reg,
 		incidentsOpened: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "reins_incidents_opened_total",
 			Help: "Incidents opened, by whether the agent is in the registry.",

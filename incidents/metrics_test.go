@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // sample returns the value of the metric with these labels from g (a
@@ -47,7 +47,7 @@ func TestBacklogCollector(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(incidents.NewBacklogCollector(env.Store))
+	reg.MustRegister(outbox.NewBacklogCollector(env.Store))
 
 	tests := []struct {
 		name   string
@@ -55,8 +55,8 @@ func TestBacklogCollector(t *testing.T) {
 		lane   string
 		want   float64
 	}{
-		{name: "ChatPending", metric: "reins_outbox_pending", lane: incidents.LaneChat, want: 6},
-		{name: "UrgentPending", metric: "reins_outbox_pending", lane: incidents.LaneUrgent, want: 1},
+		{name: "ChatPending", metric: "reins_outbox_pending", lane: outbox.LaneChat, want: 6},
+		{name: "UrgentPending", metric: "reins_outbox_pending", lane: outbox.LaneUrgent, want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,11 +68,11 @@ func TestBacklogCollector(t *testing.T) {
 	}
 	// The items were created at the fake clock's epoch, long before the
 	// collector's wall clock.
-	if age, ok := sample(t, reg, "reins_outbox_oldest_age_seconds", map[string]string{"lane": incidents.LaneUrgent}); !ok || age < time.Hour.Seconds() {
+	if age, ok := sample(t, reg, "reins_outbox_oldest_age_seconds", map[string]string{"lane": outbox.LaneUrgent}); !ok || age < time.Hour.Seconds() {
 		t.Errorf("oldest age: got %v (found %v), want the age of the page", age, ok)
 	}
-	drain(t, env, incidents.LaneUrgent)
-	if got, ok := sample(t, reg, "reins_outbox_pending", map[string]string{"lane": incidents.LaneUrgent}); !ok || got != 0 {
+	drain(t, env, outbox.LaneUrgent)
+	if got, ok := sample(t, reg, "reins_outbox_pending", map[string]string{"lane": outbox.LaneUrgent}); !ok || got != 0 {
 		t.Errorf("urgent lane after delivery: got %v (found %v), want 0", got, ok)
 	}
 }

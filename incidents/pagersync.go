@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // PagerAcknowledged records that the page for an incident was acknowledged in
@@ -38,11 +40,11 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 		}
 		queued = true
 		m := Message{Style: StyleInfo, Title: "Page acknowledged in PagerDuty by " + by}
-		if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, fmt.Sprintf("inc-%d/acknowledged", inc.ID), m); err != nil {
+		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/acknowledged", inc.ID), m); err != nil {
 			return err
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/acknowledged", inc.ID)
-		return s.enqueue(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key, nil)
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("acknowledge %s: %w", dedupKey, err)
@@ -78,7 +80,7 @@ func (s *Service) PagerResolved(ctx context.Context, dedupKey, by string, at tim
 		queued = true
 		m := Message{Style: StyleInfo, Title: "The PagerDuty incident was resolved by " + by,
 			Text: "This incident stays open in reins until someone runs /agent resolve here."}
-		return s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, fmt.Sprintf("inc-%d/pd_resolved/%d", inc.ID, at.UnixNano()), m)
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/pd_resolved/%d", inc.ID, at.UnixNano()), m)
 	})
 	if err != nil {
 		return fmt.Errorf("note PagerDuty resolve of %s: %w", dedupKey, err)

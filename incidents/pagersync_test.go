@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func TestPagerAcknowledged(t *testing.T) {
@@ -29,7 +30,7 @@ func TestPagerAcknowledged(t *testing.T) {
 	if n := len(slices.DeleteFunc(kinds, func(k incidents.EventKind) bool { return k != incidents.EventAcknowledged })); n != 1 {
 		t.Errorf("acknowledged events: got %d, want 1", n)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	var told bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		told = told || (c.Channel == "C001" && strings.Contains(c.Message.Title, "acknowledged"))
@@ -58,7 +59,7 @@ func TestPagerResolvedKeepsIncidentOpen(t *testing.T) {
 	if last.Kind != incidents.EventNote || !strings.Contains(last.Text, "bob@example.com") {
 		t.Errorf("last event: got %+v, want a note naming who resolved", last)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	var told bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		told = told || strings.Contains(c.Message.Text, "/agent resolve")

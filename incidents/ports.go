@@ -4,16 +4,31 @@ import (
 	"context"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
-// Queries is everything the domain reads and writes. The store implements it
-// both on the database and inside a transaction (Store.InTx), so a use case
-// composes its writes and commits them together.
+// Queries is everything the domain reads and writes: one role per group of
+// tables. The store implements it both on the database and inside a
+// transaction (Store.InTx), so a use case composes its writes and commits
+// them together; a function that needs one role names that role.
 //
 // Lookups of one thing return an *Error with code ENOTFOUND when it is absent.
 type Queries interface {
+	IncidentStore
+	AlertStore
+	TimelineStore
+	outbox.Store
+	HaltStore
+	ChecklistStore
+	PostmortemStore
+	AuditStore
+	Idempotency
+}
+
+// IncidentStore reads and writes incidents.
+type IncidentStore interface {
 	// OpenIncident inserts inc as the open incident collecting alerts for
 	// (inc.Agent, inc.GroupKey), or, when one exists, loads it into inc.
 	// Enforced by a unique partial index, so concurrent callers get one incident.
@@ -41,52 +56,42 @@ type Queries interface {
 	// what intake changes (Sessions, Links, Severity, LastAlertAt, and the
 	// PagerDutyKey it sets on opening) and bumps the version, a write that
 	// needs no read to lock the row first; then it appends events in their
-	// order (their IDs not filled in) and queues items as EnqueueOutboxes
+	// order (their IDs not filled in) and queues items as EnqueueOutbox
 	// does. It reports which incidents it wrote; one that changed meanwhile
 	// is left as it is.
-	WriteIntake(ctx context.Context, incs []*Incident, events []*Event, items []*OutboxItem) (written []bool, err error)
+	WriteIntake(ctx context.Context, incs []*Incident, events []*Event, items []*outbox.Item) (written []bool, err error)
+}
 
-	// RecordAlert inserts a (its IncidentID set) or, when the incident already
-	// has its fingerprint, updates status, times, summary and count. It returns
-	// the status the alert had before ("" when new), so the caller can tell a
-	// new alert, a repeat and a status change apart.
-	RecordAlert(ctx context.Context, a *Alert) (previousStatus string, err error)
-	// RecordAlerts is RecordAlert for each of alerts in turn (an alert may
-	// come twice), in as few statements as the store can, and returns each
-	// one's previous status.
+// AlertStore records the alerts of incidents.
+type AlertStore interface {
+	// RecordAlerts inserts each of alerts in turn (its IncidentID set; an
+	// alert may come twice) or, when the incident already has its
+	// fingerprint, updates status, times, summary and count, in as few
+	// statements as the store can. It returns the status each alert had
+	// before ("" when new), so the caller can tell a new alert, a repeat and
+	// a status change apart.
 	RecordAlerts(ctx context.Context, alerts []*Alert) (previousStatus []string, err error)
-	// RecordRepeats is RecordAlert's fast path for pure repeats, many in one
+	// RecordRepeats is RecordAlerts' fast path for pure repeats, many in one
 	// statement. An alert is recorded when the open, grouping incident of
 	// its Agent (GroupKey "") already holds its Fingerprint with the same
 	// status, title, summary, severity, sessions and links (nothing for
 	// intake to merge), and that incident's LastAlertAt is at or after the
-	// Repeat's FreshSince: the alert is then updated as RecordAlert would
+	// Repeat's FreshSince: the alert is then updated as RecordAlerts would
 	// (count, times, labels, previous status = status) and its ID,
 	// IncidentID and Count are filled in. Others change nothing. It reports
 	// which were recorded; no two alerts may share Agent and Fingerprint.
 	RecordRepeats(ctx context.Context, reps []Repeat) (recorded []bool, err error)
 	FindAlerts(ctx context.Context, incidentID int64) ([]*Alert, error)
+}
 
+// TimelineStore keeps each incident's timeline.
+type TimelineStore interface {
 	AppendEvent(ctx context.Context, e *Event) error
 	FindEvents(ctx context.Context, incidentID int64) ([]*Event, error)
+}
 
-	// EnqueueOutbox adds item unless its Key is already queued (false then).
-	EnqueueOutbox(ctx context.Context, item *OutboxItem) (bool, error)
-	// EnqueueOutboxes is EnqueueOutbox for each of items in turn, in as few
-	// statements as the store can; their IDs are not filled in.
-	EnqueueOutboxes(ctx context.Context, items []*OutboxItem) error
-	// ClaimOutbox leases up to limit due items of lane until now+lease. An item
-	// is due when pending, NextAttemptAt <= now, not leased, and no earlier
-	// pending item of the same incident and lane exists (in-order delivery).
-	// On PostgreSQL it uses FOR UPDATE SKIP LOCKED so replicas share the work.
-	ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*OutboxItem, error)
-	CompleteOutbox(ctx context.Context, id int64, now time.Time) error
-	// RetryOutbox records a failed attempt and when to try next.
-	RetryOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error
-	// BuryOutbox gives up on an item: state dead, kept for inspection.
-	BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error
-	OutboxBacklog(ctx context.Context) ([]LaneBacklog, error)
-
+// HaltStore records halts and the kill flags they set.
+type HaltStore interface {
 	CreateHalt(ctx context.Context, h *Halt) error
 	UpdateHalt(ctx context.Context, h *Halt) error
 	// FindHalts returns halts, newest first; agent "" means all, incidentID 0 all.
@@ -94,11 +99,13 @@ type Queries interface {
 	// SetKillFlag upserts the flag for (Agent, Session).
 	SetKillFlag(ctx context.Context, f KillFlag) error
 	KillFlags(ctx context.Context) ([]KillFlag, error)
+	RecordDrill(ctx context.Context, d *DrillResult) error
+	// LastDrills returns the newest drill per agent.
+	LastDrills(ctx context.Context) (map[string]*DrillResult, error)
+}
 
-	AppendAudit(ctx context.Context, e *AuditEntry) error
-	// FindAudit returns audit entries, newest first; agent "" means all.
-	FindAudit(ctx context.Context, agent string, limit int) ([]*AuditEntry, error)
-
+// ChecklistStore keeps the blast-radius checklists.
+type ChecklistStore interface {
 	// CreateChecklist stores c with its items; ECONFLICT if the incident has one.
 	CreateChecklist(ctx context.Context, c *Checklist) error
 	FindChecklist(ctx context.Context, incidentID int64) (*Checklist, error)
@@ -107,18 +114,27 @@ type Queries interface {
 	// FindUnfinishedChecklists returns checklists of open incidents with
 	// unanswered items, for the nudge job.
 	FindUnfinishedChecklists(ctx context.Context) ([]*Checklist, error)
+}
 
+// PostmortemStore keeps the postmortem answers and the rendered document.
+type PostmortemStore interface {
 	// SavePostmortemAnswer upserts by (IncidentID, Key).
 	SavePostmortemAnswer(ctx context.Context, a *PostmortemAnswer) error
 	FindPostmortemAnswers(ctx context.Context, incidentID int64) ([]*PostmortemAnswer, error)
 	// SavePostmortemDoc upserts by IncidentID.
 	SavePostmortemDoc(ctx context.Context, d *PostmortemDoc) error
 	FindPostmortemDoc(ctx context.Context, incidentID int64) (*PostmortemDoc, error)
+}
 
-	RecordDrill(ctx context.Context, d *DrillResult) error
-	// LastDrills returns the newest drill per agent.
-	LastDrills(ctx context.Context) (map[string]*DrillResult, error)
+// AuditStore keeps the audit log of who did what to which agent.
+type AuditStore interface {
+	AppendAudit(ctx context.Context, e *AuditEntry) error
+	// FindAudit returns audit entries, newest first; agent "" means all.
+	FindAudit(ctx context.Context, agent string, limit int) ([]*AuditEntry, error)
+}
 
+// Idempotency remembers what was handled already.
+type Idempotency interface {
 	// Remember records an idempotency key (Slack retry, PagerDuty webhook ID,
 	// double click). It returns true the first time the key is seen.
 	Remember(ctx context.Context, key string, at time.Time) (bool, error)

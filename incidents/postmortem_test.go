@@ -10,6 +10,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -39,9 +40,9 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		a.StartsAt = incidentstest.Epoch.Add(-2 * time.Minute)
 		a.Details = json.RawMessage(`{"tokens_per_session":240000}`)
 	}))
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	env.Clock.Advance(30 * time.Second)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneUrgent)
 	if err := env.Service.PagerAcknowledged(ctx, "reins-1", "bob@example.com", env.Clock.Now().Add(90*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -74,8 +75,8 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		env.Clock.Advance(time.Minute)
 		answerPostmortem(t, env, 1, q.Key, answers[q.Key])
 	}
-	drain(t, env, incidents.LaneChat)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneChat)
+	drain(t, env, outbox.LaneUrgent)
 	return env
 }
 

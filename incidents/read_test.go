@@ -5,12 +5,13 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func TestReads(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert())
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // PostmortemQuestion is one question of the guided postmortem thread.
@@ -105,10 +107,10 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, incidentID int64, no
 	return inc, nil
 }
 
-func (s *Service) enqueueResolved(ctx context.Context, q Queries, inc *Incident, text string) error {
+func (s *Service) enqueueResolved(ctx context.Context, q outbox.Store, inc *Incident, text string) error {
 	key := func(what string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, what) }
 	if s.pager != nil && (!inc.Unowned || s.cfg.DefaultRoutingKey != "") {
-		if err := s.enqueue(ctx, q, inc.ID, LaneUrgent, KindPageResolve, key(KindPageResolve), nil); err != nil {
+		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageResolve, key(KindPageResolve), nil); err != nil {
 			return err
 		}
 	}
@@ -126,7 +128,7 @@ func (s *Service) enqueueResolved(ctx context.Context, q Queries, inc *Incident,
 		{KindPostPostmortemQuestion, key("postmortem/post/" + postmortemQuestions[0].Key), questionPayload{Key: postmortemQuestions[0].Key}},
 	}
 	for _, st := range steps {
-		if err := s.enqueue(ctx, q, inc.ID, LaneChat, st.kind, st.key, st.payload); err != nil {
+		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, st.kind, st.key, st.payload); err != nil {
 			return err
 		}
 	}
@@ -185,24 +187,24 @@ func (s *Service) AnswerPostmortem(ctx context.Context, actor Actor, incidentID 
 	return nil
 }
 
-func (s *Service) enqueueQuestionUpdates(ctx context.Context, q Queries, incID int64, key string, answers []*PostmortemAnswer, eventID int64) error {
+func (s *Service) enqueueQuestionUpdates(ctx context.Context, q outbox.Store, incID int64, key string, answers []*PostmortemAnswer, eventID int64) error {
 	if s.chat == nil {
 		return nil
 	}
-	if err := s.enqueue(ctx, q, incID, LaneChat, KindPostPostmortemQuestion,
+	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
 		fmt.Sprintf("inc-%d/postmortem/answered/%s/%d", incID, key, eventID), questionPayload{Key: key, Update: true}); err != nil {
 		return err
 	}
 	for _, pq := range postmortemQuestions {
 		if answerFor(answers, pq.Key) == nil {
-			if err := s.enqueue(ctx, q, incID, LaneChat, KindPostPostmortemQuestion,
+			if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
 				fmt.Sprintf("inc-%d/postmortem/post/%s", incID, pq.Key), questionPayload{Key: pq.Key}); err != nil {
 				return err
 			}
 			break
 		}
 	}
-	return s.enqueue(ctx, q, incID, LaneChat, KindPostPostmortemParent, fmt.Sprintf("inc-%d/postmortem/progress/%d", incID, eventID), nil)
+	return s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemParent, fmt.Sprintf("inc-%d/postmortem/progress/%d", incID, eventID), nil)
 }
 
 // finishPostmortem keeps the rendering of a postmortem whose every question
@@ -224,7 +226,7 @@ func (s *Service) finishPostmortem(ctx context.Context, q Queries, incID int64) 
 	if s.chat == nil || wasFinished {
 		return nil
 	}
-	return s.enqueue(ctx, q, incID, LaneChat, KindUploadPostmortem, fmt.Sprintf("inc-%d/postmortem/upload/finished", incID), nil)
+	return s.enqueue(ctx, q, incID, outbox.LaneChat, KindUploadPostmortem, fmt.Sprintf("inc-%d/postmortem/upload/finished", incID), nil)
 }
 
 // renderInto renders the postmortem from what q sees into doc.
@@ -256,7 +258,7 @@ func (s *Service) PostPostmortem(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("save postmortem of incident %d: %w", incidentID, err)
 		}
 		key := fmt.Sprintf("inc-%d/postmortem/upload/%d/%s", incidentID, s.clock.Now().UnixNano(), actor.ID)
-		return s.enqueue(ctx, q, incidentID, LaneChat, KindUploadPostmortem, key, nil)
+		return s.enqueue(ctx, q, incidentID, outbox.LaneChat, KindUploadPostmortem, key, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("post postmortem of incident %d: %w", incidentID, err)

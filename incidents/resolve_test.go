@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func resolve(t *testing.T, env *incidentstest.Env, id int64, note string) *incidents.Incident {
@@ -48,8 +49,8 @@ func TestResolve(t *testing.T) {
 		t.Errorf("page_resolve queued: got %v", keys)
 	}
 
-	drain(t, env, incidents.LaneUrgent)
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneUrgent)
+	drain(t, env, outbox.LaneChat)
 	pages := env.Pager.Pages()[pagesBefore:]
 	if len(pages) != 1 || pages[0].Action != "resolve" || pages[0].DedupKey != "reins-1" {
 		t.Errorf("PagerDuty: got %+v, want one resolve of reins-1", pages)
@@ -101,12 +102,12 @@ func TestPostmortemThread(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
 	resolve(t, env, inc.ID, "")
-	drain(t, env, incidents.LaneChat)
-	drain(t, env, incidents.LaneUrgent)
+	drain(t, env, outbox.LaneChat)
+	drain(t, env, outbox.LaneUrgent)
 	before := len(env.Chat.Calls())
 
 	answerPostmortem(t, env, inc.ID, "summary", "support-bot looped on refunds")
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	var got []string
 	for _, c := range env.Chat.Calls()[before:] {
 		switch c.Method {
@@ -136,7 +137,7 @@ func TestPostmortemThread(t *testing.T) {
 	}
 	answerPostmortem(t, env, inc.ID, "sla_changes", "no")
 	answerPostmortem(t, env, inc.ID, "sla_changes", "no change") // an edit after finishing does not upload again
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 
 	uploads := env.Chat.CallsTo("UploadFile")
 	if len(uploads) != 1 || uploads[0].Link.URL != "postmortem-inc-1.md" || !strings.Contains(uploads[0].Text, "answer to root\\_cause") {
@@ -198,7 +199,7 @@ func TestPostPostmortem(t *testing.T) {
 	if err != nil || doc.Finished || !strings.HasPrefix(doc.Markdown, "# Postmortem: incident #1") {
 		t.Fatalf("doc: got %+v (%v), want an unfinished rendered postmortem", doc, err)
 	}
-	drain(t, env, incidents.LaneChat)
+	drain(t, env, outbox.LaneChat)
 	uploads := env.Chat.CallsTo("UploadFile")
 	if len(uploads) != 1 || uploads[0].Channel != "C001" || uploads[0].Text != doc.Markdown {
 		t.Errorf("uploads: got %+v, want the saved Markdown in C001", uploads)

@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -64,7 +66,7 @@ type Service struct {
 	clock     Clock
 	log       *slog.Logger
 	cfg       Config
-	wake      waker       // wakes the delivery workers after a commit
+	outbox    *outbox.Worker
 	intake    ingestGroup // merges concurrent Ingest calls into one transaction
 	summaries summaryMemo // summary updates queued in the current bucket
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
@@ -84,12 +86,6 @@ func New(d Deps, cfg Config) *Service {
 	if cfg.HaltAttempts == 0 {
 		cfg.HaltAttempts = 3
 	}
-	if cfg.DeliveryAttempts == 0 {
-		cfg.DeliveryAttempts = 8
-	}
-	if cfg.DeliveryLease == 0 {
-		cfg.DeliveryLease = 30 * time.Second
-	}
 	if cfg.NudgeInterval == 0 {
 		cfg.NudgeInterval = 30 * time.Minute
 	}
@@ -108,9 +104,20 @@ func New(d Deps, cfg Config) *Service {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	return &Service{metrics: d.Metrics, store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
+	s := &Service{metrics: d.Metrics, store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
 		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
+	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
+		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics.reg, Bury: s.bury})
+	s.registerHandlers(s.outbox)
+	return s
 }
+
+// Outbox is the worker that delivers what the use cases queue: run it per
+// lane (Run), or pass over a lane once (DeliverDue) in tests.
+func (s *Service) Outbox() *outbox.Worker { return s.outbox }
+
+// Kick wakes the delivery workers after a commit that queued items.
+func (s *Service) Kick() { s.outbox.Kick() }
 
 // Registry returns the ownership registry in force.
 func (s *Service) Registry() *ownership.Registry { return s.reg.Current() }

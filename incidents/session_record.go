@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -173,7 +174,7 @@ func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incident
 	}
 	key := fmt.Sprintf("inc-%d/session/%s/%d", inc.ID, id, s.clock.Now().UnixNano())
 	if err := s.store.InTx(ctx, func(q Queries) error {
-		return s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, key, msg)
+		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg)
 	}); err != nil {
 		return fmt.Errorf("post timeline of session %s: %w", id, err)
 	}
@@ -322,7 +323,7 @@ func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []stri
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
 		if err := s.store.InTx(ctx, func(q Queries) error {
-			return s.enqueueAt(ctx, q, inc.ID, LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+			return s.enqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
 		}); err != nil {
 			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
@@ -67,7 +68,6 @@ type Main struct {
 	web          *web.Handler
 	metricsOnce  sync.Once
 	prom         *mainMetrics // metrics(): this Main's registry and series
-	backlogOnce  sync.Once
 }
 
 // NewMain returns a Main reading the process environment.
@@ -225,7 +225,6 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	ln = newLimitListener(ln, conns)
 	m.listener = ln
-	m.exportBacklog()
 	m.metrics().configReloadOK.Set(1)
 	m.warnPublicURL()
 	m.server = &http.Server{
@@ -260,9 +259,9 @@ func (m *Main) goLoop(fn func()) {
 // startBackground starts the workers that outlive requests.
 func (m *Main) startBackground(ctx context.Context) {
 	// Pages get their own workers so Slack cosmetics never delay them.
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneUrgent, 2) })
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
-	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneRefresh, 1) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneUrgent, 2) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneChat, 2) })
+	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneRefresh, 1) })
 	m.raiseRecordedHalts(ctx)
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {

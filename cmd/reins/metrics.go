@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -25,6 +26,7 @@ type mainMetrics struct {
 
 func newMainMetrics() *mainMetrics {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return &mainMetrics{
 		reg:    reg,
 		domain: incidents.NewMetrics(reg),
@@ -44,20 +46,11 @@ func (m *Main) metrics() *mainMetrics {
 	return m.prom
 }
 
-// metricsHandler serves this Main's registry on GET /metrics, followed by
-// the process-wide default registry: it holds the Go runtime and process
-// series, and the outbox's (reins_outbox_*, reins_delivery_latency_seconds),
-// which are still package-level in incidents until the outbox package takes
-// them. Once it does, they belong in this Main's registry with the Go and
-// process collectors, and the default registry can go.
+// metricsHandler serves this Main's registry on GET /metrics: the domain's,
+// the outbox's and the handlers' series, and the Go runtime and process
+// collectors.
 func (m *Main) metricsHandler() http.Handler {
-	return promhttp.HandlerFor(prometheus.Gatherers{m.metrics().reg, prometheus.DefaultGatherer}, promhttp.HandlerOpts{})
-}
-
-// exportBacklog makes reins_outbox_pending and reins_outbox_oldest_age_seconds
-// report this Main's store.
-func (m *Main) exportBacklog() {
-	m.backlogOnce.Do(func() { m.metrics().reg.MustRegister(incidents.NewBacklogCollector(m.Store)) })
+	return promhttp.HandlerFor(m.metrics().reg, promhttp.HandlerOpts{})
 }
 
 // slackAuthFailed counts a token Slack refused.

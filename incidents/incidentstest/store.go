@@ -11,9 +11,13 @@ import (
 	"sync"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-var _ incidents.Store = (*Store)(nil)
+var (
+	_ incidents.Store = (*Store)(nil)
+	_ outbox.Store    = (*Store)(nil) // the outbox's role, which incidents.Store includes
+)
 
 // Store is an in-memory incidents.Store. InTx runs on a copy of the data that
 // replaces it only when fn returns nil, so a failed transaction leaves no trace,
@@ -107,10 +111,10 @@ func (s *Store) ResetCalls() {
 }
 
 // OutboxItems returns every outbox item in any state, oldest first.
-func (s *Store) OutboxItems() []incidents.OutboxItem {
+func (s *Store) OutboxItems() []outbox.Item {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]incidents.OutboxItem, len(s.d.outbox))
+	out := make([]outbox.Item, len(s.d.outbox))
 	for i, it := range s.d.outbox {
 		out[i] = cloneOutbox(it)
 	}
@@ -137,7 +141,7 @@ type data struct {
 	grouping   map[int64]bool
 	alerts     []incidents.Alert
 	events     []incidents.Event
-	outbox     []incidents.OutboxItem
+	outbox     []outbox.Item
 	halts      []incidents.Halt
 	flags      map[[2]string]incidents.KillFlag
 	audit      []incidents.AuditEntry

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 func notFound(what string) error { return incidents.Errorf(incidents.ENOTFOUND, "%s not found.", what) }
@@ -181,7 +182,7 @@ func (t *tx) UpdateIncident(ctx context.Context, inc *incidents.Incident) error 
 // WriteIntake writes the fields intake changes of each incident whose
 // Version still matches, then the events and outbox items; see
 // incidents.Queries.
-func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
 	d, done, err := t.begin("WriteIntake")
 	if err != nil {
 		return nil, err
@@ -211,15 +212,6 @@ func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events
 	return written, nil
 }
 
-func (t *tx) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
-	d, done, err := t.begin("RecordAlert")
-	if err != nil {
-		return "", err
-	}
-	defer done()
-	return d.recordAlert(a), nil
-}
-
 func (d *data) recordAlert(a *incidents.Alert) string {
 	for i, cur := range d.alerts {
 		if cur.IncidentID == a.IncidentID && cur.Fingerprint == a.Fingerprint {
@@ -240,7 +232,7 @@ func (d *data) recordAlert(a *incidents.Alert) string {
 	return ""
 }
 
-// RecordAlerts records each alert in turn, as RecordAlert does.
+// RecordAlerts records each alert in turn; see incidents.AlertStore.
 func (t *tx) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
 	d, done, err := t.begin("RecordAlerts")
 	if err != nil {
@@ -254,7 +246,7 @@ func (t *tx) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]str
 	return prev, nil
 }
 
-// RecordRepeats is RecordAlert for pure repeats in their agents' open,
+// RecordRepeats is RecordAlerts for pure repeats in their agents' open,
 // grouping incidents last alerted at or after FreshSince; see
 // incidents.Queries.
 func (t *tx) RecordRepeats(ctx context.Context, reps []incidents.Repeat) ([]bool, error) {

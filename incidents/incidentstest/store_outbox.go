@@ -5,35 +5,28 @@ import (
 	"slices"
 	"time"
 
-	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-// EnqueueOutbox treats Key as unique over every state, like a unique index.
-func (t *tx) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (bool, error) {
+// EnqueueOutbox treats Key as unique over every state, like a unique index,
+// and fills in the ID and State of the items it adds.
+func (t *tx) EnqueueOutbox(ctx context.Context, items ...*outbox.Item) (int, error) {
 	d, done, err := t.begin("EnqueueOutbox")
 	if err != nil {
-		return false, err
-	}
-	defer done()
-	t.s.calls[OutboxRows]++
-	return d.enqueue(item), nil
-}
-
-func (t *tx) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
-	d, done, err := t.begin("EnqueueOutboxes")
-	if err != nil {
-		return err
+		return 0, err
 	}
 	defer done()
 	t.s.calls[OutboxRows] += len(items)
+	queued := 0
 	for _, item := range items {
-		c := *item
-		d.enqueue(&c)
+		if d.enqueue(item) {
+			queued++
+		}
 	}
-	return nil
+	return queued, nil
 }
 
-func (d *data) enqueue(item *incidents.OutboxItem) bool {
+func (d *data) enqueue(item *outbox.Item) bool {
 	for _, it := range d.outbox {
 		if it.Key == item.Key {
 			return false
@@ -41,7 +34,7 @@ func (d *data) enqueue(item *incidents.OutboxItem) bool {
 	}
 	item.ID = d.nextID("outbox")
 	if item.State == "" {
-		item.State = incidents.OutboxPending
+		item.State = outbox.Pending
 	}
 	d.outbox = append(d.outbox, cloneOutbox(*item))
 	return true
@@ -49,17 +42,17 @@ func (d *data) enqueue(item *incidents.OutboxItem) bool {
 
 // ClaimOutbox follows the contract: due, not leased, and first pending of its
 // incident and lane.
-func (t *tx) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*incidents.OutboxItem, error) {
+func (t *tx) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*outbox.Item, error) {
 	d, done, err := t.begin("ClaimOutbox")
 	if err != nil {
 		return nil, err
 	}
 	defer done()
 	blocked := map[int64]bool{}
-	var out []*incidents.OutboxItem
+	var out []*outbox.Item
 	for i := range d.outbox {
 		it := &d.outbox[i]
-		if it.Lane != lane || it.State != incidents.OutboxPending {
+		if it.Lane != lane || it.State != outbox.Pending {
 			continue
 		}
 		if it.IncidentID != 0 {
@@ -82,7 +75,7 @@ func (t *tx) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease 
 	return out, nil
 }
 
-func (t *tx) updateOutbox(method string, id int64, fn func(it *incidents.OutboxItem)) error {
+func (t *tx) updateOutbox(method string, id int64, fn func(it *outbox.Item)) error {
 	d, done, err := t.begin(method)
 	if err != nil {
 		return err
@@ -101,39 +94,39 @@ func (t *tx) updateOutbox(method string, id int64, fn func(it *incidents.OutboxI
 }
 
 func (t *tx) CompleteOutbox(ctx context.Context, id int64, now time.Time) error {
-	return t.updateOutbox("CompleteOutbox", id, func(it *incidents.OutboxItem) {
-		it.State, it.DoneAt = incidents.OutboxDone, &now
+	return t.updateOutbox("CompleteOutbox", id, func(it *outbox.Item) {
+		it.State, it.DoneAt = outbox.Done, &now
 	})
 }
 
 func (t *tx) RetryOutbox(ctx context.Context, id int64, next time.Time, lastErr string) error {
-	return t.updateOutbox("RetryOutbox", id, func(it *incidents.OutboxItem) {
+	return t.updateOutbox("RetryOutbox", id, func(it *outbox.Item) {
 		it.Attempts++
 		it.NextAttemptAt, it.LastError = next, lastErr
 	})
 }
 
 func (t *tx) BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error {
-	return t.updateOutbox("BuryOutbox", id, func(it *incidents.OutboxItem) {
+	return t.updateOutbox("BuryOutbox", id, func(it *outbox.Item) {
 		it.Attempts++
-		it.State, it.DoneAt, it.LastError = incidents.OutboxDead, &now, lastErr
+		it.State, it.DoneAt, it.LastError = outbox.Dead, &now, lastErr
 	})
 }
 
-func (t *tx) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
+func (t *tx) OutboxBacklog(ctx context.Context) ([]outbox.LaneBacklog, error) {
 	d, done, err := t.begin("OutboxBacklog")
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	byLane := map[string]*incidents.LaneBacklog{}
+	byLane := map[string]*outbox.LaneBacklog{}
 	for _, it := range d.outbox {
-		if it.State != incidents.OutboxPending {
+		if it.State != outbox.Pending {
 			continue
 		}
 		b, ok := byLane[it.Lane]
 		if !ok {
-			b = &incidents.LaneBacklog{Lane: it.Lane}
+			b = &outbox.LaneBacklog{Lane: it.Lane}
 			byLane[it.Lane] = b
 		}
 		b.Pending++
@@ -142,11 +135,11 @@ func (t *tx) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error)
 			b.Oldest = &at
 		}
 	}
-	var out []incidents.LaneBacklog
+	var out []outbox.LaneBacklog
 	for _, b := range byLane {
 		out = append(out, *b)
 	}
-	slices.SortFunc(out, func(a, b incidents.LaneBacklog) int {
+	slices.SortFunc(out, func(a, b outbox.LaneBacklog) int {
 		if a.Lane < b.Lane {
 			return -1
 		}
@@ -155,7 +148,7 @@ func (t *tx) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error)
 	return out, nil
 }
 
-func cloneOutbox(it incidents.OutboxItem) incidents.OutboxItem {
+func cloneOutbox(it outbox.Item) outbox.Item {
 	it.Payload = slices.Clone(it.Payload)
 	it.LockedUntil = cloneTime(it.LockedUntil)
 	it.DoneAt = cloneTime(it.DoneAt)

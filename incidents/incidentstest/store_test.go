@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 var ctx = context.Background()
@@ -64,35 +65,35 @@ func TestUpdateIncidentStaleVersion(t *testing.T) {
 func TestClaimOutboxOrderAndLease(t *testing.T) {
 	s := incidentstest.NewStore()
 	now := incidentstest.Epoch
-	for _, it := range []incidents.OutboxItem{
-		{IncidentID: 1, Lane: incidents.LaneChat, Kind: "a", Key: "1/a", NextAttemptAt: now},
-		{IncidentID: 1, Lane: incidents.LaneChat, Kind: "b", Key: "1/b", NextAttemptAt: now},
-		{IncidentID: 2, Lane: incidents.LaneChat, Kind: "a", Key: "2/a", NextAttemptAt: now.Add(time.Minute)},
-		{IncidentID: 1, Lane: incidents.LaneUrgent, Kind: "page", Key: "1/page", NextAttemptAt: now},
+	for _, it := range []outbox.Item{
+		{IncidentID: 1, Lane: outbox.LaneChat, Kind: "a", Key: "1/a", NextAttemptAt: now},
+		{IncidentID: 1, Lane: outbox.LaneChat, Kind: "b", Key: "1/b", NextAttemptAt: now},
+		{IncidentID: 2, Lane: outbox.LaneChat, Kind: "a", Key: "2/a", NextAttemptAt: now.Add(time.Minute)},
+		{IncidentID: 1, Lane: outbox.LaneUrgent, Kind: "page", Key: "1/page", NextAttemptAt: now},
 	} {
-		if ok, err := s.EnqueueOutbox(ctx, &it); err != nil || !ok {
-			t.Fatalf("EnqueueOutbox(%s): %v %v", it.Key, ok, err)
+		if n, err := s.EnqueueOutbox(ctx, &it); err != nil || n != 1 {
+			t.Fatalf("EnqueueOutbox(%s): %v %v", it.Key, n, err)
 		}
 	}
-	if ok, _ := s.EnqueueOutbox(ctx, &incidents.OutboxItem{Key: "1/a", Lane: incidents.LaneChat}); ok {
+	if n, _ := s.EnqueueOutbox(ctx, &outbox.Item{Key: "1/a", Lane: outbox.LaneChat}); n != 0 {
 		t.Error("a duplicate key was queued")
 	}
-	keys := func(items []*incidents.OutboxItem) []string {
+	keys := func(items []*outbox.Item) []string {
 		var out []string
 		for _, it := range items {
 			out = append(out, it.Key)
 		}
 		return out
 	}
-	got, _ := s.ClaimOutbox(ctx, incidents.LaneChat, now, time.Minute, 10)
+	got, _ := s.ClaimOutbox(ctx, outbox.LaneChat, now, time.Minute, 10)
 	if k := keys(got); len(k) != 1 || k[0] != "1/a" {
 		t.Fatalf("first claim: got %v, want [1/a] (1/b waits behind it, 2/a is not due)", k)
 	}
-	if again, _ := s.ClaimOutbox(ctx, incidents.LaneChat, now, time.Minute, 10); len(again) != 0 {
+	if again, _ := s.ClaimOutbox(ctx, outbox.LaneChat, now, time.Minute, 10); len(again) != 0 {
 		t.Errorf("claim while leased: got %v, want nothing", keys(again))
 	}
 	s.CompleteOutbox(ctx, got[0].ID, now)
-	got, _ = s.ClaimOutbox(ctx, incidents.LaneChat, now.Add(time.Minute), time.Minute, 10)
+	got, _ = s.ClaimOutbox(ctx, outbox.LaneChat, now.Add(time.Minute), time.Minute, 10)
 	if k := keys(got); len(k) != 2 || k[0] != "1/b" || k[1] != "2/a" {
 		t.Errorf("second claim: got %v, want [1/b 2/a]", k)
 	}

@@ -37,19 +37,9 @@ ON CONFLICT (incident_id, fingerprint) DO UPDATE SET
 	received_count = alerts.received_count + 1
 RETURNING id, incident_id, fingerprint, previous_status, received_count`}
 
-// RecordAlert inserts a, or updates the incident's alert with its
-// fingerprint, and returns the status it had before ("" when new). a.ID and
-// a.Count are filled in.
-func (q *queries) RecordAlert(ctx context.Context, a *incidents.Alert) (string, error) {
-	prev, err := q.RecordAlerts(ctx, []*incidents.Alert{a})
-	if err != nil {
-		return "", err
-	}
-	return prev[0], nil
-}
-
-// RecordAlerts is RecordAlert for each alert in turn, in as few statements
-// as it can: one upsert may not touch a row twice, so a statement ends where
+// RecordAlerts inserts each alert in turn, or updates the incident's alert
+// with its fingerprint, and returns the status each had before ("" when
+// new); IDs and Counts are filled in. It uses as few statements as it can: one upsert may not touch a row twice, so a statement ends where
 // an alert's key comes again, or at maxBulkRows.
 func (q *queries) RecordAlerts(ctx context.Context, alerts []*incidents.Alert) ([]string, error) {
 	prev := make([]string, len(alerts))
@@ -124,7 +114,7 @@ func (q *queries) recordAlertChunk(ctx context.Context, alerts []*incidents.Aler
 
 // recordRepeats is recordAlert for pure repeats, many in one statement that
 // skips the incidents: the WHERE holds every field intake would merge into
-// the incident, compared as RecordAlert stores them, so a receipt that
+// the incident, compared as RecordAlerts stores them, so a receipt that
 // brings anything new matches no row and takes the full path. The VALUES
 // rows are filled in by recordRepeatsQuery; v.fresh is the oldest
 // last_alert_at the incident may have. r finds each alert's incident first,
@@ -172,7 +162,7 @@ func (q *queries) repeatRows(ctx context.Context, query string, args []any) ([]r
 	return out, err
 }
 
-// RecordRepeats records each of reps as RecordAlert would when it is a pure
+// RecordRepeats records each of reps as RecordAlerts would when it is a pure
 // repeat in its agent's open, grouping incident last alerted at or after its
 // FreshSince, and changes nothing for the others. It reports which were
 // recorded and fills in their ID, IncidentID and Count. Each alert's Agent

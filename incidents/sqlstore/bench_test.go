@@ -9,6 +9,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -92,14 +93,14 @@ func ingestOne(s *sqlstore.Store, n int64) error {
 		}
 		a := &incidents.Alert{IncidentID: inc.ID, Source: "alertmanager", Fingerprint: fmt.Sprint(n),
 			Status: incidents.AlertFiring, Title: "TokenSpike", ReceivedAt: t0, StartsAt: t0}
-		if _, err := q.RecordAlert(ctx, a); err != nil {
+		if _, err := recordAlert(q, a); err != nil {
 			return err
 		}
 		if err := q.AppendEvent(ctx, &incidents.Event{IncidentID: inc.ID, At: t0, Kind: incidents.EventAlertFired,
 			Actor: incidents.System, Text: "TokenSpike fired"}); err != nil {
 			return err
 		}
-		_, err := q.EnqueueOutbox(ctx, &incidents.OutboxItem{IncidentID: inc.ID, Lane: incidents.LaneChat,
+		_, err := q.EnqueueOutbox(ctx, &outbox.Item{IncidentID: inc.ID, Lane: outbox.LaneChat,
 			Kind: "update_summary", Key: fmt.Sprintf("summary:%d:%d", inc.ID, n), CreatedAt: t0})
 		return err
 	})

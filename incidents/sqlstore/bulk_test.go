@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
@@ -102,15 +103,19 @@ func TestAppendEventsKeepsTheirOrder(t *testing.T) {
 func TestEnqueueOutboxesQueuesEachKeyOnce(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		inc := open(t, s, "support-bot", "")
-		enqueue(t, s, inc.ID, incidents.LaneChat, "k1")
-		item := func(key string) *incidents.OutboxItem {
-			return &incidents.OutboxItem{IncidentID: inc.ID, Lane: incidents.LaneChat, Kind: "post", Key: key,
+		enqueue(t, s, inc.ID, outbox.LaneChat, "k1")
+		item := func(key string) *outbox.Item {
+			return &outbox.Item{IncidentID: inc.ID, Lane: outbox.LaneChat, Kind: "post", Key: key,
 				Payload: json.RawMessage(`{"second":true}`), CreatedAt: t0, NextAttemptAt: t0}
 		}
-		if err := s.EnqueueOutboxes(ctx, []*incidents.OutboxItem{item("k1"), item("k2"), item("k2"), item("k3")}); err != nil {
-			t.Fatal(err)
+		items := []*outbox.Item{item("k1"), item("k2"), item("k2"), item("k3")}
+		if n, err := s.EnqueueOutbox(ctx, items...); err != nil || n != 2 {
+			t.Fatalf("EnqueueOutbox = %d, %v; want 2 added (k2 and k3)", n, err)
 		}
-		if got, want := claim(t, s, incidents.LaneChat, t0, 10), []string{"k1"}; !slices.Equal(got, want) {
+		if items[0].ID != 0 || items[1].ID == 0 || items[2].ID != 0 || items[3].ID == 0 || items[1].State != outbox.Pending {
+			t.Errorf("IDs = %d %d %d %d, want those of the added k2 (first) and k3 only", items[0].ID, items[1].ID, items[2].ID, items[3].ID)
+		}
+		if got, want := claim(t, s, outbox.LaneChat, t0, 10), []string{"k1"}; !slices.Equal(got, want) {
 			t.Errorf("claimed first: %v, want %v (in order, one at a time per incident)", got, want)
 		}
 		backlog, err := s.OutboxBacklog(ctx)
@@ -124,7 +129,7 @@ func TestEnqueueOutboxesQueuesEachKeyOnce(t *testing.T) {
 		if total != 3 {
 			t.Errorf("pending items: got %d, want 3 (k1, k2 and k3 once each)", total)
 		}
-		err = s.EnqueueOutboxes(ctx, []*incidents.OutboxItem{{Lane: incidents.LaneChat, Kind: "post"}})
+		_, err = s.EnqueueOutbox(ctx, &outbox.Item{Lane: outbox.LaneChat, Kind: "post"})
 		wantCode(t, err, incidents.EINVALID)
 	})
 }
@@ -243,7 +248,7 @@ func TestWriteIntake(t *testing.T) {
 		if err := s.UpdateIncident(ctx, &moved); err != nil {
 			t.Fatal(err)
 		}
-		enqueue(t, s, a.ID, incidents.LaneChat, "taken")
+		enqueue(t, s, a.ID, outbox.LaneChat, "taken")
 		for _, inc := range []*incidents.Incident{a, b} {
 			inc.Sessions, inc.PagerDutyKey = []string{"s-" + inc.Agent}, "reins-"+inc.Agent
 		}
@@ -252,13 +257,13 @@ func TestWriteIntake(t *testing.T) {
 			events = append(events, &incidents.Event{IncidentID: a.ID, At: t0, Kind: incidents.EventAlertFired,
 				Actor: incidents.System, Text: fmt.Sprintf("e-%d", i), Data: json.RawMessage(`{}`)})
 		}
-		item := func(key string) *incidents.OutboxItem {
-			return &incidents.OutboxItem{IncidentID: a.ID, Lane: incidents.LaneRefresh, Kind: incidents.KindUpdateSummary, Key: key,
+		item := func(key string) *outbox.Item {
+			return &outbox.Item{IncidentID: a.ID, Lane: outbox.LaneRefresh, Kind: incidents.KindUpdateSummary, Key: key,
 				Payload: json.RawMessage(`{}`), CreatedAt: t0, NextAttemptAt: t0}
 		}
 		var written []bool
 		err := s.InTx(ctx, func(q incidents.Queries) (err error) {
-			written, err = q.WriteIntake(ctx, []*incidents.Incident{a, b}, events, []*incidents.OutboxItem{item("taken"), item("new")})
+			written, err = q.WriteIntake(ctx, []*incidents.Incident{a, b}, events, []*outbox.Item{item("taken"), item("new")})
 			return err
 		})
 		if err != nil {
@@ -288,7 +293,7 @@ func TestWriteIntake(t *testing.T) {
 		if total != 2 {
 			t.Errorf("pending outbox items: got %d, want 2 (taken once, new)", total)
 		}
-		_, err = s.WriteIntake(ctx, nil, nil, []*incidents.OutboxItem{{Lane: incidents.LaneChat, Kind: "post"}})
+		_, err = s.WriteIntake(ctx, nil, nil, []*outbox.Item{{Lane: outbox.LaneChat, Kind: "post"}})
 		wantCode(t, err, incidents.EINVALID)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/migrations"
 )
 
@@ -341,10 +342,10 @@ func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Inci
 }
 
 // WriteIntake ends an intake: UpdateIntakeFields(incs), AppendEvents(events)
-// and EnqueueOutboxes(items). On PostgreSQL, when each fits one statement,
+// and EnqueueOutbox(items...). On PostgreSQL, when each fits one statement,
 // that is one statement: a batch of new alerts pays one round trip for all
 // three.
-func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*incidents.OutboxItem) ([]bool, error) {
+func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, events []*incidents.Event, items []*outbox.Item) ([]bool, error) {
 	if q.s.d != migrations.Postgres || max(len(incs), len(events), len(items)) > maxBulkRows {
 		written, err := q.UpdateIntakeFields(ctx, incs)
 		if err != nil {
@@ -353,7 +354,7 @@ func (q *queries) WriteIntake(ctx context.Context, incs []*incidents.Incident, e
 		if err := q.AppendEvents(ctx, events); err != nil {
 			return nil, err
 		}
-		return written, q.EnqueueOutboxes(ctx, items)
+		return written, q.enqueueOutboxes(ctx, items)
 	}
 	if err := validItems(items); err != nil {
 		return nil, err

@@ -218,6 +218,15 @@ func TestFindIncidents(t *testing.T) {
 	})
 }
 
+// recordAlert records one alert, returning its previous status.
+func recordAlert(q incidents.AlertStore, a *incidents.Alert) (string, error) {
+	prev, err := q.RecordAlerts(ctx, []*incidents.Alert{a})
+	if err != nil {
+		return "", err
+	}
+	return prev[0], nil
+}
+
 func TestRecordAlert(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		inc := open(t, s, "support-bot", "")
@@ -244,7 +253,7 @@ func TestRecordAlert(t *testing.T) {
 			if st.status == incidents.AlertResolved {
 				b.EndsAt = &ends
 			}
-			prev, err := s.RecordAlert(ctx, &b)
+			prev, err := recordAlert(s, &b)
 			if err != nil {
 				t.Fatalf("%s: %v", st.name, err)
 			}
@@ -267,7 +276,7 @@ func TestRecordAlert(t *testing.T) {
 
 func TestRecordAlertErrUnknownIncident(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
-		_, err := s.RecordAlert(ctx, &incidents.Alert{IncidentID: 404, Fingerprint: "fp", Status: incidents.AlertFiring})
+		_, err := recordAlert(s, &incidents.Alert{IncidentID: 404, Fingerprint: "fp", Status: incidents.AlertFiring})
 		wantCode(t, err, incidents.ENOTFOUND)
 	})
 }
@@ -283,7 +292,7 @@ func TestRecordAlertConcurrent(t *testing.T) {
 				a := &incidents.Alert{IncidentID: inc.ID, Fingerprint: "fp", Status: incidents.AlertFiring, ReceivedAt: t0}
 				err := s.InTx(ctx, func(q incidents.Queries) error {
 					var err error
-					prevs[i], err = q.RecordAlert(ctx, a)
+					prevs[i], err = recordAlert(q, a)
 					return err
 				})
 				if err != nil {

@@ -8,49 +8,58 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/migrations"
 )
 
-// EnqueueOutbox adds item unless an item with its Key exists (false then).
-// item.ID and item.State are filled in when it is added.
-func (q *queries) EnqueueOutbox(ctx context.Context, item *incidents.OutboxItem) (bool, error) {
-	if item.Key == "" || item.Lane == "" || item.Kind == "" {
-		return false, &incidents.Error{Code: incidents.EINVALID,
-			Message: fmt.Sprintf("Outbox item %q needs a key, a lane and a kind.", item.Key)}
+// EnqueueOutbox adds each item whose Key is not queued yet, in a statement
+// per maxBulkRows (a key given twice is queued once), fills in the ID and
+// State of those it adds, and returns how many it added.
+func (q *queries) EnqueueOutbox(ctx context.Context, items ...*outbox.Item) (int, error) {
+	if err := validItems(items); err != nil {
+		return 0, err
 	}
-	item.CreatedAt = orNow(item.CreatedAt)
-	if item.NextAttemptAt.IsZero() {
-		item.NextAttemptAt = item.CreatedAt
+	queued := 0
+	for start := 0; start < len(items); {
+		chunk := items[start:min(len(items), start+maxBulkRows)]
+		n, args := enqueueReturning.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
+		var added []struct {
+			ID  int64  `db:"id"`
+			Key string `db:"key"`
+		}
+		err := q.write(ctx, false, func(q *queries) error {
+			return q.sel(ctx, &added, q.text(enqueueReturning, n), args...)
+		})
+		if err != nil {
+			return queued, wrap(err, "enqueue %d outbox items, the first %s %q", len(chunk), chunk[0].Kind, chunk[0].Key)
+		}
+		ids := make(map[string]int64, len(added))
+		for _, r := range added {
+			ids[r.Key] = r.ID
+		}
+		for _, it := range chunk {
+			if id, ok := ids[it.Key]; ok {
+				it.ID, it.State, it.Attempts = id, outbox.Pending, 0
+				delete(ids, it.Key) // a key given twice: the first one was added
+			}
+		}
+		queued += len(added)
+		start += len(chunk)
 	}
-	var ids []int64
-	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &ids, `INSERT INTO outbox (incident_id, lane, kind, key, payload, state, attempts,
-			next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)
-			ON CONFLICT (key) DO NOTHING RETURNING id`,
-			item.IncidentID, item.Lane, item.Kind, item.Key, raw(item.Payload),
-			q.t(item.NextAttemptAt), q.t(item.CreatedAt))
-	})
-	if err != nil {
-		return false, wrap(err, "enqueue %s %q", item.Kind, item.Key)
-	}
-	if len(ids) == 0 {
-		return false, nil
-	}
-	item.ID, item.State, item.Attempts = ids[0], incidents.OutboxPending, 0
-	return true, nil
+	return queued, nil
 }
 
-// EnqueueOutboxes adds each item whose Key is not queued yet, in a
-// statement per maxBulkRows; a key given twice is queued once.
-func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.OutboxItem) error {
+// enqueueOutboxes is EnqueueOutbox for intake, which needs neither the IDs
+// nor the count: it skips RETURNING.
+func (q *queries) enqueueOutboxes(ctx context.Context, items []*outbox.Item) error {
 	if err := validItems(items); err != nil {
 		return err
 	}
 	for start := 0; start < len(items); {
 		chunk := items[start:min(len(items), start+maxBulkRows)]
-		n, args := enqueueOutboxes.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
+		n, args := enqueueQuiet.args(len(chunk), func(i int, dst []any) []any { return q.outboxArgs(dst, i, chunk[i]) })
 		err := q.write(ctx, false, func(q *queries) error {
-			_, err := q.exec(ctx, q.text(enqueueOutboxes, n), args...)
+			_, err := q.exec(ctx, q.text(enqueueQuiet, n), args...)
 			return err
 		})
 		if err != nil {
@@ -61,7 +70,7 @@ func (q *queries) EnqueueOutboxes(ctx context.Context, items []*incidents.Outbox
 	return nil
 }
 
-func validItems(items []*incidents.OutboxItem) error {
+func validItems(items []*outbox.Item) error {
 	for _, it := range items {
 		if it.Key == "" || it.Lane == "" || it.Kind == "" {
 			return &incidents.Error{Code: incidents.EINVALID,
@@ -81,10 +90,13 @@ FROM vo WHERE n IS NOT NULL ORDER BY n
 ON CONFLICT (key) DO NOTHING`
 )
 
-var enqueueOutboxes = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
+var (
+	enqueueReturning = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox + "\nRETURNING id, key"}
+	enqueueQuiet     = &bulk{cols: outboxKinds, text: "WITH " + outboxRows + "\n" + insertOutbox}
+)
 
 // outboxArgs appends it as the i-th row of outboxRows.
-func (q *queries) outboxArgs(dst []any, i int, it *incidents.OutboxItem) []any {
+func (q *queries) outboxArgs(dst []any, i int, it *outbox.Item) []any {
 	it.CreatedAt = orNow(it.CreatedAt)
 	if it.NextAttemptAt.IsZero() {
 		it.NextAttemptAt = it.CreatedAt
@@ -130,7 +142,7 @@ type outboxRow struct {
 
 // ClaimOutbox leases up to limit due items of lane until now+lease, oldest
 // due first.
-func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*incidents.OutboxItem, error) {
+func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*outbox.Item, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -150,9 +162,9 @@ func (q *queries) ClaimOutbox(ctx context.Context, lane string, now time.Time, l
 	slices.SortFunc(rows, func(a, b outboxRow) int {
 		return cmp.Or(a.NextAttemptAt.T.Compare(b.NextAttemptAt.T), cmp.Compare(a.ID, b.ID))
 	})
-	out := make([]*incidents.OutboxItem, len(rows))
+	out := make([]*outbox.Item, len(rows))
 	for i, r := range rows {
-		out[i] = &incidents.OutboxItem{ID: r.ID, IncidentID: r.IncidentID, Lane: r.Lane, Kind: r.Kind, Key: r.Key,
+		out[i] = &outbox.Item{ID: r.ID, IncidentID: r.IncidentID, Lane: r.Lane, Kind: r.Kind, Key: r.Key,
 			Payload: unraw(r.Payload), State: r.State, Attempts: r.Attempts, NextAttemptAt: r.NextAttemptAt.T,
 			LockedUntil: r.LockedUntil.ptr(), LastError: r.LastError, CreatedAt: r.CreatedAt.T, DoneAt: r.DoneAt.ptr()}
 	}
@@ -192,7 +204,7 @@ func (q *queries) setOutbox(ctx context.Context, id int64, verb, query string, a
 
 // OutboxBacklog returns the pending work of each lane, by name; the known
 // lanes are always present so their gauges drop to zero when drained.
-func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, error) {
+func (q *queries) OutboxBacklog(ctx context.Context) ([]outbox.LaneBacklog, error) {
 	var rows []struct {
 		Lane    string `db:"lane"`
 		Pending int    `db:"pending"`
@@ -203,18 +215,18 @@ func (q *queries) OutboxBacklog(ctx context.Context) ([]incidents.LaneBacklog, e
 	if err != nil {
 		return nil, wrap(err, "outbox backlog")
 	}
-	byLane := map[string]incidents.LaneBacklog{
-		incidents.LaneChat:    {Lane: incidents.LaneChat},
-		incidents.LaneRefresh: {Lane: incidents.LaneRefresh},
-		incidents.LaneUrgent:  {Lane: incidents.LaneUrgent},
+	byLane := map[string]outbox.LaneBacklog{
+		outbox.LaneChat:    {Lane: outbox.LaneChat},
+		outbox.LaneRefresh: {Lane: outbox.LaneRefresh},
+		outbox.LaneUrgent:  {Lane: outbox.LaneUrgent},
 	}
 	for _, r := range rows {
-		byLane[r.Lane] = incidents.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}
+		byLane[r.Lane] = outbox.LaneBacklog{Lane: r.Lane, Pending: r.Pending, Oldest: r.Oldest.ptr()}
 	}
-	out := make([]incidents.LaneBacklog, 0, len(byLane))
+	out := make([]outbox.LaneBacklog, 0, len(byLane))
 	for _, b := range byLane {
 		out = append(out, b)
 	}
-	slices.SortFunc(out, func(a, b incidents.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
+	slices.SortFunc(out, func(a, b outbox.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
 	return out, nil
 }

@@ -10,15 +10,16 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
-func enqueue(t *testing.T, s *sqlstore.Store, incidentID int64, lane, key string) *incidents.OutboxItem {
+func enqueue(t *testing.T, s *sqlstore.Store, incidentID int64, lane, key string) *outbox.Item {
 	t.Helper()
-	item := &incidents.OutboxItem{IncidentID: incidentID, Lane: lane, Kind: "post", Key: key,
+	item := &outbox.Item{IncidentID: incidentID, Lane: lane, Kind: "post", Key: key,
 		Payload: json.RawMessage(`{"k":"` + key + `"}`), CreatedAt: t0, NextAttemptAt: t0}
 	added, err := s.EnqueueOutbox(ctx, item)
-	if err != nil || !added {
+	if err != nil || added != 1 {
 		t.Fatalf("EnqueueOutbox(%s) = %v, %v; want added", key, added, err)
 	}
 	return item
@@ -40,16 +41,16 @@ func claim(t *testing.T, s *sqlstore.Store, lane string, now time.Time, limit in
 
 func TestEnqueueOutbox(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
-		item := enqueue(t, s, 0, incidents.LaneChat, "drill-report:1")
-		if item.ID == 0 || item.State != incidents.OutboxPending {
+		item := enqueue(t, s, 0, outbox.LaneChat, "drill-report:1")
+		if item.ID == 0 || item.State != outbox.Pending {
 			t.Errorf("enqueued item = ID %d state %q; want an ID, pending", item.ID, item.State)
 		}
-		dup := &incidents.OutboxItem{Lane: incidents.LaneChat, Kind: "post", Key: "drill-report:1"}
+		dup := &outbox.Item{Lane: outbox.LaneChat, Kind: "post", Key: "drill-report:1"}
 		added, err := s.EnqueueOutbox(ctx, dup)
-		if err != nil || added {
+		if err != nil || added != 0 {
 			t.Errorf("EnqueueOutbox(same key) = %v, %v; want false, nil", added, err)
 		}
-		_, err = s.EnqueueOutbox(ctx, &incidents.OutboxItem{Lane: incidents.LaneChat, Kind: "post"})
+		_, err = s.EnqueueOutbox(ctx, &outbox.Item{Lane: outbox.LaneChat, Kind: "post"})
 		wantCode(t, err, incidents.EINVALID)
 	})
 }
@@ -57,26 +58,26 @@ func TestEnqueueOutbox(t *testing.T) {
 func TestClaimOutboxInOrder(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		a, b := open(t, s, "a", ""), open(t, s, "b", "")
-		a1 := enqueue(t, s, a.ID, incidents.LaneChat, "a1")
-		enqueue(t, s, a.ID, incidents.LaneChat, "a2")
-		enqueue(t, s, b.ID, incidents.LaneChat, "b1")
-		enqueue(t, s, 0, incidents.LaneChat, "z1")
-		enqueue(t, s, 0, incidents.LaneChat, "z2")
-		enqueue(t, s, a.ID, incidents.LaneUrgent, "page-a")
+		a1 := enqueue(t, s, a.ID, outbox.LaneChat, "a1")
+		enqueue(t, s, a.ID, outbox.LaneChat, "a2")
+		enqueue(t, s, b.ID, outbox.LaneChat, "b1")
+		enqueue(t, s, 0, outbox.LaneChat, "z1")
+		enqueue(t, s, 0, outbox.LaneChat, "z2")
+		enqueue(t, s, a.ID, outbox.LaneUrgent, "page-a")
 
-		if got, want := claim(t, s, incidents.LaneChat, t0, 10), []string{"a1", "b1", "z1", "z2"}; !reflect.DeepEqual(got, want) {
+		if got, want := claim(t, s, outbox.LaneChat, t0, 10), []string{"a1", "b1", "z1", "z2"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("first claim = %v, want %v (a2 waits for a1)", got, want)
 		}
-		if got, want := claim(t, s, incidents.LaneUrgent, t0, 10), []string{"page-a"}; !reflect.DeepEqual(got, want) {
+		if got, want := claim(t, s, outbox.LaneUrgent, t0, 10), []string{"page-a"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("urgent claim = %v, want %v (lanes do not wait for each other)", got, want)
 		}
-		if got := claim(t, s, incidents.LaneChat, t0, 10); len(got) != 0 {
+		if got := claim(t, s, outbox.LaneChat, t0, 10); len(got) != 0 {
 			t.Errorf("claim while leased = %v, want nothing", got)
 		}
 		if err := s.CompleteOutbox(ctx, a1.ID, t0); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := claim(t, s, incidents.LaneChat, t0, 10), []string{"a2"}; !reflect.DeepEqual(got, want) {
+		if got, want := claim(t, s, outbox.LaneChat, t0, 10), []string{"a2"}; !reflect.DeepEqual(got, want) {
 			t.Errorf("claim after a1 done = %v, want %v", got, want)
 		}
 	})
@@ -84,19 +85,19 @@ func TestClaimOutboxInOrder(t *testing.T) {
 
 func TestClaimOutboxLeaseExpires(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
-		enqueue(t, s, 0, incidents.LaneUrgent, "page")
-		items, err := s.ClaimOutbox(ctx, incidents.LaneUrgent, t0, time.Minute, 1)
+		enqueue(t, s, 0, outbox.LaneUrgent, "page")
+		items, err := s.ClaimOutbox(ctx, outbox.LaneUrgent, t0, time.Minute, 1)
 		if err != nil || len(items) != 1 {
 			t.Fatalf("claim = %d, %v", len(items), err)
 		}
 		if lu := items[0].LockedUntil; lu == nil || !lu.Equal(t0.Add(time.Minute)) {
 			t.Errorf("LockedUntil = %v, want %v", lu, t0.Add(time.Minute))
 		}
-		if got := claim(t, s, incidents.LaneUrgent, t0.Add(59*time.Second), 1); len(got) != 0 {
+		if got := claim(t, s, outbox.LaneUrgent, t0.Add(59*time.Second), 1); len(got) != 0 {
 			t.Errorf("claim within the lease = %v, want nothing", got)
 		}
 		// The worker died: once the lease runs out another worker takes it.
-		if got := claim(t, s, incidents.LaneUrgent, t0.Add(61*time.Second), 1); !reflect.DeepEqual(got, []string{"page"}) {
+		if got := claim(t, s, outbox.LaneUrgent, t0.Add(61*time.Second), 1); !reflect.DeepEqual(got, []string{"page"}) {
 			t.Errorf("claim after the lease = %v, want [page]", got)
 		}
 	})
@@ -105,17 +106,17 @@ func TestClaimOutboxLeaseExpires(t *testing.T) {
 func TestRetryAndBuryOutbox(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		inc := open(t, s, "a", "")
-		first := enqueue(t, s, inc.ID, incidents.LaneChat, "first")
-		enqueue(t, s, inc.ID, incidents.LaneChat, "second")
-		claim(t, s, incidents.LaneChat, t0, 10)
+		first := enqueue(t, s, inc.ID, outbox.LaneChat, "first")
+		enqueue(t, s, inc.ID, outbox.LaneChat, "second")
+		claim(t, s, outbox.LaneChat, t0, 10)
 		next := t0.Add(30 * time.Second)
 		if err := s.RetryOutbox(ctx, first.ID, next, "ratelimited"); err != nil {
 			t.Fatal(err)
 		}
-		if got := claim(t, s, incidents.LaneChat, t0.Add(10*time.Second), 10); len(got) != 0 {
+		if got := claim(t, s, outbox.LaneChat, t0.Add(10*time.Second), 10); len(got) != 0 {
 			t.Errorf("claim while first backs off = %v, want nothing (second waits, in order)", got)
 		}
-		items, err := s.ClaimOutbox(ctx, incidents.LaneChat, next, time.Minute, 10)
+		items, err := s.ClaimOutbox(ctx, outbox.LaneChat, next, time.Minute, 10)
 		if err != nil || len(items) != 1 || items[0].Key != "first" {
 			t.Fatalf("claim when due = %v, %v; want first", items, err)
 		}
@@ -125,15 +126,15 @@ func TestRetryAndBuryOutbox(t *testing.T) {
 		if err := s.BuryOutbox(ctx, first.ID, next, "channel_not_found"); err != nil {
 			t.Fatal(err)
 		}
-		if got := claim(t, s, incidents.LaneChat, next, 10); !reflect.DeepEqual(got, []string{"second"}) {
+		if got := claim(t, s, outbox.LaneChat, next, 10); !reflect.DeepEqual(got, []string{"second"}) {
 			t.Errorf("claim after burying first = %v, want [second]", got)
 		}
 		backlog, err := s.OutboxBacklog(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []incidents.LaneBacklog{{Lane: incidents.LaneChat, Pending: 1, Oldest: &t0},
-			{Lane: incidents.LaneRefresh}, {Lane: incidents.LaneUrgent}}
+		want := []outbox.LaneBacklog{{Lane: outbox.LaneChat, Pending: 1, Oldest: &t0},
+			{Lane: outbox.LaneRefresh}, {Lane: outbox.LaneUrgent}}
 		if !reflect.DeepEqual(backlog, want) {
 			t.Errorf("OutboxBacklog = %+v, want %+v", backlog, want)
 		}
@@ -149,7 +150,7 @@ func TestClaimOutboxConcurrent(t *testing.T) {
 	each(t, func(t *testing.T, s *sqlstore.Store) {
 		const n = 60
 		for i := range n {
-			enqueue(t, s, 0, incidents.LaneChat, fmt.Sprintf("item-%02d", i))
+			enqueue(t, s, 0, outbox.LaneChat, fmt.Sprintf("item-%02d", i))
 		}
 		var mu sync.Mutex
 		var got []string
@@ -157,7 +158,7 @@ func TestClaimOutboxConcurrent(t *testing.T) {
 		for range 6 {
 			wg.Go(func() {
 				for {
-					items, err := s.ClaimOutbox(ctx, incidents.LaneChat, t0, time.Hour, 4)
+					items, err := s.ClaimOutbox(ctx, outbox.LaneChat, t0, time.Hour, 4)
 					if err != nil {
 						t.Error(err)
 						return

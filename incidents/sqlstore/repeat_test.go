@@ -60,7 +60,7 @@ func TestRecordRepeatsOne(t *testing.T) {
 					Labels: map[string]string{"agent": agent}, Details: json.RawMessage(`{"value":12000}`),
 					StartsAt: t0.Add(-time.Minute), ReceivedAt: t0}
 				first := a
-				if _, err := s.RecordAlert(ctx, &first); err != nil {
+				if _, err := recordAlert(s, &first); err != nil {
 					t.Fatal(err)
 				}
 				if tt.setup != nil {
@@ -103,7 +103,7 @@ func TestRecordRepeatsOne(t *testing.T) {
 				}
 				// The next full upsert sees the repeat as the status before it.
 				again := a
-				if prev, err := s.RecordAlert(ctx, &again); err != nil || prev != incidents.AlertFiring || again.Count != 3 {
+				if prev, err := recordAlert(s, &again); err != nil || prev != incidents.AlertFiring || again.Count != 3 {
 					t.Errorf("RecordAlert after the repeat = %q, count %d, %v; want firing, 3", prev, again.Count, err)
 				}
 			})
@@ -129,7 +129,7 @@ func TestRecordRepeatsMany(t *testing.T) {
 		const n = 150
 		for i := range n {
 			a := alert(i)
-			if _, err := s.RecordAlert(ctx, &a); err != nil {
+			if _, err := recordAlert(s, &a); err != nil {
 				t.Fatal(err)
 			}
 		}

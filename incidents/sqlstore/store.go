@@ -23,10 +23,14 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/migrations"
 )
 
-var _ incidents.Store = (*Store)(nil)
+var (
+	_ incidents.Store = (*Store)(nil)
+	_ outbox.Store    = (*Store)(nil) // the outbox's role, which incidents.Store includes
+)
 
 // Store is the persistent store. Its Queries methods run on the database; use
 // InTx to compose several into one transaction.

@@ -16,6 +16,7 @@ import (
 	"github.com/PagerDuty/go-pagerduty"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // Events API v2 limits and reins' answers to rate limiting.
@@ -35,7 +36,7 @@ type v2Link struct {
 }
 
 // Send delivers a page to the Events API v2. A 429 comes back as
-// *incidents.RetryAfterError, 5xx and network failures as plain (retryable)
+// *outbox.RetryAfterError, 5xx and network failures as plain (retryable)
 // errors, and anything PagerDuty refuses as incidents.Permanent.
 //
 // The event is go-pagerduty's V2Event, but the POST is ours: in v1.8.0
@@ -46,15 +47,15 @@ type v2Link struct {
 func (c *Client) Send(ctx context.Context, p incidents.Page) error {
 	ev, err := v2Event(p)
 	if err != nil {
-		return incidents.Permanent(err)
+		return outbox.Permanent(err)
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
-		return incidents.Permanent(fmt.Errorf("encode page %s for %s: %w", p.Action, p.DedupKey, err))
+		return outbox.Permanent(fmt.Errorf("encode page %s for %s: %w", p.Action, p.DedupKey, err))
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.eventsURL+"/v2/enqueue", bytes.NewReader(body))
 	if err != nil {
-		return incidents.Permanent(fmt.Errorf("build page request: %w", err))
+		return outbox.Permanent(fmt.Errorf("build page request: %w", err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
@@ -154,7 +155,7 @@ func (c *Client) eventsError(p incidents.Page, status int, retryAfterHeader stri
 
 	switch {
 	case status == http.StatusTooManyRequests:
-		return &incidents.RetryAfterError{
+		return &outbox.RetryAfterError{
 			After: retryAfter(retryAfterHeader, now),
 			Err:   fmt.Errorf("PagerDuty rate-limited page %s for %s (HTTP %s)", p.Action, p.DedupKey, detail),
 		}
@@ -168,7 +169,7 @@ func (c *Client) eventsError(p incidents.Page, status int, retryAfterHeader stri
 		}
 		hint = "check the routing key (pagerduty.routing_key_env of the agent or team, or PAGERDUTY_ROUTING_KEY)."
 	}
-	return incidents.Permanent(incidents.Errorf(incidents.EINVALID,
+	return outbox.Permanent(incidents.Errorf(incidents.EINVALID,
 		"PagerDuty refused page %s for %s (HTTP %s): %s", p.Action, p.DedupKey, detail, hint))
 }
 

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/integrations/pagerduty/pdfake"
 )
@@ -133,7 +134,7 @@ func TestSendErrors(t *testing.T) {
 		c, fake := newClient(t, "")
 		fake.FailNext(1, 429, "7")
 		err := c.Send(context.Background(), trigger())
-		var ra *incidents.RetryAfterError
+		var ra *outbox.RetryAfterError
 		if !errors.As(err, &ra) || ra.After != 7*time.Second {
 			t.Fatalf("err = %v, want RetryAfterError after 7s", err)
 		}
@@ -145,7 +146,7 @@ func TestSendErrors(t *testing.T) {
 	t.Run("ErrRateLimitedWithoutRetryAfterWaits30s", func(t *testing.T) {
 		c, fake := newClient(t, "")
 		fake.FailNext(1, 429, "")
-		var ra *incidents.RetryAfterError
+		var ra *outbox.RetryAfterError
 		if err := c.Send(context.Background(), trigger()); !errors.As(err, &ra) || ra.After != 30*time.Second {
 			t.Fatalf("err = %v, want RetryAfterError after 30s", err)
 		}
@@ -174,7 +175,7 @@ func TestSendErrors(t *testing.T) {
 		c, fake := newClient(t, "")
 		fake.SetRoutingKeys("ANOTHERKEY000000000000000000000X")
 		err := c.Send(context.Background(), trigger())
-		var perm *incidents.PermanentError
+		var perm *outbox.PermanentError
 		if !errors.As(err, &perm) {
 			t.Fatalf("err = %v, want PermanentError", err)
 		}
@@ -192,7 +193,7 @@ func TestSendErrors(t *testing.T) {
 		p := trigger()
 		p.RoutingKey = ""
 		err := c.Send(context.Background(), p)
-		var perm *incidents.PermanentError
+		var perm *outbox.PermanentError
 		if !errors.As(err, &perm) || !strings.Contains(incidents.ErrorMessage(err), "PAGERDUTY_ROUTING_KEY") {
 			t.Fatalf("err = %v, want PermanentError naming PAGERDUTY_ROUTING_KEY", err)
 		}
@@ -208,7 +209,7 @@ func TestSendErrors(t *testing.T) {
 			"resolve without key": {Action: "resolve", RoutingKey: routingKey},
 			"dedup key too long":  {Action: "trigger", RoutingKey: routingKey, DedupKey: strings.Repeat("k", 256)},
 		} {
-			var perm *incidents.PermanentError
+			var perm *outbox.PermanentError
 			if err := c.Send(context.Background(), p); !errors.As(err, &perm) {
 				t.Errorf("%s: err = %v, want PermanentError", name, err)
 			}
@@ -242,8 +243,8 @@ func TestSendNeverLogsRoutingKey(t *testing.T) {
 
 func assertRetryable(t *testing.T, err error) {
 	t.Helper()
-	var perm *incidents.PermanentError
-	var ra *incidents.RetryAfterError
+	var perm *outbox.PermanentError
+	var ra *outbox.RetryAfterError
 	if err == nil || errors.As(err, &perm) || errors.As(err, &ra) {
 		t.Fatalf("err = %v, want a plain retryable error", err)
 	}
