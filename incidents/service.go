@@ -6,7 +6,6 @@ import (
 	"os"
 	"time"
 
-
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
