@@ -154,13 +154,6 @@ type BlastItem struct {
 	Tools  []string // globs of the tool names whose calls touch this system
 }
 
-// SLA is one behavioural SLA.
-type SLA struct {
-	Metric string
-	Max    *float64
-	Min    *float64
-	Allow  []string
-}
 
 // Holder holds the Registry in force. Readers call Current on every use so a
 // SIGHUP reload takes effect without restarts.
