@@ -1,0 +1,425 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// DefaultErrorSteps is the error_rate window when the SLA sets no steps.
+const DefaultErrorSteps = 20
+
+// maxEvents bounds the steps a session keeps in memory for its windows.
+const maxEvents = 10_000
+
+// event is what the windows need of one step. at is when reins received it:
+// a clock skewed into the future or the far past does not move windows.
+type event struct {
+	at     time.Time
+	span   string
+	tokens int64
+	cost   float64
+	tool   bool
+	err    bool
+	loop   string // tool + arguments hash; "" for no tool call
+}
+
+// state is one session's guard state.
+type state struct {
+	mu       sync.Mutex
+	agent    string
+	seen     map[string]bool // span IDs counted: a step sent twice counts once
+	events   []event
+	loops    map[string]int // whole-session loop counts
+	breached map[string]bool
+	totals   sessions.Totals
+	scoreMin map[string]float64 // per attribute: the lowest score seen
+	last     time.Time
+}
+
+// state returns the state of session, rebuilding it from the store on
+// first sight (after a restart, or eviction) from the steps stored before
+// batch, and the breaches already stored.
+func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, error) {
+	g.mu.Lock()
+	s := g.sessions[session]
+	g.mu.Unlock()
+	if s != nil {
+		return s, nil
+	}
+	s = &state{agent: a.Name, seen: map[string]bool{}, loops: map[string]int{}, breached: map[string]bool{},
+		scoreMin: map[string]float64{}}
+	var errs []error
+	if len(a.SLAs) > 0 {
+		inBatch := make(map[string]bool, len(batch))
+		for _, st := range batch {
+			inBatch[st.SpanID] = true
+		}
+		rec, err := g.cfg.Steps.FindSession(ctx, session)
+		switch {
+		case errors.Is(err, sessions.ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			now := g.cfg.Now()
+			for _, st := range rec.Steps {
+				if inBatch[st.SpanID] {
+					continue
+				}
+				at := st.Start.Add(st.Duration)
+				if at.After(now) || at.IsZero() {
+					at = now
+				}
+				s.add(st, at)
+			}
+		}
+		prior, err := g.cfg.Store.SessionBreaches(ctx, session)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, b := range prior {
+			s.breached[b.SLA] = true
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur := g.sessions[session]; cur != nil {
+		return cur, errors.Join(errs...)
+	}
+	if len(g.sessions) >= g.cfg.MaxSessions {
+		g.evictLocked()
+	}
+	g.sessions[session] = s
+	return s, errors.Join(errs...)
+}
+
+// evictLocked drops the least recently active tenth of the sessions.
+func (g *Guard) evictLocked() {
+	n := max(len(g.sessions)/10, 1)
+	type idle struct {
+		id   string
+		last time.Time
+	}
+	var all []idle
+	for id, s := range g.sessions {
+		s.mu.Lock()
+		all = append(all, idle{id, s.last})
+		s.mu.Unlock()
+	}
+	// Partial selection is enough; n is small relative to the map.
+	for i := 0; i < n && i < len(all); i++ {
+		min := i
+		for j := i + 1; j < len(all); j++ {
+			if all[j].last.Before(all[min].last) {
+				min = j
+			}
+		}
+		all[i], all[min] = all[min], all[i]
+		delete(g.sessions, all[i].id)
+	}
+}
+
+func loopKey(st sessions.Step) string {
+	if !st.IsTool() {
+		return ""
+	}
+	return st.Tool + "\x00" + st.ArgsHash
+}
+
+// add counts one step into the state, received at at.
+func (s *state) add(st sessions.Step, at time.Time) bool {
+	if s.seen[st.SpanID] {
+		return false
+	}
+	s.seen[st.SpanID] = true
+	e := event{at: at, span: st.SpanID, tokens: st.Tokens(), cost: st.Cost, tool: st.IsTool(), err: st.Error,
+		loop: loopKey(st)}
+	s.events = append(s.events, e)
+	if len(s.events) > maxEvents {
+		s.events = append(s.events[:0:0], s.events[len(s.events)-maxEvents/2:]...)
+	}
+	if e.loop != "" {
+		s.loops[e.loop]++
+	}
+	for k, v := range st.Scores {
+		if cur, ok := s.scoreMin[k]; !ok || v < cur {
+			s.scoreMin[k] = v
+		}
+	}
+	s.totals.Add(st)
+	if at.After(s.last) {
+		s.last = at
+	}
+	return true
+}
+
+// evaluate counts the new steps of one session and returns the SLAs they
+// crossed, each once per session.
+func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t sessions.Totals, now time.Time) []Breach {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Totals from the store are authoritative (they survive restarts and
+	// the step cap); the batch's new steps lead up to them.
+	var fresh []sessions.Step
+	for _, st := range batch {
+		if s.add(st, now) {
+			fresh = append(fresh, st)
+			g.metrics.tokens.WithLabelValues(a.Name).Add(float64(st.Tokens()))
+			g.metrics.cost.WithLabelValues(a.Name).Add(st.Cost)
+		}
+	}
+	var base sessions.Totals
+	base.Steps, base.InputTokens, base.OutputTokens, base.Cost = t.Steps, t.InputTokens, t.OutputTokens, t.Cost
+	for _, st := range fresh {
+		base.Steps--
+		base.InputTokens -= st.InputTokens
+		base.OutputTokens -= st.OutputTokens
+		base.Cost -= st.Cost
+	}
+	s.totals = t
+	if len(a.SLAs) == 0 || len(fresh) == 0 {
+		return nil
+	}
+	for _, sla := range a.SLAs {
+		if sla.Metric == ownership.SLAScore {
+			for _, st := range fresh {
+				if _, ok := st.Scores[sla.Attribute]; ok {
+					g.markData(a.Name, sla.Attribute)
+				}
+			}
+		}
+	}
+	var out []Breach
+	run := base
+	for i, st := range fresh {
+		run.Steps++
+		run.InputTokens += st.InputTokens
+		run.OutputTokens += st.OutputTokens
+		run.Cost += st.Cost
+		for _, sla := range a.SLAs {
+			name := slaName(sla)
+			if s.breached[name] {
+				continue
+			}
+			value, threshold, detail, crossed := s.check(sla, st, run, fresh[:i+1], now)
+			if !crossed {
+				continue
+			}
+			s.breached[name] = true
+			action := sla.OnBreach
+			if action == "" {
+				action = ownership.OnBreachAlert
+			}
+			out = append(out, Breach{Agent: a.Name, SLA: name, Metric: sla.Metric, Session: st.Session,
+				Value: value, Threshold: threshold, Detail: detail, Step: st.SpanID, StepN: run.Steps,
+				Action: action, DryRun: sla.DryRun, At: now})
+		}
+	}
+	return out
+}
+
+// check says whether sla is crossed at step st, with run the session's
+// totals up to and including st.
+func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, upTo []sessions.Step, now time.Time) (value, threshold float64, detail string, crossed bool) {
+	switch sla.Metric {
+	case ownership.SLATokensPerSession, ownership.SLACostPerSession, ownership.SLAStepsPerSession:
+		if sla.Max == nil {
+			return
+		}
+		threshold = *sla.Max
+		if sla.Window > 0 {
+			value = s.windowSum(sla.Metric, now.Add(-sla.Window))
+		} else {
+			switch sla.Metric {
+			case ownership.SLATokensPerSession:
+				value = float64(run.InputTokens + run.OutputTokens)
+			case ownership.SLACostPerSession:
+				value = run.Cost
+			default:
+				value = float64(run.Steps)
+			}
+		}
+		return value, threshold, "", value > threshold
+	case ownership.SLAToolCallsPerMinute:
+		if sla.Max == nil || !st.IsTool() {
+			return
+		}
+		w := sla.Window
+		if w <= 0 {
+			w = time.Minute
+		}
+		threshold = *sla.Max
+		value = s.windowSum(sla.Metric, now.Add(-w))
+		return value, threshold, "", value > threshold
+	case ownership.SLAToolScope:
+		if !st.IsTool() || st.Tool == "" {
+			return
+		}
+		for _, g := range sla.Allow {
+			if ownership.MatchTool(g, st.Tool) {
+				return
+			}
+		}
+		return 1, 0, st.Tool, true
+	case ownership.SLALoop:
+		key := loopKey(st)
+		if key == "" || sla.Count < 2 {
+			return
+		}
+		threshold = float64(sla.Count)
+		if sla.Window > 0 {
+			since := now.Add(-sla.Window)
+			n := 0
+			for _, e := range s.events {
+				if e.loop == key && !e.at.Before(since) {
+					n++
+				}
+			}
+			value = float64(n)
+		} else {
+			value = float64(s.loops[key])
+		}
+		return value, threshold, st.Tool, value >= threshold
+	case ownership.SLAErrorRate:
+		if sla.Max == nil {
+			return
+		}
+		n := sla.Steps
+		if n <= 0 {
+			n = DefaultErrorSteps
+		}
+		threshold = *sla.Max
+		evs := s.recent(n, sla.Window, now)
+		if len(evs) < n {
+			return // too few steps for a rate yet
+		}
+		errs := 0
+		for _, e := range evs {
+			if e.err {
+				errs++
+			}
+		}
+		value = float64(errs) / float64(len(evs))
+		return value, threshold, "", value > threshold
+	case ownership.SLAScore:
+		v, ok := st.Scores[sla.Attribute]
+		if !ok || sla.Min == nil {
+			return
+		}
+		return v, *sla.Min, sla.Attribute, v < *sla.Min
+	}
+	return
+}
+
+// recent returns the last n events received within window (0: any time),
+// up to the newest.
+func (s *state) recent(n int, window time.Duration, now time.Time) []event {
+	evs := s.events
+	if len(evs) > n {
+		evs = evs[len(evs)-n:]
+	}
+	if window > 0 {
+		since := now.Add(-window)
+		for len(evs) > 0 && evs[0].at.Before(since) {
+			evs = evs[1:]
+		}
+	}
+	return evs
+}
+
+// windowSum sums metric over the events received at or after since.
+func (s *state) windowSum(metric string, since time.Time) float64 {
+	var v float64
+	for i := len(s.events) - 1; i >= 0; i-- {
+		e := s.events[i]
+		if e.at.Before(since) {
+			break
+		}
+		switch metric {
+		case ownership.SLATokensPerSession:
+			v += float64(e.tokens)
+		case ownership.SLACostPerSession:
+			v += e.cost
+		case ownership.SLAStepsPerSession:
+			v++
+		case ownership.SLAToolCallsPerMinute:
+			if e.tool {
+				v++
+			}
+		}
+	}
+	return v
+}
+
+func (g *Guard) markData(agent, attr string) {
+	g.mu.Lock()
+	g.seenData[[2]string{agent, attr}] = true
+	g.mu.Unlock()
+}
+
+// slaName is an SLA's name: its own, else its metric (score: score:attribute).
+func slaName(s ownership.SLA) string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Metric == ownership.SLAScore:
+		return "score:" + s.Attribute
+	}
+	return s.Metric
+}
+
+// Reason says in a line what crossed: "tokens_per_session 210,000 > 200,000 at step 37".
+func Reason(b Breach) string {
+	at := fmt.Sprintf(" at step %d", b.StepN)
+	switch b.Metric {
+	case ownership.SLAToolScope:
+		return fmt.Sprintf("tool %s is outside tool_scope%s", strconv.Quote(b.Detail), at)
+	case ownership.SLALoop:
+		return fmt.Sprintf("loop: %s called %s times with the same arguments%s", strconv.Quote(b.Detail),
+			formatValue(b.Metric, b.Value), at)
+	case ownership.SLAScore:
+		return fmt.Sprintf("%s %s < %s%s", b.SLA, formatValue(b.Metric, b.Value), formatValue(b.Metric, b.Threshold), at)
+	}
+	return fmt.Sprintf("%s %s > %s%s", b.SLA, formatValue(b.Metric, b.Value), formatValue(b.Metric, b.Threshold), at)
+}
+
+// formatValue prints a metric's value as people read it.
+func formatValue(metric string, v float64) string {
+	switch metric {
+	case ownership.SLACostPerSession:
+		return "$" + strconv.FormatFloat(v, 'f', 2, 64)
+	case ownership.SLAErrorRate:
+		return strconv.FormatFloat(v*100, 'f', 0, 64) + "%"
+	case ownership.SLAScore:
+		return strconv.FormatFloat(v, 'g', 4, 64)
+	}
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return thousands(int64(v))
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
