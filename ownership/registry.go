@@ -154,7 +154,6 @@ type BlastItem struct {
 	Tools  []string // globs of the tool names whose calls touch this system
 }
 
-
 // Holder holds the Registry in force. Readers call Current on every use so a
 // SIGHUP reload takes effect without restarts.
 type Holder struct{ p atomic.Pointer[Registry] }
