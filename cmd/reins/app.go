@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
@@ -44,6 +45,7 @@ type Main struct {
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
 	Sessions *sessions.Service
+	Guard    *guard.Guard
 
 	// Authority is the one kill-authority checker: the service's, and the
 	// Slack handler's for refusals answered on the request path.
@@ -129,6 +131,9 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
 		Getenv:            m.Getenv,
 	})
+	if err := m.openGuard(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -259,6 +264,7 @@ func (m *Main) startBackground(ctx context.Context) {
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneChat, 2) })
 	m.goLoop(func() { m.Service.RunDelivery(ctx, incidents.LaneRefresh, 1) })
 	m.raiseRecordedHalts(ctx)
+	m.goLoop(func() { m.Guard.Start(ctx); m.Guard.Wait() })
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {
 		t := time.NewTicker(time.Second)

@@ -54,7 +54,14 @@ type Service struct {
 	puller   Puller
 	now      func() time.Time
 	log      *slog.Logger
+	// observe sees steps pulled from a trace tool once stored (the guard);
+	// the OTLP intake calls its own observer.
+	observe func(ctx context.Context, steps []Step, totals []Totals)
 }
+
+// Observe sets the function that sees pulled steps once stored. Call it
+// before the Service is used.
+func (s *Service) Observe(fn func(ctx context.Context, steps []Step, totals []Totals)) { s.observe = fn }
 
 // New returns a Service. puller may be nil (no pull source configured).
 func New(store Store, registry *ownership.Holder, puller Puller, now func() time.Time, log *slog.Logger) *Service {
@@ -256,8 +263,12 @@ func (s *Service) Pull(ctx context.Context, agent, id string) (pulled bool, err 
 		if len(steps) == 0 {
 			continue
 		}
-		if _, err := s.Record(ctx, steps); err != nil {
+		totals, err := s.Record(ctx, steps)
+		if err != nil {
 			return false, err
+		}
+		if s.observe != nil {
+			s.observe(ctx, steps, totals)
 		}
 		return true, nil
 	}
