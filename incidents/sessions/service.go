@@ -61,7 +61,9 @@ type Service struct {
 
 // Observe sets the function that sees pulled steps once stored. Call it
 // before the Service is used.
-func (s *Service) Observe(fn func(ctx context.Context, steps []Step, totals []Totals)) { s.observe = fn }
+func (s *Service) Observe(fn func(ctx context.Context, steps []Step, totals []Totals)) {
+	s.observe = fn
+}
 
 // New returns a Service. puller may be nil (no pull source configured).
 func New(store Store, registry *ownership.Holder, puller Puller, now func() time.Time, log *slog.Logger) *Service {
