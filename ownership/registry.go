@@ -68,7 +68,8 @@ type Agent struct {
 	Aliases       []string
 	BlastRadius   []BlastItem
 	SLAs          []SLA
-	Drill         string // cron spec, "" for none
+	Escalation    Escalation // zero value (defaults filled in) when not configured
+	Drill         string     // cron spec, "" for none
 	Line          int
 }
 
@@ -152,6 +153,84 @@ type BlastItem struct {
 	Check  string
 	Link   string   // may hold {session}
 	Tools  []string // globs of the tool names whose calls touch this system
+}
+
+// SLA is one behavioural SLA (docs/config.md, `slas[]`).
+type SLA struct {
+	Name      string        // `name:`, default: Metric (score: "score:"+Attribute); unique per agent; the `sla` label
+	Metric    string        // one of the SLA* constants
+	Max       *float64      // tokens/cost/steps/tool_calls_per_minute/error_rate (error_rate: fraction 0..1)
+	Min       *float64      // score
+	Allow     []string      // tool_scope: globs (path.Match syntax, validated)
+	Count     int           // loop: the same tool with the same arguments Count times in a session (>=2)
+	Steps     int           // error_rate: over the last Steps steps (default 20)
+	Attribute string        // score: the span attribute (e.g. eval.confidence)
+	Window    time.Duration // 0 = the whole session; tool_calls_per_minute: default 1m; for session kinds: only steps within the last Window count
+	OnBreach  string        // alert (default) | halt_session | halt_agent
+	Fallback  string        // alert (default) | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
+	DryRun    bool
+	Line      int // line of the SLA in reins.yaml
+}
+
+// SLA metrics.
+const (
+	SLATokensPerSession    = "tokens_per_session"
+	SLACostPerSession      = "cost_per_session"
+	SLAStepsPerSession     = "steps_per_session"
+	SLAToolCallsPerMinute  = "tool_calls_per_minute"
+	SLAToolScope           = "tool_scope"
+	SLALoop                = "loop"
+	SLAErrorRate           = "error_rate"
+	SLAScore               = "score"
+	DefaultErrorRateSteps  = 20
+	DefaultToolCallsWindow = time.Minute
+)
+
+// SLAMetrics lists the known metrics in the order docs/config.md gives them.
+var SLAMetrics = []string{
+	SLATokensPerSession, SLACostPerSession, SLAStepsPerSession, SLAToolCallsPerMinute,
+	SLAToolScope, SLALoop, SLAErrorRate, SLAScore,
+}
+
+// What a breach does (on_breach) and what it does instead (fallback).
+const (
+	OnBreachAlert       = "alert"
+	OnBreachHaltSession = "halt_session"
+	OnBreachHaltAgent   = "halt_agent"
+)
+
+// Escalation is an agent's `escalation:` section: the dead-man halt and the
+// cap on automatic halts.
+type Escalation struct {
+	AutoHaltAfter         time.Duration // 0: no dead-man
+	Severities            []string      // default [critical]
+	MaxAutoHaltsPerMinute int           // default 20; per agent; applies to all automatic halts
+}
+
+// Escalation defaults.
+const DefaultMaxAutoHaltsPerMinute = 20
+
+// DefaultEscalationSeverities are the incident severities the dead-man
+// watches when escalation.severities is not set.
+var DefaultEscalationSeverities = []string{"critical"}
+
+// knownSeverities mirror the incident severities (incidents.Severity*).
+var knownSeverities = []string{"critical", "error", "warning", "info"}
+
+// HaltsSessions reports whether the agent's halt adapter can stop one
+// session rather than the whole agent.
+func (a *Agent) HaltsSessions() bool { return adapterHaltsSessions(a.Halt.Adapter) }
+
+func adapterHaltsSessions(adapter string) bool { return adapter == "flag" || adapter == "webhook" }
+
+// SLA returns the agent's SLA called name, or nil.
+func (a *Agent) SLA(name string) *SLA {
+	for i := range a.SLAs {
+		if a.SLAs[i].Name == name {
+			return &a.SLAs[i]
+		}
+	}
+	return nil
 }
 
 // Holder holds the Registry in force. Readers call Current on every use so a
