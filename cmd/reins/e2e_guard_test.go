@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reins-oss/reins/integrations/halt/halttest"
+)
+
+const templateSLAs = `    slas:
+      - metric: tokens_per_session
+        max: 200000
+`
+
+// guardEnv starts reins with support-bot's SLAs replaced by slas (YAML items
+// indented as under `slas:`).
+func guardEnv(t *testing.T, pg bool, slas string) *testEnv {
+	t.Helper()
+	hook := halttest.NewWebhook(t, haltSecret)
+	tmpl, err := os.ReadFile("testdata/reins.yaml.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.ReplaceAll(string(tmpl), "{{HALT_URL}}", hook.URL())
+	if !strings.Contains(yaml, templateSLAs) {
+		t.Fatal("testdata/reins.yaml.tmpl no longer holds the SLA block this test replaces")
+	}
+	yaml = strings.Replace(yaml, templateSLAs, "    slas:\n"+slas, 1)
+	path := filepath.Join(t.TempDir(), "reins.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startTestMain(t, testOptions{Postgres: pg, Config: path, Halt: hook,
+		Env: map[string]string{"REINS_OTLP_TOKEN": otlpToken}})
+}
+
+// agentRun is an OTel SDK program exporting each span as it ends (one OTLP
+// request per span), so a test knows when the crossing span reached reins.
+type agentRun struct {
+	t       *testing.T
+	tp      *sdktrace.TracerProvider
+	tr      trace.Tracer
+	ctx     context.Context
+	session string
+}
+
+func newAgentRun(t *testing.T, e *testEnv, session string) *agentRun {
+	t.Helper()
+	exp, err := otlptracehttp.New(context.Background(), otlptracehttp.WithEndpointURL(e.URL+"/v1/traces"),
+		otlptracehttp.WithHeaders(map[string]string{"Authorization": "Bearer " + otlpToken}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp),
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "support-bot"))))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	return &agentRun{t: t, tp: tp, tr: tp.Tracer("agent"), ctx: context.Background(), session: session}
+}
+
+func (r *agentRun) chat(tokens int) {
+	_, sp := r.tr.Start(r.ctx, "chat gpt-4.1", trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "chat"),
+		attribute.String("gen_ai.conversation.id", r.session),
+		attribute.String("gen_ai.request.model", "gpt-4.1"),
+		attribute.Int("gen_ai.usage.input_tokens", tokens)))
+	sp.End()
+}
+
+func (r *agentRun) tool(name, args string) {
+	_, sp := r.tr.Start(r.ctx, "execute_tool "+name, trace.WithAttributes(
+		attribute.String("gen_ai.operation.name", "execute_tool"),
+		attribute.String("gen_ai.conversation.id", r.session),
+		attribute.String("gen_ai.tool.name", name),
+		attribute.String("gen_ai.tool.call.arguments", args)))
+	sp.End()
+}
+
+// haltsOf returns the halt requests the agent's webhook received for session.
+func haltsOf(hook *halttest.Webhook, session string) []halttest.WebhookMessage {
+	var out []halttest.WebhookMessage
+	for _, m := range hook.Messages() {
+		if m.Action == "halt" && len(m.Sessions) == 1 && m.Sessions[0] == session {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (e *testEnv) breaches(agent string) string {
+	e.t.Helper()
+	var b strings.Builder
+	list, err := e.Main.Store.FindBreaches(context.Background(), agent, time.Time{}, 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, x := range list {
+		fmt.Fprintf(&b, "%s %s %s step %d outcome %q\n", x.SLA, x.Session, x.Detail, x.StepN, x.Outcome)
+	}
+	return b.String()
+}
+
+// 6a: a session crossing tokens_per_session at step 37 is halted through
+// the webhook within 500 ms of the crossing span's arrival.
+func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
+	for _, store := range []struct {
+		name string
+		pg   bool
+	}{{"SQLite", false}, {"PostgreSQL", true}} {
+		t.Run(store.name, func(t *testing.T) {
+			e := guardEnv(t, store.pg, `      - metric: tokens_per_session
+        max: 200000
+        on_breach: halt_session
+`)
+			run := newAgentRun(t, e, "s-tok")
+			for i := 1; i <= 36; i++ {
+				run.chat(5_500)
+			}
+			if n := len(haltsOf(e.Halt, "s-tok")); n != 0 {
+				t.Fatalf("halted before the crossing: %d requests", n)
+			}
+			sent := time.Now()
+			run.chat(5_500) // step 37: 203,500 tokens
+			var took time.Duration
+			for took = time.Since(sent); len(haltsOf(e.Halt, "s-tok")) == 0; took = time.Since(sent) {
+				if took > 5*time.Second {
+					t.Fatalf("no halt request 5 s after the crossing span; breaches:\n%s", e.breaches("support-bot"))
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if took > 500*time.Millisecond {
+				t.Errorf("span to halt request took %v, want at most 500 ms", took)
+			}
+			t.Logf("crossing span to signed halt request at the agent's webhook: %v", took)
+			run.chat(5_500)
+			run.chat(5_500)
+			halt := haltsOf(e.Halt, "s-tok")[0]
+			if halt.Actor.Kind != "policy" || halt.Actor.ID != "support-bot/tokens_per_session" ||
+				!strings.Contains(halt.Reason, "203,500 > 200,000 at step 37") {
+				t.Errorf("halt request = %+v, want actor policy:support-bot/tokens_per_session and the reason", halt)
+			}
+			e.eventually("page", func() bool { return len(e.PD.Events()) > 0 })
+			if raw := string(e.PD.Events()[0].Raw); !strings.Contains(raw, "tokens_per_session") || !strings.Contains(raw, "s-tok") {
+				t.Errorf("page does not say the SLA and session: %s", raw)
+			}
+			e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+			ch := incidentChannels(e.Slack)[0].ID
+			e.eventually("channel says the session was halted", func() bool {
+				for _, m := range e.Slack.Messages(ch) {
+					txt := m.Text + string(m.Blocks)
+					if strings.Contains(txt, "s-tok") && strings.Contains(strings.ToLower(txt), "halt") &&
+						strings.Contains(txt, "policy") {
+						return true
+					}
+				}
+				return false
+			})
+			time.Sleep(50 * time.Millisecond)
+			if n := len(haltsOf(e.Halt, "s-tok")); n != 1 {
+				t.Errorf("%d halt requests for the session, want 1", n)
+			}
+			if got := e.breaches("support-bot"); got != "tokens_per_session s-tok  step 37 outcome \"halt_session\"\n" {
+				t.Errorf("breaches:\n%s", got)
+			}
+		})
+	}
+}
+
+// 6b: a tool outside tool_scope breaches at once; five identical calls breach loop.
+func TestGuardToolScopeAndLoop(t *testing.T) {
+	e := guardEnv(t, false, `      - metric: tool_scope
+        allow: ["salesforce.*", "sendgrid.*"]
+      - metric: loop
+        count: 5
+`)
+	run := newAgentRun(t, e, "s-scope")
+	run.tool("salesforce.get_case", `{"id":1}`)
+	run.tool("shell.exec", `{"cmd":"rm -rf /"}`)
+	e.eventually("tool_scope breach", func() bool {
+		return e.breaches("support-bot") == "tool_scope s-scope shell.exec step 2 outcome \"alert\"\n"
+	})
+	loop := newAgentRun(t, e, "s-loop")
+	for i := 0; i < 4; i++ {
+		loop.tool("salesforce.get_case", `{"id":42}`)
+	}
+	loop.tool("salesforce.get_case", `{"id":43}`)
+	time.Sleep(100 * time.Millisecond)
+	if got := e.breaches("support-bot"); strings.Contains(got, "s-loop") {
+		t.Fatalf("four identical calls breached loop count 5:\n%s", got)
+	}
+	loop.tool("salesforce.get_case", `{"id":42}`)
+	e.eventually("loop breach", func() bool {
+		return strings.Contains(e.breaches("support-bot"), "loop s-loop salesforce.get_case step 6 outcome \"alert\"")
+	})
+	rec := e.session("s-loop")
+	for _, st := range rec.Steps {
+		if st.Content != "" || st.ArgsHash == "" {
+			t.Fatalf("step %+v: want the arguments hashed, not kept", st)
+		}
+	}
+	e.eventually("page", func() bool { return len(e.PD.Events()) > 0 })
+}
+
+// 6c: dry_run halts nothing and the timeline says what would have happened.
+func TestGuardDryRun(t *testing.T) {
+	e := guardEnv(t, false, `      - metric: steps_per_session
+        max: 3
+        on_breach: halt_session
+        dry_run: true
+`)
+	run := newAgentRun(t, e, "s-dry")
+	for i := 0; i < 5; i++ {
+		run.chat(10)
+	}
+	e.eventually("breach acted on", func() bool {
+		return strings.Contains(e.breaches("support-bot"), `steps_per_session s-dry  step 4 outcome "dry_run"`)
+	})
+	time.Sleep(100 * time.Millisecond)
+	if n := len(haltsOf(e.Halt, "s-dry")); n != 0 {
+		t.Errorf("dry run sent %d halt requests", n)
+	}
+	e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+	ch := incidentChannels(e.Slack)[0].ID
+	e.eventually("the channel says nothing was halted", func() bool {
+		for _, m := range e.Slack.Messages(ch) {
+			if strings.Contains(m.Text+string(m.Blocks), "dry_run") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// 6d: a restart mid-session halts nothing twice and keeps counting.
+func TestGuardRestartMidSession(t *testing.T) {
+	e := guardEnv(t, false, `      - metric: steps_per_session
+        max: 6
+        on_breach: halt_session
+      - metric: tokens_per_session
+        max: 1000
+        on_breach: halt_session
+`)
+	run := newAgentRun(t, e, "s-rs")
+	for i := 0; i < 4; i++ {
+		run.chat(300) // the 4th crosses 1,000 tokens
+	}
+	e.eventually("tokens halt", func() bool { return len(haltsOf(e.Halt, "s-rs")) == 1 })
+	e.restart()
+	run = newAgentRun(t, e, "s-rs")
+	for i := 0; i < 2; i++ {
+		run.chat(1)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := e.breaches("support-bot"); strings.Contains(got, "steps_per_session") {
+		t.Fatalf("6 steps across a restart breached max 6:\n%s", got)
+	}
+	run.chat(1) // step 7
+	e.eventually("steps breach counted across the restart", func() bool {
+		return strings.Contains(e.breaches("support-bot"), `steps_per_session s-rs  step 7`)
+	})
+	e.eventually("second halt", func() bool { return len(haltsOf(e.Halt, "s-rs")) >= 2 })
+	time.Sleep(100 * time.Millisecond)
+	if got := e.breaches("support-bot"); strings.Count(got, "tokens_per_session") != 1 {
+		t.Errorf("tokens breached again after the restart:\n%s", got)
+	}
+}
