@@ -206,6 +206,13 @@ func (m *Main) Run(ctx context.Context) error {
 			// Few workers for the work after an ack: a burst of commands then
 			// queues instead of taking the CPU the next acks need.
 			Workers: 2,
+			SLAStatus: func(ctx context.Context, agent string) (string, error) {
+				list, err := m.Guard.Status(ctx, agent)
+				if err != nil {
+					return "", err
+				}
+				return guard.Text(agent, list), nil
+			},
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")

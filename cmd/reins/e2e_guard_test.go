@@ -209,6 +209,38 @@ func TestGuardToolScopeAndLoop(t *testing.T) {
 		}
 	}
 	e.eventually("page", func() bool { return len(e.PD.Events()) > 0 })
+
+	// See the guard: the CLI reads the store, the bot asks the server.
+	code, out, errOut := cli(t, e.env, "agents")
+	for _, want := range []string{"SLAs of support-bot", "• tool_scope: 1 (session s-scope) vs allow salesforce.*, sendgrid.* · 1 breaches",
+		"• loop: 5 (session s-loop) vs 5 identical calls · 1 breaches"} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("reins agents: exit %d, want %q in\n%s%s", code, want, out, errOut)
+		}
+	}
+	e.slash(alice, "C0SUPPORTAI", "status support-bot")
+	e.eventually("the /agent status reply lists the SLAs", func() bool {
+		for _, r := range e.Slack.Responses() {
+			if b := string(r.Blocks); strings.Contains(b, "loop: 5 (session s-loop)") && strings.Contains(b, "tool_scope") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// An SLA whose attribute never arrived shows "no data", not healthy.
+func TestGuardStatusNoData(t *testing.T) {
+	e := guardEnv(t, false, `      - metric: score
+        attribute: eval.confidence
+        min: 0.6
+`)
+	run := newAgentRun(t, e, "s-nodata")
+	run.chat(10)
+	code, out, errOut := cli(t, e.env, "agents")
+	if code != 0 || !strings.Contains(out, "• score:eval.confidence: no data vs min 0.6 · 0 breaches") {
+		t.Errorf("reins agents: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // 6c: dry_run halts nothing and the timeline says what would have happened.

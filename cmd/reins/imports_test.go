@@ -16,7 +16,8 @@ func TestDomainImportsNoSDK(t *testing.T) {
 		"github.com/reins-oss/reins/migrations", "github.com/reins-oss/reins/cmd",
 		"github.com/reins-oss/reins/incidents/sqlstore",
 	}
-	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions", "github.com/reins-oss/reins/ownership"} {
+	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions",
+		"github.com/reins-oss/reins/incidents/guard", "github.com/reins-oss/reins/ownership"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
@@ -29,6 +30,9 @@ func TestDomainImportsNoSDK(t *testing.T) {
 			}
 			if pkg == "github.com/reins-oss/reins/ownership" && dep == "github.com/reins-oss/reins/incidents" {
 				t.Errorf("ownership depends on incidents: the arrow points the other way")
+			}
+			if dep == "github.com/reins-oss/reins/incidents/guard" && pkg != "github.com/reins-oss/reins/incidents/guard" {
+				t.Errorf("%s depends on the guard: the guard imports incidents, sessions and ownership, not the reverse", pkg)
 			}
 		}
 	}

@@ -55,7 +55,23 @@ func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, b
 	if s != nil {
 		return s, nil
 	}
-	s = &state{agent: a.Name, seen: map[string]bool{}, loops: map[string]int{}, breached: map[string]bool{},
+	s, err := g.rebuild(ctx, a, session, batch)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cur := g.sessions[session]; cur != nil {
+		return cur, err
+	}
+	if len(g.sessions) >= g.cfg.MaxSessions {
+		g.evictLocked()
+	}
+	g.sessions[session] = s
+	return s, err
+}
+
+// rebuild reads a session's state from its stored steps, leaving out those
+// of batch (about to be counted), and its stored breaches.
+func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, error) {
+	s := &state{agent: a.Name, seen: map[string]bool{}, loops: map[string]int{}, breached: map[string]bool{},
 		scoreMin: map[string]float64{}}
 	var errs []error
 	if len(a.SLAs) > 0 {
@@ -88,16 +104,11 @@ func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, b
 		for _, b := range prior {
 			s.breached[b.SLA] = true
 		}
+		s.totals = rec.Totals
+		for attr := range s.scoreMin {
+			g.markData(a.Name, attr)
+		}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if cur := g.sessions[session]; cur != nil {
-		return cur, errors.Join(errs...)
-	}
-	if len(g.sessions) >= g.cfg.MaxSessions {
-		g.evictLocked()
-	}
-	g.sessions[session] = s
 	return s, errors.Join(errs...)
 }
 

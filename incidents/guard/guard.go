@@ -64,10 +64,11 @@ type Store interface {
 	PendingBreaches(ctx context.Context, limit int) ([]Breach, error)
 }
 
-// StepReader reads a session's stored steps (sessions.Store) to rebuild its
-// state after a restart.
+// StepReader reads stored sessions (sessions.Store): a session's steps to
+// rebuild its state after a restart, an agent's recent sessions for status.
 type StepReader interface {
 	FindSession(ctx context.Context, id string) (sessions.Record, error)
+	FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]sessions.Totals, error)
 }
 
 // Alerter raises the alert of a breach (incidents.Service).

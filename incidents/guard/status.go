@@ -23,8 +23,9 @@ type SLAStatus struct {
 	DryRun    bool    `json:"dry_run,omitempty"`
 }
 
-// Status returns each SLA of agent with its worst session among those the
-// guard holds (active since reins started) and its breaches in the last 24 h.
+// Status returns each SLA of agent with its worst session among those active
+// in the last StatusSessions hours and its breaches in the last 24 h. It
+// reads the store, so a process that observed nothing (the CLI) answers too.
 func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 	a := g.cfg.Registry.Current().Agent(agent)
 	if a == nil {
@@ -38,15 +39,11 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 	for _, b := range recent {
 		count[b.SLA]++
 	}
-	g.mu.Lock()
-	var mine []*state
-	for _, s := range g.sessions {
-		if s.agent == a.Name {
-			mine = append(mine, s)
-		}
-	}
-	g.mu.Unlock()
 	now := g.cfg.Now()
+	mine, err := g.recentStates(ctx, a, now)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]SLAStatus, 0, len(a.SLAs))
 	for _, sla := range a.SLAs {
 		st := SLAStatus{SLA: slaName(sla), Metric: sla.Metric, Breaches: count[slaName(sla)], OnBreach: sla.OnBreach,
@@ -177,4 +174,34 @@ func Text(agent string, list []SLAStatus) string {
 		fmt.Fprintf(&b, "• %s: %s vs %s · %d breaches · on breach: %s\n", s.SLA, now, s.Threshold, s.Breaches, mode)
 	}
 	return b.String()
+}
+
+// Status looks at most statusSessions of an agent's most recently active
+// sessions, active within statusSince.
+const (
+	statusSessions = 100
+	statusSince    = time.Hour
+)
+
+// recentStates returns the states of agent's recently active sessions: the
+// guard's own when it holds them, else rebuilt from the store and not kept
+// (a rebuild here could count steps whose batch is still being observed).
+func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.Time) ([]*state, error) {
+	list, err := g.cfg.Steps.FindSessions(ctx, a.Name, now.Add(-statusSince), statusSessions)
+	if err != nil {
+		return nil, fmt.Errorf("sessions of %s: %w", a.Name, err)
+	}
+	out := make([]*state, 0, len(list))
+	for _, t := range list {
+		g.mu.Lock()
+		s := g.sessions[t.Session]
+		g.mu.Unlock()
+		if s == nil {
+			if s, err = g.rebuild(ctx, a, t.Session, nil); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }
