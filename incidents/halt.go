@@ -14,6 +14,10 @@ import (
 // others (feature flags, Deployments) can only stop the whole agent.
 var sessionAdapters = map[string]bool{"flag": true, "webhook": true}
 
+// canHaltSessions is the one place that asks whether ag's adapter can stop
+// single sessions.
+func canHaltSessions(ag *ownership.Agent) bool { return sessionAdapters[ag.Halt.Adapter] }
+
 const (
 	haltBackoff  = 200 * time.Millisecond
 	maxHaltError = 300
@@ -94,8 +98,15 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			return nil, refusal(ag, cmd.Action, d)
 		}
 	}
+	return s.runHalt(ctx, cmd, ag)
+}
+
+// runHalt is a halt or resume after the authority check, shared by people
+// (Halt) and policy (AutoHalt) so both are recorded, retried, verified and
+// re-paged alike.
+func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
 	sessions := dedupe(cmd.Sessions)
-	if len(sessions) > 0 && !sessionAdapters[ag.Halt.Adapter] {
+	if len(sessions) > 0 && !canHaltSessions(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
 	}
@@ -354,6 +365,11 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
 	}
 	switch {
+	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
+		m.Style = StyleSuccess
+		m.Title = "🛑 " + autoHaltedText(h.Agent, h.Sessions, h.Reason)
+		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
+		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
 		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
