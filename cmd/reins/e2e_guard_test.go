@@ -158,8 +158,7 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
 			e.eventually("channel says the session was halted", func() bool {
 				for _, m := range e.Slack.Messages(ch) {
 					txt := m.Text + string(m.Blocks)
-					if strings.Contains(txt, "s-tok") && strings.Contains(strings.ToLower(txt), "halt") &&
-						strings.Contains(txt, "policy") {
+					if strings.Contains(txt, "reins halted session s-tok of support-bot automatically") {
 						return true
 					}
 				}
@@ -265,7 +264,7 @@ func TestGuardDryRun(t *testing.T) {
 	ch := incidentChannels(e.Slack)[0].ID
 	e.eventually("the channel says nothing was halted", func() bool {
 		for _, m := range e.Slack.Messages(ch) {
-			if strings.Contains(m.Text+string(m.Blocks), "dry_run") {
+			if strings.Contains(m.Text+string(m.Blocks), "Dry run: reins would have halted") {
 				return true
 			}
 		}
@@ -300,9 +299,14 @@ func TestGuardRestartMidSession(t *testing.T) {
 	e.eventually("steps breach counted across the restart", func() bool {
 		return strings.Contains(e.breaches("support-bot"), `steps_per_session s-rs  step 7`)
 	})
-	e.eventually("second halt", func() bool { return len(haltsOf(e.Halt, "s-rs")) >= 2 })
+	e.eventually("the steps breach acted on", func() bool {
+		return strings.Contains(e.breaches("support-bot"), `steps_per_session s-rs  step 7 outcome "already_halted"`)
+	})
 	time.Sleep(100 * time.Millisecond)
 	if got := e.breaches("support-bot"); strings.Count(got, "tokens_per_session") != 1 {
 		t.Errorf("tokens breached again after the restart:\n%s", got)
+	}
+	if n := len(haltsOf(e.Halt, "s-rs")); n != 1 {
+		t.Errorf("%d halt requests for the session across the restart, want 1", n)
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -10,7 +9,6 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
-	"github.com/reins-oss/reins/ownership"
 )
 
 // openGuard builds the guard that judges every stored step against the
@@ -43,30 +41,16 @@ func (m *Main) sessionPage(id string) string {
 	return strings.TrimRight(m.Config.PublicURL, "/") + "/sessions/" + id
 }
 
-// autoHalt runs the halt a breach calls for through the same path as a
-// person's, as actor policy:<agent>/<sla>.
-// TODO(16a merge): call Service.AutoHalt, which adds fallbacks, the
-// per-agent rate limit and the "already halted" check from the store.
+// autoHalt runs the halt a breach calls for: Service.AutoHalt decides the
+// fallback, the per-agent rate limit and "already halted" from the store.
 func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (string, error) {
-	if req.DryRun {
-		return "dry_run", nil
-	}
-	cmd := incidents.HaltCommand{Action: incidents.ActionHalt, Agent: req.Agent, Reason: req.Reason,
-		Actor: incidents.Actor{Kind: "policy", ID: req.Agent + "/" + req.SLA}, IncidentID: req.IncidentID,
-		BreakGlass: true}
-	if req.Action == ownership.OnBreachHaltSession {
-		cmd.Sessions = req.Sessions
-	}
-	h, err := m.Service.Halt(ctx, cmd)
+	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
+		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun})
 	if err != nil {
-		var ie *incidents.Error
-		if errors.As(err, &ie) && ie.Code == incidents.EINVALID {
-			return ownership.OnBreachAlert, nil
-		}
 		return "", err
 	}
-	if h.Status != incidents.HaltVerified {
-		return "", fmt.Errorf("halt %d: %s", h.ID, h.Error)
+	if out.Halt != nil && out.Halt.Status != incidents.HaltVerified {
+		return "", fmt.Errorf("halt %d not verified: %s", out.Halt.ID, out.Halt.Error)
 	}
-	return req.Action, nil
+	return out.Action, nil
 }
