@@ -171,6 +171,19 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
 			if got := e.breaches("support-bot"); got != "tokens_per_session s-tok  step 37 outcome \"halt_session\"\n" {
 				t.Errorf("breaches:\n%s", got)
 			}
+			view, err := e.Main.WebSessions.Session(context.Background(), "s-tok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var marked []int
+			for i, st := range view.Steps {
+				if st.Breach != "" {
+					marked = append(marked, i+1)
+				}
+			}
+			if len(marked) != 1 || marked[0] != 37 || view.Steps[36].Breach != "tokens_per_session" {
+				t.Errorf("web view marks steps %v with a breach, want step 37 with tokens_per_session", marked)
+			}
 		})
 	}
 }
