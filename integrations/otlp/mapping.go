@@ -70,6 +70,7 @@ const (
 	DropUnknownAgent = "unknown_agent"
 	DropBadSession   = "bad_session"
 	DropNoSpanID     = "no_span_id"
+	DropOtherAgent   = "other_agent" // the session belongs to another agent
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its
