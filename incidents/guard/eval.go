@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,9 @@ type state struct {
 	agent    string
 	seen     map[string]bool // span IDs counted: a step sent twice counts once
 	events   []event
-	loops    map[string]int // whole-session loop counts
+	loops    map[string]int         // whole-session loop counts
+	loopAt   map[string][]time.Time // when each repeated call arrived, for windowed loop SLAs
+	wins     map[time.Duration]*win // running sums over the last d, by d
 	breached map[string]bool
 	totals   sessions.Totals
 	scoreMin map[string]float64 // per attribute: the lowest score seen
@@ -48,14 +51,22 @@ type state struct {
 // state returns the state of session, rebuilding it from the store on
 // first sight (after a restart, or eviction) from the steps stored before
 // batch, and the breaches already stored.
-func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, error) {
+func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step, t sessions.Totals) (*state, error) {
 	g.mu.Lock()
 	s := g.sessions[session]
 	g.mu.Unlock()
 	if s != nil {
 		return s, nil
 	}
-	s, err := g.rebuild(ctx, a, session, batch)
+	var err error
+	if onlyBatch(batch, t) {
+		// Every step the session has is in this batch: nothing to rebuild,
+		// and reading back what was just written would double the cost of
+		// intake for sessions that arrive in big batches.
+		s = newState(a.Name)
+	} else {
+		s, err = g.rebuild(ctx, a, session, batch)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if cur := g.sessions[session]; cur != nil {
@@ -71,8 +82,7 @@ func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, b
 // rebuild reads a session's state from its stored steps, leaving out those
 // of batch (about to be counted), and its stored breaches.
 func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, error) {
-	s := &state{agent: a.Name, seen: map[string]bool{}, loops: map[string]int{}, breached: map[string]bool{},
-		scoreMin: map[string]float64{}}
+	s := newState(a.Name)
 	var errs []error
 	if len(a.SLAs) > 0 {
 		inBatch := make(map[string]bool, len(batch))
@@ -110,6 +120,79 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 		}
 	}
 	return s, errors.Join(errs...)
+}
+
+// onlyBatch says whether the session's stored steps are all in batch: the
+// batch's distinct spans are all stored, so as many steps in all means the
+// same steps.
+func onlyBatch(batch []sessions.Step, t sessions.Totals) bool {
+	if t.Steps > int64(len(batch)) {
+		return false
+	}
+	spans := make(map[string]struct{}, len(batch))
+	for _, st := range batch {
+		spans[st.SpanID] = struct{}{}
+	}
+	return t.Steps <= int64(len(spans))
+}
+
+func newState(agent string) *state {
+	return &state{agent: agent, seen: map[string]bool{}, loops: map[string]int{}, loopAt: map[string][]time.Time{},
+		wins: map[time.Duration]*win{}, breached: map[string]bool{}, scoreMin: map[string]float64{}}
+}
+
+// win is a running sum over the events received in the last d: events
+// arrive in time order, so it only ever adds at the end and drops at start.
+type win struct {
+	start  int
+	tokens int64
+	cost   float64
+	steps  int64
+	tools  int64
+}
+
+func (w *win) add(e event, sign int64) {
+	w.tokens += sign * e.tokens
+	w.cost += float64(sign) * e.cost
+	w.steps += sign
+	if e.tool {
+		w.tools += sign
+	}
+}
+
+func (w *win) value(metric string) float64 {
+	switch metric {
+	case ownership.SLATokensPerSession:
+		return float64(w.tokens)
+	case ownership.SLACostPerSession:
+		return w.cost
+	case ownership.SLAToolCallsPerMinute:
+		return float64(w.tools)
+	}
+	return float64(w.steps)
+}
+
+// window returns the running sums over the events received in the last d.
+func (s *state) window(d time.Duration, now time.Time) *win {
+	w := s.wins[d]
+	if w == nil {
+		w = &win{}
+		for _, e := range s.events {
+			w.add(e, 1)
+		}
+		s.wins[d] = w
+	}
+	since := now.Add(-d)
+	for w.start < len(s.events) && s.events[w.start].at.Before(since) {
+		w.add(s.events[w.start], -1)
+		w.start++
+	}
+	return w
+}
+
+// windowSum sums metric over the events received in the last d.
+func (s *state) windowSum(metric string, d time.Duration, now time.Time) float64 {
+	return s.window(d, now).value(metric)
 }
 
 // evictLocked drops the least recently active tenth of the sessions.
@@ -154,11 +237,27 @@ func (s *state) add(st sessions.Step, at time.Time) bool {
 	e := event{at: at, span: st.SpanID, tokens: st.Tokens(), cost: st.Cost, tool: st.IsTool(), err: st.Error,
 		loop: loopKey(st)}
 	s.events = append(s.events, e)
+	for _, w := range s.wins {
+		w.add(e, 1)
+	}
 	if len(s.events) > maxEvents {
-		s.events = append(s.events[:0:0], s.events[len(s.events)-maxEvents/2:]...)
+		cut := len(s.events) - maxEvents/2
+		s.events = append(s.events[:0:0], s.events[cut:]...)
+		for d, w := range s.wins {
+			if w.start < cut {
+				delete(s.wins, d) // summed again from what is left on next use
+			} else {
+				w.start -= cut
+			}
+		}
 	}
 	if e.loop != "" {
 		s.loops[e.loop]++
+		at := append(s.loopAt[e.loop], at)
+		if len(at) > maxEvents {
+			at = append(at[:0:0], at[len(at)-maxEvents/2:]...)
+		}
+		s.loopAt[e.loop] = at
 	}
 	for k, v := range st.Scores {
 		if cur, ok := s.scoreMin[k]; !ok || v < cur {
@@ -247,7 +346,7 @@ func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, 
 		}
 		threshold = *sla.Max
 		if sla.Window > 0 {
-			value = s.windowSum(sla.Metric, now.Add(-sla.Window))
+			value = s.windowSum(sla.Metric, sla.Window, now)
 		} else {
 			switch sla.Metric {
 			case ownership.SLATokensPerSession:
@@ -268,7 +367,7 @@ func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, 
 			w = time.Minute
 		}
 		threshold = *sla.Max
-		value = s.windowSum(sla.Metric, now.Add(-w))
+		value = s.windowSum(sla.Metric, w, now)
 		return value, threshold, "", value > threshold
 	case ownership.SLAToolScope:
 		if !st.IsTool() || st.Tool == "" {
@@ -288,13 +387,8 @@ func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, 
 		threshold = float64(sla.Count)
 		if sla.Window > 0 {
 			since := now.Add(-sla.Window)
-			n := 0
-			for _, e := range s.events {
-				if e.loop == key && !e.at.Before(since) {
-					n++
-				}
-			}
-			value = float64(n)
+			at := s.loopAt[key]
+			value = float64(len(at) - sort.Search(len(at), func(i int) bool { return !at[i].Before(since) }))
 		} else {
 			value = float64(s.loops[key])
 		}
@@ -344,30 +438,6 @@ func (s *state) recent(n int, window time.Duration, now time.Time) []event {
 		}
 	}
 	return evs
-}
-
-// windowSum sums metric over the events received at or after since.
-func (s *state) windowSum(metric string, since time.Time) float64 {
-	var v float64
-	for i := len(s.events) - 1; i >= 0; i-- {
-		e := s.events[i]
-		if e.at.Before(since) {
-			break
-		}
-		switch metric {
-		case ownership.SLATokensPerSession:
-			v += float64(e.tokens)
-		case ownership.SLACostPerSession:
-			v += e.cost
-		case ownership.SLAStepsPerSession:
-			v++
-		case ownership.SLAToolCallsPerMinute:
-			if e.tool {
-				v++
-			}
-		}
-	}
-	return v
 }
 
 func (g *Guard) markData(agent, attr string) {

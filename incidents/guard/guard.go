@@ -205,7 +205,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 			continue
 		}
 		batch := bySession[t.Session]
-		s, err := g.state(ctx, a, t.Session, batch)
+		s, err := g.state(ctx, a, t.Session, batch, t)
 		if err != nil {
 			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
 				"session", t.Session, "err", err)

@@ -91,7 +91,7 @@ func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
 	switch sla.Metric {
 	case ownership.SLATokensPerSession, ownership.SLACostPerSession, ownership.SLAStepsPerSession:
 		if sla.Window > 0 {
-			return s.windowSum(sla.Metric, now.Add(-sla.Window)), true
+			return s.windowSum(sla.Metric, sla.Window, now), true
 		}
 		switch sla.Metric {
 		case ownership.SLATokensPerSession:
@@ -105,7 +105,7 @@ func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
 		if w <= 0 {
 			w = time.Minute
 		}
-		return s.windowSum(sla.Metric, now.Add(-w)), true
+		return s.windowSum(sla.Metric, w, now), true
 	case ownership.SLAToolScope:
 		if s.breached[slaName(sla)] {
 			return 1, true
