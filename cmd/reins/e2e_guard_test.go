@@ -357,3 +357,76 @@ func TestGuardSessionSwitchingAgentIsRefused(t *testing.T) {
 		t.Errorf("refused spans breached:\n%s", got)
 	}
 }
+
+// A breach storm: 1,000 sessions crossing within a minute make one
+// incident, one page, at most one halt per session and no more automatic
+// halts than escalation.max_auto_halts_per_minute.
+func TestGuardBreachStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 breaches")
+	}
+	e := guardEnv(t, false, `      - metric: tokens_per_session
+        max: 200000
+        on_breach: halt_session
+`)
+	const sessionsN = 1000
+	for r := 0; r < sessionsN/100; r++ {
+		var spans []string
+		for i := 0; i < 100; i++ {
+			n := r*100 + i
+			spans = append(spans, fmt.Sprintf(`{"traceId":"5b8efff798038103d269b633813f%04x","spanId":"eee19b7ec3c1%04x","name":"chat",
+			 "startTimeUnixNano":"1765000000000000000","endTimeUnixNano":"1765000001000000000",
+			 "attributes":[{"key":"session.id","value":{"stringValue":"s-storm-%d"}},{"key":"gen_ai.usage.input_tokens","value":{"intValue":"250000"}}]}`, n, n, n))
+		}
+		body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-bot"}}]},
+		  "scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`
+		hdr := http.Header{"Authorization": {"Bearer " + otlpToken}, "Content-Type": {"application/json"}}
+		if status, resp := e.do(http.MethodPost, "/v1/traces", hdr, []byte(body)); status != 200 {
+			t.Fatalf("export %d: %d %s", r, status, resp)
+		}
+	}
+	e.eventuallyWithin(2*time.Minute, "every breach acted on", func() bool {
+		list, err := e.Main.Store.PendingBreaches(context.Background(), 10)
+		all, _ := e.Main.Store.FindBreaches(context.Background(), "support-bot", time.Time{}, 0)
+		return err == nil && len(list) == 0 && len(all) == sessionsN
+	})
+	all, _ := e.Main.Store.FindBreaches(context.Background(), "support-bot", time.Time{}, 0)
+	outcomes := map[string]int{}
+	for _, b := range all {
+		outcomes[b.Outcome]++
+	}
+	if outcomes["halt_session"] == 0 || outcomes["halt_session"] > 20 || outcomes["halt_session"]+outcomes["rate_limited"] != sessionsN {
+		t.Errorf("outcomes = %v: want at most 20 session halts (max_auto_halts_per_minute) and the rest rate_limited", outcomes)
+	}
+	perSession := map[string]int{}
+	for _, m := range e.Halt.Messages() {
+		if m.Action == "halt" {
+			for _, s := range m.Sessions {
+				perSession[s]++
+			}
+		}
+	}
+	for s, n := range perSession {
+		if n > 1 {
+			t.Errorf("session %s halted %d times", s, n)
+		}
+	}
+	if n := len(incidentChannels(e.Slack)); n != 1 {
+		t.Errorf("%d incident channels, want 1", n)
+	}
+	time.Sleep(200 * time.Millisecond)
+	triggers := map[string]bool{}
+	for _, ev := range e.PD.Events() {
+		if ev.Action == "trigger" {
+			triggers[ev.DedupKey] = true
+		}
+	}
+	if len(triggers) != 1 {
+		t.Errorf("pages for %d incidents, want 1", len(triggers))
+	}
+	// The channel hears of the halts and of the limit once, not of each of
+	// the 980 sessions left running.
+	if msgs := e.Slack.Messages(incidentChannels(e.Slack)[0].ID); len(msgs) > 40 {
+		t.Errorf("%d messages in the incident channel, want the halts and one note of the limit", len(msgs))
+	}
+}

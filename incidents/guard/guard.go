@@ -125,6 +125,12 @@ type Guard struct {
 	// arrived at least once: status says "no data" otherwise.
 	seenData map[[2]string]bool
 
+	// limitedUntil holds, per agent, until when automatic halts are known
+	// to be over max_auto_halts_per_minute: breaches meanwhile are recorded
+	// rate_limited without asking again, so a storm of breaches makes one
+	// "not halted" note in the channel rather than one per session.
+	limitedUntil map[string]time.Time
+
 	queue   chan Breach
 	wg      sync.WaitGroup
 	stopped chan struct{}
@@ -156,7 +162,8 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, seenData: map[[2]string]bool{},
-		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
+		limitedUntil: map[string]time.Time{},
+		queue:        make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }
 
 // Start starts the workers and re-drives breaches a crash left unacted on.
@@ -297,7 +304,9 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 		if b.DryRun && b.Action == ownership.OnBreachAlert {
 			outcome = "dry_run"
 		}
-		if b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil {
+		if b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil && !b.DryRun && g.limited(b.Agent) {
+			outcome = "rate_limited"
+		} else if b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil {
 			sla := g.slaOf(b.Agent, b.SLA)
 			req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: b.IncidentID,
 				Reason: Reason(b), DryRun: b.DryRun}
@@ -313,12 +322,28 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 				out = "failed: " + herr.Error()
 			}
 			outcome = out
+			if out == "rate_limited" {
+				g.mu.Lock()
+				g.limitedUntil[b.Agent] = g.cfg.Now().Add(RateLimitQuiet)
+				g.mu.Unlock()
+			}
 		}
 		g.metrics.breaches.WithLabelValues(b.Agent, b.SLA, metricAction(outcome)).Inc()
 		if err := g.cfg.Store.SetBreachOutcome(ctx, b.ID, b.IncidentID, clip(outcome, 500)); err != nil {
 			g.cfg.Log.Error("guard: record breach outcome", "breach", b.ID, "err", err)
 		}
 	}
+}
+
+// RateLimitQuiet is how long, after an automatic halt was refused for the
+// per-agent limit, the agent's further breaches are recorded rate_limited
+// without asking again.
+const RateLimitQuiet = 10 * time.Second
+
+func (g *Guard) limited(agent string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cfg.Now().Before(g.limitedUntil[agent])
 }
 
 // metricAction bounds the action label to known values.

@@ -383,3 +383,43 @@ func TestBreachStormIsOneIngestPerBatchAndEachSessionOnce(t *testing.T) {
 		seen[h.Sessions[0]] = true
 	}
 }
+
+func TestRateLimitedAgentIsNotAskedAgainForAWhile(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+	var calls int
+	var mu sync.Mutex
+	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
+		Now: func() time.Time { return e.now },
+		Halt: func(ctx context.Context, req guard.HaltRequest) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			return "rate_limited", nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cancel()
+	e.g.Wait()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	e.g = g
+	g.Start(ctx)
+	e.send(t, chat("s-1", "1", 1), chat("s-1", "2", 1))
+	e.settle(t, 1)
+	e.send(t, chat("s-2", "1", 1), chat("s-2", "2", 1))
+	e.settle(t, 2)
+	e.now = e.now.Add(guard.RateLimitQuiet)
+	e.send(t, chat("s-3", "1", 1), chat("s-3", "2", 1))
+	got := e.settle(t, 3)
+	for _, b := range got {
+		if b.Outcome != "rate_limited" {
+			t.Errorf("breach %+v, want rate_limited", b)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 {
+		t.Errorf("AutoHalt asked %d times, want 2: not for s-2 within the quiet period", calls)
+	}
+}
