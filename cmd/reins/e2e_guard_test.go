@@ -123,6 +123,8 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
         max: 200000
         on_breach: halt_session
 `)
+			breachesBefore := e.metric(`reins_sla_breaches_total{action="halt_session",agent="support-bot",sla="tokens_per_session"}`)
+			tokensBefore := e.metric(`reins_agent_tokens_total{agent="support-bot"}`)
 			run := newAgentRun(t, e, "s-tok")
 			for i := 1; i <= 36; i++ {
 				run.chat(5_500)
@@ -171,6 +173,15 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
 			}
 			if got := e.breaches("support-bot"); got != "tokens_per_session s-tok  step 37 outcome \"halt_session\"\n" {
 				t.Errorf("breaches:\n%s", got)
+			}
+			if d := e.metric(`reins_sla_breaches_total{action="halt_session",agent="support-bot",sla="tokens_per_session"}`) - breachesBefore; d != 1 {
+				t.Errorf("reins_sla_breaches_total grew by %v, want 1", d)
+			}
+			if d := e.metric(`reins_agent_tokens_total{agent="support-bot"}`) - tokensBefore; d != 39*5_500 {
+				t.Errorf("reins_agent_tokens_total grew by %v, want %d", d, 39*5_500)
+			}
+			if e.metric(`reins_agent_cost_usd_total{agent="support-bot"}`) <= 0 {
+				t.Error("reins_agent_cost_usd_total is not exported or did not grow")
 			}
 			view, err := e.Main.WebSessions.Session(context.Background(), "s-tok")
 			if err != nil {
