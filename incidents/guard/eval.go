@@ -18,8 +18,14 @@ import (
 // DefaultErrorSteps is the error_rate window when the SLA sets no steps.
 const DefaultErrorSteps = 20
 
-// maxEvents bounds the steps a session keeps in memory for its windows.
-const maxEvents = 10_000
+// maxEvents bounds the steps a session keeps in memory for its windows and
+// its retry check: past it the older half goes (a window reaching further
+// back then counts only what is left).
+const maxEvents = 5_000
+
+// idleAfter is how long a session may go without steps before its state
+// is dropped (rebuilt from the store if it comes back).
+const idleAfter = 30 * time.Minute
 
 // event is what the windows need of one step. at is when reins received it:
 // a clock skewed into the future or the far past does not move windows.
@@ -195,6 +201,24 @@ func (s *state) windowSum(metric string, d time.Duration, now time.Time) float64
 	return s.window(d, now).value(metric)
 }
 
+// sweep drops the state of sessions idle for idleAfter, at most once a minute.
+func (g *Guard) sweep(now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if now.Sub(g.lastSweep) < time.Minute {
+		return
+	}
+	g.lastSweep = now
+	for id, s := range g.sessions {
+		s.mu.Lock()
+		idle := now.Sub(s.last) > idleAfter
+		s.mu.Unlock()
+		if idle {
+			delete(g.sessions, id)
+		}
+	}
+}
+
 // evictLocked drops the least recently active tenth of the sessions.
 func (g *Guard) evictLocked() {
 	n := max(len(g.sessions)/10, 1)
@@ -243,6 +267,10 @@ func (s *state) add(st sessions.Step, at time.Time) bool {
 	if len(s.events) > maxEvents {
 		cut := len(s.events) - maxEvents/2
 		s.events = append(s.events[:0:0], s.events[cut:]...)
+		s.seen = make(map[string]bool, len(s.events))
+		for _, e := range s.events {
+			s.seen[e.span] = true
+		}
 		for d, w := range s.wins {
 			if w.start < cut {
 				delete(s.wins, d) // summed again from what is left on next use
@@ -441,9 +469,9 @@ func (s *state) recent(n int, window time.Duration, now time.Time) []event {
 }
 
 func (g *Guard) markData(agent, attr string) {
-	g.mu.Lock()
+	g.dataMu.Lock()
 	g.seenData[[2]string{agent, attr}] = true
-	g.mu.Unlock()
+	g.dataMu.Unlock()
 }
 
 // slaName is an SLA's name: its own, else its metric (score: score:attribute).

@@ -124,6 +124,11 @@ type Guard struct {
 	// seenData records, per agent and score attribute, that the attribute
 	// arrived at least once: status says "no data" otherwise.
 	seenData map[[2]string]bool
+	// dataMu guards seenData: it is taken with a session's lock held, so it
+	// is not mu (mu is taken before a session's lock).
+	dataMu sync.Mutex
+	// lastSweep is when idle sessions were last dropped.
+	lastSweep time.Time
 
 	// limitedUntil holds, per agent, until when automatic halts are known
 	// to be over max_auto_halts_per_minute: breaches meanwhile are recorded
@@ -155,7 +160,7 @@ func New(cfg Config) (*Guard, error) {
 		cfg.Queue = 4096
 	}
 	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = 50_000
+		cfg.MaxSessions = 10_000
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -205,6 +210,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		bySession[st.Session] = append(bySession[st.Session], st)
 	}
 	now := g.cfg.Now()
+	g.sweep(now)
 	var breaches []Breach
 	for _, t := range totals {
 		a := reg.Agent(t.Agent)
@@ -212,6 +218,17 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 			continue
 		}
 		batch := bySession[t.Session]
+		if len(a.SLAs) == 0 {
+			// Nothing to judge: only the metrics, without state. A batch
+			// mixing retried and new spans of one session counts the
+			// retried ones again; a batch of only retried spans counts none
+			// (its session did not grow, so it is not in totals).
+			for _, st := range batch {
+				g.metrics.tokens.WithLabelValues(a.Name).Add(float64(st.Tokens()))
+				g.metrics.cost.WithLabelValues(a.Name).Add(st.Cost)
+			}
+			continue
+		}
 		s, err := g.state(ctx, a, t.Session, batch, t)
 		if err != nil {
 			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",

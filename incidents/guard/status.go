@@ -69,9 +69,9 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 			}
 		}
 		if sla.Metric == ownership.SLAScore {
-			g.mu.Lock()
+			g.dataMu.Lock()
 			has := g.seenData[[2]string{a.Name, sla.Attribute}]
-			g.mu.Unlock()
+			g.dataMu.Unlock()
 			if !has {
 				first = true
 			}
