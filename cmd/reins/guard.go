@@ -20,6 +20,7 @@ func (m *Main) openGuard() error {
 		Steps:      m.Store,
 		Alerts:     m.Service,
 		Halt:       m.autoHalt,
+		Incidents:  m.Service,
 		Page:       m.sessionPage,
 		Now:        m.Clock.Now,
 		Log:        m.Log,

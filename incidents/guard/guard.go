@@ -76,6 +76,11 @@ type Alerter interface {
 	Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error)
 }
 
+// IncidentReader reads one incident (incidents.Service).
+type IncidentReader interface {
+	FindIncident(ctx context.Context, id int64) (*incidents.Incident, error)
+}
+
 // HaltRequest asks for the automatic halt on_breach calls for.
 type HaltRequest struct {
 	Agent      string
@@ -100,6 +105,9 @@ type Config struct {
 	Steps    StepReader
 	Alerts   Alerter
 	Halt     Halter // nil: breaches alert only
+	// Incidents, when set, reads an incident (incidents.Service): a halt
+	// then joins the agent's open incident without waiting for its alert.
+	Incidents IncidentReader
 	// Page is the web page of a session (PublicURL/sessions/{id}), "" for none.
 	Page func(session string) string
 	Now  func() time.Time
@@ -135,6 +143,8 @@ type Guard struct {
 	// rate_limited without asking again, so a storm of breaches makes one
 	// "not halted" note in the channel rather than one per session.
 	limitedUntil map[string]time.Time
+	// lastIncident is, per agent, the incident its last breach alerts went to.
+	lastIncident map[string]int64
 
 	queue   chan Breach
 	wg      sync.WaitGroup
@@ -167,8 +177,8 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, seenData: map[[2]string]bool{},
-		limitedUntil: map[string]time.Time{},
-		queue:        make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
+		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
+		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }
 
 // Start starts the workers and re-drives breaches a crash left unacted on.
@@ -303,53 +313,112 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 	for i, b := range fresh {
 		alerts[i] = g.alert(b)
 	}
+	// The first halt of the batch need not wait for its alert when its
+	// agent's incident is known and still open: it joins that incident, and
+	// the alert joins it too. The rest wait, one halt at a time, so the
+	// per-agent limit is counted in order.
+	early, earlyDone := -1, make(chan haltResult, 1)
+	for i, b := range fresh {
+		if !g.halts(b) {
+			continue
+		}
+		if id := g.openIncident(ctx, b.Agent); id != 0 {
+			early = i
+			go func() { earlyDone <- g.halt(ctx, b, id) }()
+		}
+		break
+	}
 	res, err := g.cfg.Alerts.Ingest(ctx, alerts)
 	if err != nil {
 		g.cfg.Log.Error("guard: raise breach alerts", "alerts", len(alerts), "err", err)
 	}
-	incidentOf := func(i int) int64 {
-		// Ingest lists the incidents without repeats in alert order; with
-		// one incident per agent, the agent's is the one to join.
-		if len(res.Incidents) == 1 {
-			return res.Incidents[0]
+	// Ingest lists the incidents without repeats in alert order: one
+	// incident for a batch of one agent's breaches.
+	var incident int64
+	if len(res.Incidents) == 1 {
+		incident = res.Incidents[0]
+		agents := map[string]bool{}
+		for _, b := range fresh {
+			agents[b.Agent] = true
 		}
-		return 0
+		if len(agents) == 1 {
+			g.mu.Lock()
+			g.lastIncident[fresh[0].Agent] = incident
+			g.mu.Unlock()
+		}
 	}
 	for i, b := range fresh {
-		b.IncidentID = incidentOf(i)
+		b.IncidentID = incident
 		outcome := ownership.OnBreachAlert
-		if b.DryRun && b.Action == ownership.OnBreachAlert {
+		switch {
+		case i == early:
+			r := <-earlyDone
+			outcome, b.IncidentID = r.outcome, r.incident
+		case g.halts(b):
+			outcome = g.halt(ctx, b, incident).outcome
+		case b.DryRun && b.Action == ownership.OnBreachAlert:
 			outcome = "dry_run"
-		}
-		if b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil && !b.DryRun && g.limited(b.Agent) {
+		case b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil:
 			outcome = "rate_limited"
-		} else if b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil {
-			sla := g.slaOf(b.Agent, b.SLA)
-			req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: b.IncidentID,
-				Reason: Reason(b), DryRun: b.DryRun}
-			if sla != nil {
-				req.Fallback = sla.Fallback
-			}
-			if b.Action == ownership.OnBreachHaltSession {
-				req.Sessions = []string{b.Session}
-			}
-			out, herr := g.cfg.Halt(ctx, req)
-			if herr != nil {
-				g.cfg.Log.Error("guard: automatic halt", "agent", b.Agent, "sla", b.SLA, "session", b.Session, "err", herr)
-				out = "failed: " + herr.Error()
-			}
-			outcome = out
-			if out == "rate_limited" {
-				g.mu.Lock()
-				g.limitedUntil[b.Agent] = g.cfg.Now().Add(RateLimitQuiet)
-				g.mu.Unlock()
-			}
 		}
 		g.metrics.breaches.WithLabelValues(b.Agent, b.SLA, metricAction(outcome)).Inc()
 		if err := g.cfg.Store.SetBreachOutcome(ctx, b.ID, b.IncidentID, clip(outcome, 500)); err != nil {
 			g.cfg.Log.Error("guard: record breach outcome", "breach", b.ID, "err", err)
 		}
 	}
+}
+
+type haltResult struct {
+	outcome  string
+	incident int64
+}
+
+// halts says whether b's on_breach asks for a halt now: not for alert, not
+// while the agent is known to be over its automatic-halt limit.
+func (g *Guard) halts(b Breach) bool {
+	return b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil && (b.DryRun || !g.limited(b.Agent))
+}
+
+// halt runs b's automatic halt in incident (0: the agent's open one).
+func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
+	req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: incident, Reason: Reason(b),
+		DryRun: b.DryRun}
+	if sla := g.slaOf(b.Agent, b.SLA); sla != nil {
+		req.Fallback = sla.Fallback
+	}
+	if b.Action == ownership.OnBreachHaltSession {
+		req.Sessions = []string{b.Session}
+	}
+	out, err := g.cfg.Halt(ctx, req)
+	if err != nil {
+		g.cfg.Log.Error("guard: automatic halt", "agent", b.Agent, "sla", b.SLA, "session", b.Session, "err", err)
+		out = "failed: " + err.Error()
+	}
+	if out == "rate_limited" {
+		g.mu.Lock()
+		g.limitedUntil[b.Agent] = g.cfg.Now().Add(RateLimitQuiet)
+		g.mu.Unlock()
+	}
+	return haltResult{outcome: out, incident: incident}
+}
+
+// openIncident returns the agent's incident a breach alert last went to
+// while it is still open, else 0.
+func (g *Guard) openIncident(ctx context.Context, agent string) int64 {
+	if g.cfg.Incidents == nil {
+		return 0
+	}
+	g.mu.Lock()
+	id := g.lastIncident[agent]
+	g.mu.Unlock()
+	if id == 0 {
+		return 0
+	}
+	inc, err := g.cfg.Incidents.FindIncident(ctx, id)
+	if err != nil || inc == nil || inc.Status != incidents.StatusOpen {
+		return 0
+	}
+	return id
 }
 
 // RateLimitQuiet is how long, after an automatic halt was refused for the

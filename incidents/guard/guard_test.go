@@ -19,16 +19,30 @@ import (
 )
 
 type alerts struct {
-	mu   sync.Mutex
-	got  []incidents.Alert
-	next int64
+	mu       sync.Mutex
+	got      []incidents.Alert
+	incident int64 // what Ingest answers; 0: 7
 }
 
 func (a *alerts) Ingest(ctx context.Context, list []incidents.Alert) (incidents.IngestResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.got = append(a.got, list...)
-	return incidents.IngestResult{Incidents: []int64{7}}, nil
+	if a.incident == 0 {
+		return incidents.IngestResult{Incidents: []int64{7}}, nil
+	}
+	return incidents.IngestResult{Incidents: []int64{a.incident}}, nil
+}
+
+// openIncidents answers FindIncident: open when listed.
+type openIncidents map[int64]bool
+
+func (o openIncidents) FindIncident(ctx context.Context, id int64) (*incidents.Incident, error) {
+	st := incidents.StatusResolved
+	if o[id] {
+		st = incidents.StatusOpen
+	}
+	return &incidents.Incident{ID: id, Status: st}, nil
 }
 
 type halts struct {
@@ -421,5 +435,43 @@ func TestRateLimitedAgentIsNotAskedAgainForAWhile(t *testing.T) {
 	defer mu.Unlock()
 	if calls != 2 {
 		t.Errorf("AutoHalt asked %d times, want 2: not for s-2 within the quiet period", calls)
+	}
+}
+
+func TestHaltJoinsTheOpenIncidentWithoutWaitingForItsAlert(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open bool
+		want int64
+	}{{"Open", true, 7}, {"Resolved", false, 8}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+			e.cancel()
+			e.g.Wait()
+			g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
+				Halt: e.halts.halt, Incidents: openIncidents{7: tc.open}, Now: func() time.Time { return e.now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			e.g = g
+			g.Start(ctx)
+			e.send(t, chat("s-1", "1", 1), chat("s-1", "2", 1))
+			e.settle(t, 1)
+			e.alerts.mu.Lock()
+			e.alerts.incident = 8 // 7 is resolved: the next alert opens 8
+			e.alerts.mu.Unlock()
+			e.send(t, chat("s-2", "1", 1), chat("s-2", "2", 1))
+			got := e.settle(t, 2)
+			e.halts.mu.Lock()
+			defer e.halts.mu.Unlock()
+			if len(e.halts.got) != 2 || e.halts.got[0].IncidentID != 7 || e.halts.got[1].IncidentID != tc.want {
+				t.Errorf("halts = %+v, want the second in incident %d", e.halts.got, tc.want)
+			}
+			if got[0].IncidentID != tc.want {
+				t.Errorf("breach %+v, want incident %d", got[0], tc.want)
+			}
+		})
 	}
 }
