@@ -307,13 +307,17 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 	// Totals from the store are authoritative (they survive restarts and
 	// the step cap); the batch's new steps lead up to them.
 	var fresh []sessions.Step
+	var tokens int64
+	var cost float64
 	for _, st := range batch {
 		if s.add(st, now) {
 			fresh = append(fresh, st)
-			g.metrics.tokens.WithLabelValues(a.Name).Add(float64(st.Tokens()))
-			g.metrics.cost.WithLabelValues(a.Name).Add(st.Cost)
+			tokens += st.Tokens()
+			cost += st.Cost
 		}
 	}
+	g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
+	g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 	var base sessions.Totals
 	base.Steps, base.InputTokens, base.OutputTokens, base.Cost = t.Steps, t.InputTokens, t.OutputTokens, t.Cost
 	for _, st := range fresh {

@@ -233,10 +233,14 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 			// mixing retried and new spans of one session counts the
 			// retried ones again; a batch of only retried spans counts none
 			// (its session did not grow, so it is not in totals).
+			var tokens int64
+			var cost float64
 			for _, st := range batch {
-				g.metrics.tokens.WithLabelValues(a.Name).Add(float64(st.Tokens()))
-				g.metrics.cost.WithLabelValues(a.Name).Add(st.Cost)
+				tokens += st.Tokens()
+				cost += st.Cost
 			}
+			g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
+			g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 			continue
 		}
 		s, err := g.state(ctx, a, t.Session, batch, t)
