@@ -341,17 +341,22 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 	}
 	var out []Breach
 	run := base
-	for i, st := range fresh {
+	names := make([]string, len(a.SLAs))
+	for k := range a.SLAs {
+		names[k] = slaName(a.SLAs[k])
+	}
+	for i := range fresh {
+		st := &fresh[i]
 		run.Steps++
 		run.InputTokens += st.InputTokens
 		run.OutputTokens += st.OutputTokens
 		run.Cost += st.Cost
-		for _, sla := range a.SLAs {
-			name := slaName(sla)
+		for k := range a.SLAs {
+			sla, name := &a.SLAs[k], names[k]
 			if s.breached[name] {
 				continue
 			}
-			value, threshold, detail, crossed := s.check(sla, st, run, fresh[:i+1], now)
+			value, threshold, detail, crossed := s.check(sla, st, run, now)
 			if !crossed {
 				continue
 			}
@@ -370,7 +375,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 
 // check says whether sla is crossed at step st, with run the session's
 // totals up to and including st.
-func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, upTo []sessions.Step, now time.Time) (value, threshold float64, detail string, crossed bool) {
+func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals, now time.Time) (value, threshold float64, detail string, crossed bool) {
 	switch sla.Metric {
 	case ownership.SLATokensPerSession, ownership.SLACostPerSession, ownership.SLAStepsPerSession:
 		if sla.Max == nil {
@@ -412,7 +417,7 @@ func (s *state) check(sla ownership.SLA, st sessions.Step, run sessions.Totals, 
 		}
 		return 1, 0, st.Tool, true
 	case ownership.SLALoop:
-		key := loopKey(st)
+		key := loopKey(*st)
 		if key == "" || sla.Count < 2 {
 			return
 		}

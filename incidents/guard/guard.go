@@ -216,8 +216,12 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	}
 	reg := g.cfg.Registry.Current()
 	bySession := make(map[string][]sessions.Step, len(totals))
-	for _, st := range steps {
-		bySession[st.Session] = append(bySession[st.Session], st)
+	if one := len(steps) > 0 && steps[0].Session == steps[len(steps)-1].Session && sameSession(steps); one {
+		bySession[steps[0].Session] = steps // the usual export: no copies
+	} else {
+		for _, st := range steps {
+			bySession[st.Session] = append(bySession[st.Session], st)
+		}
 	}
 	now := g.cfg.Now()
 	g.sweep(now)
@@ -253,6 +257,15 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	for _, b := range breaches {
 		g.enqueue(ctx, b)
 	}
+}
+
+func sameSession(steps []sessions.Step) bool {
+	for i := range steps {
+		if steps[i].Session != steps[0].Session {
+			return false
+		}
+	}
+	return true
 }
 
 // enqueue hands a breach to the workers; when they are all busy and the
