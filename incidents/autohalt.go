@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reins-oss/reins/ownership"
@@ -73,6 +74,11 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 	if cmd.Action == ownership.OnBreachHaltSession && len(sessions) == 0 {
 		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic session halt of %s names no session.", ag.Name)
 	}
+	// One automatic halt of an agent at a time in this process, so two
+	// breaches at once do not both read "not yet halted" or both fit under
+	// the rate limit.
+	unlock := s.autoHalts.lock(ag.Name)
+	defer unlock()
 	actor := PolicyActor(ag.Name, cmd.SLA)
 	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
 
@@ -103,8 +109,10 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 		sessions = slices.DeleteFunc(sessions, func(id string) bool { return slices.Contains(haltedSessions, id) })
 	}
 	if agentHalted || (action == ownership.OnBreachHaltSession && len(sessions) == 0) {
-		return s.autoNote(ctx, cmd, ag, actor, AutoHaltAlreadyHalted, cmd.Sessions, fmt.Sprintf(
-			"%s is already halted: reins did not halt it again (%s).", policyTarget(ag.Name, dedupe(cmd.Sessions)), reason), false)
+		// Nothing to tell: the halt that stopped it was announced, and a
+		// breach repeating on a halted session would only add noise.
+		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already halted: reins did not halt it again (%s).",
+			policyTarget(ag.Name, dedupe(cmd.Sessions)), reason)}, nil
 	}
 
 	if cmd.DryRun {
@@ -205,49 +213,44 @@ func (s *Service) haltedNow(ctx context.Context, agent string, halts []*Halt) (b
 // autoNote records an automatic halt that did not run as asked on the
 // incident's timeline and in its channel (paging the kill authority when
 // page is set). The incident is the one given, else the agent's open one,
-// else a new one, except that an already halted target opens none.
+// else a new one. Rate-limit notes are posted once a minute per SLA: the
+// limit is reached in storms.
 func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent, actor Actor, outcome string,
 	sessions []string, note string, page bool) (AutoHaltOutcome, error) {
 	out := AutoHaltOutcome{Action: outcome, Note: note}
 	created, incID := false, int64(0)
 	err := s.retryTx(ctx, func(q Queries) error {
-		created, incID = false, 0
-		var inc *Incident
-		var err error
-		if outcome == AutoHaltAlreadyHalted && cmd.IncidentID == 0 {
-			open, ferr := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen, Limit: 1})
-			if ferr != nil || len(open) == 0 {
-				return ferr
-			}
-			inc = open[0]
-		} else if inc, created, err = s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag); err != nil {
+		inc, opened, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag)
+		if err != nil {
 			return err
 		}
-		incID = inc.ID
+		created, incID = opened, inc.ID
 		now := s.clock.Now()
+		key := fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.UnixNano())
+		if outcome == AutoHaltRateLimited {
+			key = fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.Unix()/60)
+		}
+		if s.chat != nil {
+			style := StyleWarning
+			if outcome == AutoHaltDryRun {
+				style = StyleInfo
+			}
+			msg := Message{Style: style, Title: note, Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
+			if outcome != AutoHaltDryRun {
+				msg.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+			}
+			queued, err := s.enqueueOnce(ctx, q, inc.ID, KindPost, key, msg)
+			if err != nil || !queued {
+				return err // already said this minute
+			}
+		}
 		if err := appendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, note, map[string]any{
 			"sla": cmd.SLA, "asked": cmd.Action, "outcome": outcome, "sessions": sessions, "reason": cmd.Reason,
 			"fallback": cmd.Fallback, "dry_run": cmd.DryRun}); err != nil {
 			return err
 		}
-		key := func(what string) string {
-			return fmt.Sprintf("inc-%d/%s/%s/%s/%d", inc.ID, what, cmd.SLA, outcome, now.UnixNano())
-		}
-		if s.chat != nil {
-			style := StyleWarning
-			if outcome == AutoHaltDryRun || outcome == AutoHaltAlreadyHalted {
-				style = StyleInfo
-			}
-			msg := Message{Style: style, Title: note, Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
-			if outcome == AutoHaltRateLimited || outcome == ownership.OnBreachAlert {
-				msg.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
-			}
-			if err := s.enqueue(ctx, q, inc.ID, LaneChat, KindPost, key("autohalt"), msg); err != nil {
-				return err
-			}
-		}
 		if page && s.pager != nil {
-			// One page a minute per incident: the limit is hit by a storm.
+			// One page a minute per incident, however many SLAs hit the limit.
 			return s.enqueue(ctx, q, inc.ID, LaneUrgent, KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
 		}
 		return nil
@@ -262,4 +265,25 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 	s.log.Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
 	s.Kick()
 	return out, nil
+}
+
+// autoHaltLocks serialises the automatic halts of each agent.
+type autoHaltLocks struct {
+	mu     sync.Mutex
+	agents map[string]*sync.Mutex
+}
+
+func (l *autoHaltLocks) lock(agent string) (unlock func()) {
+	l.mu.Lock()
+	if l.agents == nil {
+		l.agents = map[string]*sync.Mutex{}
+	}
+	m := l.agents[agent]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.agents[agent] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }

@@ -125,6 +125,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 		wantNote    string
 		wantPage    bool
 		wantSession []string
+		silent      bool // nothing said in the incident: a repeat would be noise
 	}{
 		{name: "DryRun", cmd: autoCmd(func(c *incidents.AutoHaltCommand) { c.DryRun = true }),
 			wantAction: incidents.AutoHaltDryRun,
@@ -147,7 +148,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted, wantHalts: 1,
+			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted, wantHalts: 1, silent: true,
 			wantNote: "session s-8812 of support-bot is already halted: reins did not halt it again"},
 		{name: "AgentAlreadyHalted",
 			setup: func(t *testing.T, env *incidentstest.Env) {
@@ -155,14 +156,14 @@ func TestAutoHaltNotRun(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted, wantHalts: 1},
+			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted, wantHalts: 1, silent: true},
 		{name: "SessionKillFlagSet",
 			setup: func(t *testing.T, env *incidentstest.Env) {
 				if err := env.Store.SetKillFlag(ctx, incidents.KillFlag{Agent: "support-bot", Session: "s-8812", Halted: true}); err != nil {
 					t.Fatal(err)
 				}
 			},
-			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted},
+			cmd: autoCmd(), wantAction: incidents.AutoHaltAlreadyHalted, silent: true},
 		{name: "OnlyTheSessionsNotYetHalted",
 			setup: func(t *testing.T, env *incidentstest.Env) {
 				if err := env.Store.SetKillFlag(ctx, incidents.KillFlag{Agent: "support-bot", Session: "s-8812", Halted: true}); err != nil {
@@ -207,11 +208,13 @@ func TestAutoHaltNotRun(t *testing.T) {
 				t.Errorf("note: got %q, want prefix %q", out.Note, tt.wantNote)
 			}
 			posts := channelPosts(t, env)
-			if tt.wantNote != "" && !slices.ContainsFunc(posts, func(p string) bool { return strings.Contains(p, tt.wantNote) }) {
-				t.Errorf("channel: got %q, want a post saying %q", posts, tt.wantNote)
+			said := slices.ContainsFunc(posts, func(p string) bool { return tt.wantNote != "" && strings.Contains(p, tt.wantNote) })
+			if tt.wantNote != "" && said == tt.silent {
+				t.Errorf("channel: got %q; want a post saying %q: %v", posts, tt.wantNote, !tt.silent)
 			}
-			if out.Halt == nil && !slices.Contains(eventKinds(t, env, 1), incidents.EventAutoHalt) {
-				t.Errorf("timeline %v lacks auto_halt", eventKinds(t, env, 1))
+			noted := slices.Contains(eventKinds(t, env, 1), incidents.EventAutoHalt)
+			if out.Halt == nil && noted == tt.silent {
+				t.Errorf("timeline %v: want auto_halt: %v", eventKinds(t, env, 1), !tt.silent)
 			}
 			pages := outboxKeys(env, incidents.KindPage)
 			if got := slices.ContainsFunc(pages, func(k string) bool { return strings.Contains(k, "auto-halt-limit") }); got != tt.wantPage {
@@ -231,6 +234,31 @@ func rateLimit(t *testing.T, env *incidentstest.Env) {
 		if err != nil || out.Halt == nil {
 			t.Fatalf("spend the limit: %+v, %v", out, err)
 		}
+	}
+}
+
+// Past the limit, one note and one page a minute, however many breaches.
+func TestAutoHaltRateLimitedSaysSoOnceAMinute(t *testing.T) {
+	env := incidentstest.NewEnv()
+	ingest(t, env, incidentstest.Alert())
+	rateLimit(t, env)
+	for _, id := range []string{"s-3", "s-4", "s-5"} {
+		out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
+		if err != nil || out.Action != incidents.AutoHaltRateLimited {
+			t.Fatalf("%s: got %+v, %v", id, out, err)
+		}
+	}
+	n := 0
+	for _, k := range eventKinds(t, env, 1) {
+		if k == incidents.EventAutoHalt {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("auto_halt events: got %d, want 1", n)
+	}
+	if pages := outboxKeys(env, incidents.KindPage); len(pages) != 2 { // the incident's own page and one for the limit
+		t.Errorf("pages: got %v", pages)
 	}
 }
 
@@ -259,5 +287,31 @@ func TestAutoHaltInvalid(t *testing.T) {
 	}
 	if n := len(env.Halter.Requests()); n != 0 {
 		t.Errorf("adapter called %d times", n)
+	}
+}
+
+// Two breaches of one session at once halt it once.
+func TestAutoHaltConcurrentOnce(t *testing.T) {
+	env := incidentstest.NewEnv()
+	ingest(t, env, incidentstest.Alert())
+	outs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			out, err := env.Service.AutoHalt(ctx, autoCmd())
+			if err != nil {
+				outs <- err.Error()
+				return
+			}
+			outs <- out.Action
+		}()
+	}
+	var got []string
+	for range 4 {
+		got = append(got, <-outs)
+	}
+	slices.Sort(got)
+	want := []string{incidents.AutoHaltAlreadyHalted, incidents.AutoHaltAlreadyHalted, incidents.AutoHaltAlreadyHalted, ownership.OnBreachHaltSession}
+	if !slices.Equal(got, want) || len(env.Halter.Requests()) != 1 {
+		t.Errorf("got %v with %d adapter calls, want %v and 1", got, len(env.Halter.Requests()), want)
 	}
 }

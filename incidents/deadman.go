@@ -88,7 +88,7 @@ func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incide
 		}
 		recorded = true
 		return appendEvent(ctx, q, inc.ID, now, EventEscalated, actor,
-			fmt.Sprintf("Escalated: %s of a %s incident; reins halts %s by policy", reason, inc.Severity, ag.Name),
+			fmt.Sprintf("Escalated by policy: nobody with kill authority acknowledged this %s incident within %s", inc.Severity, after),
 			map[string]any{"auto_halt_after": after, "severity": inc.Severity})
 	})
 	if err != nil || !recorded {

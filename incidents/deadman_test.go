@@ -2,7 +2,6 @@ package incidents_test
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -135,9 +134,14 @@ func TestEscalateAckWithoutAuthority(t *testing.T) {
 		t.Fatalf("escalated %d with %d halts, want 1 and 1", n, len(env.Halter.Requests()))
 	}
 	events, _ := env.Store.FindEvents(ctx, 1)
+	var texts []string
 	for _, e := range events {
-		if e.Kind == incidents.EventEscalated && !strings.Contains(e.Text, "nobody with kill authority acknowledged within 10m") {
-			t.Errorf("escalated event: %q", e.Text)
+		if e.Kind == incidents.EventEscalated {
+			texts = append(texts, e.Actor.String()+": "+e.Text)
 		}
+	}
+	want := []string{"policy:support-bot/escalation: Escalated by policy: nobody with kill authority acknowledged this critical incident within 10m"}
+	if !slices.Equal(texts, want) {
+		t.Errorf("escalated events: got %q, want %q", texts, want)
 	}
 }

@@ -305,11 +305,11 @@ func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
 		return
 	}
 	for _, sla := range ag.SLAs {
-		seen, ok := bySLA[sla.Name]
+		seen, ok := bySLA[sla.Label()]
 		if !ok {
 			seen = observed[sla.Metric]
 		}
-		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Name, Metric: sla.Metric, Limit: slaLimit(sla), Observed: seen})
+		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Label(), Metric: sla.Metric, Limit: slaLimit(sla), Observed: seen})
 	}
 }
 

@@ -67,6 +67,7 @@ type Service struct {
 	receipts  receiptMemo // alerts received before, worth trying as pure repeats
 	openings  openingLog  // incidents opened from alerts in the last minute, per source
 	sessions  SessionRecords
+	autoHalts autoHaltLocks // one automatic halt per agent at a time
 }
 
 // New returns a Service. Zero settings get their defaults.

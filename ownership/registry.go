@@ -223,10 +223,22 @@ func (a *Agent) HaltsSessions() bool { return adapterHaltsSessions(a.Halt.Adapte
 
 func adapterHaltsSessions(adapter string) bool { return adapter == "flag" || adapter == "webhook" }
 
+// Label is the SLA's name, or for one built without a name (in code, not
+// from reins.yaml) the name reins.yaml would have given it.
+func (s *SLA) Label() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Metric == SLAScore && s.Attribute != "":
+		return "score:" + s.Attribute
+	}
+	return s.Metric
+}
+
 // SLA returns the agent's SLA called name, or nil.
 func (a *Agent) SLA(name string) *SLA {
 	for i := range a.SLAs {
-		if a.SLAs[i].Name == name {
+		if a.SLAs[i].Label() == name {
 			return &a.SLAs[i]
 		}
 	}
