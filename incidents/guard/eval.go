@@ -483,16 +483,8 @@ func (g *Guard) markData(agent, attr string) {
 	g.dataMu.Unlock()
 }
 
-// slaName is an SLA's name: its own, else its metric (score: score:attribute).
-func slaName(s ownership.SLA) string {
-	switch {
-	case s.Name != "":
-		return s.Name
-	case s.Metric == ownership.SLAScore:
-		return "score:" + s.Attribute
-	}
-	return s.Metric
-}
+// slaName is an SLA's name, the `sla` label (ownership.SLA.Label).
+func slaName(s ownership.SLA) string { return s.Label() }
 
 // Reason says in a line what crossed: "tokens_per_session 210,000 > 200,000 at step 37".
 func Reason(b Breach) string {

@@ -12,6 +12,7 @@ package guard
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -495,8 +496,12 @@ func (g *Guard) alert(b Breach) incidents.Alert {
 	case b.Action == ownership.OnBreachHaltAgent:
 		summary += " reins halts the agent automatically (on_breach: halt_agent)."
 	}
+	// Details carry the observed value the postmortem's SLA table shows.
+	details, _ := json.Marshal(map[string]any{"sla": b.SLA, "metric": b.Metric, "session": b.Session,
+		"value": labels["value"], "threshold": labels["threshold"], "step": b.StepN, "span_id": b.Step})
 	a := incidents.Alert{
-		Source: Source, Fingerprint: "sla/" + b.Agent + "/" + b.SLA + "/" + b.Session, Agent: b.Agent,
+		Details: details,
+		Source:  Source, Fingerprint: "sla/" + b.Agent + "/" + b.SLA + "/" + b.Session, Agent: b.Agent,
 		Status: incidents.AlertFiring, Title: clip("SLA "+b.SLA+" breached: "+Reason(b), 200), Summary: summary,
 		Severity: sev, Sessions: []string{b.Session}, Labels: labels, StartsAt: b.At, ReceivedAt: b.At,
 	}

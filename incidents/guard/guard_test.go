@@ -190,6 +190,9 @@ func TestTokensBreachAtTheCrossingStepHaltsTheSession(t *testing.T) {
 		a.Labels["value"] != "203,500" || a.Labels["threshold"] != "200,000" || a.Labels["session"] != "s-1" {
 		t.Errorf("alert = %+v", a)
 	}
+	if !strings.Contains(string(a.Details), `"value":"203,500"`) || !strings.Contains(string(a.Details), `"step":37`) {
+		t.Errorf("details = %s, want the observed value for the postmortem", a.Details)
+	}
 	if len(a.Links) != 1 || a.Links[0].URL != "https://reins.example.com/sessions/s-1" {
 		t.Errorf("links = %+v", a.Links)
 	}
