@@ -43,7 +43,6 @@ type event struct {
 type state struct {
 	mu       sync.Mutex
 	agent    string
-	seen     map[string]bool // span IDs counted: a step sent twice counts once
 	events   []event
 	loops    map[string]int         // whole-session loop counts
 	loopAt   map[string][]time.Time // when each repeated call arrived, for windowed loop SLAs
@@ -102,7 +101,8 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 			errs = append(errs, err)
 		default:
 			now := g.cfg.Now()
-			for _, st := range rec.Steps {
+			for i := range rec.Steps {
+				st := &rec.Steps[i]
 				if inBatch[st.SpanID] {
 					continue
 				}
@@ -143,7 +143,7 @@ func onlyBatch(batch []sessions.Step, t sessions.Totals) bool {
 }
 
 func newState(agent string) *state {
-	return &state{agent: agent, seen: map[string]bool{}, loops: map[string]int{}, loopAt: map[string][]time.Time{},
+	return &state{agent: agent, loops: map[string]int{}, loopAt: map[string][]time.Time{},
 		wins: map[time.Duration]*win{}, breached: map[string]bool{}, scoreMin: map[string]float64{}}
 }
 
@@ -253,13 +253,9 @@ func loopKey(st sessions.Step) string {
 }
 
 // add counts one step into the state, received at at.
-func (s *state) add(st sessions.Step, at time.Time) bool {
-	if s.seen[st.SpanID] {
-		return false
-	}
-	s.seen[st.SpanID] = true
+func (s *state) add(st *sessions.Step, at time.Time) {
 	e := event{at: at, span: st.SpanID, tokens: st.Tokens(), cost: st.Cost, tool: st.IsTool(), err: st.Error,
-		loop: loopKey(st)}
+		loop: loopKey(*st)}
 	s.events = append(s.events, e)
 	for _, w := range s.wins {
 		w.add(e, 1)
@@ -267,10 +263,6 @@ func (s *state) add(st sessions.Step, at time.Time) bool {
 	if len(s.events) > maxEvents {
 		cut := len(s.events) - maxEvents/2
 		s.events = append(s.events[:0:0], s.events[cut:]...)
-		s.seen = make(map[string]bool, len(s.events))
-		for _, e := range s.events {
-			s.seen[e.span] = true
-		}
 		for d, w := range s.wins {
 			if w.start < cut {
 				delete(s.wins, d) // summed again from what is left on next use
@@ -292,11 +284,35 @@ func (s *state) add(st sessions.Step, at time.Time) bool {
 			s.scoreMin[k] = v
 		}
 	}
-	s.totals.Add(st)
+	s.totals.Add(*st)
 	if at.After(s.last) {
 		s.last = at
 	}
-	return true
+}
+
+// newSteps returns the steps of batch the state has not counted. The store
+// grew the session by t.Steps - (what the state last saw) steps: when that
+// covers the batch, every step is new (the usual case, no look-up); else a
+// retry or a reordering resent some, found among the events kept.
+func (s *state) newSteps(batch []sessions.Step, t sessions.Totals) []*sessions.Step {
+	out := make([]*sessions.Step, 0, len(batch))
+	if t.Steps-s.totals.Steps >= int64(len(batch)) {
+		for i := range batch {
+			out = append(out, &batch[i])
+		}
+		return out
+	}
+	known := make(map[string]bool, len(s.events)+len(batch))
+	for _, e := range s.events {
+		known[e.span] = true
+	}
+	for i := range batch {
+		if !known[batch[i].SpanID] {
+			known[batch[i].SpanID] = true
+			out = append(out, &batch[i])
+		}
+	}
+	return out
 }
 
 // evaluate counts the new steps of one session and returns the SLAs they
@@ -306,15 +322,13 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 	defer s.mu.Unlock()
 	// Totals from the store are authoritative (they survive restarts and
 	// the step cap); the batch's new steps lead up to them.
-	var fresh []sessions.Step
+	fresh := s.newSteps(batch, t)
 	var tokens int64
 	var cost float64
-	for _, st := range batch {
-		if s.add(st, now) {
-			fresh = append(fresh, st)
-			tokens += st.Tokens()
-			cost += st.Cost
-		}
+	for _, st := range fresh {
+		s.add(st, now)
+		tokens += st.Tokens()
+		cost += st.Cost
 	}
 	g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
 	g.metrics.cost.WithLabelValues(a.Name).Add(cost)
@@ -326,7 +340,9 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 		base.OutputTokens -= st.OutputTokens
 		base.Cost -= st.Cost
 	}
-	s.totals = t
+	if t.Steps > s.totals.Steps {
+		s.totals = t
+	}
 	if len(a.SLAs) == 0 || len(fresh) == 0 {
 		return nil
 	}
@@ -346,7 +362,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 		names[k] = slaName(a.SLAs[k])
 	}
 	for i := range fresh {
-		st := &fresh[i]
+		st := fresh[i]
 		run.Steps++
 		run.InputTokens += st.InputTokens
 		run.OutputTokens += st.OutputTokens

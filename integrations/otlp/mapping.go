@@ -223,7 +223,8 @@ func step(sp ptrace.Span, attrs pcommon.Map, session string, a *ownership.Agent,
 	if st.Tool != "" {
 		st.ArgsHash = argsHash(attrs)
 	}
-	for _, sla := range a.SLAs {
+	for i := range a.SLAs {
+		sla := &a.SLAs[i]
 		if sla.Metric != ownership.SLAScore || sla.Attribute == "" {
 			continue
 		}
