@@ -279,7 +279,7 @@ func (g *Guard) enqueue(ctx context.Context, b Breach) {
 	default:
 	}
 	g.cfg.Log.Warn("guard: breach queue full: acting in the intake request", "agent", b.Agent, "sla", b.SLA)
-	g.act(ctx, []Breach{b})
+	g.act(context.WithoutCancel(ctx), []Breach{b})
 }
 
 func (g *Guard) work(ctx context.Context) {
