@@ -356,7 +356,7 @@ func (h *Handler) incidentCommand(ctx context.Context, c caller, cmd Command) {
 var helpText = map[string]string{
 	VerbKill:       "`/agent kill AGENT [session ID]… [reason…]`: halt an agent, or only the named sessions (kill authority only; asks for one confirmation click)",
 	VerbResume:     "`/agent resume AGENT [session ID]…`: lift a halt (kill authority only)",
-	VerbStatus:     "`/agent status [AGENT]`: halt state, open incidents, who holds kill authority now",
+	VerbStatus:     "`/agent status [AGENT]`: halt state, open incidents, who holds kill authority now; for one agent, its SLAs",
 	VerbWho:        "`/agent who AGENT`: owner team, RACI, kill authority (resolved to people now), runbook",
 	VerbDeclare:    "`/agent declare AGENT summary…`: open an incident by hand",
 	VerbChecklist:  "`/agent checklist`: in an incident channel, start or resume the blast-radius checklist",
