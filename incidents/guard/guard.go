@@ -192,17 +192,47 @@ func (g *Guard) Start(ctx context.Context) {
 			g.work(ctx)
 		}()
 	}
+	if !g.redrive(ctx) {
+		return
+	}
+	// Breaches recorded just now may be another replica's, being acted on:
+	// look again once they are old enough to be a crash's.
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTimer(redriveAfter)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			g.redrive(ctx)
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// redriveAfter is how old a breach not acted on must be for Start to act on
+// it: younger, another replica may be acting on it right now.
+const redriveAfter = 30 * time.Second
+
+// redrive queues the breaches recorded at least redriveAfter ago and never
+// acted on; false when ctx ended.
+func (g *Guard) redrive(ctx context.Context) bool {
 	pending, err := g.cfg.Store.PendingBreaches(ctx, 10_000)
 	if err != nil {
 		g.cfg.Log.Warn("guard: read breaches not acted on", "err", err)
 	}
+	cutoff := g.cfg.Now().Add(-redriveAfter)
 	for _, b := range pending {
+		if b.At.After(cutoff) {
+			continue
+		}
 		select {
 		case g.queue <- b:
 		case <-ctx.Done():
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // Wait waits for the workers to stop (their context ended).

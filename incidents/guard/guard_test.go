@@ -359,13 +359,25 @@ func TestRestartContinuesTheWindowAndDoesNotBreachTwice(t *testing.T) {
 func TestPendingBreachIsActedOnAtStart(t *testing.T) {
 	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
 	b := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-9",
-		Value: 2, Threshold: 1, Step: "x", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.now}
+		Value: 2, Threshold: 1, Step: "x", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.now.Add(-time.Minute)}
+	young := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-10",
+		Value: 2, Threshold: 1, Step: "y", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.now}
+	if _, err := e.store.InsertBreach(context.Background(), &young); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := e.store.InsertBreach(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
 	e.start(t)
-	if got := e.settle(t, 1); got[0].Outcome != ownership.OnBreachHaltSession || len(e.halts.got) != 1 {
-		t.Fatalf("pending breach after start: %+v, halts %+v", got, e.halts.got)
+	e.settle(t, 1)
+	e.halts.mu.Lock()
+	defer e.halts.mu.Unlock()
+	old, _ := e.store.SessionBreaches(context.Background(), "s-9")
+	if old[0].Outcome != ownership.OnBreachHaltSession || len(e.halts.got) != 1 || e.halts.got[0].Sessions[0] != "s-9" {
+		t.Fatalf("pending breach after start: %+v, halts %+v", old, e.halts.got)
+	}
+	if now, _ := e.store.SessionBreaches(context.Background(), "s-10"); now[0].Outcome != "" {
+		t.Errorf("a breach recorded just now (maybe another replica's, being acted on) was acted on at once: %+v", now[0])
 	}
 }
 
