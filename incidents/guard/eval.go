@@ -53,16 +53,19 @@ type state struct {
 	last     time.Time
 }
 
-// state returns the state of session, rebuilding it from the store on
-// first sight (after a restart, or eviction) from the steps stored before
-// batch, and the breaches already stored.
-func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step, t sessions.Totals) (*state, error) {
+// state returns the state of session. On first sight (after a restart, or
+// eviction) it is rebuilt from the store: its stored breaches, and as pre the
+// steps stored before batch, for evaluate to judge first (a crash may have
+// stored steps nobody judged; a concurrent request may have stored some just
+// now). pre is nil when the state was already held.
+func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step, t sessions.Totals) (*state, []*sessions.Step, error) {
 	g.mu.Lock()
 	s := g.sessions[session]
 	g.mu.Unlock()
 	if s != nil {
-		return s, nil
+		return s, nil, nil
 	}
+	var pre []*sessions.Step
 	var err error
 	if onlyBatch(batch, t) {
 		// Every step the session has is in this batch: nothing to rebuild,
@@ -70,62 +73,63 @@ func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, b
 		// intake for sessions that arrive in big batches.
 		s = newState(a.Name)
 	} else {
-		s, err = g.rebuild(ctx, a, session, batch)
+		s, pre, err = g.rebuild(ctx, a, session, batch)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if cur := g.sessions[session]; cur != nil {
-		return cur, err
+		return cur, nil, err
 	}
 	if len(g.sessions) >= g.cfg.MaxSessions {
 		g.evictLocked()
 	}
 	g.sessions[session] = s
-	return s, err
+	return s, pre, err
 }
 
-// rebuild reads a session's state from its stored steps, leaving out those
-// of batch (about to be counted), and its stored breaches.
-func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, error) {
+// rebuild reads a session's stored breaches and its stored steps other than
+// those of batch, in time order.
+func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, []*sessions.Step, error) {
 	s := newState(a.Name)
+	if len(a.SLAs) == 0 {
+		return s, nil, nil
+	}
 	var errs []error
-	if len(a.SLAs) > 0 {
-		inBatch := make(map[string]bool, len(batch))
-		for _, st := range batch {
-			inBatch[st.SpanID] = true
-		}
-		rec, err := g.cfg.Steps.FindSession(ctx, session)
-		switch {
-		case errors.Is(err, sessions.ErrNotFound):
-		case err != nil:
-			errs = append(errs, err)
-		default:
-			now := g.cfg.Now()
-			for i := range rec.Steps {
-				st := &rec.Steps[i]
-				if inBatch[st.SpanID] {
-					continue
-				}
-				at := st.Start.Add(st.Duration)
-				if at.After(now) || at.IsZero() {
-					at = now
-				}
-				s.add(st, at)
+	inBatch := make(map[string]bool, len(batch))
+	for _, st := range batch {
+		inBatch[st.SpanID] = true
+	}
+	var pre []*sessions.Step
+	rec, err := g.cfg.Steps.FindSession(ctx, session)
+	switch {
+	case errors.Is(err, sessions.ErrNotFound):
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		for i := range rec.Steps {
+			if !inBatch[rec.Steps[i].SpanID] {
+				pre = append(pre, &rec.Steps[i])
 			}
 		}
-		prior, err := g.cfg.Store.SessionBreaches(ctx, session)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		for _, b := range prior {
-			s.breached[b.SLA] = true
-		}
-		s.totals = rec.Totals
-		for attr := range s.scoreMin {
-			g.markData(a.Name, attr)
-		}
 	}
-	return s, errors.Join(errs...)
+	prior, err := g.cfg.Store.SessionBreaches(ctx, session)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, b := range prior {
+		s.breached[b.SLA] = true
+	}
+	return s, pre, errors.Join(errs...)
+}
+
+// storedAt is when a stored step counts as received in a rebuilt state: its
+// end, but never later than now.
+func storedAt(st *sessions.Step, now time.Time) time.Time {
+	at := st.Start.Add(st.Duration)
+	if at.After(now) || st.Start.IsZero() {
+		return now
+	}
+	return at
 }
 
 // onlyBatch says whether the session's stored steps are all in batch: the
@@ -294,9 +298,9 @@ func (s *state) add(st *sessions.Step, at time.Time) {
 // grew the session by t.Steps - (what the state last saw) steps: when that
 // covers the batch, every step is new (the usual case, no look-up); else a
 // retry or a reordering resent some, found among the events kept.
-func (s *state) newSteps(batch []sessions.Step, t sessions.Totals) []*sessions.Step {
+func (s *state) newSteps(batch []sessions.Step, t sessions.Totals, pre int) []*sessions.Step {
 	out := make([]*sessions.Step, 0, len(batch))
-	if t.Steps-s.totals.Steps >= int64(len(batch)) {
+	if t.Steps-s.totals.Steps-int64(pre) >= int64(len(batch)) {
 		for i := range batch {
 			out = append(out, &batch[i])
 		}
@@ -315,64 +319,57 @@ func (s *state) newSteps(batch []sessions.Step, t sessions.Totals) []*sessions.S
 	return out
 }
 
-// evaluate counts the new steps of one session and returns the SLAs they
-// crossed, each once per session.
-func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t sessions.Totals, now time.Time) []Breach {
+// evaluate counts the steps of pre (rebuilt from the store, judged as of
+// when they were stored) and the new steps of batch (judged as of now), one
+// at a time in that order, and returns the SLAs they crossed, each once per
+// session.
+func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, batch []sessions.Step, t sessions.Totals, now time.Time) []Breach {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	fresh := s.newSteps(batch, t, len(pre))
 	// Totals from the store are authoritative (they survive restarts and
-	// the step cap); the batch's new steps lead up to them.
-	fresh := s.newSteps(batch, t)
+	// the step cap); the steps judged here lead up to them.
+	run := sessions.Totals{Steps: t.Steps, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens, Cost: t.Cost}
 	var tokens int64
 	var cost float64
+	for _, st := range pre {
+		run.Steps--
+		run.InputTokens -= st.InputTokens
+		run.OutputTokens -= st.OutputTokens
+		run.Cost -= st.Cost
+	}
 	for _, st := range fresh {
-		s.add(st, now)
+		run.Steps--
+		run.InputTokens -= st.InputTokens
+		run.OutputTokens -= st.OutputTokens
+		run.Cost -= st.Cost
 		tokens += st.Tokens()
 		cost += st.Cost
 	}
 	g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
 	g.metrics.cost.WithLabelValues(a.Name).Add(cost)
-	var base sessions.Totals
-	base.Steps, base.InputTokens, base.OutputTokens, base.Cost = t.Steps, t.InputTokens, t.OutputTokens, t.Cost
-	for _, st := range fresh {
-		base.Steps--
-		base.InputTokens -= st.InputTokens
-		base.OutputTokens -= st.OutputTokens
-		base.Cost -= st.Cost
-	}
-	if t.Steps > s.totals.Steps {
-		s.totals = t
-	}
-	if len(a.SLAs) == 0 || len(fresh) == 0 {
-		return nil
-	}
-	for _, sla := range a.SLAs {
-		if sla.Metric == ownership.SLAScore {
-			for _, st := range fresh {
-				if _, ok := st.Scores[sla.Attribute]; ok {
-					g.markData(a.Name, sla.Attribute)
-				}
-			}
-		}
-	}
-	var out []Breach
-	run := base
 	names := make([]string, len(a.SLAs))
 	for k := range a.SLAs {
 		names[k] = slaName(a.SLAs[k])
 	}
-	for i := range fresh {
-		st := fresh[i]
+	var out []Breach
+	judge := func(st *sessions.Step, at time.Time) {
+		s.add(st, at)
 		run.Steps++
 		run.InputTokens += st.InputTokens
 		run.OutputTokens += st.OutputTokens
 		run.Cost += st.Cost
 		for k := range a.SLAs {
 			sla, name := &a.SLAs[k], names[k]
+			if sla.Metric == ownership.SLAScore && len(st.Scores) > 0 {
+				if _, ok := st.Scores[sla.Attribute]; ok {
+					g.markData(a.Name, sla.Attribute)
+				}
+			}
 			if s.breached[name] {
 				continue
 			}
-			value, threshold, detail, crossed := s.check(sla, st, run, now)
+			value, threshold, detail, crossed := s.check(sla, st, run, at)
 			if !crossed {
 				continue
 			}
@@ -385,6 +382,15 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, batch []sessions.Step, t 
 				Value: value, Threshold: threshold, Detail: detail, Step: st.SpanID, StepN: run.Steps,
 				Action: action, DryRun: sla.DryRun, At: now})
 		}
+	}
+	for _, st := range pre {
+		judge(st, storedAt(st, now))
+	}
+	for _, st := range fresh {
+		judge(st, now)
+	}
+	if t.Steps > s.totals.Steps {
+		s.totals = t
 	}
 	return out
 }

@@ -278,12 +278,12 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 			g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 			continue
 		}
-		s, err := g.state(ctx, a, t.Session, batch, t)
+		s, pre, err := g.state(ctx, a, t.Session, batch, t)
 		if err != nil {
 			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
 				"session", t.Session, "err", err)
 		}
-		breaches = append(breaches, g.evaluate(a, s, batch, t, now)...)
+		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
 	}
 	for _, b := range breaches {
 		g.enqueue(ctx, b)

@@ -490,3 +490,40 @@ func TestHaltJoinsTheOpenIncidentWithoutWaitingForItsAlert(t *testing.T) {
 		})
 	}
 }
+
+func TestCrossingStepWithinOneBatch(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLALoop, Count: 5},
+		ownership.SLA{Metric: ownership.SLAToolCallsPerMinute, Max: num(2)})
+	var batch []sessions.Step
+	for i := 0; i < 7; i++ {
+		batch = append(batch, tool("s-1", fmt.Sprint(i), "search.web", "same"))
+	}
+	e.send(t, batch...)
+	e.settle(t, 2)
+	got, _ := e.store.SessionBreaches(context.Background(), "s-1")
+	steps := map[string]int64{}
+	for _, b := range got {
+		steps[b.SLA] = b.StepN
+	}
+	if steps["loop"] != 5 || steps["tool_calls_per_minute"] != 3 {
+		t.Errorf("crossing steps %v, want loop at 5 and tool_calls_per_minute at 3", steps)
+	}
+}
+
+func TestStepsStoredButNeverJudgedAreJudgedOnFirstSight(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAToolScope, Allow: []string{"search.*"}})
+	// Stored, then reins stopped before the guard saw them.
+	steps := []sessions.Step{tool("s-1", "1", "search.web", "a"), tool("s-1", "2", "shell.exec", "b")}
+	for i := range steps {
+		steps[i].Agent, steps[i].Start = "bot", e.now
+	}
+	if _, err := e.svc.Record(context.Background(), steps); err != nil {
+		t.Fatal(err)
+	}
+	e.start(t)
+	e.send(t, tool("s-1", "3", "search.web", "c"))
+	got := e.settle(t, 1)
+	if len(got) != 1 || got[0].Detail != "shell.exec" || got[0].StepN != 2 {
+		t.Fatalf("breaches = %+v, want shell.exec at step 2", got)
+	}
+}

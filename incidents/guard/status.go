@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -197,9 +198,19 @@ func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.T
 		s := g.sessions[t.Session]
 		g.mu.Unlock()
 		if s == nil {
-			if s, err = g.rebuild(ctx, a, t.Session, nil); err != nil {
+			var pre []*sessions.Step
+			if s, pre, err = g.rebuild(ctx, a, t.Session, nil); err != nil {
 				return nil, err
 			}
+			for _, st := range pre {
+				s.add(st, storedAt(st, now))
+				if len(st.Scores) > 0 {
+					for attr := range st.Scores {
+						g.markData(a.Name, attr)
+					}
+				}
+			}
+			s.totals = t
 		}
 		out = append(out, s)
 	}
