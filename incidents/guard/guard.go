@@ -376,9 +376,10 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 		}
 		break
 	}
-	res, err := g.cfg.Alerts.Ingest(ctx, alerts)
-	if err != nil {
-		g.cfg.Log.Error("guard: raise breach alerts", "alerts", len(alerts), "err", err)
+	res, ingestErr := g.cfg.Alerts.Ingest(ctx, alerts)
+	if ingestErr != nil {
+		g.cfg.Log.Error("guard: raise breach alerts; they are raised again at the next start",
+			"alerts", len(alerts), "err", ingestErr)
 	}
 	// Ingest lists the incidents without repeats in alert order: one
 	// incident for a batch of one agent's breaches.
@@ -410,6 +411,9 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 			outcome = "rate_limited"
 		}
 		g.metrics.breaches.WithLabelValues(b.Agent, b.SLA, metricAction(outcome)).Inc()
+		if ingestErr != nil {
+			continue // no outcome: the breach stays pending, its alert unraised
+		}
 		if err := g.cfg.Store.SetBreachOutcome(ctx, b.ID, b.IncidentID, clip(outcome, 500)); err != nil {
 			g.cfg.Log.Error("guard: record breach outcome", "breach", b.ID, "err", err)
 		}

@@ -527,3 +527,47 @@ func TestStepsStoredButNeverJudgedAreJudgedOnFirstSight(t *testing.T) {
 		t.Fatalf("breaches = %+v, want shell.exec at step 2", got)
 	}
 }
+
+type failingAlerts struct{ alerts }
+
+func (f *failingAlerts) Ingest(ctx context.Context, list []incidents.Alert) (incidents.IngestResult, error) {
+	return incidents.IngestResult{}, fmt.Errorf("store down")
+}
+
+func TestBreachWhoseAlertFailedStaysPending(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+	e.cancel()
+	e.g.Wait()
+	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: &failingAlerts{},
+		Halt: e.halts.halt, Now: func() time.Time { return e.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.g = g
+	g.Start(ctx)
+	e.send(t, chat("s-1", "1", 1), chat("s-1", "2", 1))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		e.halts.mu.Lock()
+		n := len(e.halts.got)
+		e.halts.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the halt did not run while the alert failed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	g.Wait()
+	if pending, _ := e.store.PendingBreaches(context.Background(), 10); len(pending) != 1 {
+		t.Fatalf("pending = %+v, want the breach whose alert failed", pending)
+	}
+	e.now = e.now.Add(time.Minute)
+	e.start(t) // the next start raises it
+	if got := e.settle(t, 1); len(got) != 1 || len(e.alerts.got) != 1 {
+		t.Fatalf("after restart: breaches %+v, alerts %d", got, len(e.alerts.got))
+	}
+}
