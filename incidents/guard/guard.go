@@ -406,9 +406,9 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 		case g.halts(b):
 			outcome = g.halt(ctx, b, incident).outcome
 		case b.DryRun && b.Action == ownership.OnBreachAlert:
-			outcome = "dry_run"
+			outcome = incidents.AutoHaltDryRun
 		case b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil:
-			outcome = "rate_limited"
+			outcome = incidents.AutoHaltRateLimited
 		}
 		g.metrics.breaches.WithLabelValues(b.Agent, b.SLA, metricAction(outcome)).Inc()
 		if ingestErr != nil {
@@ -446,7 +446,7 @@ func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
 		g.cfg.Log.Error("guard: automatic halt", "agent", b.Agent, "sla", b.SLA, "session", b.Session, "err", err)
 		out = "failed: " + err.Error()
 	}
-	if out == "rate_limited" {
+	if out == incidents.AutoHaltRateLimited {
 		g.mu.Lock()
 		g.limitedUntil[b.Agent] = g.cfg.Now().Add(RateLimitQuiet)
 		g.mu.Unlock()
@@ -488,7 +488,7 @@ func (g *Guard) limited(agent string) bool {
 func metricAction(outcome string) string {
 	switch outcome {
 	case ownership.OnBreachAlert, ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent,
-		"dry_run", "rate_limited", "already_halted":
+		incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted:
 		return outcome
 	}
 	return "failed"
