@@ -153,6 +153,10 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
 				t.Errorf("halt request = %+v, want actor policy:support-bot/tokens_per_session and the reason", halt)
 			}
 			e.eventually("page", func() bool { return len(e.PD.Events()) > 0 })
+			if inc, err := e.Main.Service.FindIncident(context.Background(), 1); err != nil || inc.Status != "open" ||
+				inc.Agent != "support-bot" || !strings.Contains(inc.Title, "tokens_per_session") {
+				t.Errorf("incident 1 = %+v (%v), want support-bot's open incident about tokens_per_session", inc, err)
+			}
 			if raw := string(e.PD.Events()[0].Raw); !strings.Contains(raw, "tokens_per_session") || !strings.Contains(raw, "s-tok") {
 				t.Errorf("page does not say the SLA and session: %s", raw)
 			}
