@@ -150,6 +150,18 @@ func (h *Handler) status(ctx context.Context, c caller, agent string) {
 			break
 		}
 		blocks = append(blocks, section(formatStatus(st, h.publicURL)))
+		// The SLA lines are for one agent asked by name: for all agents the
+		// message would outgrow Slack's limits.
+		if agent != "" && h.slaStatus != nil && st.Agent != nil && len(st.Agent.SLAs) > 0 {
+			text, err := h.slaStatus(ctx, st.Agent.Name)
+			if err != nil {
+				h.log.Warn("SLA status", "agent", st.Agent.Name, "err", err)
+				text = "SLA status unavailable: " + err.Error()
+			}
+			if text != "" {
+				blocks = append(blocks, section(Escape(text)))
+			}
+		}
 	}
 	h.reply(ctx, c, blocks, fmt.Sprintf("Status of %d agent(s)", len(list)))
 }

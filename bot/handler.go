@@ -47,6 +47,9 @@ type Config struct {
 	WorkTimeout time.Duration
 	// HTTPClient posts to response_url when Chat is nil; nil: a 10 s client.
 	HTTPClient *http.Client
+	// SLAStatus, when set, renders one agent's SLAs as the guard sees them
+	// ("" for none): `/agent status AGENT` shows it under the halt state.
+	SLAStatus func(ctx context.Context, agent string) (string, error)
 }
 
 // Handler serves Slack's slash commands, interactions and events, over HTTP or
@@ -71,6 +74,7 @@ type Handler struct {
 	wg        sync.WaitGroup
 
 	publicURL string
+	slaStatus func(ctx context.Context, agent string) (string, error)
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -105,6 +109,7 @@ func NewHandler(cfg Config) *Handler {
 		client:   cfg.HTTPClient,
 	}
 	h.publicURL = cfg.PublicURL
+	h.slaStatus = cfg.SLAStatus
 	return h
 }
 

@@ -31,7 +31,7 @@ var verbs = []verb{
 		"`/agent resume AGENT [session ID]…`: lift a halt (kill authority only)",
 		parseHaltArgs, runHaltCommand},
 	{VerbStatus, []string{"status"},
-		"`/agent status [AGENT]`: halt state, open incidents, who holds kill authority now",
+		"`/agent status [AGENT]`: halt state, open incidents, who holds kill authority now; for one agent, its SLAs",
 		parseStatusArgs, func(h *Handler, ctx context.Context, c caller, cmd Command) { h.status(ctx, c, cmd.Agent) }},
 	{VerbWho, []string{"who"},
 		"`/agent who AGENT`: owner team, RACI, kill authority (resolved to people now), runbook",

@@ -11,6 +11,12 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
+// canHaltSessions is the one place that asks whether ag's adapter can stop
+// single sessions; the others (feature flags, Deployments) stop the whole agent.
+func (s *Service) canHaltSessions(ag *ownership.Agent) bool {
+	return s.halter != nil && s.halter.SessionScoped(ag)
+}
+
 const (
 	haltBackoff  = 200 * time.Millisecond
 	maxHaltError = 300
@@ -91,8 +97,15 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			return nil, refusal(ag, cmd.Action, d)
 		}
 	}
+	return s.runHalt(ctx, cmd, ag)
+}
+
+// runHalt is a halt or resume after the authority check, shared by people
+// (Halt) and policy (AutoHalt) so both are recorded, retried, verified and
+// re-paged alike.
+func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
 	sessions := dedupe(cmd.Sessions)
-	if len(sessions) > 0 && s.halter != nil && !s.halter.SessionScoped(ag) {
+	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
 	}
@@ -351,6 +364,11 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
 	}
 	switch {
+	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
+		m.Style = StyleSuccess
+		m.Title = "🛑 " + autoHaltedText(h.Agent, h.Sessions, h.Reason)
+		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
+		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
 		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())

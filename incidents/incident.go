@@ -112,6 +112,8 @@ const (
 	ActorCLI       = "cli"
 	ActorPagerDuty = "pagerduty"
 	ActorSystem    = "system"
+	// ActorPolicy is reins acting on an SLA or the dead-man, ID "<agent>/<sla>".
+	ActorPolicy = "policy"
 )
 
 // System is reins acting on its own.
@@ -148,6 +150,11 @@ const (
 	EventPostmortemPosted  EventKind = "postmortem_posted"
 	EventDeliveryFailed    EventKind = "delivery_failed"
 	EventNote              EventKind = "note"
+	// EventAutoHalt is an automatic halt that did not run as asked: a dry
+	// run, a fallback to an alert, the rate limit, or an already halted target.
+	EventAutoHalt EventKind = "auto_halt"
+	// EventEscalated marks an incident the dead-man acted on (once).
+	EventEscalated EventKind = "escalated"
 )
 
 // Event is one entry of an incident's timeline.

@@ -113,6 +113,7 @@ type DetectedAlert struct {
 // SLACheck is one behavioural SLA of the agent with the value an alert
 // reported for its metric, if any.
 type SLACheck struct {
+	Name     string `json:"name,omitempty"` // the SLA's name, the sla label of its breach alerts
 	Metric   string `json:"metric"`
 	Limit    string `json:"limit"`              // "max 200000", "allow salesforce.read, …"
 	Observed string `json:"observed,omitempty"` // as the alert reported it
@@ -280,6 +281,7 @@ func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
 	sorted := slices.Clone(alerts)
 	slices.SortStableFunc(sorted, func(a, b *Alert) int { return a.StartsAt.Compare(b.StartsAt) })
 	observed := map[string]string{}
+	bySLA := map[string]string{} // reins' own breach alerts: label sla, detail value
 	for _, a := range sorted {
 		d := DetectedAlert{Source: a.Source, Title: a.Title, Summary: a.Summary, Severity: a.Severity, Status: a.Status,
 			StartsAt: a.StartsAt.UTC(), Count: a.Count, Sessions: a.Sessions}
@@ -294,13 +296,20 @@ func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
 				observed[k] = v
 			}
 		}
+		if name, v := a.Labels["sla"], d.Values["value"]; name != "" && v != nil {
+			bySLA[name] = fmt.Sprint(v)
+		}
 		pm.Detection = append(pm.Detection, d)
 	}
 	if ag == nil {
 		return
 	}
 	for _, sla := range ag.SLAs {
-		pm.SLAs = append(pm.SLAs, SLACheck{Metric: sla.Metric, Limit: slaLimit(sla), Observed: observed[sla.Metric]})
+		seen, ok := bySLA[sla.Label()]
+		if !ok {
+			seen = observed[sla.Metric]
+		}
+		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Label(), Metric: sla.Metric, Limit: slaLimit(sla), Observed: seen})
 	}
 }
 
@@ -314,6 +323,18 @@ func slaLimit(sla ownership.SLA) string {
 	}
 	if len(sla.Allow) > 0 {
 		parts = append(parts, "allow "+strings.Join(sla.Allow, ", "))
+	}
+	if sla.Count > 0 {
+		parts = append(parts, fmt.Sprintf("count %d", sla.Count))
+	}
+	if sla.Attribute != "" {
+		parts = append(parts, "attribute "+sla.Attribute)
+	}
+	if sla.Metric == ownership.SLAErrorRate && sla.Steps > 0 {
+		parts = append(parts, fmt.Sprintf("over %d steps", sla.Steps))
+	}
+	if sla.Window > 0 {
+		parts = append(parts, "within "+sla.Window.String())
 	}
 	return strings.Join(parts, "; ")
 }

@@ -226,3 +226,41 @@ func TestParseActionItems(t *testing.T) {
 		})
 	}
 }
+
+// The SLA section covers every kind: a loop and a score SLA show their
+// bounds, and a breach alert from reins (label sla, detail value) is the
+// observed value of the SLA it names, even with two SLAs on one metric.
+func TestPostmortemSLAKinds(t *testing.T) {
+	env := incidentstest.NewEnv()
+	reg := incidentstest.Registry()
+	lo, short, long := 0.4, 50000.0, 200000.0
+	reg.Agents["support-bot"].SLAs = []ownership.SLA{
+		{Name: "loop", Metric: ownership.SLALoop, Count: 5},
+		{Name: "score:eval.confidence", Metric: ownership.SLAScore, Attribute: "eval.confidence", Min: &lo},
+		{Name: "tokens-burst", Metric: ownership.SLATokensPerSession, Max: &short, Window: 5 * time.Minute},
+		{Name: "tokens_per_session", Metric: ownership.SLATokensPerSession, Max: &long},
+	}
+	env.Registry.Swap(reg)
+	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) {
+		a.Source, a.Fingerprint = "reins", "sla-tokens-burst"
+		a.Labels = map[string]string{"agent": "support-bot", "sla": "tokens-burst", "session": "s-8812"}
+		a.Details = json.RawMessage(`{"value":61000,"threshold":50000}`)
+	}), incidentstest.Alert(func(a *incidents.Alert) {
+		a.Source, a.Fingerprint = "reins", "sla-loop"
+		a.Labels = map[string]string{"agent": "support-bot", "sla": "loop", "session": "s-8812"}
+		a.Details = json.RawMessage(`{"value":5,"threshold":5}`)
+	}))
+	pm, err := env.Service.Postmortem(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []incidents.SLACheck{
+		{Name: "loop", Metric: "loop", Limit: "count 5", Observed: "5"},
+		{Name: "score:eval.confidence", Metric: "score", Limit: "min 0.4; attribute eval.confidence"},
+		{Name: "tokens-burst", Metric: "tokens_per_session", Limit: "max 50000; within 5m0s", Observed: "61000"},
+		{Name: "tokens_per_session", Metric: "tokens_per_session", Limit: "max 200000"},
+	}
+	if !slices.Equal(pm.SLAs, want) {
+		t.Errorf("SLAs:\ngot  %+v\nwant %+v", pm.SLAs, want)
+	}
+}

@@ -72,6 +72,7 @@ type Service struct {
 	openings  openingLog  // incidents opened from alerts in the last minute, per source
 	sessions  SessionRecords
 	metrics   *Metrics
+	autoHalts autoHaltLocks // one automatic halt per agent at a time
 }
 
 // New returns a Service. Zero settings get their defaults.

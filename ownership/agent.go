@@ -9,7 +9,7 @@ import (
 
 var agentKeys = []string{
 	"description", "team", "runbook", "raci", "kill_authority", "pagerduty",
-	"halt", "sessions", "aliases", "blast_radius", "slas", "drill",
+	"halt", "sessions", "aliases", "blast_radius", "slas", "escalation", "drill",
 }
 
 // agent reads one entry of agents:. Teams are read first, so the team
@@ -41,7 +41,8 @@ func (p *parser) agent(name string, key, val *yaml.Node, r *Registry) *Agent {
 		}
 	}
 	a.BlastRadius = p.blastRadius(f.val("blast_radius"), path+".blast_radius")
-	a.SLAs = p.slas(f.val("slas"), path+".slas")
+	a.SLAs = p.slas(f.val("slas"), path+".slas", a)
+	a.Escalation = p.escalation(f.val("escalation"), path+".escalation")
 	if v := f.val("drill"); v != nil {
 		a.Drill = p.str(v, path+".drill")
 		if a.Drill != "" {
@@ -182,31 +183,4 @@ func (p *parser) blastRadius(n *yaml.Node, path string) []BlastItem {
 		items = append(items, b)
 	}
 	return items
-}
-
-func (p *parser) slas(n *yaml.Node, path string) []SLA {
-	var out []SLA
-	for i, item := range p.sequence(n, path) {
-		ipath := fmt.Sprintf("%s[%d]", path, i)
-		f, ok := p.mapping(item, ipath, []string{"metric", "max", "min", "allow"})
-		if !ok {
-			continue
-		}
-		s := SLA{
-			Metric: p.str(f.val("metric"), ipath+".metric"),
-			Max:    p.number(f.val("max"), ipath+".max"),
-			Min:    p.number(f.val("min"), ipath+".min"),
-			Allow:  p.strList(f.val("allow"), ipath+".allow"),
-		}
-		switch {
-		case s.Metric == "":
-			p.errorf(item, "%s: metric is missing", ipath)
-		case !f.has("max") && !f.has("min") && !f.has("allow"):
-			p.errorf(item, "%s: SLA %s sets no max, min or allow", ipath, quote(s.Metric))
-		case s.Max != nil && s.Min != nil && *s.Min > *s.Max:
-			p.errorf(f.val("min"), "%s: min is above max", ipath)
-		}
-		out = append(out, s)
-	}
-	return out
 }

@@ -18,6 +18,8 @@ type parser struct {
 	opts  Options
 	probs Problems
 	pos   positions
+
+	pendingCost []pendingCost // cost_per_session SLAs, checked against pricing: at the end
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {

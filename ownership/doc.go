@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // AgentDoc is an agent's ownership entry as served by GET /api/v1/agents:
@@ -22,6 +23,7 @@ type AgentDoc struct {
 	Aliases       []string       `json:"aliases"`
 	BlastRadius   []BlastItemDoc `json:"blast_radius"`
 	SLAs          []SLADoc       `json:"slas"`
+	Escalation    EscalationDoc  `json:"escalation"`
 	Drill         string         `json:"drill,omitempty"`
 }
 
@@ -108,10 +110,25 @@ type BlastItemDoc struct {
 
 // SLADoc is one behavioural SLA.
 type SLADoc struct {
-	Metric string   `json:"metric"`
-	Max    *float64 `json:"max,omitempty"`
-	Min    *float64 `json:"min,omitempty"`
-	Allow  []string `json:"allow,omitempty"`
+	Name      string   `json:"name"`
+	Metric    string   `json:"metric"`
+	Max       *float64 `json:"max,omitempty"`
+	Min       *float64 `json:"min,omitempty"`
+	Allow     []string `json:"allow,omitempty"`
+	Count     int      `json:"count,omitempty"`
+	Steps     int      `json:"steps,omitempty"`
+	Attribute string   `json:"attribute,omitempty"`
+	Window    string   `json:"window,omitempty"` // Go duration; absent: the whole session
+	OnBreach  string   `json:"on_breach"`
+	Fallback  string   `json:"fallback"`
+	DryRun    bool     `json:"dry_run"`
+}
+
+// EscalationDoc is the escalation: section with its defaults filled in.
+type EscalationDoc struct {
+	AutoHaltAfter         string   `json:"auto_halt_after,omitempty"` // Go duration; absent: no dead-man
+	Severities            []string `json:"severities"`
+	MaxAutoHaltsPerMinute int      `json:"max_auto_halts_per_minute"`
 }
 
 // Public returns the agent's entry safe to serve: no secrets, no env var names.
@@ -143,8 +160,12 @@ func (a *Agent) Public() AgentDoc {
 		d.BlastRadius = append(d.BlastRadius, BlastItemDoc{System: b.System, Access: list(b.Access), Owner: b.Owner, Check: b.Check, Link: b.Link})
 	}
 	for _, s := range a.SLAs {
-		d.SLAs = append(d.SLAs, SLADoc{Metric: s.Metric, Max: copyNum(s.Max), Min: copyNum(s.Min), Allow: list(s.Allow)})
+		d.SLAs = append(d.SLAs, SLADoc{Name: s.Name, Metric: s.Metric, Max: copyNum(s.Max), Min: copyNum(s.Min), Allow: list(s.Allow),
+			Count: s.Count, Steps: s.Steps, Attribute: s.Attribute, Window: span(s.Window), OnBreach: s.OnBreach,
+			Fallback: s.Fallback, DryRun: s.DryRun})
 	}
+	d.Escalation = EscalationDoc{AutoHaltAfter: span(a.Escalation.AutoHaltAfter), Severities: list(a.Escalation.Severities),
+		MaxAutoHaltsPerMinute: a.Escalation.MaxAutoHaltsPerMinute}
 	return d
 }
 
@@ -178,6 +199,14 @@ func publicURL(raw string) string {
 	}
 	u.User, u.RawQuery, u.Fragment, u.ForceQuery = nil, "", "", false
 	return strings.TrimSuffix(u.String(), "?")
+}
+
+// span renders a duration for the API, "" for 0 (not set).
+func span(d time.Duration) string {
+	if d == 0 {
+		return ""
+	}
+	return d.String()
 }
 
 func copyNum(f *float64) *float64 {

@@ -43,6 +43,10 @@ type SettingSpec struct {
 type AdapterSpec struct {
 	Name     string
 	Settings []SettingSpec
+	// SessionScoped says the adapter can halt single sessions (integrations/halt
+	// fills it in from the adapter itself); validate warns when an SLA asks to
+	// halt one session through an adapter that cannot.
+	SessionScoped bool
 }
 
 // adapterIndex is Options.Adapters by name, with the union of their keys

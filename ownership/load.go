@@ -156,6 +156,7 @@ func (p *parser) registry(root *yaml.Node, r *Registry) {
 	p.teams(top.val("teams"), r)
 	p.agents(top.val("agents"), r)
 	r.Pricing = p.pricing(top.val("pricing"))
+	p.checkCostSLAs(r.Pricing)
 	if len(r.Agents) == 0 && isNull(top.val("agents")) {
 		p.warnf(root, "no agents are defined: alerts will open unowned incidents and nothing can be halted")
 	}

@@ -198,8 +198,7 @@ func TestParse(t *testing.T) {
 		{"SecondDocument", agentYAML + "---\nagents: {}\n", []string{"13: a second YAML document"}},
 		{"DrillNeverFires", agentYAML + "    drill: \"0 0 30 2 *\"\n", []string{"13: agents.a.drill: \"0 0 30 2 *\" never fires"}},
 		{"DrillTimeZoneAlone", agentYAML + "    drill: TZ=UTC\n", []string{"13: agents.a.drill: \"TZ=UTC\" is not a cron schedule"}},
-		{"SLAWithoutLimit", agentYAML + "    slas: [{metric: tokens}]\n", []string{"13: agents.a.slas[0]: SLA \"tokens\" sets no max, min or allow"}},
-		{"SLAMinAboveMax", agentYAML + "    slas: [{metric: tokens, min: 5, max: 1}]\n", []string{"13: agents.a.slas[0]: min is above max"}},
+		{"SLAWithoutLimit", agentYAML + "    slas: [{metric: tokens_per_session}]\n", []string{"13: agents.a.slas[0]: SLA tokens_per_session needs max"}},
 		{"BlastRadiusTwice", agentYAML + "    blast_radius: [{system: S3}, {system: s3}]\n", []string{"13: agents.a.blast_radius[1].system: \"s3\" is listed twice"}},
 		{"BadEscalationPolicy", strings.Replace(agentYAML, "[U01A]", "[U01A]\n      on_call: my-policy", 1), []string{"9: agents.a.kill_authority.on_call: \"my-policy\" is not a PagerDuty escalation policy ID"}},
 	}

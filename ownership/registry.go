@@ -69,7 +69,8 @@ type Agent struct {
 	Aliases       []string
 	BlastRadius   []BlastItem
 	SLAs          []SLA
-	Drill         string // cron spec, "" for none
+	Escalation    Escalation // zero value (defaults filled in) when not configured
+	Drill         string     // cron spec, "" for none
 	Line          int
 }
 
@@ -174,12 +175,88 @@ type BlastItem struct {
 	Tools  []string // globs of the tool names whose calls touch this system
 }
 
-// SLA is one behavioural SLA.
+// SLA is one behavioural SLA (docs/config.md, `slas[]`).
 type SLA struct {
-	Metric string
-	Max    *float64
-	Min    *float64
-	Allow  []string
+	Name      string        // `name:`, default: Metric (score: "score:"+Attribute); unique per agent; the `sla` label
+	Metric    string        // one of the SLA* constants
+	Max       *float64      // tokens/cost/steps/tool_calls_per_minute/error_rate (error_rate: fraction 0..1)
+	Min       *float64      // score
+	Allow     []string      // tool_scope: globs (path.Match syntax, validated)
+	Count     int           // loop: the same tool with the same arguments Count times in a session (>=2)
+	Steps     int           // error_rate: over the last Steps steps (default 20)
+	Attribute string        // score: the span attribute (e.g. eval.confidence)
+	Window    time.Duration // 0 = the whole session; tool_calls_per_minute: default 1m; for session kinds: only steps within the last Window count
+	OnBreach  string        // alert (default) | halt_session | halt_agent
+	Fallback  string        // alert (default) | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
+	DryRun    bool
+	Line      int // line of the SLA in reins.yaml
+}
+
+// SLA metrics.
+const (
+	SLATokensPerSession    = "tokens_per_session"
+	SLACostPerSession      = "cost_per_session"
+	SLAStepsPerSession     = "steps_per_session"
+	SLAToolCallsPerMinute  = "tool_calls_per_minute"
+	SLAToolScope           = "tool_scope"
+	SLALoop                = "loop"
+	SLAErrorRate           = "error_rate"
+	SLAScore               = "score"
+	DefaultErrorRateSteps  = 20
+	DefaultToolCallsWindow = time.Minute
+)
+
+// SLAMetrics lists the known metrics in the order docs/config.md gives them.
+var SLAMetrics = []string{
+	SLATokensPerSession, SLACostPerSession, SLAStepsPerSession, SLAToolCallsPerMinute,
+	SLAToolScope, SLALoop, SLAErrorRate, SLAScore,
+}
+
+// What a breach does (on_breach) and what it does instead (fallback).
+const (
+	OnBreachAlert       = "alert"
+	OnBreachHaltSession = "halt_session"
+	OnBreachHaltAgent   = "halt_agent"
+)
+
+// Escalation is an agent's `escalation:` section: the dead-man halt and the
+// cap on automatic halts.
+type Escalation struct {
+	AutoHaltAfter         time.Duration // 0: no dead-man
+	Severities            []string      // default [critical]
+	MaxAutoHaltsPerMinute int           // default 20; per agent; applies to all automatic halts
+}
+
+// Escalation defaults.
+const DefaultMaxAutoHaltsPerMinute = 20
+
+// DefaultEscalationSeverities are the incident severities the dead-man
+// watches when escalation.severities is not set.
+var DefaultEscalationSeverities = []string{"critical"}
+
+// knownSeverities mirror the incident severities (incidents.Severity*).
+var knownSeverities = []string{"critical", "error", "warning", "info"}
+
+// Label is the SLA's name, or for one built without a name (in code, not
+// from reins.yaml) the name reins.yaml would have given it.
+func (s *SLA) Label() string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.Metric == SLAScore && s.Attribute != "":
+		return "score:" + s.Attribute
+	}
+	return s.Metric
+}
+
+// SLA returns the agent's SLA called name, or nil.
+func (a *Agent) SLA(name string) *SLA {
+	for i := range a.SLAs {
+		if a.SLAs[i].Label() == name {
+			return &a.SLAs[i]
+		}
+	}
+	return nil
 }
 
 // Holder holds the Registry in force. Readers call Current on every use so a

@@ -19,6 +19,7 @@ import (
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
@@ -45,6 +46,7 @@ type Main struct {
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
 	Sessions *sessions.Service
+	Guard    *guard.Guard
 
 	// Authority is the one kill-authority checker: the service's, and the
 	// Slack handler's for refusals answered on the request path.
@@ -134,6 +136,9 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
 		Getenv:            m.Getenv,
 	})
+	if err := m.openGuard(); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -206,6 +211,13 @@ func (m *Main) Run(ctx context.Context) error {
 			// Few workers for the work after an ack: a burst of commands then
 			// queues instead of taking the CPU the next acks need.
 			Workers: 2,
+			SLAStatus: func(ctx context.Context, agent string) (string, error) {
+				list, err := m.Guard.Status(ctx, agent)
+				if err != nil {
+					return "", err
+				}
+				return guard.Text(agent, list), nil
+			},
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")
@@ -263,6 +275,7 @@ func (m *Main) startBackground(ctx context.Context) {
 	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneChat, 2) })
 	m.goLoop(func() { m.Service.Outbox().Run(ctx, outbox.LaneRefresh, 1) })
 	m.raiseRecordedHalts(ctx)
+	m.goLoop(func() { m.Guard.Start(ctx); m.Guard.Wait() })
 	// Replicas converge on kill flags set elsewhere (another replica, `reins kill`).
 	m.goLoop(func() {
 		t := time.NewTicker(time.Second)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -120,7 +121,20 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Agent.Name, state, st.Agent.Halt.Adapter, holders, orDash(strings.Join(open, " ")))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, st := range sts {
+		if len(st.Agent.SLAs) == 0 {
+			continue
+		}
+		list, err := m.Guard.Status(ctx, st.Agent.Name)
+		if err != nil {
+			return fmt.Errorf("SLA status of %s: %w", st.Agent.Name, err)
+		}
+		fmt.Fprint(e.stdout, "\n"+guard.Text(st.Agent.Name, list))
+	}
+	return nil
 }
 
 // cmdTestAlert posts a labelled test alert to the running server's generic

@@ -17,7 +17,7 @@ func TestDomainImportsNoSDK(t *testing.T) {
 		"github.com/reins-oss/reins/incidents/sqlstore",
 	}
 	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions",
-		"github.com/reins-oss/reins/incidents/outbox", "github.com/reins-oss/reins/ownership"} {
+		"github.com/reins-oss/reins/incidents/outbox", "github.com/reins-oss/reins/incidents/guard", "github.com/reins-oss/reins/ownership"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
@@ -36,6 +36,9 @@ func TestDomainImportsNoSDK(t *testing.T) {
 			if pkg == "github.com/reins-oss/reins/incidents/outbox" &&
 				(dep == "github.com/reins-oss/reins/incidents" || dep == "github.com/reins-oss/reins/ownership") {
 				t.Errorf("incidents/outbox depends on %s: it must know no domain", dep)
+			}
+			if dep == "github.com/reins-oss/reins/incidents/guard" && pkg != "github.com/reins-oss/reins/incidents/guard" {
+				t.Errorf("%s depends on the guard: the guard imports incidents, sessions and ownership, not the reverse", pkg)
 			}
 		}
 	}

@@ -15,6 +15,9 @@ const (
 	schedulePostmortems = "@every 15m"
 	scheduleAudit       = "0 9 * * 1" // Mondays 09:00 UTC, posted to the governance channel
 	scheduleRetention   = "@every 1h" // sessions.retention is days: hourly is precise enough
+	// scheduleEscalation runs the dead-man: auto_halt_after is minutes, so
+	// half a minute late at most.
+	scheduleEscalation = "@every 30s"
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -31,6 +34,10 @@ func (m *Main) startJobs(ctx context.Context) {
 		return err
 	})
 	m.addJob(scheduleAudit, "ownership_audit", m.Service.AuditOwnership)
+	m.addJob(scheduleEscalation, "dead_man_escalation", func(ctx context.Context, now time.Time) error {
+		_, err := m.Service.Escalate(ctx, now)
+		return err
+	})
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
 		return err

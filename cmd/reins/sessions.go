@@ -34,9 +34,10 @@ func (m *Main) sessionRoutes(mux *http.ServeMux) {
 	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
 }
 
-// sessionsRecorded refreshes the summaries of open incidents naming the
+// sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
 // sessions that just grew.
-func (m *Main) sessionsRecorded(ctx context.Context, _ []sessions.Step, totals []sessions.Totals) {
+func (m *Main) sessionsRecorded(ctx context.Context, steps []sessions.Step, totals []sessions.Totals) {
+	m.Guard.Observe(ctx, steps, totals)
 	byAgent := map[string][]string{}
 	for _, t := range totals {
 		byAgent[t.Agent] = append(byAgent[t.Agent], t.Session)

@@ -81,7 +81,7 @@ func (c Config) validateWeb() error {
 // openWeb builds the web view (docs/architecture.md, web view); routes registers it.
 func (m *Main) openWeb(ctx context.Context) error {
 	if m.WebSessions == nil && m.Sessions != nil {
-		m.WebSessions = webSessionSource{svc: m.Sessions}
+		m.WebSessions = webSessionSource{svc: m.Sessions, breaches: m.Store}
 	}
 	cfg := web.Config{
 		PublicURL:    m.Config.PublicURL,

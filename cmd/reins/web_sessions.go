@@ -5,13 +5,17 @@ import (
 	"errors"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/integrations/web"
 )
 
 // webSessionSource shows the stored session record on the web view's
 // session pages, in the page's own vocabulary.
-type webSessionSource struct{ svc *sessions.Service }
+type webSessionSource struct {
+	svc      *sessions.Service
+	breaches guard.Store // nil: steps are not marked with the SLA they crossed
+}
 
 func (w webSessionSource) Session(ctx context.Context, id string) (*web.SessionView, error) {
 	rec, err := w.svc.Session(ctx, "", id)
@@ -22,11 +26,23 @@ func (w webSessionSource) Session(ctx context.Context, id string) (*web.SessionV
 		return nil, err
 	}
 	v := &web.SessionView{ID: id, Agent: rec.Totals.Agent, Start: rec.Totals.First, End: rec.Totals.Last}
+	crossed := map[string]string{}
+	if w.breaches != nil {
+		list, err := w.breaches.SessionBreaches(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range list {
+			if crossed[b.Step] == "" {
+				crossed[b.Step] = b.SLA
+			}
+		}
+	}
 	for _, s := range rec.Steps {
 		st := web.StepView{
 			Start: s.Start, Duration: s.Duration, Kind: webKind(s), Name: s.Name, Tool: s.Tool,
 			Model: s.Model, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens,
-			CostUSD: s.Cost, System: s.System,
+			CostUSD: s.Cost, System: s.System, Breach: crossed[s.SpanID],
 		}
 		if s.Error {
 			st.Error = s.ErrorType

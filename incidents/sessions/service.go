@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -46,13 +48,29 @@ type Puller interface {
 	Pull(ctx context.Context, agent *ownership.Agent, session string) ([]Step, error)
 }
 
+// maxOwners bounds the session → agent cache Admit keeps; when full it
+// starts over (a miss costs one indexed read).
+const maxOwners = 100_000
+
 // Service records steps and reads session records.
 type Service struct {
+	ownersMu sync.Mutex
+	owners   map[string]string // session → the agent it belongs to
+
 	store    Store
 	registry *ownership.Holder
 	puller   Puller
 	now      func() time.Time
 	log      *slog.Logger
+	// observe sees steps pulled from a trace tool once stored (the guard);
+	// the OTLP intake calls its own observer.
+	observe func(ctx context.Context, steps []Step, totals []Totals)
+}
+
+// Observe sets the function that sees pulled steps once stored. Call it
+// before the Service is used.
+func (s *Service) Observe(fn func(ctx context.Context, steps []Step, totals []Totals)) {
+	s.observe = fn
 }
 
 // New returns a Service. puller may be nil (no pull source configured).
@@ -78,6 +96,7 @@ func (s *Service) Record(ctx context.Context, steps []Step) ([]Totals, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.remember(totals)
 	for _, t := range totals {
 		a := reg.Agent(t.Agent)
 		max := ownership.DefaultMaxSteps
@@ -91,6 +110,70 @@ func (s *Service) Record(ctx context.Context, steps []Step) ([]Totals, error) {
 		}
 	}
 	return totals, nil
+}
+
+// Admit keeps the steps whose session belongs to the agent they name: a
+// session belongs to the agent of its first stored step, and steps naming
+// another agent are refused (with why) rather than mixed into its record.
+// Within steps, the first agent named for a new session wins.
+func (s *Service) Admit(ctx context.Context, steps []Step) (kept []Step, refused int, why string, err error) {
+	owner := map[string]string{}
+	var unknown []string
+	s.ownersMu.Lock()
+	for _, st := range steps {
+		if _, ok := owner[st.Session]; ok {
+			continue
+		}
+		if a, ok := s.owners[st.Session]; ok {
+			owner[st.Session] = a
+		} else {
+			owner[st.Session] = ""
+			unknown = append(unknown, st.Session)
+		}
+	}
+	s.ownersMu.Unlock()
+	if len(unknown) > 0 {
+		totals, err := s.store.FindTotals(ctx, unknown)
+		if err != nil {
+			return nil, 0, "", fmt.Errorf("look up the agents of %d sessions: %w", len(unknown), err)
+		}
+		for _, t := range totals {
+			owner[t.Session] = t.Agent
+		}
+		s.remember(totals)
+	}
+	kept = steps[:0:0]
+	var bad []string
+	for _, st := range steps {
+		switch a := owner[st.Session]; {
+		case a == "":
+			owner[st.Session] = st.Agent
+		case a != st.Agent:
+			refused++
+			if len(bad) < 3 {
+				bad = append(bad, fmt.Sprintf("%s belongs to %s, not %s", Truncate(st.Session, 64), a, st.Agent))
+			}
+			continue
+		}
+		kept = append(kept, st)
+	}
+	if refused > 0 {
+		why = fmt.Sprintf("%d spans name an agent other than their session's (%s): a session ID belongs to one agent; start a new session for another agent",
+			refused, strings.Join(bad, "; "))
+	}
+	return kept, refused, why, nil
+}
+
+// remember caches the agents of sessions just read or written.
+func (s *Service) remember(totals []Totals) {
+	s.ownersMu.Lock()
+	defer s.ownersMu.Unlock()
+	if s.owners == nil || len(s.owners)+len(totals) > maxOwners {
+		s.owners = make(map[string]string, len(totals))
+	}
+	for _, t := range totals {
+		s.owners[t.Session] = t.Agent
+	}
 }
 
 // Enrich sets a step's cost, its blast-radius system and its content per
@@ -255,8 +338,12 @@ func (s *Service) Pull(ctx context.Context, agent, id string) (pulled bool, err 
 		if len(steps) == 0 {
 			continue
 		}
-		if _, err := s.Record(ctx, steps); err != nil {
+		totals, err := s.Record(ctx, steps)
+		if err != nil {
 			return false, err
+		}
+		if s.observe != nil {
+			s.observe(ctx, steps, totals)
 		}
 		return true, nil
 	}

@@ -50,6 +50,11 @@ type Step struct {
 	ErrorType    string        `json:"error_type,omitempty"`
 	System       string        `json:"system,omitempty"`  // blast-radius system the tool call touched
 	Content      string        `json:"content,omitempty"` // only with capture_content, truncated
+	// ArgsHash identifies a tool call's arguments for the loop SLA without
+	// keeping them (docs/config.md, slas).
+	ArgsHash string `json:"args_hash,omitempty"`
+	// Scores are the numeric span attributes the agent's score SLAs name.
+	Scores map[string]float64 `json:"scores,omitempty"`
 }
 
 // IsTool says whether the step is a tool call.

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"slices"
 	"strings"
 	"time"
@@ -15,7 +16,7 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// stepChunk bounds the rows of one multi-row INSERT: 19 columns × 1,000
+// stepChunk bounds the rows of one multi-row INSERT: 21 columns × 1,000
 // rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
 // bound parameters, and a full chunk, the usual exporter batch, reuses one
 // prepared statement.
@@ -25,7 +26,7 @@ const stepChunk = 1000
 const idChunk = 500
 
 const stepCols = `session_id, span_id, trace_id, parent_id, agent, started_at, duration_us, kind, name, tool,
-	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content`
+	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content, args_hash, scores`
 
 const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_tokens, output_tokens, cost,
 	unpriced_steps, first_at, last_at`
@@ -122,16 +123,16 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 // insertSteps writes one chunk and marks in written the steps that were new.
 func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[[2]string]bool) error {
 	var b strings.Builder
-	args := make([]any, 0, 19*len(chunk))
+	args := make([]any, 0, 21*len(chunk))
 	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
 	for i, st := range chunk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
 			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content)
+			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores))
 	}
 	b.WriteString(` ON CONFLICT (session_id, span_id) DO NOTHING RETURNING session_id, span_id`)
 	var rows *sql.Rows
@@ -216,6 +217,8 @@ type stepRow struct {
 	ErrorType    string  `db:"error_type"`
 	System       string  `db:"system"`
 	Content      string  `db:"content"`
+	ArgsHash     string  `db:"args_hash"`
+	Scores       string  `db:"scores"`
 }
 
 // FindSession returns a session's totals and its stored steps in time order.
@@ -255,7 +258,10 @@ func (q *queries) findSession(ctx context.Context, id, where string) (sessions.R
 			Agent: r.Agent, Start: r.Start.T, Duration: time.Duration(r.DurationUS) * time.Microsecond,
 			Kind: r.Kind, Name: r.Name, Tool: r.Tool, Model: r.Model, InputTokens: r.InputTokens,
 			OutputTokens: r.OutputTokens, Cost: r.Cost, Priced: r.Priced, Error: r.Error,
-			ErrorType: r.ErrorType, System: r.System, Content: r.Content}
+			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash}
+		if err := unjs(r.Scores, &rec.Steps[i].Scores, "step scores"); err != nil {
+			return sessions.Record{}, err
+		}
 	}
 	return rec, nil
 }
@@ -395,4 +401,13 @@ func keys[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// scoresJSON encodes a step's scores; most steps have none and store "".
+func scoresJSON(m map[string]float64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m) // finite floats only: the intake drops NaN and Inf
+	return string(b)
 }

@@ -68,7 +68,9 @@ var registry = []registration{
 func Specs() []ownership.AdapterSpec {
 	specs := make([]ownership.AdapterSpec, 0, len(registry))
 	for _, r := range registry {
-		specs = append(specs, r.spec)
+		spec := r.spec
+		spec.SessionScoped = r.new(Config{Flags: &Flags{}}.withDefaults()).SessionScoped()
+		specs = append(specs, spec)
 	}
 	return specs
 }

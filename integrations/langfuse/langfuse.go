@@ -15,6 +15,8 @@ package langfuse
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -161,6 +163,7 @@ type observation struct {
 	UsageDetails      map[string]any  `json:"usageDetails"`
 	Usage             map[string]any  `json:"usage"`
 	Metadata          json.RawMessage `json:"metadata"`
+	Input             json.RawMessage `json:"input"`
 }
 
 type page struct {
@@ -217,6 +220,9 @@ func step(o observation, session, agent string) sessions.Step {
 		st.Tool = strings.TrimPrefix(o.Name, "execute_tool ")
 	}
 	st.Tool = sessions.Truncate(st.Tool, 256)
+	if st.Tool != "" {
+		st.ArgsHash = argsHash(attrs, o.Input)
+	}
 	usage := o.UsageDetails
 	if len(usage) == 0 {
 		usage = o.Usage
@@ -266,4 +272,20 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// argsHash identifies a tool call's arguments for the loop SLA without
+// keeping them: the span's gen_ai.tool.call.arguments, else the
+// observation's input. "" when there are none.
+func argsHash(attrs map[string]any, input json.RawMessage) string {
+	var b []byte
+	if v, ok := attrs["gen_ai.tool.call.arguments"].(string); ok {
+		b = []byte(v)
+	} else if len(input) > 0 && string(input) != "null" {
+		b = input
+	} else {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

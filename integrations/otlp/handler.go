@@ -27,6 +27,12 @@ type Recorder interface {
 	Record(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error)
 }
 
+// Admitter, when the Recorder is one, refuses steps before they are stored:
+// a step naming another agent than its session's (sessions.Service).
+type Admitter interface {
+	Admit(ctx context.Context, steps []sessions.Step) (kept []sessions.Step, refused int, why string, err error)
+}
+
 // Config configures the handler.
 type Config struct {
 	Token    string   // REINS_OTLP_TOKEN; empty refuses every request
@@ -133,7 +139,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "reins is busy storing spans: retry after 2 s")
 			return
 		}
-		totals, err := h.cfg.Recorder.Record(r.Context(), res.Steps)
+		var totals []sessions.Totals
+		var err error
+		if ad, ok := h.cfg.Recorder.(Admitter); ok {
+			var refused int
+			var why string
+			res.Steps, refused, why, err = ad.Admit(r.Context(), res.Steps)
+			if refused > 0 {
+				res.Rejected += refused
+				res.Reasons = append(res.Reasons, why)
+				h.cfg.Metrics.spansDropped.WithLabelValues(DropOtherAgent).Add(float64(refused))
+			}
+		}
+		if err == nil && len(res.Steps) > 0 {
+			totals, err = h.cfg.Recorder.Record(r.Context(), res.Steps)
+		}
 		<-h.slots
 		if err != nil {
 			h.cfg.Log.Error("store spans", "spans", len(res.Steps), "err", err)
@@ -143,7 +163,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.cfg.Metrics.stepsStored.Add(float64(len(res.Steps)))
-		if h.cfg.Observe != nil {
+		if h.cfg.Observe != nil && len(totals) > 0 {
 			h.cfg.Observe(r.Context(), res.Steps, totals)
 		}
 	}

@@ -16,8 +16,12 @@
 package otlp
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -66,6 +70,7 @@ const (
 	DropUnknownAgent = "unknown_agent"
 	DropBadSession   = "bad_session"
 	DropNoSpanID     = "no_span_id"
+	DropOtherAgent   = "other_agent" // the session belongs to another agent
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its
@@ -215,6 +220,21 @@ func step(sp ptrace.Span, attrs pcommon.Map, session string, a *ownership.Agent,
 		}
 		st.ErrorType = sessions.Truncate(st.ErrorType, 256)
 	}
+	if st.Tool != "" {
+		st.ArgsHash = argsHash(attrs)
+	}
+	for i := range a.SLAs {
+		sla := &a.SLAs[i]
+		if sla.Metric != ownership.SLAScore || sla.Attribute == "" {
+			continue
+		}
+		if v, ok := number(attrs, sla.Attribute, wrong); ok {
+			if st.Scores == nil {
+				st.Scores = map[string]float64{}
+			}
+			st.Scores[sla.Attribute] = v
+		}
+	}
 	if a.Sessions.CaptureContent {
 		var parts []string
 		for _, k := range contentKeys {
@@ -298,3 +318,44 @@ func firstInt(m pcommon.Map, keys []string, wrong map[string]int) int64 {
 
 // noAttrs stands in for a resource when only span attributes count.
 var noAttrs = pcommon.NewMap()
+
+// argsKeys hold a tool call's arguments.
+var argsKeys = []string{"gen_ai.tool.call.arguments", "input.value"}
+
+// argsHash is a short hash of a tool call's arguments: enough to tell the
+// same call repeated (the loop SLA) while the arguments themselves are kept
+// only under capture_content. "" when the span carries none.
+func argsHash(attrs pcommon.Map) string {
+	for _, k := range argsKeys {
+		if v, ok := attrs.Get(k); ok {
+			sum := sha256.Sum256([]byte(v.AsString()))
+			return hex.EncodeToString(sum[:8])
+		}
+	}
+	return ""
+}
+
+// number reads a numeric attribute (double, int, or a string holding a
+// number as some SDKs send); another type is ignored and counted.
+func number(m pcommon.Map, key string, wrong map[string]int) (float64, bool) {
+	v, ok := m.Get(key)
+	if !ok {
+		return 0, false
+	}
+	switch v.Type() {
+	case pcommon.ValueTypeDouble:
+		if f := v.Double(); !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, true
+		}
+	case pcommon.ValueTypeInt:
+		return float64(v.Int()), true
+	case pcommon.ValueTypeStr:
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v.Str()), 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
+			return f, true
+		}
+	}
+	if wrong != nil {
+		wrong[key]++
+	}
+	return 0, false
+}

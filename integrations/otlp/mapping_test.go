@@ -124,3 +124,42 @@ func TestMapCapturesContentWhenAsked(t *testing.T) {
 		t.Errorf("content = %q: want the messages, cut to 40 bytes", got)
 	}
 }
+
+func TestMapArgsHashAndScores(t *testing.T) {
+	agent := &ownership.Agent{Name: "scored-bot", SLAs: []ownership.SLA{
+		{Name: "score:eval.confidence", Metric: ownership.SLAScore, Attribute: "eval.confidence"},
+		{Name: "score:eval.str", Metric: ownership.SLAScore, Attribute: "eval.str"},
+	}}
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"scored-bot"}}]},
+	  "scopeSpans":[{"spans":[
+	   {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b171","name":"t","startTimeUnixNano":"1","endTimeUnixNano":"2",
+	    "attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"gen_ai.tool.name","value":{"stringValue":"search"}},
+	     {"key":"gen_ai.tool.call.arguments","value":{"stringValue":"{\"q\":\"secret\"}"}}]},
+	   {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b172","name":"t","startTimeUnixNano":"1","endTimeUnixNano":"2",
+	    "attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"gen_ai.tool.name","value":{"stringValue":"search"}},
+	     {"key":"gen_ai.tool.call.arguments","value":{"stringValue":"{\"q\":\"other\"}"}},
+	     {"key":"eval.confidence","value":{"doubleValue":0.25}},{"key":"eval.str","value":{"stringValue":"0.5"}}]},
+	   {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b173","name":"c","startTimeUnixNano":"1","endTimeUnixNano":"2",
+	    "attributes":[{"key":"session.id","value":{"stringValue":"s"}},{"key":"eval.confidence","value":{"boolValue":true}}]}]}]}]}`
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	res := otlp.Map(req.Traces(), func(string) *ownership.Agent { return agent })
+	if len(res.Steps) != 3 {
+		t.Fatalf("steps = %+v", res.Steps)
+	}
+	a, b, c := res.Steps[0], res.Steps[1], res.Steps[2]
+	if a.ArgsHash == "" || a.ArgsHash == b.ArgsHash || len(a.ArgsHash) != 16 || strings.Contains(a.ArgsHash, "secret") {
+		t.Errorf("args hashes %q, %q: want two different 16-hex hashes", a.ArgsHash, b.ArgsHash)
+	}
+	if a.Content != "" || a.Scores != nil {
+		t.Errorf("first step keeps content %q or scores %v", a.Content, a.Scores)
+	}
+	if b.Scores["eval.confidence"] != 0.25 || b.Scores["eval.str"] != 0.5 {
+		t.Errorf("scores = %v", b.Scores)
+	}
+	if c.Scores != nil || c.ArgsHash != "" || res.WrongType["eval.confidence"] != 1 {
+		t.Errorf("a boolean score: scores %v, hash %q, wrong types %v", c.Scores, c.ArgsHash, res.WrongType)
+	}
+}

@@ -441,7 +441,7 @@ func (h *Handler) slaRows(ctx context.Context, ag *ownership.Agent, recent []*in
 	rows := make([]slaRow, 0, len(ag.SLAs))
 	idx := map[string]int{}
 	for _, sla := range ag.SLAs {
-		idx[sla.Metric] = len(rows)
+		idx[sla.Label()] = len(rows) // two SLAs may watch one metric: the name tells them apart
 		rows = append(rows, slaRow{Metric: sla.Metric})
 	}
 	for i, inc := range recent {
@@ -453,7 +453,11 @@ func (h *Handler) slaRows(ctx context.Context, ag *ownership.Agent, recent []*in
 			continue
 		}
 		for _, c := range pm.SLAs {
-			j, ok := idx[c.Metric]
+			name := c.Name
+			if name == "" {
+				name = c.Metric
+			}
+			j, ok := idx[name]
 			if !ok {
 				continue
 			}

@@ -1,0 +1,290 @@
+package incidents
+
+import (
+	"context"
+	"fmt"
+	"github.com/reins-oss/reins/incidents/outbox"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reins-oss/reins/ownership"
+)
+
+// AutoHaltCommand is a halt asked for by policy: an SLA breach or the
+// dead-man. No person's authority is checked: the config is the authority.
+type AutoHaltCommand struct {
+	Agent      string
+	SLA        string   // SLA name, or "escalation" for the dead-man
+	Action     string   // ownership.OnBreachHaltSession | ownership.OnBreachHaltAgent
+	Fallback   string   // ownership fallback value
+	Sessions   []string // for halt_session
+	IncidentID int64    // the incident the breach opened/joined (0: find/open the agent's)
+	Reason     string   // human text: "tokens_per_session 210,000 > 200,000 at step 37"
+	DryRun     bool
+}
+
+// AutoHaltOutcome says what AutoHalt did.
+type AutoHaltOutcome struct {
+	Action string // what was actually done: halt_session | halt_agent | alert (fell back) | dry_run | rate_limited | already_halted
+	Halt   *Halt  // nil unless a halt ran
+	Note   string // what was said on the timeline / channel
+}
+
+// AutoHalt outcomes besides the on_breach values.
+const (
+	AutoHaltDryRun        = "dry_run"
+	AutoHaltRateLimited   = "rate_limited"
+	AutoHaltAlreadyHalted = "already_halted"
+)
+
+// EscalationSLA is the SLA name of the dead-man's halts.
+const EscalationSLA = "escalation"
+
+// PolicyActor is the actor of an automatic halt: "policy:<agent>/<sla>".
+func PolicyActor(agent, sla string) Actor { return Actor{Kind: ActorPolicy, ID: agent + "/" + sla} }
+
+// AutoHalt halts by policy through the same path as a person's halt
+// (recorded, retried, verified, re-paged on failure) and says in the
+// incident why and how to resume. What it decides (already halted, the rate
+// limit) is read from the stored halts and kill flags, so a restart does not
+// forget it.
+//
+// It never widens a session halt into a silent whole-agent halt: when the
+// adapter cannot stop one session it does cmd.Fallback (halt_agent only if
+// the SLA says so), else it only alerts, and says so. Beyond the agent's
+// max_auto_halts_per_minute it does the fallback once (a whole-agent halt
+// stops further ones) or pages people.
+//
+// The error is non-nil only for bad input, an unknown agent or a store
+// failure; a failed halt is an outcome with Halt.Status HaltFailed.
+func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOutcome, error) {
+	if cmd.Action != ownership.OnBreachHaltSession && cmd.Action != ownership.OnBreachHaltAgent {
+		return AutoHaltOutcome{}, Errorf(EINVALID, "Unknown automatic action %q: use %s or %s.", cmd.Action,
+			ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent)
+	}
+	ag, err := s.lookupAgent(cmd.Agent)
+	if err != nil {
+		return AutoHaltOutcome{}, err
+	}
+	if cmd.SLA == "" {
+		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic halt of %s names no SLA.", ag.Name)
+	}
+	sessions := dedupe(cmd.Sessions)
+	if cmd.Action == ownership.OnBreachHaltSession && len(sessions) == 0 {
+		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic session halt of %s names no session.", ag.Name)
+	}
+	// One automatic halt of an agent at a time in this process, so two
+	// breaches at once do not both read "not yet halted" or both fit under
+	// the rate limit.
+	unlock := s.autoHalts.lock(ag.Name)
+	defer unlock()
+	actor := PolicyActor(ag.Name, cmd.SLA)
+	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
+
+	action, why := cmd.Action, ""
+	if action == ownership.OnBreachHaltSession && !s.canHaltSessions(ag) {
+		if cmd.Fallback == ownership.OnBreachHaltAgent {
+			action = ownership.OnBreachHaltAgent
+			why = fmt.Sprintf("its %s adapter cannot stop one session, so by the SLA's fallback reins halts the whole agent", ag.Halt.Adapter)
+		} else {
+			return s.autoNote(ctx, cmd, ag, actor, ownership.OnBreachAlert, sessions, fmt.Sprintf(
+				"reins did not halt %s: its %s adapter cannot stop one session and the SLA's fallback is alert. %s. To halt the whole agent: /agent kill %s",
+				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, ag.Name), false)
+		}
+	}
+	if action == ownership.OnBreachHaltAgent {
+		sessions = nil
+	}
+
+	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
+	if err != nil {
+		return AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
+	}
+	agentHalted, haltedSessions, err := s.haltedNow(ctx, ag.Name, halts)
+	if err != nil {
+		return AutoHaltOutcome{}, err
+	}
+	if !agentHalted && len(sessions) > 0 {
+		sessions = slices.DeleteFunc(sessions, func(id string) bool { return slices.Contains(haltedSessions, id) })
+	}
+	if agentHalted || (action == ownership.OnBreachHaltSession && len(sessions) == 0) {
+		// Nothing to tell: the halt that stopped it was announced, and a
+		// breach repeating on a halted session would only add noise.
+		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already halted: reins did not halt it again (%s).",
+			policyTarget(ag.Name, dedupe(cmd.Sessions)), reason)}, nil
+	}
+
+	if cmd.DryRun {
+		return s.autoNote(ctx, cmd, ag, actor, AutoHaltDryRun, sessions, fmt.Sprintf(
+			"Dry run: reins would have halted %s automatically: %s. Nothing was halted (dry_run: true for SLA %s).",
+			policyTarget(ag.Name, sessions), reason, cmd.SLA), false)
+	}
+
+	if limit := maxAutoHalts(ag); recentPolicyHalts(halts, s.clock.Now()) >= limit {
+		if cmd.Fallback == ownership.OnBreachHaltAgent && action != ownership.OnBreachHaltAgent {
+			action, sessions = ownership.OnBreachHaltAgent, nil
+			why = fmt.Sprintf("%d automatic halts of %s in the last minute reached max_auto_halts_per_minute, so by the SLA's fallback reins halts the whole agent", limit, ag.Name)
+		} else {
+			return s.autoNote(ctx, cmd, ag, actor, AutoHaltRateLimited, sessions, fmt.Sprintf(
+				"reins did not halt %s: %d automatic halts of %s in the last minute reached max_auto_halts_per_minute. %s. Paging the kill authority: halt it by hand if needed: /agent kill %s",
+				policyTarget(ag.Name, sessions), limit, ag.Name, reason, ag.Name), true)
+		}
+	}
+
+	text := reason
+	if why != "" {
+		text += " (" + why + ")"
+	}
+	h, err := s.runHalt(ctx, HaltCommand{Action: ActionHalt, Agent: ag.Name, Sessions: sessions, Reason: text,
+		Actor: actor, IncidentID: cmd.IncidentID}, ag)
+	if err != nil {
+		return AutoHaltOutcome{}, err
+	}
+	out := AutoHaltOutcome{Action: action, Halt: h}
+	if h.Status == HaltVerified {
+		out.Note = autoHaltedText(ag.Name, sessions, text)
+	} else {
+		out.Note = fmt.Sprintf("automatic halt of %s FAILED: %s — NOT halted", haltTarget(ag.Name, sessions), h.Error)
+	}
+	return out, nil
+}
+
+// autoHaltedText is the announcement of a verified automatic halt.
+func autoHaltedText(agent string, sessions []string, reason string) string {
+	resume := "/agent resume " + agent
+	if len(sessions) > 0 {
+		resume += " " + strings.Join(sessions, " ")
+	}
+	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, resume)
+}
+
+// policyTarget names what is halted: "session X of support-bot".
+func policyTarget(agent string, sessions []string) string {
+	switch len(sessions) {
+	case 0:
+		return agent
+	case 1:
+		return fmt.Sprintf("session %s of %s", sessions[0], agent)
+	}
+	return fmt.Sprintf("sessions %s of %s", strings.Join(sessions, ", "), agent)
+}
+
+func maxAutoHalts(ag *ownership.Agent) int {
+	if ag.Escalation.MaxAutoHaltsPerMinute > 0 {
+		return ag.Escalation.MaxAutoHaltsPerMinute
+	}
+	return ownership.DefaultMaxAutoHaltsPerMinute
+}
+
+// recentPolicyHalts counts the automatic halts (of any SLA) requested in the
+// minute before now; in flight or finished, verified or failed, each was an
+// attempt on the agent.
+func recentPolicyHalts(halts []*Halt, now time.Time) int {
+	n := 0
+	for _, h := range halts {
+		if h.Actor.Kind == ActorPolicy && h.Action == ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
+			n++
+		}
+	}
+	return n
+}
+
+// haltedNow replays the verified halts and adds reins' own kill flags, which
+// the flag adapter sets: either says a target is halted.
+func (s *Service) haltedNow(ctx context.Context, agent string, halts []*Halt) (bool, []string, error) {
+	agentHalted, sessions := haltState(halts)
+	flags, err := s.store.KillFlags(ctx)
+	if err != nil {
+		return false, nil, fmt.Errorf("load kill flags: %w", err)
+	}
+	for _, f := range flags {
+		switch {
+		case f.Agent != agent || !f.Halted:
+		case f.Session == "":
+			agentHalted = true
+		case !slices.Contains(sessions, f.Session):
+			sessions = append(sessions, f.Session)
+		}
+	}
+	return agentHalted, sessions, nil
+}
+
+// autoNote records an automatic halt that did not run as asked on the
+// incident's timeline and in its channel (paging the kill authority when
+// page is set). The incident is the one given, else the agent's open one,
+// else a new one. Rate-limit notes are posted once a minute per SLA: the
+// limit is reached in storms.
+func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent, actor Actor, outcome string,
+	sessions []string, note string, page bool) (AutoHaltOutcome, error) {
+	out := AutoHaltOutcome{Action: outcome, Note: note}
+	created, incID := false, int64(0)
+	err := s.retryTx(ctx, func(q Queries) error {
+		inc, opened, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag)
+		if err != nil {
+			return err
+		}
+		created, incID = opened, inc.ID
+		now := s.clock.Now()
+		key := fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.UnixNano())
+		if outcome == AutoHaltRateLimited {
+			key = fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.Unix()/60)
+		}
+		if s.chat != nil {
+			style := StyleWarning
+			if outcome == AutoHaltDryRun {
+				style = StyleInfo
+			}
+			msg := Message{Style: style, Title: note, Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
+			if outcome != AutoHaltDryRun {
+				msg.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+			}
+			queued, err := s.enqueueOnce(ctx, q, inc.ID, KindPost, key, msg)
+			if err != nil || !queued {
+				return err // already said this minute
+			}
+		}
+		if err := appendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, note, map[string]any{
+			"sla": cmd.SLA, "asked": cmd.Action, "outcome": outcome, "sessions": sessions, "reason": cmd.Reason,
+			"fallback": cmd.Fallback, "dry_run": cmd.DryRun}); err != nil {
+			return err
+		}
+		if page && s.pager != nil {
+			// One page a minute per incident, however many SLAs hit the limit.
+			return s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		return AutoHaltOutcome{}, fmt.Errorf("record automatic %s of %s: %w", outcome, ag.Name, err)
+	}
+	if created {
+		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
+		s.log.Info("incident opened", "incident", incID, "agent", ag.Name, "source", "policy", "by", actor.String())
+	}
+	s.log.Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
+	s.Kick()
+	return out, nil
+}
+
+// autoHaltLocks serialises the automatic halts of each agent.
+type autoHaltLocks struct {
+	mu     sync.Mutex
+	agents map[string]*sync.Mutex
+}
+
+func (l *autoHaltLocks) lock(agent string) (unlock func()) {
+	l.mu.Lock()
+	if l.agents == nil {
+		l.agents = map[string]*sync.Mutex{}
+	}
+	m := l.agents[agent]
+	if m == nil {
+		m = &sync.Mutex{}
+		l.agents[agent] = m
+	}
+	l.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
