@@ -18,8 +18,8 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
-	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
