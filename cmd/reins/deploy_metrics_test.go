@@ -29,9 +29,12 @@ var awaitedMetrics = map[string]string{}
 
 // Every metric name the shipped alert rules and dashboard query is exported by
 // a running reins once it has done the work the metric counts: an alert, a
-// refused webhook, a retried and a given-up delivery, a halt.
+// refused webhook, a retried and a given-up delivery, a halt, a drill, and a
+// session step that breaches an SLA.
 func TestDeployMetricNamesExist(t *testing.T) {
-	e := startTestMain(t, testOptions{})
+	e := guardEnv(t, false, `      - metric: tool_scope
+        allow: ["salesforce.*"]
+`)
 	e.PD.FailNext(1, http.StatusBadRequest, "")               // the page is refused for good: buried
 	e.Slack.RateLimit("conversations.create", 1, 1)           // the channel is retried once
 	e.Slack.Fail("conversations.setTopic", "invalid_auth", 1) // the token is refused once
@@ -48,11 +51,16 @@ func TestDeployMetricNamesExist(t *testing.T) {
 		t.Fatalf("drill: %v", err)
 	}
 
+	run := newAgentRun(t, e, "s-metrics")
+	run.chat(1_000)
+	run.tool("shell.exec", `{"cmd":"true"}`) // outside tool_scope: a breach
+
 	var exported map[string]bool
 	e.eventually("every metric the work produces", func() bool {
 		exported = scrapeMetricNames(t, e)
 		return exported["reins_outbox_failed_total"] && exported["reins_outbox_retries_total"] &&
-			exported["reins_outbox_delivered_total"] && exported["reins_integration_auth_failures_total"]
+			exported["reins_outbox_delivered_total"] && exported["reins_integration_auth_failures_total"] &&
+			exported["reins_sla_breaches_total"] && exported["reins_agent_tokens_total"] && exported["reins_agent_cost_usd_total"]
 	})
 
 	name := regexp.MustCompile(`\b(reins_[a-z0-9_]+|up)\b`)
