@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
 
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -315,5 +317,86 @@ func TestOpenOK(t *testing.T) {
 	}
 	if pending, err := migrations.Pending(context.Background(), db, d); err != nil || pending {
 		t.Errorf("Pending after Open = %v, %v; want false", pending, err)
+	}
+}
+
+// released are the migration versions of the reins releases users run. A
+// database migrated by one holds exactly these, so a new migration must be
+// numbered above every one of them: goose refuses to apply a file numbered
+// below the database's version ("missing (out-of-order) migration"), and the
+// upgrade would stop at `reins serve`. Add a version here once it ships.
+var released = []int64{1, 2, 4, 6}
+
+func TestNewMigrationsAreNumberedAboveTheReleasedOnes(t *testing.T) {
+	for _, d := range []migrations.Dialect{migrations.Postgres, migrations.SQLite} {
+		fsys, err := migrations.FS(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names, err := fs.Glob(fsys, "*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range names {
+			v, err := goose.NumericComponent(name)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", d, name, err)
+			}
+			if !slices.Contains(released, v) && v < slices.Max(released) {
+				t.Errorf("%s/%s is numbered %d, below released version %d: a released database cannot apply it; renumber it above %d",
+					d, name, v, slices.Max(released), slices.Max(released))
+			}
+		}
+	}
+}
+
+// A database left by the last release (only the released files applied) is
+// brought up to date by this one.
+func TestUpgradeFromTheReleasedSchema(t *testing.T) {
+	for _, d := range []migrations.Dialect{migrations.SQLite, migrations.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			if d == migrations.Postgres && os.Getenv("REINS_TEST_POSTGRES_URL") == "" {
+				t.Skip("REINS_TEST_POSTGRES_URL not set")
+			}
+			ctx := context.Background()
+			db, _, err := migrations.Connect(ctx, dbtest.EmptyURL(t, d))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			all, err := migrations.FS(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := fstest.MapFS{}
+			names, _ := fs.Glob(all, "*.sql")
+			for _, name := range names {
+				if v, _ := goose.NumericComponent(name); slices.Contains(released, v) {
+					b, err := fs.ReadFile(all, name)
+					if err != nil {
+						t.Fatal(err)
+					}
+					old[name] = &fstest.MapFile{Data: b}
+				}
+			}
+			gd := goose.DialectSQLite3
+			if d == migrations.Postgres {
+				gd = goose.DialectPostgres
+			}
+			p, err := goose.NewProvider(gd, db.DB, old, goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Up(ctx); err != nil {
+				t.Fatalf("apply the released migrations: %v", err)
+			}
+			n, err := migrations.Migrate(ctx, db, d)
+			if err != nil {
+				t.Fatalf("upgrade a released database: %v", err)
+			}
+			if want := len(names) - len(old); n != want {
+				t.Errorf("upgrade applied %d migrations, want %d", n, want)
+			}
+		})
 	}
 }
