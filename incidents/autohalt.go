@@ -3,12 +3,12 @@ package incidents
 import (
 	"context"
 	"fmt"
-	"github.com/reins-oss/reins/incidents/outbox"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -260,8 +260,7 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 		return AutoHaltOutcome{}, fmt.Errorf("record automatic %s of %s: %w", outcome, ag.Name, err)
 	}
 	if created {
-		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
-		s.log.Info("incident opened", "incident", incID, "agent", ag.Name, "source", "policy", "by", actor.String())
+		s.incidentOpened(incID, ag.Name, true, "source", "policy", "by", actor.String())
 	}
 	s.log.Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
 	s.Kick()

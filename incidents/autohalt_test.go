@@ -2,7 +2,6 @@ package incidents_test
 
 import (
 	"context"
-	"github.com/reins-oss/reins/incidents/outbox"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
 

@@ -202,8 +202,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		return nil, err
 	}
 	if created {
-		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
-		s.log.Info("incident opened", "incident", h.IncidentID, "agent", ag.Name, "source", "halt", "by", cmd.Actor.String())
+		s.incidentOpened(h.IncidentID, ag.Name, true, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil
 }

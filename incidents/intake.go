@@ -53,11 +53,10 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 		return IngestResult{}, err
 	}
 	for _, inc := range in.opened {
-		s.metrics.incidentsOpened.WithLabelValues(fmt.Sprint(!inc.Unowned)).Inc()
 		if kind, _ := Collector(inc.Agent); kind != "overflow" {
 			s.openings.add(inc.Source, s.clock.Now())
 		}
-		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", inc.Source, "severity", inc.Severity)
+		s.incidentOpened(inc.ID, inc.Agent, !inc.Unowned, "source", inc.Source, "severity", inc.Severity)
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
@@ -519,8 +518,7 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 		return nil, false, fmt.Errorf("declare incident for %s: %w", ag.Name, err)
 	}
 	if created {
-		s.metrics.incidentsOpened.WithLabelValues("true").Inc()
-		s.log.Info("incident opened", "incident", inc.ID, "agent", inc.Agent, "source", "declared", "by", actor.String())
+		s.incidentOpened(inc.ID, inc.Agent, true, "source", "declared", "by", actor.String())
 		s.Kick()
 	}
 	return inc, created, nil
