@@ -204,19 +204,7 @@ func TestParse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, probs := ownership.Parse("t.yaml", []byte(tt.yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
-			var got []string
-			for _, p := range probs.Errors() {
-				got = append(got, strings.TrimPrefix(p.String(), "t.yaml:"))
-			}
-			if len(got) != len(tt.wantErrs) {
-				t.Fatalf("got errors %q, want %q", got, tt.wantErrs)
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.wantErrs[i]) {
-					t.Errorf("got %q, want prefix %q", got[i], tt.wantErrs[i])
-				}
-			}
+			wantParseErrors(t, tt.yaml, tt.wantErrs)
 		})
 	}
 }
@@ -282,5 +270,24 @@ func TestProblemsString(t *testing.T) {
 	}
 	if ps.Warnings().Err() != nil {
 		t.Error("warnings alone: got an error, want nil")
+	}
+}
+
+// wantParseErrors parses yaml as t.yaml and wants exactly len(want) errors,
+// each starting with its "line: message" prefix, in order.
+func wantParseErrors(t *testing.T, yaml string, want []string) {
+	t.Helper()
+	_, probs := ownership.Parse("t.yaml", []byte(yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
+	var got []string
+	for _, p := range probs.Errors() {
+		got = append(got, strings.TrimPrefix(p.String(), "t.yaml:"))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got errors %q, want %q", got, want)
+	}
+	for i := range got {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("got %q, want prefix %q", got[i], want[i])
+		}
 	}
 }

@@ -63,19 +63,7 @@ func TestParseSLAErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, probs := ownership.Parse("t.yaml", []byte(tt.yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
-			var got []string
-			for _, p := range probs.Errors() {
-				got = append(got, strings.TrimPrefix(p.String(), "t.yaml:"))
-			}
-			if len(got) != len(tt.wantErrs) {
-				t.Fatalf("got errors %q, want %q", got, tt.wantErrs)
-			}
-			for i := range got {
-				if !strings.HasPrefix(got[i], tt.wantErrs[i]) {
-					t.Errorf("got %q, want prefix %q", got[i], tt.wantErrs[i])
-				}
-			}
+			wantParseErrors(t, tt.yaml, tt.wantErrs)
 		})
 	}
 }
