@@ -7,7 +7,6 @@ import (
 	"math"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -350,7 +349,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 	g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 	names := make([]string, len(a.SLAs))
 	for k := range a.SLAs {
-		names[k] = slaName(a.SLAs[k])
+		names[k] = a.SLAs[k].Label()
 	}
 	var out []Breach
 	judge := func(st *sessions.Step, at time.Time) {
@@ -505,9 +504,6 @@ func (g *Guard) markData(agent, attr string) {
 	g.dataMu.Unlock()
 }
 
-// slaName is an SLA's name, the `sla` label (ownership.SLA.Label).
-func slaName(s ownership.SLA) string { return s.Label() }
-
 // Reason says in a line what crossed: "tokens_per_session 210,000 > 200,000 at step 37".
 func Reason(b Breach) string {
 	at := fmt.Sprintf(" at step %d", b.StepN)
@@ -534,24 +530,7 @@ func formatValue(metric string, v float64) string {
 		return strconv.FormatFloat(v, 'g', 4, 64)
 	}
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return thousands(int64(v))
+		return sessions.Thousands(int64(v))
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

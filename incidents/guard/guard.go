@@ -435,8 +435,10 @@ func (g *Guard) halts(b Breach) bool {
 func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
 	req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: incident, Reason: Reason(b),
 		DryRun: b.DryRun}
-	if sla := g.slaOf(b.Agent, b.SLA); sla != nil {
-		req.Fallback = sla.Fallback
+	if a := g.cfg.Registry.Current().Agent(b.Agent); a != nil {
+		if sla := a.SLA(b.SLA); sla != nil {
+			req.Fallback = sla.Fallback
+		}
 	}
 	if b.Action == ownership.OnBreachHaltSession {
 		req.Sessions = []string{b.Session}
@@ -492,19 +494,6 @@ func metricAction(outcome string) string {
 		return outcome
 	}
 	return "failed"
-}
-
-func (g *Guard) slaOf(agent, name string) *ownership.SLA {
-	a := g.cfg.Registry.Current().Agent(agent)
-	if a == nil {
-		return nil
-	}
-	for i := range a.SLAs {
-		if slaName(a.SLAs[i]) == name {
-			return &a.SLAs[i]
-		}
-	}
-	return nil
 }
 
 // alert is the alert a breach raises.

@@ -47,7 +47,7 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 	}
 	out := make([]SLAStatus, 0, len(a.SLAs))
 	for _, sla := range a.SLAs {
-		st := SLAStatus{SLA: slaName(sla), Metric: sla.Metric, Breaches: count[slaName(sla)], OnBreach: sla.OnBreach,
+		st := SLAStatus{SLA: sla.Label(), Metric: sla.Metric, Breaches: count[sla.Label()], OnBreach: sla.OnBreach,
 			DryRun: sla.DryRun, NoData: true}
 		if st.OnBreach == "" {
 			st.OnBreach = ownership.OnBreachAlert
@@ -108,7 +108,7 @@ func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
 		}
 		return s.windowSum(sla.Metric, w, now), true
 	case ownership.SLAToolScope:
-		if s.breached[slaName(sla)] {
+		if s.breached[sla.Label()] {
 			return 1, true
 		}
 		return 0, true
