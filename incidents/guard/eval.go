@@ -14,9 +14,6 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// DefaultErrorSteps is the error_rate window when the SLA sets no steps.
-const DefaultErrorSteps = 20
-
 // maxEvents bounds the steps a session keeps in memory for its windows and
 // its retry check: past it the older half goes (a window reaching further
 // back then counts only what is left).
@@ -403,29 +400,14 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 			return
 		}
 		threshold = *sla.Max
-		if sla.Window > 0 {
-			value = s.windowSum(sla.Metric, sla.Window, now)
-		} else {
-			switch sla.Metric {
-			case ownership.SLATokensPerSession:
-				value = float64(run.InputTokens + run.OutputTokens)
-			case ownership.SLACostPerSession:
-				value = run.Cost
-			default:
-				value = float64(run.Steps)
-			}
-		}
+		value = s.sessionValue(sla, run, now)
 		return value, threshold, "", value > threshold
 	case ownership.SLAToolCallsPerMinute:
 		if sla.Max == nil || !st.IsTool() {
 			return
 		}
-		w := sla.Window
-		if w <= 0 {
-			w = time.Minute
-		}
 		threshold = *sla.Max
-		value = s.windowSum(sla.Metric, w, now)
+		value = s.windowSum(sla.Metric, toolWindow(sla), now)
 		return value, threshold, "", value > threshold
 	case ownership.SLAToolScope:
 		if !st.IsTool() || st.Tool == "" {
@@ -455,22 +437,13 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 		if sla.Max == nil {
 			return
 		}
-		n := sla.Steps
-		if n <= 0 {
-			n = DefaultErrorSteps
-		}
+		n := errorSteps(sla)
 		threshold = *sla.Max
 		evs := s.recent(n, sla.Window, now)
 		if len(evs) < n {
 			return // too few steps for a rate yet
 		}
-		errs := 0
-		for _, e := range evs {
-			if e.err {
-				errs++
-			}
-		}
-		value = float64(errs) / float64(len(evs))
+		value = errorRate(evs)
 		return value, threshold, "", value > threshold
 	case ownership.SLAScore:
 		v, ok := st.Scores[sla.Attribute]
@@ -480,6 +453,48 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 		return v, *sla.Min, sla.Attribute, v < *sla.Min
 	}
 	return
+}
+
+// sessionValue is the value of a tokens, cost or steps SLA: over its window
+// when it has one, else the session's totals t.
+func (s *state) sessionValue(sla *ownership.SLA, t sessions.Totals, now time.Time) float64 {
+	if sla.Window > 0 {
+		return s.windowSum(sla.Metric, sla.Window, now)
+	}
+	switch sla.Metric {
+	case ownership.SLATokensPerSession:
+		return float64(t.TotalTokens())
+	case ownership.SLACostPerSession:
+		return t.Cost
+	}
+	return float64(t.Steps)
+}
+
+// toolWindow and errorSteps default what an SLA built in code, not parsed
+// from reins.yaml, may leave unset.
+func toolWindow(sla *ownership.SLA) time.Duration {
+	if sla.Window > 0 {
+		return sla.Window
+	}
+	return ownership.DefaultToolCallsWindow
+}
+
+func errorSteps(sla *ownership.SLA) int {
+	if sla.Steps > 0 {
+		return sla.Steps
+	}
+	return ownership.DefaultErrorRateSteps
+}
+
+// errorRate is the share of evs that failed; evs is not empty.
+func errorRate(evs []event) float64 {
+	errs := 0
+	for _, e := range evs {
+		if e.err {
+			errs++
+		}
+	}
+	return float64(errs) / float64(len(evs))
 }
 
 // recent returns the last n events received within window (0: any time),

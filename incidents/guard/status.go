@@ -56,7 +56,7 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 		first := true
 		for _, s := range mine {
 			s.mu.Lock()
-			v, ok := s.current(sla, now)
+			v, ok := s.current(&sla, now)
 			s.mu.Unlock()
 			if !ok {
 				continue
@@ -88,25 +88,12 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 
 // current is the session's value for sla now; ok is false when the
 // session has no data for it.
-func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
+func (s *state) current(sla *ownership.SLA, now time.Time) (float64, bool) {
 	switch sla.Metric {
 	case ownership.SLATokensPerSession, ownership.SLACostPerSession, ownership.SLAStepsPerSession:
-		if sla.Window > 0 {
-			return s.windowSum(sla.Metric, sla.Window, now), true
-		}
-		switch sla.Metric {
-		case ownership.SLATokensPerSession:
-			return float64(s.totals.TotalTokens()), true
-		case ownership.SLACostPerSession:
-			return s.totals.Cost, true
-		}
-		return float64(s.totals.Steps), true
+		return s.sessionValue(sla, s.totals, now), true
 	case ownership.SLAToolCallsPerMinute:
-		w := sla.Window
-		if w <= 0 {
-			w = time.Minute
-		}
-		return s.windowSum(sla.Metric, w, now), true
+		return s.windowSum(sla.Metric, toolWindow(sla), now), true
 	case ownership.SLAToolScope:
 		if s.breached[sla.Label()] {
 			return 1, true
@@ -119,21 +106,11 @@ func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
 		}
 		return float64(n), true
 	case ownership.SLAErrorRate:
-		n := sla.Steps
-		if n <= 0 {
-			n = DefaultErrorSteps
-		}
-		evs := s.recent(n, sla.Window, now)
+		evs := s.recent(errorSteps(sla), sla.Window, now)
 		if len(evs) == 0 {
 			return 0, false
 		}
-		errs := 0
-		for _, e := range evs {
-			if e.err {
-				errs++
-			}
-		}
-		return float64(errs) / float64(len(evs)), true
+		return errorRate(evs), true
 	case ownership.SLAScore:
 		v, ok := s.scoreMin[sla.Attribute]
 		return v, ok
