@@ -357,11 +357,6 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 		run.Cost += st.Cost
 		for k := range a.SLAs {
 			sla, name := &a.SLAs[k], names[k]
-			if sla.Metric == ownership.SLAScore && len(st.Scores) > 0 {
-				if _, ok := st.Scores[sla.Attribute]; ok {
-					g.markData(a.Name, sla.Attribute)
-				}
-			}
 			if s.breached[name] {
 				continue
 			}
@@ -511,12 +506,6 @@ func (s *state) recent(n int, window time.Duration, now time.Time) []event {
 		}
 	}
 	return evs
-}
-
-func (g *Guard) markData(agent, attr string) {
-	g.dataMu.Lock()
-	g.seenData[[2]string{agent, attr}] = true
-	g.dataMu.Unlock()
 }
 
 // Reason says in a line what crossed: "tokens_per_session 210,000 > 200,000 at step 37".

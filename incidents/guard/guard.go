@@ -130,12 +130,6 @@ type Guard struct {
 
 	mu       sync.Mutex
 	sessions map[string]*state
-	// seenData records, per agent and score attribute, that the attribute
-	// arrived at least once: status says "no data" otherwise.
-	seenData map[[2]string]bool
-	// dataMu guards seenData: it is taken with a session's lock held, so it
-	// is not mu (mu is taken before a session's lock).
-	dataMu sync.Mutex
 	// lastSweep is when idle sessions were last dropped.
 	lastSweep time.Time
 
@@ -177,7 +171,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, seenData: map[[2]string]bool{},
+	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{},
 		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
 		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }

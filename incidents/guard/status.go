@@ -18,7 +18,7 @@ type SLAStatus struct {
 	Worst     string  `json:"worst,omitempty"` // the worst active session's value; "" with NoData
 	Session   string  `json:"session,omitempty"`
 	Value     float64 `json:"value"`
-	NoData    bool    `json:"no_data"` // no session since start reported what the SLA judges
+	NoData    bool    `json:"no_data"` // no recently active session reported what the SLA judges
 	Breaches  int     `json:"breaches_24h"`
 	OnBreach  string  `json:"on_breach"`
 	DryRun    bool    `json:"dry_run,omitempty"`
@@ -67,14 +67,6 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 			}
 			if first || worse {
 				st.Value, st.Session, first = v, s.totals.Session, false
-			}
-		}
-		if sla.Metric == ownership.SLAScore {
-			g.dataMu.Lock()
-			has := g.seenData[[2]string{a.Name, sla.Attribute}]
-			g.dataMu.Unlock()
-			if !has {
-				first = true
 			}
 		}
 		if !first {
@@ -181,11 +173,6 @@ func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.T
 			}
 			for _, st := range pre {
 				s.add(st, storedAt(st, now))
-				if len(st.Scores) > 0 {
-					for attr := range st.Scores {
-						g.markData(a.Name, attr)
-					}
-				}
 			}
 			s.totals = t
 		}
