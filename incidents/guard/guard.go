@@ -241,7 +241,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	}
 	reg := g.cfg.Registry.Current()
 	bySession := make(map[string][]sessions.Step, len(totals))
-	if one := len(steps) > 0 && steps[0].Session == steps[len(steps)-1].Session && sameSession(steps); one {
+	if len(steps) > 0 && sameSession(steps) {
 		bySession[steps[0].Session] = steps // the usual export: no copies
 	} else {
 		for _, st := range steps {
