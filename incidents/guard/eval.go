@@ -5,18 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
-
-// DefaultErrorSteps is the error_rate window when the SLA sets no steps.
-const DefaultErrorSteps = 20
 
 // maxEvents bounds the steps a session keeps in memory for its windows and
 // its retry check: past it the older half goes (a window reaching further
@@ -236,16 +233,11 @@ func (g *Guard) evictLocked() {
 		all = append(all, idle{id, s.last})
 		s.mu.Unlock()
 	}
-	// Partial selection is enough; n is small relative to the map.
-	for i := 0; i < n && i < len(all); i++ {
-		min := i
-		for j := i + 1; j < len(all); j++ {
-			if all[j].last.Before(all[min].last) {
-				min = j
-			}
-		}
-		all[i], all[min] = all[min], all[i]
-		delete(g.sessions, all[i].id)
+	// A sort, not a selection of n minima: n is a tenth of the map, and
+	// this runs under mu, which every intake request takes.
+	slices.SortFunc(all, func(x, y idle) int { return x.last.Compare(y.last) })
+	for _, s := range all[:min(n, len(all))] {
+		delete(g.sessions, s.id)
 	}
 }
 
@@ -350,7 +342,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 	g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 	names := make([]string, len(a.SLAs))
 	for k := range a.SLAs {
-		names[k] = slaName(a.SLAs[k])
+		names[k] = a.SLAs[k].Label()
 	}
 	var out []Breach
 	judge := func(st *sessions.Step, at time.Time) {
@@ -361,11 +353,6 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 		run.Cost += st.Cost
 		for k := range a.SLAs {
 			sla, name := &a.SLAs[k], names[k]
-			if sla.Metric == ownership.SLAScore && len(st.Scores) > 0 {
-				if _, ok := st.Scores[sla.Attribute]; ok {
-					g.markData(a.Name, sla.Attribute)
-				}
-			}
 			if s.breached[name] {
 				continue
 			}
@@ -404,29 +391,14 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 			return
 		}
 		threshold = *sla.Max
-		if sla.Window > 0 {
-			value = s.windowSum(sla.Metric, sla.Window, now)
-		} else {
-			switch sla.Metric {
-			case ownership.SLATokensPerSession:
-				value = float64(run.InputTokens + run.OutputTokens)
-			case ownership.SLACostPerSession:
-				value = run.Cost
-			default:
-				value = float64(run.Steps)
-			}
-		}
+		value = s.sessionValue(sla, run, now)
 		return value, threshold, "", value > threshold
 	case ownership.SLAToolCallsPerMinute:
 		if sla.Max == nil || !st.IsTool() {
 			return
 		}
-		w := sla.Window
-		if w <= 0 {
-			w = time.Minute
-		}
 		threshold = *sla.Max
-		value = s.windowSum(sla.Metric, w, now)
+		value = s.windowSum(sla.Metric, toolWindow(sla), now)
 		return value, threshold, "", value > threshold
 	case ownership.SLAToolScope:
 		if !st.IsTool() || st.Tool == "" {
@@ -456,22 +428,13 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 		if sla.Max == nil {
 			return
 		}
-		n := sla.Steps
-		if n <= 0 {
-			n = DefaultErrorSteps
-		}
+		n := errorSteps(sla)
 		threshold = *sla.Max
 		evs := s.recent(n, sla.Window, now)
 		if len(evs) < n {
 			return // too few steps for a rate yet
 		}
-		errs := 0
-		for _, e := range evs {
-			if e.err {
-				errs++
-			}
-		}
-		value = float64(errs) / float64(len(evs))
+		value = errorRate(evs)
 		return value, threshold, "", value > threshold
 	case ownership.SLAScore:
 		v, ok := st.Scores[sla.Attribute]
@@ -481,6 +444,48 @@ func (s *state) check(sla *ownership.SLA, st *sessions.Step, run sessions.Totals
 		return v, *sla.Min, sla.Attribute, v < *sla.Min
 	}
 	return
+}
+
+// sessionValue is the value of a tokens, cost or steps SLA: over its window
+// when it has one, else the session's totals t.
+func (s *state) sessionValue(sla *ownership.SLA, t sessions.Totals, now time.Time) float64 {
+	if sla.Window > 0 {
+		return s.windowSum(sla.Metric, sla.Window, now)
+	}
+	switch sla.Metric {
+	case ownership.SLATokensPerSession:
+		return float64(t.TotalTokens())
+	case ownership.SLACostPerSession:
+		return t.Cost
+	}
+	return float64(t.Steps)
+}
+
+// toolWindow and errorSteps default what an SLA built in code, not parsed
+// from reins.yaml, may leave unset.
+func toolWindow(sla *ownership.SLA) time.Duration {
+	if sla.Window > 0 {
+		return sla.Window
+	}
+	return ownership.DefaultToolCallsWindow
+}
+
+func errorSteps(sla *ownership.SLA) int {
+	if sla.Steps > 0 {
+		return sla.Steps
+	}
+	return ownership.DefaultErrorRateSteps
+}
+
+// errorRate is the share of evs that failed; evs is not empty.
+func errorRate(evs []event) float64 {
+	errs := 0
+	for _, e := range evs {
+		if e.err {
+			errs++
+		}
+	}
+	return float64(errs) / float64(len(evs))
 }
 
 // recent returns the last n events received within window (0: any time),
@@ -498,15 +503,6 @@ func (s *state) recent(n int, window time.Duration, now time.Time) []event {
 	}
 	return evs
 }
-
-func (g *Guard) markData(agent, attr string) {
-	g.dataMu.Lock()
-	g.seenData[[2]string{agent, attr}] = true
-	g.dataMu.Unlock()
-}
-
-// slaName is an SLA's name, the `sla` label (ownership.SLA.Label).
-func slaName(s ownership.SLA) string { return s.Label() }
 
 // Reason says in a line what crossed: "tokens_per_session 210,000 > 200,000 at step 37".
 func Reason(b Breach) string {
@@ -534,24 +530,7 @@ func formatValue(metric string, v float64) string {
 		return strconv.FormatFloat(v, 'g', 4, 64)
 	}
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
-		return thousands(int64(v))
+		return sessions.Thousands(int64(v))
 	}
 	return strconv.FormatFloat(v, 'f', 2, 64)
-}
-
-func thousands(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
 }

@@ -130,12 +130,6 @@ type Guard struct {
 
 	mu       sync.Mutex
 	sessions map[string]*state
-	// seenData records, per agent and score attribute, that the attribute
-	// arrived at least once: status says "no data" otherwise.
-	seenData map[[2]string]bool
-	// dataMu guards seenData: it is taken with a session's lock held, so it
-	// is not mu (mu is taken before a session's lock).
-	dataMu sync.Mutex
 	// lastSweep is when idle sessions were last dropped.
 	lastSweep time.Time
 
@@ -177,7 +171,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, seenData: map[[2]string]bool{},
+	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{},
 		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
 		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }
@@ -247,7 +241,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	}
 	reg := g.cfg.Registry.Current()
 	bySession := make(map[string][]sessions.Step, len(totals))
-	if one := len(steps) > 0 && steps[0].Session == steps[len(steps)-1].Session && sameSession(steps); one {
+	if len(steps) > 0 && sameSession(steps) {
 		bySession[steps[0].Session] = steps // the usual export: no copies
 	} else {
 		for _, st := range steps {
@@ -435,8 +429,10 @@ func (g *Guard) halts(b Breach) bool {
 func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
 	req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: incident, Reason: Reason(b),
 		DryRun: b.DryRun}
-	if sla := g.slaOf(b.Agent, b.SLA); sla != nil {
-		req.Fallback = sla.Fallback
+	if a := g.cfg.Registry.Current().Agent(b.Agent); a != nil {
+		if sla := a.SLA(b.SLA); sla != nil {
+			req.Fallback = sla.Fallback
+		}
 	}
 	if b.Action == ownership.OnBreachHaltSession {
 		req.Sessions = []string{b.Session}
@@ -492,19 +488,6 @@ func metricAction(outcome string) string {
 		return outcome
 	}
 	return "failed"
-}
-
-func (g *Guard) slaOf(agent, name string) *ownership.SLA {
-	a := g.cfg.Registry.Current().Agent(agent)
-	if a == nil {
-		return nil
-	}
-	for i := range a.SLAs {
-		if slaName(a.SLAs[i]) == name {
-			return &a.SLAs[i]
-		}
-	}
-	return nil
 }
 
 // alert is the alert a breach raises.

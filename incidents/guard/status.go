@@ -18,7 +18,7 @@ type SLAStatus struct {
 	Worst     string  `json:"worst,omitempty"` // the worst active session's value; "" with NoData
 	Session   string  `json:"session,omitempty"`
 	Value     float64 `json:"value"`
-	NoData    bool    `json:"no_data"` // no session since start reported what the SLA judges
+	NoData    bool    `json:"no_data"` // no recently active session reported what the SLA judges
 	Breaches  int     `json:"breaches_24h"`
 	OnBreach  string  `json:"on_breach"`
 	DryRun    bool    `json:"dry_run,omitempty"`
@@ -47,7 +47,7 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 	}
 	out := make([]SLAStatus, 0, len(a.SLAs))
 	for _, sla := range a.SLAs {
-		st := SLAStatus{SLA: slaName(sla), Metric: sla.Metric, Breaches: count[slaName(sla)], OnBreach: sla.OnBreach,
+		st := SLAStatus{SLA: sla.Label(), Metric: sla.Metric, Breaches: count[sla.Label()], OnBreach: sla.OnBreach,
 			DryRun: sla.DryRun, NoData: true}
 		if st.OnBreach == "" {
 			st.OnBreach = ownership.OnBreachAlert
@@ -56,7 +56,7 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 		first := true
 		for _, s := range mine {
 			s.mu.Lock()
-			v, ok := s.current(sla, now)
+			v, ok := s.current(&sla, now)
 			s.mu.Unlock()
 			if !ok {
 				continue
@@ -67,14 +67,6 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 			}
 			if first || worse {
 				st.Value, st.Session, first = v, s.totals.Session, false
-			}
-		}
-		if sla.Metric == ownership.SLAScore {
-			g.dataMu.Lock()
-			has := g.seenData[[2]string{a.Name, sla.Attribute}]
-			g.dataMu.Unlock()
-			if !has {
-				first = true
 			}
 		}
 		if !first {
@@ -88,27 +80,14 @@ func (g *Guard) Status(ctx context.Context, agent string) ([]SLAStatus, error) {
 
 // current is the session's value for sla now; ok is false when the
 // session has no data for it.
-func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
+func (s *state) current(sla *ownership.SLA, now time.Time) (float64, bool) {
 	switch sla.Metric {
 	case ownership.SLATokensPerSession, ownership.SLACostPerSession, ownership.SLAStepsPerSession:
-		if sla.Window > 0 {
-			return s.windowSum(sla.Metric, sla.Window, now), true
-		}
-		switch sla.Metric {
-		case ownership.SLATokensPerSession:
-			return float64(s.totals.TotalTokens()), true
-		case ownership.SLACostPerSession:
-			return s.totals.Cost, true
-		}
-		return float64(s.totals.Steps), true
+		return s.sessionValue(sla, s.totals, now), true
 	case ownership.SLAToolCallsPerMinute:
-		w := sla.Window
-		if w <= 0 {
-			w = time.Minute
-		}
-		return s.windowSum(sla.Metric, w, now), true
+		return s.windowSum(sla.Metric, toolWindow(sla), now), true
 	case ownership.SLAToolScope:
-		if s.breached[slaName(sla)] {
+		if s.breached[sla.Label()] {
 			return 1, true
 		}
 		return 0, true
@@ -119,21 +98,11 @@ func (s *state) current(sla ownership.SLA, now time.Time) (float64, bool) {
 		}
 		return float64(n), true
 	case ownership.SLAErrorRate:
-		n := sla.Steps
-		if n <= 0 {
-			n = DefaultErrorSteps
-		}
-		evs := s.recent(n, sla.Window, now)
+		evs := s.recent(errorSteps(sla), sla.Window, now)
 		if len(evs) == 0 {
 			return 0, false
 		}
-		errs := 0
-		for _, e := range evs {
-			if e.err {
-				errs++
-			}
-		}
-		return float64(errs) / float64(len(evs)), true
+		return errorRate(evs), true
 	case ownership.SLAScore:
 		v, ok := s.scoreMin[sla.Attribute]
 		return v, ok
@@ -204,11 +173,6 @@ func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.T
 			}
 			for _, st := range pre {
 				s.add(st, storedAt(st, now))
-				if len(st.Scores) > 0 {
-					for attr := range st.Scores {
-						g.markData(a.Name, attr)
-					}
-				}
 			}
 			s.totals = t
 		}
