@@ -71,10 +71,11 @@ func Empty() *Registry {
 
 			MaxNewIncidentsPerMinute: DefaultMaxNewIncidentsPerMinute,
 		},
-		Teams:    map[string]*Team{},
-		Agents:   map[string]*Agent{},
-		Pricing:  map[string]Price{},
-		LoadedAt: time.Now(),
+		Teams:     map[string]*Team{},
+		Agents:    map[string]*Agent{},
+		Pricing:   map[string]Price{},
+		Telemetry: defaultTelemetry(),
+		LoadedAt:  time.Now(),
 	}
 }
 
@@ -144,7 +145,7 @@ func (p *parser) syntaxError(err error) {
 	p.probs = append(p.probs, Problem{File: p.file, Line: line, Message: "YAML syntax: " + msg})
 }
 
-var topKeys = []string{"slack", "alerts", "teams", "agents", "pricing"}
+var topKeys = []string{"slack", "alerts", "teams", "agents", "pricing", "telemetry"}
 
 func (p *parser) registry(root *yaml.Node, r *Registry) {
 	top, ok := p.mapping(root, "config", topKeys)
@@ -153,6 +154,7 @@ func (p *parser) registry(root *yaml.Node, r *Registry) {
 	}
 	p.slack(top.val("slack"), &r.Slack)
 	p.alerts(top.val("alerts"), &r.Alerts)
+	p.telemetry(top.val("telemetry"), &r.Telemetry)
 	p.teams(top.val("teams"), r)
 	p.agents(top.val("agents"), r)
 	r.Pricing = p.pricing(top.val("pricing"))

@@ -2,6 +2,7 @@ package ownership_test
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -288,6 +289,34 @@ func wantParseErrors(t *testing.T, yaml string, want []string) {
 	for i := range got {
 		if !strings.HasPrefix(got[i], want[i]) {
 			t.Errorf("got %q, want prefix %q", got[i], want[i])
+		}
+	}
+}
+
+func TestTelemetrySection(t *testing.T) {
+	good := "telemetry:\n  session_attributes: [app.session]\n  tool_attributes: [app.tool, app.tool_name]\n  agent_attributes: [app.agent]\n  hold: {max_age: 2m, max_spans: 500, max_bytes: 1048576}\n"
+	r, probs := ownership.Parse("reins.yaml", []byte(good), ownership.Options{})
+	if len(probs.Errors()) > 0 {
+		t.Fatalf("problems: %v", probs)
+	}
+	tel := r.Telemetry
+	if !slices.Equal(tel.SessionAttributes, []string{"app.session"}) || !slices.Equal(tel.ToolAttributes, []string{"app.tool", "app.tool_name"}) ||
+		!slices.Equal(tel.AgentAttributes, []string{"app.agent"}) || tel.Hold.MaxAge != 2*time.Minute || tel.Hold.MaxSpans != 500 || tel.Hold.MaxBytes != 1<<20 {
+		t.Fatalf("telemetry = %+v", tel)
+	}
+	if r := ownership.Empty(); r.Telemetry.Hold.MaxSpans != ownership.DefaultHoldMaxSpans || r.Telemetry.Hold.MaxAge != ownership.DefaultHoldMaxAge {
+		t.Fatalf("defaults = %+v", r.Telemetry)
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{"telemetry:\n  session_attribute: [x]\n", "reins.yaml:2:"},
+		{"telemetry:\n  tool_attributes:\n    - a\n    - a b\n", "reins.yaml:4: telemetry.tool_attributes: \"a b\" is not an attribute name"},
+		{"telemetry:\n  agent_attributes: [a, a]\n", "reins.yaml:2: telemetry.agent_attributes: \"a\" is listed twice"},
+		{"telemetry:\n  hold:\n    max_spans: -1\n", "reins.yaml:3: telemetry.hold.max_spans"},
+		{"telemetry:\n  hold:\n    max_age: soon\n", "reins.yaml:3: telemetry.hold.max_age"},
+	} {
+		_, probs := ownership.Parse("reins.yaml", []byte(c.yaml), ownership.Options{})
+		if !strings.Contains(probs.String(), c.want) {
+			t.Errorf("%q: problems %q, want %q", c.yaml, probs.String(), c.want)
 		}
 	}
 }

@@ -13,13 +13,16 @@ import (
 // Registry is one loaded, validated reins.yaml. It is immutable once built:
 // a reload builds a new Registry and swaps it in a Holder.
 type Registry struct {
-	File     string // path it was loaded from, "" when running without a config
-	Slack    SlackSettings
-	Alerts   AlertSettings
-	Teams    map[string]*Team
-	Agents   map[string]*Agent
-	Pricing  map[string]Price // `pricing:`: model name -> USD per 1M tokens
-	LoadedAt time.Time
+	File    string // path it was loaded from, "" when running without a config
+	Slack   SlackSettings
+	Alerts  AlertSettings
+	Teams   map[string]*Team
+	Agents  map[string]*Agent
+	Pricing map[string]Price // `pricing:`: model name -> USD per 1M tokens
+	// Telemetry is the top-level `telemetry:` section: in-house attribute
+	// names and the bounds of spans held for their trace's session.
+	Telemetry TelemetrySettings
+	LoadedAt  time.Time
 
 	pos positions // line of every setting, for checks made after loading
 }

@@ -8,10 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -33,11 +37,27 @@ type Admitter interface {
 	Admit(ctx context.Context, steps []sessions.Step) (kept []sessions.Step, refused int, why string, err error)
 }
 
+// Joiner, when the Recorder is one, joins spans without a session to the
+// session their trace names in another request, holding them until then
+// (sessions.Service).
+type Joiner interface {
+	Join(ctx context.Context, steps, pending []sessions.Step, bindings []sessions.TraceBinding) (sessions.Joined, error)
+}
+
+// Refuser, when the Recorder is one, remembers refused spans for reins
+// doctor, /readyz, the agents page and reins session (sessions.Service).
+type Refuser interface {
+	Refuse(ctx context.Context, rs []sessions.Refusal) error
+}
+
 // Config configures the handler.
 type Config struct {
 	Token    string   // REINS_OTLP_TOKEN; empty refuses every request
 	MaxBytes int64    // after decompression; 0 for DefaultMaxBytes
 	Resolve  Resolver // agent by name or alias
+	// Names, when set, returns the in-house attribute names in force
+	// (reins.yaml telemetry:).
+	Names func() Names
 	Recorder Recorder
 	// MaxInFlight bounds concurrent writes; a request that cannot start one
 	// within Wait is answered 503 with Retry-After (exporters retry).
@@ -55,6 +75,9 @@ type Config struct {
 type Handler struct {
 	cfg   Config
 	slots chan struct{}
+
+	warnMu sync.Mutex
+	warned map[[2]string]time.Time // (agent, reason) → last warn log
 }
 
 // NewHandler returns the /v1/traces handler.
@@ -74,7 +97,7 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight)}
+	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), warned: map[[2]string]time.Time{}}
 }
 
 const (
@@ -130,9 +153,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, http.StatusBadRequest, codeInvalidArgument, "cannot decode the "+ct+" body: "+err.Error())
 		return
 	}
-	res := Map(req.Traces(), h.cfg.Resolve)
+	var names Names
+	if h.cfg.Names != nil {
+		names = h.cfg.Names()
+	}
+	res := MapNames(req.Traces(), h.cfg.Resolve, names)
 	h.count(res, req.Traces().SpanCount())
-	if len(res.Steps) > 0 {
+	if len(res.Steps) > 0 || len(res.Pending) > 0 {
 		if !h.acquire(r.Context()) {
 			h.cfg.Metrics.refused.WithLabelValues("overloaded").Inc()
 			w.Header().Set("Retry-After", "2")
@@ -141,13 +168,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var totals []sessions.Totals
 		var err error
-		if ad, ok := h.cfg.Recorder.(Admitter); ok {
+		if j, ok := h.cfg.Recorder.(Joiner); ok {
+			var joined sessions.Joined
+			joined, err = j.Join(r.Context(), res.Steps, res.Pending, res.Bindings)
+			res.Steps = joined.Steps
+			h.cfg.Metrics.spansHeld.Add(float64(joined.Held))
+			h.cfg.Metrics.spansJoined.Add(float64(joined.Joined))
+			h.refuse(&res, joined.Refusals)
+		} else {
+			h.refuse(&res, refuseAll(res.Pending))
+		}
+		res.Pending = nil
+		// Steps are judged in the order they happened: the first crossing
+		// acts, and its number is the same everywhere it is shown.
+		sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].Start.Before(res.Steps[j].Start) })
+		if ad, ok := h.cfg.Recorder.(Admitter); ok && err == nil {
 			var refused int
 			var why string
+			var before []sessions.Step
+			if len(res.Steps) > 0 {
+				before = res.Steps
+			}
 			res.Steps, refused, why, err = ad.Admit(r.Context(), res.Steps)
 			if refused > 0 {
 				res.Rejected += refused
 				res.Reasons = append(res.Reasons, why)
+				res.Refusals = append(res.Refusals, otherAgent(before, res.Steps)...)
 				h.cfg.Metrics.spansDropped.WithLabelValues(DropOtherAgent).Add(float64(refused))
 			}
 		}
@@ -167,6 +213,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.cfg.Observe(r.Context(), res.Steps, totals)
 		}
 	}
+	h.Refused(r.Context(), res.Refusals)
 	resp := ptraceotlp.NewExportResponse()
 	if res.Rejected > 0 {
 		resp.PartialSuccess().SetRejectedSpans(int64(res.Rejected))
@@ -186,6 +233,97 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	h.cfg.Metrics.duration.Observe(time.Since(start).Seconds())
+}
+
+// refuse counts the refusals of the held-span path in the answer.
+func (h *Handler) refuse(res *Result, rs []sessions.Refusal) {
+	if len(rs) == 0 {
+		return
+	}
+	byReason := map[string][]string{}
+	counts := map[string]int64{}
+	for _, r := range rs {
+		res.Rejected += int(r.Spans)
+		counts[r.Reason] += r.Spans
+		if len(byReason[r.Reason]) < 5 && !slices.Contains(byReason[r.Reason], r.Agent) {
+			byReason[r.Reason] = append(byReason[r.Reason], r.Agent)
+		}
+		h.cfg.Metrics.spansDropped.WithLabelValues(r.Reason).Add(float64(r.Spans))
+	}
+	for _, reason := range slices.Sorted(maps.Keys(byReason)) {
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%d spans refused: %s: agent %s: %s", counts[reason], reason,
+			strings.Join(byReason[reason], ", "), advice(reason)))
+	}
+	res.Refusals = append(res.Refusals, rs...)
+}
+
+func advice(reason string) string {
+	switch reason {
+	case sessions.RefusedNoSession:
+		return "no span of their trace names a session: set gen_ai.conversation.id or session.id on at least one span of each trace (docs/telemetry.md)"
+	case sessions.RefusedHoldFull:
+		return "too many spans are waiting for their trace's session (telemetry.hold in reins.yaml): name the session on every span, or raise the bounds"
+	}
+	return sessions.ReasonText(reason)
+}
+
+// refuseAll refuses pending spans when there is nowhere to hold them.
+func refuseAll(pending []sessions.Step) []sessions.Refusal {
+	var rs []sessions.Refusal
+	for _, st := range pending {
+		rs = append(rs, sessions.Refusal{Reason: sessions.RefusedNoSession, Agent: st.Agent, Spans: 1})
+	}
+	return sessions.MergeRefusals(rs)
+}
+
+// otherAgent lists the steps of before that Admit did not keep.
+func otherAgent(before, kept []sessions.Step) []sessions.Refusal {
+	in := make(map[[2]string]bool, len(kept))
+	for _, st := range kept {
+		in[[2]string{st.Session, st.SpanID}] = true
+	}
+	var rs []sessions.Refusal
+	for _, st := range before {
+		if !in[[2]string{st.Session, st.SpanID}] {
+			rs = append(rs, sessions.Refusal{Reason: sessions.RefusedOtherAgent, Agent: st.Agent, Session: st.Session, Spans: 1})
+		}
+	}
+	return sessions.MergeRefusals(rs)
+}
+
+// Refused remembers refused spans (for reins doctor, the agents page and
+// reins session) and logs them at warn, once per agent and reason a minute.
+// The intake calls it for each request; the held-span sweep for spans that
+// waited in vain.
+func (h *Handler) Refused(ctx context.Context, rs []sessions.Refusal) {
+	if len(rs) == 0 {
+		return
+	}
+	now := time.Now()
+	for i := range rs {
+		if rs[i].At.IsZero() {
+			rs[i].At = now
+		}
+	}
+	if rf, ok := h.cfg.Recorder.(Refuser); ok {
+		if err := rf.Refuse(context.WithoutCancel(ctx), rs); err != nil {
+			h.cfg.Log.Error("remember refused spans", "err", err)
+		}
+	}
+	h.warnMu.Lock()
+	defer h.warnMu.Unlock()
+	for _, r := range rs {
+		k := [2]string{r.Agent, r.Reason}
+		if last, ok := h.warned[k]; ok && now.Sub(last) < time.Minute {
+			continue
+		}
+		if len(h.warned) > 10_000 {
+			clear(h.warned) // bounded: an unknown-service storm logs again rather than grow
+		}
+		h.warned[k] = now
+		h.cfg.Log.Warn("OTLP spans refused", "reason", r.Reason, "agent", r.Agent, "spans", r.Spans,
+			"session", r.Session, "why", sessions.ReasonText(r.Reason))
+	}
 }
 
 func (h *Handler) acquire(ctx context.Context) bool {

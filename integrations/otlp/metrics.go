@@ -12,6 +12,12 @@ type Metrics struct {
 	spansReceived prometheus.Counter
 	stepsStored   prometheus.Counter
 	spansDropped  *prometheus.CounterVec
+	spansHeld     prometheus.Counter
+	spansJoined   prometheus.Counter
+	// HeldSpans and HeldBytes are what waits for its trace's session now,
+	// set by the held-span sweep.
+	HeldSpans prometheus.Gauge
+	HeldBytes prometheus.Gauge
 	attrsIgnored  *prometheus.CounterVec
 	refused       *prometheus.CounterVec
 	duration      prometheus.Histogram
@@ -32,8 +38,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 		spansDropped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "reins_otlp_spans_dropped_total",
-			Help: "Spans not stored, by reason: no_session, unknown_agent, bad_session, no_span_id.",
+			Help: "Spans refused, by reason: no_session (after the wait), hold_full, unknown_agent, bad_session, no_span_id, other_agent.",
 		}, []string{"reason"}),
+		spansHeld: f.NewCounter(prometheus.CounterOpts{
+			Name: "reins_otlp_spans_held_total",
+			Help: "Spans without a session put to wait for their trace's session (telemetry.hold).",
+		}),
+		spansJoined: f.NewCounter(prometheus.CounterOpts{
+			Name: "reins_otlp_spans_joined_total",
+			Help: "Spans given the session their trace names in another request (held or not).",
+		}),
+		HeldSpans: f.NewGauge(prometheus.GaugeOpts{
+			Name: "reins_otlp_held_spans",
+			Help: "Spans waiting for their trace's session, on every replica (the store's count).",
+		}),
+		HeldBytes: f.NewGauge(prometheus.GaugeOpts{
+			Name: "reins_otlp_held_bytes",
+			Help: "Bytes of the spans waiting for their trace's session.",
+		}),
 		attrsIgnored: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "reins_otlp_attributes_ignored_total",
 			Help: "Attributes ignored because of a wrong type (the span is kept), by attribute name.",
