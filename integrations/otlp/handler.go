@@ -57,7 +57,7 @@ type Config struct {
 	Resolve  Resolver // agent by name or alias
 	// Names, when set, returns the in-house attribute names in force
 	// (reins.yaml telemetry:).
-	Names func() Names
+	Names    func() Names
 	Recorder Recorder
 	// MaxInFlight bounds concurrent writes; a request that cannot start one
 	// within Wait is answered 503 with Retry-After (exporters retry).

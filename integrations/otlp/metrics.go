@@ -16,11 +16,11 @@ type Metrics struct {
 	spansJoined   prometheus.Counter
 	// HeldSpans and HeldBytes are what waits for its trace's session now,
 	// set by the held-span sweep.
-	HeldSpans prometheus.Gauge
-	HeldBytes prometheus.Gauge
-	attrsIgnored  *prometheus.CounterVec
-	refused       *prometheus.CounterVec
-	duration      prometheus.Histogram
+	HeldSpans    prometheus.Gauge
+	HeldBytes    prometheus.Gauge
+	attrsIgnored *prometheus.CounterVec
+	refused      *prometheus.CounterVec
+	duration     prometheus.Histogram
 }
 
 // NewMetrics creates the series and registers them with reg; a nil reg
