@@ -23,6 +23,7 @@ import (
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/halt"
+	"github.com/reins-oss/reins/integrations/otlp"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/integrations/web"
 	"github.com/reins-oss/reins/ownership"
@@ -46,7 +47,9 @@ type Main struct {
 	Slack    *slack.Client
 	Pager    *pagerduty.Client
 	Sessions *sessions.Service
-	Guard    *guard.Guard
+	// intake is the /v1/traces handler (nil until the routes are built).
+	intake *otlp.Handler
+	Guard  *guard.Guard
 
 	// Authority is the one kill-authority checker: the service's, and the
 	// Slack handler's for refusals answered on the request path.

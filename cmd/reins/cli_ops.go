@@ -13,6 +13,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -227,6 +228,10 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return db.PingContext(ctx)
 	}
 	checks := health(ctx, cfg, e.getenv, reg, ping)
+	if db, d, err := m.openDB(ctx); err == nil {
+		checks = append(checks, refusalChecks(ctx, sqlstore.New(db, d).FindRefusals, reg, time.Now())...)
+		db.Close()
+	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		status := "ok"

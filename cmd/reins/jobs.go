@@ -18,6 +18,9 @@ const (
 	// scheduleEscalation runs the dead-man: auto_halt_after is minutes, so
 	// half a minute late at most.
 	scheduleEscalation = "@every 30s"
+	// scheduleHeldSpans joins spans a race left waiting for a session that
+	// is known, and refuses those past telemetry.hold.max_age.
+	scheduleHeldSpans = "@every 10s"
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -41,6 +44,9 @@ func (m *Main) startJobs(ctx context.Context) {
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
 		return err
+	})
+	m.addJob(scheduleHeldSpans, "held_spans", func(ctx context.Context, now time.Time) error {
+		return m.sweepHeldSpans(ctx)
 	})
 	m.scheduleDrills()
 	m.cron.Start()

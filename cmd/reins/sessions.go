@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -18,15 +19,20 @@ import (
 // sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
 func (m *Main) sessionRoutes(mux *http.ServeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
-	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
+	m.intake = otlp.NewHandler(otlp.Config{
 		Token:    m.Config.OTLPToken,
 		MaxBytes: maxBytes,
 		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Names: func() otlp.Names {
+			t := m.Registry.Current().Telemetry
+			return otlp.Names{Session: t.SessionAttributes, Tool: t.ToolAttributes, Agent: t.AgentAttributes}
+		},
 		Recorder: m.Sessions,
 		Log:      m.Log,
 		Observe:  m.sessionsRecorded,
 		Metrics:  m.metrics().otlp,
-	}))
+	})
+	mux.Handle("POST /v1/traces", m.intake)
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}
@@ -49,6 +55,35 @@ func (m *Main) sessionsRecorded(ctx context.Context, steps []sessions.Step, tota
 	}
 }
 
+// sweepHeldSpans records the held spans whose trace's session became known
+// without their request seeing it (a race between replicas, a crash), has
+// the guard judge them, and refuses those held past telemetry.hold.max_age.
+func (m *Main) sweepHeldSpans(ctx context.Context) error {
+	joined, expired, err := m.Sessions.Sweep(ctx)
+	if len(joined) > 0 {
+		sort.SliceStable(joined, func(i, j int) bool { return joined[i].Start.Before(joined[j].Start) })
+		kept, _, _, aerr := m.Sessions.Admit(ctx, joined)
+		if aerr != nil {
+			return aerr
+		}
+		totals, rerr := m.Sessions.Record(ctx, kept)
+		if rerr != nil {
+			return rerr
+		}
+		m.sessionsRecorded(ctx, kept, totals)
+	}
+	if m.intake != nil {
+		m.intake.Refused(ctx, expired)
+	}
+	if h := m.Sessions.Holds(); h != nil {
+		if spans, bytes, serr := h.HeldStats(ctx); serr == nil {
+			m.metrics().otlp.HeldSpans.Set(float64(spans))
+			m.metrics().otlp.HeldBytes.Set(float64(bytes))
+		}
+	}
+	return err
+}
+
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
 func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
 
@@ -56,8 +91,7 @@ func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
 	rec, err := m.Sessions.Session(r.Context(), "", r.PathValue("id"))
 	switch {
 	case errors.Is(err, sessions.ErrNotFound):
-		writeError(w, http.StatusNotFound, "no record of session "+strconv.Quote(r.PathValue("id"))+
-			": its agent has not exported spans naming it (gen_ai.conversation.id or session.id) to /v1/traces")
+		writeError(w, http.StatusNotFound, m.noRecord(r.Context(), r.PathValue("id")))
 		return
 	case err != nil:
 		writeDomainError(w, m.Log, r, err)
@@ -126,10 +160,11 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 	defer m.Close()
 	rec, err := m.Sessions.Session(ctx, "", pos[0])
 	if errors.Is(err, sessions.ErrNotFound) {
-		return fmt.Errorf("no record of session %q: its agent has not exported spans naming it to /v1/traces", pos[0])
+		return errors.New(m.noRecord(ctx, pos[0]))
 	} else if err != nil {
 		return err
 	}
+	refused, _ := m.Sessions.Refusals(ctx, m.Clock.Now().Add(-sessions.RefusalRetention), pos[0], 20)
 	if *format == "json" {
 		if rec.Steps == nil {
 			rec.Steps = []sessions.Step{}
@@ -139,5 +174,19 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 		return enc.Encode(rec)
 	}
 	_, err = fmt.Fprint(e.stdout, sessions.Text(rec, m.Registry.Current().Agent(rec.Totals.Agent)))
+	if err == nil && len(refused) > 0 {
+		_, err = fmt.Fprintln(e.stdout, "Also: "+sessions.DescribeRefusals(refused)+".")
+	}
 	return err
+}
+
+// noRecord says why reins has no record of a session: spans naming it were
+// refused (when, from whom, why), or none arrived.
+func (m *Main) noRecord(ctx context.Context, id string) string {
+	refused, err := m.Sessions.Refusals(ctx, m.Clock.Now().Add(-sessions.RefusalRetention), id, 20)
+	if err == nil && len(refused) > 0 {
+		return "no record of session " + strconv.Quote(id) + ": " + sessions.DescribeRefusals(refused)
+	}
+	return "no record of session " + strconv.Quote(id) + ": no span naming it has reached /v1/traces " +
+		"(gen_ai.conversation.id, session.id or another session attribute, docs/telemetry.md) in the last 7 days"
 }

@@ -94,6 +94,7 @@ func (m *Main) openWeb(ctx context.Context) error {
 		Incidents:    m.Service,
 		Drills:       m.Store,
 		Sessions:     m.WebSessions,
+		Refusals:     webRefusals{m},
 		SetupHint:    strings.TrimRight(m.Config.PublicURL, "/"),
 		Log:          m.Log,
 		Now:          m.Clock.Now,

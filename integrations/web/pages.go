@@ -369,7 +369,8 @@ func (h *Handler) sessionPage(w http.ResponseWriter, r *http.Request, s *session
 // ---- agents ----
 
 type agentsPage struct {
-	Rows []incidents.AgentStatus
+	Rows    []incidents.AgentStatus
+	Refused []string // spans the intake refused in the last hour, one line per reason and agent
 }
 
 func (h *Handler) agentsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -378,7 +379,13 @@ func (h *Handler) agentsPage(w http.ResponseWriter, r *http.Request, s *session)
 		h.domainError(w, r, s, err)
 		return
 	}
-	h.render(w, r, http.StatusOK, "agents", s, &agentsPage{Rows: st})
+	p := &agentsPage{Rows: st}
+	if h.cfg.Refusals != nil {
+		if p.Refused, err = h.cfg.Refusals.RefusedSpans(r.Context()); err != nil {
+			h.log.Warn("web: read refused spans", "err", err)
+		}
+	}
+	h.render(w, r, http.StatusOK, "agents", s, p)
 }
 
 type agentPage struct {

@@ -25,6 +25,13 @@ type DrillSource interface {
 	FindDrills(ctx context.Context, agent string, since time.Time) ([]*incidents.DrillResult, error)
 }
 
+// RefusalSource says which spans the OTLP intake refused lately: one line
+// per reason and agent or service ("7 spans from service `mystery-bot`, not
+// in reins.yaml, in the last hour"). cmd/reins adapts the session store.
+type RefusalSource interface {
+	RefusedSpans(ctx context.Context) ([]string, error)
+}
+
 // SessionSource finds one session record; an incidents.ENOTFOUND error when
 // there is none. The session record store is adapted to it in cmd/reins.
 type SessionSource interface {

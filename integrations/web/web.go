@@ -61,6 +61,7 @@ type Config struct {
 	Incidents IncidentSource
 	Drills    DrillSource   // may be nil: no drill strip
 	Sessions  SessionSource // may be nil: session pages say records are off
+	Refusals  RefusalSource // may be nil: the agents page lists no refused spans
 
 	// SetupHint says how to turn the view on, shown when Auth is off.
 	SetupHint string
