@@ -3,15 +3,19 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 )
 
@@ -143,6 +147,7 @@ func TestCaptureRootOnlySessionHaltedWhenTheRootArrives(t *testing.T) {
 			if got := e.breaches("support-bot"); !strings.Contains(got, "tokens_per_session sess-otel-1") {
 				t.Errorf("breaches:\n%s", got)
 			}
+			e.sameStepNumber("sess-otel-1")
 		})
 	}
 }
@@ -171,6 +176,7 @@ func TestCaptureToolOutsideScopeHalts(t *testing.T) {
 				if got := e.breaches("support-bot"); !strings.Contains(got, "tool_scope "+c.session+" delete_account") {
 					t.Errorf("breaches:\n%s", got)
 				}
+				e.sameStepNumber(c.session)
 			})
 		}
 	}
@@ -256,5 +262,53 @@ func TestRefusedSpansAreReported(t *testing.T) {
 				t.Errorf("reins session s-mystery: exit %d:\n%s%s", code, out, errOut)
 			}
 		})
+	}
+}
+
+// sameStepNumber checks that the crossing step of each breach of session
+// has the breach's number in the alert's reason, the web view's row, the
+// Slack/CLI timeline and the API, though the root span (which started
+// first) arrived after it.
+func (e *testEnv) sameStepNumber(session string) {
+	e.t.Helper()
+	ctx := context.Background()
+	list, err := e.Main.Store.SessionBreaches(ctx, session)
+	if err != nil || len(list) == 0 {
+		e.t.Fatalf("breaches of %s: %v, %v", session, list, err)
+	}
+	b := list[0]
+	if !strings.Contains(guard.Reason(b), fmt.Sprintf("at step %d", b.StepN)) {
+		e.t.Errorf("reason %q lacks step %d", guard.Reason(b), b.StepN)
+	}
+	st, body := e.do(http.MethodGet, "/sessions/"+session+"?page="+fmt.Sprint((b.StepN-1)/200+1), http.Header{"X-Forwarded-Email": {"alice@example.com"}}, nil)
+	row := regexp.MustCompile(`<tr class="bad"><td class="num">(\d+)</td>(?:[^\n]*?)SLA breach: ` + regexp.QuoteMeta(b.SLA))
+	m := row.FindSubmatch(body)
+	if st != http.StatusOK || m == nil || string(m[1]) != fmt.Sprint(b.StepN) {
+		e.t.Errorf("web view: breach %s at step %d; the row marked is %q (status %d)", b.SLA, b.StepN, m, st)
+	}
+	rec, err := e.Main.Sessions.Session(ctx, "", session)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	entries, _ := sessions.Timeline(rec, e.Main.Registry.Current().Agent("support-bot"), 0)
+	for _, en := range entries {
+		if en.Step.SpanID == b.Step && int64(en.N) != b.StepN {
+			e.t.Errorf("timeline (Slack, reins session) numbers the crossing step %d, the breach %d", en.N, b.StepN)
+		}
+	}
+	_, api := e.api(http.MethodGet, "/sessions/"+session, nil)
+	var got sessions.Record
+	_ = json.Unmarshal(api, &got)
+	for _, s := range got.Steps {
+		if s.SpanID == b.Step && s.N != b.StepN {
+			e.t.Errorf("API gives the crossing step n=%d, the breach %d", s.N, b.StepN)
+		}
+	}
+	last := int64(0)
+	for _, s := range got.Steps {
+		last = max(last, s.N)
+	}
+	if last != rec.Totals.Steps {
+		e.t.Errorf("steps numbered up to %d, the session has %d", last, rec.Totals.Steps)
 	}
 }

@@ -40,7 +40,7 @@ func (w webSessionSource) Session(ctx context.Context, id string) (*web.SessionV
 	}
 	for _, s := range rec.Steps {
 		st := web.StepView{
-			Start: s.Start, Duration: s.Duration, Kind: webKind(s), Name: s.Name, Tool: s.Tool,
+			N: s.N, Start: s.Start, Duration: s.Duration, Kind: webKind(s), Name: s.Name, Tool: s.Tool,
 			Model: s.Model, InputTokens: s.InputTokens, OutputTokens: s.OutputTokens,
 			CostUSD: s.Cost, System: s.System, Breach: crossed[s.SpanID],
 		}

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -109,6 +110,9 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 			}
 		}
 	}
+	// Judged in the order they were received, as when they arrived: the
+	// stored numbers (0 for steps stored before numbering keeps time order).
+	slices.SortStableFunc(pre, func(x, y *sessions.Step) int { return cmp.Compare(x.N, y.N) })
 	prior, err := g.cfg.Store.SessionBreaches(ctx, session)
 	if err != nil {
 		errs = append(errs, err)
@@ -365,8 +369,15 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 			if action == "" {
 				action = ownership.OnBreachAlert
 			}
+			// The stored number, when the store gave one, is the number
+			// every view shows; run.Steps is the same count for stores
+			// that number nothing.
+			n := run.Steps
+			if st.N > 0 {
+				n = st.N
+			}
 			out = append(out, Breach{Agent: a.Name, SLA: name, Metric: sla.Metric, Session: st.Session,
-				Value: value, Threshold: threshold, Detail: detail, Step: st.SpanID, StepN: run.Steps,
+				Value: value, Threshold: threshold, Detail: detail, Step: st.SpanID, StepN: n,
 				Action: action, DryRun: sla.DryRun, At: now})
 		}
 	}

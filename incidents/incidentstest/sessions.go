@@ -33,7 +33,8 @@ func (s *SessionStore) WriteSteps(ctx context.Context, steps []sessions.Step) ([
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	touched := map[string]bool{}
-	for _, st := range steps {
+	for i := range steps {
+		st := steps[i]
 		m := s.steps[st.Session]
 		if m == nil {
 			m = map[string]sessions.Step{}
@@ -42,9 +43,11 @@ func (s *SessionStore) WriteSteps(ctx context.Context, steps []sessions.Step) ([
 		if _, dup := m[st.SpanID]; dup {
 			continue
 		}
-		m[st.SpanID] = st
 		t := s.totals[st.Session]
 		t.Add(st)
+		st.N = t.Steps // numbered in the order received, as the SQL store does
+		steps[i].N = st.N
+		m[st.SpanID] = st
 		s.totals[st.Session] = t
 		touched[st.Session] = true
 	}

@@ -55,6 +55,11 @@ type Step struct {
 	ArgsHash string `json:"args_hash,omitempty"`
 	// Scores are the numeric span attributes the agent's score SLAs name.
 	Scores map[string]float64 `json:"scores,omitempty"`
+	// N is the step's number in its session: the order reins received it
+	// in (within a request, the order the spans started), set by the store.
+	// The alert, the page, Slack, the web view and the API show it; 0 for a
+	// step stored before numbering (shown by its position).
+	N int64 `json:"n,omitempty"`
 }
 
 // IsTool says whether the step is a tool call.

@@ -11,7 +11,7 @@ import (
 
 // Entry is one numbered step of a timeline with what makes it notable.
 type Entry struct {
-	N     int // 1-based position in the session's stored steps
+	N     int // the step's number: Step.N, else its 1-based position
 	Step  Step
 	Flags []string
 }
@@ -34,7 +34,11 @@ const edge = 3
 func Timeline(rec Record, a *ownership.Agent, limit int) (entries []Entry, omitted int) {
 	all := make([]Entry, len(rec.Steps))
 	for i, st := range rec.Steps {
-		all[i] = Entry{N: i + 1, Step: st, Flags: flags(st, a)}
+		n := i + 1
+		if st.N > 0 {
+			n = int(st.N) // the number the alert and every view give it
+		}
+		all[i] = Entry{N: n, Step: st, Flags: flags(st, a)}
 	}
 	if limit <= 0 || len(all) <= limit {
 		return all, 0

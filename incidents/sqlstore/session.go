@@ -16,7 +16,7 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// stepChunk bounds the rows of one multi-row INSERT: 21 columns × 1,000
+// stepChunk bounds the rows of one multi-row INSERT: 22 columns × 1,000
 // rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
 // bound parameters, and a full chunk, the usual exporter batch, reuses one
 // prepared statement.
@@ -26,7 +26,7 @@ const stepChunk = 1000
 const idChunk = 500
 
 const stepCols = `session_id, span_id, trace_id, parent_id, agent, started_at, duration_us, kind, name, tool,
-	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content, args_hash, scores`
+	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content, args_hash, scores, seq`
 
 const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_tokens, output_tokens, cost,
 	unpriced_steps, first_at, last_at`
@@ -34,14 +34,24 @@ const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_to
 // WriteSteps stores steps and grows their sessions' totals in one
 // transaction. A span already stored is skipped: exporters retry.
 func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
-	steps = uniqueSteps(steps)
+	orig := steps
+	steps = uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
 	if len(steps) == 0 {
 		return nil, nil
 	}
 	var out []sessions.Totals
+	numbered := map[[2]string]int64{}
 	err := s.inTx(ctx, func(q *queries) error {
 		if err := q.ensureSessions(ctx, steps); err != nil {
 			return err
+		}
+		last, err := q.lastSeqs(ctx, steps)
+		if err != nil {
+			return err
+		}
+		for i := range steps {
+			last[steps[i].Session]++
+			steps[i].N = last[steps[i].Session]
 		}
 		written := map[[2]string]bool{}
 		for start := 0; start < len(steps); start += stepChunk {
@@ -55,6 +65,7 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			if !written[[2]string{st.Session, st.SpanID}] {
 				continue
 			}
+			numbered[[2]string{st.Session, st.SpanID}] = st.N
 			d := deltas[st.Session]
 			if d == nil {
 				d = &sessions.Totals{}
@@ -63,7 +74,7 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			d.Add(st)
 		}
 		for _, id := range slices.Sorted(keys(deltas)) {
-			t, err := q.growTotals(ctx, *deltas[id])
+			t, err := q.growTotals(ctx, *deltas[id], last[id])
 			if err != nil {
 				return err
 			}
@@ -73,6 +84,43 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 	})
 	if err != nil {
 		return nil, wrap(err, "store %d session steps", len(steps))
+	}
+	// The caller judges and shows the steps it handed in: give them their
+	// numbers.
+	for i := range orig {
+		if n, ok := numbered[[2]string{orig[i].Session, orig[i].SpanID}]; ok {
+			orig[i].N = n
+		}
+	}
+	return out, nil
+}
+
+// lastSeqs reads, and on PostgreSQL locks, the last step number of each
+// session of steps, in ID order as ensureSessions created them.
+func (q *queries) lastSeqs(ctx context.Context, steps []sessions.Step) (map[string]int64, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, st := range steps {
+		if !seen[st.Session] {
+			seen[st.Session] = true
+			ids = append(ids, st.Session)
+		}
+	}
+	slices.Sort(ids)
+	out := make(map[string]int64, len(ids))
+	for start := 0; start < len(ids); start += idChunk {
+		chunk := ids[start:min(start+idChunk, len(ids))]
+		var rows []struct {
+			ID      string `db:"id"`
+			LastSeq int64  `db:"last_seq"`
+		}
+		if err := sqlxSelect(ctx, q, &rows, `SELECT id, last_seq FROM sessions WHERE id IN (`+marks(len(chunk))+`) ORDER BY id`+
+			q.forUpdate(), anys(chunk)...); err != nil {
+			return nil, wrap(err, "number the steps of %d sessions", len(ids))
+		}
+		for _, r := range rows {
+			out[r.ID] = r.LastSeq
+		}
 	}
 	return out, nil
 }
@@ -123,16 +171,16 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 // insertSteps writes one chunk and marks in written the steps that were new.
 func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[[2]string]bool) error {
 	var b strings.Builder
-	args := make([]any, 0, 21*len(chunk))
+	args := make([]any, 0, 22*len(chunk))
 	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
 	for i, st := range chunk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
 			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores))
+			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores), st.N)
 	}
 	b.WriteString(` ON CONFLICT (session_id, span_id) DO NOTHING RETURNING session_id, span_id`)
 	var rows *sql.Rows
@@ -181,15 +229,16 @@ func (r totalsRow) totals() sessions.Totals {
 }
 
 // growTotals adds d to its session's totals and returns them.
-func (q *queries) growTotals(ctx context.Context, d sessions.Totals) (sessions.Totals, error) {
+func (q *queries) growTotals(ctx context.Context, d sessions.Totals, lastSeq int64) (sessions.Totals, error) {
 	var r totalsRow
-	err := q.get(ctx, &r, `UPDATE sessions SET steps = steps + ?, stored_steps = stored_steps + ?,
+	err := q.get(ctx, &r, `UPDATE sessions SET last_seq = CASE WHEN last_seq < ? THEN ? ELSE last_seq END,
+		steps = steps + ?, stored_steps = stored_steps + ?,
 		tool_calls = tool_calls + ?, errors = errors + ?, input_tokens = input_tokens + ?,
 		output_tokens = output_tokens + ?, cost = cost + ?, unpriced_steps = unpriced_steps + ?,
 		first_at = CASE WHEN first_at > ? THEN ? ELSE first_at END,
 		last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END
 		WHERE id = ? RETURNING `+totalsCols,
-		d.Steps, d.Stored, d.ToolCalls, d.Errors, d.InputTokens, d.OutputTokens, d.Cost, d.Unpriced,
+		lastSeq, lastSeq, d.Steps, d.Stored, d.ToolCalls, d.Errors, d.InputTokens, d.OutputTokens, d.Cost, d.Unpriced,
 		q.t(d.First), q.t(d.First), q.t(d.Last), q.t(d.Last), d.Session)
 	if err != nil {
 		return sessions.Totals{}, wrap(err, "update totals of session %s", d.Session)
@@ -219,6 +268,7 @@ type stepRow struct {
 	Content      string  `db:"content"`
 	ArgsHash     string  `db:"args_hash"`
 	Scores       string  `db:"scores"`
+	Seq          int64   `db:"seq"`
 }
 
 // FindSession returns a session's totals and its stored steps in time order.
@@ -258,7 +308,7 @@ func (q *queries) findSession(ctx context.Context, id, where string) (sessions.R
 			Agent: r.Agent, Start: r.Start.T, Duration: time.Duration(r.DurationUS) * time.Microsecond,
 			Kind: r.Kind, Name: r.Name, Tool: r.Tool, Model: r.Model, InputTokens: r.InputTokens,
 			OutputTokens: r.OutputTokens, Cost: r.Cost, Priced: r.Priced, Error: r.Error,
-			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash}
+			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash, N: r.Seq}
 		if err := unjs(r.Scores, &rec.Steps[i].Scores, "step scores"); err != nil {
 			return sessions.Record{}, err
 		}

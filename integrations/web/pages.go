@@ -358,6 +358,9 @@ func (h *Handler) sessionPage(w http.ResponseWriter, r *http.Request, s *session
 	lo := (p.Page - 1) * stepsPerPage
 	for i := lo; i < min(lo+stepsPerPage, len(steps)); i++ {
 		row := stepRow{N: i + 1, StepView: steps[i], Offset: steps[i].Start.Sub(start)}
+		if steps[i].N > 0 {
+			row.N = int(steps[i].N) // the number alerts and Slack give the step
+		}
 		if steps[i].Error != "" || steps[i].Breach != "" {
 			row.Class = "bad"
 		}

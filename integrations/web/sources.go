@@ -52,6 +52,7 @@ type SessionView struct {
 // StepView is one step of a session: a model call, a tool call, anything
 // timed. Text fields come from the agent and are untrusted.
 type StepView struct {
+	N            int64 // the step's number in its session (as alerts give it); 0: by position
 	Start        time.Time
 	Duration     time.Duration
 	Kind         string // llm | tool | agent | other

@@ -47,3 +47,12 @@ CREATE TABLE span_refusals (
     PRIMARY KEY (minute, reason, agent, session_id)
 );
 CREATE INDEX span_refusals_session ON span_refusals (session_id);
+
+-- One numbering of steps: a step's number in its session is the order reins
+-- received it in (within a request, the order the spans started), kept with
+-- the step so the alert, the page, Slack, the web view and the API show the
+-- same number, even when a span that started earlier (the agent's root)
+-- arrives later. 0: stored before this migration (numbered by position).
+ALTER TABLE session_steps ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;
+-- The last number given in the session.
+ALTER TABLE sessions ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0;
