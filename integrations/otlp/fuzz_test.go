@@ -12,11 +12,19 @@ import (
 	"github.com/reins-oss/reins/integrations/otlp"
 )
 
-// FuzzMap feeds decoded requests, JSON and protobuf, to the span mapping: it
-// must never panic, and every step it keeps has a valid session ID and a
-// known agent.
+// FuzzMap feeds decoded requests, JSON and protobuf (the seed corpus holds
+// the captures of real libraries), to the span mapping: it must never
+// panic, every step it keeps has a valid session ID and a known agent,
+// and every pending step a known agent and no session.
 func FuzzMap(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.json")
+	captured, _ := filepath.Glob("testdata/capture/requests/*/0*.json")
+	files = append(files, captured...)
+	pbs, _ := filepath.Glob("testdata/capture/requests/*/0*.pb")
+	for _, name := range pbs {
+		b, _ := os.ReadFile(name)
+		f.Add(b, true)
+	}
 	for _, name := range files {
 		b, _ := os.ReadFile(name)
 		f.Add(b, false)
@@ -38,8 +46,22 @@ func FuzzMap(f *testing.F) {
 		if err != nil {
 			return
 		}
-		res := otlp.Map(req.Traces(), resolve)
+		res := otlp.MapNames(req.Traces(), resolve, otlp.Names{Session: []string{"app.session"},
+			Tool: []string{"app.tool"}, Agent: []string{"app.agent"}})
+		for _, st := range res.Pending {
+			if st.Session != "" || st.Agent != "support-bot" {
+				t.Fatalf("pending step %+v: want no session and a known agent", st)
+			}
+		}
+		for _, b := range res.Bindings {
+			if why := sessions.ValidID(b.Session); why != "" || b.Agent != "support-bot" {
+				t.Fatalf("binding %+v: %s", b, why)
+			}
+		}
 		for _, st := range res.Steps {
+			if st.InputTokens < 0 || st.OutputTokens < 0 {
+				t.Fatalf("negative tokens in %+v", st)
+			}
 			if why := sessions.ValidID(st.Session); why != "" {
 				t.Fatalf("kept a step with an invalid session %q: %s", st.Session, why)
 			}

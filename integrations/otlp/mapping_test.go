@@ -165,3 +165,36 @@ func TestMapArgsHashAndScores(t *testing.T) {
 		t.Errorf("a boolean score: scores %v, hash %q, wrong types %v", c.Scores, c.ArgsHash, res.WrongType)
 	}
 }
+
+// TestPrecedenceDocumented keeps docs/telemetry.md's table in step with the
+// one in code: every attribute of each field appears, in the code's order.
+func TestPrecedenceDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/telemetry.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "## Which attribute wins")
+	end := strings.Index(doc, "### In-house attribute names")
+	if start < 0 || end < start {
+		t.Fatal("docs/telemetry.md lost its precedence section")
+	}
+	table := doc[start:end]
+	last := map[string]int{}
+	for _, r := range otlp.Precedence {
+		if strings.HasPrefix(r.Key, "(") {
+			continue
+		}
+		// The field's rows start at its name in the first column.
+		from := strings.Index(table, "| "+strings.ReplaceAll(r.Field, "_", " ")+" |")
+		if from < 0 {
+			t.Fatalf("docs/telemetry.md has no row for field %s", r.Field)
+		}
+		at := strings.Index(table[max(from, last[r.Field]):], "`"+r.Key+"`")
+		if at < 0 {
+			t.Errorf("docs/telemetry.md: %s: %s missing or out of the code's order", r.Field, r.Key)
+			continue
+		}
+		last[r.Field] = max(from, last[r.Field]) + at + 1
+	}
+}
