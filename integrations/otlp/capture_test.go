@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
@@ -201,8 +200,4 @@ func TestCaptureRootArrivesLast(t *testing.T) {
 	if len(res.Steps) != 0 || len(res.Pending) != 16 || len(res.Bindings) != 0 {
 		t.Fatalf("first request: %d steps, %d pending, %d bindings; want 0, 16, 0", len(res.Steps), len(res.Pending), len(res.Bindings))
 	}
-	if reqs[1].AfterMS-reqs[0].AfterMS < 1000 {
-		t.Logf("note: the root arrived %d ms after its children", reqs[1].AfterMS-reqs[0].AfterMS)
-	}
-	_ = time.Second
 }

@@ -198,3 +198,31 @@ func TestPrecedenceDocumented(t *testing.T) {
 		last[r.Field] = max(from, last[r.Field]) + at + 1
 	}
 }
+
+// In-house attribute names (reins.yaml telemetry:) come before the known
+// families for session, tool and agent.
+func TestMapInHouseNames(t *testing.T) {
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"gateway"}},
+	   {"key":"app.agent","value":{"stringValue":"support-bot-v2"}}]},
+	  "scopeSpans":[{"spans":[
+	   {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b171","name":"call","startTimeUnixNano":"1","endTimeUnixNano":"2",
+	    "attributes":[{"key":"app.session","value":{"stringValue":"s-house"}},{"key":"session.id","value":{"stringValue":"s-other"}},
+	     {"key":"app.tool","value":{"stringValue":"ledger.write"}}]}]}]}]}`
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON([]byte(body)); err != nil {
+		t.Fatal(err)
+	}
+	res := otlp.MapNames(req.Traces(), resolve, otlp.Names{Session: []string{"app.session"}, Tool: []string{"app.tool"},
+		Agent: []string{"app.agent"}})
+	if len(res.Steps) != 1 {
+		t.Fatalf("steps %+v, refused %v", res.Steps, res.Reasons)
+	}
+	st := res.Steps[0]
+	if st.Session != "s-house" || st.Tool != "ledger.write" || st.Kind != "execute_tool" || st.Agent != "support-bot" {
+		t.Errorf("step = %+v: want session s-house, tool ledger.write, agent support-bot", st)
+	}
+	// Without the names: gateway is no agent.
+	if res := otlp.Map(req.Traces(), resolve); res.Rejected != 1 || !strings.Contains(strings.Join(res.Reasons, ""), `"gateway"`) {
+		t.Errorf("without in-house names: rejected %d %v", res.Rejected, res.Reasons)
+	}
+}
