@@ -312,3 +312,40 @@ func (e *testEnv) sameStepNumber(session string) {
 		e.t.Errorf("steps numbered up to %d, the session has %d", last, rec.Totals.Steps)
 	}
 }
+
+// One request holding a tool_scope crossing listed first but started later
+// than a tokens_per_session crossing: steps are judged in the order they
+// happened, so the earlier crossing (tokens) acts and the later one finds
+// the session already halted.
+func TestFirstCrossingActs(t *testing.T) {
+	e := telemetryEnv(t, false, `      - metric: tokens_per_session
+        max: 1000
+        on_breach: halt_session
+      - metric: tool_scope
+        allow: [get_order]
+        on_breach: halt_session
+`, "", nil)
+	span := func(id string, startMS int, attrs string) string {
+		start := 1765000000000 + startMS
+		return `{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"` + id + `","name":"s","startTimeUnixNano":"` +
+			fmt.Sprint(start) + `000000","endTimeUnixNano":"` + fmt.Sprint(start+10) + `000000","attributes":[` +
+			`{"key":"gen_ai.conversation.id","value":{"stringValue":"s-order"}},` + attrs + `]}`
+	}
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-bot"}}]},
+	  "scopeSpans":[{"spans":[` +
+		span("00000000000000a3", 300, `{"key":"gen_ai.tool.name","value":{"stringValue":"delete_account"}}`) + `,` +
+		span("00000000000000a1", 100, `{"key":"gen_ai.usage.input_tokens","value":{"intValue":"600"}}`) + `,` +
+		span("00000000000000a2", 200, `{"key":"gen_ai.usage.input_tokens","value":{"intValue":"600"}}`) + `]}]}]}`
+	if n, msg := e.export("application/json", []byte(body)); n != 0 {
+		t.Fatalf("refused %d: %s", n, msg)
+	}
+	e.eventually("both breaches acted on", func() bool {
+		got := e.breaches("support-bot")
+		return strings.Count(got, `outcome ""`) == 0 && strings.Count(got, "\n") == 2
+	})
+	got := e.breaches("support-bot")
+	if !strings.Contains(got, `tokens_per_session s-order  step 2 outcome "halt_session"`) ||
+		!strings.Contains(got, `tool_scope s-order delete_account step 3 outcome "already_halted"`) {
+		t.Errorf("breaches:\n%s\nwant tokens_per_session at step 2 halting, tool_scope at step 3 already_halted", got)
+	}
+}
