@@ -99,7 +99,7 @@ func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.T
 			}
 			have.N++
 			have.Bytes += int64(len(body))
-			if kept > 0 {
+			if len(args) > 0 {
 				b.WriteString(", ")
 			}
 			b.WriteString("(?, ?, ?, ?, ?, ?)")

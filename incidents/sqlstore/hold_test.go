@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -61,6 +62,17 @@ func TestHoldStore(t *testing.T) {
 		}
 		if n, _ := s.HoldSteps(ctx, []sessions.Step{held("t5", "f")}, now, 10, 1<<20); n != 1 {
 			t.Fatal("not held")
+		}
+		// An exporter's batch: more rows than one INSERT takes.
+		var big []sessions.Step
+		for i := range 450 {
+			big = append(big, held("t6", fmt.Sprintf("big-%03d", i)))
+		}
+		if n, err := s.HoldSteps(ctx, big, now, 10_000, 1<<30); err != nil || n != 450 {
+			t.Fatalf("HoldSteps(450) = %d, %v", n, err)
+		}
+		if got, err := s.ClaimHeld(ctx, []sessions.TraceKey{{Agent: "support-bot", TraceID: "t6"}}); err != nil || len(got) != 450 {
+			t.Fatalf("ClaimHeld(450) = %d, %v", len(got), err)
 		}
 		if old, _ := s.ExpireHeld(ctx, now, 100); len(old) != 0 {
 			t.Fatalf("expired a span held at the cut-off: %+v", old)
