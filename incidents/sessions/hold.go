@@ -74,10 +74,11 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 		return out, nil
 	}
 	now := s.now()
-	if len(bindings) > 0 {
-		if err := h.BindTraces(ctx, bindings, now); err != nil {
-			return out, fmt.Errorf("bind %d traces to their sessions: %w", len(bindings), err)
+	if fresh := s.unbound(bindings); len(fresh) > 0 {
+		if err := h.BindTraces(ctx, fresh, now); err != nil {
+			return out, fmt.Errorf("bind %d traces to their sessions: %w", len(fresh), err)
 		}
+		s.bound(fresh)
 	}
 	if len(pending) > 0 {
 		bound, err := h.TraceSessions(ctx, traceKeys(pending))
@@ -236,4 +237,36 @@ func (s *Service) Refusals(ctx context.Context, since time.Time, session string,
 		return nil, nil
 	}
 	return h.FindRefusals(ctx, since, session, limit)
+}
+
+// maxBound bounds the traces this replica remembers having bound; when full
+// it starts over (a miss costs one INSERT … ON CONFLICT DO NOTHING).
+const maxBound = 100_000
+
+// unbound returns the bindings this replica has not written yet: a long
+// session's trace is bound once, not on every export.
+func (s *Service) unbound(bs []TraceBinding) []TraceBinding {
+	if len(bs) == 0 {
+		return nil
+	}
+	s.boundMu.Lock()
+	defer s.boundMu.Unlock()
+	var out []TraceBinding
+	for _, b := range bs {
+		if _, ok := s.boundTraces[TraceKey{b.Agent, b.TraceID}]; !ok {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (s *Service) bound(bs []TraceBinding) {
+	s.boundMu.Lock()
+	defer s.boundMu.Unlock()
+	if s.boundTraces == nil || len(s.boundTraces)+len(bs) > maxBound {
+		s.boundTraces = make(map[TraceKey]struct{}, len(bs))
+	}
+	for _, b := range bs {
+		s.boundTraces[TraceKey{b.Agent, b.TraceID}] = struct{}{}
+	}
 }

@@ -57,6 +57,9 @@ type Service struct {
 	ownersMu sync.Mutex
 	owners   map[string]string // session → the agent it belongs to
 
+	boundMu     sync.Mutex
+	boundTraces map[TraceKey]struct{} // traces this replica bound to their session (Join)
+
 	store    Store
 	registry *ownership.Holder
 	puller   Puller
