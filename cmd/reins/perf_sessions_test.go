@@ -222,7 +222,12 @@ func BenchmarkOTLPIntake(b *testing.B) {
 // active: every fourth request's spans name no session and belong to the
 // trace of the next request, which names it (an agent's children exported
 // before its root). Issue 24 wants spans/s ≥ 0.6× the floor's.
+var heldLog io.Writer = io.Discard
+
 func BenchmarkOTLPIntakeHeld(b *testing.B) {
+	if os.Getenv("REINS_BENCH_LOG") != "" {
+		heldLog = os.Stderr
+	}
 	const exporters, requests, spans = 16, 96, 1000
 	for _, store := range []struct {
 		name string
@@ -230,7 +235,7 @@ func BenchmarkOTLPIntakeHeld(b *testing.B) {
 	}{{"sqlite", migrations.SQLite}, {"postgres", migrations.Postgres}} {
 		b.Run(store.name, func(b *testing.B) {
 			e := startPerfMain(b, testOptions{Postgres: store.d == migrations.Postgres,
-				Env: map[string]string{"REINS_OTLP_TOKEN": otlpToken}})
+				Env: map[string]string{"REINS_OTLP_TOKEN": otlpToken}, LogTo: heldLog})
 			floor := floorOTLP(b, store.d)
 			bodies := make([][]byte, requests)
 			sessionOf := func(i int) string { return fmt.Sprintf("s-held-%03d", i%exporters*7+i/exporters) }

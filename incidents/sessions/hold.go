@@ -3,6 +3,7 @@ package sessions
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/reins-oss/reins/ownership"
@@ -52,6 +53,7 @@ type Joined struct {
 	Steps    []Step    // to record: the request's own, then those joined to their trace's session
 	Joined   int       // spans given their trace's session from another request
 	Held     int       // spans waiting for their trace's session
+	Claimed  []Step    // of Steps, those taken from the hold: Rehold them if they cannot be recorded
 	Refusals []Refusal // spans refused: no session and no room to wait (or no store to wait in)
 }
 
@@ -131,6 +133,7 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 					for _, st := range claimed {
 						st.Session = again[TraceKey{st.Agent, st.TraceID}]
 						out.Steps = append(out.Steps, st)
+						out.Claimed = append(out.Claimed, st)
 						out.Joined++
 						out.Held--
 					}
@@ -155,6 +158,7 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 				continue
 			}
 			out.Steps = append(out.Steps, st)
+			out.Claimed = append(out.Claimed, st)
 			out.Joined++
 		}
 	}
@@ -269,4 +273,21 @@ func (s *Service) bound(bs []TraceBinding) {
 	for _, b := range bs {
 		s.boundTraces[TraceKey{b.Agent, b.TraceID}] = struct{}{}
 	}
+}
+
+// Rehold puts back spans Join took from the hold when they could not be
+// recorded (the exporter's retry brings back only its own request's spans);
+// the sweep joins them once the store takes writes again.
+func (s *Service) Rehold(ctx context.Context, steps []Step) error {
+	h := s.Holds()
+	if h == nil || len(steps) == 0 {
+		return nil
+	}
+	back := make([]Step, len(steps))
+	for i, st := range steps {
+		st.Session, st.N = "", 0
+		back[i] = st
+	}
+	_, err := h.HoldSteps(ctx, back, s.now(), math.MaxInt, math.MaxInt64)
+	return err
 }

@@ -42,6 +42,7 @@ type Admitter interface {
 // (sessions.Service).
 type Joiner interface {
 	Join(ctx context.Context, steps, pending []sessions.Step, bindings []sessions.TraceBinding) (sessions.Joined, error)
+	Rehold(ctx context.Context, steps []sessions.Step) error
 }
 
 // Refuser, when the Recorder is one, remembers refused spans for reins
@@ -168,8 +169,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		var totals []sessions.Totals
 		var err error
-		if j, ok := h.cfg.Recorder.(Joiner); ok {
-			var joined sessions.Joined
+		var joined sessions.Joined
+		j, joins := h.cfg.Recorder.(Joiner)
+		if joins {
 			joined, err = j.Join(r.Context(), res.Steps, res.Pending, res.Bindings)
 			res.Steps = joined.Steps
 			h.cfg.Metrics.spansHeld.Add(float64(joined.Held))
@@ -199,6 +201,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if err == nil && len(res.Steps) > 0 {
 			totals, err = h.cfg.Recorder.Record(r.Context(), res.Steps)
+		}
+		if err != nil && joins && len(joined.Claimed) > 0 {
+			if rerr := j.Rehold(context.WithoutCancel(r.Context()), joined.Claimed); rerr != nil {
+				h.cfg.Log.Error("put back held spans that could not be recorded", "spans", len(joined.Claimed), "err", rerr)
+			}
 		}
 		<-h.slots
 		if err != nil {
