@@ -78,13 +78,12 @@ func (q *queries) TraceSessions(ctx context.Context, keys []sessions.TraceKey) (
 // HoldSteps keeps the first steps that fit within maxSpans and maxBytes.
 func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.Time, maxSpans int, maxBytes int64) (int, error) {
 	kept := 0
+	var added int64
 	err := s.inTx(ctx, func(q *queries) error {
-		var have struct {
-			N     int64 `db:"n"`
-			Bytes int64 `db:"b"`
-		}
-		if err := sqlxGet(ctx, q, &have, `SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM held_spans`); err != nil {
-			return wrap(err, "count held spans")
+		kept, added = 0, 0
+		have, err := s.heldCount(ctx, q)
+		if err != nil {
+			return err
 		}
 		var b strings.Builder
 		var args []any
@@ -99,6 +98,7 @@ func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.T
 			}
 			have.N++
 			have.Bytes += int64(len(body))
+			added += int64(len(body))
 			if len(args) > 0 {
 				b.WriteString(", ")
 			}
@@ -119,7 +119,38 @@ func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.T
 	if err != nil {
 		return 0, err
 	}
+	s.heldMu.Lock()
+	s.held.N += int64(kept)
+	s.held.Bytes += added
+	s.heldMu.Unlock()
 	return kept, nil
+}
+
+// heldTotals is the count and size of the held spans.
+type heldTotals struct {
+	N     int64 `db:"n"`
+	Bytes int64 `db:"b"`
+}
+
+// heldCountFor is how long the held spans' count is taken from memory
+// (this process's holds and claims added in) before it is read again:
+// counting every held row on each export was a full scan of the table.
+// Other replicas' holds make the bound approximate by what they add in
+// that time.
+const heldCountFor = time.Second
+
+func (s *Store) heldCount(ctx context.Context, q *queries) (heldTotals, error) {
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	if time.Since(s.heldAt) < heldCountFor {
+		return s.held, nil
+	}
+	var have heldTotals
+	if err := sqlxGet(ctx, q, &have, `SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM held_spans`); err != nil {
+		return have, wrap(err, "count held spans")
+	}
+	s.held, s.heldAt = have, time.Now()
+	return have, nil
 }
 
 func (q *queries) flushHeld(ctx context.Context, b *strings.Builder, args *[]any) error {
@@ -196,7 +227,9 @@ func (s *Store) ExpireHeld(ctx context.Context, before time.Time, limit int) ([]
 // deleteHeld deletes the held rows matching where and returns their steps.
 func (s *Store) deleteHeld(ctx context.Context, where string, args []any) ([]sessions.Step, error) {
 	var out []sessions.Step
+	var freed int64
 	err := s.inTx(ctx, func(q *queries) error {
+		out, freed = out[:0], 0
 		rows, err := q.x.QueryContext(ctx, q.x.Rebind(`DELETE FROM held_spans WHERE `+where+` RETURNING step`), args...)
 		if err != nil {
 			return wrap(err, "take held spans")
@@ -207,6 +240,7 @@ func (s *Store) deleteHeld(ctx context.Context, where string, args []any) ([]ses
 			if err := rows.Scan(&body); err != nil {
 				return wrap(err, "take held spans")
 			}
+			freed += int64(len(body))
 			var st sessions.Step
 			if err := json.Unmarshal([]byte(body), &st); err != nil {
 				continue // not ours to fail on: the rest are claimed
@@ -221,6 +255,10 @@ func (s *Store) deleteHeld(ctx context.Context, where string, args []any) ([]ses
 	if err != nil {
 		return nil, err
 	}
+	s.heldMu.Lock()
+	s.held.N = max(0, s.held.N-int64(len(out)))
+	s.held.Bytes = max(0, s.held.Bytes-freed)
+	s.heldMu.Unlock()
 	return out, nil
 }
 

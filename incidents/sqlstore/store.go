@@ -43,6 +43,10 @@ type Store struct {
 	stmts       sync.Map      // query text -> *sqlx.Stmt prepared on db
 	preparing   sync.Map      // query text -> true while a goroutine prepares it
 	bulkQueries sync.Map      // bulkShape -> query text
+
+	heldMu sync.Mutex // the held spans' count between reads (heldCount)
+	held   heldTotals
+	heldAt time.Time
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.
