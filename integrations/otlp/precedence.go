@@ -48,10 +48,9 @@ type Rule struct {
 	// every span attribute of the field was tried.
 	Resource bool
 
-	get  func(sp pcommon.Map, wrong map[string]int) string // string fields; nil: str(Key)
-	num  func(sp pcommon.Map, wrong map[string]int) int64  // token fields; nil: integer(Key)
-	kind func(v string) string                             // kind fields: the family's value onto reins' kinds
-	test func(sp pcommon.Map, name string) (string, bool)  // tool from a condition (the span name)
+	num  func(sp pcommon.Map, wrong map[string]int) int64 // token fields; nil: integer(Key)
+	kind func(v string) string                            // kind fields: the family's value onto reins' kinds
+	test func(sp pcommon.Map, name string) (string, bool) // tool from a condition (the span name)
 }
 
 // Precedence is the one table of which attribute wins for each field
