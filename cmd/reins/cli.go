@@ -168,11 +168,19 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
 		return usageError{"--reason is required: say why the agent is halted"}
 	}
+	e.forAgent = pos[0]
 	m, err := e.openMain(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if m.configNote != "" {
+		name := "kill"
+		if action == incidents.ActionResume {
+			name = "resume"
+		}
+		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
+	}
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
 		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason,
 		Actor: osActor(), BreakGlass: true,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -214,10 +215,23 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: incidents.SystemClock{}, readOnly: true, cli: true}
+	// An invalid file is a degraded line, not the end of the check: the
+	// other parts are worth knowing about all the more.
 	reg, err := m.loadRegistry(false)
-	if err != nil {
+	var problems ownership.Problems
+	var ce *configError
+	switch {
+	case errors.As(err, &ce):
+		problems, reg = ce.problems, nil
+	case err != nil:
 		return err
 	}
+	local := []healthCheck{doctorConfigCheck(cfg.ConfigPath, reg, problems)}
+	if reg == nil {
+		reg = ownership.Empty()
+	}
+	local = append(local, telemetryChecks(cfg, reg)...)
+	local = append(local, webCheck(cfg))
 	ping := func(ctx context.Context) error {
 		db, _, err := m.openDB(ctx)
 		if err != nil {
@@ -226,7 +240,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		defer db.Close()
 		return db.PingContext(ctx)
 	}
-	checks := health(ctx, cfg, e.getenv, reg, ping)
+	checks := health(ctx, cfg, e.getenv, reg, ping, local)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		status := "ok"
