@@ -10,7 +10,7 @@ import (
 // `reins test-alert` while the agent has a real open incident: the test
 // opens an incident of its own, marked as a test in its title, channel and
 // page; the real incident's timeline, alerts and page are untouched; a real
-// alert afterwards still joins the real incident; and the one command the
+// alert and a real halt afterwards still join the real incident; and the one command the
 // CLI prints resolves the test incident alone.
 func TestTestAlertNeverTouchesARealIncident(t *testing.T) {
 	for _, db := range []string{"sqlite", "postgres"} {
@@ -63,6 +63,11 @@ func TestTestAlertNeverTouchesARealIncident(t *testing.T) {
 			if status, body := e.webhook("alertmanager", fixture(t, "alertmanager/grown.json")); status != http.StatusOK ||
 				!regexp.MustCompile(`"incidents":\s*\[\s*1\s*\]`).Match(body) {
 				t.Errorf("a real alert after the test: %d %s, want it in incident 1", status, body)
+			}
+
+			kenv := map[string]string{"REINS_DATABASE_URL": e.DBURL, "REINS_CONFIG": e.env["REINS_CONFIG"], "SUPPORT_BOT_HALT_SECRET": haltSecret}
+			if code, out, errOut := cli(t, kenv, "kill", "support-bot", "--reason", "real trouble"); code != 0 || !strings.Contains(out, "Incident #1") {
+				t.Errorf("a real halt after the test: exit %d, want it in incident 1\n%s%s", code, out, errOut)
 			}
 
 			m := regexp.MustCompile(`(?m)^\s+(reins resolve 2 --note "[^"]+")$`).FindStringSubmatch(out)
