@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -166,4 +169,50 @@ func TestDegradedTelemetryAndWebView(t *testing.T) {
 			t.Errorf("doctor %s: %q, want ok\n%s", part, status, out)
 		}
 	}
+}
+
+// The same through the real process: `reins serve`, a broken file, SIGHUP.
+func TestSIGHUPWithInvalidFileIsDegraded(t *testing.T) {
+	cfg := writeTestConfig(t, "http://127.0.0.1:1/halt")
+	good, _ := os.ReadFile(cfg)
+	addr := freeAddr(t)
+	child := startChild(t, map[string]string{"REINS_DATABASE_URL": dbtest.SQLiteURL(t), "REINS_CONFIG": cfg, "REINS_LISTEN": addr})
+	base := "http://" + addr
+	waitHTTP(t, base+"/readyz")
+	config := func() (bool, string) {
+		res, err := http.Get(base + "/readyz?verbose=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var ready struct{ Checks []healthCheck }
+		if err := json.NewDecoder(res.Body).Decode(&ready); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range ready.Checks {
+			if c.Part == "config" {
+				return c.OK, c.Detail
+			}
+		}
+		return false, "no config line"
+	}
+	hup := func(content []byte, wantOK bool, want string) {
+		t.Helper()
+		if err := os.WriteFile(cfg, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := child.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		var ok bool
+		var detail string
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if ok, detail = config(); ok == wantOK && strings.Contains(detail, want) {
+				return
+			}
+		}
+		t.Fatalf("after SIGHUP the config line is ok=%v %q, want ok=%v with %q", ok, detail, wantOK, want)
+	}
+	hup([]byte(brokenElsewhere(string(good))), false, "on disk rejected at ")
+	hup(good, true, "2 agents")
 }
