@@ -182,6 +182,9 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 // one line for the command to print.
 func (m *Main) loadRegistryFor(path string, opts ownership.Options) (*ownership.Registry, error) {
 	reg, problems, elsewhere := ownership.LoadFor(path, m.forAgent, opts)
+	for _, p := range problems.Warnings() {
+		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
+	}
 	if reg == nil {
 		// Problems naming the agent are its entry's own; otherwise the file
 		// does not name it (or cannot be read) and all of them count.
