@@ -66,7 +66,8 @@ func TestCLIKillWorksWhenOtherEntriesAreBroken(t *testing.T) {
 // readyzDegraded returns the degraded parts of /readyz?verbose=1.
 func readyzDegraded(t *testing.T, e *testEnv) map[string]string {
 	t.Helper()
-	code, body := e.do("GET", "/readyz?verbose=1", nil, nil)
+	// The API token is sent in case the verbose report comes to need it.
+	code, body := e.do("GET", "/readyz?verbose=1", http.Header{"Authorization": {"Bearer " + apiToken}}, nil)
 	var ready struct{ Degraded []healthCheck }
 	if err := json.Unmarshal(body, &ready); err != nil || code != 200 {
 		t.Fatalf("/readyz?verbose=1 = %d %s", code, body)
@@ -176,11 +177,14 @@ func TestSIGHUPWithInvalidFileIsDegraded(t *testing.T) {
 	cfg := writeTestConfig(t, "http://127.0.0.1:1/halt")
 	good, _ := os.ReadFile(cfg)
 	addr := freeAddr(t)
-	child := startChild(t, map[string]string{"REINS_DATABASE_URL": dbtest.SQLiteURL(t), "REINS_CONFIG": cfg, "REINS_LISTEN": addr})
+	child := startChild(t, map[string]string{"REINS_DATABASE_URL": dbtest.SQLiteURL(t), "REINS_CONFIG": cfg, "REINS_LISTEN": addr,
+		"REINS_API_TOKEN": apiToken})
 	base := "http://" + addr
 	waitHTTP(t, base+"/readyz")
 	config := func() (bool, string) {
-		res, err := http.Get(base + "/readyz?verbose=1")
+		req, _ := http.NewRequest(http.MethodGet, base+"/readyz?verbose=1", nil)
+		req.Header.Set("Authorization", "Bearer "+apiToken)
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
