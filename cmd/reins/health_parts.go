@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,18 +109,11 @@ func telemetryChecks(cfg Config, reg *ownership.Registry) []healthCheck {
 func webCheck(cfg Config) healthCheck {
 	switch cfg.webAuthMode() {
 	case web.AuthSlack:
-		return healthCheck{"web", true, "on: Sign in with Slack (callback " + trimSlash(cfg.PublicURL) + "/auth/callback)"}
+		return healthCheck{"web", true, "on: Sign in with Slack (callback " + strings.TrimRight(cfg.PublicURL, "/") + "/auth/callback)"}
 	case web.AuthProxy:
 		return healthCheck{"web", true, "on: signed in by the proxy's " + cfg.WebUserHeader + " header from " + cfg.WebTrustedProxies}
 	}
 	return healthCheck{"web", false, "off: its pages (the links in Slack, pages and postmortems) say so. Turn it on with " +
 		"REINS_SLACK_CLIENT_ID and REINS_SLACK_CLIENT_SECRET (Sign in with Slack), or REINS_WEB_AUTH=proxy with " +
 		"REINS_WEB_USER_HEADER and REINS_WEB_TRUSTED_PROXIES (docs/deploy.md)"}
-}
-
-func trimSlash(s string) string {
-	for len(s) > 0 && s[len(s)-1] == '/' {
-		s = s[:len(s)-1]
-	}
-	return s
 }

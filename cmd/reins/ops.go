@@ -235,8 +235,8 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		if r, ok := order[p]; ok {
 			return r
 		}
-		if r, ok := order[strings.Fields(p)[0]]; ok {
-			return r
+		if first, _, _ := strings.Cut(p, " "); order[first] > 0 {
+			return order[first] // "pagerduty support-bot" after "pagerduty"
 		}
 		return len(order)
 	}
