@@ -31,13 +31,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := e.loadConfig()
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: incidents.SystemClock{}}
+	// SIGHUP is caught before serving: once /readyz answers, a reload may
+	// come, and SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close()
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
