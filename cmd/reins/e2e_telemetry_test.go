@@ -246,7 +246,7 @@ func TestRefusedSpansAreReported(t *testing.T) {
 				!strings.Contains(out, "3 spans of support-bot refused in the last hour: no session") {
 				t.Errorf("doctor: exit %d, want 1 with both refusals:\n%s", code, out)
 			}
-			st, body := e.do(http.MethodGet, "/readyz?verbose=1", nil, nil)
+			st, body := e.do(http.MethodGet, "/readyz?verbose=1", http.Header{"Authorization": {"Bearer " + apiToken}}, nil)
 			if st != http.StatusOK || !strings.Contains(string(body), "mystery-bot") || !strings.Contains(string(body), "no session") {
 				t.Errorf("/readyz?verbose=1: %d %s", st, body)
 			}

@@ -21,15 +21,15 @@ type findRefusals func(ctx context.Context, since time.Time, session string, lim
 func refusalChecks(ctx context.Context, find findRefusals, reg *ownership.Registry, now time.Time) []healthCheck {
 	rs, err := find(ctx, now.Add(-refusalWindow), "", 10_000)
 	if err != nil {
-		return []healthCheck{{"telemetry", false, "cannot read the refused spans: " + err.Error()}}
+		return []healthCheck{{"refused spans", false, "cannot read the refused spans: " + err.Error()}}
 	}
 	sums := sessions.Summarize(rs, func(name string) bool { return reg.Agent(name) != nil })
 	if len(sums) == 0 {
-		return []healthCheck{{"telemetry", true, "no spans refused in the last hour"}}
+		return []healthCheck{{"refused spans", true, "no spans refused in the last hour"}}
 	}
 	var out []healthCheck
 	for _, s := range sums {
-		out = append(out, healthCheck{"telemetry " + s.Agent, false, s.Sentence("hour")})
+		out = append(out, healthCheck{"refused spans " + s.Agent, false, s.Sentence("hour")})
 	}
 	return out
 }
