@@ -187,7 +187,7 @@ func TestGuardHaltsTheSessionCrossingTokens(t *testing.T) {
 			if e.metric(`reins_agent_cost_usd_total{agent="support-bot"}`) <= 0 {
 				t.Error("reins_agent_cost_usd_total is not exported or did not grow")
 			}
-			view, err := e.Main.WebSessions.Session(context.Background(), "s-tok")
+			view, err := e.Main.WebSessions.Session(context.Background(), "", "s-tok")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -29,7 +29,7 @@ import (
 // of support-bot's s-8812, two Salesforce writes, an error, a breach.
 type webSessions struct{ t0 time.Time }
 
-func (f webSessions) Session(ctx context.Context, id string) (*web.SessionView, error) {
+func (f webSessions) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
 	if id != "s-8812" {
 		return nil, incidents.Errorf(incidents.ENOTFOUND, "No session %q is recorded.", id)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,11 +49,11 @@ func TestWriteStepsIdempotentTotals(t *testing.T) {
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("totals after a repeated batch:\n got %+v\nwant %+v", got, want)
 		}
-		rec, err := s.FindSession(ctx, "s-1")
+		rec, err := s.FindSession(ctx, "support-bot", "s-1")
 		if err != nil || len(rec.Steps) != 3 || rec.Totals != want {
 			t.Errorf("record: %+v, %v", rec, err)
 		}
-		if _, err := s.FindSession(ctx, "s-none"); err != sessions.ErrNotFound {
+		if _, err := s.FindSession(ctx, "support-bot", "s-none"); err != sessions.ErrNotFound {
 			t.Errorf("unknown session: %v, want ErrNotFound", err)
 		}
 	})
@@ -74,7 +75,7 @@ func TestStepCapKeepsEdgesAndToolCalls(t *testing.T) {
 		if _, err := svc.Record(ctx, steps); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := s.FindSession(ctx, "s-big")
+		rec, err := s.FindSession(ctx, "support-bot", "s-big")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +115,7 @@ func TestRetentionKeepsSessionsAnIncidentNames(t *testing.T) {
 			t.Fatalf("retention removed %d (%v), want 1", n, err)
 		}
 		for id, kept := range map[string]bool{"s-old": false, "s-named": true, "s-new": true} {
-			_, err := s.FindSession(ctx, id)
+			_, err := s.FindSession(ctx, "support-bot", id)
 			if (err == nil) != kept {
 				t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
 			}
@@ -139,13 +140,13 @@ func TestFindNotableTotalsAndAgentSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rec, err := s.FindNotable(ctx, "s-a")
+		rec, err := s.FindNotable(ctx, "support-bot", "s-a")
 		if err != nil || len(rec.Steps) != 2 || rec.Steps[0].Tool != "salesforce.get" || !rec.Steps[1].Error || rec.Totals.Steps != 3 {
 			t.Errorf("notable steps of s-a: %+v, %v; want the tool call and the error, with totals of all 3", rec, err)
 		}
-		tots, err := s.FindTotals(ctx, []string{"s-b", "s-none", "s-a"})
-		if err != nil || len(tots) != 2 || tots[0].Session != "s-b" || tots[1].Session != "s-a" {
-			t.Errorf("totals: %+v, %v; want s-b then s-a", tots, err)
+		agents, err := s.SessionAgents(ctx, "s-a")
+		if err != nil || !slices.Equal(agents, []string{"support-bot"}) {
+			t.Errorf("agents of s-a: %v, %v; want support-bot", agents, err)
 		}
 		list, err := s.FindSessions(ctx, "support-bot", at.Add(30*time.Minute), 10)
 		if err != nil || len(list) != 1 || list[0].Session != "s-b" {

@@ -16,7 +16,7 @@ import (
 // fakeSessions is a SessionSource holding sessions by ID.
 type fakeSessions map[string]*web.SessionView
 
-func (f fakeSessions) Session(ctx context.Context, id string) (*web.SessionView, error) {
+func (f fakeSessions) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
 	if s, ok := f[id]; ok {
 		return s, nil
 	}
