@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -70,6 +71,7 @@ type Main struct {
 	web          *web.Handler
 	metricsOnce  sync.Once
 	prom         *mainMetrics // metrics(): this Main's registry and series
+	telemetry    atomic.Pointer[telemetryCreds]
 }
 
 // NewMain returns a Main reading the process environment.

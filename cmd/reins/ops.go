@@ -193,6 +193,8 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		})
 	}
 	add(tokenCheck("api", cfg.APIToken, "REINS_API_TOKEN", "/api/v1 refuses every request"))
+	otlpDetail, otlpOK := telemetryMode(cfg, reg, getenv)
+	add(healthCheck{"otlp", otlpOK, otlpDetail})
 	add(tokenCheck("webhooks", cfg.WebhookToken, "REINS_WEBHOOK_TOKEN", "monitoring webhooks are refused, so alerts open no incidents"))
 	if cfg.PagerDutyRoutingKey == "" {
 		add(healthCheck{"pagerduty", false, "PAGERDUTY_ROUTING_KEY is not set: agents without a key of their own or their team's page nobody"})

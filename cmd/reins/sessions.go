@@ -20,13 +20,14 @@ import (
 func (m *Main) sessionRoutes(mux *http.ServeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
-		Token:    m.Config.OTLPToken,
-		MaxBytes: maxBytes,
-		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
-		Recorder: m.Sessions,
-		Log:      m.Log,
-		Observe:  m.sessionsRecorded,
-		Metrics:  m.metrics().otlp,
+		Token:       m.Config.OTLPToken,
+		Credentials: m.otlpCredentials,
+		MaxBytes:    maxBytes,
+		Resolve:     func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Recorder:    m.Sessions,
+		Log:         m.Log,
+		Observe:     m.sessionsRecorded,
+		Metrics:     m.metrics().otlp,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
