@@ -135,7 +135,7 @@ func TestWebViewInABrowser(t *testing.T) {
 	links := slackLinks(jsonUnescape(summary))
 	base := "http://" + addr
 	for label, want := range map[string]string{"Incident page": base + "/incidents/1", "Agent page": base + "/agents/support-bot",
-		"waterfall": base + "/sessions/s-8812"} {
+		"waterfall": base + "/sessions/s-8812?agent=support-bot"} {
 		if links[label] != want {
 			t.Fatalf("the Slack summary links %q to %q, want %q (links: %v)", label, links[label], want, links)
 		}
