@@ -154,3 +154,54 @@ func TestFindNotableTotalsAndAgentSessions(t *testing.T) {
 		}
 	})
 }
+
+// Two agents using one session ID have two sessions: stored, counted, read,
+// trimmed and deleted apart, even with the same span IDs.
+func TestSessionsOfTwoAgentsWithOneID(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		var batch []sessions.Step
+		for _, agent := range []string{"alpha", "beta"} {
+			for n := 1; n <= 2; n++ {
+				st := step("victim-77", n, at, "")
+				st.Agent, st.Received = agent, at.Add(time.Minute)
+				if agent == "beta" {
+					st.InputTokens = 1000
+				}
+				batch = append(batch, st)
+			}
+		}
+		tots, err := s.WriteSteps(ctx, batch)
+		if err != nil || len(tots) != 2 || tots[0].Agent != "alpha" || tots[0].InputTokens != 200 ||
+			tots[1].Agent != "beta" || tots[1].InputTokens != 2000 {
+			t.Fatalf("WriteSteps: %+v, %v; want alpha's 200 and beta's 2,000 tokens apart", tots, err)
+		}
+		if !tots[0].First.Equal(at.Add(time.Minute)) || !tots[0].Last.Equal(at.Add(time.Minute)) {
+			t.Errorf("first/last %v/%v, want the arrival %v", tots[0].First, tots[0].Last, at.Add(time.Minute))
+		}
+		agents, err := s.SessionAgents(ctx, "victim-77")
+		if err != nil || !slices.Equal(agents, []string{"alpha", "beta"}) {
+			t.Errorf("SessionAgents = %v, %v", agents, err)
+		}
+		if err := s.DeleteSteps(ctx, "beta", "victim-77", []string{"span-0001"}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.FindSession(ctx, "alpha", "victim-77")
+		b, _ := s.FindSession(ctx, "beta", "victim-77")
+		if len(a.Steps) != 2 || len(b.Steps) != 1 || b.Totals.Stored != 1 || a.Totals.Stored != 2 {
+			t.Errorf("after trimming beta's: alpha %d steps (%d stored), beta %d (%d)", len(a.Steps), a.Totals.Stored,
+				len(b.Steps), b.Totals.Stored)
+		}
+		if !a.Steps[0].Received.Equal(at.Add(time.Minute)) || !a.Steps[0].Start.Equal(at.Add(time.Second)) {
+			t.Errorf("step times: received %v start %v", a.Steps[0].Received, a.Steps[0].Start)
+		}
+		n, err := s.DeleteSessions(ctx, "alpha", at.Add(time.Hour), nil)
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteSessions(alpha) = %d, %v", n, err)
+		}
+		if _, err := s.FindSession(ctx, "beta", "victim-77"); err != nil {
+			t.Errorf("beta's session went with alpha's: %v", err)
+		}
+	})
+}
