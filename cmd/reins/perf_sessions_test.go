@@ -175,7 +175,17 @@ func postOTLP(url string, body []byte) error {
 // and flag-bot.
 func perAgentTokenConfig(tb testing.TB, haltURL string) string {
 	tb.Helper()
-	path := perfConfig(tb, 0, haltURL)
+	return withTelemetryTokens(tb, perfConfig(tb, 0, haltURL))
+}
+
+// perAgentTokenEnv holds the tokens withTelemetryTokens names: support-bot's
+// is the one the benchmarks' exporters send.
+var perAgentTokenEnv = map[string]string{"SUPPORT_BOT_OTLP_TOKEN": otlpToken, "FLAG_BOT_OTLP_TOKEN": "flag-bot-otlp-token"}
+
+// withTelemetryTokens gives support-bot and flag-bot of the perfConfig at
+// path their own OTLP tokens, and returns path.
+func withTelemetryTokens(tb testing.TB, path string) string {
+	tb.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -206,7 +216,7 @@ func BenchmarkOTLPIntake(b *testing.B) {
 			hook := halttest.NewWebhook(b, haltSecret)
 			e := startPerfMain(b, testOptions{Postgres: store.d == migrations.Postgres, Halt: hook,
 				Config: perAgentTokenConfig(b, hook.URL()),
-				Env:    map[string]string{"SUPPORT_BOT_OTLP_TOKEN": otlpToken, "FLAG_BOT_OTLP_TOKEN": "flag-bot-otlp-token"}})
+				Env:    perAgentTokenEnv})
 			floor := floorOTLP(b, store.d)
 			bodies := make([][]byte, requests)
 			for i := range bodies {
