@@ -224,12 +224,28 @@ func (h *Handler) authenticate(header string, creds []Credential) (Principal, bo
 			continue
 		}
 		m := subtle.ConstantTimeCompare([]byte(got), []byte(c.Token))
-		if m == 1 && found == 0 {
-			who = c.Principal
+		if m == 1 {
+			who = who.union(c.Principal)
 		}
 		found |= m
 	}
 	return who, found == 1
+}
+
+// union is what a token held in two variables admits: both sets of agents.
+func (p Principal) union(o Principal) Principal {
+	if p.Agents == nil && !p.All {
+		return o
+	}
+	out := Principal{All: p.All || o.All, Agents: make(map[string]bool, len(p.Agents)+len(o.Agents)),
+		Source: p.Source + ", " + o.Source}
+	for a := range p.Agents {
+		out.Agents[a] = true
+	}
+	for a := range o.Agents {
+		out.Agents[a] = true
+	}
+	return out
 }
 
 // scope rejects the steps of agents the request's token does not cover:

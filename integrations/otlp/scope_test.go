@@ -22,6 +22,9 @@ func TestHandlerTokenScope(t *testing.T) {
 		{Token: "sb-now", Principal: otlp.Principal{Agents: map[string]bool{"support-bot": true}, Source: "SB_TOKEN"}},
 		{Token: "sb-next", Principal: otlp.Principal{Agents: map[string]bool{"support-bot": true}, Source: "SB_TOKEN_NEXT"}},
 		{Token: "other", Principal: otlp.Principal{Agents: map[string]bool{"billing-agent": true}, Source: "BILLING_TOKEN"}},
+		// One token in two variables admits both variables' agents.
+		{Token: "shared", Principal: otlp.Principal{Agents: map[string]bool{"billing-agent": true}, Source: "BILLING_TEAM_TOKEN"}},
+		{Token: "shared", Principal: otlp.Principal{Agents: map[string]bool{"support-bot": true}, Source: "SB_TEAM_TOKEN"}},
 	}
 	body, err := os.ReadFile("testdata/genai_current.json")
 	if err != nil {
@@ -38,6 +41,7 @@ func TestHandlerTokenScope(t *testing.T) {
 		{"OKAllAgentsToken", "gateway", "gateway", 200, 3, 0, ""},
 		{"ErrOtherAgentsToken", "other", "", 200, 0, 3,
 			"3 spans of agent support-bot refused: the token (BILLING_TOKEN) does not cover support-bot"},
+		{"OKTokenInTwoVariables", "shared", "", 200, 3, 0, ""},
 		{"ErrWrongToken", "sb-nox", "gateway", 401, 0, 0, ""},
 		{"ErrEmptyToken", "", "", 401, 0, 0, ""},
 	}
