@@ -291,6 +291,15 @@ func TestTelemetrySameSessionIDTwoAgents(t *testing.T) {
 			}
 			return false
 		})
+		e.slash(alice, "C0LEADS", "session beta victim-77")
+		e.eventually("/agent session beta victim-77 shows beta's", func() bool {
+			for _, r := range e.Slack.Responses() {
+				if strings.Contains(r.Text+string(r.Blocks), "Session victim-77 of beta") {
+					return true
+				}
+			}
+			return false
+		})
 
 		// Alpha crosses 1,000 tokens: only alpha's session is halted.
 		e.sendSpans(alphaToken, otlpSpan{service: "alpha", session: "victim-77", tokens: 500})
