@@ -436,7 +436,7 @@ func TestTelemetryModes(t *testing.T) {
 	delete(none, "REINS_OTLP_TOKEN")
 	none["ALPHA_OTLP_TOKEN"], none["ALPHA_OTLP_TOKEN_NEXT"], none["BETA_OTLP_TOKEN"] = "", "", ""
 	code, out, _ = cli(t, none, "doctor")
-	if code == 0 || !strings.Contains(out, "no token: every span is refused") {
+	if code == 0 || !strings.Contains(out, "no token: REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused") {
 		t.Errorf("reins doctor without tokens: exit %d\n%s", code, out)
 	}
 }

@@ -69,7 +69,18 @@ func telemetryMode(cfg Config, reg *ownership.Registry, getenv func(string) stri
 		parts = append(parts, "token variables not set: "+strings.Join(unset, ", "))
 	}
 	if len(covered) == 0 && cfg.OTLPToken == "" {
-		return "no token: every span is refused; give agents telemetry.token_env in reins.yaml or set REINS_OTLP_TOKEN" +
+		withSLAs := 0
+		for _, a := range reg.Agents {
+			if len(a.SLAs) > 0 {
+				withSLAs++
+			}
+		}
+		effect := "no session steps are recorded"
+		if withSLAs > 0 {
+			effect = fmt.Sprintf("the SLAs of %d agents stay at \"no data\"", withSLAs)
+		}
+		return "no token: REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused (401), and no agent has a token of its own, so " +
+			effect + "; give agents telemetry.token_env in reins.yaml (or set REINS_OTLP_TOKEN for a trusted gateway) and the same bearer token to their OTLP exporters" +
 			suffix(unset), false
 	}
 	return strings.Join(parts, "; "), true
