@@ -49,6 +49,7 @@ type Team struct {
 	SlackChannel   string // channel name, no #
 	SlackUsergroup string // S… ID
 	PagerDuty      PagerDutySettings
+	Telemetry      TelemetryAuth // OTLP tokens covering every agent of the team
 	Line           int
 }
 
@@ -72,8 +73,9 @@ type Agent struct {
 	Aliases       []string
 	BlastRadius   []BlastItem
 	SLAs          []SLA
-	Escalation    Escalation // zero value (defaults filled in) when not configured
-	Drill         string     // cron spec, "" for none
+	Escalation    Escalation    // zero value (defaults filled in) when not configured
+	Drill         string        // cron spec, "" for none
+	Telemetry     TelemetryAuth // OTLP tokens covering this agent
 	Line          int
 }
 

@@ -7,345 +7,436 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-
-	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 )
 
-// captureDir holds what real GenAI instrumentations sent
-// (integrations/otlp/testdata/capture/README.md).
-const captureDir = "../../integrations/otlp/testdata/capture/requests"
+// Issue 23: telemetry reins can act on. Two agents, alpha and beta, each
+// with its own OTLP token, its own halt endpoint and SLAs that halt.
+const (
+	alphaToken = "alpha-otlp-token"
+	betaToken  = "beta-otlp-token"
+)
 
-type captureReq struct {
-	File        string `json:"file"`
-	ContentType string `json:"content_type"`
-	body        []byte
+const telemetryYAML = `slack:
+  channel_prefix: inc
+  governance_channel: agent-governance
+teams:
+  support-ai:
+    slack_channel: support-ai
+    slack_usergroup: S0SUPPORTAI
+    pagerduty:
+      routing_key_env: PD_SUPPORT_AI_KEY
+      escalation_policy: PABC123
+agents:
+  alpha:
+    team: support-ai
+    kill_authority: {users: [U01ALICE]}
+    halt: {adapter: webhook, url: "{{ALPHA_URL}}", secret_env: SUPPORT_BOT_HALT_SECRET, confirm: false}
+    telemetry:
+      token_env: [ALPHA_OTLP_TOKEN, ALPHA_OTLP_TOKEN_NEXT]
+    slas:
+      - metric: tokens_per_session
+        max: 1000
+        on_breach: halt_session
+  beta:
+    team: support-ai
+    kill_authority: {users: [U01ALICE]}
+    halt: {adapter: webhook, url: "{{BETA_URL}}", secret_env: SUPPORT_BOT_HALT_SECRET, confirm: false}
+    telemetry:
+      token_env: BETA_OTLP_TOKEN
+    slas:
+      - metric: tokens_per_session
+        max: 1000
+        on_breach: halt_session
+      - metric: tool_scope
+        allow: ["search.*"]
+        on_breach: halt_agent
+`
+
+// twoAgents runs reins with alpha and beta; env adds to or overrides the
+// environment (REINS_OTLP_TOKEN is not set unless env sets it).
+type twoAgents struct {
+	*testEnv
+	alpha, beta *halttest.Webhook
 }
 
-func readCapture(t *testing.T, name string) []captureReq {
+func startTwoAgents(t *testing.T, pg bool, env map[string]string) *twoAgents {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(captureDir, name, "index.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reqs []captureReq
-	if err := json.Unmarshal(b, &reqs); err != nil {
-		t.Fatal(err)
-	}
-	for i := range reqs {
-		if reqs[i].body, err = os.ReadFile(filepath.Join(captureDir, name, reqs[i].File)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return reqs
-}
-
-// telemetryEnv starts reins with support-bot's SLAs replaced by slas and
-// extra top-level YAML appended.
-func telemetryEnv(t *testing.T, pg bool, slas, extra string, logTo *syncBuffer) *testEnv {
-	t.Helper()
-	hook := halttest.NewWebhook(t, haltSecret)
-	tmpl, err := os.ReadFile("testdata/reins.yaml.tmpl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml := strings.ReplaceAll(string(tmpl), "{{HALT_URL}}", hook.URL())
-	if slas != "" {
-		if !strings.Contains(yaml, templateSLAs) {
-			t.Fatal("testdata/reins.yaml.tmpl no longer holds the SLA block this test replaces")
-		}
-		yaml = strings.Replace(yaml, templateSLAs, "    slas:\n"+slas, 1)
-	}
-	yaml += "\n" + extra
+	alpha, beta := halttest.NewWebhook(t, haltSecret), halttest.NewWebhook(t, haltSecret)
+	yaml := strings.NewReplacer("{{ALPHA_URL}}", alpha.URL(), "{{BETA_URL}}", beta.URL()).Replace(telemetryYAML)
 	path := filepath.Join(t.TempDir(), "reins.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	o := testOptions{Postgres: pg, Config: path, Halt: hook, Env: map[string]string{"REINS_OTLP_TOKEN": otlpToken,
-		"REINS_WEB_AUTH": "proxy", "REINS_WEB_USER_HEADER": "X-Forwarded-Email", "REINS_WEB_TRUSTED_PROXIES": "127.0.0.1, ::1"}}
-	if logTo != nil {
-		o.LogTo = logTo
+	all := map[string]string{"ALPHA_OTLP_TOKEN": alphaToken, "ALPHA_OTLP_TOKEN_NEXT": alphaToken + "-next", "BETA_OTLP_TOKEN": betaToken}
+	for k, v := range env {
+		all[k] = v
 	}
-	return startTestMain(t, o)
+	e := startTestMain(t, testOptions{Postgres: pg, Config: path, Halt: alpha, Env: all})
+	return &twoAgents{testEnv: e, alpha: alpha, beta: beta}
 }
 
-// export posts one OTLP request as its exporter did and returns the
-// partial_success answer.
-func (e *testEnv) export(ct string, body []byte) (rejected int64, msg string) {
+// otlpSpan is one span as an exporter sends it, in OTLP/JSON.
+type otlpSpan struct {
+	service, session, tool string
+	tokens                 int
+	start                  time.Time
+}
+
+var spanSeq atomic.Uint64
+
+// sendSpans posts spans in one OTLP/JSON request with the bearer token and
+// returns the status and the decoded answer.
+func (e *testEnv) sendSpans(token string, spans ...otlpSpan) (int, string) {
 	e.t.Helper()
-	st, out := e.do(http.MethodPost, "/v1/traces", http.Header{"Content-Type": {ct}, "Authorization": {"Bearer " + otlpToken}}, body)
-	if st != http.StatusOK {
-		e.t.Fatalf("POST /v1/traces: %d %s", st, out)
+	var rs []string
+	for _, sp := range spans {
+		start := sp.start
+		if start.IsZero() {
+			start = time.Now()
+		}
+		seq := spanSeq.Add(1)
+		attrs := []string{fmt.Sprintf(`{"key":"session.id","value":{"stringValue":%q}}`, sp.session)}
+		if sp.tool != "" {
+			attrs = append(attrs, `{"key":"gen_ai.operation.name","value":{"stringValue":"execute_tool"}}`,
+				fmt.Sprintf(`{"key":"gen_ai.tool.name","value":{"stringValue":%q}}`, sp.tool))
+		} else {
+			attrs = append(attrs, `{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}`,
+				fmt.Sprintf(`{"key":"gen_ai.usage.input_tokens","value":{"intValue":"%d"}}`, sp.tokens))
+		}
+		rs = append(rs, fmt.Sprintf(`{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":%q}}]},
+		  "scopeSpans":[{"spans":[{"traceId":"%032x","spanId":"%016x","name":"span",
+		   "startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":[%s]}]}]}`,
+			sp.service, seq, seq, start.UnixNano(), start.Add(time.Second).UnixNano(), strings.Join(attrs, ",")))
 	}
-	resp := ptraceotlp.NewExportResponse()
-	var err error
-	if ct == "application/json" {
-		err = resp.UnmarshalJSON(out)
-	} else {
-		err = resp.UnmarshalProto(out)
-	}
-	if err != nil {
-		e.t.Fatalf("answer %q: %v", out, err)
-	}
-	return resp.PartialSuccess().RejectedSpans(), resp.PartialSuccess().ErrorMessage()
+	body := `{"resourceSpans":[` + strings.Join(rs, ",") + `]}`
+	hdr := http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
+	status, resp := e.do(http.MethodPost, "/v1/traces", hdr, []byte(body))
+	return status, string(resp)
 }
 
-// Acceptance 2: OpenTelemetry's instrumentation with gen_ai.conversation.id
-// on the root span only. The children arrive first and wait; the root
-// arrives 5 s later (the batch processor's delay) and the session, now
-// known, crosses tokens_per_session (5,700 > 5,000 at turn 10): halted
-// within 500 ms of the root's arrival.
-func TestCaptureRootOnlySessionHaltedWhenTheRootArrives(t *testing.T) {
+// sessionOf reads agent's session id through the agent-scoped API route.
+func (e *testEnv) sessionOf(agent, id string) (sessions.Record, int) {
+	e.t.Helper()
+	status, body := e.api(http.MethodGet, "/agents/"+agent+"/sessions/"+id, nil)
+	var rec sessions.Record
+	if status == http.StatusOK {
+		if err := json.Unmarshal(body, &rec); err != nil {
+			e.t.Fatalf("decode session: %v", err)
+		}
+	}
+	return rec, status
+}
+
+// listed returns the IDs GET /api/v1/agents/{agent}/sessions?since= lists.
+func (e *testEnv) listed(agent, since string) []string {
+	e.t.Helper()
+	status, body := e.api(http.MethodGet, "/agents/"+agent+"/sessions?since="+since, nil)
+	if status != http.StatusOK {
+		e.t.Fatalf("list sessions of %s: %d %s", agent, status, body)
+	}
+	var d struct{ Sessions []sessions.Totals }
+	if err := json.Unmarshal(body, &d); err != nil {
+		e.t.Fatal(err)
+	}
+	var ids []string
+	for _, s := range d.Sessions {
+		ids = append(ids, s.Session)
+	}
+	return ids
+}
+
+// killFlag polls agent's kill flag; query is the raw session parameter,
+// "-" for none (the whole agent).
+func (e *testEnv) killFlag(agent, query string) (int, string) {
+	e.t.Helper()
+	path := "/api/v1/agents/" + agent + "/halted"
+	if query != "-" {
+		path += "?session=" + query
+	}
+	status, body := e.do(http.MethodGet, path, nil, nil)
+	return status, string(body)
+}
+
+func eachStore(t *testing.T, fn func(t *testing.T, pg bool)) {
 	for _, store := range []struct {
 		name string
 		pg   bool
 	}{{"SQLite", false}, {"PostgreSQL", true}} {
-		t.Run(store.name, func(t *testing.T) {
-			e := telemetryEnv(t, store.pg, `      - metric: tokens_per_session
-        max: 5000
-        on_breach: halt_session
-`, "", nil)
-			reqs := readCapture(t, "otel-genai")
-			if n, msg := e.export(reqs[0].ContentType, reqs[0].body); n != 0 {
-				t.Fatalf("children refused: %d: %s", n, msg)
+		t.Run(store.name, func(t *testing.T) { fn(t, store.pg) })
+	}
+}
+
+// Acceptance 1: agent alpha's token cannot make reins store, judge or halt
+// anything of beta: forged tokens-per-session and tool-scope spans for beta
+// are rejected, beta's halt endpoint receives nothing, its kill flag stays
+// down. Beta's own token, sent the same spans, halts it: the forgery was
+// refused for the token, not for the spans.
+func TestTelemetryTokenCannotTouchAnotherAgent(t *testing.T) {
+	eachStore(t, func(t *testing.T, pg bool) {
+		e := startTwoAgents(t, pg, nil)
+		status, resp := e.sendSpans(alphaToken,
+			otlpSpan{service: "beta", session: "b-forged", tokens: 5000},
+			otlpSpan{service: "beta", session: "b-forged", tool: "shell.exec"},
+			otlpSpan{service: "alpha", session: "a-own", tokens: 10})
+		if status != http.StatusOK || !strings.Contains(resp, `"rejectedSpans":"2"`) ||
+			!strings.Contains(resp, "2 spans of agent beta refused: the token (ALPHA_OTLP_TOKEN) does not cover beta") {
+			t.Fatalf("alpha's token sending beta's spans: %d %s; want both rejected in partial_success naming beta", status, resp)
+		}
+		if strings.Contains(resp, alphaToken) {
+			t.Errorf("the answer echoes the token: %s", resp)
+		}
+		if status, resp := e.sendSpans(alphaToken+"-wrong", otlpSpan{service: "alpha", session: "a-own", tokens: 1}); status != http.StatusUnauthorized {
+			t.Errorf("a wrong token: %d %s, want 401", status, resp)
+		}
+		// The next token of a rotation covers the same agents, no more.
+		if status, resp := e.sendSpans(alphaToken+"-next", otlpSpan{service: "alpha", session: "a-own", tokens: 1},
+			otlpSpan{service: "beta", session: "b-forged", tokens: 5000}); status != http.StatusOK ||
+			!strings.Contains(resp, `"rejectedSpans":"1"`) || !strings.Contains(resp, "ALPHA_OTLP_TOKEN_NEXT") {
+			t.Errorf("alpha's next token: %d %s, want alpha's span stored and beta's rejected", status, resp)
+		}
+		if rec, status := e.sessionOf("alpha", "a-own"); status != http.StatusOK || rec.Totals.Steps != 2 {
+			t.Errorf("alpha's own spans: %d %+v, want 2 stored", status, rec.Totals)
+		}
+		time.Sleep(200 * time.Millisecond) // what a wrongly admitted span would have set off
+		if ids := e.listed("beta", "24h"); len(ids) != 0 {
+			t.Errorf("beta's sessions after forged spans: %v, want none stored", ids)
+		}
+		if _, status := e.sessionOf("beta", "b-forged"); status != http.StatusNotFound {
+			t.Errorf("GET beta's forged session: %d, want 404", status)
+		}
+		if got := e.breaches("beta"); got != "" {
+			t.Errorf("forged spans were judged:\n%s", got)
+		}
+		if msgs := e.beta.Messages(); len(msgs) != 0 {
+			t.Errorf("beta's halt endpoint received %+v, want nothing", msgs)
+		}
+		for _, session := range []string{"-", "b-forged"} {
+			if status, body := e.killFlag("beta", session); status != http.StatusOK || !strings.Contains(body, `"halted":false`) {
+				t.Errorf("beta's kill flag (session %q): %d %s, want down", session, status, body)
 			}
-			time.Sleep(5 * time.Second)
-			if n := len(haltsOf(e.Halt, "sess-otel-1")); n != 0 {
-				t.Fatalf("halted before the root named the session: %d", n)
-			}
-			sent := time.Now()
-			if n, msg := e.export(reqs[1].ContentType, reqs[1].body); n != 0 {
-				t.Fatalf("root refused: %d: %s", n, msg)
-			}
-			var took time.Duration
-			for took = time.Since(sent); len(haltsOf(e.Halt, "sess-otel-1")) == 0; took = time.Since(sent) {
-				if took > 5*time.Second {
-					t.Fatalf("no halt 5 s after the root arrived; breaches:\n%s", e.breaches("support-bot"))
+		}
+		if got := e.metric(`reins_otlp_spans_dropped_total{reason="token_scope"}`); got != 3 {
+			t.Errorf("spans dropped for token scope = %v, want 3", got)
+		}
+
+		// Beta's own token: the tool outside its scope halts the agent.
+		if status, resp := e.sendSpans(betaToken, otlpSpan{service: "beta", session: "b-real", tool: "shell.exec"}); status != http.StatusOK || strings.Contains(resp, "rejected") {
+			t.Fatalf("beta's own token: %d %s", status, resp)
+		}
+		e.eventually("beta halted by its own tool_scope breach", func() bool {
+			for _, m := range e.beta.Messages() {
+				if m.Action == "halt" && m.Agent == "beta" && len(m.Sessions) == 0 {
+					return true
 				}
-				time.Sleep(time.Millisecond)
 			}
-			if took > 500*time.Millisecond {
-				t.Errorf("root's arrival to halt request took %v, want at most 500 ms", took)
-			}
-			t.Logf("root's arrival to the signed halt request: %v", took)
-			rec, err := e.Main.Sessions.Session(context.Background(), "", "sess-otel-1")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.Totals.Steps != 21 || rec.Totals.InputTokens != 5500 || rec.Totals.ToolCalls != 9 || rec.Totals.Errors != 1 {
-				t.Errorf("totals = %+v, want 21 steps, 5,500 input tokens, 9 tool calls, 1 error", rec.Totals)
-			}
-			// The crossing step is turn 10's model call: the same number
-			// in the breach (alert, page, Slack) and the web view.
-			if got := e.breaches("support-bot"); !strings.Contains(got, "tokens_per_session sess-otel-1") {
-				t.Errorf("breaches:\n%s", got)
-			}
-			e.sameStepNumber("sess-otel-1")
+			return false
 		})
-	}
-}
-
-// Acceptance 2: a tool call outside tool_scope from the OpenLLMetry and
-// Vercel AI SDK captures (delete_account) halts its session.
-func TestCaptureToolOutsideScopeHalts(t *testing.T) {
-	for _, c := range []struct{ capture, session string }{
-		{"openllmetry", "sess-openllmetry-1"}, {"vercel-ai", "sess-vercel-1"},
-	} {
-		for _, store := range []struct {
-			name string
-			pg   bool
-		}{{"SQLite", false}, {"PostgreSQL", true}} {
-			t.Run(c.capture+"/"+store.name, func(t *testing.T) {
-				e := telemetryEnv(t, store.pg, `      - metric: tool_scope
-        allow: [get_order, search_docs]
-        on_breach: halt_session
-`, "", nil)
-				for _, q := range readCapture(t, c.capture) {
-					if n, msg := e.export(q.ContentType, q.body); n != 0 {
-						t.Fatalf("%s: %d spans refused: %s", q.File, n, msg)
-					}
-				}
-				e.eventually("halt of "+c.session, func() bool { return len(haltsOf(e.Halt, c.session)) == 1 })
-				if got := e.breaches("support-bot"); !strings.Contains(got, "tool_scope "+c.session+" delete_account") {
-					t.Errorf("breaches:\n%s", got)
-				}
-				e.sameStepNumber(c.session)
-			})
+		if msgs := e.alpha.Messages(); len(msgs) != 0 {
+			t.Errorf("alpha's halt endpoint received %+v, want nothing", msgs)
 		}
-	}
-}
-
-// spansJSON is an OTLP JSON request of n spans from service, each of its
-// own trace, with a session attribute when session is not "".
-func spansJSON(service, session string, n int, traceSeed byte) []byte {
-	var spans []string
-	for i := 0; i < n; i++ {
-		attrs := `[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}`
-		if session != "" {
-			attrs += `,{"key":"gen_ai.conversation.id","value":{"stringValue":"` + session + `"}}`
-		}
-		attrs += `]`
-		trace := strings.Repeat(string("0123456789abcdef"[traceSeed%16]), 30) + string("0123456789abcdef"[i/16]) + string("0123456789abcdef"[i%16])
-		span := "10000000000000" + string("0123456789abcdef"[i/16]) + string("0123456789abcdef"[i%16])
-		spans = append(spans, `{"traceId":"`+trace+`","spanId":"`+span+`","name":"chat","startTimeUnixNano":"1765000000000000000","endTimeUnixNano":"1765000000100000000","attributes":`+attrs+`}`)
-	}
-	return []byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"` + service +
-		`"}}]},"scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`)
-}
-
-// Acceptance 3: spans of an agent reins.yaml does not name, and spans
-// whose trace never names a session, are refused visibly: partial_success,
-// a warn log (once per agent and reason a minute), reins doctor, the agents
-// page, and reins session for the session they named.
-func TestRefusedSpansAreReported(t *testing.T) {
-	for _, c := range []struct {
-		name, extra string
-		held        bool // hold enabled: the missing session is refused after the wait
-	}{
-		{"hold off", "telemetry:\n  hold:\n    max_spans: 0\n", false},
-		{"after the wait", "telemetry:\n  hold:\n    max_age: 1s\n", true},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			logs := &syncBuffer{}
-			e := telemetryEnv(t, false, "", c.extra, logs)
-			n, msg := e.export("application/json", spansJSON("mystery-bot", "s-mystery", 7, 1))
-			if n != 7 || !strings.Contains(msg, "unknown_agent") || !strings.Contains(msg, "mystery-bot") {
-				t.Errorf("unknown agent: partial_success %d %q, want 7 spans, unknown_agent, mystery-bot", n, msg)
-			}
-			// The same again within the minute: counted, not logged again.
-			e.export("application/json", spansJSON("mystery-bot", "s-mystery", 7, 2))
-			n, msg = e.export("application/json", spansJSON("support-bot", "", 3, 3))
-			if c.held {
-				if n != 0 {
-					t.Errorf("session-less spans refused before the wait: %d %q", n, msg)
-				}
-				time.Sleep(1100 * time.Millisecond)
-				if err := e.Main.sweepHeldSpans(context.Background()); err != nil {
-					t.Fatal(err)
-				}
-			} else if n != 3 || !strings.Contains(msg, "no_session") || !strings.Contains(msg, "support-bot") {
-				t.Errorf("no session: partial_success %d %q, want 3 spans, no_session, support-bot", n, msg)
-			}
-			log := logs.String()
-			if k := strings.Count(log, `"reason":"unknown_agent"`); k != 1 || !strings.Contains(log, `"agent":"mystery-bot"`) {
-				t.Errorf("warn log has %d unknown_agent lines for mystery-bot, want 1:\n%s", k, log)
-			}
-			if k := strings.Count(log, `"reason":"no_session"`); k != 1 {
-				t.Errorf("warn log has %d no_session lines, want 1:\n%s", k, log)
-			}
-			env := map[string]string{"REINS_DATABASE_URL": e.DBURL, "REINS_CONFIG": e.env["REINS_CONFIG"]}
-			code, out, _ := cli(t, env, "doctor")
-			if code != 1 || !strings.Contains(out, "14 spans from service `mystery-bot`, not in reins.yaml, in the last hour") ||
-				!strings.Contains(out, "3 spans of support-bot refused in the last hour: no session") {
-				t.Errorf("doctor: exit %d, want 1 with both refusals:\n%s", code, out)
-			}
-			st, body := e.do(http.MethodGet, "/readyz?verbose=1", http.Header{"Authorization": {"Bearer " + apiToken}}, nil)
-			if st != http.StatusOK || !strings.Contains(string(body), "mystery-bot") || !strings.Contains(string(body), "no session") {
-				t.Errorf("/readyz?verbose=1: %d %s", st, body)
-			}
-			st, body = e.do(http.MethodGet, "/agents", http.Header{"X-Forwarded-Email": {"alice@example.com"}}, nil)
-			page := string(body)
-			if st != http.StatusOK || !strings.Contains(page, "14 spans from service `mystery-bot`, not in reins.yaml, in the last hour") ||
-				!strings.Contains(page, "3 spans of support-bot refused") {
-				t.Errorf("agents page: %d, lacks the refusals:\n%s", st, page)
-			}
-			code, out, errOut := cli(t, env, "session", "s-mystery")
-			if code == 0 || !strings.Contains(out+errOut, "spans naming it were refused: 14 spans from mystery-bot") ||
-				!strings.Contains(out+errOut, "agent not in reins.yaml") {
-				t.Errorf("reins session s-mystery: exit %d:\n%s%s", code, out, errOut)
-			}
-		})
-	}
-}
-
-// sameStepNumber checks that the crossing step of each breach of session
-// has the breach's number in the alert's reason, the web view's row, the
-// Slack/CLI timeline and the API, though the root span (which started
-// first) arrived after it.
-func (e *testEnv) sameStepNumber(session string) {
-	e.t.Helper()
-	ctx := context.Background()
-	list, err := e.Main.Store.SessionBreaches(ctx, session)
-	if err != nil || len(list) == 0 {
-		e.t.Fatalf("breaches of %s: %v, %v", session, list, err)
-	}
-	b := list[0]
-	if !strings.Contains(guard.Reason(b), fmt.Sprintf("at step %d", b.StepN)) {
-		e.t.Errorf("reason %q lacks step %d", guard.Reason(b), b.StepN)
-	}
-	st, body := e.do(http.MethodGet, "/sessions/"+session+"?page="+fmt.Sprint((b.StepN-1)/200+1), http.Header{"X-Forwarded-Email": {"alice@example.com"}}, nil)
-	row := regexp.MustCompile(`<tr class="bad"><td class="num">(\d+)</td>(?:[^\n]*?)SLA breach: ` + regexp.QuoteMeta(b.SLA))
-	m := row.FindSubmatch(body)
-	if st != http.StatusOK || m == nil || string(m[1]) != fmt.Sprint(b.StepN) {
-		e.t.Errorf("web view: breach %s at step %d; the row marked is %q (status %d)", b.SLA, b.StepN, m, st)
-	}
-	rec, err := e.Main.Sessions.Session(ctx, "", session)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	entries, _ := sessions.Timeline(rec, e.Main.Registry.Current().Agent("support-bot"), 0)
-	for _, en := range entries {
-		if en.Step.SpanID == b.Step && int64(en.N) != b.StepN {
-			e.t.Errorf("timeline (Slack, reins session) numbers the crossing step %d, the breach %d", en.N, b.StepN)
-		}
-	}
-	_, api := e.api(http.MethodGet, "/sessions/"+session, nil)
-	var got sessions.Record
-	_ = json.Unmarshal(api, &got)
-	for _, s := range got.Steps {
-		if s.SpanID == b.Step && s.N != b.StepN {
-			e.t.Errorf("API gives the crossing step n=%d, the breach %d", s.N, b.StepN)
-		}
-	}
-	last := int64(0)
-	for _, s := range got.Steps {
-		last = max(last, s.N)
-	}
-	if last != rec.Totals.Steps {
-		e.t.Errorf("steps numbered up to %d, the session has %d", last, rec.Totals.Steps)
-	}
-}
-
-// One request holding a tool_scope crossing listed first but started later
-// than a tokens_per_session crossing: steps are judged in the order they
-// happened, so the earlier crossing (tokens) acts and the later one finds
-// the session already halted.
-func TestFirstCrossingActs(t *testing.T) {
-	e := telemetryEnv(t, false, `      - metric: tokens_per_session
-        max: 1000
-        on_breach: halt_session
-      - metric: tool_scope
-        allow: [get_order]
-        on_breach: halt_session
-`, "", nil)
-	span := func(id string, startMS int, attrs string) string {
-		start := 1765000000000 + startMS
-		return `{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"` + id + `","name":"s","startTimeUnixNano":"` +
-			fmt.Sprint(start) + `000000","endTimeUnixNano":"` + fmt.Sprint(start+10) + `000000","attributes":[` +
-			`{"key":"gen_ai.conversation.id","value":{"stringValue":"s-order"}},` + attrs + `]}`
-	}
-	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-bot"}}]},
-	  "scopeSpans":[{"spans":[` +
-		span("00000000000000a3", 300, `{"key":"gen_ai.tool.name","value":{"stringValue":"delete_account"}}`) + `,` +
-		span("00000000000000a1", 100, `{"key":"gen_ai.usage.input_tokens","value":{"intValue":"600"}}`) + `,` +
-		span("00000000000000a2", 200, `{"key":"gen_ai.usage.input_tokens","value":{"intValue":"600"}}`) + `]}]}]}`
-	if n, msg := e.export("application/json", []byte(body)); n != 0 {
-		t.Fatalf("refused %d: %s", n, msg)
-	}
-	e.eventually("both breaches acted on", func() bool {
-		got := e.breaches("support-bot")
-		return strings.Count(got, `outcome ""`) == 0 && strings.Count(got, "\n") == 2
 	})
-	got := e.breaches("support-bot")
-	if !strings.Contains(got, `tokens_per_session s-order  step 2 outcome "halt_session"`) ||
-		!strings.Contains(got, `tool_scope s-order delete_account step 3 outcome "already_halted"`) {
-		t.Errorf("breaches:\n%s\nwant tokens_per_session at step 2 halting, tool_scope at step 3 already_halted", got)
+}
+
+// Acceptance 2: alpha and beta both send session victim-77: two sessions,
+// each with its own totals, each breaching and halted on its own. A person
+// naming the ID without an agent is asked which.
+func TestTelemetrySameSessionIDTwoAgents(t *testing.T) {
+	eachStore(t, func(t *testing.T, pg bool) {
+		e := startTwoAgents(t, pg, nil)
+		for _, s := range []struct {
+			token, agent string
+			tokens       int
+		}{{betaToken, "beta", 700}, {alphaToken, "alpha", 600}} {
+			if status, resp := e.sendSpans(s.token, otlpSpan{service: s.agent, session: "victim-77", tokens: s.tokens}); status != http.StatusOK ||
+				strings.Contains(resp, "rejected") {
+				t.Fatalf("%s's span for victim-77: %d %s, want stored", s.agent, status, resp)
+			}
+		}
+		for agent, want := range map[string]int64{"alpha": 600, "beta": 700} {
+			rec, status := e.sessionOf(agent, "victim-77")
+			if status != http.StatusOK || rec.Totals.Agent != agent || rec.Totals.InputTokens != want || rec.Totals.Steps != 1 {
+				t.Errorf("%s's victim-77: %d %+v, want its own %d tokens", agent, status, rec.Totals, want)
+			}
+		}
+		// Named without its agent, the ID is ambiguous: reins asks.
+		status, body := e.api(http.MethodGet, "/sessions/victim-77", nil)
+		if status != http.StatusConflict || !strings.Contains(string(body), `"alpha"`) || !strings.Contains(string(body), `"beta"`) {
+			t.Errorf("GET /api/v1/sessions/victim-77: %d %s, want 409 listing alpha and beta", status, body)
+		}
+		if status, body := e.api(http.MethodGet, "/sessions/victim-77?agent=beta", nil); status != http.StatusOK ||
+			!strings.Contains(string(body), `"input_tokens": 700`) {
+			t.Errorf("GET /api/v1/sessions/victim-77?agent=beta: %d %s", status, body)
+		}
+		code, out, errOut := cli(t, e.env, "session", "victim-77")
+		if code == 0 || !strings.Contains(out+errOut, "alpha, beta") || !strings.Contains(out+errOut, "--agent") {
+			t.Errorf("reins session victim-77: exit %d\n%s%s\nwant a refusal listing the agents and --agent", code, out, errOut)
+		}
+		if code, out, errOut := cli(t, e.env, "session", "--agent", "alpha", "--format", "json", "victim-77"); code != 0 ||
+			!strings.Contains(out, `"input_tokens": 600`) {
+			t.Errorf("reins session --agent alpha victim-77: exit %d\n%s%s", code, out, errOut)
+		}
+		e.slash(alice, "C0LEADS", "session victim-77")
+		e.eventually("/agent session asks which agent", func() bool {
+			for _, r := range e.Slack.Responses() {
+				if strings.Contains(r.Text+string(r.Blocks), "alpha, beta") {
+					return true
+				}
+			}
+			return false
+		})
+		e.slash(alice, "C0LEADS", "session beta victim-77")
+		e.eventually("/agent session beta victim-77 shows beta's", func() bool {
+			for _, r := range e.Slack.Responses() {
+				if strings.Contains(r.Text+string(r.Blocks), "Session victim-77 of beta") {
+					return true
+				}
+			}
+			return false
+		})
+
+		// Alpha crosses 1,000 tokens: only alpha's session is halted.
+		e.sendSpans(alphaToken, otlpSpan{service: "alpha", session: "victim-77", tokens: 500})
+		e.eventually("alpha's victim-77 halted", func() bool { return len(haltsOf(e.alpha, "victim-77")) == 1 })
+		time.Sleep(200 * time.Millisecond)
+		if n := len(haltsOf(e.beta, "victim-77")); n != 0 {
+			t.Fatalf("beta's victim-77 halted by alpha's breach: %d requests", n)
+		}
+		if status, body := e.killFlag("beta", "victim-77"); !strings.Contains(body, `"halted":false`) {
+			t.Errorf("beta's victim-77 flag after alpha's halt: %d %s, want down", status, body)
+		}
+		// Beta crosses on its own total (700 + 400), not alpha's.
+		e.sendSpans(betaToken, otlpSpan{service: "beta", session: "victim-77", tokens: 250})
+		time.Sleep(200 * time.Millisecond)
+		if n := len(haltsOf(e.beta, "victim-77")); n != 0 {
+			t.Fatalf("beta halted at 950 tokens of its own: %d requests", n)
+		}
+		e.sendSpans(betaToken, otlpSpan{service: "beta", session: "victim-77", tokens: 150})
+		e.eventually("beta's victim-77 halted", func() bool { return len(haltsOf(e.beta, "victim-77")) == 1 })
+		for _, agent := range []string{"alpha", "beta"} {
+			if got := e.breaches(agent); strings.Count(got, "tokens_per_session victim-77") != 1 {
+				t.Errorf("%s's breaches:\n%s\nwant one of its own victim-77", agent, got)
+			}
+		}
+		if n := len(haltsOf(e.alpha, "victim-77")); n != 1 {
+			t.Errorf("alpha's victim-77 halted %d times, want once", n)
+		}
+	})
+}
+
+// Acceptance 6: arrival time decides. Spans stamped 1970 and 2100 arrive
+// now: both are listed by since=1h, and retention keeps both until they are
+// older than the retention by arrival, then deletes both.
+func TestTelemetryArrivalTimeDecides(t *testing.T) {
+	eachStore(t, func(t *testing.T, pg bool) {
+		e := startTwoAgents(t, pg, nil)
+		past := time.Date(1970, 1, 2, 0, 0, 0, 0, time.UTC)
+		future := time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+		before := time.Now()
+		if status, resp := e.sendSpans(alphaToken,
+			otlpSpan{service: "alpha", session: "s-1970", tokens: 1, start: past},
+			otlpSpan{service: "alpha", session: "s-2100", tokens: 1, start: future}); status != http.StatusOK || strings.Contains(resp, "rejected") {
+			t.Fatalf("send: %d %s", status, resp)
+		}
+		got := e.listed("alpha", "1h")
+		if len(got) != 2 || !containsAll(got, "s-1970", "s-2100") {
+			t.Errorf("since=1h lists %v, want s-1970 and s-2100 (they arrived just now)", got)
+		}
+		rec, _ := e.sessionOf("alpha", "s-1970")
+		if rec.Totals.Last.Before(before.Add(-time.Second)) || rec.Totals.First.Before(before.Add(-time.Second)) {
+			t.Errorf("s-1970 first/last seen %v/%v, want its arrival (after %v)", rec.Totals.First, rec.Totals.Last, before)
+		}
+		if len(rec.Steps) != 1 || !rec.Steps[0].Start.Equal(past) {
+			t.Errorf("s-1970's step: %+v, want the agent's clock (1970) shown", rec.Steps)
+		}
+		ctx := context.Background()
+		n, err := e.Main.Sessions.EnforceRetention(ctx, time.Now())
+		if err != nil || n != 0 {
+			t.Errorf("retention now removed %d sessions (%v), want none: both arrived just now", n, err)
+		}
+		if got := e.listed("alpha", "1h"); len(got) != 2 {
+			t.Errorf("after retention now: %v, want both kept", got)
+		}
+		retention := e.Main.Registry.Current().Agent("alpha").Sessions.Retention
+		n, err = e.Main.Sessions.EnforceRetention(ctx, time.Now().Add(retention+time.Hour))
+		if err != nil || n != 2 {
+			t.Errorf("retention past %v removed %d sessions (%v), want both", retention, n, err)
+		}
+	})
+}
+
+func containsAll(list []string, want ...string) bool {
+	for _, w := range want {
+		found := false
+		for _, l := range list {
+			found = found || l == w
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+// Item 7: a malformed or empty session on the kill flag is 400, never
+// halted:false; verbose readiness needs the API token.
+func TestTelemetrySmallOnes(t *testing.T) {
+	e := startTwoAgents(t, false, nil)
+	for _, q := range []string{"%00x", "", "a%0Ab", strings.Repeat("x", 257)} {
+		if status, body := e.killFlag("alpha", q); status != http.StatusBadRequest || strings.Contains(body, "halted") {
+			t.Errorf("kill flag ?session=%.20s: %d %s, want 400", q, status, body)
+		}
+	}
+	if status, body := e.killFlag("alpha", "ok-1"); status != http.StatusOK {
+		t.Errorf("kill flag of a good session: %d %s", status, body)
+	}
+	status, body := e.do(http.MethodGet, "/readyz?verbose=1", nil, nil)
+	if status != http.StatusUnauthorized || strings.Contains(string(body), "127.0.0.1") || strings.Contains(string(body), "SECRET") {
+		t.Errorf("/readyz?verbose=1 without a token: %d %s, want 401 and no detail", status, body)
+	}
+	if status, _ := e.do(http.MethodGet, "/readyz", nil, nil); status != http.StatusOK {
+		t.Errorf("/readyz: %d, want open for probes", status)
+	}
+	status, body = e.do(http.MethodGet, "/readyz?verbose=1", http.Header{"Authorization": {"Bearer " + apiToken}}, nil)
+	if status != http.StatusOK || !strings.Contains(string(body), "per-agent tokens for 2 of 2 agents") {
+		t.Errorf("/readyz?verbose=1 with the API token: %d %s, want the OTLP mode", status, body)
+	}
+}
+
+// The modes `reins doctor` reports, and `reins validate` warning about the
+// all-agents token (so --strict fails on it).
+func TestTelemetryModes(t *testing.T) {
+	e := startTwoAgents(t, false, map[string]string{"REINS_OTLP_TOKEN": otlpToken})
+	code, out, errOut := cli(t, e.env, "doctor")
+	if !strings.Contains(out, "per-agent tokens for 2 of 2 agents; all-agents token REINS_OTLP_TOKEN set") {
+		t.Errorf("reins doctor: exit %d\n%s%s\nwant both modes named", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, alphaToken) || strings.Contains(out+errOut, otlpToken) {
+		t.Error("reins doctor printed a token")
+	}
+	code, out, errOut = cli(t, e.env, "validate", "--strict")
+	if code == 0 || !strings.Contains(out, "REINS_OTLP_TOKEN is set: it admits spans of every agent, so its holder can make reins halt any agent") {
+		t.Errorf("reins validate --strict with REINS_OTLP_TOKEN: exit %d\n%s%s", code, out, errOut)
+	}
+	// The all-agents token admits any agent's spans.
+	if status, resp := e.sendSpans(otlpToken, otlpSpan{service: "beta", session: "b-gw", tokens: 1}); status != http.StatusOK || strings.Contains(resp, "rejected") {
+		t.Errorf("all-agents token: %d %s", status, resp)
+	}
+
+	none := map[string]string{}
+	for k, v := range e.env {
+		none[k] = v
+	}
+	delete(none, "REINS_OTLP_TOKEN")
+	none["ALPHA_OTLP_TOKEN"], none["ALPHA_OTLP_TOKEN_NEXT"], none["BETA_OTLP_TOKEN"] = "", "", ""
+	code, out, _ = cli(t, none, "doctor")
+	if code == 0 || !strings.Contains(out, "no token: REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused") {
+		t.Errorf("reins doctor without tokens: exit %d\n%s", code, out)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -20,9 +21,10 @@ import (
 func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	m.intake = otlp.NewHandler(otlp.Config{
-		Token:    m.Config.OTLPToken,
-		MaxBytes: maxBytes,
-		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Token:       m.Config.OTLPToken,
+		Credentials: m.otlpCredentials,
+		MaxBytes:    maxBytes,
+		Resolve:     func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
 		Names: func() otlp.Names {
 			t := m.Registry.Current().Telemetry
 			return otlp.Names{Session: t.SessionAttributes, Tool: t.ToolAttributes, Agent: t.AgentAttributes}
@@ -38,6 +40,7 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 	}
 	api("GET /api/v1/sessions/{id}", m.getSession)
 	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
+	api("GET /api/v1/agents/{agent}/sessions/{id}", m.getSession)
 }
 
 // sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
@@ -62,15 +65,14 @@ func (m *Main) sweepHeldSpans(ctx context.Context) error {
 	joined, expired, err := m.Sessions.Sweep(ctx)
 	if len(joined) > 0 {
 		sort.SliceStable(joined, func(i, j int) bool { return joined[i].Start.Before(joined[j].Start) })
-		kept, _, _, aerr := m.Sessions.Admit(ctx, joined)
-		if aerr != nil {
-			return aerr
-		}
-		totals, rerr := m.Sessions.Record(ctx, kept)
+		totals, rerr := m.Sessions.Record(ctx, joined)
 		if rerr != nil {
+			if herr := m.Sessions.Rehold(ctx, joined); herr != nil {
+				m.Log.Error("put back held spans that could not be recorded", "spans", len(joined), "err", herr)
+			}
 			return rerr
 		}
-		m.sessionsRecorded(ctx, kept, totals)
+		m.sessionsRecorded(ctx, joined, totals)
 	}
 	if m.intake != nil {
 		m.intake.Refused(ctx, expired)
@@ -87,9 +89,26 @@ func (m *Main) sweepHeldSpans(ctx context.Context) error {
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
 func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
 
+// getSession serves /api/v1/sessions/{id}[?agent=] and
+// /api/v1/agents/{agent}/sessions/{id}: a session is its agent's, and an ID
+// two agents use without an agent named is answered 409 listing them.
 func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
-	rec, err := m.Sessions.Session(r.Context(), "", r.PathValue("id"))
+	agent := r.PathValue("agent")
+	if agent == "" {
+		agent = r.URL.Query().Get("agent")
+	}
+	if agent != "" && m.Registry.Current().Agent(agent) == nil {
+		writeError(w, http.StatusNotFound, "unknown agent "+strconv.Quote(agent))
+		return
+	}
+	rec, err := m.Sessions.Session(r.Context(), agent, r.PathValue("id"))
+	var amb *sessions.AmbiguousError
 	switch {
+	case errors.As(err, &amb):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf(
+			"%d agents have a session %s: name one with ?agent= or /api/v1/agents/{agent}/sessions/{id}",
+			len(amb.Agents), strconv.Quote(amb.ID)), "agents": amb.Agents})
+		return
 	case errors.Is(err, sessions.ErrNotFound):
 		writeError(w, http.StatusNotFound, m.noRecord(r.Context(), r.PathValue("id")))
 		return
@@ -143,6 +162,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 func cmdSession(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("session")
 	format := fs.String("format", "text", "text or json")
+	agent := fs.String("agent", "", "the agent whose session it is (needed when two agents use the ID)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -158,7 +178,12 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer m.Close()
-	rec, err := m.Sessions.Session(ctx, "", pos[0])
+	rec, err := m.Sessions.Session(ctx, *agent, pos[0])
+	var amb *sessions.AmbiguousError
+	if errors.As(err, &amb) {
+		return usageError{fmt.Sprintf("%d agents have a session %q (%s): name one with --agent, e.g. reins session --agent %s %s",
+			len(amb.Agents), amb.ID, strings.Join(amb.Agents, ", "), amb.Agents[0], amb.ID)}
+	}
 	if errors.Is(err, sessions.ErrNotFound) {
 		return errors.New(m.noRecord(ctx, pos[0]))
 	} else if err != nil {

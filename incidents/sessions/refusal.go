@@ -17,7 +17,7 @@ const (
 	RefusedOtherAgent   = "other_agent" // the session belongs to another agent
 	RefusedHoldFull     = "hold_full"   // waiting for its trace's session, but telemetry.hold is full
 	RefusedCap          = "cap"         // a per-request or in-flight cap
-	RefusedToken        = "token"       // the bearer token does not cover the agent
+	RefusedToken        = "token_scope" // the bearer token does not cover the agent
 )
 
 // Refusal counts spans refused for one reason from one agent or service

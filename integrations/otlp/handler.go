@@ -31,10 +31,23 @@ type Recorder interface {
 	Record(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error)
 }
 
-// Admitter, when the Recorder is one, refuses steps before they are stored:
-// a step naming another agent than its session's (sessions.Service).
-type Admitter interface {
-	Admit(ctx context.Context, steps []sessions.Step) (kept []sessions.Step, refused int, why string, err error)
+// Principal is what a bearer token admits: the spans of every agent (the
+// all-agents token, for a trusted Collector gateway) or of the agents named.
+type Principal struct {
+	All    bool
+	Agents map[string]bool // by configured name
+	// Source names where the token came from (REINS_OTLP_TOKEN or the
+	// variable of a token_env) for messages: never the token itself.
+	Source string
+}
+
+// Covers says whether the token admits spans of agent.
+func (p Principal) Covers(agent string) bool { return p.All || p.Agents[agent] }
+
+// Credential is one accepted bearer token and what it admits.
+type Credential struct {
+	Token     string
+	Principal Principal
 }
 
 // Joiner, when the Recorder is one, joins spans without a session to the
@@ -53,9 +66,13 @@ type Refuser interface {
 
 // Config configures the handler.
 type Config struct {
-	Token    string   // REINS_OTLP_TOKEN; empty refuses every request
-	MaxBytes int64    // after decompression; 0 for DefaultMaxBytes
-	Resolve  Resolver // agent by name or alias
+	Token string // REINS_OTLP_TOKEN, admitting every agent's spans; "" for none
+	// Credentials returns the per-agent tokens in force (reins.yaml's
+	// telemetry.token_env, read from the environment); nil for none. With
+	// neither Token nor a credential every request is refused.
+	Credentials func() []Credential
+	MaxBytes    int64    // after decompression; 0 for DefaultMaxBytes
+	Resolve     Resolver // agent by name or alias
 	// Names, when set, returns the in-house attribute names in force
 	// (reins.yaml telemetry:).
 	Names    func() Names
@@ -77,8 +94,11 @@ type Handler struct {
 	cfg   Config
 	slots chan struct{}
 
-	warnMu sync.Mutex
-	warned map[[2]string]time.Time // (agent, reason) → last warn log
+	warnedMu sync.Mutex
+	warned   map[string]time.Time // agent → when its refused spans were last logged
+
+	refusedMu  sync.Mutex
+	refusedLog map[[2]string]time.Time // (agent, reason) → last warn log of refused spans
 }
 
 // NewHandler returns the /v1/traces handler.
@@ -98,7 +118,7 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), warned: map[[2]string]time.Time{}}
+	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight)}
 }
 
 const (
@@ -119,16 +139,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ct = strings.ToLower(ct)
-	if h.cfg.Token == "" {
+	var creds []Credential
+	if h.cfg.Credentials != nil {
+		creds = h.cfg.Credentials()
+	}
+	if h.cfg.Token == "" && len(creds) == 0 {
 		h.cfg.Metrics.refused.WithLabelValues("disabled").Inc()
-		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: set REINS_OTLP_TOKEN and configure the exporter's Authorization header")
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: give agents tokens (telemetry.token_env in reins.yaml) or set REINS_OTLP_TOKEN, and configure the exporter's Authorization header")
 		return
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
+	who, ok := h.authenticate(r.Header.Get("Authorization"), creds)
+	if !ok {
 		h.cfg.Metrics.refused.WithLabelValues("unauthorized").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
-		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token (REINS_OTLP_TOKEN)")
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token: send the agent's token (telemetry.token_env) or REINS_OTLP_TOKEN")
 		return
 	}
 	if ct != typeProto && ct != typeJSON {
@@ -160,6 +184,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := MapNames(req.Traces(), h.cfg.Resolve, names)
 	h.count(res, req.Traces().SpanCount())
+	h.scope(&res, who)
 	if len(res.Steps) > 0 || len(res.Pending) > 0 {
 		if !h.acquire(r.Context()) {
 			h.cfg.Metrics.refused.WithLabelValues("overloaded").Inc()
@@ -184,21 +209,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Steps are judged in the order they happened: the first crossing
 		// acts, and its number is the same everywhere it is shown.
 		sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].Start.Before(res.Steps[j].Start) })
-		if ad, ok := h.cfg.Recorder.(Admitter); ok && err == nil {
-			var refused int
-			var why string
-			var before []sessions.Step
-			if len(res.Steps) > 0 {
-				before = res.Steps
-			}
-			res.Steps, refused, why, err = ad.Admit(r.Context(), res.Steps)
-			if refused > 0 {
-				res.Rejected += refused
-				res.Reasons = append(res.Reasons, why)
-				res.Refusals = append(res.Refusals, otherAgent(before, res.Steps)...)
-				h.cfg.Metrics.spansDropped.WithLabelValues(DropOtherAgent).Add(float64(refused))
-			}
-		}
 		if err == nil && len(res.Steps) > 0 {
 			totals, err = h.cfg.Recorder.Record(r.Context(), res.Steps)
 		}
@@ -242,6 +252,118 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.cfg.Metrics.duration.Observe(time.Since(start).Seconds())
 }
 
+// authenticate finds the credential whose token the Authorization header
+// carries. Every token is compared, in constant time, whatever matched
+// before: how long the answer takes says nothing of which token is close.
+func (h *Handler) authenticate(header string, creds []Credential) (Principal, bool) {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" {
+		return Principal{}, false
+	}
+	var who Principal
+	found := 0
+	if h.cfg.Token != "" {
+		m := subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token))
+		if m == 1 {
+			who = Principal{All: true, Source: "REINS_OTLP_TOKEN"}
+		}
+		found |= m
+	}
+	for _, c := range creds {
+		if c.Token == "" {
+			continue
+		}
+		m := subtle.ConstantTimeCompare([]byte(got), []byte(c.Token))
+		if m == 1 {
+			who = who.union(c.Principal)
+		}
+		found |= m
+	}
+	return who, found == 1
+}
+
+// union is what a token held in two variables admits: both sets of agents.
+func (p Principal) union(o Principal) Principal {
+	if p.Agents == nil && !p.All {
+		return o
+	}
+	out := Principal{All: p.All || o.All, Agents: make(map[string]bool, len(p.Agents)+len(o.Agents)),
+		Source: p.Source + ", " + o.Source}
+	for a := range p.Agents {
+		out.Agents[a] = true
+	}
+	for a := range o.Agents {
+		out.Agents[a] = true
+	}
+	return out
+}
+
+// scope rejects the steps of agents the request's token does not cover:
+// nothing of them is stored or judged, and partial_success says which agent
+// and why, so the exporter's log tells its operator what to fix.
+func (h *Handler) scope(res *Result, who Principal) {
+	if who.All {
+		return
+	}
+	kept := res.Steps[:0]
+	refused := map[string]int{}
+	for _, st := range res.Steps {
+		if who.Covers(st.Agent) {
+			kept = append(kept, st)
+			continue
+		}
+		refused[st.Agent]++
+	}
+	res.Steps = kept
+	// Spans waiting for their trace's session, and the traces this request
+	// would bind, of agents the token does not cover go the same way.
+	pending := res.Pending[:0]
+	for _, st := range res.Pending {
+		if who.Covers(st.Agent) {
+			pending = append(pending, st)
+			continue
+		}
+		refused[st.Agent]++
+	}
+	res.Pending = pending
+	bindings := res.Bindings[:0]
+	for _, b := range res.Bindings {
+		if who.Covers(b.Agent) {
+			bindings = append(bindings, b)
+		}
+	}
+	res.Bindings = bindings
+	for _, agent := range slices.Sorted(maps.Keys(refused)) {
+		res.Refusals = append(res.Refusals, sessions.Refusal{Reason: sessions.RefusedToken, Agent: agent, Spans: int64(refused[agent])})
+		n := refused[agent]
+		res.Rejected += n
+		res.Reasons = append(res.Reasons, fmt.Sprintf(
+			"%d spans of agent %s refused: the token (%s) does not cover %s; send them with %s's own telemetry token",
+			n, agent, who.Source, agent, agent))
+		h.cfg.Metrics.spansDropped.WithLabelValues(DropNotCovered).Add(float64(n))
+		if h.warnOnce(agent) {
+			h.cfg.Log.Warn("OTLP spans refused: the token does not cover their agent (logged once a minute per agent)",
+				"agent", agent, "spans", n, "token_from", who.Source)
+		}
+	}
+}
+
+// warnOnce says whether refused spans of agent may be logged now: once a
+// minute per agent, so a misconfigured exporter does not flood the log.
+func (h *Handler) warnOnce(agent string) bool {
+	h.warnedMu.Lock()
+	defer h.warnedMu.Unlock()
+	now := time.Now()
+	if h.warned == nil || len(h.warned) > 10_000 {
+		h.warned = map[string]time.Time{}
+	}
+	if now.Sub(h.warned[agent]) < time.Minute {
+		return false
+	}
+	h.warned[agent] = now
+	return true
+}
+
 // refuse counts the refusals of the held-span path in the answer.
 func (h *Handler) refuse(res *Result, rs []sessions.Refusal) {
 	if len(rs) == 0 {
@@ -283,21 +405,6 @@ func refuseAll(pending []sessions.Step) []sessions.Refusal {
 	return sessions.MergeRefusals(rs)
 }
 
-// otherAgent lists the steps of before that Admit did not keep.
-func otherAgent(before, kept []sessions.Step) []sessions.Refusal {
-	in := make(map[[2]string]bool, len(kept))
-	for _, st := range kept {
-		in[[2]string{st.Session, st.SpanID}] = true
-	}
-	var rs []sessions.Refusal
-	for _, st := range before {
-		if !in[[2]string{st.Session, st.SpanID}] {
-			rs = append(rs, sessions.Refusal{Reason: sessions.RefusedOtherAgent, Agent: st.Agent, Session: st.Session, Spans: 1})
-		}
-	}
-	return sessions.MergeRefusals(rs)
-}
-
 // Refused remembers refused spans (for reins doctor, the agents page and
 // reins session) and logs them at warn, once per agent and reason a minute.
 // The intake calls it for each request; the held-span sweep for spans that
@@ -317,17 +424,20 @@ func (h *Handler) Refused(ctx context.Context, rs []sessions.Refusal) {
 			h.cfg.Log.Error("remember refused spans", "err", err)
 		}
 	}
-	h.warnMu.Lock()
-	defer h.warnMu.Unlock()
+	h.refusedMu.Lock()
+	defer h.refusedMu.Unlock()
 	for _, r := range rs {
+		if r.Reason == sessions.RefusedToken {
+			continue // scope logs these, once a minute per agent
+		}
 		k := [2]string{r.Agent, r.Reason}
-		if last, ok := h.warned[k]; ok && now.Sub(last) < time.Minute {
+		if last, ok := h.refusedLog[k]; ok && now.Sub(last) < time.Minute {
 			continue
 		}
-		if len(h.warned) > 10_000 {
-			clear(h.warned) // bounded: an unknown-service storm logs again rather than grow
+		if h.refusedLog == nil || len(h.refusedLog) > 10_000 {
+			h.refusedLog = map[[2]string]time.Time{} // bounded: an unknown-service storm logs again rather than grow
 		}
-		h.warned[k] = now
+		h.refusedLog[k] = now
 		h.cfg.Log.Warn("OTLP spans refused", "reason", r.Reason, "agent", r.Agent, "spans", r.Spans,
 			"session", r.Session, "why", sessions.ReasonText(r.Reason))
 	}

@@ -75,7 +75,7 @@ const (
 	DropUnknownAgent = sessions.RefusedUnknownAgent
 	DropBadSession   = sessions.RefusedBadSession
 	DropNoSpanID     = sessions.RefusedNoSpanID
-	DropOtherAgent   = sessions.RefusedOtherAgent // the session belongs to another agent
+	DropNotCovered   = sessions.RefusedToken // the request's token does not cover the span's agent
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its
