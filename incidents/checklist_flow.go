@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -73,7 +74,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("create checklist of incident %d: %w", inc.ID, err)
 		}
 		if _, err := appendEventID(ctx, q, inc.ID, now, EventChecklistStarted, actor,
-			fmt.Sprintf("%s started the blast-radius checklist (%d items)", actorLabel(actor), len(c.Items)),
+			fmt.Sprintf("%s started the blast-radius checklist (%s)", actorLabel(actor), words.Count(len(c.Items), "item")),
 			map[string]any{"items": len(c.Items)}); err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -269,7 +270,7 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
 		}
 	}
-	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %s: %w", req.Agent.Halt.Adapter, words.Count(s.cfg.HaltAttempts, "time"), err)
 }
 
 // permanentHaltError reports an adapter error that retrying cannot fix.

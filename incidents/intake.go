@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -272,7 +273,7 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 // written back at the end of the batch with the PagerDuty key opening sets,
 // and its event and outbox rows with the batch's.
 func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Alert) {
-	text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
+	text := fmt.Sprintf("Incident opened for %s by %s: %s", name, words.Article(a.Source+" alert"), inc.Title)
 	events, items := in.s.opening(inc, ag, System, text)
 	in.b.events = append(in.b.events, events...)
 	in.b.outbox = append(in.b.outbox, items...)

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/reins-oss/reins/incidents/words"
 )
 
 const mdTime = "2006-01-02 15:04:05 UTC"
@@ -75,7 +77,7 @@ func renderDetection(w writer, pm *Postmortem) {
 		w("- **%s** from %s, %s, %s since %s", mdInline(a.Title), mdInline(a.Source), mdInline(a.Severity),
 			mdInline(a.Status), a.StartsAt.Format(mdTime))
 		if a.Count > 1 {
-			w(", received %d times", a.Count)
+			w(", received %s", words.Count(a.Count, "time"))
 		}
 		w("\n")
 		if a.Summary != "" && a.Summary != a.Title {

@@ -22,6 +22,7 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/integrations/web"
@@ -167,7 +168,7 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 type configError struct{ problems ownership.Problems }
 
 func (e *configError) Error() string {
-	return fmt.Sprintf("invalid config (%d problems):\n%s", len(e.problems), e.problems.String())
+	return fmt.Sprintf("invalid config (%s):\n%s", words.Count(len(e.problems), "problem"), e.problems.String())
 }
 
 // Reload re-reads the config file (SIGHUP). An invalid file is rejected with

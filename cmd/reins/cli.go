@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/migrations"
@@ -67,7 +68,7 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: %d migrations applied\n", migrations.Redact(cfg.DatabaseURL), n)
+	fmt.Fprintf(e.stdout, "%s: %s applied\n", migrations.Redact(cfg.DatabaseURL), words.Count(n, "migration"))
 	return nil
 }
 
@@ -115,7 +116,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: warning: no agents defined, so no agent was checked; start from examples/reins.yaml\n", cfg.ConfigPath)
 		warns++
 	}
-	fmt.Fprintf(e.stdout, "%s: %d agents, %d errors, %d warnings\n", cfg.ConfigPath, agents, errs, warns)
+	fmt.Fprintf(e.stdout, "%s: %s, %s, %s\n", cfg.ConfigPath, words.Count(agents, "agent"), words.Count(errs, "error"), words.Count(warns, "warning"))
 	if errs > 0 || (*strict && warns > 0) {
 		if errs == 0 {
 			fmt.Fprintf(e.stdout, "--strict: warnings count as errors\n")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -239,10 +240,10 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if bad := degraded(checks); len(bad) > 0 {
-		fmt.Fprintf(e.stdout, "%d of %d parts degraded.\n", len(bad), len(checks))
+		fmt.Fprintf(e.stdout, "%d of %s degraded.\n", len(bad), words.Count(len(checks), "part"))
 		return exitError{1}
 	}
-	fmt.Fprintf(e.stdout, "All %d parts ok.\n", len(checks))
+	fmt.Fprintf(e.stdout, "All %s ok.\n", words.Count(len(checks), "part"))
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/jmoiron/sqlx"
 	"github.com/slack-go/slack"
 
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -178,7 +179,7 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 	if reg.File == "" {
 		add(healthCheck{"config", false, "no config file at " + cfg.ConfigPath + ": running with no agents; start from examples/reins.yaml"})
 	} else {
-		add(healthCheck{"config", true, fmt.Sprintf("%s: %d agents", reg.File, len(reg.Agents))})
+		add(healthCheck{"config", true, fmt.Sprintf("%s: %s", reg.File, words.Count(len(reg.Agents), "agent"))})
 	}
 	if cfg.SlackBotToken == "" {
 		add(healthCheck{"slack", false, "SLACK_BOT_TOKEN is not set: no incident channels, no /agent command; run incidents with the CLI or API"})

@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -158,8 +159,8 @@ func (s *Service) Admit(ctx context.Context, steps []Step) (kept []Step, refused
 		kept = append(kept, st)
 	}
 	if refused > 0 {
-		why = fmt.Sprintf("%d spans name an agent other than their session's (%s): a session ID belongs to one agent; start a new session for another agent",
-			refused, strings.Join(bad, "; "))
+		why = fmt.Sprintf("%s %s an agent other than their session's (%s): a session ID belongs to one agent; start a new session for another agent",
+			words.Count(refused, "span"), words.Noun(refused, "names", "name"), strings.Join(bad, "; "))
 	}
 	return kept, refused, why, nil
 }
