@@ -254,7 +254,8 @@ func (s *Service) loadChecklist(ctx context.Context, q checklistReader, incident
 	}
 	c, err := q.FindChecklist(ctx, incidentID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "Incident #%d has no checklist yet: run /agent checklist in its channel.", incidentID)
+		return nil, Errorf(ENOTFOUND, "Incident #%d has no checklist yet: start it with %s.", incidentID,
+			s.HowToEach("checklist", fmt.Sprintf("checklist %d", incidentID)))
 	}
 	return c, err
 }

@@ -108,7 +108,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
-			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
+			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowTo("kill "+ag.Name))
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
@@ -327,7 +327,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		if h.IncidentID == 0 {
 			return nil
 		}
-		kind, msg := haltOutcome(h, ag)
+		kind, msg := s.haltOutcome(h, ag)
 		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
 		if repage {
 			// Queued, not sent: the "Re-paged" event follows once PagerDuty
@@ -357,7 +357,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 }
 
 // haltOutcome is the timeline kind and channel message for a finished halt.
-func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
+func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	target := haltTarget(h.Agent, h.Sessions)
 	m := Message{Fields: []Field{{Label: "By", Value: actorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
 	if h.Reason != "" {
@@ -366,7 +366,7 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	switch {
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
-		m.Title = "🛑 " + autoHaltedText(h.Agent, h.Sessions, h.Reason)
+		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
 		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
 		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:

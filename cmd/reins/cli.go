@@ -154,17 +154,39 @@ type sessionsFlag []string
 func (s *sessionsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *sessionsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
+// agentSessions reads the words a person types after a command about an
+// agent: the agent first, then any session IDs, positional
+// (`reins resume support-bot s-otel-3`) or with --session, in any mix.
+// Every command that takes an agent and its sessions parses them here.
+func agentSessions(pos []string, flagged sessionsFlag) (agent string, sessions []string, err error) {
+	if len(pos) == 0 {
+		return "", nil, usageError{"name the agent, then any session IDs: reins kill support-bot [SESSION...] --reason TEXT"}
+	}
+	agent = pos[0]
+	seen := map[string]bool{}
+	for _, s := range append(append([]string{}, pos[1:]...), flagged...) {
+		s = strings.TrimSpace(s)
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		sessions = append(sessions, s)
+	}
+	return agent, sessions, nil
+}
+
 func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	fs := e.newFlags(action)
-	var sessions sessionsFlag
-	fs.Var(&sessions, "session", "halt only this session (repeatable)")
+	var flagged sessionsFlag
+	fs.Var(&flagged, "session", "only this session (repeatable; the same as naming it after the agent)")
 	reason := fs.String("reason", "", "why (required for kill; recorded and audited)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError{"name exactly one agent"}
+	agent, sessions, err := agentSessions(pos, flagged)
+	if err != nil {
+		return err
 	}
 	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
 		return usageError{"--reason is required: say why the agent is halted"}
@@ -175,7 +197,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	}
 	defer m.Close()
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
-		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason,
+		Action: action, Agent: agent, Sessions: sessions, Reason: *reason,
 		Actor: osActor(), BreakGlass: true,
 	})
 	if err != nil {
@@ -184,7 +206,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	// Pages and Slack posts are left in the shared outbox for `reins serve`:
 	// delivered from here they would use this shell's environment, which
 	// rarely holds the server's keys, and be given up on for good.
-	fmt.Fprintln(e.stdout, haltLine(h))
+	fmt.Fprintln(e.stdout, m.haltLine(h))
 	if h.Status != incidents.HaltVerified {
 		return exitError{1}
 	}
@@ -193,7 +215,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 
 // haltLine is the one line a break-glass halt or resume prints: result,
 // adapter, verification and what to do next.
-func haltLine(h *incidents.Halt) string {
+func (m *Main) haltLine(h *incidents.Halt) string {
 	scope := "all sessions"
 	if len(h.Sessions) > 0 {
 		scope = "sessions " + strings.Join(h.Sessions, ", ")
@@ -201,13 +223,14 @@ func haltLine(h *incidents.Halt) string {
 	if h.Status != incidents.HaltVerified {
 		next := "stop it another way now"
 		if h.Action == incidents.ActionHalt {
-			next = "the kill authority's re-page is queued for `reins serve` to send; stop the agent another way now"
+			next = m.serveSends(h.Agent, "", "re-pages the kill authority") + "; stop the agent another way now"
 		}
 		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
 			h.Action, h.Agent, scope, h.Adapter, strings.TrimSuffix(h.Error, "."), h.IncidentID, next, h.IncidentID)
 	}
-	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: `reins serve` posts it to Slack and PagerDuty; `reins incident %d` shows the timeline.",
-		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID, h.IncidentID)
+	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: %s; `reins incident %d` shows the timeline.",
+		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID,
+		m.serveSends(h.Agent, "posts it in the incident's Slack channel", ""), h.IncidentID)
 }
 
 func cmdIncidents(ctx context.Context, e *env, args []string) error {

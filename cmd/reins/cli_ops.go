@@ -43,8 +43,8 @@ func cmdDeclare(ctx context.Context, e *env, args []string) error {
 			inc.Agent, inc.ID, inc.Title, inc.ID)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Declared incident #%d for %s: %s. `reins serve` pages the kill authority and opens the channel; "+
-		"`reins ack %d` when you take it.\n", inc.ID, inc.Agent, inc.Title, inc.ID)
+	fmt.Fprintf(e.stdout, "Declared incident #%d for %s: %s. %s; `reins ack %d` when you take it.\n", inc.ID, inc.Agent, inc.Title,
+		upperFirst(m.serveSends(inc.Agent, "opens its Slack channel", "pages the kill authority")), inc.ID)
 	return nil
 }
 
@@ -56,11 +56,16 @@ func cmdAck(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	if _, err := m.Service.Acknowledge(ctx, actor, id); err != nil {
+	inc, err := m.Service.Acknowledge(ctx, actor, id)
+	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	fmt.Fprintf(e.stdout, "Incident #%d acknowledged by %s; `reins serve` acknowledges the page in PagerDuty. `reins resolve %d --note TEXT` when it is over.\n",
-		id, actor.Name, id)
+	page := ""
+	if inc.PagerDutyKey != "" {
+		page = "acknowledges the page in PagerDuty"
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d acknowledged by %s; %s. `reins resolve %d --note TEXT` when it is over.\n",
+		id, actor.Name, m.serveSends(inc.Agent, "posts it in the incident's Slack channel", page), id)
 	return nil
 }
 
@@ -73,11 +78,16 @@ func cmdResolve(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	if _, err := m.Service.Resolve(ctx, actor, id, *note); err != nil {
+	inc, err := m.Service.Resolve(ctx, actor, id, *note)
+	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	fmt.Fprintf(e.stdout, "Incident #%d resolved by %s; `reins serve` resolves the page. `reins postmortem %d` drafts the postmortem.\n",
-		id, actor.Name, id)
+	page := ""
+	if inc.PagerDutyKey != "" {
+		page = "resolves the page in PagerDuty"
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d resolved by %s; %s. `reins postmortem %d` drafts the postmortem.\n",
+		id, actor.Name, m.serveSends(inc.Agent, "posts it in the incident's Slack channel", page), id)
 	return nil
 }
 
@@ -194,6 +204,15 @@ func cmdTestAlert(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// upperFirst capitalises the first letter of a sentence that starts with a
+// word, leaving one that starts with `code` as it is.
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if strings.TrimSpace(s) != "" {
@@ -260,4 +279,49 @@ func onlineGaps(cfg Config, reg *ownership.Registry) []string {
 		gaps = append(gaps, "the file names no agents: there was nothing to check online")
 	}
 	return gaps
+}
+
+// serveSends says what `reins serve` delivers of what a command just queued;
+// slack and page name the deliveries ("" for none). Slack posts are queued
+// only when this command has SLACK_BOT_TOKEN, so without it nothing goes to
+// Slack. Pages are always queued and sent with the server's routing keys:
+// with none here (a plain shell, or PagerDuty not set up at all) the line
+// says the page waits for a server that has one, never that it went out.
+func (m *Main) serveSends(agent, slack, page string) string {
+	var will, parts []string
+	if slack != "" && m.Config.SlackEnabled() {
+		will = append(will, slack)
+	}
+	if page != "" && m.pagerKeyFor(agent) {
+		will = append(will, page)
+	}
+	if len(will) > 0 {
+		parts = append(parts, "`reins serve` "+strings.Join(will, " and "))
+	}
+	if slack != "" && !m.Config.SlackEnabled() {
+		parts = append(parts, "nothing goes to Slack (SLACK_BOT_TOKEN is not set)")
+	}
+	if page != "" && !m.pagerKeyFor(agent) {
+		parts = append(parts, "the PagerDuty step waits for `reins serve` with a routing key for "+agent+
+			" (none is set here, so if PagerDuty is not set up nobody is paged)")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// pagerKeyFor says whether a page about agent has a routing key here: the
+// agent's or its team's variable, else PAGERDUTY_ROUTING_KEY.
+func (m *Main) pagerKeyFor(agent string) bool {
+	if m.Config.PagerDutyRoutingKey != "" {
+		return true
+	}
+	reg := m.Registry.Current()
+	if reg == nil {
+		return false
+	}
+	a := reg.Agent(agent)
+	if a == nil {
+		return false
+	}
+	env, _ := reg.PageRoute(a)
+	return env != "" && m.Getenv(env) != ""
 }
