@@ -326,6 +326,24 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 	if inc.ResolvedAt != nil {
 		fmt.Fprintf(e.stdout, "Resolved: %s by %s\n", inc.ResolvedAt.UTC().Format(time.RFC3339), inc.ResolvedBy)
 	}
+	alerts, err := m.Service.Alerts(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(alerts) > 0 {
+		// Each alert with what its source says of it: the summary (an
+		// Alertmanager summary annotation) and the rule that fired.
+		fmt.Fprintf(e.stdout, "\nAlerts:\n")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		for _, a := range alerts {
+			rule := firstNonEmpty(a.Labels["alertname"], a.Source)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Status, orDash(a.Agent), clipCell(rule, 40),
+				clipCell(strings.Join(strings.Fields(firstNonEmpty(a.Summary, a.Title)), " "), 120), words.Count(a.Count, "time"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(e.stdout, "\nTimeline (UTC):\n")
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, ev := range events {

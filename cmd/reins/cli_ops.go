@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -109,31 +110,54 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "No agents in %s: add them there (see examples/reins.yaml).\n", m.Config.ConfigPath)
 		return nil
 	}
+	// The table fits 100 columns: long lists (halted sessions, holders,
+	// sources that could not be asked) are counted in the table and spelt
+	// out below it, wrapped.
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tHALT STATE\tADAPTER\tKILL AUTHORITY NOW\tOPEN INCIDENTS")
+	fmt.Fprintln(tw, "AGENT\tHALT STATE\tADAPTER\tMAY HALT NOW\tOPEN")
+	var notes []string
 	for _, st := range sts {
+		name := clipCell(st.Agent.Name, 24)
 		state := "running"
 		switch {
 		case st.Halted:
 			state = "HALTED"
 		case len(st.HaltedSessions) > 0:
-			state = "sessions halted: " + strings.Join(st.HaltedSessions, ",")
+			state = words.Count(len(st.HaltedSessions), "session") + " halted"
+			notes = append(notes, st.Agent.Name+": halted sessions: "+strings.Join(st.HaltedSessions, ", "))
 		}
-		holders := strings.Join(st.Holders, ", ")
-		if holders == "" {
-			holders = "nobody"
+		holders := "nobody right now"
+		if len(st.Holders) > 0 {
+			holders = strings.Join(st.Holders, ", ")
+			if len(holders) > 30 {
+				holders = clipCell(st.Holders[0], 18) + " +" + strconv.Itoa(len(st.Holders)-1) + " more"
+				notes = append(notes, st.Agent.Name+": may halt now: "+strings.Join(st.Holders, ", "))
+			}
 		}
 		if len(st.Unavailable) > 0 {
-			holders += " (could not ask: " + strings.Join(st.Unavailable, "; ") + ")"
+			holders += " (partial)"
+			notes = append(notes, st.Agent.Name+": could not ask "+strings.Join(st.Unavailable, "; ")+
+				", so more people may hold kill authority")
 		}
 		var open []string
 		for _, inc := range st.OpenIncidents {
 			open = append(open, fmt.Sprintf("#%d", inc.ID))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Agent.Name, state, st.Agent.Halt.Adapter, holders, orDash(strings.Join(open, " ")))
+		openCell := orDash(strings.Join(open, " "))
+		if len(openCell) > 12 {
+			openCell = words.Count(len(open), "incident")
+			notes = append(notes, st.Agent.Name+": open incidents "+strings.Join(open, " "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, state, clipCell(st.Agent.Halt.Adapter, 10), holders, openCell)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(e.stdout)
+		for _, n := range notes {
+			fmt.Fprint(e.stdout, wrapText(n, 100, "  "))
+		}
 	}
 	for _, st := range sts {
 		if len(st.Agent.SLAs) == 0 {
@@ -143,9 +167,41 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("SLA status of %s: %w", st.Agent.Name, err)
 		}
-		fmt.Fprint(e.stdout, "\n"+guard.Text(st.Agent.Name, list))
+		fmt.Fprintln(e.stdout)
+		for _, line := range strings.Split(strings.TrimSuffix(guard.Text(st.Agent.Name, list), "\n"), "\n") {
+			fmt.Fprint(e.stdout, wrapText(line, 100, "    "))
+		}
 	}
 	return nil
+}
+
+// clipCell shortens a table cell to n runes, marking the cut.
+func clipCell(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// wrapText breaks s into lines of at most width runes at spaces, the later
+// lines indented; a word longer than a line is left whole on its own.
+func wrapText(s string, width int, indent string) string {
+	var b strings.Builder
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len([]rune(line))+1+len([]rune(w)) <= width:
+			line += " " + w
+		default:
+			b.WriteString(line + "\n")
+			line = indent + w
+		}
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // cmdTestAlert posts a labelled test alert to the running server's generic

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -88,5 +91,122 @@ func TestCLIDidYouMean(t *testing.T) {
 	}
 	if _, _, errOut := cli(t, nil, "frobnicate"); strings.Contains(errOut, "did you mean") {
 		t.Errorf("reins frobnicate: %q; want no guess for a word close to nothing", errOut)
+	}
+}
+
+// `reins agents` fits a 100-column terminal, whatever the holders.
+func TestCLIAgentsFits100Columns(t *testing.T) {
+	e := startTestMain(t, testOptions{})
+	var sessions []string
+	for i := range 6 {
+		sessions = append(sessions, fmt.Sprintf("s-otel-2026-12-07-conversation-%04d", i))
+	}
+	if code, out, errOut := cli(t, e.env, append([]string{"kill", "support-bot", "--reason", "loops"}, sessions...)...); code != 0 {
+		t.Fatalf("kill sessions: exit %d\n%s%s", code, out, errOut)
+	}
+	e.PD.Close() // on-call cannot be asked: its reason is said, and still fits
+	code, out, errOut := cli(t, e.env, "agents")
+	if code != 0 {
+		t.Fatalf("agents: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("\n%s", out)
+	for _, line := range strings.Split(out, "\n") {
+		if n := len([]rune(line)); n > 100 {
+			t.Errorf("line of %d columns, want at most 100: %q", n, line)
+		}
+	}
+	if !strings.Contains(out, "support-bot") || !strings.Contains(out, "U01ALICE") && !strings.Contains(out, "alice") {
+		t.Errorf("agents does not list support-bot and its holders:\n%s", out)
+	}
+}
+
+// stormEnv runs reins with alerts.max_new_incidents_per_minute: 2.
+func stormEnv(t *testing.T) *testEnv {
+	t.Helper()
+	hook := halttest.NewWebhook(t, haltSecret)
+	tmpl, err := os.ReadFile("testdata/reins.yaml.tmpl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.ReplaceAll(string(tmpl), "{{HALT_URL}}", hook.URL())
+	cfg = strings.Replace(cfg, "  group_window: 4h\n", "  group_window: 4h\n  max_new_incidents_per_minute: 2\n", 1)
+	path := filepath.Join(t.TempDir(), "reins.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return startTestMain(t, testOptions{Config: path, Halt: hook})
+}
+
+// Alertmanager incidents are titled by the summary annotation, `reins
+// incident` shows it with the rule's name, and the unrouted incident names
+// the unknown agent in its title: in the CLI, the API and the page alike.
+// The recovery of an alert that went to the storm's overflow incident is
+// kept there.
+func TestAlertmanagerWordsAndCollectors(t *testing.T) {
+	e := stormEnv(t)
+	for _, agent := range []string{"ghost-bot", "support-bot", "flag-bot"} {
+		if status, body := e.webhook("alertmanager", alertmanagerBody(t, agent)); status != http.StatusOK {
+			t.Fatalf("webhook %s: %d %s", agent, status, body)
+		}
+	}
+	byAgent := map[string]int64{}
+	code, out, errOut := cli(t, e.env, "incidents")
+	if code != 0 {
+		t.Fatalf("incidents: exit %d %s", code, errOut)
+	}
+	for _, line := range strings.Split(out, "\n")[1:] {
+		if f := strings.Fields(line); len(f) > 3 {
+			id, _ := strconv.ParseInt(f[0], 10, 64)
+			byAgent[f[3]] = id
+		}
+	}
+	if !strings.Contains(out, "errors from support-bot") || strings.Contains(out, "AgentErrors") {
+		t.Errorf("incidents: want support-bot's titled by its summary annotation, not the alertname:\n%s", out)
+	}
+	if !strings.Contains(out, "not in reins.yaml: ghost-bot") {
+		t.Errorf("incidents: want the unrouted incident to name ghost-bot:\n%s", out)
+	}
+	_, out, _ = cli(t, e.env, "incident", strconv.FormatInt(byAgent["support-bot"], 10))
+	for _, want := range []string{"errors from support-bot", "AgentErrors", "by an alertmanager alert"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("reins incident %d does not show %q:\n%s", byAgent["support-bot"], want, out)
+		}
+	}
+	if strings.Contains(out, "by a alertmanager") {
+		t.Errorf("reins incident: \"by a alertmanager\":\n%s", out)
+	}
+	status, body := e.api(http.MethodGet, fmt.Sprintf("/incidents/%d", byAgent["unrouted:alertmanager"]), nil)
+	if status != http.StatusOK || !strings.Contains(string(body), "ghost-bot") {
+		t.Errorf("API incident %d (unrouted): %d, want ghost-bot named:\n%s", byAgent["unrouted:alertmanager"], status, body)
+	}
+	e.eventually("the unrouted incident's page names ghost-bot", func() bool {
+		for _, ev := range e.PD.Events() {
+			if ev.Payload != nil && strings.Contains(ev.Payload.Summary, "not in reins.yaml: ghost-bot") {
+				return true
+			}
+		}
+		return false
+	})
+	// A second unknown agent joins the unrouted incident's title.
+	if status, body := e.webhook("alertmanager", alertmanagerBody(t, "phantom-bot")); status != http.StatusOK {
+		t.Fatalf("webhook phantom-bot: %d %s", status, body)
+	}
+	_, out, _ = cli(t, e.env, "incident", strconv.FormatInt(byAgent["unrouted:alertmanager"], 10))
+	if !strings.Contains(out, "not in reins.yaml: ghost-bot, phantom-bot") {
+		t.Errorf("reins incident (unrouted) after a second unknown agent:\n%s", out)
+	}
+
+	// flag-bot's alert went to the overflow incident; its recovery is kept there.
+	overflow := byAgent["overflow:alertmanager"]
+	if overflow == 0 {
+		t.Fatalf("no overflow incident: %v", byAgent)
+	}
+	resolved := strings.ReplaceAll(string(alertmanagerBody(t, "flag-bot")), `"status":"firing"`, `"status":"resolved"`)
+	if status, body := e.webhook("alertmanager", []byte(resolved)); status != http.StatusOK {
+		t.Fatalf("webhook resolved flag-bot: %d %s", status, body)
+	}
+	_, out, _ = cli(t, e.env, "incident", strconv.FormatInt(overflow, 10))
+	if !strings.Contains(out, "Alert recovered") || !strings.Contains(out, "resolved") {
+		t.Errorf("the overflow incident dropped flag-bot's recovery:\n%s", out)
 	}
 }
