@@ -367,11 +367,11 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
 		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
-		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
+		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("in %d ms (request to state read back)", h.TimeToHalt().Milliseconds())})
 		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
-		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
 		return EventHaltVerified, m
 	case h.Action == ActionHalt:
 		m.Style = StyleDanger

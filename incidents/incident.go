@@ -195,7 +195,9 @@ type Halt struct {
 	FinishedAt  *time.Time
 }
 
-// TimeToHalt is from request to verified, zero if not verified.
+// TimeToHalt is this halt's own time, from request to verified, zero if
+// not verified; an incident's time to halt runs from its first alert
+// (PostmortemDurations.Halt).
 func (h *Halt) TimeToHalt() time.Duration {
 	if h.Status != HaltVerified || h.FinishedAt == nil {
 		return 0
