@@ -367,3 +367,8 @@ func appendEventID(ctx context.Context, q TimelineStore, incID int64, at time.Ti
 	}
 	return e.ID, nil
 }
+
+// Checklist returns an incident's checklist; ENOTFOUND says how to start it.
+func (s *Service) Checklist(ctx context.Context, incidentID int64) (*Checklist, error) {
+	return s.loadChecklist(ctx, s.store, incidentID)
+}

@@ -355,6 +355,13 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("postmortem")
 	format := fs.String("format", "markdown", "markdown or json")
+	if pos, err := parseFlags(fs, args); err == nil && len(pos) > 1 {
+		id, err := parseID(pos[:1])
+		if err != nil {
+			return err
+		}
+		return postmortemAnswer(ctx, e, id, pos[1:])
+	}
 	id, m, err := e.openIncidentCommand(ctx, fs, args, true, func() error {
 		if *format != "markdown" && *format != "json" {
 			return usageError{"--format must be markdown or json"}

@@ -210,3 +210,59 @@ func TestAlertmanagerWordsAndCollectors(t *testing.T) {
 		t.Errorf("the overflow incident dropped flag-bot's recovery:\n%s", out)
 	}
 }
+
+// Without Slack, the checklist and the postmortem are filled in from the
+// shell, with the thread's rules (impact needs details) and its timeline.
+func TestCLIChecklistAndPostmortemWithoutSlack(t *testing.T) {
+	hook := halttest.NewWebhook(t, haltSecret)
+	env, _ := cliNoSlack(t, hook)
+	if code, out, errOut := cli(t, env, "declare", "support-bot", "refunds", "to", "wrong", "accounts"); code != 0 {
+		t.Fatalf("declare: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := cli(t, env, "checklist", "1")
+	if code != 0 || !strings.Contains(out, "Started the blast-radius checklist") || !strings.Contains(out, "1.") {
+		t.Fatalf("checklist 1: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("\n%s", out)
+	if code, _, errOut := cli(t, env, "checklist", "1", "answer", "1", "impact"); code != 2 || !strings.Contains(errOut, "--details") {
+		t.Errorf("impact without details: exit %d %q, want 2 asking for --details", code, errOut)
+	}
+	if code, _, errOut := cli(t, env, "checklist", "1", "answer", "1", "maybe"); code != 2 || !strings.Contains(errOut, "no-impact") {
+		t.Errorf("an unknown answer: exit %d %q, want 2 listing the answers", code, errOut)
+	}
+	code, out, errOut = cli(t, env, "checklist", "1", "answer", "1", "impact", "--details", "12 refunds to 3 customers")
+	if code != 0 || !strings.Contains(out, "answered impact") || !strings.Contains(out, "1 of ") {
+		t.Fatalf("answer 1 impact: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut = cli(t, env, "checklist", "1", "answer", "std:containment", "n/a"); code != 0 {
+		t.Fatalf("answer std:containment n/a: exit %d\n%s%s", code, out, errOut)
+	}
+	_, out, _ = cli(t, env, "checklist", "1")
+	if !strings.Contains(out, "2 of ") || !strings.Contains(out, "12 refunds to 3 customers") {
+		t.Errorf("checklist after two answers:\n%s", out)
+	}
+
+	code, out, errOut = cli(t, env, "postmortem", "1", "questions")
+	if code != 0 || !strings.Contains(out, "root_cause") || !strings.Contains(out, "0 of 6") {
+		t.Fatalf("postmortem 1 questions: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = cli(t, env, "postmortem", "1", "answer", "root-cause", "A", "prompt", "change", "removed", "the", "refund", "cap.")
+	if code != 0 || !strings.Contains(out, "1 of 6") {
+		t.Fatalf("postmortem answer: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, env, "postmortem", "1", "answer", "why", "because"); code != 2 || !strings.Contains(errOut, "questions") {
+		t.Errorf("an unknown question: exit %d %q", code, errOut)
+	}
+	_, out, _ = cli(t, env, "postmortem", "1")
+	for _, want := range []string{"A prompt change removed the refund cap.", "12 refunds to 3 customers"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the postmortem lacks %q:\n%s", want, out)
+		}
+	}
+	_, out, _ = cli(t, env, "incident", "1")
+	for _, want := range []string{"checklist_answered", "postmortem_answer"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the timeline lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -71,7 +71,8 @@ func commands() []command {
 		{"resume", "AGENT [SESSION]...", "lift a halt (of the sessions named, else the agent's)", cmdResume},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
-		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
+		{"checklist", "ID [answer ITEM CHOICE]", "list the blast-radius checklist (starting it), or answer an item", cmdChecklist},
+		{"postmortem", "ID [questions | answer Q TEXT]", "print a postmortem (--format markdown|json), list its questions, or answer one", cmdPostmortem},
 		{"session", "ID [--format text|json]", "print a session's record", cmdSession},
 		{"declare", "AGENT SUMMARY...", "open an incident by hand, without Slack", cmdDeclare},
 		{"ack", "ID", "acknowledge an incident without Slack", cmdAck},
@@ -192,6 +193,9 @@ func editDistance(a, b string) int {
 // commandUsage prints one command's synopsis and every flag it takes.
 func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: reins %s %s\n\n%s\n", c.name, c.args, c.help)
+	if more := commandDetails[c.name]; more != "" {
+		fmt.Fprintf(w, "\n%s", more)
+	}
 	if fs != nil {
 		fmt.Fprintf(w, "\nFlags:\n")
 		fs.SetOutput(w)
