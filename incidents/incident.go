@@ -110,6 +110,7 @@ const (
 	ActorSlack     = "slack"
 	ActorAPI       = "api"
 	ActorCLI       = "cli"
+	ActorWeb       = "web" // a person signed in to the web view: ID is the Slack user ID or the proxy's user
 	ActorPagerDuty = "pagerduty"
 	ActorSystem    = "system"
 	// ActorPolicy is reins acting on an SLA or the dead-man, ID "<agent>/<sla>".

@@ -92,6 +92,7 @@ func (m *Main) openWeb(ctx context.Context) error {
 		TeamID:       m.teamID(),
 		UserHeader:   m.Config.WebUserHeader,
 		Incidents:    m.Service,
+		Answers:      m.Service,
 		Drills:       m.Store,
 		Sessions:     m.WebSessions,
 		SetupHint:    strings.TrimRight(m.Config.PublicURL, "/"),

@@ -16,6 +16,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -53,6 +54,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"commas": commas,
 		"usd":    func(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 4, 64) },
 		"join":   strings.Join,
+		"count":  func(n int, noun string) string { return words.Count(n, noun) },
 		"prev":   func(n int) int { return n - 1 },
 		"next":   func(n int) int { return n + 1 },
 		"esc":    url.PathEscape,
@@ -215,6 +217,17 @@ type incidentPage struct {
 	Firing       int
 	PostmortemMD template.HTML
 	Answered     int
+	CSRF         string // the forms' token; "" when answers are read-only
+	Questions    []questionRow
+	Notice       string // what the last form did, from ?done=
+	PMAnswered   int
+}
+
+// questionRow is one postmortem question with its answer, for its form.
+type questionRow struct {
+	N                   int
+	Key, Question, Hint string
+	Answer              string
 }
 
 func (p *incidentPage) title() string { return fmt.Sprintf("#%d %s", p.Inc.ID, p.Inc.Title) }
@@ -262,6 +275,17 @@ func (h *Handler) incidentPage(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 	}
 	p.PostmortemMD = markdownHTML(incidents.RenderMarkdown(pm))
+	for i, q := range incidents.PostmortemQuestions() {
+		p.Questions = append(p.Questions, questionRow{N: i + 1, Key: q.Key, Question: q.Question, Hint: q.Hint, Answer: pm.Answer(q.Key)})
+		if pm.Answer(q.Key) != "" {
+			p.PMAnswered++
+		}
+	}
+	if h.cfg.Answers != nil {
+		p.CSRF = h.csrfToken(s)
+	}
+	p.Notice = map[string]string{"checklist": "Checklist answer saved.", "started": "Checklist started.",
+		"postmortem": "Postmortem answer saved."}[r.URL.Query().Get("done")]
 	h.render(w, r, http.StatusOK, "incident", s, p)
 }
 

@@ -59,6 +59,7 @@ type Config struct {
 	Key []byte
 
 	Incidents IncidentSource
+	Answers   AnswerSink    // may be nil: the checklist and postmortem are read-only
 	Drills    DrillSource   // may be nil: no drill strip
 	Sessions  SessionSource // may be nil: session pages say records are off
 
@@ -128,6 +129,9 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	page("GET /sessions/{id}", h.sessionPage)
 	page("GET /agents", h.agentsPage)
 	page("GET /agents/{name}", h.agentPage)
+	page("POST /incidents/{id}/checklist", h.startChecklist)
+	page("POST /incidents/{id}/checklist/{item}", h.answerChecklist)
+	page("POST /incidents/{id}/postmortem/{key}", h.answerPostmortem)
 	mux.Handle("GET /auth/login", h.secured(http.HandlerFunc(h.login)))
 	mux.Handle("GET /auth/callback", h.secured(http.HandlerFunc(h.callback)))
 	mux.Handle("GET /auth/logout", h.secured(http.HandlerFunc(h.logout)))
