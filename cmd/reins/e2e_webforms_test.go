@@ -126,3 +126,35 @@ func TestWebFormsAnswerChecklistAndPostmortem(t *testing.T) {
 		t.Errorf("the timeline does not record the web answers under %s:\n%s", who, out)
 	}
 }
+
+// People appear in the web view by name, from Slack's users.info, asked
+// once and cached; someone Slack does not know stays their ID.
+func TestWebViewShowsPeopleByName(t *testing.T) {
+	e := webEnv(t)
+	e.Slack.SetRealName(alice, "Alice Example")
+	body := []byte(`{"agent":"support-bot","summary":"Token spend 12x baseline","severity":"critical","status":"firing","dedup_key":"tok"}`)
+	if st, b := e.webhook("generic", body); st != http.StatusOK {
+		t.Fatalf("webhook: %d %s", st, b)
+	}
+	if st, b := e.api(http.MethodPost, "/incidents/1/ack", map[string]any{"actor": alice}); st >= 300 {
+		t.Logf("ack via API: %d %s", st, b)
+	}
+	st, html := e.page("ops@example.com", "/incidents/1")
+	if st != http.StatusOK || !strings.Contains(html, "Alice Example") {
+		t.Fatalf("incident page: %d, want Alice by name:\n%s", st, html)
+	}
+	if strings.Contains(html, ">"+alice) || strings.Contains(html, alice+",") || strings.Contains(html, " "+alice+"<") {
+		t.Errorf("the incident page still shows %s as an ID", alice)
+	}
+	calls := e.Slack.UsersInfoCalls()
+	for range 3 {
+		e.page("ops@example.com", "/incidents/1")
+		e.page("ops@example.com", "/agents")
+	}
+	if got := e.Slack.UsersInfoCalls() - calls; got > 0 {
+		t.Errorf("users.info asked %d more times for pages already shown: want the names cached", got)
+	}
+	if _, html := e.page("ops@example.com", "/agents"); !strings.Contains(html, "Alice Example") {
+		t.Errorf("/agents does not name Alice:\n%s", html)
+	}
+}

@@ -34,8 +34,18 @@ type layout struct {
 	Page  any
 }
 
-func parseTemplates() (map[string]*template.Template, error) {
+func parseTemplates(person func(string) string) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
+		// person shows a Slack user (U01ALICE, slack:U01ALICE, or a line
+		// naming them) by name; persons does so for a list, joined.
+		"person": person,
+		"persons": func(list []string) string {
+			out := make([]string, len(list))
+			for i, s := range list {
+				out[i] = person(s)
+			}
+			return strings.Join(out, ", ")
+		},
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"

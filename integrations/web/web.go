@@ -60,6 +60,7 @@ type Config struct {
 
 	Incidents IncidentSource
 	Answers   AnswerSink    // may be nil: the checklist and postmortem are read-only
+	Names     NameSource    // may be nil: people appear as their Slack IDs
 	Drills    DrillSource   // may be nil: no drill strip
 	Sessions  SessionSource // may be nil: session pages say records are off
 
@@ -78,6 +79,7 @@ type Handler struct {
 	tmpl   map[string]*template.Template
 	now    func() time.Time
 	log    *slog.Logger
+	names  *names
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first sign-in
@@ -111,8 +113,11 @@ func New(cfg Config) (*Handler, error) {
 		cfg.HTTPClient = http.DefaultClient
 	}
 	h := &Handler{cfg: cfg, sign: signer{key: cfg.Key}, secure: base.Scheme == "https", base: base,
-		now: cfg.Now, log: cfg.Log}
-	if h.tmpl, err = parseTemplates(); err != nil {
+		now: cfg.Now, log: cfg.Log, names: &names{src: cfg.Names, now: cfg.Now, cache: map[string]cachedName{}}}
+	// Templates name people through the cache; a lookup has its own
+	// timeout, so a page never waits on Slack longer than that per person.
+	person := func(s string) string { return h.names.people(context.Background(), s) }
+	if h.tmpl, err = parseTemplates(person); err != nil {
 		return nil, err
 	}
 	return h, nil
