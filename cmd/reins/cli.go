@@ -32,13 +32,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := e.loadConfig()
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: incidents.SystemClock{}}
+	// SIGHUP is caught before the server answers /readyz: a reload sent as
+	// soon as reins is ready must not kill it (the default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close()
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
