@@ -91,7 +91,7 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 		} else {
 			return s.autoNote(ctx, cmd, ag, actor, ownership.OnBreachAlert, sessions, fmt.Sprintf(
 				"reins did not halt %s: its %s adapter cannot stop one session and the SLA's fallback is alert. %s. To halt the whole agent: %s",
-				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, s.HowTo("kill "+ag.Name+" --reason TEXT")), false)
+				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), false)
 		}
 	}
 	if action == ownership.OnBreachHaltAgent {
@@ -129,7 +129,7 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 		} else {
 			return s.autoNote(ctx, cmd, ag, actor, AutoHaltRateLimited, sessions, fmt.Sprintf(
 				"reins did not halt %s: %d automatic halts of %s in the last minute reached max_auto_halts_per_minute. %s. Paging the kill authority: halt it by hand if needed: %s",
-				policyTarget(ag.Name, sessions), limit, ag.Name, reason, s.HowTo("kill "+ag.Name+" --reason TEXT")), true)
+				policyTarget(ag.Name, sessions), limit, ag.Name, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), true)
 		}
 	}
 
@@ -153,18 +153,26 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 
 // autoHaltedText is the announcement of a verified automatic halt.
 func (s *Service) autoHaltedText(agent string, sessions []string, reason string) string {
-	resume := "resume " + agent
-	if len(sessions) > 0 {
-		resume += " " + strings.Join(sessions, " ")
+	// Slack names sessions after a keyword (`/agent resume support-bot
+	// session s-1`); the shell after the agent (`reins resume support-bot s-1`).
+	slash, cli := "resume "+agent, "resume "+agent
+	switch len(sessions) {
+	case 0:
+	case 1:
+		slash += " session " + sessions[0]
+		cli += " " + sessions[0]
+	default:
+		slash += " sessions " + strings.Join(sessions, ",")
+		cli += " " + strings.Join(sessions, " ")
 	}
-	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.HowTo(resume))
+	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.HowToEach(slash, cli))
 }
 
 // HowTo says how to run a command in the forms that work in this reins:
-// `reins resume support-bot s-1` at the shell, and, when Slack is
-// configured, `/agent resume support-bot s-1` too. args is the command
-// after "/agent" or "reins"; both take the same words for the agent
-// commands (the agent, then any session IDs).
+// `reins kill support-bot` at the shell, and, when Slack is configured,
+// `/agent kill support-bot` too. args is the command after "/agent" or
+// "reins", for commands whose words are the same in both (sessions are
+// not: Slack names them after "session", so use HowToEach).
 func (s *Service) HowTo(args string) string {
 	return s.HowToEach(args, args)
 }

@@ -62,7 +62,7 @@ func TestAutoHaltSession(t *testing.T) {
 	if len(reqs) != 1 || !slices.Equal(reqs[0].Sessions, []string{"s-8812"}) || reqs[0].Actor.Kind != incidents.ActorPolicy {
 		t.Errorf("halter: got %+v", reqs)
 	}
-	want := "reins halted session s-8812 of support-bot automatically: " + tokenReason + ". To resume: `/agent resume support-bot s-8812` in Slack or `reins resume support-bot s-8812` on the reins host"
+	want := "reins halted session s-8812 of support-bot automatically: " + tokenReason + ". To resume: `/agent resume support-bot session s-8812` in Slack or `reins resume support-bot s-8812` on the reins host"
 	if out.Note != want {
 		t.Errorf("note: got %q, want %q", out.Note, want)
 	}

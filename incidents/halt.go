@@ -108,7 +108,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
-			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowTo("kill "+ag.Name))
+			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
