@@ -1,5 +1,7 @@
-// Package web is reins' read-only web view (docs/architecture.md, web view): incidents, an
-// incident, a session with its waterfall, agents. Pages are rendered on the
+// Package web is reins' web view (docs/architecture.md, web view): incidents, an
+// incident, a session with its waterfall, agents, and the one thing it
+// writes: answers to an incident's checklist and postmortem questions,
+// through plain forms. Pages are rendered on the
 // server with html/template from embedded files, work without JavaScript
 // and sit behind Sign in with Slack (OpenID Connect) or a trusted proxy's
 // user header. With neither configured every page says how to turn it on.
