@@ -66,6 +66,12 @@ func TestChecklistAnsweredOnAnotherReplica(t *testing.T) {
 	}
 	a.eventually("incident channel", func() bool { return len(incidentChannels(a.Slack)) == 1 })
 	ch := incidentChannels(a.Slack)[0]
+	// Slack has the channel a moment before reins has recorded it: a
+	// command sent in between is not yet known as the incident's.
+	a.eventually("the channel recorded on the incident", func() bool {
+		inc, err := a.Main.Service.FindIncident(t.Context(), 1)
+		return err == nil && inc.SlackChannelID == ch.ID
+	})
 	a.slash(alice, ch.ID, "checklist")
 	var value string
 	a.eventually("a checklist item with buttons", func() bool {
