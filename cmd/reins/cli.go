@@ -223,7 +223,7 @@ func (m *Main) haltLine(h *incidents.Halt) string {
 		scope = "sessions " + strings.Join(h.Sessions, ", ")
 	}
 	if h.Status != incidents.HaltVerified {
-		next := "stop it another way now"
+		next := "it may still be halted: check the agent, and lift the halt another way if it is"
 		if h.Action == incidents.ActionHalt {
 			next = m.serveSends(h.Agent, "", "re-pages the kill authority") + "; stop the agent another way now"
 		}
