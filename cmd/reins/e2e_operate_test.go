@@ -57,7 +57,7 @@ func TestCLIKillWorksWhenOtherEntriesAreBroken(t *testing.T) {
 	}
 
 	code, out, errOut = cli(t, env, "kill", "flag-bot", "--reason", "x")
-	if code != 1 || !strings.Contains(errOut, "the entry of flag-bot in the config is invalid (1 problems)") ||
+	if code != 1 || !strings.Contains(errOut, "the entry of flag-bot in the config is invalid (1 problem)") ||
 		!strings.Contains(errOut, `unknown adapter "flagg"`) || strings.Contains(errOut, "triage-bot") {
 		t.Errorf("kill flag-bot (its own entry broken): exit %d, want 1 with its own problem only\n%s\n%s", code, out, errOut)
 	}
