@@ -76,7 +76,7 @@ func commands() []command {
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"checklist", "ID [answer ITEM CHOICE]", "list the blast-radius checklist (starting it), or answer an item", cmdChecklist},
 		{"postmortem", "ID [questions | answer Q TEXT]", "print a postmortem (--format markdown|json), list its questions, or answer one", cmdPostmortem},
-		{"session", "ID [--format text|json]", "print a session's record", cmdSession},
+		{"session", "ID [--agent NAME] [--format text|json]", "print a session's record (--agent when two agents use the ID)", cmdSession},
 		{"declare", "AGENT SUMMARY...", "open an incident by hand, without Slack", cmdDeclare},
 		{"ack", "ID", "acknowledge an incident without Slack", cmdAck},
 		{"resolve", "ID [--note TEXT]", "resolve an incident without Slack", cmdResolve},
