@@ -1,0 +1,190 @@
+package outbox
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A destination's circuit, per replica. Per-item exponential backoff is
+// right for an item that fails on its own, and wrong for an outage: every
+// waiting item backs off on its own clock, and when the destination is back
+// the last of them wait minutes more. So a failure that is the
+// destination's (an UnavailableError) opens the circuit of every lane
+// delivering there: the items keep their place and their attempts, one probe
+// at a time goes out every ProbeInterval (or the destination's Retry-After
+// when longer), and the first answer closes the circuit and wakes every
+// worker, so the whole backlog is due at once and drains in queue order.
+//
+// Each replica keeps its own circuit: with N replicas, N probes per
+// interval, which is modest; a replica whose probe succeeds drains the
+// shared outbox for all of them. The store keeps the outage (Store.Outages)
+// only for what reports it: /readyz?verbose=1 and `reins doctor`.
+type circuit struct {
+	destination string
+
+	mu        sync.Mutex
+	open      bool
+	since     time.Time // the first failure while closed
+	nextProbe time.Time
+	probing   bool // a probe is out: no other pass may claim
+	lastErr   string
+}
+
+// DefaultProbeInterval is how often a replica probes a destination that is
+// failing and gave no Retry-After.
+const DefaultProbeInterval = 3 * time.Second
+
+// maxProbeWait caps a Retry-After, so a destination asking for an hour is
+// still probed now and then.
+const maxProbeWait = 5 * time.Minute
+
+// admit says how many items a pass over a lane delivering to this
+// destination may claim now: a batch while closed; one, as the probe, when
+// open and the probe is due and no other is out; none otherwise. A pass
+// given a probe must call settle or release.
+func (c *circuit) admit(now time.Time) (limit int, probe bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.open:
+		return claimBatch, false
+	case c.probing || now.Before(c.nextProbe):
+		return 0, false
+	}
+	c.probing = true
+	return 1, true
+}
+
+// release ends a probe that found nothing to deliver in its lane: another
+// lane of the destination may probe at once.
+func (c *circuit) release() {
+	c.mu.Lock()
+	c.probing = false
+	c.mu.Unlock()
+}
+
+// isOpen says whether the lane must hold its items back.
+func (c *circuit) isOpen() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.open
+}
+
+// failed records a failure of the destination at now: the circuit opens (or
+// stays open) and the next probe goes out after wait. It says whether this
+// failure opened it.
+func (c *circuit) failed(now time.Time, wait time.Duration, text string) (opened bool, since time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	opened = !c.open
+	if opened {
+		c.open, c.since = true, now
+	}
+	c.probing = false
+	c.nextProbe = now.Add(wait)
+	c.lastErr = text
+	return opened, c.since
+}
+
+// answered records that the destination answered (delivered, or refused the
+// item itself): it says whether this closed the circuit, and since when it
+// had been open.
+func (c *circuit) answered() (closed bool, since time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.probing = false
+	if !c.open {
+		return false, time.Time{}
+	}
+	c.open = false
+	return true, c.since
+}
+
+// probeWait is how long to wait before the next probe after err: the
+// destination's Retry-After when longer than interval, capped.
+func probeWait(interval time.Duration, err *UnavailableError) time.Duration {
+	return min(max(interval, err.After), maxProbeWait)
+}
+
+// destinationDown handles a delivery that failed because its destination
+// did: the item goes back in its place with no attempt counted, the circuit
+// opens, and the outage is recorded for doctor and /readyz.
+func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err *UnavailableError, now time.Time) error {
+	text := errorText(err)
+	wait := probeWait(w.cfg.ProbeInterval, err)
+	opened, since := c.failed(now, wait, text)
+	if opened {
+		w.cfg.Log.Warn("delivery destination unreachable: holding its items, probing at a steady rate",
+			"destination", c.destination, "probe_every", wait, "key", it.Key, "err", err)
+		w.m.outageOpen.WithLabelValues(c.destination).Set(1)
+	}
+	if serr := w.cfg.Store.SaveOutage(ctx, Outage{Destination: c.destination, Since: since, FailedAt: now,
+		NextProbeAt: now.Add(wait), LastError: text}); serr != nil {
+		// Only the report suffers: delivery goes on.
+		w.cfg.Log.Warn("record delivery outage", "destination", c.destination, "err", serr)
+	}
+	if derr := w.cfg.Store.DeferOutbox(ctx, it.ID, text); derr != nil {
+		return derr
+	}
+	return nil
+}
+
+// destinationUp handles an answer from the destination: when that closes
+// the circuit, every worker wakes, since every item held back is due.
+func (w *Worker) destinationUp(ctx context.Context, c *circuit, now time.Time) {
+	closed, since := c.answered()
+	if !closed {
+		return
+	}
+	w.cfg.Log.Info("delivery destination answers again: delivering what waited",
+		"destination", c.destination, "unreachable_for", now.Sub(since).Round(time.Second))
+	w.m.outageOpen.WithLabelValues(c.destination).Set(0)
+	if err := w.cfg.Store.ClearOutage(ctx, c.destination); err != nil {
+		w.cfg.Log.Warn("clear delivery outage", "destination", c.destination, "err", err)
+	}
+	w.Kick()
+}
+
+// OutageReport is a recorded outage with the deliveries waiting for it.
+type OutageReport struct {
+	Outage
+	Waiting int // pending items of the destination's lanes
+	// Live says a replica is still probing: its next probe is at most
+	// staleOutage past. A row no replica updates was left by one that
+	// stopped while the destination failed.
+	Live bool
+}
+
+// staleOutage is how long past its next probe an outage row is still live.
+const staleOutage = time.Minute
+
+// OutageReader reads what Reports needs.
+type OutageReader interface {
+	Outages(ctx context.Context) ([]Outage, error)
+	OutboxBacklog(ctx context.Context) ([]LaneBacklog, error)
+}
+
+// Reports returns every recorded outage with the number of items waiting in
+// the lanes that deliver to its destination (destinations: lane ->
+// destination, as in Config.Destinations).
+func Reports(ctx context.Context, s OutageReader, destinations map[string]string, now time.Time) ([]OutageReport, error) {
+	outages, err := s.Outages(ctx)
+	if err != nil || len(outages) == 0 {
+		return nil, err
+	}
+	lanes, err := s.OutboxBacklog(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutageReport, len(outages))
+	for i, o := range outages {
+		out[i] = OutageReport{Outage: o, Live: !now.After(o.NextProbeAt.Add(staleOutage))}
+		for _, b := range lanes {
+			if destinations[b.Lane] == o.Destination {
+				out[i].Waiting += b.Pending
+			}
+		}
+	}
+	return out, nil
+}
