@@ -322,7 +322,8 @@ func (m *Main) configLevel() slog.Level {
 // still takes alerts, halts through the other adapters and pages.
 func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
 	checks := m.healthCache.get(func() []healthCheck {
-		return health(r.Context(), m.Config, m.getenv, m.Registry.Current(), m.Store.Ping)
+		return append(health(r.Context(), m.Config, m.getenv, m.Registry.Current(), m.Store.Ping),
+			deliveryChecks(r.Context(), m.Store, m.Clock.Now())...)
 	})
 	status, code := "ready", http.StatusOK
 	for _, c := range checks {

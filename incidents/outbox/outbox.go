@@ -133,12 +133,7 @@ type UnavailableError struct {
 	Err   error
 }
 
-func (e *UnavailableError) Error() string {
-	if e.After > 0 {
-		return fmt.Sprintf("unavailable, retry after %s: %v", e.After, e.Err)
-	}
-	return "unavailable: " + e.Err.Error()
-}
+func (e *UnavailableError) Error() string { return "unavailable: " + e.Err.Error() }
 func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Unavailable wraps err as an UnavailableError that asks to wait after
