@@ -79,4 +79,3 @@ func doctorDeliveryChecks(ctx context.Context, m *Main) []healthCheck {
 	defer db.Close()
 	return deliveryChecks(ctx, sqlstore.New(db, d), time.Now())
 }
-
