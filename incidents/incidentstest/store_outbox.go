@@ -156,8 +156,13 @@ func cloneOutbox(it outbox.Item) outbox.Item {
 	return it
 }
 
-func (t *tx) DeferOutbox(ctx context.Context, id int64, lastErr string) error {
-	return t.updateOutbox("DeferOutbox", id, func(it *outbox.Item) { it.LastError = lastErr })
+func (t *tx) DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error {
+	return t.updateOutbox("DeferOutbox", id, func(it *outbox.Item) {
+		it.LastError = lastErr
+		if !until.IsZero() {
+			it.NextAttemptAt = until
+		}
+	})
 }
 
 func (t *tx) SaveOutage(ctx context.Context, o outbox.Outage) error {

@@ -16,6 +16,14 @@ import (
 // when longer), and the first answer closes the circuit and wakes every
 // worker, so the whole backlog is due at once and drains in queue order.
 //
+// A rate limit alone (a 429 with Retry-After while the circuit is closed)
+// is the limit of one method or channel, not an outage: only that item
+// waits, for exactly its Retry-After and with no attempt counted, and since
+// a chat item holds back the later items of its incident (its channel),
+// that channel waits while the others go on. Rate limits on throttledCalls
+// calls in a row, with no answer between, mean Slack throttles everything:
+// the circuit opens.
+//
 // Each replica keeps its own circuit: with N replicas, N probes per
 // interval, which is modest; a replica whose probe succeeds drains the
 // shared outbox for all of them. The store keeps the outage (Store.Outages)
@@ -29,7 +37,12 @@ type circuit struct {
 	nextProbe time.Time
 	probing   bool // a probe is out: no other pass may claim
 	lastErr   string
+	throttled int // rate limits in a row while closed
 }
+
+// throttledCalls is how many rate limits in a row, with no answer between,
+// open the circuit.
+const throttledCalls = 3
 
 // DefaultProbeInterval is how often a replica probes a destination that is
 // failing and gave no Retry-After.
@@ -71,12 +84,26 @@ func (c *circuit) isOpen() bool {
 	return c.open
 }
 
+// rateLimited records a rate limit while closed: it says whether it is one
+// item's (the item waits its Retry-After), or whether too many came in a
+// row and the circuit must open.
+func (c *circuit) rateLimited() (itemOnly bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open {
+		return false
+	}
+	c.throttled++
+	return c.throttled < throttledCalls
+}
+
 // failed records a failure of the destination at now: the circuit opens (or
 // stays open) and the next probe goes out after wait. It says whether this
 // failure opened it.
 func (c *circuit) failed(now time.Time, wait time.Duration, text string) (opened bool, since time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.throttled = 0
 	opened = !c.open
 	if opened {
 		c.open, c.since = true, now
@@ -93,7 +120,7 @@ func (c *circuit) failed(now time.Time, wait time.Duration, text string) (opened
 func (c *circuit) answered() (closed bool, since time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.probing = false
+	c.probing, c.throttled = false, 0
 	if !c.open {
 		return false, time.Time{}
 	}
@@ -102,16 +129,25 @@ func (c *circuit) answered() (closed bool, since time.Time) {
 }
 
 // probeWait is how long to wait before the next probe after err: the
-// destination's Retry-After when longer than interval, capped.
+// destination's Retry-After when it gave one (capped), else interval.
 func probeWait(interval time.Duration, err *UnavailableError) time.Duration {
-	return min(max(interval, err.After), maxProbeWait)
+	if err.After > 0 {
+		return min(err.After, maxProbeWait)
+	}
+	return interval
 }
 
 // destinationDown handles a delivery that failed because its destination
 // did: the item goes back in its place with no attempt counted, the circuit
-// opens, and the outage is recorded for doctor and /readyz.
+// opens, and the outage is recorded for doctor and /readyz. A rate limit
+// that is not yet an outage only makes the item wait its Retry-After.
 func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err *UnavailableError, now time.Time) error {
 	text := errorText(err)
+	if err.After > 0 && c.rateLimited() {
+		w.cfg.Log.Info("rate limited: the item waits its Retry-After", "destination", c.destination,
+			"key", it.Key, "retry_after", err.After)
+		return w.cfg.Store.DeferOutbox(ctx, it.ID, now.Add(min(err.After, maxProbeWait)), text)
+	}
 	wait := probeWait(w.cfg.ProbeInterval, err)
 	opened, since := c.failed(now, wait, text)
 	if opened {
@@ -124,10 +160,7 @@ func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err 
 		// Only the report suffers: delivery goes on.
 		w.cfg.Log.Warn("record delivery outage", "destination", c.destination, "err", serr)
 	}
-	if derr := w.cfg.Store.DeferOutbox(ctx, it.ID, text); derr != nil {
-		return derr
-	}
-	return nil
+	return w.cfg.Store.DeferOutbox(ctx, it.ID, time.Time{}, text)
 }
 
 // destinationUp handles an answer from the destination: when that closes

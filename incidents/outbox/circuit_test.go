@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -165,5 +166,70 @@ func TestItemFailureKeepsBackoff(t *testing.T) {
 	}
 	if !slices.Equal(ok, []string{"b"}) {
 		t.Errorf("delivered %v, want [b]: nothing is held back", ok)
+	}
+}
+
+// A rate limit while Slack answers is one method's or channel's: that item
+// (and its incident's later items) waits exactly its Retry-After with no
+// attempt counted, other incidents go on, and the circuit stays closed.
+// Rate limits on three calls in a row mean Slack throttles everything: the
+// circuit opens and probes per Retry-After.
+func TestRateLimitWaitsPerItemUntilItIsEverything(t *testing.T) {
+	ctx := context.Background()
+	s := incidentstest.NewStore()
+	clock := incidentstest.NewClock(t0)
+	w := outbox.New(outbox.Config{Store: s, Clock: clock, Destinations: map[string]string{outbox.LaneChat: "slack"}})
+	limited := map[string]bool{"1/a": true}
+	var calls []string
+	w.Handle("post", func(_ context.Context, it *outbox.Item) error {
+		calls = append(calls, it.Key)
+		if limited[it.Key] {
+			return outbox.Unavailable(&outbox.RetryAfterError{After: 2 * time.Second, Err: errors.New("ratelimited")}, 2*time.Second)
+		}
+		return nil
+	})
+	for _, k := range []string{"1/a", "1/b"} {
+		enqueueLane(t, s, 1, outbox.LaneChat, "post", k)
+	}
+	for _, k := range []string{"2/a", "2/b"} {
+		enqueueLane(t, s, 2, outbox.LaneChat, "post", k)
+	}
+	for range 3 {
+		if _, err := w.DeliverDue(ctx, outbox.LaneChat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"1/a", "2/a", "2/b"}; !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v: incident 2 goes on while incident 1 waits", calls, want)
+	}
+	if a := state(t, s, "1/a"); a.Attempts != 0 || !a.NextAttemptAt.Equal(t0.Add(2*time.Second)) {
+		t.Errorf("1/a = %+v, want due after its Retry-After with no attempt", a)
+	}
+	if o, _ := s.Outages(ctx); len(o) != 0 {
+		t.Errorf("outages after one rate limit: %+v", o)
+	}
+	delete(limited, "1/a")
+	clock.Advance(2 * time.Second)
+	for range 2 {
+		if _, err := w.DeliverDue(ctx, outbox.LaneChat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"1/a", "2/a", "2/b", "1/a", "1/b"}; !slices.Equal(calls, want) {
+		t.Fatalf("calls %v, want %v", calls, want)
+	}
+
+	// Everything rate-limited: the third in a row opens the circuit.
+	calls = nil
+	for i := range 3 {
+		k := fmt.Sprintf("%d/x", 10+i)
+		limited[k] = true
+		enqueueLane(t, s, int64(10+i), outbox.LaneChat, "post", k)
+	}
+	if _, err := w.DeliverDue(ctx, outbox.LaneChat); err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := s.Outages(ctx); len(calls) != 3 || len(o) != 1 || !o[0].NextProbeAt.Equal(clock.Now().Add(2*time.Second)) {
+		t.Errorf("after 3 rate limits in a row: calls %v, outages %+v; want the circuit open, probing in 2 s", calls, o)
 	}
 }

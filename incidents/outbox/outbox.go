@@ -89,10 +89,11 @@ type Store interface {
 	// BuryOutbox gives up on an item: state dead, kept for inspection.
 	BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error
 	OutboxBacklog(ctx context.Context) ([]LaneBacklog, error)
-	// DeferOutbox hands a claimed item back with its last error, keeping
-	// its attempts and its due time, so it keeps its place in the queue:
-	// the failure was its destination's (an outage), not the item's.
-	DeferOutbox(ctx context.Context, id int64, lastErr string) error
+	// DeferOutbox hands a claimed item back with its last error and no
+	// attempt counted: the failure was its destination's (an outage, a
+	// rate limit), not the item's. A zero until keeps its due time, so it
+	// keeps its place in the queue; otherwise it is due at until.
+	DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error
 	// SaveOutage records that a destination is failing. A destination
 	// already recorded keeps its Since; the rest is replaced.
 	SaveOutage(ctx context.Context, o Outage) error

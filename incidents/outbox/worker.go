@@ -231,7 +231,7 @@ func (w *Worker) release(items []*Item) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, it := range items {
-		if err := w.cfg.Store.DeferOutbox(ctx, it.ID, it.LastError); err != nil {
+		if err := w.cfg.Store.DeferOutbox(ctx, it.ID, time.Time{}, it.LastError); err != nil {
 			w.cfg.Log.Warn("release outbox item", "key", it.Key, "err", err)
 		}
 	}

@@ -231,11 +231,16 @@ func (q *queries) OutboxBacklog(ctx context.Context) ([]outbox.LaneBacklog, erro
 	return out, nil
 }
 
-// DeferOutbox hands a claimed item back with its last error, its attempts
-// and due time unchanged, so it keeps its place in the queue.
-func (q *queries) DeferOutbox(ctx context.Context, id int64, lastErr string) error {
+// DeferOutbox hands a claimed item back with its last error and its
+// attempts unchanged; a zero until keeps its due time (its place in the
+// queue).
+func (q *queries) DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error {
+	if until.IsZero() {
+		return q.setOutbox(ctx, id, "defer",
+			`UPDATE outbox SET locked_until = NULL, last_error = ? WHERE id = ?`, lastErr, id)
+	}
 	return q.setOutbox(ctx, id, "defer",
-		`UPDATE outbox SET locked_until = NULL, last_error = ? WHERE id = ?`, lastErr, id)
+		`UPDATE outbox SET locked_until = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?`, q.t(until), lastErr, id)
 }
 
 // SaveOutage records a failing destination, keeping the since of an outage

@@ -194,7 +194,7 @@ func TestDeferOutboxKeepsPlace(t *testing.T) {
 		if got := claim(t, s, outbox.LaneChat, t0, 1); !slices.Equal(got, []string{"a"}) {
 			t.Fatalf("claimed %v", got)
 		}
-		if err := s.DeferOutbox(ctx, a.ID, "unavailable: 500"); err != nil {
+		if err := s.DeferOutbox(ctx, a.ID, time.Time{}, "unavailable: 500"); err != nil {
 			t.Fatal(err)
 		}
 		items, err := s.ClaimOutbox(ctx, outbox.LaneChat, t0, time.Minute, 1)
@@ -203,6 +203,17 @@ func TestDeferOutboxKeepsPlace(t *testing.T) {
 		}
 		if it := items[0]; it.Key != "a" || it.Attempts != 0 || !it.NextAttemptAt.Equal(t0) || it.LastError != "unavailable: 500" {
 			t.Errorf("after defer: %+v; want a, no attempt counted, due as before, with its error", it)
+		}
+		// Deferred until a time (a rate limit's Retry-After): b goes first.
+		if err := s.DeferOutbox(ctx, a.ID, t0.Add(2*time.Second), "unavailable: 429"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, outbox.LaneChat, t0.Add(time.Second), 5); !slices.Equal(got, []string{"b"}) {
+			t.Errorf("claimed %v a second later, want [b] while a waits its Retry-After", got)
+		}
+		items, err = s.ClaimOutbox(ctx, outbox.LaneChat, t0.Add(2*time.Second), time.Minute, 5)
+		if err != nil || len(items) != 1 || items[0].Key != "a" || items[0].Attempts != 0 {
+			t.Errorf("claim after the Retry-After = %+v, %v; want a with no attempt counted", items, err)
 		}
 	})
 }
