@@ -143,6 +143,8 @@ func probeWait(interval time.Duration, err *UnavailableError) time.Duration {
 // that is not yet an outage only makes the item wait its Retry-After.
 func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err *UnavailableError, now time.Time) error {
 	text := errorText(err)
+	// Counted as a retry (it will be tried again), not as an attempt.
+	w.m.retries.WithLabelValues(it.Lane, it.Kind).Inc()
 	if err.After > 0 && c.rateLimited() {
 		w.cfg.Log.Info("rate limited: the item waits its Retry-After", "destination", c.destination,
 			"key", it.Key, "retry_after", err.After)
