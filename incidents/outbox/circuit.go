@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,6 +45,22 @@ type circuit struct {
 // open the circuit.
 const throttledCalls = 3
 
+// Answered tells delivery that the destination answered a call made for
+// the item being delivered with ctx (any reply but a 5xx or a 429): the
+// proof that closes an open circuit. A handler that returns nil without
+// reaching the destination (a step skipped, a message with nowhere to go
+// yet) proves nothing, so clients call this, not handlers. Outside a
+// delivery it does nothing.
+func Answered(ctx context.Context) {
+	if m, ok := ctx.Value(answerKey{}).(*answerMark); ok {
+		m.seen.Store(true)
+	}
+}
+
+type answerKey struct{}
+
+type answerMark struct{ seen atomic.Bool }
+
 // DefaultProbeInterval is how often a replica probes a destination that is
 // failing and gave no Retry-After.
 const DefaultProbeInterval = 3 * time.Second
@@ -69,8 +86,8 @@ func (c *circuit) admit(now time.Time) (limit int, probe bool) {
 	return 1, true
 }
 
-// release ends a probe that found nothing to deliver in its lane: another
-// lane of the destination may probe at once.
+// release ends a probe that found nothing to deliver in its lane, or whose
+// item never reached the destination: another may probe at once.
 func (c *circuit) release() {
 	c.mu.Lock()
 	c.probing = false

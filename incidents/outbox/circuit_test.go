@@ -22,9 +22,10 @@ type slackDown struct {
 	calls []string
 }
 
-func (s *slackDown) handle(_ context.Context, it *outbox.Item) error {
+func (s *slackDown) handle(ctx context.Context, it *outbox.Item) error {
 	s.calls = append(s.calls, it.Key)
 	if s.up {
+		outbox.Answered(ctx)
 		return nil
 	}
 	return outbox.Unavailable(errors.New("slack: 500 Internal Server Error"), s.after)
@@ -153,7 +154,10 @@ func TestItemFailureKeepsBackoff(t *testing.T) {
 	s := incidentstest.NewStore()
 	clock := incidentstest.NewClock(t0)
 	w := outbox.New(outbox.Config{Store: s, Clock: clock, Destinations: map[string]string{outbox.LaneChat: "slack"}})
-	w.Handle("bad", func(context.Context, *outbox.Item) error { return errors.New("invalid_blocks?") })
+	w.Handle("bad", func(ctx context.Context, _ *outbox.Item) error {
+		outbox.Answered(ctx)
+		return errors.New("invalid_blocks?")
+	})
 	var ok []string
 	w.Handle("ok", func(_ context.Context, it *outbox.Item) error { ok = append(ok, it.Key); return nil })
 	enqueue(t, s, "bad", "a")
@@ -181,11 +185,12 @@ func TestRateLimitWaitsPerItemUntilItIsEverything(t *testing.T) {
 	w := outbox.New(outbox.Config{Store: s, Clock: clock, Destinations: map[string]string{outbox.LaneChat: "slack"}})
 	limited := map[string]bool{"1/a": true}
 	var calls []string
-	w.Handle("post", func(_ context.Context, it *outbox.Item) error {
+	w.Handle("post", func(ctx context.Context, it *outbox.Item) error {
 		calls = append(calls, it.Key)
 		if limited[it.Key] {
 			return outbox.Unavailable(&outbox.RetryAfterError{After: 2 * time.Second, Err: errors.New("ratelimited")}, 2*time.Second)
 		}
+		outbox.Answered(ctx)
 		return nil
 	})
 	for _, k := range []string{"1/a", "1/b"} {
@@ -231,5 +236,50 @@ func TestRateLimitWaitsPerItemUntilItIsEverything(t *testing.T) {
 	}
 	if o, _ := s.Outages(ctx); len(calls) != 3 || len(o) != 1 || !o[0].NextProbeAt.Equal(clock.Now().Add(2*time.Second)) {
 		t.Errorf("after 3 rate limits in a row: calls %v, outages %+v; want the circuit open, probing in 2 s", calls, o)
+	}
+}
+
+// A probe whose item is done without reaching Slack (a step skipped) proves
+// nothing: the circuit stays open, its outage keeps its start, and the next
+// item is probed at once.
+func TestProbeWithoutAnAnswerKeepsTheCircuitOpen(t *testing.T) {
+	ctx := context.Background()
+	s := incidentstest.NewStore()
+	clock := incidentstest.NewClock(t0)
+	w := outbox.New(outbox.Config{Store: s, Clock: clock, Destinations: map[string]string{outbox.LaneChat: "slack"}})
+	slack := &slackDown{}
+	w.Handle("slack", slack.handle)
+	w.Handle("skip", func(context.Context, *outbox.Item) error { return nil })
+	enqueueLane(t, s, 1, outbox.LaneChat, "slack", "1/channel")
+	enqueueLane(t, s, 2, outbox.LaneChat, "skip", "2/skipped")
+	enqueueLane(t, s, 3, outbox.LaneChat, "slack", "3/channel")
+	pass := func() {
+		t.Helper()
+		if _, err := w.DeliverDue(ctx, outbox.LaneChat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass() // 1/channel fails: open
+	clock.Advance(3 * time.Second)
+	// 1/channel is the oldest due: the probe; it fails again.
+	pass()
+	if !slices.Equal(slack.calls, []string{"1/channel", "1/channel"}) {
+		t.Fatalf("calls %v", slack.calls)
+	}
+	// Deliver the skip item as a probe by making it the oldest due.
+	if err := s.DeferOutbox(ctx, state(t, s, "1/channel").ID, clock.Now().Add(time.Hour), "held"); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(3 * time.Second)
+	pass() // probes 2/skipped: done, but Slack never answered
+	if st := state(t, s, "2/skipped"); st.State != outbox.Done {
+		t.Fatalf("2/skipped = %s", st.State)
+	}
+	if o, _ := s.Outages(ctx); len(o) != 1 || !o[0].Since.Equal(t0) {
+		t.Fatalf("outages after a probe that never reached Slack = %+v, want still open since t0", o)
+	}
+	pass() // the next probe goes at once: 3/channel
+	if !slices.Equal(slack.calls, []string{"1/channel", "1/channel", "3/channel"}) {
+		t.Errorf("calls %v, want 3/channel probed at once after the probe without an answer", slack.calls)
 	}
 }

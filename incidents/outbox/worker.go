@@ -166,6 +166,7 @@ func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
 
 func (w *Worker) deliverOne(ctx context.Context, it *Item, c *circuit, probe bool) (bool, error) {
 	h, ok := w.handlers[it.Kind]
+	answered := &answerMark{} // set by the destination's client (Answered)
 	var err error
 	if !ok {
 		err = Permanent(fmt.Errorf("no worker for outbox kind %q", it.Kind))
@@ -174,6 +175,7 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item, c *circuit, probe boo
 		// left behind would hold up its incident's later items), and well
 		// inside the lease so no other worker starts the same item.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Lease*2/3)
+		dctx = context.WithValue(dctx, answerKey{}, answered)
 		err = h(dctx, it)
 		cancel()
 	}
@@ -192,12 +194,17 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item, c *circuit, probe boo
 			}
 			return false, nil
 		}
-		if probe {
-			w.m.probes.WithLabelValues(c.destination, "answered").Inc()
+		switch {
+		case answered.seen.Load():
+			// Delivered, or refused for the item's own reasons: either way
+			// the destination answered.
+			if probe {
+				w.m.probes.WithLabelValues(c.destination, "answered").Inc()
+			}
+			w.destinationUp(ctx, c, now)
+		case probe:
+			c.release() // the item never reached the destination: no verdict
 		}
-		// Delivered, or refused for the item's own reasons: either way the
-		// destination answered.
-		w.destinationUp(ctx, c, now)
 	}
 	if err == nil {
 		if err := w.cfg.Store.CompleteOutbox(ctx, it.ID, now); err != nil {
