@@ -13,9 +13,10 @@ import (
 // the last of them wait minutes more. So a failure that is the
 // destination's (an UnavailableError) opens the circuit of every lane
 // delivering there: the items keep their place and their attempts, one probe
-// at a time goes out every ProbeInterval (or the destination's Retry-After
-// when longer), and the first answer closes the circuit and wakes every
-// worker, so the whole backlog is due at once and drains in queue order.
+// at a time goes out every ProbeInterval (or after the destination's
+// Retry-After when it gave one), and the first answer (Answered) closes the
+// circuit and wakes every worker, so the whole backlog is due at once and
+// drains in queue order.
 //
 // A rate limit alone (a 429 with Retry-After while the circuit is closed)
 // is the limit of one method or channel, not an outage: only that item
@@ -37,7 +38,6 @@ type circuit struct {
 	since     time.Time // the first failure while closed
 	nextProbe time.Time
 	probing   bool // a probe is out: no other pass may claim
-	lastErr   string
 	throttled int // rate limits in a row while closed
 }
 
@@ -117,7 +117,7 @@ func (c *circuit) rateLimited() (itemOnly bool) {
 // failed records a failure of the destination at now: the circuit opens (or
 // stays open) and the next probe goes out after wait. It says whether this
 // failure opened it.
-func (c *circuit) failed(now time.Time, wait time.Duration, text string) (opened bool, since time.Time) {
+func (c *circuit) failed(now time.Time, wait time.Duration) (opened bool, since time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.throttled = 0
@@ -127,7 +127,6 @@ func (c *circuit) failed(now time.Time, wait time.Duration, text string) (opened
 	}
 	c.probing = false
 	c.nextProbe = now.Add(wait)
-	c.lastErr = text
 	return opened, c.since
 }
 
@@ -168,7 +167,7 @@ func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err 
 		return w.cfg.Store.DeferOutbox(ctx, it.ID, now.Add(min(err.After, maxProbeWait)), text)
 	}
 	wait := probeWait(w.cfg.ProbeInterval, err)
-	opened, since := c.failed(now, wait, text)
+	opened, since := c.failed(now, wait)
 	if opened {
 		w.cfg.Log.Warn("delivery destination unreachable: holding its items, probing at a steady rate",
 			"destination", c.destination, "probe_every", wait, "key", it.Key, "err", err)
