@@ -27,9 +27,10 @@ import (
 // the circuit opens.
 //
 // Each replica keeps its own circuit: with N replicas, N probes per
-// interval, which is modest; a replica whose probe succeeds drains the
-// shared outbox for all of them. The store keeps the outage (Store.Outages)
-// only for what reports it: /readyz?verbose=1 and `reins doctor`.
+// interval, which is modest; a replica whose probe is answered drains the
+// shared outbox for all of them and clears the outage recorded in the store
+// (Store.Outages, which /readyz?verbose=1 and `reins doctor` report). The
+// others see it cleared when their next probe is due, and close too.
 type circuit struct {
 	destination string
 
@@ -179,6 +180,23 @@ func (w *Worker) destinationDown(ctx context.Context, c *circuit, it *Item, err 
 		w.cfg.Log.Warn("record delivery outage", "destination", c.destination, "err", serr)
 	}
 	return w.cfg.Store.DeferOutbox(ctx, it.ID, time.Time{}, text)
+}
+
+// peerAnswered says whether another replica has seen the destination answer
+// since this one's circuit opened: it cleared the recorded outage. Without
+// it a replica with nothing left to probe (another drained the outbox)
+// would say "unreachable" until its next item.
+func (w *Worker) peerAnswered(ctx context.Context, c *circuit) bool {
+	outages, err := w.cfg.Store.Outages(ctx)
+	if err != nil {
+		return false
+	}
+	for _, o := range outages {
+		if o.Destination == c.destination {
+			return false
+		}
+	}
+	return true
 }
 
 // destinationUp handles an answer from the destination: when that closes

@@ -283,3 +283,63 @@ func TestProbeWithoutAnAnswerKeepsTheCircuitOpen(t *testing.T) {
 		t.Errorf("calls %v, want 3/channel probed at once after the probe without an answer", slack.calls)
 	}
 }
+
+// Two replicas on one store each keep a circuit and probe at the steady
+// rate (two probes per interval); the first answered drains the shared
+// outbox, once each, and clears the recorded outage for both.
+func TestReplicasProbeEachAndDrainOnce(t *testing.T) {
+	ctx := context.Background()
+	s := incidentstest.NewStore()
+	clock := incidentstest.NewClock(t0)
+	slack := &slackDown{}
+	regs := []*prometheus.Registry{prometheus.NewPedanticRegistry(), prometheus.NewPedanticRegistry()}
+	var replicas []*outbox.Worker
+	for i := range 2 {
+		w := outbox.New(outbox.Config{Store: s, Clock: clock, Registerer: regs[i], Destinations: map[string]string{outbox.LaneChat: "slack"}})
+		w.Handle("slack", slack.handle)
+		replicas = append(replicas, w)
+	}
+	for i := range 4 {
+		enqueueLane(t, s, int64(i%2+1), outbox.LaneChat, "slack", fmt.Sprintf("%d/%d", i%2+1, i))
+	}
+	passAll := func() {
+		t.Helper()
+		for _, w := range replicas {
+			if _, err := w.DeliverDue(ctx, outbox.LaneChat); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	passAll() // each replica meets the outage once
+	for range 20 {
+		clock.Advance(500 * time.Millisecond)
+		passAll()
+	}
+	if n := len(slack.calls); n < 2+6 || n > 2+8 {
+		t.Errorf("%d calls in 10 s with two replicas, want 2 + ~7 (each probes every 3 s)", n)
+	}
+	// Slack answers replica 1's probe, and replica 1 drains everything
+	// before replica 2's next probe is due.
+	slack.up, slack.calls = true, nil
+	clock.Advance(3 * time.Second)
+	for range 4 {
+		if _, err := replicas[0].DeliverDue(ctx, outbox.LaneChat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"1/0", "2/1", "1/2", "2/3"}; !slices.Equal(slices.Sorted(slices.Values(slack.calls)), slices.Sorted(slices.Values(want))) {
+		t.Errorf("after Slack answered: calls %v, want each of %v once", slack.calls, want)
+	}
+	if o, _ := s.Outages(ctx); len(o) != 0 {
+		t.Errorf("outages after recovery: %+v", o)
+	}
+	// The replica whose probe was not the one answered sees the outage
+	// cleared at its next probe, with nothing left to deliver.
+	clock.Advance(3 * time.Second)
+	passAll()
+	for i, reg := range regs {
+		if got := series(t, reg, "reins_delivery_destination_unreachable"); !slices.Equal(got, []float64{0}) {
+			t.Errorf("replica %d: reins_delivery_destination_unreachable = %v after recovery, want 0", i+1, got)
+		}
+	}
+}

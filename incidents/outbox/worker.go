@@ -128,6 +128,10 @@ func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
 		if limit, probe = c.admit(w.cfg.Clock.Now()); limit == 0 {
 			return 0, nil
 		}
+		if probe && w.peerAnswered(ctx, c) {
+			w.destinationUp(ctx, c, w.cfg.Clock.Now())
+			limit, probe = claimBatch, false
+		}
 	}
 	items, err := w.cfg.Store.ClaimOutbox(ctx, lane, w.cfg.Clock.Now(), w.cfg.Lease, limit)
 	if err != nil {
