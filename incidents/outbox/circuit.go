@@ -39,7 +39,7 @@ type circuit struct {
 	since     time.Time // the first failure while closed
 	nextProbe time.Time
 	probing   bool // a probe is out: no other pass may claim
-	throttled int // rate limits in a row while closed
+	throttled int  // rate limits in a row while closed
 }
 
 // throttledCalls is how many rate limits in a row, with no answer between,
