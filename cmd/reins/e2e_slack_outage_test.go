@@ -190,19 +190,9 @@ func slackOutage(t *testing.T, pg bool, outage time.Duration) {
 
 	// During the outage: the readiness line, doctor and the metrics say so.
 	time.Sleep(min(10*time.Second, time.Until(end)/2))
-	_, body := e.do(http.MethodGet, "/readyz?verbose=1", nil, nil)
-	var ready struct{ Degraded []healthCheck }
-	if err := json.Unmarshal(body, &ready); err != nil {
-		t.Fatal(err)
-	}
-	line := ""
-	for _, c := range ready.Degraded {
-		if c.Part == "slack delivery" {
-			line = c.Detail
-		}
-	}
+	line := readyzDegraded(t, e)["slack delivery"]
 	if !strings.Contains(line, "Slack unreachable since ") || !strings.Contains(line, " deliveries waiting") {
-		t.Errorf("/readyz?verbose=1 during the outage: no slack delivery line saying since when and how many wait:\n%s", body)
+		t.Errorf("/readyz?verbose=1 during the outage: no slack delivery line saying since when and how many wait: %q", line)
 	}
 	t.Logf("/readyz?verbose=1: %s", line)
 	code, out, _ := cli(t, map[string]string{"REINS_DATABASE_URL": e.DBURL, "REINS_CONFIG": e.env["REINS_CONFIG"]}, "doctor")
