@@ -32,6 +32,17 @@ const (
 	waitForChannel = 30 * time.Second
 )
 
+// DestinationSlack is where the chat and refresh lanes deliver. A Slack
+// outage holds those lanes back behind one probe at a time and never the
+// urgent lane (PagerDuty), which keeps per-item backoff.
+const DestinationSlack = "slack"
+
+// Destinations maps each lane that delivers to an outside system which can
+// fail as a whole to that system (outbox.Config.Destinations).
+func Destinations() map[string]string {
+	return map[string]string{outbox.LaneChat: DestinationSlack, outbox.LaneRefresh: DestinationSlack}
+}
+
 // registerHandlers gives the outbox a handler for every kind. Each group
 // registers its kinds in the file that delivers them: a new kind is its
 // constant and handler there plus one line in its group's function.

@@ -1,8 +1,8 @@
 // Package slackfake is an httptest fake of the Slack Web API. It records every
 // call, keeps the state Slack would (channels, members, messages, pins, files,
 // views) and answers like Slack, including the errors reins must handle:
-// name_taken, already_in_channel, users_not_found, and rate limits with
-// Retry-After. Point slack-go at it with slack.OptionAPIURL(srv.APIURL()).
+// name_taken, already_in_channel, users_not_found, rate limits with
+// Retry-After, and whole outages (Outage: every call a 5xx or a 429). Point slack-go at it with slack.OptionAPIURL(srv.APIURL()).
 //
 // slack-go's own slacktest covers fewer methods and cannot answer errors, which
 // is why reins has its own.
@@ -110,6 +110,7 @@ type Server struct {
 	mu             sync.Mutex
 	calls          []Call
 	faults         map[string][]*fault
+	outage         *outage
 	channels       []*Channel
 	messages       []*Message
 	ephemerals     []*Message

@@ -320,7 +320,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		defer db.Close()
 		return db.PingContext(ctx)
 	}
-	checks := health(ctx, cfg, e.getenv, reg, ping, local)
+	checks := append(health(ctx, cfg, e.getenv, reg, ping, local), doctorDeliveryChecks(ctx, m)...)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		status := "ok"
