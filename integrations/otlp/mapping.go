@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -215,8 +216,8 @@ func MapNames(td ptrace.Traces, resolve Resolver, names Names) Result {
 			res.Refusals = append(res.Refusals, sessions.Refusal{Reason: DropBadSession, Agent: agent, Spans: int64(c)})
 		}
 		res.Rejected += n
-		res.Reasons = append(res.Reasons, fmt.Sprintf("%d spans with a session ID over %d bytes or holding control characters",
-			n, sessions.MaxIDLen))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%s with a session ID over %d bytes or holding control characters",
+			words.Count(n, "span"), sessions.MaxIDLen))
 	}
 	if len(unknown) > 0 {
 		names := make([]string, 0, len(unknown))
@@ -230,8 +231,8 @@ func MapNames(td ptrace.Traces, resolve Resolver, names Names) Result {
 			names = append(names[:5], "…")
 		}
 		res.Rejected += n
-		res.Reasons = append(res.Reasons, fmt.Sprintf("%d spans refused: unknown_agent: service or agent %s not in reins.yaml: set gen_ai.agent.name or service.name to an agent's name or alias",
-			n, strings.Join(names, ", ")))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%s refused: unknown_agent: service or agent %s not in reins.yaml: set gen_ai.agent.name or service.name to an agent's name or alias",
+			words.Count(n, "span"), strings.Join(names, ", ")))
 	}
 	res.Refusals = sessions.MergeRefusals(res.Refusals)
 	return res
