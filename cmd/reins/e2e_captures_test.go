@@ -344,11 +344,8 @@ func TestFirstCrossingActs(t *testing.T) {
 		return strings.Count(got, `outcome ""`) == 0 && strings.Count(got, "\n") == 2
 	})
 	got := e.breaches("support-bot")
-	// The later breach is recorded already_halted, or, when its halt is
-	// asked while the first is still in flight, halt_session again: either
-	// way the earlier crossing is the one that halted first.
 	if !strings.Contains(got, `tokens_per_session s-order  step 2 outcome "halt_session"`) ||
-		!strings.Contains(got, `tool_scope s-order delete_account step 3 outcome`) {
-		t.Errorf("breaches:\n%s\nwant tokens_per_session at step 2 halting, tool_scope at step 3 after it", got)
+		!strings.Contains(got, `tool_scope s-order delete_account step 3 outcome "already_halted"`) {
+		t.Errorf("breaches:\n%s\nwant tokens_per_session at step 2 halting, tool_scope at step 3 already_halted", got)
 	}
 }

@@ -141,7 +141,7 @@ type Guard struct {
 	// lastIncident is, per agent, the incident its last breach alerts went to.
 	lastIncident map[string]int64
 
-	queue   chan Breach
+	queue   chan []Breach // the breaches of one Observe, in the order judged
 	wg      sync.WaitGroup
 	stopped chan struct{}
 	once    sync.Once
@@ -173,7 +173,7 @@ func New(cfg Config) (*Guard, error) {
 	}
 	return &Guard{cfg: cfg, metrics: m, sessions: map[sessions.Key]*state{},
 		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
-		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
+		queue: make(chan []Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }
 
 // Start starts the workers and re-drives breaches a crash left unacted on.
@@ -221,7 +221,7 @@ func (g *Guard) redrive(ctx context.Context) bool {
 			continue
 		}
 		select {
-		case g.queue <- b:
+		case g.queue <- []Breach{b}:
 		case <-ctx.Done():
 			return false
 		}
@@ -279,8 +279,11 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		}
 		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
 	}
-	for _, b := range breaches {
-		g.enqueue(ctx, b)
+	if len(breaches) > 0 {
+		// One item: a worker acts on them in the order the steps were
+		// judged, so the first crossing's halt is asked first (two workers
+		// taking one each would race).
+		g.enqueue(ctx, breaches)
 	}
 }
 
@@ -293,17 +296,17 @@ func sameSession(steps []sessions.Step) bool {
 	return true
 }
 
-// enqueue hands a breach to the workers; when they are all busy and the
-// queue is full the breach is acted on in the caller: slower intake beats a
-// lost breach.
-func (g *Guard) enqueue(ctx context.Context, b Breach) {
+// enqueue hands breaches to the workers, as one item acted on in order;
+// when they are all busy and the queue is full the breaches are acted on in
+// the caller: slower intake beats a lost breach.
+func (g *Guard) enqueue(ctx context.Context, bs []Breach) {
 	select {
-	case g.queue <- b:
+	case g.queue <- bs:
 		return
 	default:
 	}
-	g.cfg.Log.Warn("guard: breach queue full: acting in the intake request", "agent", b.Agent, "sla", b.SLA)
-	g.act(context.WithoutCancel(ctx), []Breach{b})
+	g.cfg.Log.Warn("guard: breach queue full: acting in the intake request", "agent", bs[0].Agent, "sla", bs[0].SLA)
+	g.act(context.WithoutCancel(ctx), bs)
 }
 
 func (g *Guard) work(ctx context.Context) {
@@ -312,16 +315,16 @@ func (g *Guard) work(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case b := <-g.queue:
-			batch = append(batch, b)
+		case bs := <-g.queue:
+			batch = append(batch, bs...)
 		}
 		// A storm is acted on in batches: one Ingest call per batch keeps
 		// the breaches of one agent in one incident with one page.
 	drain:
 		for len(batch) < 256 {
 			select {
-			case b := <-g.queue:
-				batch = append(batch, b)
+			case bs := <-g.queue:
+				batch = append(batch, bs...)
 			default:
 				break drain
 			}
