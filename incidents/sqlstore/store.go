@@ -43,6 +43,7 @@ type Store struct {
 	stmts       sync.Map      // query text -> *sqlx.Stmt prepared on db
 	preparing   sync.Map      // query text -> true while a goroutine prepares it
 	bulkQueries sync.Map      // bulkShape -> query text
+	marks       markGroup     // group commit of Slack single-use marks
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.

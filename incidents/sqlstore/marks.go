@@ -1,0 +1,200 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Group commit for Slack's single-use marks (FirstRequest). Every signed
+// request Slack sends is marked once before it is acted on; as a write of
+// its own each mark cost a commit (and, on SQLite, a pass of the writer gate
+// and an fsync), which held slash-command acks to a third of what verifying
+// the signature alone allows (issue 25). Marks that arrive while another
+// batch is being written queue and go together in the next statement: one
+// INSERT … ON CONFLICT DO NOTHING RETURNING key for up to maxMarkBatch keys,
+// one commit. The database's primary key still decides "first time?", so a
+// replay reaching another replica is dropped as before.
+
+// maxMarkBatch caps the keys of one statement.
+const maxMarkBatch = 64
+
+// markLanes is how many batches may be in flight at once. A key always goes
+// to the same lane, so two batches of this process never hold one key; on
+// PostgreSQL the second lane overlaps its round trip and commit with the
+// first's, on SQLite it queues at the writer gate while the first commits.
+const markLanes = 2
+
+// markGroup is the lanes of one Store. The zero value is ready to use.
+type markGroup struct {
+	lanes [markLanes]markLane
+}
+
+type markLane struct {
+	mu    sync.Mutex
+	busy  bool        // a leader is writing a batch
+	queue []*markCall // marks waiting for the next batch, oldest first
+}
+
+// markCall is one FirstRequest waiting for its key to be written.
+type markCall struct {
+	ctx     context.Context
+	key     string
+	expires time.Time
+
+	first bool  // set with err before done is closed
+	err   error // set before done is closed
+
+	done chan struct{} // closed once the statement holding the call ended
+	lead chan struct{} // closed when the call is to write the next batch
+}
+
+// firstRequest writes key in a statement it may share with concurrent
+// calls and says whether this call is the first to mark it.
+func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
+	c := &markCall{ctx: ctx, key: key, expires: expires, done: make(chan struct{}), lead: make(chan struct{})}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	lane := &s.marks.lanes[h.Sum32()%markLanes]
+	if !lane.join(c) {
+		select {
+		case <-c.done:
+			return c.first, c.err
+		case <-c.lead:
+		}
+	}
+	batch := lane.take()
+	defer func() {
+		// Whatever happens, the followers are answered and the lane handed on.
+		if p := recover(); p != nil {
+			for _, m := range batch {
+				m.first, m.err = false, wrap(context.Canceled, "remember slack request: batch panicked")
+			}
+			lane.handOff()
+			for _, m := range batch {
+				close(m.done)
+			}
+			panic(p)
+		}
+	}()
+	s.writeMarks(batch)
+	lane.handOff()
+	for _, m := range batch {
+		close(m.done)
+	}
+	return c.first, c.err
+}
+
+func (g *markLane) join(c *markCall) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queue = append(g.queue, c)
+	if g.busy {
+		return false
+	}
+	g.busy = true
+	return true
+}
+
+func (g *markLane) take() []*markCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := min(len(g.queue), maxMarkBatch)
+	batch := slices.Clone(g.queue[:n])
+	g.queue = append(g.queue[:0], g.queue[n:]...)
+	return batch
+}
+
+func (g *markLane) handOff() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy = false
+		return
+	}
+	close(g.queue[0].lead)
+}
+
+// writeMarks writes the batch's live keys in one statement. Should it fail
+// (a deadlock with another replica's batch, a caller's deadline), each call
+// is tried alone so one failure fails only its own request.
+func (s *Store) writeMarks(batch []*markCall) {
+	live := make([]*markCall, 0, len(batch))
+	for _, c := range batch {
+		if c.err = c.ctx.Err(); c.err != nil {
+			c.err = wrap(c.err, "remember slack request")
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		if err := s.insertMarks(live[0].ctx, live); err == nil {
+			return
+		}
+	}
+	for _, c := range live {
+		c.err = s.insertMarks(c.ctx, []*markCall{c})
+	}
+}
+
+// insertMarks inserts the calls' keys and sets each call's first: true for
+// the first call of each key the statement inserted, false for a key
+// already there or met earlier in the batch (a replay racing its original).
+func (s *Store) insertMarks(ctx context.Context, calls []*markCall) error {
+	// Keys in sorted order, so two replicas' batches lock shared keys in
+	// the same order on PostgreSQL and cannot deadlock on each other.
+	keys := make([]string, 0, len(calls))
+	expires := map[string]time.Time{}
+	for _, c := range calls {
+		if e, seen := expires[c.key]; !seen || c.expires.After(e) {
+			if !seen {
+				keys = append(keys, c.key)
+			}
+			expires[c.key] = c.expires
+		}
+	}
+	slices.Sort(keys)
+	// Padded to a power of two by repeating the last key, which the
+	// statement then skips as a conflict, so a connection prepares at most
+	// seven shapes of it.
+	rows := 1
+	for rows < len(keys) {
+		rows *= 2
+	}
+	var b strings.Builder
+	b.WriteString(`INSERT INTO slack_requests (key, expires_at) VALUES `)
+	args := make([]any, 0, 2*rows)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?)")
+		k := keys[min(i, len(keys)-1)]
+		args = append(args, k, s.queries.t(expires[k]))
+	}
+	b.WriteString(` ON CONFLICT (key) DO NOTHING RETURNING key`)
+	inserted := map[string]bool{}
+	err := s.queries.writeRows(ctx, b.String(), args, func(r *sql.Rows) error {
+		var k string
+		if err := r.Scan(&k); err != nil {
+			return err
+		}
+		inserted[k] = true
+		return nil
+	})
+	if err != nil {
+		return wrap(err, "remember slack request")
+	}
+	for _, c := range calls {
+		c.first, c.err = inserted[c.key], nil
+		delete(inserted, c.key) // a second call of the key in the batch is a replay
+	}
+	return nil
+}
