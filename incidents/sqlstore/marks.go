@@ -2,12 +2,17 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
+	"fmt"
 	"hash/fnv"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/reins-oss/reins/migrations"
 )
 
 // Group commit for Slack's single-use marks (FirstRequest). Every signed
@@ -51,6 +56,64 @@ type markCall struct {
 
 	done chan struct{} // closed once the statement holding the call ended
 	lead chan struct{} // closed when the call is to write the next batch
+}
+
+// lazyCommit runs fn, one write, committed but not waited for on disk: on
+// PostgreSQL with synchronous_commit off for its transaction, on SQLite on a
+// connection switched to synchronous NORMAL for the statement and back.
+//
+// Why a mark may skip the fsync when nothing else reins acknowledges may:
+// the write-ahead log is flushed in order, so the next durable commit (on
+// any connection) takes the mark to disk with it, and everything a request
+// causes (a confirmation saved, a halt, a flag) is such a commit, made
+// after its mark. A power loss can therefore only forget the marks of
+// requests that left nothing on disk (a status query, or work the loss cut
+// short), whose replay within Slack's 5-minute window is harmless or
+// wanted. What the mark is for, one action per signed request across
+// replicas, is decided by the primary key at commit, which is unchanged:
+// the row is visible to every replica as soon as the commit returns.
+func (s *Store) lazyCommit(ctx context.Context, fn func(x sqlx.ExecerContext, q sqlx.QueryerContext) error) error {
+	if s.d == migrations.Postgres {
+		tx, err := s.db.BeginTxx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = tx.Rollback() }() // a no-op once committed
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+			return err
+		}
+		if err := fn(tx, tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	conn, err := s.db.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	var level int
+	if err := conn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil {
+		return err
+	}
+	if level > 1 {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			return err
+		}
+		defer func() {
+			// The connection goes back to the pool only as durable as the
+			// URL made it: should the reset fail, the pool drops it.
+			if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA synchronous = %d`, level)); err != nil {
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
+	}
+	return fn(conn, conn)
 }
 
 // firstRequest writes key in a statement it may share with concurrent
@@ -181,13 +244,20 @@ func (s *Store) insertMarks(ctx context.Context, calls []*markCall) error {
 	}
 	b.WriteString(` ON CONFLICT (key) DO NOTHING RETURNING key`)
 	inserted := map[string]bool{}
-	err := s.queries.writeRows(ctx, b.String(), args, func(r *sql.Rows) error {
-		var k string
-		if err := r.Scan(&k); err != nil {
+	err := s.lazyCommit(ctx, func(x sqlx.ExecerContext, qx sqlx.QueryerContext) error {
+		rows, err := qx.QueryContext(ctx, s.db.Rebind(b.String()), args...)
+		if err != nil {
 			return err
 		}
-		inserted[k] = true
-		return nil
+		defer rows.Close()
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				return err
+			}
+			inserted[k] = true
+		}
+		return rows.Err()
 	})
 	if err != nil {
 		return wrap(err, "remember slack request")
