@@ -2,15 +2,16 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/jmoiron/sqlx"
 
 	"github.com/reins-oss/reins/migrations"
 )
@@ -58,9 +59,9 @@ type markCall struct {
 	lead chan struct{} // closed when the call is to write the next batch
 }
 
-// lazyCommit runs fn, one write, committed but not waited for on disk: on
-// PostgreSQL with synchronous_commit off for its transaction, on SQLite on a
-// connection switched to synchronous NORMAL for the statement and back.
+// lazyCommit runs fn, one write on SQLite, committed but not waited for on
+// disk: on a connection switched to synchronous NORMAL for the statement and
+// back. (On PostgreSQL the statement itself turns synchronous_commit off.)
 //
 // Why a mark may skip the fsync when nothing else reins acknowledges may:
 // the write-ahead log is flushed in order, so the next durable commit (on
@@ -72,48 +73,137 @@ type markCall struct {
 // wanted. What the mark is for, one action per signed request across
 // replicas, is decided by the primary key at commit, which is unchanged:
 // the row is visible to every replica as soon as the commit returns.
-func (s *Store) lazyCommit(ctx context.Context, fn func(x sqlx.ExecerContext, q sqlx.QueryerContext) error) error {
-	if s.d == migrations.Postgres {
-		tx, err := s.db.BeginTxx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = tx.Rollback() }() // a no-op once committed
-		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
-			return err
-		}
-		if err := fn(tx, tx); err != nil {
-			return err
-		}
-		return tx.Commit()
-	}
+func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan func(key string)) error {
 	leave, err := s.enter(ctx)
 	if err != nil {
 		return err
 	}
 	defer leave()
-	conn, err := s.db.Connx(ctx)
+	conn, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	var level int
-	if err := conn.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level); err != nil {
-		return err
-	}
-	if level > 1 {
-		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+	// On the driver's connection, so the insert stays prepared on it from
+	// one batch to the next: parsing it was a third of a mark's cost.
+	return conn.Raw(func(dc any) (err error) {
+		c, ok := dc.(interface {
+			driver.ExecerContext
+			driver.ConnPrepareContext
+		})
+		if !ok {
+			return fmt.Errorf("SQLite driver connection %T cannot execute directly", dc)
+		}
+		level := int(s.syncLevel.Load()) // every connection runs the URL's level: read it once
+		if level < 0 {
+			if level, err = sqliteSynchronous(ctx, c); err != nil {
+				return err
+			}
+			s.syncLevel.Store(int32(level))
+		}
+		if level > 1 {
+			// Not a prepared statement: SQLite applies this pragma when
+			// it compiles it, so a re-run of a prepared one would not.
+			if _, err := c.ExecContext(ctx, `PRAGMA synchronous = NORMAL`, nil); err != nil {
+				return err
+			}
+			defer func() {
+				// The connection goes back to the pool only as durable as
+				// the URL made it: should the reset fail, the pool drops it.
+				if _, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA synchronous = %d`, level), nil); rerr != nil {
+					err = driver.ErrBadConn
+				}
+			}()
+		}
+		st, err := s.markStmts.get(ctx, c, query)
+		if err != nil {
 			return err
 		}
-		defer func() {
-			// The connection goes back to the pool only as durable as the
-			// URL made it: should the reset fail, the pool drops it.
-			if _, err := conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA synchronous = %d`, level)); err != nil {
-				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		}
+		rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, named)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, 1)
+		for {
+			switch err := rows.Next(dest); {
+			case errors.Is(err, io.EOF):
+				return nil
+			case err != nil:
+				return err
 			}
-		}()
+			switch k := dest[0].(type) {
+			case string:
+				scan(k)
+			case []byte:
+				scan(string(k))
+			default:
+				return fmt.Errorf("slack_requests key scanned as %T", dest[0])
+			}
+		}
+	})
+}
+
+// sqliteSynchronous reads the connection's synchronous level.
+func sqliteSynchronous(ctx context.Context, c driver.ConnPrepareContext) (int, error) {
+	st, err := c.PrepareContext(ctx, `PRAGMA synchronous`)
+	if err != nil {
+		return 0, err
 	}
-	return fn(conn, conn)
+	defer st.Close()
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		return 0, err
+	}
+	level, ok := dest[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("PRAGMA synchronous answered %T", dest[0])
+	}
+	return int(level), nil
+}
+
+// driverStmts keeps the mark inserts prepared per SQLite driver connection.
+// The pool keeps its connections for the process's life (no maximum
+// lifetime), so the map stays as small as the pool; a connection the pool
+// drops leaves its few statements behind, finalised when the database closes.
+type driverStmts struct {
+	mu sync.Mutex
+	by map[any]map[string]driver.Stmt
+}
+
+func (d *driverStmts) get(ctx context.Context, c driver.ConnPrepareContext, query string) (driver.Stmt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.by == nil {
+		d.by = map[any]map[string]driver.Stmt{}
+	}
+	m := d.by[c]
+	if m == nil {
+		m = map[string]driver.Stmt{}
+		d.by[c] = m
+	}
+	if st := m[query]; st != nil {
+		return st, nil
+	}
+	st, err := c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := st.(driver.StmtQueryContext); !ok {
+		st.Close()
+		return nil, fmt.Errorf("SQLite statement %T cannot query with a context", st)
+	}
+	m[query] = st
+	return st, nil
 }
 
 // firstRequest writes key in a statement it may share with concurrent
@@ -231,34 +321,41 @@ func (s *Store) insertMarks(ctx context.Context, calls []*markCall) error {
 	for rows < len(keys) {
 		rows *= 2
 	}
+	// On PostgreSQL the statement turns synchronous_commit off for its own
+	// implicit transaction (set_config(…, true) is local to it), so it is
+	// one round trip; on SQLite the connection does (lazyCommit).
+	head, row, tail := `INSERT INTO slack_requests (key, expires_at) VALUES `, "(?, ?)", ``
+	if s.d == migrations.Postgres {
+		head, row = `INSERT INTO slack_requests (key, expires_at) SELECT v.key, v.expires_at FROM (VALUES `, "(?::text, ?::timestamptz)"
+		tail = `) AS v (key, expires_at), (SELECT set_config('synchronous_commit', 'off', true)) AS lazy WHERE true`
+	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO slack_requests (key, expires_at) VALUES `)
+	b.WriteString(head)
 	args := make([]any, 0, 2*rows)
 	for i := range rows {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?)")
+		b.WriteString(row)
 		k := keys[min(i, len(keys)-1)]
 		args = append(args, k, s.queries.t(expires[k]))
 	}
-	b.WriteString(` ON CONFLICT (key) DO NOTHING RETURNING key`)
+	b.WriteString(tail + ` ON CONFLICT (key) DO NOTHING RETURNING key`)
 	inserted := map[string]bool{}
-	err := s.lazyCommit(ctx, func(x sqlx.ExecerContext, qx sqlx.QueryerContext) error {
-		rows, err := qx.QueryContext(ctx, s.db.Rebind(b.String()), args...)
-		if err != nil {
+	scan := func(rows *sql.Rows) error {
+		var k string
+		if err := rows.Scan(&k); err != nil {
 			return err
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
-				return err
-			}
-			inserted[k] = true
-		}
-		return rows.Err()
-	})
+		inserted[k] = true
+		return nil
+	}
+	var err error
+	if s.d == migrations.Postgres {
+		err = s.queries.writeRows(ctx, b.String(), args, scan)
+	} else {
+		err = s.lazyCommit(ctx, b.String(), args, func(k string) { inserted[k] = true })
+	}
 	if err != nil {
 		return wrap(err, "remember slack request")
 	}

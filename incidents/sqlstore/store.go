@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -44,11 +45,14 @@ type Store struct {
 	preparing   sync.Map      // query text -> true while a goroutine prepares it
 	bulkQueries sync.Map      // bulkShape -> query text
 	marks       markGroup     // group commit of Slack single-use marks
+	syncLevel   atomic.Int32  // SQLite: the connections' synchronous level, -1 until read
+	markStmts   driverStmts   // SQLite: the mark inserts, prepared per connection
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.
 func New(db *sqlx.DB, d migrations.Dialect) *Store {
 	s := &Store{db: db, d: d}
+	s.syncLevel.Store(-1)
 	if d == migrations.SQLite {
 		sh := shared(db)
 		s.gate, s.locks = sh.gate, sh.locks
