@@ -59,9 +59,10 @@ type markCall struct {
 	lead chan struct{} // closed when the call is to write the next batch
 }
 
-// lazyCommit runs fn, one write on SQLite, committed but not waited for on
-// disk: on a connection switched to synchronous NORMAL for the statement and
-// back. (On PostgreSQL the statement itself turns synchronous_commit off.)
+// lazyCommit runs query, one write on SQLite returning keys, which it hands
+// to scan; the commit is not waited for on disk: the connection runs the
+// statement at synchronous NORMAL and goes back to the URL's level. (On
+// PostgreSQL the statement itself turns synchronous_commit off.)
 //
 // Why a mark may skip the fsync when nothing else reins acknowledges may:
 // the write-ahead log is flushed in order, so the next durable commit (on
