@@ -87,6 +87,10 @@ type Alert struct {
 	// instead of its agent's own (UnroutedName, OverflowName). Intake sets
 	// it; it is not stored.
 	Route string
+	// Test marks a test alert (`reins test-alert`): it opens an incident of
+	// its own, titled as a test, and never joins a real one. Not stored:
+	// the incident's group key says it.
+	Test bool
 }
 
 // Repeat is an alert that may be a pure repeat, for Queries.RecordRepeats.
@@ -110,6 +114,7 @@ const (
 	ActorSlack     = "slack"
 	ActorAPI       = "api"
 	ActorCLI       = "cli"
+	ActorWeb       = "web" // a person signed in to the web view: ID is the Slack user ID or the proxy's user
 	ActorPagerDuty = "pagerduty"
 	ActorSystem    = "system"
 	// ActorPolicy is reins acting on an SLA or the dead-man, ID "<agent>/<sla>".
@@ -195,7 +200,9 @@ type Halt struct {
 	FinishedAt  *time.Time
 }
 
-// TimeToHalt is from request to verified, zero if not verified.
+// TimeToHalt is this halt's own time, from request to verified, zero if
+// not verified; an incident's time to halt runs from its first alert
+// (PostmortemDurations.Halt).
 func (h *Halt) TimeToHalt() time.Duration {
 	if h.Status != HaltVerified || h.FinishedAt == nil {
 		return 0
