@@ -71,6 +71,7 @@ const (
 	DropBadSession   = "bad_session"
 	DropNoSpanID     = "no_span_id"
 	DropOtherAgent   = "other_agent" // the session belongs to another agent
+	DropOverCap      = "over_cap"    // past REINS_OTLP_MAX_SPANS in one request
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its
