@@ -27,11 +27,11 @@ func (m *Main) sessionRoutes(mux *http.ServeMux) {
 		MaxInflightBytes: inflight,
 		MaxSpans:         maxSpans,
 		MaxAttributes:    maxAttrs,
-		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
-		Recorder: m.Sessions,
-		Log:      m.Log,
-		Observe:  m.sessionsRecorded,
-		Metrics:  m.metrics().otlp,
+		Resolve:          func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Recorder:         m.Sessions,
+		Log:              m.Log,
+		Observe:          m.sessionsRecorded,
+		Metrics:          m.metrics().otlp,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
