@@ -212,11 +212,7 @@ func (m *Main) Run(ctx context.Context) error {
 			// queues instead of taking the CPU the next acks need.
 			Workers: 2,
 			SLAStatus: func(ctx context.Context, agent string) (string, error) {
-				list, err := m.Guard.Status(ctx, agent)
-				if err != nil {
-					return "", err
-				}
-				return guard.Text(agent, list), nil
+				return m.Guard.StatusText(ctx, agent)
 			},
 		})
 	} else {

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
-	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -128,11 +127,11 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		if len(st.Agent.SLAs) == 0 {
 			continue
 		}
-		list, err := m.Guard.Status(ctx, st.Agent.Name)
+		text, err := m.Guard.StatusText(ctx, st.Agent.Name)
 		if err != nil {
 			return fmt.Errorf("SLA status of %s: %w", st.Agent.Name, err)
 		}
-		fmt.Fprint(e.stdout, "\n"+guard.Text(st.Agent.Name, list))
+		fmt.Fprint(e.stdout, "\n"+text)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ func (m *Main) openGuard() error {
 		Steps:      m.Store,
 		Alerts:     m.Service,
 		Halt:       m.autoHalt,
+		Waiting:    m.announceWaiting,
 		Incidents:  m.Service,
 		Page:       m.sessionPage,
 		Now:        m.Clock.Now,
@@ -42,14 +43,27 @@ func (m *Main) sessionPage(id string) string {
 
 // autoHalt runs the halt a breach calls for: Service.AutoHalt decides the
 // fallback, the per-agent rate limit and "already halted" from the store.
-func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (string, error) {
+// Beyond max_auto_halts_per_minute the breach waits (Queue): the guard keeps
+// it and asks again when the budget frees.
+func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
 	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
-		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun})
+		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
+		Queue: true, Overflow: req.Overflow})
 	if err != nil {
-		return "", err
+		return guard.HaltResult{}, err
 	}
 	if out.Halt != nil && out.Halt.Status != incidents.HaltVerified {
-		return "", fmt.Errorf("halt %d not verified: %s", out.Halt.ID, out.Halt.Error)
+		return guard.HaltResult{}, fmt.Errorf("halt %d not verified: %s", out.Halt.ID, out.Halt.Error)
 	}
-	return out.Action, nil
+	if out.Action == incidents.AutoHaltQueued {
+		return guard.HaltResult{Outcome: guard.OutcomeQueued, RetryAt: out.RetryAt}, nil
+	}
+	return guard.HaltResult{Outcome: out.Action}, nil
+}
+
+// announceWaiting posts and pages the breaches waiting for an agent's
+// automatic-halt budget (once per incident).
+func (m *Main) announceWaiting(ctx context.Context, n guard.WaitingNote) error {
+	return m.Service.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
+		Waiting: n.Waiting, Limit: n.Limit, RetryAt: n.RetryAt, Overflow: n.Overflow})
 }

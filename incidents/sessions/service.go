@@ -19,7 +19,9 @@ type Store interface {
 	// WriteSteps stores steps in one transaction, idempotent on (session,
 	// span ID): a step already stored is skipped and not counted again.
 	// Each session's running totals grow by the steps written. It returns
-	// the totals of the sessions touched, after the write.
+	// the totals of the sessions touched, after the write. A session that
+	// grew by a Judged step is marked, in the same transaction, as to be
+	// judged by the guard (guard.Store.RecordJudgement clears the mark).
 	WriteSteps(ctx context.Context, steps []Step) ([]Totals, error)
 	// FindSession returns a session's totals and stored steps in time
 	// order, or ErrNotFound.
@@ -180,6 +182,7 @@ func (s *Service) remember(totals []Totals) {
 // the registry in force.
 func Enrich(reg *ownership.Registry, st *Step) {
 	a := reg.Agent(st.Agent)
+	st.Judged = a != nil && len(a.SLAs) > 0
 	if a != nil {
 		st.Agent = a.Name
 		if st.Tool != "" {

@@ -55,6 +55,10 @@ type Step struct {
 	ArgsHash string `json:"args_hash,omitempty"`
 	// Scores are the numeric span attributes the agent's score SLAs name.
 	Scores map[string]float64 `json:"scores,omitempty"`
+	// Judged says the guard judges the step (its agent has SLAs): the
+	// store then marks its session as to be judged in the transaction that
+	// stores it, so a crash before the judgement loses no breach.
+	Judged bool `json:"-"`
 }
 
 // IsTool says whether the step is a tool call.

@@ -51,9 +51,13 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 		}
 		deltas := map[string]*sessions.Totals{}
+		judged := map[string]bool{}
 		for _, st := range steps {
 			if !written[[2]string{st.Session, st.SpanID}] {
 				continue
+			}
+			if st.Judged {
+				judged[st.Session] = true
 			}
 			d := deltas[st.Session]
 			if d == nil {
@@ -69,7 +73,7 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 			out = append(out, t)
 		}
-		return nil
+		return q.markUnjudged(ctx, out, judged)
 	})
 	if err != nil {
 		return nil, wrap(err, "store %d session steps", len(steps))

@@ -1,0 +1,262 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/reins-oss/reins/incidents/sessions"
+)
+
+// Guard evaluates steps against SLAs.
+type Guard struct {
+	cfg     Config
+	metrics *metrics
+
+	mu       sync.Mutex
+	sessions map[string]*state
+	// lastSweep is when idle sessions were last dropped.
+	lastSweep time.Time
+	// lastIncident is, per agent, the incident its last breach alerts went to.
+	lastIncident map[string]int64
+
+	wake chan struct{}
+	wg   sync.WaitGroup
+}
+
+// New returns a Guard; Start starts its workers.
+func New(cfg Config) (*Guard, error) {
+	if cfg.Registry == nil || cfg.Store == nil || cfg.Steps == nil || cfg.Alerts == nil {
+		return nil, errors.New("guard: registry, store, step reader and alerter are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 2
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 64
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Rejudge <= 0 {
+		cfg.Rejudge = DefaultRejudge
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = time.Second
+	}
+	if cfg.MaxSessions <= 0 {
+		cfg.MaxSessions = 10_000
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, lastIncident: map[string]int64{},
+		wake: make(chan struct{}, 1)}, nil
+}
+
+// Defaults of Config.
+const (
+	// DefaultLease is how long a worker holds the breaches it claimed: a
+	// halt's calls and read-back fit well inside it; after it (a crash)
+	// another worker, here or on another replica, takes them.
+	DefaultLease = 20 * time.Second
+	// DefaultRejudge is how long a session may stay marked to be judged:
+	// an intake request judges its sessions within its own few seconds, so
+	// older marks are a crash's.
+	DefaultRejudge = 10 * time.Second
+)
+
+// Start starts the workers: they act on waiting breaches (those a crash
+// left too, once their lease ran out) and judge sessions a crash left
+// unjudged. They stop when ctx ends; Wait waits for them.
+func (g *Guard) Start(ctx context.Context) {
+	for range g.cfg.Workers {
+		g.wg.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.work(ctx)
+		}()
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTicker(g.cfg.Rejudge / 2)
+		defer t.Stop()
+		for {
+			g.rejudge(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// Wait waits for the workers to stop (their context ended).
+func (g *Guard) Wait() { g.wg.Wait() }
+
+// Kick wakes a worker: breaches were recorded.
+func (g *Guard) Kick() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Observe evaluates the steps the intake just stored and records what it
+// found before returning: totals are the sessions' totals after the write,
+// as sessions.Record returns them (only sessions that grew appear, so a
+// retried export evaluates nothing). A failure to record is logged and left
+// to the workers, which judge the still-marked sessions again from the store.
+func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []sessions.Totals) {
+	if len(totals) == 0 {
+		return
+	}
+	reg := g.cfg.Registry.Current()
+	bySession := make(map[string][]sessions.Step, len(totals))
+	if len(steps) > 0 && sameSession(steps) {
+		bySession[steps[0].Session] = steps // the usual export: no copies
+	} else {
+		for _, st := range steps {
+			bySession[st.Session] = append(bySession[st.Session], st)
+		}
+	}
+	now := g.cfg.Now()
+	g.sweep(now)
+	var breaches []Breach
+	var judged []Judged
+	for _, t := range totals {
+		a := reg.Agent(t.Agent)
+		if a == nil {
+			continue
+		}
+		batch := bySession[t.Session]
+		if len(a.SLAs) == 0 {
+			// Nothing to judge: only the metrics, without state. A batch
+			// mixing retried and new spans of one session counts the
+			// retried ones again; a batch of only retried spans counts none
+			// (its session did not grow, so it is not in totals).
+			var tokens int64
+			var cost float64
+			for _, st := range batch {
+				tokens += st.Tokens()
+				cost += st.Cost
+			}
+			g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
+			g.metrics.cost.WithLabelValues(a.Name).Add(cost)
+			continue
+		}
+		s, pre, err := g.state(ctx, a, t.Session, batch, t)
+		if err != nil {
+			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
+				"session", t.Session, "err", err)
+		}
+		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
+		judged = append(judged, Judged{Agent: t.Agent, Session: t.Session, Steps: t.Steps})
+	}
+	g.record(context.WithoutCancel(ctx), breaches, judged)
+}
+
+// record stores a judgement's breaches and clears its sessions' marks. On
+// failure the sessions' states are dropped: the mark stays, and the
+// rejudge rebuilds them from the store, breaches included.
+func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) {
+	if len(breaches) == 0 && len(judged) == 0 {
+		return
+	}
+	if err := g.cfg.Store.RecordJudgement(ctx, breaches, judged); err != nil {
+		g.cfg.Log.Error("guard: record judgement; the sessions are judged again from the store",
+			"sessions", len(judged), "breaches", len(breaches), "err", err)
+		g.mu.Lock()
+		for _, j := range judged {
+			delete(g.sessions, j.Session)
+		}
+		g.mu.Unlock()
+		return
+	}
+	if len(breaches) > 0 {
+		g.Kick()
+	}
+}
+
+// rejudge judges the sessions a crash left marked, from their stored steps.
+func (g *Guard) rejudge(ctx context.Context) {
+	list, err := g.cfg.Store.Unjudged(ctx, g.cfg.Now().Add(-g.cfg.Rejudge), 500)
+	if err != nil {
+		if ctx.Err() == nil {
+			g.cfg.Log.Warn("guard: find sessions not judged", "err", err)
+		}
+		return
+	}
+	for _, j := range list {
+		if ctx.Err() != nil {
+			return
+		}
+		rec, err := g.cfg.Steps.FindSession(ctx, j.Session)
+		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
+			g.cfg.Log.Warn("guard: read a session to judge it again", "session", j.Session, "err", err)
+			continue
+		}
+		t := rec.Totals
+		if errors.Is(err, sessions.ErrNotFound) || t.Agent != j.Agent {
+			// Gone (retention) or not this agent's: nothing to judge.
+			_ = g.cfg.Store.RecordJudgement(ctx, nil, []Judged{j})
+			continue
+		}
+		// Judged from scratch: whatever this process held of it may
+		// already count steps whose judgement was lost.
+		g.mu.Lock()
+		delete(g.sessions, j.Session)
+		g.mu.Unlock()
+		g.cfg.Log.Info("guard: judging a session whose judgement was not recorded", "agent", j.Agent, "session", j.Session)
+		g.Observe(ctx, nil, []sessions.Totals{t})
+	}
+}
+
+func sameSession(steps []sessions.Step) bool {
+	for i := range steps {
+		if steps[i].Session != steps[0].Session {
+			return false
+		}
+	}
+	return true
+}
+
+// work claims due waiting breaches and acts on them, batch by batch: one
+// Ingest call per batch keeps the breaches of one agent in one incident
+// with one page.
+func (g *Guard) work(ctx context.Context) {
+	t := time.NewTicker(g.cfg.Poll)
+	defer t.Stop()
+	for {
+		for {
+			batch, err := g.cfg.Store.ClaimBreaches(ctx, g.cfg.Now(), g.cfg.Lease, g.cfg.Batch)
+			if err != nil {
+				if ctx.Err() == nil {
+					g.cfg.Log.Warn("guard: claim waiting breaches", "err", err)
+				}
+				break
+			}
+			if len(batch) == 0 {
+				break
+			}
+			g.act(context.WithoutCancel(ctx), batch)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.wake:
+		case <-t.C:
+		}
+	}
+}
