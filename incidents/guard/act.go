@@ -19,7 +19,10 @@ const retryAlert = 5 * time.Second
 // each one's on_breach asks (decide), in crossing order. Every breach ends
 // the batch acted on (an outcome) or waiting again (deferred): none is
 // dropped.
-func (g *Guard) act(ctx context.Context, batch []Breach) {
+//
+// It says whether any breach was acted on: a batch all behind older
+// breaches in another worker's hands made no progress.
+func (g *Guard) act(ctx context.Context, batch []Breach) (progress bool) {
 	var alerts []incidents.Alert
 	var fresh []int
 	for i, b := range batch {
@@ -32,10 +35,15 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 	// agent's incident is known and still open: it joins that incident, and
 	// the alert joins it too. The rest wait, one halt at a time, so the
 	// per-agent limit is counted in order.
+	// Per agent, breaches that must wait for its budget or behind older ones.
+	waiting, behind := g.queuedAhead(ctx, batch)
 	early, earlyDone := -1, make(chan haltAnswer, 1)
 	for i, b := range batch {
 		if !g.halts(b) {
 			continue
+		}
+		if behind[b.ID] || waiting[b.Agent] != nil {
+			break
 		}
 		if id := b.IncidentID; id != 0 || g.openIncident(ctx, b.Agent) != 0 {
 			if id == 0 {
@@ -68,10 +76,14 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 			}
 		}
 	}
-	waiting := g.queuedAhead(ctx, batch) // per agent, breaches that must wait for its budget
 	for i, b := range batch {
 		var ans haltAnswer
 		switch {
+		case behind[b.ID]:
+			// Handed back as it was: claimed again once the older ones
+			// are acted on.
+			g.deferBreach(ctx, b, b.IncidentID, b.Due)
+			continue
 		case i == early:
 			ans = <-earlyDone
 			if ans.incident != 0 {
@@ -91,6 +103,7 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 					Limit: maxAutoHalts(g.cfg.Registry.Current().Agent(b.Agent)), Overflow: overflow(g.cfg.Registry.Current().Agent(b.Agent))}
 				waiting[b.Agent] = n
 			}
+			n.Waiting++
 			if n.Overflow == ownership.OverflowHaltAgent {
 				// The overflow policy: that many breaching sessions at once
 				// is the incident; halting the agent stops them all.
@@ -101,39 +114,59 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 			// Contained, or tried: the breach waits only for its alert now
 			// (asked again, the halt finds it already done).
 			g.deferBreach(ctx, b, 0, g.cfg.Now().Add(retryAlert))
+			progress = true
 			continue
 		}
 		g.finish(ctx, b, ans)
+		progress = true
 	}
 	for _, n := range waiting {
 		g.noteWaiting(ctx, n)
 	}
+	return progress
 }
 
-// queuedAhead finds the agents of batch whose older breaches already wait
-// for the budget: a breach that crossed later waits behind them, so the
-// queue is acted on in crossing order.
-func (g *Guard) queuedAhead(ctx context.Context, batch []Breach) map[string]*WaitingNote {
-	out := map[string]*WaitingNote{}
+// queuedAhead finds, per agent of batch, the older breaches waiting that
+// this batch does not hold: a breach that crossed later waits behind them,
+// so an agent's breaches are acted on in crossing order. waiting holds the
+// agents whose oldest breach waits for the budget (until its due time);
+// behind, the breaches of batch that come after one another worker holds
+// (handed back as they are, claimed again once it is done).
+func (g *Guard) queuedAhead(ctx context.Context, batch []Breach) (waiting map[string]*WaitingNote, behind map[int64]bool) {
+	waiting, behind = map[string]*WaitingNote{}, map[int64]bool{}
 	in := make(map[int64]bool, len(batch))
 	for _, b := range batch {
 		in[b.ID] = true
 	}
 	seen := map[string]bool{}
+	now := g.cfg.Now()
 	for _, b := range batch {
 		if seen[b.Agent] || !g.halts(b) {
 			continue
 		}
 		seen[b.Agent] = true
-		list, err := g.cfg.Store.WaitingBreaches(ctx, b.Agent, 1)
-		if err != nil || len(list) == 0 || in[list[0].ID] || !list[0].Due.After(g.cfg.Now()) {
+		list, err := g.cfg.Store.WaitingBreaches(ctx, b.Agent, 10_000)
+		if err != nil || len(list) == 0 {
 			continue
 		}
-		a := g.cfg.Registry.Current().Agent(b.Agent)
-		out[b.Agent] = &WaitingNote{Agent: b.Agent, IncidentID: list[0].IncidentID, RetryAt: list[0].Due,
-			Limit: maxAutoHalts(a), Overflow: overflow(a)}
+		if !in[list[0].ID] && list[0].Due.After(now) {
+			a := g.cfg.Registry.Current().Agent(b.Agent)
+			waiting[b.Agent] = &WaitingNote{Agent: b.Agent, IncidentID: list[0].IncidentID, RetryAt: list[0].Due,
+				Limit: maxAutoHalts(a), Overflow: overflow(a)}
+			continue
+		}
+		// The batch may act on the agent's breaches up to the first one
+		// it does not hold; the rest wait their turn.
+		cut := false
+		for _, w := range list {
+			if !in[w.ID] {
+				cut = true
+			} else if cut && w.Action != ownership.OnBreachAlert {
+				behind[w.ID] = true
+			}
+		}
 	}
-	return out
+	return waiting, behind
 }
 
 // haltAnswer is the outcome of one breach's action.
@@ -190,13 +223,12 @@ func (g *Guard) noteWaiting(ctx context.Context, n *WaitingNote) {
 	if g.cfg.Waiting == nil {
 		return
 	}
-	list, err := g.cfg.Store.WaitingBreaches(ctx, n.Agent, 10_000)
-	if err != nil {
-		g.cfg.Log.Warn("guard: count waiting breaches", "agent", n.Agent, "err", err)
-	}
-	n.Waiting = countSessions(list)
-	if n.Overflow == ownership.OverflowHaltAgent && n.Waiting == 0 {
-		return // the agent halt took them all: its announcement says so
+	if n.Overflow == ownership.OverflowQueue {
+		list, err := g.cfg.Store.WaitingBreaches(ctx, n.Agent, 10_000)
+		if err != nil {
+			g.cfg.Log.Warn("guard: count waiting breaches", "agent", n.Agent, "err", err)
+		}
+		n.Waiting = max(n.Waiting, countSessions(list))
 	}
 	if err := g.cfg.Waiting(ctx, *n); err != nil {
 		g.cfg.Log.Error("guard: announce waiting breaches", "agent", n.Agent, "err", err)

@@ -250,7 +250,10 @@ func (g *Guard) work(ctx context.Context) {
 			if len(batch) == 0 {
 				break
 			}
-			g.act(context.WithoutCancel(ctx), batch)
+			if !g.act(context.WithoutCancel(ctx), batch) {
+				break // behind another worker's: woken when it is done
+			}
+			g.Kick()
 		}
 		select {
 		case <-ctx.Done():
