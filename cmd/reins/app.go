@@ -214,6 +214,7 @@ func (m *Main) Run(ctx context.Context) error {
 			SLAStatus: func(ctx context.Context, agent string) (string, error) {
 				return m.Guard.StatusText(ctx, agent)
 			},
+			Leave: m.leaveSession,
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")

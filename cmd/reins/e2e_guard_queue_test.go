@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 	"github.com/reins-oss/reins/ownership"
@@ -131,12 +132,23 @@ func TestGuardBreachesBeyondTheBudgetAreQueuedNotDropped(t *testing.T) {
 				t.Errorf("queue page = %q", p)
 			}
 
+			// A person without kill authority cannot take a session out of
+			// the queue; one with it can, on the record.
+			e.slash(mallory, "C0SUPPORTAI", "leave support-bot s-q-38")
+			e.eventually("mallory refused", func() bool { return e.replyContains("You may not leave sessions of support-bot running") })
+			e.slash(alice, "C0SUPPORTAI", "leave support-bot s-q-39")
+			e.eventually("alice's leave", func() bool { return e.replyContains("Session s-q-39 of support-bot is left running") })
+			status, body := e.api(http.MethodPost, "/agents/support-bot/sessions/s-q-38/leave", map[string]string{"actor": "ops@example.com"})
+			if status != http.StatusOK {
+				t.Fatalf("leave through the API: %d %s", status, body)
+			}
+
 			clock.Advance(61 * time.Second) // the first 20 halts leave the minute
-			e.eventuallyWithin(30*time.Second, "all 40 halted", func() bool {
-				return e.outcomes()[ownership.OnBreachHaltSession] == 40
+			e.eventuallyWithin(30*time.Second, "the other 38 halted", func() bool {
+				return e.outcomes()[ownership.OnBreachHaltSession] == 38
 			})
-			if o := e.outcomes(); len(o) != 1 {
-				t.Errorf("outcomes = %v, want all 40 halt_session", o)
+			if o := e.outcomes(); len(o) != 2 || o[guard.OutcomeLeft] != 2 {
+				t.Errorf("outcomes = %v, want 38 halt_session and 2 left", o)
 			}
 			var order []string
 			for _, m := range e.Halt.Messages() {
@@ -144,8 +156,8 @@ func TestGuardBreachesBeyondTheBudgetAreQueuedNotDropped(t *testing.T) {
 					order = append(order, m.Sessions...)
 				}
 			}
-			if len(order) != 40 {
-				t.Fatalf("%d halt requests, want 40 (one per session): %v", len(order), order)
+			if len(order) != 38 {
+				t.Fatalf("%d halt requests, want 38 (one per session not left running): %v", len(order), order)
 			}
 			for i, s := range order[20:] {
 				if want := fmt.Sprintf("s-q-%02d", 20+i); s != want {
@@ -188,4 +200,14 @@ func TestGuardBreachesBeyondTheBudgetAreQueuedNotDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replyContains says whether any reply to a slash command holds text.
+func (e *testEnv) replyContains(text string) bool {
+	for _, r := range e.Slack.Responses() {
+		if strings.Contains(string(r.Blocks), text) || strings.Contains(r.Text, text) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 
 	"github.com/reins-oss/reins/incidents"
@@ -66,4 +67,53 @@ func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltR
 func (m *Main) announceWaiting(ctx context.Context, n guard.WaitingNote) error {
 	return m.Service.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
 		Waiting: n.Waiting, Limit: n.Limit, RetryAt: n.RetryAt, Overflow: n.Overflow})
+}
+
+// leaveSession is `/agent leave` and POST /api/v1/agents/{agent}/sessions/{session}/leave:
+// a person with kill authority says to leave a breaching session running;
+// its waiting breaches end as "left" and the incident's timeline says who.
+// Through the API the token is the authority (as for halts); in Slack the
+// person must hold kill authority.
+func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, session string) (string, error) {
+	allowed := func(ctx context.Context, actor incidents.Actor, agent string) (bool, string, error) {
+		if actor.Kind == incidents.ActorAPI {
+			return true, "", nil
+		}
+		d, _, err := m.Service.CheckAuthority(ctx, actor, agent, incidents.ActionHalt)
+		if err != nil {
+			return false, "", err
+		}
+		return d.Allowed, d.Reason, nil
+	}
+	n, err := m.Guard.Leave(ctx, guard.LeaveCommand{Agent: agent, Session: session, Actor: actor}, allowed)
+	if err != nil {
+		return "", err
+	}
+	if err := m.Service.RecordLeave(ctx, agent, session, actor, n); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("Session %s of %s is left running: %d waiting breach(es) will not be acted on. To halt it after all: /agent kill %s %s",
+		session, agent, n, agent, session), nil
+}
+
+// leaveBody is the JSON body of POST /api/v1/agents/{agent}/sessions/{session}/leave.
+type leaveBody struct {
+	Actor string `json:"actor"`
+}
+
+func (m *Main) leaveSessionAPI(w http.ResponseWriter, r *http.Request) {
+	var b leaveBody
+	if !decodeJSON(w, r, &b) {
+		return
+	}
+	actor, ok := apiActor(w, b.Actor)
+	if !ok {
+		return
+	}
+	text, err := m.leaveSession(r.Context(), actor, r.PathValue("agent"), r.PathValue("session"))
+	if err != nil {
+		writeDomainError(w, m.Log, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"result": text})
 }
