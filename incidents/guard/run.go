@@ -24,6 +24,13 @@ type Guard struct {
 
 	wake chan struct{}
 	wg   sync.WaitGroup
+
+	// judged holds sessions judged without a breach whose marks are not
+	// cleared yet: clearing them is batched (flush), off the intake's path.
+	// A crash before the flush only makes them judged again, finding
+	// nothing new.
+	judgedMu sync.Mutex
+	judged   map[[2]string]int64
 }
 
 // New returns a Guard; Start starts its workers.
@@ -60,7 +67,7 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, lastIncident: map[string]int64{},
-		wake: make(chan struct{}, 1)}, nil
+		wake: make(chan struct{}, 1), judged: map[[2]string]int64{}}, nil
 }
 
 // Defaults of Config.
@@ -97,6 +104,21 @@ func (g *Guard) Start(ctx context.Context) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+			}
+		}
+	}()
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		t := time.NewTicker(flushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				g.flush(context.WithoutCancel(ctx))
+				return
+			case <-t.C:
+				g.flush(ctx)
 			}
 		}
 	}()
@@ -167,11 +189,24 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	g.record(context.WithoutCancel(ctx), breaches, judged)
 }
 
-// record stores a judgement's breaches and clears its sessions' marks. On
-// failure the sessions' states are dropped: the mark stays, and the
-// rejudge rebuilds them from the store, breaches included.
+// flushEvery is how often the marks of sessions judged without a breach are
+// cleared, in one statement: well inside Rejudge, so no replica judges them
+// again.
+const flushEvery = time.Second
+
+// record stores a judgement's breaches and clears its sessions' marks, in
+// one transaction, before the intake answers. A judgement without a breach
+// has nothing to make durable: its marks are cleared by the next flush. On
+// failure the sessions' states are dropped: the mark stays, and the rejudge
+// rebuilds them from the store, breaches included.
 func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) {
-	if len(breaches) == 0 && len(judged) == 0 {
+	if len(breaches) == 0 {
+		g.judgedMu.Lock()
+		for _, j := range judged {
+			k := [2]string{j.Agent, j.Session}
+			g.judged[k] = max(g.judged[k], j.Steps)
+		}
+		g.judgedMu.Unlock()
 		return
 	}
 	if err := g.cfg.Store.RecordJudgement(ctx, breaches, judged); err != nil {
@@ -186,6 +221,26 @@ func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) 
 	}
 	if len(breaches) > 0 {
 		g.Kick()
+	}
+}
+
+// flush clears the marks of the sessions judged without a breach since the
+// last flush.
+func (g *Guard) flush(ctx context.Context) {
+	g.judgedMu.Lock()
+	if len(g.judged) == 0 {
+		g.judgedMu.Unlock()
+		return
+	}
+	batch := make([]Judged, 0, len(g.judged))
+	for k, steps := range g.judged {
+		batch = append(batch, Judged{Agent: k[0], Session: k[1], Steps: steps})
+	}
+	g.judged = map[[2]string]int64{}
+	g.judgedMu.Unlock()
+	if err := g.cfg.Store.RecordJudgement(ctx, nil, batch); err != nil && ctx.Err() == nil {
+		// The marks stay: those sessions are judged again, finding nothing new.
+		g.cfg.Log.Warn("guard: clear the marks of judged sessions", "sessions", len(batch), "err", err)
 	}
 }
 

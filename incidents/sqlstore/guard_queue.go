@@ -14,7 +14,9 @@ import (
 
 // markUnjudged marks the sessions that grew by judged steps as to be judged
 // (guard_judgements), in the transaction that stored the steps: one
-// statement for the batch.
+// statement for the batch. since moves with each write: a session written
+// again is judged again by that write's own request (which rebuilds what a
+// lost judgement left), so only a mark no request followed goes stale.
 func (q *queries) markUnjudged(ctx context.Context, totals []sessions.Totals, judged map[string]bool) error {
 	if len(judged) == 0 {
 		return nil
@@ -35,7 +37,7 @@ func (q *queries) markUnjudged(ctx context.Context, totals []sessions.Totals, ju
 		b.WriteString("(?, ?, ?, ?)")
 		args = append(args, t.Agent, t.Session, t.Steps, now)
 	}
-	b.WriteString(` ON CONFLICT (agent, session_id) DO UPDATE SET steps = excluded.steps`)
+	b.WriteString(` ON CONFLICT (agent, session_id) DO UPDATE SET steps = excluded.steps, since = excluded.since`)
 	if _, err := q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...); err != nil {
 		return wrap(err, "mark %d sessions to be judged", n)
 	}
