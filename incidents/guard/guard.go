@@ -51,6 +51,10 @@ type Breach struct {
 	// Due is when a waiting breach is tried next (zero: at once): when its
 	// agent's automatic-halt budget frees.
 	Due time.Time `json:"due,omitempty"`
+	// ClaimedUntil, set when the breach is recorded, claims it for this
+	// process until then: the guard hands it to its workers in memory, and
+	// only a crash leaves it for the lease to run out.
+	ClaimedUntil time.Time `json:"-"`
 }
 
 // Judged is a session the guard judged, up to its step count Steps: the

@@ -23,7 +23,10 @@ type Guard struct {
 	lastIncident map[string]int64
 
 	wake chan struct{}
-	wg   sync.WaitGroup
+	// fresh carries breaches this process recorded and claimed to its
+	// workers without a round trip to the store.
+	fresh chan Breach
+	wg    sync.WaitGroup
 
 	// judged holds sessions judged without a breach whose marks are not
 	// cleared yet: clearing them is batched (flush), off the intake's path.
@@ -67,7 +70,7 @@ func New(cfg Config) (*Guard, error) {
 		return nil, err
 	}
 	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, lastIncident: map[string]int64{},
-		wake: make(chan struct{}, 1), judged: map[[2]string]int64{}}, nil
+		wake: make(chan struct{}, 1), fresh: make(chan Breach, freshQueue), judged: map[[2]string]int64{}}, nil
 }
 
 // Defaults of Config.
@@ -189,6 +192,10 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 	g.record(context.WithoutCancel(ctx), breaches, judged)
 }
 
+// freshQueue bounds the breaches handed to the workers in memory; past it a
+// breach is handed back to the store, where a worker claims it.
+const freshQueue = 4096
+
 // flushEvery is how often the marks of sessions judged without a breach are
 // cleared, in one statement: well inside Rejudge, so no replica judges them
 // again.
@@ -209,6 +216,10 @@ func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) 
 		g.judgedMu.Unlock()
 		return
 	}
+	claim := g.cfg.Now().Add(g.cfg.Lease)
+	for i := range breaches {
+		breaches[i].ClaimedUntil = claim
+	}
 	if err := g.cfg.Store.RecordJudgement(ctx, breaches, judged); err != nil {
 		g.cfg.Log.Error("guard: record judgement; the sessions are judged again from the store",
 			"sessions", len(judged), "breaches", len(breaches), "err", err)
@@ -219,8 +230,16 @@ func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) 
 		g.mu.Unlock()
 		return
 	}
-	if len(breaches) > 0 {
-		g.Kick()
+	for _, b := range breaches {
+		if b.ID == 0 {
+			continue // breached before: not this judgement's
+		}
+		select {
+		case g.fresh <- b:
+		default:
+			g.deferBreach(ctx, b, 0, time.Time{}) // the workers are behind: claimed from the store
+			g.Kick()
+		}
 	}
 }
 
@@ -294,6 +313,7 @@ func (g *Guard) work(ctx context.Context) {
 	t := time.NewTicker(g.cfg.Poll)
 	defer t.Stop()
 	for {
+		g.actFresh(ctx)
 		for {
 			batch, err := g.cfg.Store.ClaimBreaches(ctx, g.cfg.Now(), g.cfg.Lease, g.cfg.Batch)
 			if err != nil {
@@ -313,8 +333,39 @@ func (g *Guard) work(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case b := <-g.fresh:
+			g.actOn(ctx, b)
 		case <-g.wake:
 		case <-t.C:
 		}
+	}
+}
+
+// actFresh acts on the breaches handed over in memory, batch by batch.
+func (g *Guard) actFresh(ctx context.Context) {
+	for {
+		select {
+		case b := <-g.fresh:
+			g.actOn(ctx, b)
+		default:
+			return
+		}
+	}
+}
+
+// actOn acts on b and the fresh breaches behind it, up to a batch.
+func (g *Guard) actOn(ctx context.Context, b Breach) {
+	batch := []Breach{b}
+	for len(batch) < g.cfg.Batch {
+		select {
+		case b := <-g.fresh:
+			batch = append(batch, b)
+			continue
+		default:
+		}
+		break
+	}
+	if g.act(context.WithoutCancel(ctx), batch) {
+		g.Kick()
 	}
 }

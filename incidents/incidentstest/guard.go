@@ -29,6 +29,11 @@ func NewGuardStore() *GuardStore { return &GuardStore{} }
 func (s *GuardStore) InsertBreach(ctx context.Context, b *guard.Breach) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.insertLocked(b)
+}
+
+// insertLocked is InsertBreach under s.mu, claiming b until b.ClaimedUntil.
+func (s *GuardStore) insertLocked(b *guard.Breach) (bool, error) {
 	if s.Fail != nil {
 		return false, s.Fail
 	}
@@ -43,6 +48,12 @@ func (s *GuardStore) InsertBreach(ctx context.Context, b *guard.Breach) (bool, e
 	b.ID = int64(len(s.breaches) + 1)
 	b.Outcome = ""
 	s.breaches = append(s.breaches, *b)
+	if !b.ClaimedUntil.IsZero() {
+		if s.claimed == nil {
+			s.claimed = map[int64]time.Time{}
+		}
+		s.claimed[b.ID] = b.ClaimedUntil
+	}
 	return true, nil
 }
 
@@ -113,9 +124,11 @@ func (s *GuardStore) RecordJudgement(ctx context.Context, breaches []guard.Breac
 	if s.Fail != nil {
 		return s.Fail
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for i := range breaches {
 		b := &breaches[i]
-		isNew, err := s.InsertBreach(ctx, b)
+		isNew, err := s.insertLocked(b)
 		if err != nil {
 			return err
 		}
@@ -123,8 +136,6 @@ func (s *GuardStore) RecordJudgement(ctx context.Context, breaches []guard.Breac
 			b.ID = 0
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, j := range judged {
 		k := [2]string{j.Agent, j.Session}
 		if m, ok := s.marks[k]; ok && m.Steps <= j.Steps {

@@ -56,12 +56,16 @@ func (s *Store) RecordJudgement(ctx context.Context, breaches []guard.Breach, ju
 			b := &breaches[i]
 			b.At = orNow(b.At)
 			var ids []int64
+			var claimed any
+			if !b.ClaimedUntil.IsZero() {
+				claimed = q.t(b.ClaimedUntil)
+			}
 			if err := q.sel(ctx, &ids, `INSERT INTO guard_breaches (agent, sla, metric, session_id, value, threshold,
-				detail, step_id, step_n, action, dry_run, outcome, incident_id, at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?)
+				detail, step_id, step_n, action, dry_run, outcome, incident_id, at, claimed_until)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?)
 				ON CONFLICT (agent, sla, session_id) DO NOTHING RETURNING id`,
 				b.Agent, b.SLA, b.Metric, b.Session, b.Value, b.Threshold, b.Detail, b.Step, b.StepN, b.Action,
-				b.DryRun, q.t(b.At)); err != nil {
+				b.DryRun, q.t(b.At), claimed); err != nil {
 				return wrap(err, "record breach of %s by session %s", b.SLA, b.Session)
 			}
 			b.ID = 0
