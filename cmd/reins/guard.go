@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
 // openGuard builds the guard that judges every stored step against the
@@ -17,7 +18,7 @@ func (m *Main) openGuard() error {
 		Registry:   m.Registry,
 		Store:      m.Store,
 		Steps:      m.Store,
-		Alerts:     m.Service,
+		Alerts:     urgentAlerts{m.Service},
 		Halt:       m.autoHalt,
 		Waiting:    m.announceWaiting,
 		Incidents:  m.Service,
@@ -34,6 +35,14 @@ func (m *Main) openGuard() error {
 	return nil
 }
 
+// urgentAlerts raises breach alerts with their writes marked urgent: on
+// SQLite they pass the intake's queued writes on the way to the halt.
+type urgentAlerts struct{ s *incidents.Service }
+
+func (u urgentAlerts) Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error) {
+	return u.s.Ingest(sqlstore.Urgent(ctx), alerts)
+}
+
 // sessionPage is the web view's page of a session, "" without a public URL.
 func (m *Main) sessionPage(id string) string {
 	if m.Config.PublicURL == "" {
@@ -47,6 +56,7 @@ func (m *Main) sessionPage(id string) string {
 // Beyond max_auto_halts_per_minute the breach waits (Queue): the guard keeps
 // it and asks again when the budget frees.
 func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
+	ctx = sqlstore.Urgent(ctx) // on SQLite, past the intake's queued writes
 	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
 		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
 		Queue: true, Overflow: req.Overflow})

@@ -51,6 +51,10 @@ func (s *Store) RecordJudgement(ctx context.Context, breaches []guard.Breach, ju
 	if len(breaches) == 0 && len(judged) == 0 {
 		return nil
 	}
+	if len(breaches) > 0 {
+		// On its way to a halt: not queued behind the intake's writes.
+		ctx = urgent(ctx)
+	}
 	err := s.queries.write(ctx, len(breaches) > 0, func(q *queries) error {
 		for i := range breaches {
 			b := &breaches[i]
