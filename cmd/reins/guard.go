@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/reins-oss/reins/incidents"
@@ -43,12 +44,12 @@ func (u urgentAlerts) Ingest(ctx context.Context, alerts []incidents.Alert) (inc
 	return u.s.Ingest(sqlstore.Urgent(ctx), alerts)
 }
 
-// sessionPage is the web view's page of a session, "" without a public URL.
-func (m *Main) sessionPage(id string) string {
+// sessionPage is the web view's page of agent's session, "" without a public URL.
+func (m *Main) sessionPage(agent, id string) string {
 	if m.Config.PublicURL == "" {
 		return ""
 	}
-	return strings.TrimRight(m.Config.PublicURL, "/") + "/sessions/" + id
+	return strings.TrimRight(m.Config.PublicURL, "/") + "/sessions/" + url.PathEscape(id) + "?agent=" + url.QueryEscape(agent)
 }
 
 // autoHalt runs the halt a breach calls for: Service.AutoHalt decides the

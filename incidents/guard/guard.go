@@ -80,7 +80,7 @@ type Store interface {
 	// all), most recent first, at most limit.
 	FindBreaches(ctx context.Context, agent string, since time.Time, limit int) ([]Breach, error)
 	// SessionBreaches returns the breaches of one session.
-	SessionBreaches(ctx context.Context, session string) ([]Breach, error)
+	SessionBreaches(ctx context.Context, agent, session string) ([]Breach, error)
 	// RecordJudgement stores the breaches a judgement found (setting the
 	// ID of each new one, leaving 0 on a repeat) and clears the judged
 	// sessions' marks, in one transaction: what the intake answers 200 for
@@ -107,7 +107,7 @@ type Store interface {
 // StepReader reads stored sessions (sessions.Store): a session's steps to
 // rebuild its state after a restart, an agent's recent sessions for status.
 type StepReader interface {
-	FindSession(ctx context.Context, id string) (sessions.Record, error)
+	FindSession(ctx context.Context, agent, id string) (sessions.Record, error)
 	FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]sessions.Totals, error)
 }
 
@@ -180,8 +180,8 @@ type Config struct {
 	// Incidents, when set, reads an incident (incidents.Service): a halt
 	// then joins the agent's open incident without waiting for its alert.
 	Incidents IncidentReader
-	// Page is the web page of a session (PublicURL/sessions/{id}), "" for none.
-	Page func(session string) string
+	// Page is the web page of agent's session (PublicURL/sessions/{id}?agent=), "" for none.
+	Page func(agent, session string) string
 	Now  func() time.Time
 	Log  *slog.Logger
 	// Registerer receives the guard's metrics; nil registers none.
@@ -235,7 +235,7 @@ func (g *Guard) alert(b Breach) incidents.Alert {
 		Severity: sev, Sessions: []string{b.Session}, Labels: labels, StartsAt: b.At, ReceivedAt: b.At,
 	}
 	if g.cfg.Page != nil {
-		if u := g.cfg.Page(b.Session); u != "" {
+		if u := g.cfg.Page(b.Agent, b.Session); u != "" {
 			a.Links = append(a.Links, incidents.Link{Text: "Session " + b.Session, URL: u})
 		}
 	}

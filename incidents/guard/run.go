@@ -16,7 +16,7 @@ type Guard struct {
 	metrics *metrics
 
 	mu       sync.Mutex
-	sessions map[string]*state
+	sessions map[sessions.Key]*state
 	// lastSweep is when idle sessions were last dropped.
 	lastSweep time.Time
 	// lastIncident is, per agent, the incident its last breach alerts went to.
@@ -69,7 +69,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{}, lastIncident: map[string]int64{},
+	return &Guard{cfg: cfg, metrics: m, sessions: map[sessions.Key]*state{}, lastIncident: map[string]int64{},
 		wake: make(chan struct{}, 1), fresh: make(chan Breach, freshQueue), judged: map[[2]string]int64{}}, nil
 }
 
@@ -148,12 +148,12 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		return
 	}
 	reg := g.cfg.Registry.Current()
-	bySession := make(map[string][]sessions.Step, len(totals))
+	bySession := make(map[sessions.Key][]sessions.Step, len(totals))
 	if len(steps) > 0 && sameSession(steps) {
-		bySession[steps[0].Session] = steps // the usual export: no copies
+		bySession[steps[0].Key()] = steps // the usual export: no copies
 	} else {
 		for _, st := range steps {
-			bySession[st.Session] = append(bySession[st.Session], st)
+			bySession[st.Key()] = append(bySession[st.Key()], st)
 		}
 	}
 	now := g.cfg.Now()
@@ -165,7 +165,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		if a == nil {
 			continue
 		}
-		batch := bySession[t.Session]
+		batch := bySession[t.Key()]
 		if len(a.SLAs) == 0 {
 			// Nothing to judge: only the metrics, without state. A batch
 			// mixing retried and new spans of one session counts the
@@ -184,7 +184,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		s, pre, err := g.state(ctx, a, t.Session, batch, t)
 		if err != nil {
 			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
-				"session", t.Session, "err", err)
+				"agent", t.Agent, "session", t.Session, "err", err)
 		}
 		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
 		judged = append(judged, Judged{Agent: t.Agent, Session: t.Session, Steps: t.Steps})
@@ -225,7 +225,7 @@ func (g *Guard) record(ctx context.Context, breaches []Breach, judged []Judged) 
 			"sessions", len(judged), "breaches", len(breaches), "err", err)
 		g.mu.Lock()
 		for _, j := range judged {
-			delete(g.sessions, j.Session)
+			delete(g.sessions, sessions.Key{Agent: j.Agent, ID: j.Session})
 		}
 		g.mu.Unlock()
 		return
@@ -276,7 +276,7 @@ func (g *Guard) rejudge(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		rec, err := g.cfg.Steps.FindSession(ctx, j.Session)
+		rec, err := g.cfg.Steps.FindSession(ctx, j.Agent, j.Session)
 		if err != nil && !errors.Is(err, sessions.ErrNotFound) {
 			g.cfg.Log.Warn("guard: read a session to judge it again", "session", j.Session, "err", err)
 			continue
@@ -290,7 +290,7 @@ func (g *Guard) rejudge(ctx context.Context) {
 		// Judged from scratch: whatever this process held of it may
 		// already count steps whose judgement was lost.
 		g.mu.Lock()
-		delete(g.sessions, j.Session)
+		delete(g.sessions, sessions.Key{Agent: j.Agent, ID: j.Session})
 		g.mu.Unlock()
 		g.cfg.Log.Info("guard: judging a session whose judgement was not recorded", "agent", j.Agent, "session", j.Session)
 		g.Observe(ctx, nil, []sessions.Totals{t})
@@ -299,7 +299,7 @@ func (g *Guard) rejudge(ctx context.Context) {
 
 func sameSession(steps []sessions.Step) bool {
 	for i := range steps {
-		if steps[i].Session != steps[0].Session {
+		if steps[i].Session != steps[0].Session || steps[i].Agent != steps[0].Agent {
 			return false
 		}
 	}

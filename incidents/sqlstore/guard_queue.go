@@ -17,7 +17,7 @@ import (
 // statement for the batch. since moves with each write: a session written
 // again is judged again by that write's own request (which rebuilds what a
 // lost judgement left), so only a mark no request followed goes stale.
-func (q *queries) markUnjudged(ctx context.Context, totals []sessions.Totals, judged map[string]bool) error {
+func (q *queries) markUnjudged(ctx context.Context, totals []sessions.Totals, judged map[sessions.Key]bool) error {
 	if len(judged) == 0 {
 		return nil
 	}
@@ -27,7 +27,7 @@ func (q *queries) markUnjudged(ctx context.Context, totals []sessions.Totals, ju
 	now := q.t(time.Now())
 	n := 0
 	for _, t := range totals {
-		if !judged[t.Session] {
+		if !judged[t.Key()] {
 			continue
 		}
 		if n > 0 {

@@ -103,7 +103,7 @@ func TestWaitingBreachesAreClaimedDeferredAndLeft(t *testing.T) {
 		if len(waiting) != 1 || waiting[0].Session != "s3" {
 			t.Fatalf("waiting after = %+v, want s3 only", waiting)
 		}
-		left, _ := s.SessionBreaches(ctx, "s2")
+		left, _ := s.SessionBreaches(ctx, "support-bot", "s2")
 		if left[0].Outcome != guard.OutcomeLeft {
 			t.Errorf("s2 = %+v, want left", left[0])
 		}

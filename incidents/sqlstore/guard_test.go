@@ -40,7 +40,7 @@ func TestBreachesHappenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		b1.Outcome, b1.IncidentID = "halt_session", 4
-		got, err := s.SessionBreaches(ctx, "s1")
+		got, err := s.SessionBreaches(ctx, "support-bot", "s1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestStepsKeepArgsHashAndScores(t *testing.T) {
 		if _, err := s.WriteSteps(ctx, steps); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := s.FindSession(ctx, "g1")
+		rec, err := s.FindSession(ctx, "support-bot", "g1")
 		if err != nil {
 			t.Fatal(err)
 		}
