@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -108,7 +109,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
-			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
+			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
@@ -270,7 +271,7 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
 		}
 	}
-	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %s: %w", req.Agent.Halt.Adapter, words.Count(s.cfg.HaltAttempts, "time"), err)
 }
 
 // permanentHaltError reports an adapter error that retrying cannot fix.
@@ -327,7 +328,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		if h.IncidentID == 0 {
 			return nil
 		}
-		kind, msg := haltOutcome(h, ag)
+		kind, msg := s.haltOutcome(h, ag)
 		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
 		if repage {
 			// Queued, not sent: the "Re-paged" event follows once PagerDuty
@@ -357,7 +358,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 }
 
 // haltOutcome is the timeline kind and channel message for a finished halt.
-func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
+func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	target := haltTarget(h.Agent, h.Sessions)
 	m := Message{Fields: []Field{{Label: "By", Value: actorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
 	if h.Reason != "" {
@@ -366,12 +367,12 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	switch {
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
-		m.Title = "🛑 " + autoHaltedText(h.Agent, h.Sessions, h.Reason)
-		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
+		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
+		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("in %d ms (request to state read back)", h.TimeToHalt().Milliseconds())})
 		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
-		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
 		return EventHaltVerified, m
 	case h.Action == ActionHalt:
 		m.Style = StyleDanger

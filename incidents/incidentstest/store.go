@@ -142,6 +142,7 @@ type data struct {
 	alerts     []incidents.Alert
 	events     []incidents.Event
 	outbox     []outbox.Item
+	outages    []outbox.Outage
 	halts      []incidents.Halt
 	flags      map[[2]string]incidents.KillFlag
 	audit      []incidents.AuditEntry
@@ -172,6 +173,7 @@ func (d *data) clone() *data {
 		alerts:     slices.Clone(d.alerts),
 		events:     slices.Clone(d.events),
 		outbox:     slices.Clone(d.outbox),
+		outages:    slices.Clone(d.outages),
 		halts:      slices.Clone(d.halts),
 		flags:      maps.Clone(d.flags),
 		audit:      slices.Clone(d.audit),
