@@ -17,6 +17,7 @@ func (m *Main) apiRoutes(mux *routeMux) {
 	api("GET /api/v1/agents/{agent}", m.getAgent)
 	api("POST /api/v1/agents/{agent}/halt", m.haltAgent(incidents.ActionHalt))
 	api("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
+	api("POST /api/v1/agents/{agent}/sessions/{session}/leave", m.leaveSessionAPI)
 	api("GET /api/v1/incidents", m.listIncidents)
 	api("GET /api/v1/incidents/{id}", m.getIncident)
 	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)

@@ -87,7 +87,7 @@ func otlpTraceBody(session string, req, traceN, n int) []byte {
 func floorOTLP(tb testing.TB, d migrations.Dialect) string {
 	tb.Helper()
 	ctx := context.Background()
-	db, _, err := migrations.Connect(ctx, dbtest.EmptyURL(tb, d))
+	db, _, err := migrations.Connect(ctx, floorURL(tb, d))
 	if err != nil {
 		tb.Fatal(err)
 	}

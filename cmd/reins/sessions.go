@@ -20,11 +20,17 @@ import (
 // sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
 func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
+	inflight, _ := strconv.ParseInt(m.Config.OTLPMaxInflightBytes, 10, 64)
+	maxSpans, _ := strconv.Atoi(m.Config.OTLPMaxSpans)
+	maxAttrs, _ := strconv.Atoi(m.Config.OTLPMaxAttributes)
 	m.intake = otlp.NewHandler(otlp.Config{
-		Token:       m.Config.OTLPToken,
-		Credentials: m.otlpCredentials,
-		MaxBytes:    maxBytes,
-		Resolve:     func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Token:            m.Config.OTLPToken,
+		Credentials:      m.otlpCredentials,
+		MaxBytes:         maxBytes,
+		MaxInflightBytes: inflight,
+		MaxSpans:         maxSpans,
+		MaxAttributes:    maxAttrs,
+		Resolve:          func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
 		Names: func() otlp.Names {
 			t := m.Registry.Current().Telemetry
 			return otlp.Names{Session: t.SessionAttributes, Tool: t.ToolAttributes, Agent: t.AgentAttributes}

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
@@ -150,7 +151,7 @@ type data struct {
 	answers    []incidents.PostmortemAnswer
 	docs       map[int64]incidents.PostmortemDoc
 	drills     []incidents.DrillResult
-	remembered map[string]bool
+	remembered map[string]time.Time
 }
 
 func newData() *data {
@@ -161,7 +162,7 @@ func newData() *data {
 		flags:      map[[2]string]incidents.KillFlag{},
 		checklists: map[int64]incidents.Checklist{},
 		docs:       map[int64]incidents.PostmortemDoc{},
-		remembered: map[string]bool{},
+		remembered: map[string]time.Time{},
 	}
 }
 

@@ -61,11 +61,15 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 		}
 		deltas := map[sessions.Key]*sessions.Totals{}
+		judged := map[sessions.Key]bool{}
 		for _, st := range steps {
 			if !written[stepKey{st.Agent, st.Session, st.SpanID}] {
 				continue
 			}
 			numbered[stepKey{st.Agent, st.Session, st.SpanID}] = st.N
+			if st.Judged {
+				judged[st.Key()] = true
+			}
 			d := deltas[st.Key()]
 			if d == nil {
 				d = &sessions.Totals{}
@@ -80,7 +84,7 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 			out = append(out, t)
 		}
-		return nil
+		return q.markUnjudged(ctx, out, judged)
 	})
 	if err != nil {
 		return nil, wrap(err, "store %d session steps", len(steps))

@@ -77,6 +77,7 @@ const (
 	DropBadSession   = sessions.RefusedBadSession
 	DropNoSpanID     = sessions.RefusedNoSpanID
 	DropNotCovered   = sessions.RefusedToken // the request's token does not cover the span's agent
+	DropOverCap      = "over_cap"            // past REINS_OTLP_MAX_SPANS in one request
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its
