@@ -176,8 +176,8 @@ func formatStatus(st incidents.AgentStatus, publicURL string) string {
 	switch {
 	case st.Halted:
 		fmt.Fprintf(&b, ":red_circle: *%s*: halted (all sessions)", Escape(name))
-	case len(st.HaltedSessions) > 0:
-		fmt.Fprintf(&b, ":large_orange_circle: *%s*: running; halted sessions: %s", Escape(name), Escape(strings.Join(st.HaltedSessions, ", ")))
+	case !st.ContainmentOf("").IsRunning() || len(st.Sessions) > 0 || len(st.HaltedSessions) > 0:
+		fmt.Fprintf(&b, ":large_orange_circle: *%s*: %s", Escape(name), Escape(st.StateLine()))
 	default:
 		fmt.Fprintf(&b, ":large_green_circle: *%s*: running", Escape(name))
 	}

@@ -139,6 +139,8 @@ const (
 	EventHaltVerified      EventKind = "halt_verified"
 	EventHaltFailed        EventKind = "halt_failed"
 	EventHaltRefused       EventKind = "halt_refused"
+	EventRestricted        EventKind = "restricted" // a verified restrict
+	EventThrottled         EventKind = "throttled"  // a verified throttle
 	EventResumed           EventKind = "resumed"
 	EventResumeFailed      EventKind = "resume_failed"
 	EventChecklistStarted  EventKind = "checklist_started"
@@ -183,9 +185,14 @@ type Halt struct {
 	ID          int64
 	IncidentID  int64
 	Agent       string
-	Action      string   // halt | resume
+	Action      string   // halt | restrict | throttle | resume
 	Sessions    []string // empty: the whole agent
-	Reason      string
+	Allow       []string // restrict: the tool globs still allowed
+	Rate        int      // throttle: model calls per minute
+	// ProbationUntil is set on a rung the resume gate applied instead of a
+	// resume: the target returns to running then, unless it breaches first.
+	ProbationUntil *time.Time
+	Reason         string
 	Actor       Actor
 	Adapter     string
 	Status      string

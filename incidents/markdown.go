@@ -199,7 +199,8 @@ func renderContainment(w writer, pm *Postmortem) {
 		w("The agent was not halted through reins.\n\n")
 		return
 	}
-	w("| Requested (UTC) | Action | Target | Adapter | By | Result | Time to halt | Reason |\n|---|---|---|---|---|---|---|---|\n")
+	w("Each rung (halt, restrict, throttle) and each resume, as requested and read back.\n\n")
+	w("| Requested (UTC) | Action | Target | Adapter | By | Result | Time to contain | Reason |\n|---|---|---|---|---|---|---|---|\n")
 	for _, h := range pm.Halts {
 		target := "whole agent"
 		if len(h.Sessions) > 0 {
@@ -209,7 +210,7 @@ func renderContainment(w writer, pm *Postmortem) {
 		if h.Error != "" {
 			result += ": " + h.Error
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.RequestedAt.Format(mdTime), mdCell(h.Action), mdCell(target),
+		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.RequestedAt.Format(mdTime), mdCell(h.Rung()), mdCell(target),
 			mdCell(h.Adapter), mdCell(h.Actor), mdCell(result), spanText(h.TimeToHalt), mdCell(h.Reason))
 	}
 	w("\n")

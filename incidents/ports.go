@@ -268,8 +268,10 @@ type Pager interface {
 // HaltRequest asks an adapter to halt or resume an agent or some sessions.
 type HaltRequest struct {
 	Agent      *ownership.Agent
-	Action     string   // halt | resume
+	Action     string   // halt | restrict | throttle | resume
 	Sessions   []string // empty: the whole agent
+	Allow      []string // restrict: the tool globs still allowed
+	Rate       int      // throttle: model calls per minute
 	IncidentID int64
 	HaltID     int64
 	Reason     string
@@ -288,6 +290,10 @@ type Halter interface {
 	// SessionScoped says whether the agent's adapter can halt single
 	// sessions; the others (feature flags, Deployments) stop the whole agent.
 	SessionScoped(agent *ownership.Agent) bool
+	// Supports says whether the agent's adapter can do action: every
+	// adapter halts and resumes; restrict and throttle only where the
+	// mechanism carries them. reins never sends an action it cannot do.
+	Supports(agent *ownership.Agent, action string) bool
 }
 
 // Clock tells the time; tests inject their own.

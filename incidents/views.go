@@ -13,9 +13,11 @@ type IngestResult struct {
 
 // HaltCommand asks for a halt or a resume.
 type HaltCommand struct {
-	Action     string // halt | resume
+	Action     string // halt | restrict | throttle | resume
 	Agent      string // name or alias
 	Sessions   []string
+	Allow      []string // restrict: the tool globs still allowed
+	Rate       int      // throttle: model calls per minute
 	Reason     string
 	Actor      Actor
 	IncidentID int64 // 0: the agent's open incident, opened if none
@@ -29,7 +31,11 @@ type AgentStatus struct {
 	Agent          *ownership.Agent
 	Halted         bool     // the whole agent is halted
 	HaltedSessions []string // sessions halted on their own
-	LastHalt       *Halt
+	// Containment is the agent-wide mode (halted when Halted); Sessions
+	// holds each session contained on its own (halted ones included).
+	Containment Containment
+	Sessions    map[string]Containment
+	LastHalt    *Halt
 	OpenIncidents  []*Incident
 	Holders        []string // kill authority resolved to people now
 	Unavailable    []string // sources that could not be asked

@@ -45,9 +45,29 @@ type agentDoc struct {
 	ownership.AgentDoc
 	Halted         bool     `json:"halted"`
 	HaltedSessions []string `json:"halted_sessions"`
-	OpenIncidents  []int64  `json:"open_incidents"`
+	// Containment is the agent-wide mode with its parameters; Sessions
+	// each session contained on its own (halted ones included).
+	Containment   containmentDoc            `json:"containment"`
+	Sessions      map[string]containmentDoc `json:"contained_sessions"`
+	OpenIncidents []int64                   `json:"open_incidents"`
 	Holders        []string `json:"kill_authority_now"`
 	Unavailable    []string `json:"kill_authority_unavailable,omitempty"`
+}
+
+// containmentDoc is a mode with its parameters, as the API, the flag and
+// OFREP show it.
+type containmentDoc struct {
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow"`
+	Rate  int      `json:"rate"`
+}
+
+func containmentDocOf(c incidents.Containment) containmentDoc {
+	d := containmentDoc{Mode: c.Mode, Allow: c.Allow, Rate: c.Rate}
+	if d.Allow == nil {
+		d.Allow = []string{}
+	}
+	return d
 }
 
 func agentDocOf(st incidents.AgentStatus) agentDoc {
@@ -55,6 +75,10 @@ func agentDocOf(st incidents.AgentStatus) agentDoc {
 		Holders: st.Holders, Unavailable: st.Unavailable, OpenIncidents: []int64{}}
 	if d.HaltedSessions == nil {
 		d.HaltedSessions = []string{}
+	}
+	d.Containment, d.Sessions = containmentDocOf(st.ContainmentOf("")), map[string]containmentDoc{}
+	for id, c := range st.Sessions {
+		d.Sessions[id] = containmentDocOf(c)
 	}
 	if d.Holders == nil {
 		d.Holders = []string{}

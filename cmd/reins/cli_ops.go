@@ -105,8 +105,8 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		switch {
 		case st.Halted:
 			state = "HALTED"
-		case len(st.HaltedSessions) > 0:
-			state = "sessions halted: " + strings.Join(st.HaltedSessions, ",")
+		case len(st.Sessions) > 0 || !st.ContainmentOf("").IsRunning():
+			state = st.StateLine()
 		}
 		holders := strings.Join(st.Holders, ", ")
 		if holders == "" {
