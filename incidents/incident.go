@@ -182,24 +182,24 @@ const (
 
 // Halt is one halt or resume of an agent or some of its sessions.
 type Halt struct {
-	ID          int64
-	IncidentID  int64
-	Agent       string
-	Action      string   // halt | restrict | throttle | resume
-	Sessions    []string // empty: the whole agent
-	Allow       []string // restrict: the tool globs still allowed
-	Rate        int      // throttle: model calls per minute
+	ID         int64
+	IncidentID int64
+	Agent      string
+	Action     string   // halt | restrict | throttle | resume
+	Sessions   []string // empty: the whole agent
+	Allow      []string // restrict: the tool globs still allowed
+	Rate       int      // throttle: model calls per minute
 	// ProbationUntil is set on a rung the resume gate applied instead of a
 	// resume: the target returns to running then, unless it breaches first.
 	ProbationUntil *time.Time
 	Reason         string
-	Actor       Actor
-	Adapter     string
-	Status      string
-	Attempts    int
-	Error       string // last failure, user-safe
-	RequestedAt time.Time
-	FinishedAt  *time.Time
+	Actor          Actor
+	Adapter        string
+	Status         string
+	Attempts       int
+	Error          string // last failure, user-safe
+	RequestedAt    time.Time
+	FinishedAt     *time.Time
 }
 
 // TimeToHalt is from request to verified, zero if not verified.

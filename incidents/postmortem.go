@@ -129,7 +129,7 @@ type TimelineEntry struct {
 
 // PostmortemHalt is one halt or resume and its outcome.
 type PostmortemHalt struct {
-	Action      string     `json:"action"` // halt | restrict | throttle | resume
+	Action      string     `json:"action"`             // halt | restrict | throttle | resume
 	Sessions    []string   `json:"sessions,omitempty"` // empty: the whole agent
 	Allow       []string   `json:"allow,omitempty"`    // restrict: the tools still allowed
 	Rate        int        `json:"rate,omitempty"`     // throttle: model calls per minute

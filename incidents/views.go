@@ -33,12 +33,12 @@ type AgentStatus struct {
 	HaltedSessions []string // sessions halted on their own
 	// Containment is the agent-wide mode (halted when Halted); Sessions
 	// holds each session contained on its own (halted ones included).
-	Containment Containment
-	Sessions    map[string]Containment
-	LastHalt    *Halt
-	OpenIncidents  []*Incident
-	Holders        []string // kill authority resolved to people now
-	Unavailable    []string // sources that could not be asked
+	Containment   Containment
+	Sessions      map[string]Containment
+	LastHalt      *Halt
+	OpenIncidents []*Incident
+	Holders       []string // kill authority resolved to people now
+	Unavailable   []string // sources that could not be asked
 }
 
 // AgentInfo answers `/agent who`.

@@ -50,8 +50,8 @@ type agentDoc struct {
 	Containment   containmentDoc            `json:"containment"`
 	Sessions      map[string]containmentDoc `json:"contained_sessions"`
 	OpenIncidents []int64                   `json:"open_incidents"`
-	Holders        []string `json:"kill_authority_now"`
-	Unavailable    []string `json:"kill_authority_unavailable,omitempty"`
+	Holders       []string                  `json:"kill_authority_now"`
+	Unavailable   []string                  `json:"kill_authority_unavailable,omitempty"`
 }
 
 // containmentDoc is a mode with its parameters, as the API, the flag and

@@ -3,12 +3,12 @@ package halt
 import (
 	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,7 +35,7 @@ type WebhookMessage struct {
 	Sessions []string        `json:"sessions"`        // empty: the whole agent
 	Allow    []string        `json:"allow,omitempty"` // restrict: the tool globs still allowed
 	Rate     int             `json:"rate,omitempty"`  // throttle: model calls per minute
-	Incident int64           `json:"incident"` // 0 when none
+	Incident int64           `json:"incident"`        // 0 when none
 	Reason   string          `json:"reason"`
 	Actor    incidents.Actor `json:"actor"`
 }
@@ -47,11 +47,11 @@ type WebhookMessage struct {
 // (with allow or rate) and each session contained on its own; one that only
 // halts may leave them out, and answers 501 to restrict and throttle.
 type WebhookState struct {
-	Halted    *bool                   `json:"halted"`
-	Sessions  []string                `json:"sessions"`
-	Mode      string                  `json:"mode,omitempty"`
-	Allow     []string                `json:"allow,omitempty"`
-	Rate      int                     `json:"rate,omitempty"`
+	Halted    *bool                  `json:"halted"`
+	Sessions  []string               `json:"sessions"`
+	Mode      string                 `json:"mode,omitempty"`
+	Allow     []string               `json:"allow,omitempty"`
+	Rate      int                    `json:"rate,omitempty"`
 	Contained map[string]WebhookRung `json:"contained,omitempty"`
 }
 
