@@ -147,6 +147,13 @@ func cmdResume(ctx context.Context, e *env, args []string) error {
 	return haltCLI(ctx, e, args, incidents.ActionResume)
 }
 
+func cmdRestrict(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionRestrict)
+}
+func cmdThrottle(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionThrottle)
+}
+
 // sessionsFlag collects repeated --session flags.
 type sessionsFlag []string
 
@@ -157,7 +164,15 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	fs := e.newFlags(action)
 	var sessions sessionsFlag
 	fs.Var(&sessions, "session", "halt only this session (repeatable)")
-	reason := fs.String("reason", "", "why (required for kill; recorded and audited)")
+	reason := fs.String("reason", "", "why (required for kill, restrict and throttle; recorded and audited)")
+	var allow *string
+	var rate *string
+	switch action {
+	case incidents.ActionRestrict:
+		allow = fs.String("allow", "", "the tools still allowed: names or globs, comma-separated (e.g. salesforce.read,zendesk.*)")
+	case incidents.ActionThrottle:
+		rate = fs.String("rate", "", "model calls allowed per minute, as N/min (e.g. 6/min)")
+	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -165,8 +180,28 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if len(pos) != 1 {
 		return usageError{"name exactly one agent"}
 	}
-	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
-		return usageError{"--reason is required: say why the agent is halted"}
+	if incidents.IsContainAction(action) && strings.TrimSpace(*reason) == "" {
+		return usageError{"--reason is required: say why the agent is " + incidents.ModeOf(action)}
+	}
+	var globs []string
+	n := 0
+	if allow != nil {
+		for _, g := range strings.Split(*allow, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				globs = append(globs, g)
+			}
+		}
+		if len(globs) == 0 {
+			return usageError{"--allow is required: the tools the agent may still call, e.g. --allow salesforce.read,zendesk.*"}
+		}
+	}
+	if rate != nil {
+		num, unit, _ := strings.Cut(*rate, "/")
+		v, err := strconv.Atoi(num)
+		if err != nil || v < 1 || (unit != "min" && unit != "") {
+			return usageError{"--rate is required as model calls per minute, e.g. --rate 6/min"}
+		}
+		n = v
 	}
 	m, err := e.openMain(ctx, false)
 	if err != nil {
@@ -174,7 +209,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	}
 	defer m.Close()
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
-		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason,
+		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,
 	})
 	if err != nil {
@@ -199,11 +234,17 @@ func haltLine(h *incidents.Halt) string {
 	}
 	if h.Status != incidents.HaltVerified {
 		next := "stop it another way now"
-		if h.Action == incidents.ActionHalt {
+		if incidents.IsContainAction(h.Action) {
 			next = "the kill authority's re-page is queued for `reins serve` to send; stop the agent another way now"
 		}
 		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
 			h.Action, h.Agent, scope, h.Adapter, strings.TrimSuffix(h.Error, "."), h.IncidentID, next, h.IncidentID)
+	}
+	switch h.Action {
+	case incidents.ActionRestrict:
+		scope += " to " + strings.Join(h.Allow, ", ")
+	case incidents.ActionThrottle:
+		scope += fmt.Sprintf(" to %d/min", h.Rate)
 	}
 	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: `reins serve` posts it to Slack and PagerDuty; `reins incident %d` shows the timeline.",
 		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID, h.IncidentID)

@@ -69,6 +69,8 @@ func commands() []command {
 		{"validate", "[--online] [--strict]", "check the config file; print file:line: message per problem", cmdValidate},
 		{"kill", "AGENT [--session ID]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
 		{"resume", "AGENT [--session ID]...", "lift a halt", cmdResume},
+		{"restrict", "AGENT [--session ID]... --allow GLOBS --reason TEXT", "let the agent (or sessions) call only the tools matching GLOBS", cmdRestrict},
+		{"throttle", "AGENT [--session ID]... --rate N/min --reason TEXT", "allow the agent (or sessions) at most N model calls a minute", cmdThrottle},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
