@@ -107,18 +107,25 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 // (Halt) and policy (AutoHalt) so both are recorded, retried, verified and
 // re-paged alike.
 func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
+	h, _, err := s.runHaltCause(ctx, cmd, ag)
+	return h, err
+}
+
+// runHaltCause is runHalt that also returns why a failed halt failed, for
+// the callers that act on it (a rung the far side cannot do).
+func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error, error) {
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
-		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
+		return nil, nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
 	}
 	if !s.supports(ag, cmd.Action) {
-		return nil, Errorf(EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
+		return nil, nil, Errorf(EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
 			"Halt it (/agent kill %s) or give it an adapter that can (docs/halt-webhook.md).", ag.Halt.Adapter, ag.Name, cmd.Action, ag.Name)
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.Kick() // a halt on a quiet agent opened an incident: page now
 	// From here the halt is under way: finish and record it even if the
@@ -136,7 +143,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		h.Status, h.Error = HaltFailed, clip(herr.Error(), maxHaltError)
 	}
 	if err := s.recordHaltResult(wctx, h, ag); err != nil {
-		return h, err
+		return h, herr, err
 	}
 	s.metrics.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
 	if h.Status == HaltVerified {
@@ -150,7 +157,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		s.metrics.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
 	}
 	s.Kick()
-	return h, nil
+	return h, herr, nil
 }
 
 func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {

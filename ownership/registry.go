@@ -186,9 +186,18 @@ type SLA struct {
 	Steps     int           // error_rate: over the last Steps steps (default 20)
 	Attribute string        // score: the span attribute (e.g. eval.confidence)
 	Window    time.Duration // 0 = the whole session; tool_calls_per_minute: default 1m; for session kinds: only steps within the last Window count
-	OnBreach  string        // alert (default) | halt_session | halt_agent
-	Fallback  string        // alert (default) | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
-	DryRun    bool
+	OnBreach  string        // alert (default) | restrict | throttle | halt_session | halt_agent
+	Fallback  string        // alert (default) | halt_session | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
+	// RestrictTo is the allow-list a restrict rung leaves (tool_scope:
+	// default its allow); Rate the model calls per minute a throttle rung
+	// leaves.
+	RestrictTo []string
+	Rate       int
+	// Ladder lists the rungs a session climbs on repeated breaches within
+	// LadderWindow (guard.Rung); on_breach is its first rung.
+	Ladder       []string
+	LadderWindow time.Duration
+	DryRun       bool
 	Line      int // line of the SLA in reins.yaml
 }
 
@@ -215,9 +224,19 @@ var SLAMetrics = []string{
 // What a breach does (on_breach) and what it does instead (fallback).
 const (
 	OnBreachAlert       = "alert"
+	OnBreachRestrict    = "restrict"
+	OnBreachThrottle    = "throttle"
 	OnBreachHaltSession = "halt_session"
 	OnBreachHaltAgent   = "halt_agent"
 )
+
+// DefaultLadderWindow is how long a breach counts toward the next rung of
+// its SLA's ladder when ladder_window is not set.
+const DefaultLadderWindow = 10 * time.Minute
+
+// Rungs are the on_breach values that contain, in the order ladders usually
+// climb them.
+var Rungs = []string{OnBreachRestrict, OnBreachThrottle, OnBreachHaltSession, OnBreachHaltAgent}
 
 // Escalation is an agent's `escalation:` section: the dead-man halt and the
 // cap on automatic halts.

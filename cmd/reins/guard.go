@@ -44,7 +44,8 @@ func (m *Main) sessionPage(id string) string {
 // fallback, the per-agent rate limit and "already halted" from the store.
 func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (string, error) {
 	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
-		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun})
+		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
+		Allow: req.Allow, Rate: req.Rate})
 	if err != nil {
 		return "", err
 	}

@@ -34,6 +34,9 @@ type Breach struct {
 	ID         int64     `json:"id"`
 	Agent      string    `json:"agent"`
 	SLA        string    `json:"sla"`    // the SLA's name
+	// Repeat counts this session's breaches of the SLA, from 1: an SLA with
+	// a ladder breaches again when the session goes on (ladder.go).
+	Repeat     int       `json:"repeat,omitempty"`
 	Metric     string    `json:"metric"` // its kind
 	Session    string    `json:"session"`
 	Value      float64   `json:"value"`
@@ -86,8 +89,10 @@ type IncidentReader interface {
 type HaltRequest struct {
 	Agent      string
 	SLA        string
-	Action     string // ownership.OnBreachHaltSession | ownership.OnBreachHaltAgent
+	Action     string // ownership.OnBreachRestrict | OnBreachThrottle | OnBreachHaltSession | OnBreachHaltAgent
 	Fallback   string
+	Allow      []string // restrict: the SLA's restrict_to
+	Rate       int      // throttle: the SLA's rate
 	Sessions   []string
 	IncidentID int64
 	Reason     string
@@ -346,7 +351,7 @@ func (g *Guard) act(ctx context.Context, batch []Breach) {
 				continue
 			}
 		}
-		fresh = append(fresh, b)
+		fresh = append(fresh, g.climb(ctx, b))
 	}
 	if len(fresh) == 0 {
 		return
@@ -431,10 +436,12 @@ func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
 		DryRun: b.DryRun}
 	if a := g.cfg.Registry.Current().Agent(b.Agent); a != nil {
 		if sla := a.SLA(b.SLA); sla != nil {
-			req.Fallback = sla.Fallback
+			req.Fallback, req.Allow, req.Rate = sla.Fallback, sla.RestrictTo, sla.Rate
 		}
 	}
-	if b.Action == ownership.OnBreachHaltSession {
+	if b.Action != ownership.OnBreachHaltAgent {
+		// restrict and throttle, like halt_session, contain the breaching
+		// session: the agent's other sessions go on.
 		req.Sessions = []string{b.Session}
 	}
 	out, err := g.cfg.Halt(ctx, req)
@@ -484,7 +491,7 @@ func (g *Guard) limited(agent string) bool {
 func metricAction(outcome string) string {
 	switch outcome {
 	case ownership.OnBreachAlert, ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent,
-		incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted:
+		ownership.OnBreachRestrict, ownership.OnBreachThrottle, incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted:
 		return outcome
 	}
 	return "failed"
@@ -512,6 +519,10 @@ func (g *Guard) alert(b Breach) incidents.Alert {
 		summary += " reins halts the session automatically (on_breach: halt_session)."
 	case b.Action == ownership.OnBreachHaltAgent:
 		summary += " reins halts the agent automatically (on_breach: halt_agent)."
+	case b.Action == ownership.OnBreachRestrict:
+		summary += " reins restricts the session's tools automatically (on_breach: restrict)."
+	case b.Action == ownership.OnBreachThrottle:
+		summary += " reins throttles the session automatically (on_breach: throttle)."
 	}
 	// Details carry the observed value the postmortem's SLA table shows.
 	details, _ := json.Marshal(map[string]any{"sla": b.SLA, "metric": b.Metric, "session": b.Session,
