@@ -198,7 +198,7 @@ type SLA struct {
 	Ladder       []string
 	LadderWindow time.Duration
 	DryRun       bool
-	Line      int // line of the SLA in reins.yaml
+	Line         int // line of the SLA in reins.yaml
 }
 
 // SLA metrics.

@@ -23,10 +23,10 @@ func TestRung(t *testing.T) {
 		{"FirstBreachFirstRung", br(1, "a", 0), nil, "restrict"},
 		{"RepeatSameSessionSecondRung", br(2, "a", 0), []Breach{br(1, "a", time.Minute)}, "halt_session"},
 		{"SelfIsNotARepeat", br(2, "a", 0), []Breach{br(2, "a", 0)}, "restrict"},
-		{"RepeatPastWindowStartsAgain", br(2, "a", 0), []Breach{br(1, "a", 11 * time.Minute)}, "restrict"},
+		{"RepeatPastWindowStartsAgain", br(2, "a", 0), []Breach{br(1, "a", 11*time.Minute)}, "restrict"},
 		{"SecondSessionSecondRung", br(2, "b", 0), []Breach{br(1, "a", time.Minute)}, "halt_session"},
-		{"ThirdSessionHaltsAgent", br(3, "c", 0), []Breach{br(1, "a", 2 * time.Minute), br(2, "b", time.Minute)}, "halt_agent"},
-		{"CappedAtTopRung", br(9, "a", 0), []Breach{br(1, "a", 5 * time.Minute), br(2, "a", 4 * time.Minute), br(3, "a", 3 * time.Minute), br(4, "a", time.Minute)}, "halt_agent"},
+		{"ThirdSessionHaltsAgent", br(3, "c", 0), []Breach{br(1, "a", 2*time.Minute), br(2, "b", time.Minute)}, "halt_agent"},
+		{"CappedAtTopRung", br(9, "a", 0), []Breach{br(1, "a", 5*time.Minute), br(2, "a", 4*time.Minute), br(3, "a", 3*time.Minute), br(4, "a", time.Minute)}, "halt_agent"},
 		{"LaterBreachesDoNotCount", br(1, "a", time.Minute), []Breach{br(2, "a", 0)}, "restrict"},
 		{"OtherSLAsDoNotCount", br(2, "a", 0), []Breach{{ID: 1, SLA: "loop", Session: "a", At: t0}}, "restrict"},
 	}
