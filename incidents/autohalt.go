@@ -94,6 +94,16 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 	sessions := dedupe(cmd.Sessions)
 	actor := PolicyActor(ag.Name, cmd.SLA)
 	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
+	if !cmd.DryRun {
+		// A breach during probation re-contains at once, whatever the rung.
+		p, err := s.onProbation(ctx, ag, sessions)
+		if err != nil {
+			return AutoHaltOutcome{}, err
+		}
+		if p != nil {
+			return s.recontain(ctx, cmd, ag, p, reason)
+		}
+	}
 
 	action, why := cmd.Action, ""
 	if !s.supports(ag, rungAction(action)) {

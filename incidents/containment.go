@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Containment rungs a person or policy can ask for, besides ActionHalt and
@@ -29,6 +30,18 @@ type Containment struct {
 	Mode  string   // ModeRunning … ModeHalted
 	Allow []string // restricted: the tool globs still allowed
 	Rate  int      // throttled: model calls per minute
+}
+
+// ResumeApproval is one person's approval of lifting a containment through
+// the resume gate. Target is the session ("" for the whole agent; several
+// sessions comma-joined) and HaltID the containment being lifted.
+type ResumeApproval struct {
+	ID         int64
+	Agent      string
+	Target     string
+	HaltID     int64
+	Actor      Actor
+	ApprovedAt time.Time
 }
 
 // Running is the containment of something nothing contains.

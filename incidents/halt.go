@@ -100,6 +100,10 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			return nil, refusal(ag, cmd.Action, d)
 		}
 	}
+	if cmd.Action == ActionResume {
+		return s.gateResume(ctx, cmd, ag)
+	}
+	cmd.ProbationUntil = nil // only the gate sets a probation
 	return s.runHalt(ctx, cmd, ag)
 }
 
@@ -187,6 +191,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		now := s.clock.Now()
 		h = &Halt{Agent: ag.Name, Action: cmd.Action, Sessions: sessions, Reason: cmd.Reason, Actor: cmd.Actor,
 			Adapter: ag.Halt.Adapter, Status: HaltRequested, RequestedAt: now}
+		h.ProbationUntil = cmd.ProbationUntil
 		switch cmd.Action {
 		case ActionRestrict:
 			h.Allow = dedupe(cmd.Allow)

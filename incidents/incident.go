@@ -155,6 +155,9 @@ const (
 	// EventAutoHalt is an automatic halt that did not run as asked: a dry
 	// run, a fallback to an alert, the rate limit, or an already halted target.
 	EventAutoHalt EventKind = "auto_halt"
+	// EventResumeApproved is one approval of the resume gate that did not
+	// yet make enough to resume.
+	EventResumeApproved EventKind = "resume_approved"
 	// EventEscalated marks an incident the dead-man acted on (once).
 	EventEscalated EventKind = "escalated"
 )

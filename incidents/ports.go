@@ -21,6 +21,7 @@ type Queries interface {
 	TimelineStore
 	outbox.Store
 	HaltStore
+	ResumeApprovalStore
 	ChecklistStore
 	PostmortemStore
 	AuditStore
@@ -102,6 +103,18 @@ type HaltStore interface {
 	RecordDrill(ctx context.Context, d *DrillResult) error
 	// LastDrills returns the newest drill per agent.
 	LastDrills(ctx context.Context) (map[string]*DrillResult, error)
+}
+
+// ResumeApprovalStore keeps the resume gate's approvals (docs/containment.md).
+type ResumeApprovalStore interface {
+	// AddResumeApproval records a; false (and no error) when that person
+	// already approved lifting the same containment of the same target.
+	AddResumeApproval(ctx context.Context, a *ResumeApproval) (bool, error)
+	// ResumeApprovals returns the approvals of lifting containment haltID of
+	// target not yet used by a resume, oldest first.
+	ResumeApprovals(ctx context.Context, haltID int64, target string) ([]ResumeApproval, error)
+	// UseResumeApprovals marks those approvals as used by resume resumedBy.
+	UseResumeApprovals(ctx context.Context, haltID int64, target string, resumedBy int64) error
 }
 
 // ChecklistStore keeps the blast-radius checklists.

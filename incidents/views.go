@@ -1,6 +1,10 @@
 package incidents
 
-import "github.com/reins-oss/reins/ownership"
+import (
+	"time"
+
+	"github.com/reins-oss/reins/ownership"
+)
 
 // IngestResult says what an Ingest call did.
 type IngestResult struct {
@@ -18,6 +22,9 @@ type HaltCommand struct {
 	Sessions   []string
 	Allow      []string // restrict: the tool globs still allowed
 	Rate       int      // throttle: model calls per minute
+	// ProbationUntil marks a rung the resume gate applies instead of a
+	// resume (set by the gate, not by callers).
+	ProbationUntil *time.Time
 	Reason     string
 	Actor      Actor
 	IncidentID int64 // 0: the agent's open incident, opened if none

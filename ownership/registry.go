@@ -70,6 +70,7 @@ type Agent struct {
 	BlastRadius   []BlastItem
 	SLAs          []SLA
 	Escalation    Escalation // zero value (defaults filled in) when not configured
+	Resume        ResumeGate // what lifting a containment needs; zero: one person, no probation
 	Drill         string     // cron spec, "" for none
 	Line          int
 }
@@ -294,3 +295,36 @@ func (h *Holder) Current() *Registry { return h.p.Load() }
 
 // Swap replaces the registry in force.
 func (h *Holder) Swap(r *Registry) { h.p.Store(r) }
+
+// ResumeGate is an agent's `resume:` section (docs/containment.md): what
+// lifting a containment needs.
+type ResumeGate struct {
+	// Approvals is how many distinct people with kill authority must ask to
+	// resume what reins contained by policy (default 1).
+	Approvals int
+	// PersonApprovals is the same for what a person contained: an owner may
+	// make it lighter (default: Approvals).
+	PersonApprovals int
+	// Probation, when For > 0: the approved resume first applies As
+	// (restrict with Allow, or throttle with Rate) for For; the target
+	// returns to running only if nothing breaches in that time.
+	Probation Probation
+}
+
+// Probation is a softened resume (ResumeGate.Probation).
+type Probation struct {
+	For   time.Duration
+	As    string   // OnBreachRestrict | OnBreachThrottle
+	Allow []string // restrict: the tools allowed during probation
+	Rate  int      // throttle: model calls per minute during probation
+}
+
+// Needed is how many approvals lifting a containment needs: byPolicy says
+// whether reins contained it by policy.
+func (g ResumeGate) Needed(byPolicy bool) int {
+	n := g.Approvals
+	if !byPolicy && g.PersonApprovals > 0 {
+		n = g.PersonApprovals
+	}
+	return max(n, 1)
+}

@@ -285,3 +285,44 @@ func (p *parser) rungs(s *SLA, item *yaml.Node, ipath string, f fields) {
 		p.errorf(item, "%s: throttle needs rate: the model calls per minute the agent may still make, e.g. 6", ipath)
 	}
 }
+
+// resumeGate reads an agent's resume: section: approvals (1..5),
+// person_approvals (1..approvals), probation {for, as, allow, rate}.
+// A restrict probation without allow takes the first restrict_to among the
+// agent's SLAs (a tool_scope SLA's allow-list by default).
+func (p *parser) resumeGate(n *yaml.Node, at string, slas []SLA) ResumeGate {
+	g := ResumeGate{Approvals: 1}
+	f, _ := p.mapping(n, at, []string{"approvals", "person_approvals", "probation"})
+	if v := f.val("approvals"); v != nil {
+		g.Approvals = p.count(v, at+".approvals", 1, 5, 1)
+	}
+	g.PersonApprovals = g.Approvals
+	if v := f.val("person_approvals"); v != nil {
+		g.PersonApprovals = p.count(v, at+".person_approvals", 1, g.Approvals, g.Approvals)
+	}
+	if v := f.val("probation"); v != nil {
+		pf, _ := p.mapping(v, at+".probation", []string{"for", "as", "allow", "rate"})
+		g.Probation.For = p.span(pf.val("for"), at+".probation.for")
+		g.Probation.As = p.choice(pf.val("as"), at+".probation.as", OnBreachRestrict, OnBreachRestrict, OnBreachThrottle)
+		if av := pf.val("allow"); av != nil {
+			g.Probation.Allow = p.toolGlobs(av, at+".probation.allow")
+		}
+		for _, s := range slas {
+			if len(g.Probation.Allow) == 0 && len(s.RestrictTo) > 0 {
+				g.Probation.Allow = slices.Clone(s.RestrictTo)
+			}
+		}
+		if rv := pf.val("rate"); rv != nil {
+			g.Probation.Rate = p.count(rv, at+".probation.rate", 1, 100000, 0)
+		}
+		switch {
+		case g.Probation.For <= 0:
+			p.errorf(v, "%s.probation: for is required: how long the resumed agent stays softened, e.g. 10m", at)
+		case g.Probation.As == OnBreachRestrict && len(g.Probation.Allow) == 0:
+			p.errorf(v, "%s.probation: as: restrict needs allow (the tools allowed during probation, e.g. [salesforce.read]) or an SLA with restrict_to", at)
+		case g.Probation.As == OnBreachThrottle && g.Probation.Rate == 0:
+			p.errorf(v, "%s.probation: as: throttle needs rate: model calls per minute during probation, e.g. 6", at)
+		}
+	}
+	return g
+}

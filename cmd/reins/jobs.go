@@ -18,6 +18,9 @@ const (
 	// scheduleEscalation runs the dead-man: auto_halt_after is minutes, so
 	// half a minute late at most.
 	scheduleEscalation = "@every 30s"
+	// scheduleProbation returns targets whose probation ended quietly to
+	// running (the resume gate, docs/containment.md).
+	scheduleProbation = "@every 20s"
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -38,6 +41,7 @@ func (m *Main) startJobs(ctx context.Context) {
 		_, err := m.Service.Escalate(ctx, now)
 		return err
 	})
+	m.addJob(scheduleProbation, "end_probations", m.Service.EndProbations)
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
 		return err

@@ -143,6 +143,7 @@ type data struct {
 	events     []incidents.Event
 	outbox     []outbox.Item
 	halts      []incidents.Halt
+	approvals  []approval
 	flags      map[[2]string]incidents.KillFlag
 	audit      []incidents.AuditEntry
 	checklists map[int64]incidents.Checklist
@@ -173,6 +174,7 @@ func (d *data) clone() *data {
 		events:     slices.Clone(d.events),
 		outbox:     slices.Clone(d.outbox),
 		halts:      slices.Clone(d.halts),
+		approvals:  slices.Clone(d.approvals),
 		flags:      maps.Clone(d.flags),
 		audit:      slices.Clone(d.audit),
 		checklists: maps.Clone(d.checklists),

@@ -243,3 +243,64 @@ func (q *queries) LastDrills(ctx context.Context) (map[string]*incidents.DrillRe
 	}
 	return out, nil
 }
+
+// AddResumeApproval records a unless that person already approved lifting
+// the same containment of the same target.
+func (q *queries) AddResumeApproval(ctx context.Context, a *incidents.ResumeApproval) (bool, error) {
+	a.ApprovedAt = orNow(a.ApprovedAt)
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO resume_approvals (agent, session, halt_id, actor_id, actor, approved_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (halt_id, session, actor_id) DO NOTHING RETURNING id`,
+			a.Agent, a.Target, a.HaltID, approverID(a.Actor), actorJSON(a.Actor), q.t(a.ApprovedAt))
+	})
+	if err != nil {
+		return false, wrap(err, "record resume approval of %s by %s", a.Agent, a.Actor.ID)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	a.ID = ids[0]
+	return true, nil
+}
+
+// approverID tells people apart: the same ID through two channels (Slack,
+// the CLI) is two people only if the kinds differ.
+func approverID(a incidents.Actor) string { return a.Kind + ":" + a.ID }
+
+// ResumeApprovals returns the unused approvals of lifting haltID of target.
+func (q *queries) ResumeApprovals(ctx context.Context, haltID int64, target string) ([]incidents.ResumeApproval, error) {
+	var rows []struct {
+		ID         int64  `db:"id"`
+		Agent      string `db:"agent"`
+		Session    string `db:"session"`
+		HaltID     int64  `db:"halt_id"`
+		Actor      string `db:"actor"`
+		ApprovedAt dbTime `db:"approved_at"`
+	}
+	err := q.sel(ctx, &rows, `SELECT id, agent, session, halt_id, actor, approved_at FROM resume_approvals
+		WHERE halt_id = ? AND session = ? AND resumed_by = 0 ORDER BY approved_at, id`, haltID, target)
+	if err != nil {
+		return nil, wrap(err, "read resume approvals of halt %d", haltID)
+	}
+	out := make([]incidents.ResumeApproval, len(rows))
+	for i, r := range rows {
+		actor, err := unactor(r.Actor, "resume approval actor")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = incidents.ResumeApproval{ID: r.ID, Agent: r.Agent, Target: r.Session, HaltID: r.HaltID, Actor: actor,
+			ApprovedAt: r.ApprovedAt.T}
+	}
+	return out, nil
+}
+
+// UseResumeApprovals marks the unused approvals of haltID of target as used
+// by resume resumedBy.
+func (q *queries) UseResumeApprovals(ctx context.Context, haltID int64, target string, resumedBy int64) error {
+	return q.write(ctx, false, func(q *queries) error {
+		_, err := q.exec(ctx, `UPDATE resume_approvals SET resumed_by = ? WHERE halt_id = ? AND session = ? AND resumed_by = 0`,
+			resumedBy, haltID, target)
+		return wrap(err, "use resume approvals of halt %d", haltID)
+	})
+}
