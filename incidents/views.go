@@ -17,17 +17,17 @@ type IngestResult struct {
 
 // HaltCommand asks for a halt or a resume.
 type HaltCommand struct {
-	Action     string // halt | restrict | throttle | resume
-	Agent      string // name or alias
-	Sessions   []string
-	Allow      []string // restrict: the tool globs still allowed
-	Rate       int      // throttle: model calls per minute
+	Action   string // halt | restrict | throttle | resume
+	Agent    string // name or alias
+	Sessions []string
+	Allow    []string // restrict: the tool globs still allowed
+	Rate     int      // throttle: model calls per minute
 	// ProbationUntil marks a rung the resume gate applies instead of a
 	// resume (set by the gate, not by callers).
 	ProbationUntil *time.Time
-	Reason     string
-	Actor      Actor
-	IncidentID int64 // 0: the agent's open incident, opened if none
+	Reason         string
+	Actor          Actor
+	IncidentID     int64 // 0: the agent's open incident, opened if none
 	// BreakGlass skips the kill-authority check: the caller proved authority
 	// otherwise (the API token, a shell on the reins host). Still audited.
 	BreakGlass bool
