@@ -209,6 +209,16 @@ type Message struct {
 	// Reminder, when set, is the incident whose reminders this message is:
 	// it carries Snooze 1 h and Stop reminders buttons.
 	Reminder int64
+	// Approve, when set, carries the resume gate's Approve button: another
+	// holder of kill authority approves lifting this containment.
+	Approve *ApproveResume
+}
+
+// ApproveResume names the containment an Approve resume button lifts.
+type ApproveResume struct {
+	IncidentID int64
+	Agent      string
+	Sessions   []string
 }
 
 // Field is a label and a value.

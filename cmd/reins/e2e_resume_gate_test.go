@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 )
@@ -135,7 +136,22 @@ func TestResumeGateApprovalsAndProbation(t *testing.T) {
 
 			// s-b: resumed by two people, no breach for 10 minutes: running.
 			e.resumeAs(carol, "s-b")
-			e.resumeAs(dave, "s-b")
+			// The second person approves with the button in the channel,
+			// which says what the first approved and when.
+			ch := incidentChannels(e.Slack)[0].ID
+			var value string
+			e.eventually("approval message with its button", func() bool {
+				for _, m := range e.Slack.Messages(ch) {
+					if v := buttonValue(m.Blocks, bot.ActionApproveResume); v != "" && strings.Contains(string(m.Blocks), "s-b") &&
+						strings.Contains(string(m.Blocks), "1 so far") {
+						value = v
+						return true
+					}
+				}
+				return false
+			})
+			e.interact(click(e, dave, ch, bot.ActionApproveResume, value))
+			e.eventually("s-b on probation", func() bool { _, ok := e.Halt.Rung("support-bot", "s-b"); return ok })
 			if r, ok := e.Halt.Rung("support-bot", "s-b"); !ok || r.Mode != "restricted" {
 				t.Fatalf("s-b not on probation: %+v %v", r, ok)
 			}
