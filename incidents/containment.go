@@ -208,3 +208,9 @@ func (st AgentStatus) StateLine() string {
 	}
 	return b.String()
 }
+
+// Contained says whether anything of the agent is contained: the agent as a
+// whole or any session.
+func (st AgentStatus) Contained() bool {
+	return st.Halted || !st.ContainmentOf("").IsRunning() || len(st.Sessions) > 0 || len(st.HaltedSessions) > 0
+}
