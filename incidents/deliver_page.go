@@ -155,6 +155,9 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	if inc.SlackChannelID != "" {
 		details["channel"] = "#" + inc.SlackChannelName
 	}
+	if inc.IsTest() {
+		details["test"] = "a test alert opened this incident (reins test-alert): not a real problem"
+	}
 	page := Page{Action: action, RoutingKey: key, DedupKey: dedup, Source: pageSource, Component: inc.Agent,
 		Severity: inc.Severity, Details: details,
 		Summary: clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}

@@ -50,11 +50,12 @@ func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action
 		if err := q.AppendAudit(ctx, entry); err != nil {
 			return fmt.Errorf("audit refusal: %w", err)
 		}
-		open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen, Limit: 1})
-		if err != nil || len(open) == 0 {
+		open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen})
+		inc := firstReal(open)
+		if err != nil || inc == nil {
 			return err
 		}
-		return appendEvent(ctx, q, open[0].ID, now, EventHaltRefused, actor,
+		return appendEvent(ctx, q, inc.ID, now, EventHaltRefused, actor,
 			fmt.Sprintf("%s may not %s %s: %s", actor, action, ag.Name, d.Reason),
 			map[string]any{"action": action, "reason": d.Reason, "holders": d.Holders})
 	})
@@ -246,12 +247,12 @@ func (s *Service) haltIncident(ctx context.Context, q Queries, cmd HaltCommand, 
 		}
 		return inc, false, nil
 	}
-	open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen, Limit: 1})
+	open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen})
 	if err != nil {
 		return nil, false, fmt.Errorf("find open incident of %s: %w", ag.Name, err)
 	}
-	if len(open) > 0 {
-		return open[0], false, nil
+	if inc := firstReal(open); inc != nil {
+		return inc, false, nil
 	}
 	if !IsContainAction(cmd.Action) {
 		return nil, false, nil
@@ -488,4 +489,15 @@ func rungOutcome(h *Halt, m Message) (EventKind, Message) {
 	}
 	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), liftHint(h.Agent, h.Sessions))
 	return kind, m
+}
+
+// firstReal is the first of incs that a test alert did not open: a real
+// halt never lands in a test incident.
+func firstReal(incs []*Incident) *Incident {
+	for _, inc := range incs {
+		if !inc.IsTest() {
+			return inc
+		}
+	}
+	return nil
 }

@@ -87,6 +87,10 @@ type Alert struct {
 	// instead of its agent's own (UnroutedName, OverflowName). Intake sets
 	// it; it is not stored.
 	Route string
+	// Test marks a test alert (`reins test-alert`): it opens an incident of
+	// its own, titled as a test, and never joins a real one. Not stored:
+	// the incident's group key says it.
+	Test bool
 }
 
 // Repeat is an alert that may be a pure repeat, for Queries.RecordRepeats.

@@ -43,6 +43,9 @@ const ThreadOfSummary = "@summary"
 // A resolved alert that no open incident knows is dropped: a recovery never
 // opens an incident.
 func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, error) {
+	if slices.ContainsFunc(alerts, func(a Alert) bool { return a.Test }) {
+		return s.ingestWithTests(ctx, alerts)
+	}
 	reg := s.registry()
 	alerts, err := s.route(ctx, reg, alerts)
 	if err != nil {
@@ -65,6 +68,30 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 		s.Kick()
 	}
 	return in.res, nil
+}
+
+// ingestWithTests ingests a batch holding test alerts: those open their own
+// incidents (ingestTests), the others go the usual way.
+func (s *Service) ingestWithTests(ctx context.Context, alerts []Alert) (IngestResult, error) {
+	var tests, real []Alert
+	for _, a := range alerts {
+		if a.Test {
+			tests = append(tests, a)
+		} else {
+			real = append(real, a)
+		}
+	}
+	res, err := s.ingestTests(ctx, tests)
+	if err != nil || len(real) == 0 {
+		return res, err
+	}
+	more, err := s.Ingest(ctx, real)
+	res.Incidents = append(res.Incidents, more.Incidents...)
+	res.Opened += more.Opened
+	res.New += more.New
+	res.Repeated += more.Repeated
+	res.Changed += more.Changed
+	return res, err
 }
 
 // ingestIn records alerts with q, inside a transaction the caller commits

@@ -9,7 +9,7 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-func (m *Main) apiRoutes(mux *http.ServeMux) {
+func (m *Main) apiRoutes(mux *routeMux) {
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,9 +69,16 @@ type Main struct {
 	readOnly     bool // commands that only read: never create or migrate a database
 	cli          bool // a one-shot command: config warnings are for `reins validate`
 	healthCache  healthCache
-	web          *web.Handler
-	metricsOnce  sync.Once
-	prom         *mainMetrics // metrics(): this Main's registry and series
+	rejected     rejectedReload // the last reload refused, for /readyz?verbose=1
+	// forAgent, set by break-glass commands, loads only that agent's entry
+	// when the file is broken elsewhere; configNote then says what was left out.
+	forAgent   string
+	configNote string
+	// routePatterns are the patterns the server registered (routeTable).
+	routePatterns []string
+	web           *web.Handler
+	metricsOnce   sync.Once
+	prom          *mainMetrics // metrics(): this Main's registry and series
 }
 
 // NewMain returns a Main reading the process environment.
@@ -153,7 +162,11 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 		m.Log.Log(context.Background(), m.configLevel(), "no config file: running with no agents; create one from examples/reins.yaml", "config", path)
 		return ownership.Empty(), nil
 	}
-	reg, problems := ownership.Load(path, ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv, Adapters: halt.Specs()})
+	opts := ownership.Options{Getenv: m.Getenv, StrictEnv: strictEnv, Adapters: halt.Specs()}
+	if m.forAgent != "" {
+		return m.loadRegistryFor(path, opts)
+	}
+	reg, problems := ownership.Load(path, opts)
 	for _, p := range problems.Warnings() {
 		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
 	}
@@ -163,10 +176,44 @@ func (m *Main) loadRegistry(strictEnv bool) (*ownership.Registry, error) {
 	return reg, nil
 }
 
-// configError carries every problem of an invalid config file.
-type configError struct{ problems ownership.Problems }
+// loadRegistryFor loads what a command about m.forAgent alone needs (the
+// break-glass kill and resume): that agent's entry and team, whatever is
+// broken elsewhere in the file. What else is broken goes to m.configNote,
+// one line for the command to print.
+func (m *Main) loadRegistryFor(path string, opts ownership.Options) (*ownership.Registry, error) {
+	reg, problems, elsewhere := ownership.LoadFor(path, m.forAgent, opts)
+	for _, p := range problems.Warnings() {
+		m.Log.Log(context.Background(), m.configLevel(), "config", "problem", p.String())
+	}
+	if reg == nil {
+		// Problems naming the agent are its entry's own; otherwise the file
+		// does not name it (or cannot be read) and all of them count.
+		own := slices.ContainsFunc(problems, func(p ownership.Problem) bool {
+			return strings.Contains(p.Message, "agents."+m.forAgent+".") || strings.Contains(p.Message, "agents."+m.forAgent+":")
+		})
+		if own {
+			return nil, &configError{problems: problems.Errors(), agent: m.forAgent}
+		}
+		return nil, &configError{problems: problems.Errors()}
+	}
+	if n := len(problems.Errors()); n > 0 {
+		m.configNote = fmt.Sprintf("warning: %s has %d problems outside %s's entry (in %s), left out for this command; `reins validate` lists them",
+			path, n, m.forAgent, strings.Join(elsewhere, ", "))
+	}
+	return reg, nil
+}
+
+// configError carries every problem of an invalid config file, or of the
+// entry of agent when a command needs only that.
+type configError struct {
+	problems ownership.Problems
+	agent    string
+}
 
 func (e *configError) Error() string {
+	if e.agent != "" {
+		return fmt.Sprintf("the entry of %s in the config is invalid (%d problems):\n%s", e.agent, len(e.problems), e.problems.String())
+	}
 	return fmt.Sprintf("invalid config (%d problems):\n%s", len(e.problems), e.problems.String())
 }
 
@@ -176,12 +223,20 @@ func (m *Main) Reload() error {
 	m.reloadMu.Lock()
 	defer m.reloadMu.Unlock()
 	reg, err := m.loadRegistry(false)
+	defer m.healthCache.reset()
 	if err != nil {
+		n := 1
+		var ce *configError
+		if errors.As(err, &ce) {
+			n = len(ce.problems)
+		}
+		m.rejected.set(m.Clock.Now(), n)
 		m.metrics().configReloadOK.Set(0)
 		m.Log.Error("config reload rejected: keeping the registry in force", "config", m.Config.ConfigPath, "err", err)
 		return err
 	}
 	m.Registry.Swap(reg)
+	m.rejected.set(time.Time{}, 0)
 	m.metrics().configReloadOK.Set(1)
 	m.Log.Info("config reloaded", "config", m.Config.ConfigPath, "agents", len(reg.Agents))
 	m.scheduleDrills()
@@ -239,8 +294,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.listener = ln
 	m.metrics().configReloadOK.Set(1)
 	m.warnPublicURL()
+	rt := m.routeTable()
+	m.routePatterns = rt.patterns
 	m.server = &http.Server{
-		Handler:           m.routes(),
+		Handler:           rt,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,

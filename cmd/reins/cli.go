@@ -31,13 +31,15 @@ func cmdServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := e.loadConfig()
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.logger(cfg), Clock: incidents.SystemClock{}}
+	// SIGHUP is caught before serving: once /readyz answers, a reload may
+	// come, and SIGHUP's default action would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := m.Run(ctx); err != nil {
 		_ = m.Close()
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
@@ -203,11 +205,19 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 		}
 		n = v
 	}
+	e.forAgent = pos[0]
 	m, err := e.openMain(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
+	if m.configNote != "" {
+		name := "kill"
+		if action == incidents.ActionResume {
+			name = "resume"
+		}
+		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
+	}
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
 		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -159,11 +160,13 @@ func cmdTestAlert(ctx context.Context, e *env, args []string) error {
 		target = strings.TrimSuffix(cfg.PublicURL, "/")
 	}
 	actor := osActor()
-	summary := fmt.Sprintf("TEST ALERT from `reins test-alert` by %s: not a real problem, resolve this incident", actor.Name)
+	summary := fmt.Sprintf("test alert from `reins test-alert` by %s", actor.Name)
+	// "test": the server opens an incident of its own for it, titled as a
+	// test, and never adds it to the agent's real incident.
 	body, _ := json.Marshal(map[string]any{
 		"agent": pos[0], "summary": summary, "severity": incidents.SeverityWarning, "status": incidents.AlertFiring,
-		"source": "reins-test-alert", "dedup_key": fmt.Sprintf("reins-test-alert-%d", time.Now().Unix()),
-		"details": map[string]any{"test": true, "sent_by": actor.Name},
+		"source": "reins-test-alert", "dedup_key": fmt.Sprintf("reins-test-alert-%d", time.Now().UnixNano()),
+		"details": map[string]any{"test": true, "sent_by": actor.Name}, "test": true,
 	})
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -188,8 +191,10 @@ func cmdTestAlert(ctx context.Context, e *env, args []string) error {
 	if err := json.Unmarshal(b, &ir); err != nil || len(ir.Incidents) == 0 {
 		return fmt.Errorf("reins at %s took the test alert but named no incident: %s", target, b)
 	}
-	fmt.Fprintf(e.stdout, "Test alert for %s accepted by %s: incident #%d. Check its page and channel, then `reins resolve %d --note test`.\n",
-		pos[0], target, ir.Incidents[0], ir.Incidents[0])
+	id := ir.Incidents[0]
+	fmt.Fprintf(e.stdout, "Test alert for %s accepted by %s: test incident #%d, opened for this test alone (titled %q; "+
+		"no real incident touched). Check its channel and page, then resolve it:\n  reins resolve %d --note \"test alert checked\"\n",
+		pos[0], target, id, strings.TrimSpace(incidents.TestTitlePrefix), id)
 	return nil
 }
 
@@ -214,10 +219,23 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: incidents.SystemClock{}, readOnly: true, cli: true}
+	// An invalid file is a degraded line, not the end of the check: the
+	// other parts are worth knowing about all the more.
 	reg, err := m.loadRegistry(false)
-	if err != nil {
+	var problems ownership.Problems
+	var ce *configError
+	switch {
+	case errors.As(err, &ce):
+		problems, reg = ce.problems, nil
+	case err != nil:
 		return err
 	}
+	local := []healthCheck{doctorConfigCheck(cfg.ConfigPath, reg, problems)}
+	if reg == nil {
+		reg = ownership.Empty()
+	}
+	local = append(local, telemetryChecks(cfg, reg)...)
+	local = append(local, webCheck(cfg))
 	ping := func(ctx context.Context) error {
 		db, _, err := m.openDB(ctx)
 		if err != nil {
@@ -226,7 +244,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		defer db.Close()
 		return db.PingContext(ctx)
 	}
-	checks := health(ctx, cfg, e.getenv, reg, ping)
+	checks := health(ctx, cfg, e.getenv, reg, ping, local)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		status := "ok"

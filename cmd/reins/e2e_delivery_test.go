@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reins-oss/reins/migrations/dbtest"
 )
 
 // TestMain lets the test binary act as the reins binary in a child process,
@@ -21,7 +23,7 @@ func TestMain(m *testing.M) {
 		defer stop()
 		os.Exit(run(ctx, os.Args[len(os.Args)-1:], os.Stdout, os.Stderr, os.Getenv))
 	}
-	os.Exit(m.Run())
+	os.Exit(dbtest.Main(m))
 }
 
 // Slack rate-limits channel creation (Retry-After: 2) and PagerDuty answers

@@ -22,8 +22,33 @@ import (
 const maxBody = 1 << 20
 
 // routes is the HTTP route table (docs/api.md lists the API).
-func (m *Main) routes() http.Handler {
-	mux := http.NewServeMux()
+func (m *Main) routes() http.Handler { return m.routeTable().ServeMux }
+
+// privateRoutes are the routes for the cluster only, never for an Ingress:
+// metrics, liveness and readiness (whose verbose form lists every
+// dependency). examples/deploy/helm routes everything else out
+// (TestHelmChartRoutes checks it against routeTable).
+var privateRoutes = []string{"GET /healthz", "GET /readyz", "GET /metrics"}
+
+// routeMux is a ServeMux that remembers the patterns registered on it, so the
+// routes the server really serves can be listed (TestHelmChartRoutes).
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+func (r *routeMux) Handle(pattern string, h http.Handler) {
+	r.patterns = append(r.patterns, pattern)
+	r.ServeMux.Handle(pattern, h)
+}
+
+func (r *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	r.Handle(pattern, http.HandlerFunc(h))
+}
+
+// routeTable registers every route the server serves.
+func (m *Main) routeTable() *routeMux {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -83,7 +108,7 @@ func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "https://slack.com/app_redirect?channel="+url.QueryEscape(inc.SlackChannelID), http.StatusFound)
 }
 
-func (m *Main) slackRoutes(mux *http.ServeMux) {
+func (m *Main) slackRoutes(mux *routeMux) {
 	if m.Bot == nil || m.Config.SlackSigningSecret == "" {
 		off := func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable,
@@ -99,7 +124,7 @@ func (m *Main) slackRoutes(mux *http.ServeMux) {
 	mux.Handle("POST /slack/events", m.Bot.Events())
 }
 
-func (m *Main) webhookRoutes(mux *http.ServeMux) {
+func (m *Main) webhookRoutes(mux *routeMux) {
 	opts := func() alerts.Options {
 		reg := m.Registry.Current()
 		return alerts.Options{

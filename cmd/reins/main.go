@@ -49,7 +49,10 @@ type env struct {
 	getenv         func(string) string
 	config         string // --config, "" when not given
 	verbose        bool   // --verbose: JSON logs at the configured level
-	fs             *flag.FlagSet
+	// forAgent: the command uses this agent alone (kill, resume), so only
+	// its entry of the config file must be valid.
+	forAgent string
+	fs       *flag.FlagSet
 }
 
 // exitError carries an exit code without a further message.
@@ -212,7 +215,8 @@ func (e *env) logger(cfg Config) *slog.Logger {
 // A read-only command never creates or migrates a database.
 func (e *env) openMain(ctx context.Context, readOnly bool) (*Main, error) {
 	cfg := e.loadConfig()
-	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: NewMain(cfg, nil).Clock, readOnly: readOnly, cli: true}
+	m := &Main{Config: cfg, Getenv: e.getenv, Log: e.cliLogger(cfg), Clock: NewMain(cfg, nil).Clock, readOnly: readOnly, cli: true,
+		forAgent: e.forAgent}
 	if err := m.Open(ctx, false); err != nil {
 		_ = m.Close()
 		return nil, err

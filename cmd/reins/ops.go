@@ -153,8 +153,11 @@ type healthCheck struct {
 }
 
 // health checks every part reins depends on. ping checks the database;
-// reg is the config in force. Network checks run in parallel, each bounded.
-func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ownership.Registry, ping func(context.Context) error) []healthCheck {
+// reg is the config in force; local are the lines the caller knows itself
+// (config, telemetry, web view: see localChecks). Network checks run in
+// parallel, each bounded.
+func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ownership.Registry,
+	ping func(context.Context) error, local []healthCheck) []healthCheck {
 	var (
 		mu  sync.Mutex
 		out []healthCheck
@@ -175,10 +178,8 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		}
 		return healthCheck{"database", true, db + " reachable"}
 	})
-	if reg.File == "" {
-		add(healthCheck{"config", false, "no config file at " + cfg.ConfigPath + ": running with no agents; start from examples/reins.yaml"})
-	} else {
-		add(healthCheck{"config", true, fmt.Sprintf("%s: %d agents", reg.File, len(reg.Agents))})
+	for _, c := range local {
+		add(c)
 	}
 	if cfg.SlackBotToken == "" {
 		add(healthCheck{"slack", false, "SLACK_BOT_TOKEN is not set: no incident channels, no /agent command; run incidents with the CLI or API"})
@@ -229,12 +230,15 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		}
 	}
 	wg.Wait()
-	order := map[string]int{"database": 0, "config": 1, "slack": 2, "api": 3, "webhooks": 4, "pagerduty": 5}
+	order := map[string]int{"database": 0, "config": 1, "slack": 2, "api": 3, "webhooks": 4, "telemetry": 5, "web": 6, "pagerduty": 7}
 	rank := func(p string) int {
 		if r, ok := order[p]; ok {
 			return r
 		}
-		return 6
+		if first, _, _ := strings.Cut(p, " "); order[first] > 0 {
+			return order[first] // "pagerduty support-bot" after "pagerduty"
+		}
+		return len(order)
 	}
 	slices.SortStableFunc(out, func(a, b healthCheck) int {
 		if d := rank(a.Part) - rank(b.Part); d != 0 {
@@ -322,7 +326,8 @@ func (m *Main) configLevel() slog.Level {
 // still takes alerts, halts through the other adapters and pages.
 func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
 	checks := m.healthCache.get(func() []healthCheck {
-		return health(r.Context(), m.Config, m.getenv, m.Registry.Current(), m.Store.Ping)
+		reg := m.Registry.Current()
+		return health(r.Context(), m.Config, m.getenv, reg, m.Store.Ping, m.localChecks(reg))
 	})
 	status, code := "ready", http.StatusOK
 	for _, c := range checks {
@@ -347,6 +352,13 @@ type healthCache struct {
 }
 
 const healthCacheFor = 5 * time.Second
+
+// reset drops the cached report: a reload changes what it says.
+func (c *healthCache) reset() {
+	c.mu.Lock()
+	c.checks = nil
+	c.mu.Unlock()
+}
 
 func (c *healthCache) get(compute func() []healthCheck) []healthCheck {
 	c.mu.Lock()

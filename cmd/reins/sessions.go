@@ -16,7 +16,7 @@ import (
 )
 
 // sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
-func (m *Main) sessionRoutes(mux *http.ServeMux) {
+func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
 		Token:    m.Config.OTLPToken,

@@ -19,6 +19,9 @@ type genericMessage struct {
 	DedupKey string          `json:"dedup_key"`
 	Source   string          `json:"source"`
 	Details  json.RawMessage `json:"details"`
+	// Test: a test alert (`reins test-alert`) opens an incident of its own,
+	// titled as a test, never joining the agent's real incident.
+	Test bool `json:"test"`
 }
 
 // ParseGeneric parses reins' own JSON body. agent and summary are required;
@@ -66,6 +69,7 @@ func ParseGeneric(body []byte, _ http.Header, opts Options) ([]incidents.Alert, 
 		StartsAt:    opts.Now,
 		ReceivedAt:  opts.Now,
 		Count:       1,
+		Test:        m.Test,
 	}
 	if string(m.Details) != "null" && len(m.Details) > 0 {
 		a.Details = m.Details

@@ -117,8 +117,14 @@ func New(cfg Config) (*Handler, error) {
 	return h, nil
 }
 
+// Mux is where Register adds the routes: an *http.ServeMux, or a wrapper
+// that also lists them.
+type Mux interface {
+	Handle(pattern string, h http.Handler)
+}
+
 // Register adds the web view's routes to mux.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux Mux) {
 	page := func(pattern string, fn func(http.ResponseWriter, *http.Request, *session)) {
 		mux.Handle(pattern, h.secured(h.signedIn(fn)))
 	}

@@ -90,6 +90,7 @@ func emptyPostgres(t testing.TB) string {
 	t.Helper()
 	server := os.Getenv(EnvPostgres)
 	if server == "" {
+		skipped.Add(1)
 		t.Skip(EnvPostgres + " not set: skipping PostgreSQL tests")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

@@ -38,3 +38,39 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "postgres.url contains a password: put it in a Secret and name it in postgres.passwordSecret (or the whole URL in postgres.urlSecret)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* publicPaths: what reins serves to people, Slack and monitoring, as
+     [path, pathType] pairs. Never /metrics, /healthz or /readyz.
+     cmd/reins TestHelmChartRoutes checks this list against the routes the
+     server registers. */}}
+{{- define "reins.publicPaths" -}}
+- [/, Exact]                # the web view: incident list
+- [/incidents/, Prefix]     # incident pages, postmortems, the Slack link of pages
+- [/sessions/, Prefix]      # session pages
+- [/agents, Prefix]         # /agents and /agents/NAME
+- [/static/, Prefix]        # the web view's CSS and icon
+- [/favicon.ico, Exact]
+- [/auth/, Prefix]          # Sign in with Slack: login, callback, logout
+- [/slack/, Prefix]         # slash command, interactions, events (without Socket Mode)
+- [/webhooks/, Prefix]      # monitoring alerts, PagerDuty webhooks
+- [/api/, Prefix]           # the API and the kill flag agents poll
+- [/ofrep/, Prefix]         # the kill flag over OpenFeature (OFREP)
+{{- end -}}
+
+{{/* otlpPaths: the agents' spans. */}}
+{{- define "reins.otlpPaths" -}}
+- [/v1/traces, Exact]
+{{- end -}}
+
+{{/* ingressPaths renders .paths ([path, pathType] pairs) to the Service. */}}
+{{- define "reins.ingressPaths" -}}
+{{- range .paths }}
+- path: {{ index . 0 }}
+  pathType: {{ index . 1 }}
+  backend:
+    service:
+      name: {{ include "reins.fullname" $.root }}
+      port:
+        name: http
+{{- end }}
+{{- end -}}
