@@ -151,7 +151,11 @@ func TestResumeGateApprovalsAndProbation(t *testing.T) {
 				return false
 			})
 			e.interact(click(e, dave, ch, bot.ActionApproveResume, value))
-			e.eventually("s-b on probation", func() bool { _, ok := e.Halt.Rung("support-bot", "s-b"); return ok })
+			e.eventually("s-b on probation, verified", func() bool {
+				hs, _ := e.Main.Service.Halts(t.Context(), "support-bot", 0)
+				return len(hs) > 0 && hs[0].Action == "restrict" && hs[0].Status == "verified" && hs[0].ProbationUntil != nil &&
+					slices.Equal(hs[0].Sessions, []string{"s-b"})
+			})
 			if r, ok := e.Halt.Rung("support-bot", "s-b"); !ok || r.Mode != "restricted" {
 				t.Fatalf("s-b not on probation: %+v %v", r, ok)
 			}
