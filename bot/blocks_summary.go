@@ -39,7 +39,7 @@ func RenderSummary(v *incidents.SummaryView) ([]slack.Block, string) {
 	} else {
 		blocks = append(blocks, ownerSection(v), killSection(v))
 	}
-	if s := sessionsSection(v.Sessions, v.Totals, v.Outside, v.PublicURL); s != nil {
+	if s := sessionsSection(inc.Agent, v.Sessions, v.Totals, v.Outside, v.PublicURL); s != nil {
 		blocks = append(blocks, s)
 	}
 	if s := linksSection(v); s != nil {
@@ -150,8 +150,9 @@ func killSection(v *incidents.SummaryView) slack.Block {
 }
 
 // sessionsSection links each session to its trace and, with a public URL, to
-// its waterfall in the web view, with the totals reins recorded for it.
-func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Totals, outside []string, publicURL string) slack.Block {
+// its waterfall in the web view (the incident's agent's session of that
+// ID), with the totals reins recorded for it.
+func sessionsSection(agent string, sessions []incidents.Link, totals map[string]sessionrec.Totals, outside []string, publicURL string) slack.Block {
 	if len(sessions) == 0 {
 		return nil
 	}
@@ -162,7 +163,7 @@ func sessionsSection(sessions []incidents.Link, totals map[string]sessionrec.Tot
 		}
 		line := "• " + Link(s.URL, orDefault(s.Text, s.URL))
 		if publicURL != "" {
-			line += " · " + Link(strings.TrimRight(publicURL, "/")+"/sessions/"+url.PathEscape(s.Text), "waterfall")
+			line += " · " + Link(strings.TrimRight(publicURL, "/")+"/sessions/"+url.PathEscape(s.Text)+"?agent="+url.QueryEscape(agent), "waterfall")
 		}
 		if t, ok := totals[s.Text]; ok {
 			line += "\n    " + Escape(sessionrec.FormatTotals(t))

@@ -58,9 +58,9 @@ var verbs = []verb{
 		"`/agent postmortem`: in an incident channel, post the current postmortem",
 		parseNoArgs, (*Handler).incidentCommand},
 	{VerbSession, []string{"session", "timeline"},
-		"`/agent session ID`: the session's timeline (in an incident channel: posted in the incident thread)",
+		"`/agent session [AGENT] ID`: the session's timeline (in an incident channel: posted in the incident thread)",
 		parseSessionArgs, func(h *Handler, ctx context.Context, c caller, cmd Command) {
-			h.sessionTimeline(ctx, c, cmd.Sessions[0])
+			h.sessionTimeline(ctx, c, cmd.Agent, cmd.Sessions[0])
 		}},
 	{VerbHelp, []string{"help", "?"}, "`/agent help`: this list", nil, nil},
 }
@@ -125,12 +125,17 @@ func parseStatusArgs(c *Command, args []string) {
 	}
 }
 
+// parseSessionArgs reads `ID` or `AGENT ID`: a session is its agent's, and
+// two agents may use the same ID.
 func parseSessionArgs(c *Command, args []string) {
-	if len(args) != 1 {
-		c.Err = "Name one session: `/agent session ID`."
-		return
+	switch len(args) {
+	case 1:
+		c.Sessions = args
+	case 2:
+		c.Agent, c.Sessions = args[0], args[1:]
+	default:
+		c.Err = "Name one session: `/agent session ID`, or `/agent session AGENT ID` when two agents use the ID."
 	}
-	c.Sessions = args
 }
 
 func parseNoArgs(c *Command, args []string) {

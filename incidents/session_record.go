@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 
@@ -112,6 +113,12 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 		return Message{}, &Error{Code: ENOTFOUND, Message: "Session records are not enabled here."}
 	}
 	rec, err := s.sessions.Session(ctx, agent, id)
+	var amb *sessions.AmbiguousError
+	if errors.As(err, &amb) {
+		return Message{}, &Error{Code: ECONFLICT, Message: fmt.Sprintf(
+			"%d agents have a session %s: %s. Name the agent: `/agent session %s %s`.",
+			len(amb.Agents), id, strings.Join(amb.Agents, ", "), amb.Agents[0], id)}
+	}
 	if errors.Is(err, sessions.ErrNotFound) {
 		return Message{}, &Error{Code: ENOTFOUND, Message: fmt.Sprintf(
 			"reins has no record of session %s: its agent must export spans naming it (gen_ai.conversation.id or session.id) to /v1/traces, or pull from Langfuse (sessions.source).", id)}
@@ -143,7 +150,8 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 	msg := Message{ThreadTS: ThreadOfSummary, Style: StyleInfo,
 		Title: fmt.Sprintf("Session %s of %s: timeline", id, rec.Totals.Agent), Text: b.String()}
 	if s.cfg.PublicURL != "" {
-		msg.Links = append(msg.Links, Link{Text: "Full record", URL: strings.TrimRight(s.cfg.PublicURL, "/") + "/sessions/" + id})
+		msg.Links = append(msg.Links, Link{Text: "Full record", URL: strings.TrimRight(s.cfg.PublicURL, "/") +
+			"/sessions/" + url.PathEscape(id) + "?agent=" + url.QueryEscape(rec.Totals.Agent)})
 	}
 	if l := s.sessionLink(ag, id); l != "" {
 		msg.Links = append(msg.Links, Link{Text: "Trace", URL: l})
@@ -159,13 +167,17 @@ func (s *Service) sessionLink(ag *ownership.Agent, id string) string {
 }
 
 // PostSessionTimeline posts a session's timeline in the thread of an
-// incident's summary, through the outbox like every other post.
-func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incidentID int64, id string) error {
+// incident's summary, through the outbox like every other post. agent ""
+// is the incident's agent.
+func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incidentID int64, agent, id string) error {
 	inc, err := s.store.FindIncident(ctx, incidentID)
 	if err != nil {
 		return err
 	}
-	msg, err := s.SessionTimeline(ctx, inc.Agent, id)
+	if agent == "" {
+		agent = inc.Agent
+	}
+	msg, err := s.SessionTimeline(ctx, agent, id)
 	if err != nil {
 		return err
 	}

@@ -87,6 +87,8 @@ func unsetEffect(path string) string {
 	case strings.HasSuffix(path, ".routing_key_env"):
 		return "pages for " + strings.TrimSuffix(path, ".pagerduty.routing_key_env") +
 			" go to PAGERDUTY_ROUTING_KEY instead, or to nobody when that is unset too"
+	case strings.HasSuffix(path, ".telemetry.token_env"):
+		return "OTLP requests carrying the token meant to be in it are refused (401) until it is set"
 	case strings.Contains(path, ".halt."):
 		return "halting " + strings.TrimPrefix(path[:strings.Index(path, ".halt.")], "agents.") +
 			" through its adapter will fail until it is set"

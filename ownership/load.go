@@ -223,7 +223,7 @@ func (p *parser) teams(n *yaml.Node, r *Registry) {
 			p.errorf(fl.key, "%s: a team name is letters, digits, '.', '-' and '_' (at most 63)", path)
 		}
 		t := &Team{Name: name, Line: fl.key.Line}
-		tf, _ := p.mapping(fl.val, path, []string{"slack_channel", "slack_usergroup", "pagerduty"})
+		tf, _ := p.mapping(fl.val, path, []string{"slack_channel", "slack_usergroup", "pagerduty", "telemetry"})
 		if v := tf.val("slack_channel"); v != nil {
 			t.SlackChannel = strings.TrimPrefix(p.str(v, path+".slack_channel"), "#")
 			if !channelName.MatchString(t.SlackChannel) {
@@ -239,6 +239,7 @@ func (p *parser) teams(n *yaml.Node, r *Registry) {
 			p.pos.set(path+".slack_usergroup", v.Line)
 		}
 		t.PagerDuty = p.pagerDuty(tf.val("pagerduty"), path+".pagerduty")
+		t.Telemetry = p.telemetryAuth(tf.val("telemetry"), path+".telemetry")
 		r.Teams[name] = t
 	}
 }

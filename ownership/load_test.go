@@ -128,9 +128,12 @@ func TestLoadExampleOK(t *testing.T) {
 	if reg.Slack.GovernanceChannel != "agent-governance" || reg.File != example {
 		t.Errorf("slack/file: got %+v %q", reg.Slack, reg.File)
 	}
-	// Seven variables are named and none is set: seven warnings, no errors.
-	if got := len(probs.Warnings()); got != 7 {
-		t.Errorf("got %d warnings, want 7:\n%s", got, probs)
+	if got := reg.Agent("billing-agent").Telemetry.TokenEnv; len(got) != 1 || got[0] != "BILLING_AGENT_OTLP_TOKEN" {
+		t.Errorf("billing-agent telemetry.token_env: got %v", got)
+	}
+	// Eight variables are named and none is set: eight warnings, no errors.
+	if got := len(probs.Warnings()); got != 8 {
+		t.Errorf("got %d warnings, want 8:\n%s", got, probs)
 	}
 }
 
@@ -141,8 +144,8 @@ func TestLoadUnsetEnv(t *testing.T) {
 		wantErrs  int
 		wantWarns int
 	}{
-		{"WarningWhenValidating", ownership.Options{Adapters: adapters, Getenv: noneSet}, 0, 7},
-		{"ErrorWhenServing", ownership.Options{Adapters: adapters, Getenv: noneSet, StrictEnv: true}, 7, 0},
+		{"WarningWhenValidating", ownership.Options{Adapters: adapters, Getenv: noneSet}, 0, 8},
+		{"ErrorWhenServing", ownership.Options{Adapters: adapters, Getenv: noneSet, StrictEnv: true}, 8, 0},
 		{"OKWhenSet", ownership.Options{Adapters: adapters, Getenv: allSet, StrictEnv: true}, 0, 0},
 	}
 	for _, tt := range tests {

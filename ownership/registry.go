@@ -46,6 +46,7 @@ type Team struct {
 	SlackChannel   string // channel name, no #
 	SlackUsergroup string // S… ID
 	PagerDuty      PagerDutySettings
+	Telemetry      TelemetryAuth // OTLP tokens covering every agent of the team
 	Line           int
 }
 
@@ -69,9 +70,10 @@ type Agent struct {
 	Aliases       []string
 	BlastRadius   []BlastItem
 	SLAs          []SLA
-	Escalation    Escalation // zero value (defaults filled in) when not configured
-	Resume        ResumeGate // what lifting a containment needs; zero: one person, no probation
-	Drill         string     // cron spec, "" for none
+	Escalation    Escalation    // zero value (defaults filled in) when not configured
+	Resume        ResumeGate    // what lifting a containment needs; zero: one person, no probation
+	Drill         string        // cron spec, "" for none
+	Telemetry     TelemetryAuth // OTLP tokens covering this agent
 	Line          int
 }
 

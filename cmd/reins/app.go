@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -79,6 +80,7 @@ type Main struct {
 	web           *web.Handler
 	metricsOnce   sync.Once
 	prom          *mainMetrics // metrics(): this Main's registry and series
+	telemetry     atomic.Pointer[telemetryCreds]
 }
 
 // NewMain returns a Main reading the process environment.

@@ -104,6 +104,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 	for _, p := range problems {
 		fmt.Fprintln(e.stdout, p.String())
 	}
+	if cfg.OTLPToken != "" {
+		gaps = append(gaps, "REINS_OTLP_TOKEN is set: it admits spans of every agent, so its holder can make reins halt any agent "+
+			"(a forged span over an SLA is enough); keep it for a trusted Collector gateway and give agents their own telemetry.token_env")
+	}
 	// What could not be checked is said, never passed over in silence.
 	for _, g := range gaps {
 		fmt.Fprintf(e.stdout, "%s: warning: %s\n", cfg.ConfigPath, g)

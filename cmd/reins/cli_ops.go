@@ -234,7 +234,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 	if reg == nil {
 		reg = ownership.Empty()
 	}
-	local = append(local, telemetryChecks(cfg, reg)...)
+	local = append(local, telemetryChecks(cfg, reg, e.getenv)...)
 	local = append(local, webCheck(cfg))
 	ping := func(ctx context.Context) error {
 		db, _, err := m.openDB(ctx)

@@ -158,7 +158,14 @@ var plainEnv = map[string]string{
 func TestServeStartsWithExampleConfigAndListsDegradedParts(t *testing.T) {
 	cfg := exampleConfig(t)
 	log := &syncBuffer{}
-	e := startTestMain(t, testOptions{Config: cfg, Env: plainEnv, LogTo: log})
+	// Only the API token is set: verbose readiness names hosts and secret
+	// variables, so it takes the API token (issue 23).
+	withAPI := map[string]string{}
+	for k, v := range plainEnv {
+		withAPI[k] = v
+	}
+	withAPI["REINS_API_TOKEN"] = apiToken
+	e := startTestMain(t, testOptions{Config: cfg, Env: withAPI, LogTo: log})
 
 	if !strings.Contains(log.String(), "SUPPORT_BOT_HALT_SECRET is not set: halting support-bot") {
 		t.Errorf("serve did not warn about the unset halt secret:\n%s", log.String())
@@ -166,7 +173,10 @@ func TestServeStartsWithExampleConfigAndListsDegradedParts(t *testing.T) {
 	if code, body := e.do("GET", "/readyz", nil, nil); code != 200 {
 		t.Fatalf("/readyz = %d %s, want 200", code, body)
 	}
-	code, body := e.do("GET", "/readyz?verbose=1", nil, nil)
+	if code, body := e.do("GET", "/readyz?verbose=1", nil, nil); code != http.StatusUnauthorized {
+		t.Errorf("/readyz?verbose=1 without the API token = %d %s, want 401", code, body)
+	}
+	code, body := e.do("GET", "/readyz?verbose=1", http.Header{"Authorization": {"Bearer " + apiToken}}, nil)
 	var ready struct {
 		Status   string
 		Degraded []healthCheck
@@ -178,7 +188,7 @@ func TestServeStartsWithExampleConfigAndListsDegradedParts(t *testing.T) {
 	for _, c := range ready.Degraded {
 		parts[c.Part] = c.Detail
 	}
-	for _, want := range []string{"slack", "pagerduty", "api", "webhooks", "pagerduty support-bot",
+	for _, want := range []string{"slack", "pagerduty", "telemetry", "webhooks", "pagerduty support-bot",
 		"secret SUPPORT_BOT_HALT_SECRET", "secret CODE_AGENT_K8S_TOKEN", "secret LD_API_TOKEN", "halt support-bot", "halt code-agent"} {
 		if parts[want] == "" {
 			t.Errorf("/readyz?verbose=1 does not list %q as degraded; got %s", want, body)

@@ -29,7 +29,7 @@ import (
 // of support-bot's s-8812, two Salesforce writes, an error, a breach.
 type webSessions struct{ t0 time.Time }
 
-func (f webSessions) Session(ctx context.Context, id string) (*web.SessionView, error) {
+func (f webSessions) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
 	if id != "s-8812" {
 		return nil, incidents.Errorf(incidents.ENOTFOUND, "No session %q is recorded.", id)
 	}
@@ -135,7 +135,7 @@ func TestWebViewInABrowser(t *testing.T) {
 	links := slackLinks(jsonUnescape(summary))
 	base := "http://" + addr
 	for label, want := range map[string]string{"Incident page": base + "/incidents/1", "Agent page": base + "/agents/support-bot",
-		"waterfall": base + "/sessions/s-8812"} {
+		"waterfall": base + "/sessions/s-8812?agent=support-bot"} {
 		if links[label] != want {
 			t.Fatalf("the Slack summary links %q to %q, want %q (links: %v)", label, links[label], want, links)
 		}

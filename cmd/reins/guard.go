@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 
 	"github.com/reins-oss/reins/incidents"
@@ -32,12 +33,12 @@ func (m *Main) openGuard() error {
 	return nil
 }
 
-// sessionPage is the web view's page of a session, "" without a public URL.
-func (m *Main) sessionPage(id string) string {
+// sessionPage is the web view's page of agent's session, "" without a public URL.
+func (m *Main) sessionPage(agent, id string) string {
 	if m.Config.PublicURL == "" {
 		return ""
 	}
-	return strings.TrimRight(m.Config.PublicURL, "/") + "/sessions/" + id
+	return strings.TrimRight(m.Config.PublicURL, "/") + "/sessions/" + url.PathEscape(id) + "?agent=" + url.QueryEscape(agent)
 }
 
 // autoHalt runs the halt a breach calls for: Service.AutoHalt decides the

@@ -20,7 +20,7 @@ import (
 func (m *Main) localChecks(reg *ownership.Registry) []healthCheck {
 	var out []healthCheck
 	out = append(out, m.configCheck(reg))
-	out = append(out, telemetryChecks(m.Config, reg)...)
+	out = append(out, telemetryChecks(m.Config, reg, m.getenv)...)
 	out = append(out, webCheck(m.Config))
 	return out
 }
@@ -85,24 +85,10 @@ func doctorConfigCheck(path string, reg *ownership.Registry, problems ownership.
 }
 
 // telemetryChecks: the OTLP intake (/v1/traces) that feeds sessions and
-// the guard's SLAs.
-func telemetryChecks(cfg Config, reg *ownership.Registry) []healthCheck {
-	withSLAs := 0
-	for _, a := range reg.Agents {
-		if len(a.SLAs) > 0 {
-			withSLAs++
-		}
-	}
-	if cfg.OTLPToken == "" {
-		effect := "no session steps are recorded"
-		if withSLAs > 0 {
-			effect = fmt.Sprintf("the SLAs of %d agents stay at \"no data\"", withSLAs)
-		}
-		return []healthCheck{{"telemetry", false,
-			"REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused (401), so " + effect +
-				"; set it and give the agents' OTLP exporters the same bearer token"}}
-	}
-	return []healthCheck{{"telemetry", true, "REINS_OTLP_TOKEN set: /v1/traces accepts spans"}}
+// the guard's SLAs, and which tokens it accepts (telemetryMode).
+func telemetryChecks(cfg Config, reg *ownership.Registry, getenv func(string) string) []healthCheck {
+	detail, ok := telemetryMode(cfg, reg, getenv)
+	return []healthCheck{{"telemetry", ok, detail}}
 }
 
 // webCheck: the web view the links in Slack, pages and postmortems open.

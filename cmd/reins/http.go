@@ -73,7 +73,11 @@ func (m *Main) routeTable() *routeMux {
 
 func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("verbose"); v != "" && v != "0" {
-		m.readyzVerbose(w, r)
+		// The detail names the database, the config path, the workspace,
+		// halt endpoints and secret variables: the API token's, not a
+		// probe's. /readyz itself stays open.
+		requireToken(m.Config.APIToken, "REINS_API_TOKEN (verbose readiness names hosts and secrets; /readyz without verbose is open)",
+			http.HandlerFunc(m.readyzVerbose)).ServeHTTP(w, r)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

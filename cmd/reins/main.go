@@ -77,7 +77,7 @@ func commands() []command {
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
-		{"session", "ID [--format text|json]", "print a session's record", cmdSession},
+		{"session", "ID [--agent NAME] [--format text|json]", "print a session's record (--agent when two agents use the ID)", cmdSession},
 		{"declare", "AGENT SUMMARY...", "open an incident by hand, without Slack", cmdDeclare},
 		{"ack", "ID", "acknowledge an incident without Slack", cmdAck},
 		{"resolve", "ID [--note TEXT]", "resolve an incident without Slack", cmdResolve},

@@ -120,8 +120,8 @@ func benchSpanToHalt(b *testing.B, pause time.Duration, sla, action string) {
 		b.Run(store.name, func(b *testing.B) {
 			hook := halttest.NewWebhook(b, haltSecret)
 			e := startPerfMain(b, testOptions{Postgres: store.d == migrations.Postgres, Halt: hook,
-				Config: perfGuardConfig(b, hook.URL(), sla),
-				Env:    map[string]string{"REINS_OTLP_TOKEN": otlpToken}})
+				Config: withTelemetryTokens(b, perfGuardConfig(b, hook.URL(), sla)),
+				Env:    perAgentTokenEnv}) // support-bot's own token (issue 23)
 			for it := range b.N {
 				stop := make(chan struct{})
 				var wg sync.WaitGroup

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -19,19 +20,21 @@ import (
 func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
-		Token:    m.Config.OTLPToken,
-		MaxBytes: maxBytes,
-		Resolve:  func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
-		Recorder: m.Sessions,
-		Log:      m.Log,
-		Observe:  m.sessionsRecorded,
-		Metrics:  m.metrics().otlp,
+		Token:       m.Config.OTLPToken,
+		Credentials: m.otlpCredentials,
+		MaxBytes:    maxBytes,
+		Resolve:     func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Recorder:    m.Sessions,
+		Log:         m.Log,
+		Observe:     m.sessionsRecorded,
+		Metrics:     m.metrics().otlp,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}
 	api("GET /api/v1/sessions/{id}", m.getSession)
 	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
+	api("GET /api/v1/agents/{agent}/sessions/{id}", m.getSession)
 }
 
 // sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
@@ -52,9 +55,26 @@ func (m *Main) sessionsRecorded(ctx context.Context, steps []sessions.Step, tota
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
 func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
 
+// getSession serves /api/v1/sessions/{id}[?agent=] and
+// /api/v1/agents/{agent}/sessions/{id}: a session is its agent's, and an ID
+// two agents use without an agent named is answered 409 listing them.
 func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
-	rec, err := m.Sessions.Session(r.Context(), "", r.PathValue("id"))
+	agent := r.PathValue("agent")
+	if agent == "" {
+		agent = r.URL.Query().Get("agent")
+	}
+	if agent != "" && m.Registry.Current().Agent(agent) == nil {
+		writeError(w, http.StatusNotFound, "unknown agent "+strconv.Quote(agent))
+		return
+	}
+	rec, err := m.Sessions.Session(r.Context(), agent, r.PathValue("id"))
+	var amb *sessions.AmbiguousError
 	switch {
+	case errors.As(err, &amb):
+		writeJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf(
+			"%d agents have a session %s: name one with ?agent= or /api/v1/agents/{agent}/sessions/{id}",
+			len(amb.Agents), strconv.Quote(amb.ID)), "agents": amb.Agents})
+		return
 	case errors.Is(err, sessions.ErrNotFound):
 		writeError(w, http.StatusNotFound, "no record of session "+strconv.Quote(r.PathValue("id"))+
 			": its agent has not exported spans naming it (gen_ai.conversation.id or session.id) to /v1/traces")
@@ -109,6 +129,7 @@ func parseSince(v string, now time.Time) (time.Time, error) {
 func cmdSession(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("session")
 	format := fs.String("format", "text", "text or json")
+	agent := fs.String("agent", "", "the agent whose session it is (needed when two agents use the ID)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -124,7 +145,12 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer m.Close()
-	rec, err := m.Sessions.Session(ctx, "", pos[0])
+	rec, err := m.Sessions.Session(ctx, *agent, pos[0])
+	var amb *sessions.AmbiguousError
+	if errors.As(err, &amb) {
+		return usageError{fmt.Sprintf("%d agents have a session %q (%s): name one with --agent, e.g. reins session --agent %s %s",
+			len(amb.Agents), amb.ID, strings.Join(amb.Agents, ", "), amb.Agents[0], amb.ID)}
+	}
 	if errors.Is(err, sessions.ErrNotFound) {
 		return fmt.Errorf("no record of session %q: its agent has not exported spans naming it to /v1/traces", pos[0])
 	} else if err != nil {

@@ -18,7 +18,7 @@ import (
 // longSessions serves s-long, a 10,000-step session, for the session page.
 type longSessions struct{}
 
-func (longSessions) Session(ctx context.Context, id string) (*web.SessionView, error) {
+func (longSessions) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
 	t0 := time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)
 	s := &web.SessionView{ID: id, Agent: "support-bot", Start: t0, Incident: 1}
 	for i := range 10000 {

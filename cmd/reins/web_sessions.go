@@ -17,8 +17,8 @@ type webSessionSource struct {
 	breaches guard.Store // nil: steps are not marked with the SLA they crossed
 }
 
-func (w webSessionSource) Session(ctx context.Context, id string) (*web.SessionView, error) {
-	rec, err := w.svc.Session(ctx, "", id)
+func (w webSessionSource) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
+	rec, err := w.svc.Session(ctx, agent, id)
 	if errors.Is(err, sessions.ErrNotFound) {
 		return nil, incidents.Errorf(incidents.ENOTFOUND, "reins has no record of session %s", id)
 	}
@@ -28,7 +28,7 @@ func (w webSessionSource) Session(ctx context.Context, id string) (*web.SessionV
 	v := &web.SessionView{ID: id, Agent: rec.Totals.Agent, Start: rec.Totals.First, End: rec.Totals.Last}
 	crossed := map[string]string{}
 	if w.breaches != nil {
-		list, err := w.breaches.SessionBreaches(ctx, id)
+		list, err := w.breaches.SessionBreaches(ctx, rec.Totals.Agent, id)
 		if err != nil {
 			return nil, err
 		}

@@ -57,8 +57,9 @@ type state struct {
 // stored steps nobody judged; a concurrent request may have stored some just
 // now). pre is nil when the state was already held.
 func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step, t sessions.Totals) (*state, []*sessions.Step, error) {
+	k := sessions.Key{Agent: a.Name, ID: session}
 	g.mu.Lock()
-	s := g.sessions[session]
+	s := g.sessions[k]
 	g.mu.Unlock()
 	if s != nil {
 		return s, nil, nil
@@ -75,13 +76,13 @@ func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, b
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if cur := g.sessions[session]; cur != nil {
+	if cur := g.sessions[k]; cur != nil {
 		return cur, nil, err
 	}
 	if len(g.sessions) >= g.cfg.MaxSessions {
 		g.evictLocked()
 	}
-	g.sessions[session] = s
+	g.sessions[k] = s
 	return s, pre, err
 }
 
@@ -98,7 +99,7 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 		inBatch[st.SpanID] = true
 	}
 	var pre []*sessions.Step
-	rec, err := g.cfg.Steps.FindSession(ctx, session)
+	rec, err := g.cfg.Steps.FindSession(ctx, a.Name, session)
 	switch {
 	case errors.Is(err, sessions.ErrNotFound):
 	case err != nil:
@@ -110,7 +111,7 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 			}
 		}
 	}
-	prior, err := g.cfg.Store.SessionBreaches(ctx, session)
+	prior, err := g.cfg.Store.SessionBreaches(ctx, a.Name, session)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -121,9 +122,16 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 	return s, pre, errors.Join(errs...)
 }
 
-// storedAt is when a stored step counts as received in a rebuilt state: its
-// end, but never later than now.
+// storedAt is when a stored step counts as received in a rebuilt state:
+// when reins received it, never later than now. A step stored without an
+// arrival time (tests) counts at its end.
 func storedAt(st *sessions.Step, now time.Time) time.Time {
+	if !st.Received.IsZero() {
+		if st.Received.After(now) {
+			return now
+		}
+		return st.Received
+	}
 	at := st.Start.Add(st.Duration)
 	if at.After(now) || st.Start.IsZero() {
 		return now
@@ -226,7 +234,7 @@ func (g *Guard) sweep(now time.Time) {
 func (g *Guard) evictLocked() {
 	n := max(len(g.sessions)/10, 1)
 	type idle struct {
-		id   string
+		id   sessions.Key
 		last time.Time
 	}
 	var all []idle

@@ -62,7 +62,7 @@ type Store interface {
 	// all), most recent first, at most limit.
 	FindBreaches(ctx context.Context, agent string, since time.Time, limit int) ([]Breach, error)
 	// SessionBreaches returns the breaches of one session.
-	SessionBreaches(ctx context.Context, session string) ([]Breach, error)
+	SessionBreaches(ctx context.Context, agent, session string) ([]Breach, error)
 	// PendingBreaches returns breaches stored but not acted on (a crash
 	// between the two), oldest first.
 	PendingBreaches(ctx context.Context, limit int) ([]Breach, error)
@@ -71,7 +71,7 @@ type Store interface {
 // StepReader reads stored sessions (sessions.Store): a session's steps to
 // rebuild its state after a restart, an agent's recent sessions for status.
 type StepReader interface {
-	FindSession(ctx context.Context, id string) (sessions.Record, error)
+	FindSession(ctx context.Context, agent, id string) (sessions.Record, error)
 	FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]sessions.Totals, error)
 }
 
@@ -114,8 +114,8 @@ type Config struct {
 	// Incidents, when set, reads an incident (incidents.Service): a halt
 	// then joins the agent's open incident without waiting for its alert.
 	Incidents IncidentReader
-	// Page is the web page of a session (PublicURL/sessions/{id}), "" for none.
-	Page func(session string) string
+	// Page is the web page of agent's session (PublicURL/sessions/{id}?agent=), "" for none.
+	Page func(agent, session string) string
 	Now  func() time.Time
 	Log  *slog.Logger
 	// Registerer receives the guard's metrics; nil registers none.
@@ -134,7 +134,7 @@ type Guard struct {
 	metrics *metrics
 
 	mu       sync.Mutex
-	sessions map[string]*state
+	sessions map[sessions.Key]*state
 	// lastSweep is when idle sessions were last dropped.
 	lastSweep time.Time
 
@@ -176,7 +176,7 @@ func New(cfg Config) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Guard{cfg: cfg, metrics: m, sessions: map[string]*state{},
+	return &Guard{cfg: cfg, metrics: m, sessions: map[sessions.Key]*state{},
 		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
 		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
 }
@@ -245,12 +245,12 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		return
 	}
 	reg := g.cfg.Registry.Current()
-	bySession := make(map[string][]sessions.Step, len(totals))
+	bySession := make(map[sessions.Key][]sessions.Step, len(totals))
 	if len(steps) > 0 && sameSession(steps) {
-		bySession[steps[0].Session] = steps // the usual export: no copies
+		bySession[steps[0].Key()] = steps // the usual export: no copies
 	} else {
 		for _, st := range steps {
-			bySession[st.Session] = append(bySession[st.Session], st)
+			bySession[st.Key()] = append(bySession[st.Key()], st)
 		}
 	}
 	now := g.cfg.Now()
@@ -261,7 +261,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		if a == nil {
 			continue
 		}
-		batch := bySession[t.Session]
+		batch := bySession[t.Key()]
 		if len(a.SLAs) == 0 {
 			// Nothing to judge: only the metrics, without state. A batch
 			// mixing retried and new spans of one session counts the
@@ -280,7 +280,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 		s, pre, err := g.state(ctx, a, t.Session, batch, t)
 		if err != nil {
 			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
-				"session", t.Session, "err", err)
+				"agent", t.Agent, "session", t.Session, "err", err)
 		}
 		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
 	}
@@ -291,7 +291,7 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 
 func sameSession(steps []sessions.Step) bool {
 	for i := range steps {
-		if steps[i].Session != steps[0].Session {
+		if steps[i].Session != steps[0].Session || steps[i].Agent != steps[0].Agent {
 			return false
 		}
 	}
@@ -534,7 +534,7 @@ func (g *Guard) alert(b Breach) incidents.Alert {
 		Severity: sev, Sessions: []string{b.Session}, Labels: labels, StartsAt: b.At, ReceivedAt: b.At,
 	}
 	if g.cfg.Page != nil {
-		if u := g.cfg.Page(b.Session); u != "" {
+		if u := g.cfg.Page(b.Agent, b.Session); u != "" {
 			a.Links = append(a.Links, incidents.Link{Text: "Session " + b.Session, URL: u})
 		}
 	}

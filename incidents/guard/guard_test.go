@@ -103,7 +103,7 @@ func (e *env) start(t *testing.T) {
 	e.promReg = prometheus.NewRegistry()
 	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
 		Halt: e.halts.halt, Now: func() time.Time { return e.now }, Registerer: e.promReg,
-		Page: func(id string) string { return "https://reins.example.com/sessions/" + id }})
+		Page: func(agent, id string) string { return "https://reins.example.com/sessions/" + id + "?agent=" + agent }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestTokensBreachAtTheCrossingStepHaltsTheSession(t *testing.T) {
 	if !strings.Contains(string(a.Details), `"value":"203,500"`) || !strings.Contains(string(a.Details), `"step":37`) {
 		t.Errorf("details = %s, want the observed value for the postmortem", a.Details)
 	}
-	if len(a.Links) != 1 || a.Links[0].URL != "https://reins.example.com/sessions/s-1" {
+	if len(a.Links) != 1 || a.Links[0].URL != "https://reins.example.com/sessions/s-1?agent=bot" {
 		t.Errorf("links = %+v", a.Links)
 	}
 	if v := counter(t, e.promReg, "reins_agent_tokens_total"); v != 40*5_500 {
@@ -246,12 +246,12 @@ func TestToolScopeBreachesAtOnceAndLoopAtTheFifthCall(t *testing.T) {
 	}
 	e.send(t, tool("s-2", "other-args", "search.web", "different"))
 	time.Sleep(30 * time.Millisecond)
-	if got, _ := e.store.SessionBreaches(context.Background(), "s-2"); len(got) != 0 {
+	if got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-2"); len(got) != 0 {
 		t.Fatalf("4 identical calls breached count 5: %+v", got)
 	}
 	e.send(t, tool("s-2", "a4", "search.web", "same"))
 	e.settle(t, 2)
-	got, _ = e.store.SessionBreaches(context.Background(), "s-2")
+	got, _ = e.store.SessionBreaches(context.Background(), "bot", "s-2")
 	if len(got) != 1 || got[0].SLA != "loop" || got[0].Value != 5 || got[0].StepN != 6 {
 		t.Fatalf("loop breach = %+v", got)
 	}
@@ -276,7 +276,7 @@ func TestErrorRateScoreAndToolCallsPerMinute(t *testing.T) {
 	}
 	e.send(t, errStep("1"), chat("s-err", "2", 1), errStep("3"))
 	time.Sleep(20 * time.Millisecond)
-	if got, _ := e.store.SessionBreaches(context.Background(), "s-err"); len(got) != 0 {
+	if got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-err"); len(got) != 0 {
 		t.Fatalf("3 steps judged over a window of 4: %+v", got)
 	}
 	e.send(t, errStep("4"))
@@ -288,7 +288,7 @@ func TestErrorRateScoreAndToolCallsPerMinute(t *testing.T) {
 	low.Scores = map[string]float64{"eval.confidence": 0.4}
 	e.send(t, ok, low)
 	e.settle(t, 2)
-	got, _ := e.store.SessionBreaches(context.Background(), "s-score")
+	got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-score")
 	if len(got) != 1 || got[0].Value != 0.4 || got[0].StepN != 2 {
 		t.Fatalf("score breach = %+v", got)
 	}
@@ -301,7 +301,7 @@ func TestErrorRateScoreAndToolCallsPerMinute(t *testing.T) {
 		e.send(t, tool("s-rate", fmt.Sprint(i), "search.web", fmt.Sprint(i)))
 	}
 	time.Sleep(20 * time.Millisecond)
-	if got, _ := e.store.SessionBreaches(context.Background(), "s-rate"); len(got) != 0 {
+	if got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-rate"); len(got) != 0 {
 		t.Fatalf("3 calls a minute breached max 3: %+v", got)
 	}
 	e.send(t, tool("s-rate", "6", "search.web", "6"))
@@ -340,14 +340,14 @@ func TestRestartContinuesTheWindowAndDoesNotBreachTwice(t *testing.T) {
 	e.start(t) // restart
 	e.send(t, tool("s-1", "3", "search.web", "x"))
 	e.settle(t, 1)
-	got, _ := e.store.SessionBreaches(context.Background(), "s-1")
+	got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-1")
 	if len(got) != 1 || got[0].SLA != "loop" || got[0].StepN != 3 {
 		t.Fatalf("loop across a restart = %+v", got)
 	}
 	e.start(t)
 	e.send(t, tool("s-1", "4", "search.web", "x"), chat("s-1", "5", 1), chat("s-1", "6", 1))
 	e.settle(t, 2)
-	got, _ = e.store.SessionBreaches(context.Background(), "s-1")
+	got, _ = e.store.SessionBreaches(context.Background(), "bot", "s-1")
 	if len(got) != 2 || got[1].SLA != "steps_per_session" || got[1].StepN != 6 {
 		t.Fatalf("breaches across restarts = %+v", got)
 	}
@@ -372,11 +372,11 @@ func TestPendingBreachIsActedOnAtStart(t *testing.T) {
 	e.settle(t, 1)
 	e.halts.mu.Lock()
 	defer e.halts.mu.Unlock()
-	old, _ := e.store.SessionBreaches(context.Background(), "s-9")
+	old, _ := e.store.SessionBreaches(context.Background(), "bot", "s-9")
 	if old[0].Outcome != ownership.OnBreachHaltSession || len(e.halts.got) != 1 || e.halts.got[0].Sessions[0] != "s-9" {
 		t.Fatalf("pending breach after start: %+v, halts %+v", old, e.halts.got)
 	}
-	if now, _ := e.store.SessionBreaches(context.Background(), "s-10"); now[0].Outcome != "" {
+	if now, _ := e.store.SessionBreaches(context.Background(), "bot", "s-10"); now[0].Outcome != "" {
 		t.Errorf("a breach recorded just now (maybe another replica's, being acted on) was acted on at once: %+v", now[0])
 	}
 }
@@ -500,7 +500,7 @@ func TestCrossingStepWithinOneBatch(t *testing.T) {
 	}
 	e.send(t, batch...)
 	e.settle(t, 2)
-	got, _ := e.store.SessionBreaches(context.Background(), "s-1")
+	got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-1")
 	steps := map[string]int64{}
 	for _, b := range got {
 		steps[b.SLA] = b.StepN

@@ -164,7 +164,7 @@ func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.T
 	out := make([]*state, 0, len(list))
 	for _, t := range list {
 		g.mu.Lock()
-		s := g.sessions[t.Session]
+		s := g.sessions[t.Key()]
 		g.mu.Unlock()
 		if s == nil {
 			var pre []*sessions.Step

@@ -76,12 +76,12 @@ func (s *GuardStore) FindBreaches(ctx context.Context, agent string, since time.
 }
 
 // SessionBreaches returns the breaches of one session, oldest first.
-func (s *GuardStore) SessionBreaches(ctx context.Context, session string) ([]guard.Breach, error) {
+func (s *GuardStore) SessionBreaches(ctx context.Context, agent, session string) ([]guard.Breach, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []guard.Breach
 	for _, b := range s.breaches {
-		if b.Session == session {
+		if b.Agent == agent && b.Session == session {
 			out = append(out, b)
 		}
 	}

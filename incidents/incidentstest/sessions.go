@@ -3,6 +3,7 @@ package incidentstest
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -19,52 +20,56 @@ type SessionStore struct {
 	Incidents *Store
 
 	mu     sync.Mutex
-	totals map[string]sessions.Totals
-	steps  map[string]map[string]sessions.Step
+	totals map[sessions.Key]sessions.Totals
+	steps  map[sessions.Key]map[string]sessions.Step
 }
 
 // NewSessionStore returns an empty SessionStore.
 func NewSessionStore() *SessionStore {
-	return &SessionStore{totals: map[string]sessions.Totals{}, steps: map[string]map[string]sessions.Step{}}
+	return &SessionStore{totals: map[sessions.Key]sessions.Totals{}, steps: map[sessions.Key]map[string]sessions.Step{}}
 }
 
 // WriteSteps stores steps, skipping spans already stored, and grows totals.
 func (s *SessionStore) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	touched := map[string]bool{}
+	touched := map[sessions.Key]bool{}
 	for _, st := range steps {
-		m := s.steps[st.Session]
+		k := st.Key()
+		m := s.steps[k]
 		if m == nil {
 			m = map[string]sessions.Step{}
-			s.steps[st.Session] = m
+			s.steps[k] = m
 		}
 		if _, dup := m[st.SpanID]; dup {
 			continue
 		}
 		m[st.SpanID] = st
-		t := s.totals[st.Session]
+		t := s.totals[k]
 		t.Add(st)
-		s.totals[st.Session] = t
-		touched[st.Session] = true
+		s.totals[k] = t
+		touched[k] = true
 	}
 	var out []sessions.Totals
-	for _, id := range slices.Sorted(mapKeys(touched)) {
-		out = append(out, s.totals[id])
+	ks := slices.Collect(maps.Keys(touched))
+	slices.SortFunc(ks, sessions.Key.Compare)
+	for _, k := range ks {
+		out = append(out, s.totals[k])
 	}
 	return out, nil
 }
 
 // FindSession returns a session's totals and steps in time order.
-func (s *SessionStore) FindSession(ctx context.Context, id string) (sessions.Record, error) {
+func (s *SessionStore) FindSession(ctx context.Context, agent, id string) (sessions.Record, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t, ok := s.totals[id]
+	k := sessions.Key{Agent: agent, ID: id}
+	t, ok := s.totals[k]
 	if !ok {
 		return sessions.Record{}, sessions.ErrNotFound
 	}
 	rec := sessions.Record{Totals: t}
-	for _, st := range s.steps[id] {
+	for _, st := range s.steps[k] {
 		rec.Steps = append(rec.Steps, st)
 	}
 	slices.SortFunc(rec.Steps, func(a, b sessions.Step) int {
@@ -74,8 +79,8 @@ func (s *SessionStore) FindSession(ctx context.Context, id string) (sessions.Rec
 }
 
 // FindNotable is FindSession keeping only tool calls and errors.
-func (s *SessionStore) FindNotable(ctx context.Context, id string) (sessions.Record, error) {
-	rec, err := s.FindSession(ctx, id)
+func (s *SessionStore) FindNotable(ctx context.Context, agent, id string) (sessions.Record, error) {
+	rec, err := s.FindSession(ctx, agent, id)
 	if err != nil {
 		return rec, err
 	}
@@ -89,18 +94,17 @@ func (s *SessionStore) FindNotable(ctx context.Context, id string) (sessions.Rec
 	return rec, nil
 }
 
-// FindTotals returns the totals of the known sessions among ids.
-func (s *SessionStore) FindTotals(ctx context.Context, ids []string) ([]sessions.Totals, error) {
+// SessionAgents returns the agents with a session of ID id, sorted.
+func (s *SessionStore) SessionAgents(ctx context.Context, id string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []sessions.Totals
-	seen := map[string]bool{}
-	for _, id := range ids {
-		if t, ok := s.totals[id]; ok && !seen[id] {
-			seen[id] = true
-			out = append(out, t)
+	var out []string
+	for k := range s.totals {
+		if k.ID == id {
+			out = append(out, k.Agent)
 		}
 	}
+	slices.Sort(out)
 	return out, nil
 }
 
@@ -124,17 +128,18 @@ func (s *SessionStore) FindSessions(ctx context.Context, agent string, since tim
 }
 
 // DeleteSteps drops stored steps; totals keep counting them.
-func (s *SessionStore) DeleteSteps(ctx context.Context, session string, spanIDs []string) error {
+func (s *SessionStore) DeleteSteps(ctx context.Context, agent, session string, spanIDs []string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.totals[session]
+	k := sessions.Key{Agent: agent, ID: session}
+	t := s.totals[k]
 	for _, id := range spanIDs {
-		if _, ok := s.steps[session][id]; ok {
-			delete(s.steps[session], id)
+		if _, ok := s.steps[k][id]; ok {
+			delete(s.steps[k], id)
 			t.Stored--
 		}
 	}
-	s.totals[session] = t
+	s.totals[k] = t
 	return nil
 }
 
@@ -143,10 +148,10 @@ func (s *SessionStore) DeleteSessions(ctx context.Context, agent string, before 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := 0
-	for id, t := range s.totals {
-		if t.Agent == agent && t.Last.Before(before) && !slices.Contains(keep, id) {
-			delete(s.totals, id)
-			delete(s.steps, id)
+	for k, t := range s.totals {
+		if k.Agent == agent && t.Last.Before(before) && !slices.Contains(keep, k.ID) {
+			delete(s.totals, k)
+			delete(s.steps, k)
 			n++
 		}
 	}
@@ -154,7 +159,7 @@ func (s *SessionStore) DeleteSessions(ctx context.Context, agent string, before 
 }
 
 // NamedSessions returns the sessions the incidents of Incidents name.
-func (s *SessionStore) NamedSessions(ctx context.Context) ([]string, error) {
+func (s *SessionStore) NamedSessions(ctx context.Context) ([]sessions.Key, error) {
 	if s.Incidents == nil {
 		return nil, nil
 	}
@@ -162,19 +167,11 @@ func (s *SessionStore) NamedSessions(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []sessions.Key
 	for _, inc := range incs {
-		out = append(out, inc.Sessions...)
-	}
-	return out, nil
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
+		for _, id := range inc.Sessions {
+			out = append(out, sessions.Key{Agent: inc.Agent, ID: id})
 		}
 	}
+	return out, nil
 }

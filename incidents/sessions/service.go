@@ -7,39 +7,52 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/reins-oss/reins/ownership"
 )
 
-// Store is what the session record needs from storage.
+// Store is what the session record needs from storage. A session is named
+// by its agent and its ID everywhere: two agents may use the same ID.
 type Store interface {
-	// WriteSteps stores steps in one transaction, idempotent on (session,
-	// span ID): a step already stored is skipped and not counted again.
-	// Each session's running totals grow by the steps written. It returns
-	// the totals of the sessions touched, after the write.
+	// WriteSteps stores steps in one transaction, idempotent on (agent,
+	// session, span ID): a step already stored is skipped and not counted
+	// again. Each session's running totals grow by the steps written. It
+	// returns the totals of the sessions touched, after the write.
 	WriteSteps(ctx context.Context, steps []Step) ([]Totals, error)
-	// FindSession returns a session's totals and stored steps in time
-	// order, or ErrNotFound.
-	FindSession(ctx context.Context, id string) (Record, error)
+	// FindSession returns agent's session id: its totals and stored steps
+	// in time order, or ErrNotFound.
+	FindSession(ctx context.Context, agent, id string) (Record, error)
 	// FindNotable is FindSession keeping only tool calls and errors: what
 	// the summary, the page, the checklist and the postmortem show.
-	FindNotable(ctx context.Context, id string) (Record, error)
-	// FindTotals returns the totals of the sessions among ids it knows, in
-	// the order of ids.
-	FindTotals(ctx context.Context, ids []string) ([]Totals, error)
-	// FindSessions returns the totals of agent's sessions active at or after
-	// since, most recent first, at most limit.
+	FindNotable(ctx context.Context, agent, id string) (Record, error)
+	// SessionAgents returns the agents that have a session with ID id, sorted.
+	SessionAgents(ctx context.Context, id string) ([]string, error)
+	// FindSessions returns the totals of agent's sessions active (received
+	// a step) at or after since, most recent first, at most limit.
 	FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]Totals, error)
-	// DeleteSteps removes stored steps of session (the step cap); totals stay.
-	DeleteSteps(ctx context.Context, session string, spanIDs []string) error
+	// DeleteSteps removes stored steps of agent's session (the step cap);
+	// totals stay.
+	DeleteSteps(ctx context.Context, agent, session string, spanIDs []string) error
 	// DeleteSessions removes agent's sessions last active before before,
-	// except those in keep, and returns how many went.
+	// except those of IDs in keep (sorted), and returns how many went.
 	DeleteSessions(ctx context.Context, agent string, before time.Time, keep []string) (int, error)
-	// NamedSessions returns every session ID an incident names.
-	NamedSessions(ctx context.Context) ([]string, error)
+	// NamedSessions returns every session an incident names.
+	NamedSessions(ctx context.Context) ([]Key, error)
+}
+
+// AmbiguousError says a session ID was named without its agent and more
+// than one agent has a session with that ID: reins asks which rather than
+// guessing.
+type AmbiguousError struct {
+	ID     string
+	Agents []string // sorted
+}
+
+func (e *AmbiguousError) Error() string {
+	return fmt.Sprintf("%d agents have a session %s (%s): say which agent's", len(e.Agents), e.ID,
+		strings.Join(e.Agents, ", "))
 }
 
 // Puller fetches a session's steps from a trace tool (Langfuse) for an
@@ -48,15 +61,8 @@ type Puller interface {
 	Pull(ctx context.Context, agent *ownership.Agent, session string) ([]Step, error)
 }
 
-// maxOwners bounds the session → agent cache Admit keeps; when full it
-// starts over (a miss costs one indexed read).
-const maxOwners = 100_000
-
 // Service records steps and reads session records.
 type Service struct {
-	ownersMu sync.Mutex
-	owners   map[string]string // session → the agent it belongs to
-
 	store    Store
 	registry *ownership.Holder
 	puller   Puller
@@ -82,21 +88,25 @@ func New(store Store, registry *ownership.Holder, puller Puller, now func() time
 }
 
 // Record prices steps, marks the blast-radius system of each tool call,
-// applies the agent's content policy, stores them and enforces the step cap.
-// Steps must name a known agent (the intake resolves it).
+// applies the agent's content policy, stamps their arrival, stores them and
+// enforces the step cap. Steps must name a known agent (the intake resolves
+// it); each belongs to that agent's session of its ID.
 func (s *Service) Record(ctx context.Context, steps []Step) ([]Totals, error) {
 	if len(steps) == 0 {
 		return nil, nil
 	}
 	reg := s.registry.Current()
+	now := s.now()
 	for i := range steps {
 		Enrich(reg, &steps[i])
+		if steps[i].Received.IsZero() {
+			steps[i].Received = now
+		}
 	}
 	totals, err := s.store.WriteSteps(ctx, steps)
 	if err != nil {
 		return nil, err
 	}
-	s.remember(totals)
 	for _, t := range totals {
 		a := reg.Agent(t.Agent)
 		max := ownership.DefaultMaxSteps
@@ -104,76 +114,12 @@ func (s *Service) Record(ctx context.Context, steps []Step) ([]Totals, error) {
 			max = a.Sessions.MaxSteps
 		}
 		if t.Stored > int64(max) {
-			if err := s.trim(ctx, t.Session, max); err != nil {
+			if err := s.trim(ctx, t.Key(), max); err != nil {
 				return totals, err
 			}
 		}
 	}
 	return totals, nil
-}
-
-// Admit keeps the steps whose session belongs to the agent they name: a
-// session belongs to the agent of its first stored step, and steps naming
-// another agent are refused (with why) rather than mixed into its record.
-// Within steps, the first agent named for a new session wins.
-func (s *Service) Admit(ctx context.Context, steps []Step) (kept []Step, refused int, why string, err error) {
-	owner := map[string]string{}
-	var unknown []string
-	s.ownersMu.Lock()
-	for _, st := range steps {
-		if _, ok := owner[st.Session]; ok {
-			continue
-		}
-		if a, ok := s.owners[st.Session]; ok {
-			owner[st.Session] = a
-		} else {
-			owner[st.Session] = ""
-			unknown = append(unknown, st.Session)
-		}
-	}
-	s.ownersMu.Unlock()
-	if len(unknown) > 0 {
-		totals, err := s.store.FindTotals(ctx, unknown)
-		if err != nil {
-			return nil, 0, "", fmt.Errorf("look up the agents of %d sessions: %w", len(unknown), err)
-		}
-		for _, t := range totals {
-			owner[t.Session] = t.Agent
-		}
-		s.remember(totals)
-	}
-	kept = steps[:0:0]
-	var bad []string
-	for _, st := range steps {
-		switch a := owner[st.Session]; {
-		case a == "":
-			owner[st.Session] = st.Agent
-		case a != st.Agent:
-			refused++
-			if len(bad) < 3 {
-				bad = append(bad, fmt.Sprintf("%s belongs to %s, not %s", Truncate(st.Session, 64), a, st.Agent))
-			}
-			continue
-		}
-		kept = append(kept, st)
-	}
-	if refused > 0 {
-		why = fmt.Sprintf("%d spans name an agent other than their session's (%s): a session ID belongs to one agent; start a new session for another agent",
-			refused, strings.Join(bad, "; "))
-	}
-	return kept, refused, why, nil
-}
-
-// remember caches the agents of sessions just read or written.
-func (s *Service) remember(totals []Totals) {
-	s.ownersMu.Lock()
-	defer s.ownersMu.Unlock()
-	if s.owners == nil || len(s.owners)+len(totals) > maxOwners {
-		s.owners = make(map[string]string, len(totals))
-	}
-	for _, t := range totals {
-		s.owners[t.Session] = t.Agent
-	}
 }
 
 // Enrich sets a step's cost, its blast-radius system and its content per
@@ -218,20 +164,20 @@ func Truncate(s string, n int) string {
 // trim applies the step cap to one session: it keeps every tool call and
 // the first and last other steps, down to nine tenths of the cap so the next
 // batches do not trim again at once.
-func (s *Service) trim(ctx context.Context, session string, max int) error {
-	rec, err := s.store.FindSession(ctx, session)
+func (s *Service) trim(ctx context.Context, k Key, max int) error {
+	rec, err := s.store.FindSession(ctx, k.Agent, k.ID)
 	if err != nil {
-		return fmt.Errorf("step cap of session %s: %w", session, err)
+		return fmt.Errorf("step cap of session %s: %w", k, err)
 	}
 	drop := Overflow(rec.Steps, max*9/10)
 	if len(drop) == 0 {
 		return nil
 	}
-	if err := s.store.DeleteSteps(ctx, session, drop); err != nil {
-		return fmt.Errorf("step cap of session %s: %w", session, err)
+	if err := s.store.DeleteSteps(ctx, k.Agent, k.ID, drop); err != nil {
+		return fmt.Errorf("step cap of session %s: %w", k, err)
 	}
 	s.log.Info("session over its step cap: middle steps dropped, tool calls kept",
-		"session", session, "dropped", len(drop), "cap", max)
+		"agent", k.Agent, "session", k.ID, "dropped", len(drop), "cap", max)
 	return nil
 }
 
@@ -264,51 +210,78 @@ func Overflow(steps []Step, keep int) []string {
 	return drop
 }
 
-// Session returns a session's record. When reins has none and an agent pulls
-// its sessions from a trace tool, it asks there (agent "" tries each such
-// agent) and stores what it gets.
+// Session returns agent's session id. Agent "" means the one agent with a
+// session of that ID; when several have one it returns an *AmbiguousError
+// listing them. When reins has no record and an agent pulls its sessions
+// from a trace tool, it asks there (agent "" tries each such agent) and
+// stores what it gets.
 func (s *Service) Session(ctx context.Context, agent, id string) (Record, error) {
 	if why := ValidID(id); why != "" {
 		return Record{}, fmt.Errorf("%w: %s", ErrNotFound, why)
 	}
-	rec, err := s.store.FindSession(ctx, id)
-	if err == nil || !errors.Is(err, ErrNotFound) {
-		if err == nil {
-			rec.Link = s.link(rec.Totals.Agent, id)
-		}
-		return rec, err
-	}
-	pulled, perr := s.Pull(ctx, agent, id)
-	if perr != nil {
-		return Record{}, perr
-	}
-	if !pulled {
-		return Record{}, err
-	}
-	rec, err = s.store.FindSession(ctx, id)
-	if err == nil {
-		rec.Link = s.link(rec.Totals.Agent, id)
-	}
-	return rec, err
+	return s.find(ctx, agent, id, true, s.store.FindSession)
 }
 
 // Notable returns a session's totals with only its tool calls and errors.
 // With pull, a session reins has no record of is asked of the agent's
 // trace tool first (Session does the same); without, it never writes.
 func (s *Service) Notable(ctx context.Context, agent, id string, pull bool) (Record, error) {
-	rec, err := s.store.FindNotable(ctx, id)
+	return s.find(ctx, agent, id, pull, s.store.FindNotable)
+}
+
+func (s *Service) find(ctx context.Context, agent, id string, pull bool,
+	read func(ctx context.Context, agent, id string) (Record, error)) (Record, error) {
+	named, err := s.agentOf(ctx, agent, id)
+	if err != nil {
+		return Record{}, err
+	}
+	r, err := Record{}, ErrNotFound
+	if named != "" {
+		r, err = read(ctx, named, id)
+	}
 	if errors.Is(err, ErrNotFound) && pull {
 		var pulled bool
 		if pulled, err = s.Pull(ctx, agent, id); err == nil && pulled {
-			rec, err = s.store.FindNotable(ctx, id)
+			if named, err = s.agentOf(ctx, agent, id); err == nil {
+				r, err = read(ctx, named, id)
+			}
 		} else if err == nil {
 			err = ErrNotFound
 		}
 	}
-	if err == nil {
-		rec.Link = s.link(rec.Totals.Agent, id)
+	if err != nil {
+		return Record{}, err
 	}
-	return rec, err
+	r.Link = s.link(r.Totals.Agent, id)
+	return r, nil
+}
+
+// agentOf returns the agent whose session id is meant: agent itself when
+// given (its configured name for an alias), else the one agent with such a
+// session, "" for none, or an *AmbiguousError when several have one.
+func (s *Service) agentOf(ctx context.Context, agent, id string) (string, error) {
+	if agent != "" {
+		if a := s.registry.Current().Agent(agent); a != nil {
+			return a.Name, nil
+		}
+		return agent, nil
+	}
+	agents, err := s.store.SessionAgents(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	switch len(agents) {
+	case 0:
+		return "", nil
+	case 1:
+		return agents[0], nil
+	}
+	return "", &AmbiguousError{ID: id, Agents: agents}
+}
+
+// Agents returns the agents that have a session with ID id, sorted.
+func (s *Service) Agents(ctx context.Context, id string) ([]string, error) {
+	return s.store.SessionAgents(ctx, id)
 }
 
 // Pull fetches session id from the trace tool of agent (or of every agent
@@ -348,14 +321,6 @@ func (s *Service) Pull(ctx context.Context, agent, id string) (pulled bool, err 
 		return true, nil
 	}
 	return false, nil
-}
-
-// Totals returns the totals of the sessions among ids that reins knows.
-func (s *Service) Totals(ctx context.Context, ids []string) ([]Totals, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	return s.store.FindTotals(ctx, ids)
 }
 
 // AgentSessions lists agent's sessions active since, most recent first.

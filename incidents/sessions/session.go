@@ -10,6 +10,7 @@ package sessions
 
 import (
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,40 @@ type Step struct {
 	ArgsHash string `json:"args_hash,omitempty"`
 	// Scores are the numeric span attributes the agent's score SLAs name.
 	Scores map[string]float64 `json:"scores,omitempty"`
+	// Received is when reins received the step. It, not Start (the agent's
+	// clock), decides a session's first and last seen, listings, retention
+	// and the guard's windows: a skewed or forged clock moves none of them.
+	Received time.Time `json:"received_at"`
+}
+
+// Key names one session: the agent it belongs to and the ID the agent gave
+// it. Two agents using the same ID have two sessions.
+type Key struct {
+	Agent string `json:"agent"`
+	ID    string `json:"session"`
+}
+
+// Compare orders keys by agent, then ID.
+func (k Key) Compare(o Key) int {
+	if c := strings.Compare(k.Agent, o.Agent); c != 0 {
+		return c
+	}
+	return strings.Compare(k.ID, o.ID)
+}
+
+// String is "agent/ID", for logs.
+func (k Key) String() string { return k.Agent + "/" + k.ID }
+
+// Key is the session the step belongs to.
+func (s Step) Key() Key { return Key{Agent: s.Agent, ID: s.Session} }
+
+// Arrival is when the step counts as seen: when reins received it, or for a
+// step built without (tests, old rows) its own start.
+func (s Step) Arrival() time.Time {
+	if !s.Received.IsZero() {
+		return s.Received
+	}
+	return s.Start
 }
 
 // IsTool says whether the step is a tool call.
@@ -75,10 +110,13 @@ type Totals struct {
 	OutputTokens int64     `json:"output_tokens"`
 	Cost         float64   `json:"cost_usd"`
 	Unpriced     int64     `json:"unpriced_steps"` // steps with tokens but no price: the cost is a floor
-	First        time.Time `json:"first"`
-	Last         time.Time `json:"last"`
-	Stored       int64     `json:"stored_steps"` // steps kept after the step cap
+	First        time.Time `json:"first"`          // when reins received the session's first step
+	Last         time.Time `json:"last"`           // and its last
+	Stored       int64     `json:"stored_steps"`   // steps kept after the step cap
 }
+
+// Key is the session the totals are of.
+func (t Totals) Key() Key { return Key{Agent: t.Agent, ID: t.Session} }
 
 // TotalTokens is input plus output tokens, what tokens_per_session counts.
 func (t Totals) TotalTokens() int64 { return t.InputTokens + t.OutputTokens }
@@ -102,11 +140,15 @@ func (t *Totals) Add(s Step) {
 	if !s.Priced && s.Tokens() > 0 {
 		t.Unpriced++
 	}
-	if t.First.IsZero() || s.Start.Before(t.First) {
-		t.First = s.Start
+	first, last := s.Received, s.Received
+	if s.Received.IsZero() {
+		first, last = s.Start, s.Start.Add(s.Duration)
 	}
-	if end := s.Start.Add(s.Duration); end.After(t.Last) {
-		t.Last = end
+	if t.First.IsZero() || first.Before(t.First) {
+		t.First = first
+	}
+	if last.After(t.Last) {
+		t.Last = last
 	}
 }
 

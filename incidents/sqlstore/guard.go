@@ -92,11 +92,11 @@ func (q *queries) FindBreaches(ctx context.Context, agent string, since time.Tim
 }
 
 // SessionBreaches returns the breaches of one session, oldest first.
-func (q *queries) SessionBreaches(ctx context.Context, session string) ([]guard.Breach, error) {
+func (q *queries) SessionBreaches(ctx context.Context, agent, session string) ([]guard.Breach, error) {
 	var rows []breachRow
-	if err := q.sel(ctx, &rows, `SELECT `+breachCols+` FROM guard_breaches WHERE session_id = ? ORDER BY id`,
-		session); err != nil {
-		return nil, wrap(err, "find breaches of session %s", session)
+	if err := q.sel(ctx, &rows, `SELECT `+breachCols+` FROM guard_breaches WHERE agent = ? AND session_id = ? ORDER BY id`,
+		agent, session); err != nil {
+		return nil, wrap(err, "find breaches of session %s of %s", session, agent)
 	}
 	return breaches(rows), nil
 }

@@ -40,7 +40,7 @@ func TestBreachesHappenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		b1.Outcome, b1.IncidentID = "halt_session", 4
-		got, err := s.SessionBreaches(ctx, "s1")
+		got, err := s.SessionBreaches(ctx, "support-bot", "s1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +65,7 @@ func TestBreachesHappenOnce(t *testing.T) {
 		if isNew, err := s.InsertBreach(ctx, &rep); err != nil || !isNew || rep.ID == 0 {
 			t.Fatalf("repeat 2 of (agent, sla, session) = %v, %v, ID %d", isNew, err, rep.ID)
 		}
-		got, err = s.SessionBreaches(ctx, "s1")
+		got, err = s.SessionBreaches(ctx, "support-bot", "s1")
 		if err != nil || len(got) != 3 || got[2].SLA != "tokens_per_session" || got[2].Repeat != 2 {
 			t.Errorf("SessionBreaches with a repeat = %+v, %v", got, err)
 		}
@@ -86,7 +86,7 @@ func TestStepsKeepArgsHashAndScores(t *testing.T) {
 		if _, err := s.WriteSteps(ctx, steps); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := s.FindSession(ctx, "g1")
+		rec, err := s.FindSession(ctx, "support-bot", "g1")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,7 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// stepChunk bounds the rows of one multi-row INSERT: 21 columns × 1,000
+// stepChunk bounds the rows of one multi-row INSERT: 22 columns × 1,000
 // rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
 // bound parameters, and a full chunk, the usual exporter batch, reuses one
 // prepared statement.
@@ -26,7 +26,7 @@ const stepChunk = 1000
 const idChunk = 500
 
 const stepCols = `session_id, span_id, trace_id, parent_id, agent, started_at, duration_us, kind, name, tool,
-	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content, args_hash, scores`
+	model, input_tokens, output_tokens, cost, priced, error, error_type, system, content, args_hash, scores, received_at`
 
 const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_tokens, output_tokens, cost,
 	unpriced_steps, first_at, last_at`
@@ -43,27 +43,27 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		if err := q.ensureSessions(ctx, steps); err != nil {
 			return err
 		}
-		written := map[[2]string]bool{}
+		written := map[stepKey]bool{}
 		for start := 0; start < len(steps); start += stepChunk {
 			chunk := steps[start:min(start+stepChunk, len(steps))]
 			if err := q.insertSteps(ctx, chunk, written); err != nil {
 				return err
 			}
 		}
-		deltas := map[string]*sessions.Totals{}
+		deltas := map[sessions.Key]*sessions.Totals{}
 		for _, st := range steps {
-			if !written[[2]string{st.Session, st.SpanID}] {
+			if !written[stepKey{st.Agent, st.Session, st.SpanID}] {
 				continue
 			}
-			d := deltas[st.Session]
+			d := deltas[st.Key()]
 			if d == nil {
 				d = &sessions.Totals{}
-				deltas[st.Session] = d
+				deltas[st.Key()] = d
 			}
 			d.Add(st)
 		}
-		for _, id := range slices.Sorted(keys(deltas)) {
-			t, err := q.growTotals(ctx, *deltas[id])
+		for _, k := range sortedKeys(deltas) {
+			t, err := q.growTotals(ctx, *deltas[k])
 			if err != nil {
 				return err
 			}
@@ -77,12 +77,26 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 	return out, nil
 }
 
+// stepKey is a stored step's identity: its session's (agent, ID) and its span.
+type stepKey struct{ agent, session, span string }
+
+// sortedKeys returns the sessions of m in (agent, ID) order, the order
+// writers lock their rows in.
+func sortedKeys[V any](m map[sessions.Key]V) []sessions.Key {
+	out := make([]sessions.Key, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, sessions.Key.Compare)
+	return out
+}
+
 // uniqueSteps drops repeats of a span within one batch, keeping the first.
 func uniqueSteps(steps []sessions.Step) []sessions.Step {
-	seen := make(map[[2]string]bool, len(steps))
+	seen := make(map[stepKey]bool, len(steps))
 	out := steps[:0:0]
 	for _, st := range steps {
-		k := [2]string{st.Session, st.SpanID}
+		k := stepKey{st.Agent, st.Session, st.SpanID}
 		if seen[k] {
 			continue
 		}
@@ -92,28 +106,29 @@ func uniqueSteps(steps []sessions.Step) []sessions.Step {
 	return out
 }
 
-// ensureSessions creates the totals rows the steps need, in ID order so
-// concurrent writers lock them in the same order.
+// ensureSessions creates the totals rows the steps need, in (agent, ID)
+// order so concurrent writers lock them in the same order. A new session
+// was first and last seen when its first step arrived.
 func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) error {
-	first := map[string]sessions.Step{}
+	first := map[sessions.Key]sessions.Step{}
 	for _, st := range steps {
-		if f, ok := first[st.Session]; !ok || st.Start.Before(f.Start) {
-			first[st.Session] = st
+		if f, ok := first[st.Key()]; !ok || st.Arrival().Before(f.Arrival()) {
+			first[st.Key()] = st
 		}
 	}
-	ids := slices.Sorted(keys(first))
+	ks := sortedKeys(first)
 	var b strings.Builder
-	args := make([]any, 0, 4*len(ids))
+	args := make([]any, 0, 4*len(ks))
 	b.WriteString(`INSERT INTO sessions (id, agent, first_at, last_at) VALUES `)
-	for i, id := range ids {
+	for i, k := range ks {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString("(?, ?, ?, ?)")
-		st := first[id]
-		args = append(args, id, st.Agent, q.t(st.Start), q.t(st.Start))
+		st := first[k]
+		args = append(args, k.ID, k.Agent, q.t(st.Arrival()), q.t(st.Arrival()))
 	}
-	b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+	b.WriteString(` ON CONFLICT (agent, id) DO NOTHING`)
 	if _, err := q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...); err != nil {
 		return wrap(err, "create session rows")
 	}
@@ -121,20 +136,21 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 }
 
 // insertSteps writes one chunk and marks in written the steps that were new.
-func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[[2]string]bool) error {
+func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
 	var b strings.Builder
-	args := make([]any, 0, 21*len(chunk))
+	args := make([]any, 0, 22*len(chunk))
 	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
 	for i, st := range chunk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
 			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores))
+			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
+			q.t(st.Arrival()))
 	}
-	b.WriteString(` ON CONFLICT (session_id, span_id) DO NOTHING RETURNING session_id, span_id`)
+	b.WriteString(` ON CONFLICT (agent, session_id, span_id) DO NOTHING RETURNING agent, session_id, span_id`)
 	var rows *sql.Rows
 	var err error
 	if len(chunk) == stepChunk {
@@ -147,8 +163,8 @@ func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, writte
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var k [2]string
-		if err := rows.Scan(&k[0], &k[1]); err != nil {
+		var k stepKey
+		if err := rows.Scan(&k.agent, &k.session, &k.span); err != nil {
 			return wrap(err, "insert session steps")
 		}
 		written[k] = true
@@ -188,11 +204,11 @@ func (q *queries) growTotals(ctx context.Context, d sessions.Totals) (sessions.T
 		output_tokens = output_tokens + ?, cost = cost + ?, unpriced_steps = unpriced_steps + ?,
 		first_at = CASE WHEN first_at > ? THEN ? ELSE first_at END,
 		last_at = CASE WHEN last_at < ? THEN ? ELSE last_at END
-		WHERE id = ? RETURNING `+totalsCols,
+		WHERE agent = ? AND id = ? RETURNING `+totalsCols,
 		d.Steps, d.Stored, d.ToolCalls, d.Errors, d.InputTokens, d.OutputTokens, d.Cost, d.Unpriced,
-		q.t(d.First), q.t(d.First), q.t(d.Last), q.t(d.Last), d.Session)
+		q.t(d.First), q.t(d.First), q.t(d.Last), q.t(d.Last), d.Agent, d.Session)
 	if err != nil {
-		return sessions.Totals{}, wrap(err, "update totals of session %s", d.Session)
+		return sessions.Totals{}, wrap(err, "update totals of session %s of %s", d.Session, d.Agent)
 	}
 	return r.totals(), nil
 }
@@ -219,16 +235,17 @@ type stepRow struct {
 	Content      string  `db:"content"`
 	ArgsHash     string  `db:"args_hash"`
 	Scores       string  `db:"scores"`
+	Received     dbTime  `db:"received_at"`
 }
 
 // FindSession returns a session's totals and its stored steps in time order.
-func (q *queries) FindSession(ctx context.Context, id string) (sessions.Record, error) {
-	return q.findSession(ctx, id, "")
+func (q *queries) FindSession(ctx context.Context, agent, id string) (sessions.Record, error) {
+	return q.findSession(ctx, agent, id, "")
 }
 
 // FindNotable returns a session's totals and its tool calls and errors.
-func (q *queries) FindNotable(ctx context.Context, id string) (sessions.Record, error) {
-	return q.findSession(ctx, id, ` AND (tool <> '' OR kind = 'execute_tool' OR error = `+q.boolTrue()+`)`)
+func (q *queries) FindNotable(ctx context.Context, agent, id string) (sessions.Record, error) {
+	return q.findSession(ctx, agent, id, ` AND (tool <> '' OR kind = 'execute_tool' OR error = `+q.boolTrue()+`)`)
 }
 
 func (q *queries) boolTrue() string {
@@ -238,19 +255,19 @@ func (q *queries) boolTrue() string {
 	return "TRUE"
 }
 
-func (q *queries) findSession(ctx context.Context, id, where string) (sessions.Record, error) {
+func (q *queries) findSession(ctx context.Context, agent, id, where string) (sessions.Record, error) {
 	var rows []totalsRow
-	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id = ?`, id); err != nil {
-		return sessions.Record{}, wrap(err, "find session %s", id)
+	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE agent = ? AND id = ?`, agent, id); err != nil {
+		return sessions.Record{}, wrap(err, "find session %s of %s", id, agent)
 	}
 	if len(rows) == 0 {
 		return sessions.Record{}, sessions.ErrNotFound
 	}
 	rec := sessions.Record{Totals: rows[0].totals()}
 	var steps []stepRow
-	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE session_id = ?`+where+`
-		ORDER BY started_at, span_id`, id); err != nil {
-		return sessions.Record{}, wrap(err, "find steps of session %s", id)
+	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE agent = ? AND session_id = ?`+where+`
+		ORDER BY started_at, span_id`, agent, id); err != nil {
+		return sessions.Record{}, wrap(err, "find steps of session %s of %s", id, agent)
 	}
 	rec.Steps = make([]sessions.Step, len(steps))
 	for i, r := range steps {
@@ -258,7 +275,8 @@ func (q *queries) findSession(ctx context.Context, id, where string) (sessions.R
 			Agent: r.Agent, Start: r.Start.T, Duration: time.Duration(r.DurationUS) * time.Microsecond,
 			Kind: r.Kind, Name: r.Name, Tool: r.Tool, Model: r.Model, InputTokens: r.InputTokens,
 			OutputTokens: r.OutputTokens, Cost: r.Cost, Priced: r.Priced, Error: r.Error,
-			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash}
+			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash,
+			Received: r.Received.T}
 		if err := unjs(r.Scores, &rec.Steps[i].Scores, "step scores"); err != nil {
 			return sessions.Record{}, err
 		}
@@ -266,29 +284,13 @@ func (q *queries) findSession(ctx context.Context, id, where string) (sessions.R
 	return rec, nil
 }
 
-// FindTotals returns the totals of the known sessions among ids, in ids' order.
-func (q *queries) FindTotals(ctx context.Context, ids []string) ([]sessions.Totals, error) {
-	byID := map[string]sessions.Totals{}
-	for start := 0; start < len(ids); start += idChunk {
-		chunk := ids[start:min(start+idChunk, len(ids))]
-		var rows []totalsRow
-		err := sqlxSelect(ctx, q, &rows, `SELECT `+totalsCols+` FROM sessions WHERE id IN (`+marks(len(chunk))+`)`,
-			anys(chunk)...)
-		if err != nil {
-			return nil, wrap(err, "find totals of %d sessions", len(ids))
-		}
-		for _, r := range rows {
-			byID[r.ID] = r.totals()
-		}
+// SessionAgents returns the agents that have a session with ID id, sorted.
+func (q *queries) SessionAgents(ctx context.Context, id string) ([]string, error) {
+	var agents []string
+	if err := q.sel(ctx, &agents, `SELECT agent FROM sessions WHERE id = ? ORDER BY agent`, id); err != nil {
+		return nil, wrap(err, "find the agents of session %s", id)
 	}
-	var out []sessions.Totals
-	for _, id := range ids {
-		if t, ok := byID[id]; ok {
-			out = append(out, t)
-			delete(byID, id)
-		}
-	}
-	return out, nil
+	return agents, nil
 }
 
 // FindSessions returns agent's sessions active at or after since, newest first.
@@ -307,28 +309,29 @@ func (q *queries) FindSessions(ctx context.Context, agent string, since time.Tim
 }
 
 // DeleteSteps removes stored steps of a session; its totals keep counting them.
-func (s *Store) DeleteSteps(ctx context.Context, session string, spanIDs []string) error {
+func (s *Store) DeleteSteps(ctx context.Context, agent, session string, spanIDs []string) error {
 	return s.inTx(ctx, func(q *queries) error {
 		var n int64
 		for start := 0; start < len(spanIDs); start += idChunk {
 			chunk := spanIDs[start:min(start+idChunk, len(spanIDs))]
-			res, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE session_id = ? AND span_id IN (`+
-				marks(len(chunk))+`)`), append([]any{session}, anys(chunk)...)...)
+			res, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE agent = ? AND session_id = ?
+				AND span_id IN (`+marks(len(chunk))+`)`), append([]any{agent, session}, anys(chunk)...)...)
 			if err != nil {
 				return wrap(err, "drop steps of session %s", session)
 			}
 			c, _ := res.RowsAffected()
 			n += c
 		}
-		if _, err := q.x.ExecContext(ctx, q.x.Rebind(`UPDATE sessions SET stored_steps = stored_steps - ? WHERE id = ?`),
-			n, session); err != nil {
+		if _, err := q.x.ExecContext(ctx, q.x.Rebind(`UPDATE sessions SET stored_steps = stored_steps - ?
+			WHERE agent = ? AND id = ?`), n, agent, session); err != nil {
 			return wrap(err, "drop steps of session %s", session)
 		}
 		return nil
 	})
 }
 
-// DeleteSessions removes agent's sessions last active before before, except keep.
+// DeleteSessions removes agent's sessions last active before before, except
+// keep (IDs of agent's sessions, sorted).
 func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Time, keep []string) (int, error) {
 	var ids []string
 	q := &s.queries
@@ -344,11 +347,13 @@ func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Ti
 		err := s.inTx(ctx, func(q *queries) error {
 			// Steps first: SQLite enforces the cascade only with foreign
 			// keys on, and an explicit delete does not depend on it.
-			if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE session_id IN (`+
-				marks(len(chunk))+`)`), anys(chunk)...); err != nil {
+			args := append([]any{agent}, anys(chunk)...)
+			if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE agent = ? AND session_id IN (`+
+				marks(len(chunk))+`)`), args...); err != nil {
 				return err
 			}
-			_, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM sessions WHERE id IN (`+marks(len(chunk))+`)`), anys(chunk)...)
+			_, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM sessions WHERE agent = ? AND id IN (`+
+				marks(len(chunk))+`)`), args...)
 			return err
 		})
 		if err != nil {
@@ -358,19 +363,25 @@ func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Ti
 	return len(ids), nil
 }
 
-// NamedSessions returns every session ID that an incident names.
-func (q *queries) NamedSessions(ctx context.Context) ([]string, error) {
-	var lists []string
-	if err := q.sel(ctx, &lists, `SELECT sessions FROM incidents WHERE sessions <> '[]'`); err != nil {
+// NamedSessions returns every session an incident names: the incident's
+// agent's session of each ID it lists.
+func (q *queries) NamedSessions(ctx context.Context) ([]sessions.Key, error) {
+	var rows []struct {
+		Agent    string `db:"agent"`
+		Sessions string `db:"sessions"`
+	}
+	if err := q.sel(ctx, &rows, `SELECT agent, sessions FROM incidents WHERE sessions <> '[]'`); err != nil {
 		return nil, wrap(err, "find sessions named by incidents")
 	}
-	var out []string
-	for _, l := range lists {
+	var out []sessions.Key
+	for _, r := range rows {
 		var ids []string
-		if err := unjs(l, &ids, "incident sessions"); err != nil {
+		if err := unjs(r.Sessions, &ids, "incident sessions"); err != nil {
 			return nil, err
 		}
-		out = append(out, ids...)
+		for _, id := range ids {
+			out = append(out, sessions.Key{Agent: r.Agent, ID: id})
+		}
 	}
 	return out, nil
 }
@@ -391,16 +402,6 @@ func anys(ss []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-func keys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // scoresJSON encodes a step's scores; most steps have none and store "".

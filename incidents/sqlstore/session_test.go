@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,11 +49,11 @@ func TestWriteStepsIdempotentTotals(t *testing.T) {
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("totals after a repeated batch:\n got %+v\nwant %+v", got, want)
 		}
-		rec, err := s.FindSession(ctx, "s-1")
+		rec, err := s.FindSession(ctx, "support-bot", "s-1")
 		if err != nil || len(rec.Steps) != 3 || rec.Totals != want {
 			t.Errorf("record: %+v, %v", rec, err)
 		}
-		if _, err := s.FindSession(ctx, "s-none"); err != sessions.ErrNotFound {
+		if _, err := s.FindSession(ctx, "support-bot", "s-none"); err != sessions.ErrNotFound {
 			t.Errorf("unknown session: %v, want ErrNotFound", err)
 		}
 	})
@@ -74,7 +75,7 @@ func TestStepCapKeepsEdgesAndToolCalls(t *testing.T) {
 		if _, err := svc.Record(ctx, steps); err != nil {
 			t.Fatal(err)
 		}
-		rec, err := s.FindSession(ctx, "s-big")
+		rec, err := s.FindSession(ctx, "support-bot", "s-big")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +115,7 @@ func TestRetentionKeepsSessionsAnIncidentNames(t *testing.T) {
 			t.Fatalf("retention removed %d (%v), want 1", n, err)
 		}
 		for id, kept := range map[string]bool{"s-old": false, "s-named": true, "s-new": true} {
-			_, err := s.FindSession(ctx, id)
+			_, err := s.FindSession(ctx, "support-bot", id)
 			if (err == nil) != kept {
 				t.Errorf("%s: kept = %v, want %v", id, err == nil, kept)
 			}
@@ -139,17 +140,68 @@ func TestFindNotableTotalsAndAgentSessions(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		rec, err := s.FindNotable(ctx, "s-a")
+		rec, err := s.FindNotable(ctx, "support-bot", "s-a")
 		if err != nil || len(rec.Steps) != 2 || rec.Steps[0].Tool != "salesforce.get" || !rec.Steps[1].Error || rec.Totals.Steps != 3 {
 			t.Errorf("notable steps of s-a: %+v, %v; want the tool call and the error, with totals of all 3", rec, err)
 		}
-		tots, err := s.FindTotals(ctx, []string{"s-b", "s-none", "s-a"})
-		if err != nil || len(tots) != 2 || tots[0].Session != "s-b" || tots[1].Session != "s-a" {
-			t.Errorf("totals: %+v, %v; want s-b then s-a", tots, err)
+		agents, err := s.SessionAgents(ctx, "s-a")
+		if err != nil || !slices.Equal(agents, []string{"support-bot"}) {
+			t.Errorf("agents of s-a: %v, %v; want support-bot", agents, err)
 		}
 		list, err := s.FindSessions(ctx, "support-bot", at.Add(30*time.Minute), 10)
 		if err != nil || len(list) != 1 || list[0].Session != "s-b" {
 			t.Errorf("sessions since: %+v, %v; want only s-b", list, err)
+		}
+	})
+}
+
+// Two agents using one session ID have two sessions: stored, counted, read,
+// trimmed and deleted apart, even with the same span IDs.
+func TestSessionsOfTwoAgentsWithOneID(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 6, 14, 0, 0, 0, time.UTC)
+		var batch []sessions.Step
+		for _, agent := range []string{"alpha", "beta"} {
+			for n := 1; n <= 2; n++ {
+				st := step("victim-77", n, at, "")
+				st.Agent, st.Received = agent, at.Add(time.Minute)
+				if agent == "beta" {
+					st.InputTokens = 1000
+				}
+				batch = append(batch, st)
+			}
+		}
+		tots, err := s.WriteSteps(ctx, batch)
+		if err != nil || len(tots) != 2 || tots[0].Agent != "alpha" || tots[0].InputTokens != 200 ||
+			tots[1].Agent != "beta" || tots[1].InputTokens != 2000 {
+			t.Fatalf("WriteSteps: %+v, %v; want alpha's 200 and beta's 2,000 tokens apart", tots, err)
+		}
+		if !tots[0].First.Equal(at.Add(time.Minute)) || !tots[0].Last.Equal(at.Add(time.Minute)) {
+			t.Errorf("first/last %v/%v, want the arrival %v", tots[0].First, tots[0].Last, at.Add(time.Minute))
+		}
+		agents, err := s.SessionAgents(ctx, "victim-77")
+		if err != nil || !slices.Equal(agents, []string{"alpha", "beta"}) {
+			t.Errorf("SessionAgents = %v, %v", agents, err)
+		}
+		if err := s.DeleteSteps(ctx, "beta", "victim-77", []string{"span-0001"}); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := s.FindSession(ctx, "alpha", "victim-77")
+		b, _ := s.FindSession(ctx, "beta", "victim-77")
+		if len(a.Steps) != 2 || len(b.Steps) != 1 || b.Totals.Stored != 1 || a.Totals.Stored != 2 {
+			t.Errorf("after trimming beta's: alpha %d steps (%d stored), beta %d (%d)", len(a.Steps), a.Totals.Stored,
+				len(b.Steps), b.Totals.Stored)
+		}
+		if !a.Steps[0].Received.Equal(at.Add(time.Minute)) || !a.Steps[0].Start.Equal(at.Add(time.Second)) {
+			t.Errorf("step times: received %v start %v", a.Steps[0].Received, a.Steps[0].Start)
+		}
+		n, err := s.DeleteSessions(ctx, "alpha", at.Add(time.Hour), nil)
+		if err != nil || n != 1 {
+			t.Fatalf("DeleteSessions(alpha) = %d, %v", n, err)
+		}
+		if _, err := s.FindSession(ctx, "beta", "victim-77"); err != nil {
+			t.Errorf("beta's session went with alpha's: %v", err)
 		}
 	})
 }

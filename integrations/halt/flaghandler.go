@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/reins-oss/reins/incidents/sessions"
 )
 
 // Handler serves GET /api/v1/agents/{agent}/halted?session=ID, the kill flag
@@ -80,10 +82,23 @@ func (h *flagHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "Name the agent in the path: /api/v1/agents/{agent}/halted.")
 		return
 	}
-	session, ok := queryValue(r.URL.RawQuery, "session")
+	session, given, ok := queryValue(r.URL.RawQuery, "session")
 	if !ok {
 		writeError(w, http.StatusBadRequest, "The session parameter is not valid URL encoding.")
 		return
+	}
+	if given {
+		// A session reins could never have halted is a bad request, not
+		// halted:false: the poller has a bug to fix, and must not go on.
+		why := sessions.ValidID(session)
+		if why == "" && !utf8.ValidString(session) {
+			why = "session ID is not valid UTF-8"
+		}
+		if why != "" {
+			writeError(w, http.StatusBadRequest, "The session parameter is not a session ID ("+why+
+				"): send the ID your spans carry, or no session parameter for the whole agent.")
+			return
+		}
 	}
 	name := agent
 	if h.agents != nil {
@@ -135,7 +150,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 
 // queryValue returns the first value of key in a raw query without building
 // the url.Values map; it decodes only when the value is escaped.
-func queryValue(raw, key string) (string, bool) {
+func queryValue(raw, key string) (value string, given, ok bool) {
 	for raw != "" {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
@@ -145,11 +160,11 @@ func queryValue(raw, key string) (string, bool) {
 		}
 		if needsUnescape(v) {
 			dec, err := url.QueryUnescape(v)
-			return dec, err == nil
+			return dec, true, err == nil
 		}
-		return v, true
+		return v, true, true
 	}
-	return "", true
+	return "", false, true
 }
 
 func needsUnescape(s string) bool {

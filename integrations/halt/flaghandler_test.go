@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 	"github.com/reins-oss/reins/ownership"
@@ -81,6 +82,16 @@ func TestFlagHandler(t *testing.T) {
 		{"OKHead", "HEAD", "/api/v1/agents/support-bot/halted", 200, ""},
 		{"ErrBadEscape", "GET", "/api/v1/agents/support-bot/halted?session=%zz", 400,
 			`{"error":"The session parameter is not valid URL encoding."}` + "\n"},
+		{"ErrEmptySession", "GET", "/api/v1/agents/billing-bot/halted?session=", 400,
+			`{"error":"The session parameter is not a session ID (empty session ID): send the ID your spans carry, or no session parameter for the whole agent."}` + "\n"},
+		{"ErrNULInSession", "GET", "/api/v1/agents/billing-bot/halted?session=%00x", 400,
+			`{"error":"The session parameter is not a session ID (session ID holds control characters): send the ID your spans carry, or no session parameter for the whole agent."}` + "\n"},
+		{"ErrControlInSession", "GET", "/api/v1/agents/billing-bot/halted?session=s%0A1", 400,
+			`{"error":"The session parameter is not a session ID (session ID holds control characters): send the ID your spans carry, or no session parameter for the whole agent."}` + "\n"},
+		{"ErrOverlongSession", "GET", "/api/v1/agents/billing-bot/halted?session=" + strings.Repeat("s", 257), 400,
+			`{"error":"The session parameter is not a session ID (session ID longer than 256 bytes): send the ID your spans carry, or no session parameter for the whole agent."}` + "\n"},
+		{"ErrInvalidUTF8Session", "GET", "/api/v1/agents/billing-bot/halted?session=%FF", 400,
+			`{"error":"The session parameter is not a session ID (session ID is not valid UTF-8): send the ID your spans carry, or no session parameter for the whole agent."}` + "\n"},
 		{"ErrMethod", "POST", "/api/v1/agents/support-bot/halted", 405,
 			`{"error":"Use GET to read the kill flag."}` + "\n"},
 	}
@@ -238,6 +249,12 @@ func FuzzFlagHandler(f *testing.F) {
 		if agent == "" {
 			if w.Code != 400 {
 				t.Fatalf("empty agent: %d", w.Code)
+			}
+			return
+		}
+		if sessions.ValidID(session) != "" || !utf8.ValidString(session) {
+			if w.Code != 400 {
+				t.Fatalf("session %q that cannot be a session ID: %d %s, want 400", session, w.Code, w.Body)
 			}
 			return
 		}

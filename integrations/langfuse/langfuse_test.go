@@ -169,7 +169,9 @@ func TestPullGivesTheOTLPRecord(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
 
-	viaOTLP := sessions.New(incidentstest.NewSessionStore(), registry(a), nil, nil, log)
+	// Both arrive at the same moment: arrival time is part of the record.
+	arrived := func() time.Time { return time.Date(2026, 12, 6, 14, 5, 0, 0, time.UTC) }
+	viaOTLP := sessions.New(incidentstest.NewSessionStore(), registry(a), nil, arrived, log)
 	res := otlp.Map(td, func(name string) *ownership.Agent {
 		if name == a.Name {
 			return a
@@ -189,7 +191,7 @@ func TestPullGivesTheOTLPRecord(t *testing.T) {
 	})
 	var waited []time.Duration
 	client.Sleep = func(ctx context.Context, d time.Duration) error { waited = append(waited, d); return nil }
-	viaLangfuse := sessions.New(incidentstest.NewSessionStore(), registry(a), client, nil, log)
+	viaLangfuse := sessions.New(incidentstest.NewSessionStore(), registry(a), client, arrived, log)
 	got, err := viaLangfuse.Session(ctx, "support-bot", "s-8812")
 	if err != nil {
 		t.Fatal(err)

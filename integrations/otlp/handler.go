@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
@@ -27,18 +30,35 @@ type Recorder interface {
 	Record(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error)
 }
 
-// Admitter, when the Recorder is one, refuses steps before they are stored:
-// a step naming another agent than its session's (sessions.Service).
-type Admitter interface {
-	Admit(ctx context.Context, steps []sessions.Step) (kept []sessions.Step, refused int, why string, err error)
+// Principal is what a bearer token admits: the spans of every agent (the
+// all-agents token, for a trusted Collector gateway) or of the agents named.
+type Principal struct {
+	All    bool
+	Agents map[string]bool // by configured name
+	// Source names where the token came from (REINS_OTLP_TOKEN or the
+	// variable of a token_env) for messages: never the token itself.
+	Source string
+}
+
+// Covers says whether the token admits spans of agent.
+func (p Principal) Covers(agent string) bool { return p.All || p.Agents[agent] }
+
+// Credential is one accepted bearer token and what it admits.
+type Credential struct {
+	Token     string
+	Principal Principal
 }
 
 // Config configures the handler.
 type Config struct {
-	Token    string   // REINS_OTLP_TOKEN; empty refuses every request
-	MaxBytes int64    // after decompression; 0 for DefaultMaxBytes
-	Resolve  Resolver // agent by name or alias
-	Recorder Recorder
+	Token string // REINS_OTLP_TOKEN, admitting every agent's spans; "" for none
+	// Credentials returns the per-agent tokens in force (reins.yaml's
+	// telemetry.token_env, read from the environment); nil for none. With
+	// neither Token nor a credential every request is refused.
+	Credentials func() []Credential
+	MaxBytes    int64    // after decompression; 0 for DefaultMaxBytes
+	Resolve     Resolver // agent by name or alias
+	Recorder    Recorder
 	// MaxInFlight bounds concurrent writes; a request that cannot start one
 	// within Wait is answered 503 with Retry-After (exporters retry).
 	MaxInFlight int
@@ -55,6 +75,9 @@ type Config struct {
 type Handler struct {
 	cfg   Config
 	slots chan struct{}
+
+	warnedMu sync.Mutex
+	warned   map[string]time.Time // agent → when its refused spans were last logged
 }
 
 // NewHandler returns the /v1/traces handler.
@@ -95,16 +118,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	ct = strings.ToLower(ct)
-	if h.cfg.Token == "" {
+	var creds []Credential
+	if h.cfg.Credentials != nil {
+		creds = h.cfg.Credentials()
+	}
+	if h.cfg.Token == "" && len(creds) == 0 {
 		h.cfg.Metrics.refused.WithLabelValues("disabled").Inc()
-		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: set REINS_OTLP_TOKEN and configure the exporter's Authorization header")
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "OTLP intake is disabled: give agents tokens (telemetry.token_env in reins.yaml) or set REINS_OTLP_TOKEN, and configure the exporter's Authorization header")
 		return
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token)) != 1 {
+	who, ok := h.authenticate(r.Header.Get("Authorization"), creds)
+	if !ok {
 		h.cfg.Metrics.refused.WithLabelValues("unauthorized").Inc()
 		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
-		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token (REINS_OTLP_TOKEN)")
+		h.fail(w, ct, http.StatusUnauthorized, codeUnauthenticated, "missing or wrong bearer token: send the agent's token (telemetry.token_env) or REINS_OTLP_TOKEN")
 		return
 	}
 	if ct != typeProto && ct != typeJSON {
@@ -132,6 +159,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res := Map(req.Traces(), h.cfg.Resolve)
 	h.count(res, req.Traces().SpanCount())
+	h.scope(&res, who)
 	if len(res.Steps) > 0 {
 		if !h.acquire(r.Context()) {
 			h.cfg.Metrics.refused.WithLabelValues("overloaded").Inc()
@@ -139,21 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "reins is busy storing spans: retry after 2 s")
 			return
 		}
-		var totals []sessions.Totals
-		var err error
-		if ad, ok := h.cfg.Recorder.(Admitter); ok {
-			var refused int
-			var why string
-			res.Steps, refused, why, err = ad.Admit(r.Context(), res.Steps)
-			if refused > 0 {
-				res.Rejected += refused
-				res.Reasons = append(res.Reasons, why)
-				h.cfg.Metrics.spansDropped.WithLabelValues(DropOtherAgent).Add(float64(refused))
-			}
-		}
-		if err == nil && len(res.Steps) > 0 {
-			totals, err = h.cfg.Recorder.Record(r.Context(), res.Steps)
-		}
+		totals, err := h.cfg.Recorder.Record(r.Context(), res.Steps)
 		<-h.slots
 		if err != nil {
 			h.cfg.Log.Error("store spans", "spans", len(res.Steps), "err", err)
@@ -186,6 +200,99 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 	h.cfg.Metrics.duration.Observe(time.Since(start).Seconds())
+}
+
+// authenticate finds the credential whose token the Authorization header
+// carries. Every token is compared, in constant time, whatever matched
+// before: how long the answer takes says nothing of which token is close.
+func (h *Handler) authenticate(header string, creds []Credential) (Principal, bool) {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" {
+		return Principal{}, false
+	}
+	var who Principal
+	found := 0
+	if h.cfg.Token != "" {
+		m := subtle.ConstantTimeCompare([]byte(got), []byte(h.cfg.Token))
+		if m == 1 {
+			who = Principal{All: true, Source: "REINS_OTLP_TOKEN"}
+		}
+		found |= m
+	}
+	for _, c := range creds {
+		if c.Token == "" {
+			continue
+		}
+		m := subtle.ConstantTimeCompare([]byte(got), []byte(c.Token))
+		if m == 1 {
+			who = who.union(c.Principal)
+		}
+		found |= m
+	}
+	return who, found == 1
+}
+
+// union is what a token held in two variables admits: both sets of agents.
+func (p Principal) union(o Principal) Principal {
+	if p.Agents == nil && !p.All {
+		return o
+	}
+	out := Principal{All: p.All || o.All, Agents: make(map[string]bool, len(p.Agents)+len(o.Agents)),
+		Source: p.Source + ", " + o.Source}
+	for a := range p.Agents {
+		out.Agents[a] = true
+	}
+	for a := range o.Agents {
+		out.Agents[a] = true
+	}
+	return out
+}
+
+// scope rejects the steps of agents the request's token does not cover:
+// nothing of them is stored or judged, and partial_success says which agent
+// and why, so the exporter's log tells its operator what to fix.
+func (h *Handler) scope(res *Result, who Principal) {
+	if who.All {
+		return
+	}
+	kept := res.Steps[:0]
+	refused := map[string]int{}
+	for _, st := range res.Steps {
+		if who.Covers(st.Agent) {
+			kept = append(kept, st)
+			continue
+		}
+		refused[st.Agent]++
+	}
+	res.Steps = kept
+	for _, agent := range slices.Sorted(maps.Keys(refused)) {
+		n := refused[agent]
+		res.Rejected += n
+		res.Reasons = append(res.Reasons, fmt.Sprintf(
+			"%d spans of agent %s refused: the token (%s) does not cover %s; send them with %s's own telemetry token",
+			n, agent, who.Source, agent, agent))
+		h.cfg.Metrics.spansDropped.WithLabelValues(DropNotCovered).Add(float64(n))
+		if h.warnOnce(agent) {
+			h.cfg.Log.Warn("OTLP spans refused: the token does not cover their agent (logged once a minute per agent)",
+				"agent", agent, "spans", n, "token_from", who.Source)
+		}
+	}
+}
+
+// warnOnce says whether refused spans of agent may be logged now: once a
+// minute per agent, so a misconfigured exporter does not flood the log.
+func (h *Handler) warnOnce(agent string) bool {
+	h.warnedMu.Lock()
+	defer h.warnedMu.Unlock()
+	now := time.Now()
+	if h.warned == nil || len(h.warned) > 10_000 {
+		h.warned = map[string]time.Time{}
+	}
+	if now.Sub(h.warned[agent]) < time.Minute {
+		return false
+	}
+	h.warned[agent] = now
+	return true
 }
 
 func (h *Handler) acquire(ctx context.Context) bool {

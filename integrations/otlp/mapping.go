@@ -70,7 +70,7 @@ const (
 	DropUnknownAgent = "unknown_agent"
 	DropBadSession   = "bad_session"
 	DropNoSpanID     = "no_span_id"
-	DropOtherAgent   = "other_agent" // the session belongs to another agent
+	DropNotCovered   = "token_scope" // the request's token does not cover the span's agent
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its

@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -321,7 +323,25 @@ func (h *Handler) sessionPage(w http.ResponseWriter, r *http.Request, s *session
 			"Message": "This reins keeps no session records yet: send traces to /v1/traces (OTLP) to record sessions."})
 		return
 	}
-	sv, err := h.cfg.Sessions.Session(r.Context(), r.PathValue("id"))
+	sv, err := h.cfg.Sessions.Session(r.Context(), r.URL.Query().Get("agent"), r.PathValue("id"))
+	var amb *sessions.AmbiguousError
+	if errors.As(err, &amb) {
+		// Two agents' sessions share the ID: ask which, never guess.
+		type choice struct {
+			URL  template.URL
+			Text string
+		}
+		var choices []choice
+		for _, a := range amb.Agents {
+			choices = append(choices, choice{
+				URL:  template.URL("/sessions/" + url.PathEscape(amb.ID) + "?agent=" + url.QueryEscape(a)),
+				Text: "Session " + amb.ID + " of " + a})
+		}
+		h.render(w, r, http.StatusConflict, "error", s, map[string]any{"Title": "Which agent's session?",
+			"Message": fmt.Sprintf("%d agents have a session %s. Choose one:", len(amb.Agents), amb.ID),
+			"Choices": choices})
+		return
+	}
 	if err != nil {
 		h.domainError(w, r, s, err)
 		return

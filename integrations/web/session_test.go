@@ -10,13 +10,20 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/integrations/web"
 )
 
 // fakeSessions is a SessionSource holding sessions by ID.
 type fakeSessions map[string]*web.SessionView
 
-func (f fakeSessions) Session(ctx context.Context, id string) (*web.SessionView, error) {
+func (f fakeSessions) Session(ctx context.Context, agent, id string) (*web.SessionView, error) {
+	if s, ok := f[agent+"/"+id]; ok {
+		return s, nil
+	}
+	if agent == "" && f[id] == nil && (f["alpha/"+id] != nil || f["beta/"+id] != nil) {
+		return nil, &sessions.AmbiguousError{ID: id, Agents: []string{"alpha", "beta"}}
+	}
 	if s, ok := f[id]; ok {
 		return s, nil
 	}
@@ -67,6 +74,23 @@ func TestSessionPageDrawsOneBarPerStep(t *testing.T) {
 	}
 	if strings.Contains(body, "style=") {
 		t.Error("inline style: the CSP would block it")
+	}
+}
+
+// A session ID two agents use, opened without ?agent=, asks which agent's
+// with a link to each; with ?agent= it shows that agent's.
+func TestSessionPageAsksWhichAgent(t *testing.T) {
+	a, b := fakeSession("victim-77", 3), fakeSession("victim-77", 5)
+	a.Agent, b.Agent = "alpha", "beta"
+	s := newSite(t, func(c *web.Config) { c.Sessions = fakeSessions{"alpha/victim-77": a, "beta/victim-77": b} })
+	res, body := get(t, s.signedIn(), s.srv.URL+"/sessions/victim-77")
+	if res.StatusCode != http.StatusConflict || !strings.Contains(body, `href="/sessions/victim-77?agent=alpha"`) ||
+		!strings.Contains(body, `href="/sessions/victim-77?agent=beta"`) {
+		t.Fatalf("without ?agent=: %d\n%s\nwant 409 linking each agent's session", res.StatusCode, body)
+	}
+	res, body = get(t, s.signedIn(), s.srv.URL+"/sessions/victim-77?agent=beta")
+	if res.StatusCode != http.StatusOK || strings.Count(body, `<rect class="bar `) != 5 {
+		t.Errorf("?agent=beta: %d, want beta's 5 steps", res.StatusCode)
 	}
 }
 

@@ -28,7 +28,9 @@ type DrillSource interface {
 // SessionSource finds one session record; an incidents.ENOTFOUND error when
 // there is none. The session record store is adapted to it in cmd/reins.
 type SessionSource interface {
-	Session(ctx context.Context, id string) (*SessionView, error)
+	// Session finds agent's session id; agent "" means the one agent with a
+	// session of that ID (a *sessions.AmbiguousError when several have one).
+	Session(ctx context.Context, agent, id string) (*SessionView, error)
 }
 
 // SessionView is a session record as the page shows it.
