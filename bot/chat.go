@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -60,8 +61,12 @@ var permanentErrors = map[string]bool{
 	"view_too_large": true, "not_found": true, "file_not_found": true,
 }
 
-// classify wraps err with op and marks it for delivery: retry after the
-// given time, never retry, or retry with backoff.
+// classify wraps err with op and marks it for delivery: Slack failing as a
+// whole (a rate limit, a 5xx, no connection, Slack's own internal errors) is
+// an UnavailableError, which holds every Slack delivery behind one probe at
+// a time rather than backing off item by item (see incidents/outbox,
+// circuit.go); a failure a retry cannot fix is a PermanentError; anything
+// else is retried with backoff.
 func classify(op string, err error) error {
 	if err == nil {
 		return nil
@@ -69,16 +74,34 @@ func classify(op string, err error) error {
 	wrapped := fmt.Errorf("%s: %w", op, err)
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
-		return &outbox.RetryAfterError{After: rl.RetryAfter, Err: wrapped}
+		return outbox.Unavailable(&outbox.RetryAfterError{After: rl.RetryAfter, Err: wrapped}, rl.RetryAfter)
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) && sc.Code == http.StatusTooManyRequests {
-		return &outbox.RetryAfterError{After: time.Second, Err: wrapped}
+		return outbox.Unavailable(&outbox.RetryAfterError{After: time.Second, Err: wrapped}, time.Second)
 	}
-	if code := slackErrorCode(err); permanentErrors[code] {
+	if errors.As(err, &sc) && sc.Code >= 500 {
+		return outbox.Unavailable(wrapped, 0)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return outbox.Unavailable(wrapped, 0) // refused, reset, timed out: Slack cannot be reached
+	}
+	code := slackErrorCode(err)
+	if unavailableErrors[code] {
+		return outbox.Unavailable(wrapped, 0)
+	}
+	if permanentErrors[code] {
 		return outbox.Permanent(wrapped)
 	}
 	return wrapped
+}
+
+// unavailableErrors are Slack error codes that say Slack itself is failing
+// (docs.slack.dev: "fatal_error", "internal_error", "service_unavailable",
+// "request_timeout", "ratelimited" without a 429).
+var unavailableErrors = map[string]bool{
+	"fatal_error": true, "internal_error": true, "service_unavailable": true, "request_timeout": true, "ratelimited": true,
 }
 
 // slackErrorCode returns Slack's error string ("channel_not_found"), or "".

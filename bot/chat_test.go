@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slack-go/slack"
 
 	"github.com/reins-oss/reins/bot/slackfake"
 	"github.com/reins-oss/reins/incidents"
@@ -423,5 +426,36 @@ func TestChatTopicEscapesMentions(t *testing.T) {
 	topic = srv.Channels()[0].Topic
 	if n := len([]rune(topic)); n > MaxTopic || strings.HasSuffix(strings.TrimSuffix(topic, "…"), "&l") {
 		t.Errorf("long topic %q (%d runes) over the limit or cut inside an entity", topic, n)
+	}
+}
+
+// Slack failing as a whole (a 5xx, a 429, no connection) is an
+// UnavailableError for delivery, carrying a 429's Retry-After; a 429 is
+// still a RetryAfterError too.
+func TestClassifyUnavailable(t *testing.T) {
+	_, srv := newChat(t)
+	api := srv.Client()
+	srv.Outage(0, slackfake.Failure{Status: http.StatusServiceUnavailable}, slackfake.Failure{Status: http.StatusTooManyRequests, RetryAfter: 4})
+	_, err := api.AuthTestContext(context.Background())
+	var un *outbox.UnavailableError
+	if got := classify("auth", err); !errors.As(got, &un) || un.After != 0 {
+		t.Errorf("classify(503) = %v, want UnavailableError with no Retry-After", got)
+	}
+	_, err = api.AuthTestContext(context.Background())
+	var ra *outbox.RetryAfterError
+	if got := classify("auth", err); !errors.As(got, &un) || un.After != 4*time.Second || !errors.As(got, &ra) {
+		t.Errorf("classify(429 Retry-After 4) = %v, want UnavailableError after 4s", got)
+	}
+	srv.Recover()
+	srv.Close()
+	_, err = api.AuthTestContext(context.Background())
+	if got := classify("auth", err); !errors.As(got, &un) {
+		t.Errorf("classify(connection refused) = %v, want UnavailableError", got)
+	}
+	if got := classify("x", slack.SlackErrorResponse{Err: "internal_error"}); !errors.As(got, &un) {
+		t.Errorf("classify(internal_error) = %v, want UnavailableError", got)
+	}
+	if got := classify("x", slack.SlackErrorResponse{Err: "channel_not_found"}); errors.As(got, &un) {
+		t.Errorf("classify(channel_not_found) = %v, an item's failure, not Slack's", got)
 	}
 }

@@ -274,7 +274,7 @@ func formatWho(info *incidents.AgentInfo) string {
 }
 
 func holdersLine(holders, unavailable []string) string {
-	line := "*Kill authority now:* nobody resolved"
+	line := "*Kill authority now:* no one: `kill_authority` resolves to nobody right now"
 	if len(holders) > 0 {
 		line = "*Kill authority now:* " + mentions(holders, maxSummaryHolders)
 	}

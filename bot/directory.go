@@ -84,6 +84,21 @@ func (d *Directory) EmailOfUser(ctx context.Context, userID string) (string, err
 	return u.Profile.Email, nil
 }
 
+// DisplayName returns the name people know a user by (users.info): the
+// display name, else the full name, else the handle.
+func (d *Directory) DisplayName(ctx context.Context, userID string) (string, error) {
+	u, err := d.api.GetUserInfoContext(ctx, userID, slack.GetUserInfoOptionIncludeLocale(false))
+	if err != nil {
+		return "", lookupErr("user "+userID, err)
+	}
+	for _, n := range []string{u.Profile.DisplayName, u.Profile.RealName, u.RealName, u.Name} {
+		if strings.TrimSpace(n) != "" {
+			return strings.TrimSpace(n), nil
+		}
+	}
+	return "", nil
+}
+
 // UsergroupMembers returns the user IDs in a user group.
 func (d *Directory) UsergroupMembers(ctx context.Context, groupID string) ([]string, error) {
 	members, err := d.api.GetUserGroupMembersContext(ctx, groupID)

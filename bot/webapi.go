@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // errNoOK is the Slack error code reins gives a Web API reply that lacks
@@ -49,6 +51,10 @@ type okRequired struct {
 
 func (o *okRequired) Do(req *http.Request) (*http.Response, error) {
 	resp, err := o.next.Do(req)
+	if err == nil && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+		// Slack answered: a delivery waiting out a Slack outage may resume.
+		outbox.Answered(req.Context())
+	}
 	if err != nil || resp.StatusCode != http.StatusOK || !strings.HasPrefix(req.URL.String(), o.base) {
 		return resp, err
 	}

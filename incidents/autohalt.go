@@ -123,8 +123,8 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 			why = fmt.Sprintf("its %s adapter cannot stop one session, so by the SLA's fallback reins halts the whole agent", ag.Halt.Adapter)
 		} else {
 			return s.autoNote(ctx, cmd, ag, actor, ownership.OnBreachAlert, sessions, fmt.Sprintf(
-				"reins did not halt %s: its %s adapter cannot stop one session and the SLA's fallback is alert. %s. To halt the whole agent: /agent kill %s",
-				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, ag.Name), false)
+				"reins did not halt %s: its %s adapter cannot stop one session and the SLA's fallback is alert. %s. To halt the whole agent: %s",
+				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), false)
 		}
 	}
 	if action == ownership.OnBreachHaltAgent {
@@ -164,8 +164,8 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 			why = fmt.Sprintf("%d automatic halts of %s in the last minute reached max_auto_halts_per_minute, so by the SLA's fallback reins halts the whole agent", limit, ag.Name)
 		} else {
 			return s.autoNote(ctx, cmd, ag, actor, AutoHaltRateLimited, sessions, fmt.Sprintf(
-				"reins did not halt %s: %d automatic halts of %s in the last minute reached max_auto_halts_per_minute. %s. Paging the kill authority: halt it by hand if needed: /agent kill %s",
-				policyTarget(ag.Name, sessions), limit, ag.Name, reason, ag.Name), true)
+				"reins did not halt %s: %d automatic halts of %s in the last minute reached max_auto_halts_per_minute. %s. Paging the kill authority: halt it by hand if needed: %s",
+				policyTarget(ag.Name, sessions), limit, ag.Name, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), true)
 		}
 	}
 
@@ -180,7 +180,7 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 	}
 	out := AutoHaltOutcome{Action: action, Halt: h}
 	if h.Status == HaltVerified {
-		out.Note = autoHaltedText(ag.Name, sessions, text)
+		out.Note = s.autoHaltedText(ag.Name, sessions, text)
 	} else {
 		out.Note = fmt.Sprintf("automatic halt of %s FAILED: %s — NOT halted", haltTarget(ag.Name, sessions), h.Error)
 	}
@@ -188,12 +188,38 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 }
 
 // autoHaltedText is the announcement of a verified automatic halt.
-func autoHaltedText(agent string, sessions []string, reason string) string {
-	resume := "/agent resume " + agent
-	if len(sessions) > 0 {
-		resume += " " + strings.Join(sessions, " ")
+func (s *Service) autoHaltedText(agent string, sessions []string, reason string) string {
+	// Slack names sessions after a keyword (`/agent resume support-bot
+	// session s-1`); the shell after the agent (`reins resume support-bot s-1`).
+	slash, cli := "resume "+agent, "resume "+agent
+	switch len(sessions) {
+	case 0:
+	case 1:
+		slash += " session " + sessions[0]
+		cli += " " + sessions[0]
+	default:
+		slash += " sessions " + strings.Join(sessions, ",")
+		cli += " " + strings.Join(sessions, " ")
 	}
-	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, resume)
+	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.HowToEach(slash, cli))
+}
+
+// HowTo says how to run a command in the forms that work in this reins:
+// `reins kill support-bot` at the shell, and, when Slack is configured,
+// `/agent kill support-bot` too. args is the command after "/agent" or
+// "reins", for commands whose words are the same in both (sessions are
+// not: Slack names them after "session", so use HowToEach).
+func (s *Service) HowTo(args string) string {
+	return s.HowToEach(args, args)
+}
+
+// HowToEach is HowTo for commands whose words differ between Slack and the
+// shell: `/agent checklist` in the incident's channel, `reins checklist 42`.
+func (s *Service) HowToEach(slash, cli string) string {
+	if s.chat == nil {
+		return "`reins " + cli + "`"
+	}
+	return "`/agent " + slash + "` in Slack or `reins " + cli + "` on the reins host"
 }
 
 // policyTarget names what is halted: "session X of support-bot".
@@ -397,7 +423,7 @@ func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 	out := AutoHaltOutcome{Action: action, Halt: h}
 	if h.Status == HaltVerified {
 		out.Note = fmt.Sprintf("reins %s %s automatically (%s): %s. %s", ModeOf(rungAction(action)), policyTarget(ag.Name, sessions),
-			want, reason, liftHint(ag.Name, sessions))
+			want, reason, s.liftHint(ag.Name, sessions))
 	} else {
 		out.Note = fmt.Sprintf("automatic %s of %s FAILED: %s — NOT %s", action, haltTarget(ag.Name, sessions), h.Error, ModeOf(rungAction(action)))
 	}

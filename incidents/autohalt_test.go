@@ -62,7 +62,7 @@ func TestAutoHaltSession(t *testing.T) {
 	if len(reqs) != 1 || !slices.Equal(reqs[0].Sessions, []string{"s-8812"}) || reqs[0].Actor.Kind != incidents.ActorPolicy {
 		t.Errorf("halter: got %+v", reqs)
 	}
-	want := "reins halted session s-8812 of support-bot automatically: " + tokenReason + ". To resume: /agent resume support-bot s-8812"
+	want := "reins halted session s-8812 of support-bot automatically: " + tokenReason + ". To resume: `/agent resume support-bot session s-8812` in Slack or `reins resume support-bot s-8812` on the reins host"
 	if out.Note != want {
 		t.Errorf("note: got %q, want %q", out.Note, want)
 	}
@@ -95,7 +95,7 @@ func TestAutoHaltAgentOpensIncident(t *testing.T) {
 	if err != nil || out.Action != ownership.OnBreachHaltAgent || out.Halt == nil || len(out.Halt.Sessions) != 0 || out.Halt.IncidentID != 1 {
 		t.Fatalf("got %+v, %v; want a whole-agent halt on a new incident", out, err)
 	}
-	if !strings.HasSuffix(out.Note, "To resume: /agent resume support-bot") {
+	if !strings.HasSuffix(out.Note, "To resume: `/agent resume support-bot` in Slack or `reins resume support-bot` on the reins host") {
 		t.Errorf("note: %q", out.Note)
 	}
 }
@@ -142,7 +142,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 				c.Agent, c.SLA, c.Fallback = "billing-agent", "cost_per_session", ownership.OnBreachHaltAgent
 			}),
 			wantAction: ownership.OnBreachHaltAgent, wantHalts: 1,
-			wantNote: "reins halted billing-agent automatically: " + tokenReason + " (its kubernetes adapter cannot stop one session, so by the SLA's fallback reins halts the whole agent). To resume: /agent resume billing-agent"},
+			wantNote: "reins halted billing-agent automatically: " + tokenReason + " (its kubernetes adapter cannot stop one session, so by the SLA's fallback reins halts the whole agent). To resume: `/agent resume billing-agent` in Slack or `reins resume billing-agent` on the reins host"},
 		{name: "SessionAlreadyHaltedByHalt",
 			setup: func(t *testing.T, env *incidentstest.Env) {
 				if _, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {
@@ -314,5 +314,29 @@ func TestAutoHaltConcurrentOnce(t *testing.T) {
 	want := []string{incidents.AutoHaltAlreadyHalted, incidents.AutoHaltAlreadyHalted, incidents.AutoHaltAlreadyHalted, ownership.OnBreachHaltSession}
 	if !slices.Equal(got, want) || len(env.Halter.Requests()) != 1 {
 		t.Errorf("got %v with %d adapter calls, want %v and 1", got, len(env.Halter.Requests()), want)
+	}
+}
+
+// Without Slack the instructions are the shell's: no "/agent resume" a
+// person has nowhere to type.
+func TestAutoHaltWithoutSlackSaysTheCLI(t *testing.T) {
+	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Chat = nil })
+	ingest(t, env, incidentstest.Alert())
+	out, err := env.Service.AutoHalt(ctx, autoCmd())
+	if err != nil || out.Halt == nil || out.Halt.Status != incidents.HaltVerified {
+		t.Fatalf("AutoHalt: %+v, %v", out, err)
+	}
+	want := "To resume: `reins resume support-bot s-8812`"
+	if !strings.HasSuffix(out.Note, want) || strings.Contains(out.Note, "/agent") {
+		t.Errorf("note: got %q, want it to end %q", out.Note, want)
+	}
+	events, err := env.Store.FindEvents(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if strings.Contains(e.Text, "/agent") {
+			t.Errorf("timeline without Slack says %q", e.Text)
+		}
 	}
 }

@@ -1,6 +1,10 @@
 package incidents
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // Checklist answer choices.
 const (
@@ -107,4 +111,60 @@ type KillFlag struct {
 	Actor      Actor
 	IncidentID int64
 	UpdatedAt  time.Time
+}
+
+// ParseChoice reads a checklist answer as people type it at the shell or
+// pick it in the web view: no-impact, impact, unknown or n/a, or the stored
+// names (no_impact, impact_found, unknown, not_applicable).
+func ParseChoice(s string) (string, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "no-impact", "no_impact", "none", "no":
+		return ChoiceNoImpact, true
+	case "impact", "impact-found", "impact_found", "found":
+		return ChoiceImpactFound, true
+	case "unknown", "?":
+		return ChoiceUnknown, true
+	case "n/a", "na", "not-applicable", "not_applicable":
+		return ChoiceNotApplicable, true
+	}
+	return "", false
+}
+
+// ChoiceWords is the shell's name of a stored choice.
+func ChoiceWords(choice string) string {
+	switch choice {
+	case ChoiceNoImpact:
+		return "no-impact"
+	case ChoiceImpactFound:
+		return "impact"
+	case ChoiceUnknown:
+		return "unknown"
+	case ChoiceNotApplicable:
+		return "n/a"
+	}
+	return "unanswered"
+}
+
+// FindItem finds a checklist item by key ("blast:salesforce") or by its
+// position ("3"), as people name it outside Slack.
+func (c *Checklist) FindItem(ref string) *ChecklistItem {
+	ref = strings.TrimSpace(ref)
+	for _, it := range c.Items {
+		if it.Key == ref || strconv.Itoa(it.Position) == ref {
+			return it
+		}
+	}
+	return nil
+}
+
+// QuestionKey finds a postmortem question by key ("root_cause", also
+// "root-cause") or position ("2"); "" when there is none.
+func QuestionKey(ref string) string {
+	ref = strings.ReplaceAll(strings.ToLower(strings.TrimSpace(ref)), "-", "_")
+	for i, q := range postmortemQuestions {
+		if q.Key == ref || strconv.Itoa(i+1) == ref {
+			return q.Key
+		}
+	}
+	return ""
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -73,7 +74,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("create checklist of incident %d: %w", inc.ID, err)
 		}
 		if _, err := appendEventID(ctx, q, inc.ID, now, EventChecklistStarted, actor,
-			fmt.Sprintf("%s started the blast-radius checklist (%d items)", actorLabel(actor), len(c.Items)),
+			fmt.Sprintf("%s started the blast-radius checklist (%s)", actorLabel(actor), words.Count(len(c.Items), "item")),
 			map[string]any{"items": len(c.Items)}); err != nil {
 			return err
 		}
@@ -253,7 +254,8 @@ func (s *Service) loadChecklist(ctx context.Context, q checklistReader, incident
 	}
 	c, err := q.FindChecklist(ctx, incidentID)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil, Errorf(ENOTFOUND, "Incident #%d has no checklist yet: run /agent checklist in its channel.", incidentID)
+		return nil, Errorf(ENOTFOUND, "Incident #%d has no checklist yet: start it with %s.", incidentID,
+			s.HowToEach("checklist", fmt.Sprintf("checklist %d", incidentID)))
 	}
 	return c, err
 }
@@ -364,4 +366,9 @@ func appendEventID(ctx context.Context, q TimelineStore, incID int64, at time.Ti
 		return 0, fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
 	}
 	return e.ID, nil
+}
+
+// Checklist returns an incident's checklist; ENOTFOUND says how to start it.
+func (s *Service) Checklist(ctx context.Context, incidentID int64) (*Checklist, error) {
+	return s.loadChecklist(ctx, s.store, incidentID)
 }

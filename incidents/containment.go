@@ -152,12 +152,13 @@ func checkRung(action string, allow []string, rate int) error {
 }
 
 // liftHint says how to lift a containment of target.
-func liftHint(agent string, sessions []string) string {
-	cmd := "/agent resume " + agent
+func (s *Service) liftHint(agent string, sessions []string) string {
+	slash, cli := "resume "+agent, "resume "+agent
 	if len(sessions) > 0 {
-		cmd += " session " + strings.Join(sessions, " ")
+		slash += " session " + strings.Join(sessions, " ")
+		cli += " " + strings.Join(sessions, " ")
 	}
-	return "To lift it: " + cmd
+	return "To lift it: " + s.HowToEach(slash, cli)
 }
 
 // Containment is the flag's mode and parameters; a flag written before modes

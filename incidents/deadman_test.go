@@ -58,7 +58,7 @@ func TestEscalateHaltsUnacknowledged(t *testing.T) {
 		t.Errorf("timeline %v: want escalated recorded before the halt request", kinds)
 	}
 	posts := channelPosts(t, env)
-	want := "🛑 reins halted support-bot automatically: nobody with kill authority acknowledged within 10m. To resume: /agent resume support-bot"
+	want := "🛑 reins halted support-bot automatically: nobody with kill authority acknowledged within 10m. To resume: `/agent resume support-bot` in Slack or `reins resume support-bot` on the reins host"
 	if !slices.Contains(posts, want) {
 		t.Errorf("channel: got %q, want %q", posts, want)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 )
 
 // Outbox kinds: what a worker does with an item.
@@ -30,6 +31,17 @@ const (
 	// exist yet waits before its next try.
 	waitForChannel = 30 * time.Second
 )
+
+// DestinationSlack is where the chat and refresh lanes deliver. A Slack
+// outage holds those lanes back behind one probe at a time and never the
+// urgent lane (PagerDuty), which keeps per-item backoff.
+const DestinationSlack = "slack"
+
+// Destinations maps each lane that delivers to an outside system which can
+// fail as a whole to that system (outbox.Config.Destinations).
+func Destinations() map[string]string {
+	return map[string]string{outbox.LaneChat: DestinationSlack, outbox.LaneRefresh: DestinationSlack}
+}
 
 // registerHandlers gives the outbox a handler for every kind. Each group
 // registers its kinds in the file that delivers them: a new kind is its
@@ -56,7 +68,7 @@ func (s *Service) bury(ctx context.Context, it *outbox.Item, text string) error 
 			}
 			data := map[string]any{"kind": it.Kind, "key": it.Key, "attempts": it.Attempts + 1, "error": text}
 			if err := appendEvent(ctx, q, it.IncidentID, now, kind, System,
-				fmt.Sprintf("Gave up on %s after %d attempts: %s", describeKind(it.Kind), it.Attempts+1, text), data); err != nil {
+				fmt.Sprintf("Gave up on %s after %s: %s", describeKind(it.Kind), words.Count(it.Attempts+1, "attempt"), text), data); err != nil {
 				return err
 			}
 		}
@@ -102,17 +114,41 @@ const governanceKeyPrefix = "governance/buried/"
 func describeKind(kind string) string {
 	switch kind {
 	case KindCreateChannel:
-		return "creating the incident channel"
+		return "creating the incident's Slack channel"
 	case KindPage:
 		return "the PagerDuty page"
 	case KindRepage:
 		return "the PagerDuty re-page"
 	case KindPageResolve:
 		return "resolving the PagerDuty incident"
+	case KindPageAck:
+		return "acknowledging the PagerDuty incident"
 	case KindPost:
 		return "a Slack message"
+	case KindPostSummary:
+		return "posting the incident summary in Slack"
+	case KindUpdateSummary:
+		return "updating the incident summary in Slack"
+	case KindSetTopic, KindResolvedTopic:
+		return "setting the Slack channel topic"
+	case KindInvite:
+		return "inviting people to the Slack channel"
+	case KindBookmark:
+		return "bookmarking links in the Slack channel"
+	case KindAnnounce:
+		return "the Slack announcement"
+	case KindPostChecklistParent, KindPostChecklistItem:
+		return "posting the checklist in Slack"
+	case KindPostPostmortemParent, KindPostPostmortemQuestion:
+		return "posting the postmortem questions in Slack"
+	case KindUploadPostmortem:
+		return "uploading the postmortem to Slack"
+	case KindReminder:
+		return "the Slack reminder"
 	}
-	return "Slack step " + kind
+	// A kind added later without a label here still says where it goes by
+	// its lane's name, never a guess at the system.
+	return "delivery step " + kind
 }
 
 // enqueue adds an outbox item, due now, inside the caller's transaction. An

@@ -79,3 +79,22 @@ func TestRetryable(t *testing.T) {
 		})
 	}
 }
+
+// Every outbox kind is named by the system it touches: a PagerDuty step is
+// never called a Slack step (the bury line used to say "Slack step page_ack").
+func TestDescribeKindNamesTheSystem(t *testing.T) {
+	pd := []string{KindPage, KindRepage, KindPageResolve, KindPageAck}
+	slack := []string{KindCreateChannel, KindPostSummary, KindUpdateSummary, KindSetTopic, KindInvite, KindBookmark,
+		KindAnnounce, KindPost, KindPostChecklistParent, KindPostChecklistItem, KindResolvedTopic,
+		KindPostPostmortemParent, KindPostPostmortemQuestion, KindUploadPostmortem, KindReminder}
+	for _, k := range pd {
+		if d := describeKind(k); !strings.Contains(d, "PagerDuty") || strings.Contains(d, "Slack") || strings.Contains(d, "_") {
+			t.Errorf("describeKind(%q) = %q, want a PagerDuty step in words", k, d)
+		}
+	}
+	for _, k := range slack {
+		if d := describeKind(k); !strings.Contains(d, "Slack") || strings.Contains(d, "_") {
+			t.Errorf("describeKind(%q) = %q, want a Slack step in words", k, d)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -122,7 +123,7 @@ func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownersh
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
-			"Halt the whole agent instead: /agent kill %s", ag.Name, ag.Halt.Adapter, ag.Name)
+			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
 	}
 	if !s.supports(ag, cmd.Action) {
 		return nil, nil, Errorf(EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
@@ -298,7 +299,7 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
 		}
 	}
-	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %d times: %w", req.Agent.Halt.Adapter, s.cfg.HaltAttempts, err)
+	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %s: %w", req.Agent.Halt.Adapter, words.Count(s.cfg.HaltAttempts, "time"), err)
 }
 
 // permanentHaltError reports an adapter error that retrying cannot fix.
@@ -358,7 +359,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		if h.IncidentID == 0 {
 			return nil
 		}
-		kind, msg := haltOutcome(h, ag)
+		kind, msg := s.haltOutcome(h, ag)
 		repage := h.Status == HaltFailed && IsContainAction(h.Action) && s.pager != nil
 		if repage {
 			// Queued, not sent: the "Re-paged" event follows once PagerDuty
@@ -389,7 +390,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 }
 
 // haltOutcome is the timeline kind and channel message for a finished halt.
-func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
+func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	target := haltTarget(h.Agent, h.Sessions)
 	m := Message{Fields: []Field{{Label: "By", Value: actorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
 	if h.Reason != "" {
@@ -397,7 +398,7 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	}
 	switch {
 	case (h.Action == ActionRestrict || h.Action == ActionThrottle) && h.Status == HaltVerified:
-		return rungOutcome(h, m)
+		return s.rungOutcome(h, m)
 	case h.Action == ActionRestrict || h.Action == ActionThrottle:
 		m.Style = StyleDanger
 		m.Title = fmt.Sprintf("⚠️ %s of %s FAILED: %s — NOT %s", h.Action, target, h.Error, ModeOf(h.Action))
@@ -405,12 +406,12 @@ func haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 		return EventHaltFailed, m
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
-		m.Title = "🛑 " + autoHaltedText(h.Agent, h.Sessions, h.Reason)
-		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("time to halt %d ms", h.TimeToHalt().Milliseconds())})
+		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
+		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("in %d ms (request to state read back)", h.TimeToHalt().Milliseconds())})
 		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
-		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified, time to halt %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
 		return EventHaltVerified, m
 	case h.Action == ActionHalt:
 		m.Style = StyleDanger
@@ -472,7 +473,7 @@ func rungParams(h *Halt) string {
 
 // rungOutcome is the timeline kind and message of a verified restrict or
 // throttle: what the target may still do, and how to lift it.
-func rungOutcome(h *Halt, m Message) (EventKind, Message) {
+func (s *Service) rungOutcome(h *Halt, m Message) (EventKind, Message) {
 	target := haltTarget(h.Agent, h.Sessions)
 	if h.Actor.Kind == ActorPolicy {
 		target = policyTarget(h.Agent, h.Sessions)
@@ -487,7 +488,7 @@ func rungOutcome(h *Halt, m Message) (EventKind, Message) {
 	} else {
 		title += " by " + actorLabel(h.Actor)
 	}
-	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), liftHint(h.Agent, h.Sessions))
+	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), s.liftHint(h.Agent, h.Sessions))
 	return kind, m
 }
 

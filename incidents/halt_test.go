@@ -132,7 +132,7 @@ func TestHaltVerified(t *testing.T) {
 			posted = c.Message.Title
 		}
 	}
-	if want := "🛑 support-bot halted by alice — verified, time to halt 840 ms"; posted != want {
+	if want := "🛑 support-bot halted by alice — verified in 840 ms"; posted != want {
 		t.Errorf("channel post: got %q, want %q", posted, want)
 	}
 	if got := outboxKeys(env, incidents.KindRepage); len(got) != 0 {

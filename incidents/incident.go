@@ -114,6 +114,7 @@ const (
 	ActorSlack     = "slack"
 	ActorAPI       = "api"
 	ActorCLI       = "cli"
+	ActorWeb       = "web" // a person signed in to the web view: ID is the Slack user ID or the proxy's user
 	ActorPagerDuty = "pagerduty"
 	ActorSystem    = "system"
 	// ActorPolicy is reins acting on an SLA or the dead-man, ID "<agent>/<sla>".
@@ -209,7 +210,9 @@ type Halt struct {
 	FinishedAt     *time.Time
 }
 
-// TimeToHalt is from request to verified, zero if not verified.
+// TimeToHalt is this halt's own time, from request to verified, zero if
+// not verified; an incident's time to halt runs from its first alert
+// (PostmortemDurations.Halt).
 func (h *Halt) TimeToHalt() time.Duration {
 	if h.Status != HaltVerified || h.FinishedAt == nil {
 		return 0

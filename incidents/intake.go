@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -172,6 +173,15 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 		return err
 	}
 	inc, err := in.incidentWith(ctx, name, a.Fingerprint)
+	if err == nil && inc == nil && a.Route == "" {
+		// A storm sent the firing alert to its source's overflow incident,
+		// not its agent's, under the fingerprint route gives collected
+		// alerts: its recovery belongs there too.
+		fp := a.Agent + "|" + a.Fingerprint
+		if inc, err = in.incidentWith(ctx, OverflowName(a.Source), fp); inc != nil {
+			a.Fingerprint, a.Route = fp, OverflowName(a.Source)
+		}
+	}
 	if err != nil || inc == nil {
 		return err
 	}
@@ -299,7 +309,7 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 // written back at the end of the batch with the PagerDuty key opening sets,
 // and its event and outbox rows with the batch's.
 func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Alert) {
-	text := fmt.Sprintf("Incident opened for %s by a %s alert: %s", name, a.Source, inc.Title)
+	text := fmt.Sprintf("Incident opened for %s by %s: %s", name, words.Article(a.Source+" alert"), inc.Title)
 	events, items := in.s.opening(inc, ag, System, text)
 	in.b.events = append(in.b.events, events...)
 	in.b.outbox = append(in.b.outbox, items...)
@@ -352,10 +362,57 @@ func (in *intake) count(prev, status string) {
 	}
 }
 
+// unroutedTitle names the unknown agents in the title of the unrouted
+// incident, so every place that shows the title (CLI, API, web view, page,
+// channel) says which agent is missing from reins.yaml, not only Slack's
+// summary.
+func unroutedTitle(source string, names []string) string {
+	return "Alerts from " + source + " for agents not in reins.yaml: " + strings.Join(names, ", ")
+}
+
+// unknownName is how an alert named its agent, for the unrouted incident.
+func unknownName(a *Alert) string {
+	if n := strings.TrimSpace(a.Agent); n != "" {
+		return clip(n, 64)
+	}
+	return "(no agent label)"
+}
+
+// addUnroutedName adds the alert's unknown agent to the unrouted incident's
+// title when it is not named yet; false when the title did not change.
+func addUnroutedName(inc *Incident, a *Alert) bool {
+	kind, source := Collector(inc.Agent)
+	if kind != "unrouted" {
+		return false
+	}
+	prefix := unroutedTitle(source, nil)
+	rest, ok := strings.CutPrefix(inc.Title, prefix)
+	if !ok {
+		return false // an incident from before titles named the agents
+	}
+	var names []string
+	if rest != "" {
+		names = strings.Split(rest, ", ")
+	}
+	name := unknownName(a)
+	if slices.Contains(names, name) || strings.HasSuffix(rest, "…") {
+		return false
+	}
+	title := unroutedTitle(source, append(names, name))
+	if len([]rune(title)) > maxTitle {
+		if strings.HasSuffix(rest, ", and more") {
+			return false
+		}
+		title = clip(unroutedTitle(source, names)+", and more", maxTitle)
+	}
+	inc.Title = title
+	return true
+}
+
 // merge folds the alert into the incident and marks it dirty only when a
 // field users see changed, or LastAlertAt is more than a step behind.
 func (in *intake) merge(inc *Incident, a *Alert) {
-	changed := false
+	changed := a.Status == AlertFiring && addUnroutedName(inc, a)
 	for _, id := range a.Sessions {
 		if id != "" && !slices.Contains(inc.Sessions, id) && len(inc.Sessions) < maxSessions {
 			inc.Sessions = append(inc.Sessions, id)
@@ -440,7 +497,7 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 	title := a.Title
 	switch kind, source := Collector(name); kind {
 	case "unrouted":
-		title = "Alerts from " + source + " for agents not in reins.yaml"
+		title = unroutedTitle(source, []string{unknownName(a)})
 	case "overflow":
 		title = "Alert storm: " + source + " opened more new incidents this minute than alerts.max_new_incidents_per_minute allows"
 	}

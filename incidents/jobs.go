@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -254,7 +255,7 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		return err
 	}
 	findings = append(findings, stale...)
-	summary := fmt.Sprintf("Ownership audit: %d agents, %d findings", len(reg.Agents), len(findings))
+	summary := fmt.Sprintf("Ownership audit: %s, %s", words.Count(len(reg.Agents), "agent"), words.Count(len(findings), "finding"))
 	gov := reg.Slack.GovernanceChannel
 	if gov == "" {
 		s.log.Info("ownership audit not posted: slack.governance_channel is not set", "findings", len(findings))
@@ -295,8 +296,8 @@ func (s *Service) agentFindings(ctx context.Context, ag *ownership.Agent, last *
 		out = append(out, fmt.Sprintf("%s: last drill failed at %s (%s): no tested kill switch",
 			ag.Name, last.At.UTC().Format("2006-01-02 15:04 UTC"), last.Error))
 	case now.Sub(last.At) > drillStale:
-		out = append(out, fmt.Sprintf("%s: last drill is %d days old: no tested kill switch",
-			ag.Name, int(now.Sub(last.At)/(24*time.Hour))))
+		out = append(out, fmt.Sprintf("%s: last drill is %s old: no tested kill switch",
+			ag.Name, words.Count(int(now.Sub(last.At)/(24*time.Hour)), "day")))
 	}
 	if s.auth != nil {
 		holders, unavailable := s.auth.Holders(ctx, ag)
@@ -319,7 +320,7 @@ func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, 
 		}
 		for _, inc := range page {
 			if age := now.Sub(inc.CreatedAt); age > incidentStale {
-				out = append(out, fmt.Sprintf("incident #%d (%s) has been open for %d days", inc.ID, inc.Agent, int(age/(24*time.Hour))))
+				out = append(out, fmt.Sprintf("incident #%d (%s) has been open for %s", inc.ID, inc.Agent, words.Count(int(age/(24*time.Hour)), "day")))
 			}
 		}
 		if len(page) < pageSize {

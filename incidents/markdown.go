@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/reins-oss/reins/incidents/words"
 )
 
 const mdTime = "2006-01-02 15:04:05 UTC"
@@ -75,7 +77,7 @@ func renderDetection(w writer, pm *Postmortem) {
 		w("- **%s** from %s, %s, %s since %s", mdInline(a.Title), mdInline(a.Source), mdInline(a.Severity),
 			mdInline(a.Status), a.StartsAt.Format(mdTime))
 		if a.Count > 1 {
-			w(", received %d times", a.Count)
+			w(", received %s", words.Count(a.Count, "time"))
 		}
 		w("\n")
 		if a.Summary != "" && a.Summary != a.Title {
@@ -117,8 +119,8 @@ func renderTimeline(w writer, pm *Postmortem) {
 	d := pm.Durations
 	w("| Time to detect | Time to page | Time to halt | Time to resolve |\n|---|---|---|---|\n")
 	w("| %s | %s | %s | %s |\n\n", spanText(d.Detect), spanText(d.Page), spanText(d.Halt), spanText(d.Resolve))
-	w("Time to detect runs from the first alert's start to the incident opening; the others from the opening " +
-		"to the page, the first verified halt and the resolve.\n\n")
+	w(TimeToHaltDefinition + " Time to detect runs from the first alert's start to the incident opening; " +
+		"time to page and time to resolve from the opening.\n\n")
 	w("| Time (UTC) | Event | By | What happened |\n|---|---|---|---|\n")
 	if len(pm.Detection) > 0 {
 		w("| %s | detected | monitoring | First alert started firing |\n", pm.Times.Detected.Format(mdTime))
@@ -193,14 +195,25 @@ func orDefaultText(v, def string) string {
 	return v
 }
 
+// TimeToHaltDefinition is what "time to halt" means wherever reins reports
+// it for an incident (postmortem, docs): one definition, said where it is shown.
+const TimeToHaltDefinition = "Time to halt runs from the first alert to the first verified halt."
+
 func renderContainment(w writer, pm *Postmortem) {
 	w("## Containment\n\n")
 	if len(pm.Halts) == 0 {
 		w("The agent was not halted through reins.\n\n")
 		return
 	}
+	if pm.Times.Halted != nil && pm.Durations.Halt != nil {
+		w("Time to halt: %s, from the first alert (%s) to the first verified halt (%s). "+
+			"Each halt's own time, from its request to the state read back, is under Verified after.\n\n",
+			spanText(pm.Durations.Halt), pm.Times.Detected.Format(mdTime), pm.Times.Halted.Format(mdTime))
+	} else {
+		w("Time to halt: none, no halt was verified.\n\n")
+	}
 	w("Each rung (halt, restrict, throttle) and each resume, as requested and read back.\n\n")
-	w("| Requested (UTC) | Action | Target | Adapter | By | Result | Time to contain | Reason |\n|---|---|---|---|---|---|---|---|\n")
+	w("| Requested (UTC) | Action | Target | Adapter | By | Result | Verified after | Reason |\n|---|---|---|---|---|---|---|---|\n")
 	for _, h := range pm.Halts {
 		target := "whole agent"
 		if len(h.Sessions) > 0 {
@@ -211,7 +224,7 @@ func renderContainment(w writer, pm *Postmortem) {
 			result += ": " + h.Error
 		}
 		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.RequestedAt.Format(mdTime), mdCell(h.Rung()), mdCell(target),
-			mdCell(h.Adapter), mdCell(h.Actor), mdCell(result), spanText(h.TimeToHalt), mdCell(h.Reason))
+			mdCell(h.Adapter), mdCell(h.Actor), mdCell(result), spanText(h.VerifiedAfter), mdCell(h.Reason))
 	}
 	w("\n")
 }

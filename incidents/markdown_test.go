@@ -192,3 +192,24 @@ func FuzzRenderMarkdown(f *testing.F) {
 		checkMarkdown(t, incidents.RenderMarkdown(pm))
 	})
 }
+
+// Time to halt has one definition: the headline and Containment say the
+// same figure, from the first alert to the first verified halt.
+func TestTimeToHaltOneDefinition(t *testing.T) {
+	pm, err := fullIncident(t).Service.Postmortem(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pm.Durations.Halt == nil || pm.Times.Halted == nil ||
+		time.Duration(*pm.Durations.Halt) != pm.Times.Halted.Sub(pm.Times.Detected) {
+		t.Fatalf("time to halt %v, want first alert %v to first verified halt %v", pm.Durations.Halt, pm.Times.Detected, pm.Times.Halted)
+	}
+	md := incidents.RenderMarkdown(pm)
+	want := "Time to halt: " + pm.Durations.Halt.String() + ", from the first alert"
+	if !strings.Contains(md, want) || !strings.Contains(md, incidents.TimeToHaltDefinition) {
+		t.Errorf("the postmortem does not say %q and define it:\n%s", want, md)
+	}
+	if strings.Contains(md, "| Time to halt | Reason |") {
+		t.Errorf("Containment still has a per-halt column called time to halt:\n%s", md)
+	}
+}

@@ -59,8 +59,10 @@ type PostmortemTimes struct {
 }
 
 // PostmortemDurations are the incident's intervals; nil when the later
-// moment never came. Detect runs from the first alert's start to the
-// incident opening; the others from the opening.
+// moment never came. Time to halt is reins' one definition of it: from the
+// first alert (Times.Detected) to the first verified halt (Times.Halted).
+// Detect runs from the first alert to the incident opening; page and
+// resolve from the opening.
 type PostmortemDurations struct {
 	Detect  *Span `json:"time_to_detect,omitempty"`
 	Page    *Span `json:"time_to_page,omitempty"`
@@ -141,7 +143,9 @@ type PostmortemHalt struct {
 	Error       string     `json:"error,omitempty"`
 	RequestedAt time.Time  `json:"requested_at"`
 	FinishedAt  *time.Time `json:"finished_at,omitempty"`
-	TimeToHalt  *Span      `json:"time_to_halt,omitempty"` // request to verified
+	// VerifiedAfter is how long this halt took, from its request to the
+	// state read back; the incident's time to halt is Durations.Halt.
+	VerifiedAfter *Span `json:"verified_after,omitempty"`
 }
 
 // BlastAnswer is one checklist item with its answer.
@@ -267,7 +271,7 @@ func (pm *Postmortem) times(inc *Incident, alerts []*Alert, halts []*Halt) {
 	}
 	opened := t.Opened
 	pm.Durations = PostmortemDurations{Detect: spanOf(t.Detected, &opened), Page: spanOf(opened, t.Paged),
-		Halt: spanOf(opened, t.Halted), Resolve: spanOf(opened, t.Resolved)}
+		Halt: spanOf(t.Detected, t.Halted), Resolve: spanOf(opened, t.Resolved)}
 }
 
 func utcPtr(t *time.Time) *time.Time {
@@ -348,7 +352,7 @@ func postmortemHalt(h *Halt) PostmortemHalt {
 		Allow: h.Allow, Rate: h.Rate, Probation: utcPtr(h.ProbationUntil)}
 	if IsContainAction(h.Action) && h.Status == HaltVerified {
 		d := Span(h.TimeToHalt())
-		ph.TimeToHalt = &d
+		ph.VerifiedAfter = &d
 	}
 	return ph
 }

@@ -97,7 +97,7 @@ func TestPostmortemAssemblesStoredData(t *testing.T) {
 	}{
 		{"detect", pm.Durations.Detect, 2 * time.Minute},
 		{"page", pm.Durations.Page, 30 * time.Second},
-		{"halt", pm.Durations.Halt, 3*time.Minute + 30*time.Second + 2*time.Second},
+		{"halt", pm.Durations.Halt, 2*time.Minute + 3*time.Minute + 30*time.Second + 2*time.Second}, // from the first alert
 	}
 	for _, d := range durations {
 		if d.got == nil || time.Duration(*d.got) != d.want {
@@ -113,7 +113,7 @@ func TestPostmortemAssemblesStoredData(t *testing.T) {
 		t.Errorf("sessions: got %v, want %v", pm.Sessions, wantSessions)
 	}
 	if len(pm.Halts) != 1 || pm.Halts[0].Adapter != "webhook" || pm.Halts[0].Result != incidents.HaltVerified ||
-		pm.Halts[0].TimeToHalt == nil || time.Duration(*pm.Halts[0].TimeToHalt) != 2*time.Second || pm.Halts[0].Actor != "alice" {
+		pm.Halts[0].VerifiedAfter == nil || time.Duration(*pm.Halts[0].VerifiedAfter) != 2*time.Second || pm.Halts[0].Actor != "alice" {
 		t.Errorf("halts: got %+v", pm.Halts)
 	}
 	if len(pm.BlastRadius) != 14 || pm.BlastRadius[0].Details != "12 refunds issued\nto 3 customers" {

@@ -226,7 +226,7 @@ func (s *Service) recontain(ctx context.Context, cmd AutoHaltCommand, ag *owners
 	if err != nil {
 		return AutoHaltOutcome{}, err
 	}
-	out := AutoHaltOutcome{Action: action, Halt: h, Note: autoHaltedText(ag.Name, p.Sessions, text)}
+	out := AutoHaltOutcome{Action: action, Halt: h, Note: s.autoHaltedText(ag.Name, p.Sessions, text)}
 	if h.Status != HaltVerified {
 		out.Note = fmt.Sprintf("re-containing %s after a breach during probation FAILED: %s — NOT halted", haltTarget(ag.Name, p.Sessions), h.Error)
 	}

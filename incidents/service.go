@@ -31,6 +31,9 @@ type Config struct {
 
 	DeliveryAttempts int           // outbox attempts before an item is buried; default 8
 	DeliveryLease    time.Duration // how long a claimed item is leased; default 30s
+	// DeliveryProbeInterval is how often a failing Slack is probed when it
+	// gave no Retry-After; default outbox.DefaultProbeInterval (3s).
+	DeliveryProbeInterval time.Duration
 
 	NudgeInterval time.Duration // stalled checklist nudge interval; default 30m
 	NudgeMax      int           // nudges per stall; default 3
@@ -107,7 +110,8 @@ func New(d Deps, cfg Config) *Service {
 	s := &Service{metrics: d.Metrics, store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
 		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
 	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
-		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics.reg, Bury: s.bury})
+		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics.reg, Bury: s.bury,
+		Destinations: Destinations(), ProbeInterval: cfg.DeliveryProbeInterval})
 	s.registerHandlers(s.outbox)
 	return s
 }

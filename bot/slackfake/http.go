@@ -71,6 +71,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request, method string)
 		writeJSON(w, http.StatusNotFound, obj{"ok": false, "error": "unknown_method"})
 		return
 	}
+	if f, out := s.takeOutage(call.At); out {
+		answerOutage(w, f, &call)
+		s.calls = append(s.calls, call)
+		return
+	}
 	if f := s.takeFault(method); f != nil {
 		if f.empty {
 			call.Error = "{}"

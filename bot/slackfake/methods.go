@@ -264,8 +264,8 @@ func (s *Server) bookmarksAdd(p url.Values) (obj, string) {
 }
 
 func userJSON(u *user) obj {
-	return obj{"id": u.id, "team_id": TeamID, "name": strings.Split(u.email, "@")[0],
-		"profile": obj{"email": u.email}}
+	return obj{"id": u.id, "team_id": TeamID, "name": strings.Split(u.email, "@")[0], "real_name": u.realName,
+		"profile": obj{"email": u.email, "real_name": u.realName, "display_name": u.realName}}
 }
 
 func (s *Server) usersLookupByEmail(p url.Values) (obj, string) {
@@ -278,6 +278,7 @@ func (s *Server) usersLookupByEmail(p url.Values) (obj, string) {
 }
 
 func (s *Server) usersInfo(p url.Values) (obj, string) {
+	s.usersInfoCalls++
 	if u := s.userLocked(p.Get("user")); u != nil {
 		return obj{"user": userJSON(u)}, ""
 	}

@@ -1,8 +1,8 @@
 // Package slackfake is an httptest fake of the Slack Web API. It records every
 // call, keeps the state Slack would (channels, members, messages, pins, files,
 // views) and answers like Slack, including the errors reins must handle:
-// name_taken, already_in_channel, users_not_found, and rate limits with
-// Retry-After. Point slack-go at it with slack.OptionAPIURL(srv.APIURL()).
+// name_taken, already_in_channel, users_not_found, rate limits with
+// Retry-After, and whole outages (Outage: every call a 5xx or a 429). Point slack-go at it with slack.OptionAPIURL(srv.APIURL()).
 //
 // slack-go's own slacktest covers fewer methods and cannot answer errors, which
 // is why reins has its own.
@@ -94,7 +94,7 @@ type Response struct {
 	Blocks          json.RawMessage
 }
 
-type user struct{ id, email string }
+type user struct{ id, email, realName string }
 
 type fault struct {
 	times      int
@@ -107,20 +107,22 @@ type fault struct {
 type Server struct {
 	srv *httptest.Server
 
-	mu         sync.Mutex
-	calls      []Call
-	faults     map[string][]*fault
-	channels   []*Channel
-	messages   []*Message
-	ephemerals []*Message
-	users      []user
-	groups     map[string][]string
-	files      map[string]*File
-	fileOrder  []string
-	responses  []Response
-	views      int
-	seq        int
-	socketURL  string
+	mu             sync.Mutex
+	calls          []Call
+	faults         map[string][]*fault
+	outage         *outage
+	channels       []*Channel
+	messages       []*Message
+	ephemerals     []*Message
+	users          []user
+	groups         map[string][]string
+	files          map[string]*File
+	fileOrder      []string
+	responses      []Response
+	views          int
+	seq            int
+	usersInfoCalls int
+	socketURL      string
 }
 
 // New starts a fake with the bot user in an empty workspace. Close it when done.
@@ -186,6 +188,24 @@ func (s *Server) AddUser(id, email string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.users = append(s.users, user{id: id, email: email})
+}
+
+// SetRealName gives a user the full name users.info answers with.
+func (s *Server) SetRealName(id, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.users {
+		if s.users[i].id == id {
+			s.users[i].realName = name
+		}
+	}
+}
+
+// UsersInfoCalls counts the users.info calls answered, to check caching.
+func (s *Server) UsersInfoCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.usersInfoCalls
 }
 
 // AddUsergroup adds a user group with its members.

@@ -369,3 +369,52 @@ func TestConcurrentPosts(t *testing.T) {
 		t.Fatalf("distinct ts = %d, want 20", len(seen))
 	}
 }
+
+// An outage fails every method in turn with the failures given, does what
+// none of them asked, and ends by itself or on Recover.
+func TestOutage(t *testing.T) {
+	ctx := context.Background()
+	srv, api := newFake(t)
+	end := srv.Outage(300*time.Millisecond, slackfake.Failure{Status: http.StatusInternalServerError},
+		slackfake.Failure{Status: http.StatusTooManyRequests, RetryAfter: 2})
+	if d := time.Until(end); d <= 0 || d > 300*time.Millisecond {
+		t.Fatalf("Outage ends in %v, want within 300 ms", d)
+	}
+	_, err := api.CreateConversationContext(ctx, slack.CreateConversationParams{ChannelName: "inc-1-bot"})
+	var sc slack.StatusCodeError
+	if !errors.As(err, &sc) || sc.Code != http.StatusInternalServerError {
+		t.Fatalf("first call err = %v, want HTTP 500", err)
+	}
+	_, _, err = api.PostMessageContext(ctx, "C0X", slack.MsgOptionText("hi", false))
+	var rl *slack.RateLimitedError
+	if !errors.As(err, &rl) || rl.RetryAfter != 2*time.Second {
+		t.Fatalf("second call err = %v, want 429 with Retry-After: 2", err)
+	}
+	if _, err := api.AuthTestContext(ctx); !errors.As(err, &sc) {
+		t.Fatalf("third call err = %v, want HTTP 500 again", err)
+	}
+	if len(srv.Channels()) != 0 {
+		t.Fatalf("a failed create made a channel: %+v", srv.Channels())
+	}
+	time.Sleep(time.Until(end))
+	if _, err := api.CreateConversationContext(ctx, slack.CreateConversationParams{ChannelName: "inc-1-bot"}); err != nil {
+		t.Fatalf("after the outage: %v", err)
+	}
+	got := []string{}
+	for _, c := range srv.Calls("") {
+		got = append(got, c.Method+":"+c.Error)
+	}
+	want := "conversations.create:http_500,chat.postMessage:ratelimited,auth.test:http_500,conversations.create:"
+	if strings.Join(got, ",") != want {
+		t.Errorf("calls = %v, want %s", got, want)
+	}
+
+	srv.Outage(0) // until Recover; 500 by default
+	if _, err := api.AuthTestContext(ctx); !errors.As(err, &sc) || sc.Code != http.StatusInternalServerError {
+		t.Fatalf("open-ended outage: err = %v, want HTTP 500", err)
+	}
+	srv.Recover()
+	if _, err := api.AuthTestContext(ctx); err != nil {
+		t.Fatalf("after Recover: %v", err)
+	}
+}

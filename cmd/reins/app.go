@@ -25,6 +25,7 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/integrations/web"
@@ -199,8 +200,8 @@ func (m *Main) loadRegistryFor(path string, opts ownership.Options) (*ownership.
 		return nil, &configError{problems: problems.Errors()}
 	}
 	if n := len(problems.Errors()); n > 0 {
-		m.configNote = fmt.Sprintf("warning: %s has %d problems outside %s's entry (in %s), left out for this command; `reins validate` lists them",
-			path, n, m.forAgent, strings.Join(elsewhere, ", "))
+		m.configNote = fmt.Sprintf("warning: %s has %s outside %s's entry (in %s), left out for this command; `reins validate` lists them",
+			path, words.Count(n, "problem"), m.forAgent, strings.Join(elsewhere, ", "))
 	}
 	return reg, nil
 }
@@ -214,9 +215,9 @@ type configError struct {
 
 func (e *configError) Error() string {
 	if e.agent != "" {
-		return fmt.Sprintf("the entry of %s in the config is invalid (%d problems):\n%s", e.agent, len(e.problems), e.problems.String())
+		return fmt.Sprintf("the entry of %s in the config is invalid (%s):\n%s", e.agent, words.Count(len(e.problems), "problem"), e.problems.String())
 	}
-	return fmt.Sprintf("invalid config (%d problems):\n%s", len(e.problems), e.problems.String())
+	return fmt.Sprintf("invalid config (%s):\n%s", words.Count(len(e.problems), "problem"), e.problems.String())
 }
 
 // Reload re-reads the config file (SIGHUP). An invalid file is rejected with

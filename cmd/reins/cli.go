@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 	"github.com/reins-oss/reins/migrations"
@@ -69,7 +70,7 @@ func cmdMigrate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "%s: %d migrations applied\n", migrations.Redact(cfg.DatabaseURL), n)
+	fmt.Fprintf(e.stdout, "%s: %s applied\n", migrations.Redact(cfg.DatabaseURL), words.Count(n, "migration"))
 	return nil
 }
 
@@ -121,7 +122,7 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: warning: no agents defined, so no agent was checked; start from examples/reins.yaml\n", cfg.ConfigPath)
 		warns++
 	}
-	fmt.Fprintf(e.stdout, "%s: %d agents, %d errors, %d warnings\n", cfg.ConfigPath, agents, errs, warns)
+	fmt.Fprintf(e.stdout, "%s: %s, %s, %s\n", cfg.ConfigPath, words.Count(agents, "agent"), words.Count(errs, "error"), words.Count(warns, "warning"))
 	if errs > 0 || (*strict && warns > 0) {
 		if errs == 0 {
 			fmt.Fprintf(e.stdout, "--strict: warnings count as errors\n")
@@ -166,13 +167,33 @@ type sessionsFlag []string
 func (s *sessionsFlag) String() string     { return strings.Join(*s, ",") }
 func (s *sessionsFlag) Set(v string) error { *s = append(*s, v); return nil }
 
+// agentSessions reads the words a person types after a command about an
+// agent: the agent first, then any session IDs, positional
+// (`reins resume support-bot s-otel-3`) or with --session, in any mix.
+// Every command that takes an agent and its sessions parses them here.
+func agentSessions(pos []string, flagged sessionsFlag) (agent string, sessions []string, err error) {
+	if len(pos) == 0 {
+		return "", nil, usageError{"name the agent, then any session IDs: reins kill support-bot [SESSION...] --reason TEXT"}
+	}
+	agent = pos[0]
+	seen := map[string]bool{}
+	for _, s := range append(append([]string{}, pos[1:]...), flagged...) {
+		s = strings.TrimSpace(s)
+		if s == "" || seen[s] {
+			continue
+		}
+		seen[s] = true
+		sessions = append(sessions, s)
+	}
+	return agent, sessions, nil
+}
+
 func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	fs := e.newFlags(action)
-	var sessions sessionsFlag
-	fs.Var(&sessions, "session", "halt only this session (repeatable)")
+	var flagged sessionsFlag
+	fs.Var(&flagged, "session", "only this session (repeatable; the same as naming it after the agent)")
 	reason := fs.String("reason", "", "why (required for kill, restrict and throttle; recorded and audited)")
-	var allow *string
-	var rate *string
+	var allow, rate *string
 	switch action {
 	case incidents.ActionRestrict:
 		allow = fs.String("allow", "", "the tools still allowed: names or globs, comma-separated (e.g. salesforce.read,zendesk.*)")
@@ -183,33 +204,18 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 {
-		return usageError{"name exactly one agent"}
+	agent, sessions, err := agentSessions(pos, flagged)
+	if err != nil {
+		return err
 	}
 	if incidents.IsContainAction(action) && strings.TrimSpace(*reason) == "" {
 		return usageError{"--reason is required: say why the agent is " + incidents.ModeOf(action)}
 	}
-	var globs []string
-	n := 0
-	if allow != nil {
-		for _, g := range strings.Split(*allow, ",") {
-			if g = strings.TrimSpace(g); g != "" {
-				globs = append(globs, g)
-			}
-		}
-		if len(globs) == 0 {
-			return usageError{"--allow is required: the tools the agent may still call, e.g. --allow salesforce.read,zendesk.*"}
-		}
+	globs, n, err := rungFlags(allow, rate)
+	if err != nil {
+		return err
 	}
-	if rate != nil {
-		num, unit, _ := strings.Cut(*rate, "/")
-		v, err := strconv.Atoi(num)
-		if err != nil || v < 1 || (unit != "min" && unit != "") {
-			return usageError{"--rate is required as model calls per minute, e.g. --rate 6/min"}
-		}
-		n = v
-	}
-	e.forAgent = pos[0]
+	e.forAgent = agent
 	m, err := e.openMain(ctx, false)
 	if err != nil {
 		return err
@@ -217,13 +223,13 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	defer m.Close()
 	if m.configNote != "" {
 		name := "kill"
-		if action == incidents.ActionResume {
-			name = "resume"
+		if action != incidents.ActionHalt {
+			name = action
 		}
 		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
 	}
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
-		Action: action, Agent: pos[0], Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
+		Action: action, Agent: agent, Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,
 	})
 	if err != nil {
@@ -232,7 +238,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	// Pages and Slack posts are left in the shared outbox for `reins serve`:
 	// delivered from here they would use this shell's environment, which
 	// rarely holds the server's keys, and be given up on for good.
-	fmt.Fprintln(e.stdout, haltLine(h))
+	fmt.Fprintln(e.stdout, m.haltLine(h))
 	if h.Status != incidents.HaltVerified {
 		return exitError{1}
 	}
@@ -241,18 +247,10 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 
 // haltLine is the one line a break-glass halt or resume prints: result,
 // adapter, verification and what to do next.
-func haltLine(h *incidents.Halt) string {
+func (m *Main) haltLine(h *incidents.Halt) string {
 	scope := "all sessions"
 	if len(h.Sessions) > 0 {
 		scope = "sessions " + strings.Join(h.Sessions, ", ")
-	}
-	if h.Status != incidents.HaltVerified {
-		next := "stop it another way now"
-		if incidents.IsContainAction(h.Action) {
-			next = "the kill authority's re-page is queued for `reins serve` to send; stop the agent another way now"
-		}
-		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
-			h.Action, h.Agent, scope, h.Adapter, strings.TrimSuffix(h.Error, "."), h.IncidentID, next, h.IncidentID)
 	}
 	switch h.Action {
 	case incidents.ActionRestrict:
@@ -260,8 +258,17 @@ func haltLine(h *incidents.Halt) string {
 	case incidents.ActionThrottle:
 		scope += fmt.Sprintf(" to %d/min", h.Rate)
 	}
-	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: `reins serve` posts it to Slack and PagerDuty; `reins incident %d` shows the timeline.",
-		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID, h.IncidentID)
+	if h.Status != incidents.HaltVerified {
+		next := "it may still be halted: check the agent, and lift the halt another way if it is"
+		if incidents.IsContainAction(h.Action) {
+			next = m.serveSends(h.Agent, "", "re-pages the kill authority") + "; stop the agent another way now"
+		}
+		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
+			h.Action, h.Agent, scope, h.Adapter, strings.TrimSuffix(h.Error, "."), h.IncidentID, next, h.IncidentID)
+	}
+	return fmt.Sprintf("%s of %s (%s) done via %s adapter, verified by reading the state back in %s, as %s. Incident #%d: %s; `reins incident %d` shows the timeline.",
+		h.Action, h.Agent, scope, h.Adapter, h.TimeToHalt().Round(time.Millisecond), h.Actor.ID, h.IncidentID,
+		m.serveSends(h.Agent, "posts it in the incident's Slack channel", ""), h.IncidentID)
 }
 
 func cmdIncidents(ctx context.Context, e *env, args []string) error {
@@ -357,6 +364,24 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 	if inc.ResolvedAt != nil {
 		fmt.Fprintf(e.stdout, "Resolved: %s by %s\n", inc.ResolvedAt.UTC().Format(time.RFC3339), inc.ResolvedBy)
 	}
+	alerts, err := m.Service.Alerts(ctx, id)
+	if err != nil {
+		return err
+	}
+	if len(alerts) > 0 {
+		// Each alert with what its source says of it: the summary (an
+		// Alertmanager summary annotation) and the rule that fired.
+		fmt.Fprintf(e.stdout, "\nAlerts:\n")
+		tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+		for _, a := range alerts {
+			rule := firstNonEmpty(a.Labels["alertname"], a.Source)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.Status, orDash(a.Agent), clipCell(rule, 40),
+				clipCell(strings.Join(strings.Fields(firstNonEmpty(a.Summary, a.Title)), " "), 120), words.Count(a.Count, "time"))
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(e.stdout, "\nTimeline (UTC):\n")
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, ev := range events {
@@ -368,6 +393,13 @@ func cmdIncident(ctx context.Context, e *env, args []string) error {
 func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("postmortem")
 	format := fs.String("format", "markdown", "markdown or json")
+	if pos, err := parseFlags(fs, args); err == nil && len(pos) > 1 {
+		id, err := parseID(pos[:1])
+		if err != nil {
+			return err
+		}
+		return postmortemAnswer(ctx, e, id, pos[1:])
+	}
 	id, m, err := e.openIncidentCommand(ctx, fs, args, true, func() error {
 		if *format != "markdown" && *format != "json" {
 			return usageError{"--format must be markdown or json"}
@@ -398,4 +430,30 @@ func noArgs(fs *flag.FlagSet, args []string) error {
 		err = usageError{"unexpected argument " + pos[0]}
 	}
 	return err
+}
+
+// rungFlags reads --allow (restrict) and --rate (throttle) when the command
+// has them (nil otherwise).
+func rungFlags(allow, rate *string) ([]string, int, error) {
+	var globs []string
+	if allow != nil {
+		for _, g := range strings.Split(*allow, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				globs = append(globs, g)
+			}
+		}
+		if len(globs) == 0 {
+			return nil, 0, usageError{"--allow is required: the tools the agent may still call, e.g. --allow salesforce.read,zendesk.*"}
+		}
+	}
+	n := 0
+	if rate != nil {
+		num, unit, _ := strings.Cut(*rate, "/")
+		v, err := strconv.Atoi(num)
+		if err != nil || v < 1 || (unit != "min" && unit != "") {
+			return nil, 0, usageError{"--rate is required as model calls per minute, e.g. --rate 6/min"}
+		}
+		n = v
+	}
+	return globs, n, nil
 }

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -43,8 +45,8 @@ func cmdDeclare(ctx context.Context, e *env, args []string) error {
 			inc.Agent, inc.ID, inc.Title, inc.ID)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "Declared incident #%d for %s: %s. `reins serve` pages the kill authority and opens the channel; "+
-		"`reins ack %d` when you take it.\n", inc.ID, inc.Agent, inc.Title, inc.ID)
+	fmt.Fprintf(e.stdout, "Declared incident #%d for %s: %s. %s; `reins ack %d` when you take it.\n", inc.ID, inc.Agent, inc.Title,
+		upperFirst(m.serveSends(inc.Agent, "opens its Slack channel", "pages the kill authority")), inc.ID)
 	return nil
 }
 
@@ -56,11 +58,16 @@ func cmdAck(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	if _, err := m.Service.Acknowledge(ctx, actor, id); err != nil {
+	inc, err := m.Service.Acknowledge(ctx, actor, id)
+	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	fmt.Fprintf(e.stdout, "Incident #%d acknowledged by %s; `reins serve` acknowledges the page in PagerDuty. `reins resolve %d --note TEXT` when it is over.\n",
-		id, actor.Name, id)
+	page := ""
+	if inc.PagerDutyKey != "" {
+		page = "acknowledges the page in PagerDuty"
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d acknowledged by %s; %s. `reins resolve %d --note TEXT` when it is over.\n",
+		id, actor.Name, m.serveSends(inc.Agent, "posts it in the incident's Slack channel", page), id)
 	return nil
 }
 
@@ -73,11 +80,16 @@ func cmdResolve(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	if _, err := m.Service.Resolve(ctx, actor, id, *note); err != nil {
+	inc, err := m.Service.Resolve(ctx, actor, id, *note)
+	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	fmt.Fprintf(e.stdout, "Incident #%d resolved by %s; `reins serve` resolves the page. `reins postmortem %d` drafts the postmortem.\n",
-		id, actor.Name, id)
+	page := ""
+	if inc.PagerDutyKey != "" {
+		page = "resolves the page in PagerDuty"
+	}
+	fmt.Fprintf(e.stdout, "Incident #%d resolved by %s; %s. `reins postmortem %d` drafts the postmortem.\n",
+		id, actor.Name, m.serveSends(inc.Agent, "posts it in the incident's Slack channel", page), id)
 	return nil
 }
 
@@ -99,31 +111,59 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "No agents in %s: add them there (see examples/reins.yaml).\n", m.Config.ConfigPath)
 		return nil
 	}
+	// The table fits 100 columns: long lists (halted sessions, holders,
+	// sources that could not be asked) are counted in the table and spelt
+	// out below it, wrapped.
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AGENT\tHALT STATE\tADAPTER\tKILL AUTHORITY NOW\tOPEN INCIDENTS")
+	fmt.Fprintln(tw, "AGENT\tHALT STATE\tADAPTER\tMAY HALT NOW\tOPEN")
+	var notes []string
 	for _, st := range sts {
+		name := clipCell(st.Agent.Name, 24)
 		state := "running"
 		switch {
 		case st.Halted:
 			state = "HALTED"
-		case len(st.Sessions) > 0 || !st.ContainmentOf("").IsRunning():
-			state = st.StateLine()
+		case st.Contained():
+			state = "contained"
+			if !st.ContainmentOf("").IsRunning() {
+				state = st.ContainmentOf("").Mode
+			} else if len(st.Sessions) > 0 {
+				state = words.Count(len(st.Sessions), "session") + " contained"
+			}
+			notes = append(notes, st.Agent.Name+": "+st.StateLine())
 		}
-		holders := strings.Join(st.Holders, ", ")
-		if holders == "" {
-			holders = "nobody"
+		holders := "nobody right now"
+		if len(st.Holders) > 0 {
+			holders = strings.Join(st.Holders, ", ")
+			if len(holders) > 30 {
+				holders = clipCell(st.Holders[0], 18) + " +" + strconv.Itoa(len(st.Holders)-1) + " more"
+				notes = append(notes, st.Agent.Name+": may halt now: "+strings.Join(st.Holders, ", "))
+			}
 		}
 		if len(st.Unavailable) > 0 {
-			holders += " (could not ask: " + strings.Join(st.Unavailable, "; ") + ")"
+			holders += " (partial)"
+			notes = append(notes, st.Agent.Name+": could not ask "+strings.Join(st.Unavailable, "; ")+
+				", so more people may hold kill authority")
 		}
 		var open []string
 		for _, inc := range st.OpenIncidents {
 			open = append(open, fmt.Sprintf("#%d", inc.ID))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", st.Agent.Name, state, st.Agent.Halt.Adapter, holders, orDash(strings.Join(open, " ")))
+		openCell := orDash(strings.Join(open, " "))
+		if len(openCell) > 12 {
+			openCell = words.Count(len(open), "incident")
+			notes = append(notes, st.Agent.Name+": open incidents "+strings.Join(open, " "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", name, state, clipCell(st.Agent.Halt.Adapter, 10), holders, openCell)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(notes) > 0 {
+		fmt.Fprintln(e.stdout)
+		for _, n := range notes {
+			fmt.Fprint(e.stdout, wrapText(n, 100, "  "))
+		}
 	}
 	for _, st := range sts {
 		if len(st.Agent.SLAs) == 0 {
@@ -133,9 +173,41 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("SLA status of %s: %w", st.Agent.Name, err)
 		}
-		fmt.Fprint(e.stdout, "\n"+guard.Text(st.Agent.Name, list))
+		fmt.Fprintln(e.stdout)
+		for _, line := range strings.Split(strings.TrimSuffix(guard.Text(st.Agent.Name, list), "\n"), "\n") {
+			fmt.Fprint(e.stdout, wrapText(line, 100, "    "))
+		}
 	}
 	return nil
+}
+
+// clipCell shortens a table cell to n runes, marking the cut.
+func clipCell(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// wrapText breaks s into lines of at most width runes at spaces, the later
+// lines indented; a word longer than a line is left whole on its own.
+func wrapText(s string, width int, indent string) string {
+	var b strings.Builder
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len([]rune(line))+1+len([]rune(w)) <= width:
+			line += " " + w
+		default:
+			b.WriteString(line + "\n")
+			line = indent + w
+		}
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // cmdTestAlert posts a labelled test alert to the running server's generic
@@ -198,6 +270,15 @@ func cmdTestAlert(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// upperFirst capitalises the first letter of a sentence that starts with a
+// word, leaving one that starts with `code` as it is.
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
 func firstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if strings.TrimSpace(s) != "" {
@@ -244,7 +325,7 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		defer db.Close()
 		return db.PingContext(ctx)
 	}
-	checks := health(ctx, cfg, e.getenv, reg, ping, local)
+	checks := append(health(ctx, cfg, e.getenv, reg, ping, local), doctorDeliveryChecks(ctx, m)...)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	for _, c := range checks {
 		status := "ok"
@@ -257,10 +338,10 @@ func cmdDoctor(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	if bad := degraded(checks); len(bad) > 0 {
-		fmt.Fprintf(e.stdout, "%d of %d parts degraded.\n", len(bad), len(checks))
+		fmt.Fprintf(e.stdout, "%d of %s degraded.\n", len(bad), words.Count(len(checks), "part"))
 		return exitError{1}
 	}
-	fmt.Fprintf(e.stdout, "All %d parts ok.\n", len(checks))
+	fmt.Fprintf(e.stdout, "All %s ok.\n", words.Count(len(checks), "part"))
 	return nil
 }
 
@@ -277,4 +358,49 @@ func onlineGaps(cfg Config, reg *ownership.Registry) []string {
 		gaps = append(gaps, "the file names no agents: there was nothing to check online")
 	}
 	return gaps
+}
+
+// serveSends says what `reins serve` delivers of what a command just queued;
+// slack and page name the deliveries ("" for none). Slack posts are queued
+// only when this command has SLACK_BOT_TOKEN, so without it nothing goes to
+// Slack. Pages are always queued and sent with the server's routing keys:
+// with none here (a plain shell, or PagerDuty not set up at all) the line
+// says the page waits for a server that has one, never that it went out.
+func (m *Main) serveSends(agent, slack, page string) string {
+	var will, parts []string
+	if slack != "" && m.Config.SlackEnabled() {
+		will = append(will, slack)
+	}
+	if page != "" && m.pagerKeyFor(agent) {
+		will = append(will, page)
+	}
+	if len(will) > 0 {
+		parts = append(parts, "`reins serve` "+strings.Join(will, " and "))
+	}
+	if slack != "" && !m.Config.SlackEnabled() {
+		parts = append(parts, "nothing goes to Slack (SLACK_BOT_TOKEN is not set)")
+	}
+	if page != "" && !m.pagerKeyFor(agent) {
+		parts = append(parts, "the PagerDuty step waits for `reins serve` with a routing key for "+agent+
+			" (none is set here, so if PagerDuty is not set up nobody is paged)")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// pagerKeyFor says whether a page about agent has a routing key here: the
+// agent's or its team's variable, else PAGERDUTY_ROUTING_KEY.
+func (m *Main) pagerKeyFor(agent string) bool {
+	if m.Config.PagerDutyRoutingKey != "" {
+		return true
+	}
+	reg := m.Registry.Current()
+	if reg == nil {
+		return false
+	}
+	a := reg.Agent(agent)
+	if a == nil {
+		return false
+	}
+	env, _ := reg.PageRoute(a)
+	return env != "" && m.Getenv(env) != ""
 }

@@ -240,8 +240,8 @@ func TestGuardToolScopeAndLoop(t *testing.T) {
 
 	// See the guard: the CLI reads the store, the bot asks the server.
 	code, out, errOut := cli(t, e.env, "agents")
-	for _, want := range []string{"SLAs of support-bot", "• tool_scope: 1 (session s-scope) vs allow salesforce.*, sendgrid.* · 1 breaches",
-		"• loop: 5 (session s-loop) vs 5 identical calls · 1 breaches"} {
+	for _, want := range []string{"SLAs of support-bot", "• tool_scope: 1 (session s-scope) vs allow salesforce.*, sendgrid.* · 1 breach",
+		"• loop: 5 (session s-loop) vs 5 identical calls · 1 breach"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("reins agents: exit %d, want %q in\n%s%s", code, want, out, errOut)
 		}

@@ -123,7 +123,7 @@ func TestKillByEveryKindOfAuthority(t *testing.T) {
 	e.eventually("verified halt with time to halt in the channel", func() bool {
 		for _, m := range e.Slack.Messages(ch.ID) {
 			s := strings.ToLower(m.Text + string(m.Blocks))
-			if strings.Contains(s, "verified") && strings.Contains(s, "time to halt") {
+			if strings.Contains(s, "verified in") {
 				return true
 			}
 		}

@@ -57,7 +57,7 @@ func TestCLIKillWorksWhenOtherEntriesAreBroken(t *testing.T) {
 	}
 
 	code, out, errOut = cli(t, env, "kill", "flag-bot", "--reason", "x")
-	if code != 1 || !strings.Contains(errOut, "the entry of flag-bot in the config is invalid (1 problems)") ||
+	if code != 1 || !strings.Contains(errOut, "the entry of flag-bot in the config is invalid (1 problem)") ||
 		!strings.Contains(errOut, `unknown adapter "flagg"`) || strings.Contains(errOut, "triage-bot") {
 		t.Errorf("kill flag-bot (its own entry broken): exit %d, want 1 with its own problem only\n%s\n%s", code, out, errOut)
 	}
@@ -137,7 +137,7 @@ func TestDegradedTelemetryAndWebView(t *testing.T) {
 	e := startTestMain(t, testOptions{Env: map[string]string{"REINS_OTLP_TOKEN": ""}})
 	parts := readyzDegraded(t, e)
 	if d := parts["telemetry"]; !strings.Contains(d, "REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused") ||
-		!strings.Contains(d, `SLAs of 1 agents stay at "no data"`) {
+		!strings.Contains(d, `SLAs of 1 agent stay at "no data"`) {
 		t.Errorf("/readyz?verbose=1 telemetry: %q", d)
 	}
 	if d := parts["web"]; !strings.HasPrefix(d, "off") || !strings.Contains(d, "REINS_SLACK_CLIENT_ID") || !strings.Contains(d, "REINS_WEB_AUTH=proxy") {

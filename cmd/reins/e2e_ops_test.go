@@ -529,7 +529,7 @@ func TestPageWithoutRoutingKeyIsBuriedAtOnce(t *testing.T) {
 	}
 	e.eventually("the page is given up on", func() bool {
 		_, body := e.api("GET", "/incidents/1", nil)
-		return strings.Contains(string(body), "Gave up on the PagerDuty page after 1 attempts") &&
+		return strings.Contains(string(body), "Gave up on the PagerDuty page after 1 attempt:") &&
 			strings.Contains(string(body), "PAGERDUTY_ROUTING_KEY")
 	})
 	if n := len(e.PD.Events()); n != 0 {

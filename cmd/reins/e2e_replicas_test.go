@@ -64,8 +64,20 @@ func TestChecklistAnsweredOnAnotherReplica(t *testing.T) {
 	if status, body := a.webhook("alertmanager", fixture(t, "alertmanager/firing.json")); status != http.StatusOK {
 		t.Fatalf("webhook: %d %s", status, body)
 	}
-	a.eventually("incident channel", func() bool { return len(incidentChannels(a.Slack)) == 1 })
+	// The summary is posted once reins has recorded the channel as the
+	// incident's: a command typed before that is told it is no incident
+	// channel.
+	a.eventually("incident channel with its summary", func() bool {
+		chs := incidentChannels(a.Slack)
+		return len(chs) == 1 && len(a.Slack.Messages(chs[0].ID)) > 0
+	})
 	ch := incidentChannels(a.Slack)[0]
+	// Slack has the channel a moment before reins has recorded it: a
+	// command sent in between is not yet known as the incident's.
+	a.eventually("the channel recorded on the incident", func() bool {
+		inc, err := a.Main.Service.FindIncident(t.Context(), 1)
+		return err == nil && inc.SlackChannelID == ch.ID
+	})
 	a.slash(alice, ch.ID, "checklist")
 	var value string
 	a.eventually("a checklist item with buttons", func() bool {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/web"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -53,13 +54,13 @@ func clock(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC"
 func (m *Main) configCheck(reg *ownership.Registry) healthCheck {
 	if at, n := m.rejected.get(); !at.IsZero() {
 		return healthCheck{"config", false, fmt.Sprintf(
-			"%s on disk rejected at %s: %d problems (`reins validate` lists them); running the file loaded at %s (%d agents)",
-			m.Config.ConfigPath, clock(at), n, clock(reg.LoadedAt), len(reg.Agents))}
+			"%s on disk rejected at %s: %s (`reins validate` lists them); running the file loaded at %s (%s)",
+			m.Config.ConfigPath, clock(at), words.Count(n, "problem"), clock(reg.LoadedAt), words.Count(len(reg.Agents), "agent"))}
 	}
 	if reg.File == "" {
 		return healthCheck{"config", false, "no config file at " + m.Config.ConfigPath + ": running with no agents; start from examples/reins.yaml"}
 	}
-	return healthCheck{"config", true, fmt.Sprintf("%s: %d agents, loaded at %s", reg.File, len(reg.Agents), clock(reg.LoadedAt))}
+	return healthCheck{"config", true, fmt.Sprintf("%s: %s, loaded at %s", reg.File, words.Count(len(reg.Agents), "agent"), clock(reg.LoadedAt))}
 }
 
 // doctorConfigCheck is `reins doctor`'s view of the file on disk: reg is nil
@@ -74,14 +75,14 @@ func doctorConfigCheck(path string, reg *ownership.Registry, problems ownership.
 			modified = " (modified " + clock(fi.ModTime()) + ")"
 		}
 		return healthCheck{"config", false, fmt.Sprintf(
-			"%s on disk is invalid%s: %d problems%s. A running reins rejects it on reload and keeps the file it loaded before "+
+			"%s on disk is invalid%s: %s%s. A running reins rejects it on reload and keeps the file it loaded before "+
 				"(/readyz?verbose=1 says since when); `reins validate` lists them",
-			path, modified, len(problems.Errors()), first)}
+			path, modified, words.Count(len(problems.Errors()), "problem"), first)}
 	}
 	if reg.File == "" {
 		return healthCheck{"config", false, "no config file at " + path + ": running with no agents; start from examples/reins.yaml"}
 	}
-	return healthCheck{"config", true, fmt.Sprintf("%s: %d agents", reg.File, len(reg.Agents))}
+	return healthCheck{"config", true, fmt.Sprintf("%s: %s", reg.File, words.Count(len(reg.Agents), "agent"))}
 }
 
 // telemetryChecks: the OTLP intake (/v1/traces) that feeds sessions and

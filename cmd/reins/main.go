@@ -70,13 +70,14 @@ func commands() []command {
 		{"serve", "", "run everything: HTTP server, Socket Mode, delivery workers, scheduled jobs", cmdServe},
 		{"migrate", "", "apply pending database migrations and exit", cmdMigrate},
 		{"validate", "[--online] [--strict]", "check the config file; print file:line: message per problem", cmdValidate},
-		{"kill", "AGENT [--session ID]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
-		{"resume", "AGENT [--session ID]...", "lift a halt", cmdResume},
-		{"restrict", "AGENT [--session ID]... --allow GLOBS --reason TEXT", "let the agent (or sessions) call only the tools matching GLOBS", cmdRestrict},
-		{"throttle", "AGENT [--session ID]... --rate N/min --reason TEXT", "allow the agent (or sessions) at most N model calls a minute", cmdThrottle},
+		{"kill", "AGENT [SESSION]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
+		{"resume", "AGENT [SESSION]...", "lift a halt (of the sessions named, else the agent's)", cmdResume},
+		{"restrict", "AGENT [SESSION]... --allow GLOBS --reason TEXT", "let the agent (or sessions) call only the tools matching GLOBS", cmdRestrict},
+		{"throttle", "AGENT [SESSION]... --rate N/min --reason TEXT", "allow the agent (or sessions) at most N model calls a minute", cmdThrottle},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
-		{"postmortem", "ID [--format markdown|json]", "print a postmortem", cmdPostmortem},
+		{"checklist", "ID [answer ITEM CHOICE]", "list the blast-radius checklist (starting it), or answer an item", cmdChecklist},
+		{"postmortem", "ID [questions | answer Q TEXT]", "print a postmortem (--format markdown|json), list its questions, or answer one", cmdPostmortem},
 		{"session", "ID [--agent NAME] [--format text|json]", "print a session's record (--agent when two agents use the ID)", cmdSession},
 		{"declare", "AGENT SUMMARY...", "open an incident by hand, without Slack", cmdDeclare},
 		{"ack", "ID", "acknowledge an incident without Slack", cmdAck},
@@ -141,14 +142,65 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 			return 1
 		}
 	}
+	if near := didYouMean(name); near != "" {
+		fmt.Fprintf(stderr, "reins: unknown command %q: did you mean %s?\nRun `reins help` for the list of commands.\n", name, near)
+		return 2
+	}
 	fmt.Fprintf(stderr, "reins: unknown command %q\n\n", name)
 	usage(stderr)
 	return 2
 }
 
+// didYouMean names the command closest to a mistyped one ("incidnets" is
+// incidents), or "" when none is close: at most two edits, a swap of two
+// neighbouring letters counting as one.
+func didYouMean(typed string) string {
+	best, bestD := "", 3
+	for _, c := range commands() {
+		limit := 2
+		if len(c.name) <= 4 {
+			limit = 1 // "ack" and "kill" are too short for two edits to mean them
+		}
+		if d := editDistance(strings.ToLower(typed), c.name); d <= limit && d < bestD {
+			best, bestD = c.name, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and transpositions of neighbours each cost one.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
+}
+
 // commandUsage prints one command's synopsis and every flag it takes.
 func commandUsage(w io.Writer, c command, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: reins %s %s\n\n%s\n", c.name, c.args, c.help)
+	if more := commandDetails[c.name]; more != "" {
+		fmt.Fprintf(w, "\n%s", more)
+	}
 	if fs != nil {
 		fmt.Fprintf(w, "\nFlags:\n")
 		fs.SetOutput(w)
@@ -195,13 +247,15 @@ func (e *env) loadConfig() Config {
 	return cfg
 }
 
-// cliLogger is the logger of the one-shot commands: warnings and errors
-// only, so the result line is not buried, unless --verbose.
+// cliLogger is the logger of the one-shot commands: silent unless
+// --verbose, since each command prints its result, failures included, as
+// plain sentences; JSON log lines around them only bury the line that says
+// what to do next (a failed kill printed four).
 func (e *env) cliLogger(cfg Config) *slog.Logger {
 	if e.verbose {
 		return e.logger(cfg)
 	}
-	return slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.DiscardHandler)
 }
 
 // logger returns the JSON logger at the configured level.

@@ -327,7 +327,8 @@ func (m *Main) configLevel() slog.Level {
 func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
 	checks := m.healthCache.get(func() []healthCheck {
 		reg := m.Registry.Current()
-		return health(r.Context(), m.Config, m.getenv, reg, m.Store.Ping, m.localChecks(reg))
+		return append(health(r.Context(), m.Config, m.getenv, reg, m.Store.Ping, m.localChecks(reg)),
+			deliveryChecks(r.Context(), m.Store, m.Clock.Now())...)
 	})
 	status, code := "ready", http.StatusOK
 	for _, c := range checks {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/otlp"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -77,7 +78,7 @@ func telemetryMode(cfg Config, reg *ownership.Registry, getenv func(string) stri
 		}
 		effect := "no session steps are recorded"
 		if withSLAs > 0 {
-			effect = fmt.Sprintf("the SLAs of %d agents stay at \"no data\"", withSLAs)
+			effect = fmt.Sprintf("the SLAs of %s stay at \"no data\"", words.Count(withSLAs, "agent"))
 		}
 		return "no token: REINS_OTLP_TOKEN is not set: every span sent to /v1/traces is refused (401), and no agent has a token of its own, so " +
 			effect + "; give agents telemetry.token_env in reins.yaml (or set REINS_OTLP_TOKEN for a trusted gateway) and the same bearer token to their OTLP exporters" +

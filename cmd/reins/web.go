@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/integrations/web"
 )
 
@@ -92,6 +93,8 @@ func (m *Main) openWeb(ctx context.Context) error {
 		TeamID:       m.teamID(),
 		UserHeader:   m.Config.WebUserHeader,
 		Incidents:    m.Service,
+		Answers:      m.Service,
+		Names:        m.webNames(),
 		Drills:       m.Store,
 		Sessions:     m.WebSessions,
 		SetupHint:    strings.TrimRight(m.Config.PublicURL, "/"),
@@ -170,4 +173,13 @@ func (c Config) webAuthSummary() string {
 		return m
 	}
 	return "off"
+}
+
+// webNames is where the web view finds people's names: Slack's users.info
+// through the bot token (cached by the view), or nowhere without Slack.
+func (m *Main) webNames() web.NameSource {
+	if m.Slack == nil {
+		return nil
+	}
+	return bot.NewDirectory(m.Slack)
 }

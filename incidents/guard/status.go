@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -141,7 +142,7 @@ func Text(agent string, list []SLAStatus) string {
 		if s.DryRun {
 			mode += ", dry run"
 		}
-		fmt.Fprintf(&b, "• %s: %s vs %s · %d breaches · on breach: %s\n", s.SLA, now, s.Threshold, s.Breaches, mode)
+		fmt.Fprintf(&b, "• %s: %s vs %s · %s · on breach: %s\n", s.SLA, now, s.Threshold, words.Count(s.Breaches, "breach"), mode)
 	}
 	return b.String()
 }

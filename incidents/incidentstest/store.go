@@ -142,6 +142,7 @@ type data struct {
 	alerts     []incidents.Alert
 	events     []incidents.Event
 	outbox     []outbox.Item
+	outages    []outbox.Outage
 	halts      []incidents.Halt
 	approvals  []approval
 	flags      map[[2]string]incidents.KillFlag
@@ -173,6 +174,7 @@ func (d *data) clone() *data {
 		alerts:     slices.Clone(d.alerts),
 		events:     slices.Clone(d.events),
 		outbox:     slices.Clone(d.outbox),
+		outages:    slices.Clone(d.outages),
 		halts:      slices.Clone(d.halts),
 		approvals:  slices.Clone(d.approvals),
 		flags:      maps.Clone(d.flags),

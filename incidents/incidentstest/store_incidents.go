@@ -195,7 +195,7 @@ func (t *tx) WriteIntake(ctx context.Context, incs []*incidents.Incident, events
 			continue
 		}
 		cur.Sessions, cur.Links = slices.Clone(inc.Sessions), slices.Clone(inc.Links)
-		cur.Severity, cur.LastAlertAt, cur.PagerDutyKey = inc.Severity, inc.LastAlertAt, inc.PagerDutyKey
+		cur.Severity, cur.LastAlertAt, cur.PagerDutyKey, cur.Title = inc.Severity, inc.LastAlertAt, inc.PagerDutyKey, inc.Title
 		cur.Version++
 		inc.Version = cur.Version
 		d.incidents[inc.ID] = cur

@@ -3,6 +3,7 @@ package incidentstest
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
@@ -153,4 +154,50 @@ func cloneOutbox(it outbox.Item) outbox.Item {
 	it.LockedUntil = cloneTime(it.LockedUntil)
 	it.DoneAt = cloneTime(it.DoneAt)
 	return it
+}
+
+func (t *tx) DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error {
+	return t.updateOutbox("DeferOutbox", id, func(it *outbox.Item) {
+		it.LastError = lastErr
+		if !until.IsZero() {
+			it.NextAttemptAt = until
+		}
+	})
+}
+
+func (t *tx) SaveOutage(ctx context.Context, o outbox.Outage) error {
+	d, done, err := t.begin("SaveOutage")
+	if err != nil {
+		return err
+	}
+	defer done()
+	for i, had := range d.outages {
+		if had.Destination == o.Destination {
+			o.Since = had.Since
+			d.outages[i] = o
+			return nil
+		}
+	}
+	d.outages = append(d.outages, o)
+	slices.SortFunc(d.outages, func(a, b outbox.Outage) int { return strings.Compare(a.Destination, b.Destination) })
+	return nil
+}
+
+func (t *tx) ClearOutage(ctx context.Context, destination string) error {
+	d, done, err := t.begin("ClearOutage")
+	if err != nil {
+		return err
+	}
+	defer done()
+	d.outages = slices.DeleteFunc(d.outages, func(o outbox.Outage) bool { return o.Destination == destination })
+	return nil
+}
+
+func (t *tx) Outages(ctx context.Context) ([]outbox.Outage, error) {
+	d, done, err := t.begin("Outages")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return slices.Clone(d.outages), nil
 }

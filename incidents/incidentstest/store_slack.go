@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/words"
 )
 
 // slackState is what sqlstore keeps in slack_confirmations, slack_requests
@@ -119,7 +120,7 @@ func (s *Store) CountRefusal(ctx context.Context, key string, e *incidents.Audit
 	e.ID = b.auditID
 	for i := range d.audit {
 		if d.audit[i].ID == b.auditID {
-			d.audit[i].Detail = fmt.Sprintf("%s (%d attempts from %s to %s UTC)", b.detail, b.attempts,
+			d.audit[i].Detail = fmt.Sprintf("%s (%s from %s to %s UTC)", b.detail, words.Count(b.attempts, "attempt"),
 				b.first.UTC().Format(time.TimeOnly), e.At.UTC().Format(time.TimeOnly))
 		}
 	}

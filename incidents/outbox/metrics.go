@@ -12,6 +12,8 @@ import (
 type metrics struct {
 	delivered, failed, retries *prometheus.CounterVec
 	latency                    *prometheus.HistogramVec
+	outageOpen                 *prometheus.GaugeVec
+	probes                     *prometheus.CounterVec
 }
 
 // newMetrics registers the delivery metrics and a backlog collector over s
@@ -36,6 +38,14 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 			// From a few milliseconds (kicked workers) to minutes (retries).
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"lane"}),
+		outageOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reins_delivery_destination_unreachable",
+			Help: "1 while this replica holds a destination's deliveries back because it is failing (its circuit is open), else 0.",
+		}, []string{"destination"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reins_delivery_probes_total",
+			Help: "Probes of a destination held back as unreachable: result failed (still unreachable) or answered (its deliveries resume).",
+		}, []string{"destination", "result"}),
 	}
 	if reg == nil {
 		return m
@@ -44,6 +54,8 @@ func newMetrics(reg prometheus.Registerer, s Store) *metrics {
 	m.failed = register(reg, m.failed)
 	m.retries = register(reg, m.retries)
 	m.latency = register(reg, m.latency)
+	m.outageOpen = register(reg, m.outageOpen)
+	m.probes = register(reg, m.probes)
 	if s != nil {
 		// The newest Worker's store is the one to report: an older one's
 		// may be closed (tests and two Mains in one process).

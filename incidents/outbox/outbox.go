@@ -89,6 +89,28 @@ type Store interface {
 	// BuryOutbox gives up on an item: state dead, kept for inspection.
 	BuryOutbox(ctx context.Context, id int64, now time.Time, lastErr string) error
 	OutboxBacklog(ctx context.Context) ([]LaneBacklog, error)
+	// DeferOutbox hands a claimed item back with its last error and no
+	// attempt counted: the failure was its destination's (an outage, a
+	// rate limit), not the item's. A zero until keeps its due time, so it
+	// keeps its place in the queue; otherwise it is due at until.
+	DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error
+	// SaveOutage records that a destination is failing. A destination
+	// already recorded keeps its Since; the rest is replaced.
+	SaveOutage(ctx context.Context, o Outage) error
+	// ClearOutage forgets a destination's outage: it answered again.
+	ClearOutage(ctx context.Context, destination string) error
+	// Outages returns the recorded outages, by destination.
+	Outages(ctx context.Context) ([]Outage, error)
+}
+
+// Outage is a destination (Slack) failing every delivery, as the replicas
+// that saw it recorded it. doctor and /readyz read it from the store.
+type Outage struct {
+	Destination string
+	Since       time.Time // the first failure of this outage
+	FailedAt    time.Time // the last failed probe
+	NextProbeAt time.Time // when the replica that failed last probes again
+	LastError   string
 }
 
 // RetryAfterError asks delivery to wait at least After before trying again
@@ -100,6 +122,26 @@ type RetryAfterError struct {
 
 func (e *RetryAfterError) Error() string { return fmt.Sprintf("retry after %s: %v", e.After, e.Err) }
 func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// UnavailableError marks a failure of the destination as a whole rather
+// than of the item: a 5xx, a refused or timed-out connection, a rate limit.
+// In a lane with a destination (Config.Destinations) it opens the
+// destination's circuit: the item keeps its place and attempts, and the
+// lane waits for one probe at a time. After is the destination's
+// Retry-After, 0 when it gave none.
+type UnavailableError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *UnavailableError) Error() string { return "unavailable: " + e.Err.Error() }
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Unavailable wraps err as an UnavailableError that asks to wait after
+// (0: the probe interval).
+func Unavailable(err error, after time.Duration) error {
+	return &UnavailableError{After: after, Err: err}
+}
 
 // PermanentError marks a delivery failure that retrying cannot fix (Slack
 // channel_not_found after archive, PagerDuty 400 invalid routing key).

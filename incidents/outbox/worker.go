@@ -51,6 +51,14 @@ type Config struct {
 	// buries it with Store.BuryOutbox alone; incidents passes one that also
 	// tells the timeline and the governance channel in the same transaction.
 	Bury func(ctx context.Context, it *Item, lastErr string) error
+	// Destinations names the destination each lane delivers to (lane ->
+	// "slack"): a lane named here gets that destination's circuit (see
+	// circuit.go), shared with the other lanes naming it. A lane not named
+	// (pages) keeps per-item backoff and is never held back by another.
+	Destinations map[string]string
+	// ProbeInterval is how often a failing destination is probed when it
+	// gave no Retry-After; default DefaultProbeInterval.
+	ProbeInterval time.Duration
 }
 
 // Worker delivers the items of a store through the handlers registered for
@@ -60,6 +68,7 @@ type Worker struct {
 	handlers map[string]Handler
 	wake     waker
 	m        *metrics
+	circuits map[string]*circuit // by lane; lanes of one destination share one
 }
 
 // New returns a Worker with no handlers; register them with Handle before
@@ -85,7 +94,21 @@ func New(cfg Config) *Worker {
 			return nil
 		}
 	}
-	return &Worker{cfg: cfg, handlers: map[string]Handler{}, m: newMetrics(cfg.Registerer, cfg.Store)}
+	if cfg.ProbeInterval == 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
+	w := &Worker{cfg: cfg, handlers: map[string]Handler{}, m: newMetrics(cfg.Registerer, cfg.Store), circuits: map[string]*circuit{}}
+	byDest := map[string]*circuit{}
+	for lane, dest := range cfg.Destinations {
+		c, ok := byDest[dest]
+		if !ok {
+			c = &circuit{destination: dest}
+			byDest[dest] = c
+			w.m.outageOpen.WithLabelValues(dest).Set(0)
+		}
+		w.circuits[lane] = c
+	}
+	return w
 }
 
 // Handle makes h the handler of kind. It is not safe to call while workers run.
@@ -95,10 +118,30 @@ func (w *Worker) Handle(kind string, h Handler) { w.handlers[kind] = h }
 // delivers each, and records the outcome (done, retry with backoff, or buried
 // after Config.Attempts or a permanent failure). It returns how many items it
 // finished, delivered or given up on; 0 means the lane is idle.
+//
+// A lane whose destination's circuit is open claims nothing, or one item as
+// the probe when one is due (see circuit.go).
 func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
-	items, err := w.cfg.Store.ClaimOutbox(ctx, lane, w.cfg.Clock.Now(), w.cfg.Lease, claimBatch)
+	c := w.circuits[lane]
+	limit, probe := claimBatch, false
+	if c != nil {
+		if limit, probe = c.admit(w.cfg.Clock.Now()); limit == 0 {
+			return 0, nil
+		}
+		if probe && w.peerAnswered(ctx, c) {
+			w.destinationUp(ctx, c, w.cfg.Clock.Now())
+			limit, probe = claimBatch, false
+		}
+	}
+	items, err := w.cfg.Store.ClaimOutbox(ctx, lane, w.cfg.Clock.Now(), w.cfg.Lease, limit)
 	if err != nil {
+		if probe {
+			c.release()
+		}
 		return 0, fmt.Errorf("claim %s outbox: %w", lane, err)
+	}
+	if probe && len(items) == 0 {
+		c.release()
 	}
 	finished := 0
 	for i, it := range items {
@@ -108,7 +151,13 @@ func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
 			w.release(items[i:])
 			break
 		}
-		done, err := w.deliverOne(ctx, it)
+		if c != nil && !probe && c.isOpen() {
+			// The destination failed under another item meanwhile: these
+			// wait, in their place, for the probe.
+			w.release(items[i:])
+			break
+		}
+		done, err := w.deliverOne(ctx, it, c, probe)
 		if err != nil {
 			return finished, err
 		}
@@ -119,8 +168,9 @@ func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
 	return finished, nil
 }
 
-func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
+func (w *Worker) deliverOne(ctx context.Context, it *Item, c *circuit, probe bool) (bool, error) {
 	h, ok := w.handlers[it.Kind]
+	answered := &answerMark{} // set by the destination's client (Answered)
 	var err error
 	if !ok {
 		err = Permanent(fmt.Errorf("no worker for outbox kind %q", it.Kind))
@@ -129,6 +179,7 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
 		// left behind would hold up its incident's later items), and well
 		// inside the lease so no other worker starts the same item.
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.Lease*2/3)
+		dctx = context.WithValue(dctx, answerKey{}, answered)
 		err = h(dctx, it)
 		cancel()
 	}
@@ -136,6 +187,29 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	now := w.cfg.Clock.Now()
+	if c != nil {
+		var un *UnavailableError
+		if errors.As(err, &un) {
+			if probe {
+				w.m.probes.WithLabelValues(c.destination, "failed").Inc()
+			}
+			if derr := w.destinationDown(ctx, c, it, un, now); derr != nil {
+				return false, fmt.Errorf("hold outbox item %d (%s) for its destination: %w", it.ID, it.Key, derr)
+			}
+			return false, nil
+		}
+		switch {
+		case answered.seen.Load():
+			// Delivered, or refused for the item's own reasons: either way
+			// the destination answered.
+			if probe {
+				w.m.probes.WithLabelValues(c.destination, "answered").Inc()
+			}
+			w.destinationUp(ctx, c, now)
+		case probe:
+			c.release() // the item never reached the destination: no verdict
+		}
+	}
 	if err == nil {
 		if err := w.cfg.Store.CompleteOutbox(ctx, it.ID, now); err != nil {
 			return false, fmt.Errorf("complete outbox item %d (%s): %w", it.ID, it.Key, err)
@@ -162,14 +236,14 @@ func (w *Worker) deliverOne(ctx context.Context, it *Item) (bool, error) {
 	return false, nil
 }
 
-// release hands claimed, undelivered items back for immediate delivery by the
-// next worker, here or on another replica.
+// release hands claimed, undelivered items back, in their place and with no
+// attempt counted, for the next worker here or on another replica.
 func (w *Worker) release(items []*Item) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, it := range items {
-		if err := w.cfg.Store.RetryOutbox(ctx, it.ID, w.cfg.Clock.Now(), "released at shutdown"); err != nil {
-			w.cfg.Log.Warn("release outbox item at shutdown", "key", it.Key, "err", err)
+		if err := w.cfg.Store.DeferOutbox(ctx, it.ID, time.Time{}, it.LastError); err != nil {
+			w.cfg.Log.Warn("release outbox item", "key", it.Key, "err", err)
 		}
 	}
 }
@@ -185,6 +259,10 @@ func backoff(attempt int, err error) time.Duration {
 	var ra *RetryAfterError
 	if errors.As(err, &ra) && ra.After > d {
 		d = ra.After
+	}
+	var un *UnavailableError
+	if errors.As(err, &un) && un.After > d {
+		d = un.After
 	}
 	return d
 }

@@ -303,9 +303,9 @@ func (q *queries) UpdateIncident(ctx context.Context, inc *incidents.Incident) e
 // a VALUES list vi, each where the version still matches; padding rows of
 // NULLs match nothing.
 const (
-	intakeKinds  = "iisssts"
-	intakeRows   = `vi (id, version, sessions, links, severity, last_alert_at, pagerduty_key) AS (VALUES %s)`
-	updateIntake = `UPDATE incidents SET sessions = vi.sessions, links = vi.links, severity = vi.severity,
+	intakeKinds  = "iissstss"
+	intakeRows   = `vi (id, version, sessions, links, severity, last_alert_at, pagerduty_key, title) AS (VALUES %s)`
+	updateIntake = `UPDATE incidents SET sessions = vi.sessions, links = vi.links, severity = vi.severity, title = vi.title,
 	last_alert_at = vi.last_alert_at, pagerduty_key = vi.pagerduty_key, version = incidents.version + 1
 FROM vi
 WHERE incidents.id = vi.id AND incidents.version = vi.version
@@ -322,11 +322,11 @@ var writeIntake = &bulk{cols: intakeKinds, more: []string{eventKinds, outboxKind
 
 // intakeArgs appends inc as a row of intakeRows.
 func (q *queries) intakeArgs(dst []any, inc *incidents.Incident) []any {
-	return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey)
+	return append(dst, inc.ID, inc.Version, js(inc.Sessions), js(inc.Links), inc.Severity, q.t(inc.LastAlertAt), inc.PagerDutyKey, inc.Title)
 }
 
-// UpdateIntakeFields writes Sessions, Links, Severity, LastAlertAt and
-// PagerDutyKey of each incident whose stored version is still its Version,
+// UpdateIntakeFields writes Sessions, Links, Severity, LastAlertAt,
+// PagerDutyKey and Title (the unrouted incident's names its agents) of each incident whose stored version is still its Version,
 // and reports which.
 func (q *queries) UpdateIntakeFields(ctx context.Context, incs []*incidents.Incident) ([]bool, error) {
 	written := make([]bool, len(incs))

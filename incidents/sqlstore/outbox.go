@@ -230,3 +230,57 @@ func (q *queries) OutboxBacklog(ctx context.Context) ([]outbox.LaneBacklog, erro
 	slices.SortFunc(out, func(a, b outbox.LaneBacklog) int { return cmp.Compare(a.Lane, b.Lane) })
 	return out, nil
 }
+
+// DeferOutbox hands a claimed item back with its last error and its
+// attempts unchanged; a zero until keeps its due time (its place in the
+// queue).
+func (q *queries) DeferOutbox(ctx context.Context, id int64, until time.Time, lastErr string) error {
+	if until.IsZero() {
+		return q.setOutbox(ctx, id, "defer",
+			`UPDATE outbox SET locked_until = NULL, last_error = ? WHERE id = ?`, lastErr, id)
+	}
+	return q.setOutbox(ctx, id, "defer",
+		`UPDATE outbox SET locked_until = NULL, next_attempt_at = ?, last_error = ? WHERE id = ?`, q.t(until), lastErr, id)
+}
+
+// SaveOutage records a failing destination, keeping the since of an outage
+// already recorded.
+func (q *queries) SaveOutage(ctx context.Context, o outbox.Outage) error {
+	return q.write(ctx, false, func(q *queries) error {
+		_, err := q.exec(ctx, `INSERT INTO delivery_outages (destination, since, failed_at, next_probe_at, last_error)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (destination) DO UPDATE SET failed_at = excluded.failed_at,
+				next_probe_at = excluded.next_probe_at, last_error = excluded.last_error`,
+			o.Destination, q.t(o.Since), q.t(o.FailedAt), q.t(o.NextProbeAt), o.LastError)
+		return wrapErr(err, "record the outage of %s", o.Destination)
+	})
+}
+
+// ClearOutage forgets a destination's outage.
+func (q *queries) ClearOutage(ctx context.Context, destination string) error {
+	return q.write(ctx, false, func(q *queries) error {
+		_, err := q.exec(ctx, `DELETE FROM delivery_outages WHERE destination = ?`, destination)
+		return wrapErr(err, "clear the outage of %s", destination)
+	})
+}
+
+// Outages returns the recorded outages by destination.
+func (q *queries) Outages(ctx context.Context) ([]outbox.Outage, error) {
+	var rows []struct {
+		Destination string `db:"destination"`
+		Since       dbTime `db:"since"`
+		FailedAt    dbTime `db:"failed_at"`
+		NextProbeAt dbTime `db:"next_probe_at"`
+		LastError   string `db:"last_error"`
+	}
+	if err := q.sel(ctx, &rows, `SELECT destination, since, failed_at, next_probe_at, last_error
+		FROM delivery_outages ORDER BY destination`); err != nil {
+		return nil, wrap(err, "delivery outages")
+	}
+	out := make([]outbox.Outage, len(rows))
+	for i, r := range rows {
+		out[i] = outbox.Outage{Destination: r.Destination, Since: r.Since.T, FailedAt: r.FailedAt.T,
+			NextProbeAt: r.NextProbeAt.T, LastError: r.LastError}
+	}
+	return out, nil
+}

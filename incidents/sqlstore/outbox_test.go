@@ -184,3 +184,71 @@ func TestClaimOutboxConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// An item deferred for its destination's outage keeps its attempts and due
+// time, so it is claimed again first, in its place.
+func TestDeferOutboxKeepsPlace(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		a := enqueue(t, s, 0, outbox.LaneChat, "a")
+		enqueue(t, s, 0, outbox.LaneChat, "b")
+		if got := claim(t, s, outbox.LaneChat, t0, 1); !slices.Equal(got, []string{"a"}) {
+			t.Fatalf("claimed %v", got)
+		}
+		if err := s.DeferOutbox(ctx, a.ID, time.Time{}, "unavailable: 500"); err != nil {
+			t.Fatal(err)
+		}
+		items, err := s.ClaimOutbox(ctx, outbox.LaneChat, t0, time.Minute, 1)
+		if err != nil || len(items) != 1 {
+			t.Fatalf("claim after defer: %v, %v", items, err)
+		}
+		if it := items[0]; it.Key != "a" || it.Attempts != 0 || !it.NextAttemptAt.Equal(t0) || it.LastError != "unavailable: 500" {
+			t.Errorf("after defer: %+v; want a, no attempt counted, due as before, with its error", it)
+		}
+		// Deferred until a time (a rate limit's Retry-After): b goes first.
+		if err := s.DeferOutbox(ctx, a.ID, t0.Add(2*time.Second), "unavailable: 429"); err != nil {
+			t.Fatal(err)
+		}
+		if got := claim(t, s, outbox.LaneChat, t0.Add(time.Second), 5); !slices.Equal(got, []string{"b"}) {
+			t.Errorf("claimed %v a second later, want [b] while a waits its Retry-After", got)
+		}
+		items, err = s.ClaimOutbox(ctx, outbox.LaneChat, t0.Add(2*time.Second), time.Minute, 5)
+		if err != nil || len(items) != 1 || items[0].Key != "a" || items[0].Attempts != 0 {
+			t.Errorf("claim after the Retry-After = %+v, %v; want a with no attempt counted", items, err)
+		}
+	})
+}
+
+// An outage keeps its first failure across saves and is gone once cleared.
+func TestOutages(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		if got, err := s.Outages(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("Outages on a new store = %v, %v", got, err)
+		}
+		first := outbox.Outage{Destination: "slack", Since: t0, FailedAt: t0, NextProbeAt: t0.Add(3 * time.Second), LastError: "500"}
+		if err := s.SaveOutage(ctx, first); err != nil {
+			t.Fatal(err)
+		}
+		later := outbox.Outage{Destination: "slack", Since: t0.Add(time.Minute), FailedAt: t0.Add(time.Minute),
+			NextProbeAt: t0.Add(time.Minute + 2*time.Second), LastError: "429"}
+		if err := s.SaveOutage(ctx, later); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Outages(ctx)
+		want := later
+		want.Since = t0
+		if err != nil || len(got) != 1 || !reflect.DeepEqual(utcOutage(got[0]), want) {
+			t.Fatalf("Outages = %+v, %v; want %+v", got, err, want)
+		}
+		if err := s.ClearOutage(ctx, "slack"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Outages(ctx); err != nil || len(got) != 0 {
+			t.Errorf("Outages after ClearOutage = %v, %v", got, err)
+		}
+	})
+}
+
+func utcOutage(o outbox.Outage) outbox.Outage {
+	o.Since, o.FailedAt, o.NextProbeAt = o.Since.UTC(), o.FailedAt.UTC(), o.NextProbeAt.UTC()
+	return o
+}

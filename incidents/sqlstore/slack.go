@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/words"
 )
 
 // The Slack side's state (bot.StateStore): pending confirmations, requests
@@ -116,7 +117,7 @@ func (q *queries) CountRefusal(ctx context.Context, key string, e *incidents.Aud
 			q.t(e.At), attempts, key); err != nil {
 			return err
 		}
-		detail := fmt.Sprintf("%s (%d attempts from %s to %s UTC)", b.Detail, attempts,
+		detail := fmt.Sprintf("%s (%s from %s to %s UTC)", b.Detail, words.Count(attempts, "attempt"),
 			b.FirstAt.T.UTC().Format(time.TimeOnly), e.At.UTC().Format(time.TimeOnly))
 		_, err = q.exec(ctx, `UPDATE audit_log SET detail = ? WHERE id = ?`, detail, b.AuditID)
 		return err

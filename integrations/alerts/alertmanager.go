@@ -118,7 +118,10 @@ func convertAMAlert(m *amMessage, i int, source string, opts Options) (incidents
 		Fingerprint: in.Fingerprint,
 		Agent:       agent,
 		Status:      status,
-		Title:       firstOf(in.Labels["alertname"], m.Title, "alert"),
+		// The summary annotation is written for people ("Token spend 12x
+		// baseline"); the alertname is a rule's identifier. It titles the
+		// alert when there is no summary.
+		Title:       firstOf(in.Annotations["summary"], in.Labels["alertname"], m.Title, "alert"),
 		Summary:     firstOf(in.Annotations["summary"], in.Annotations["description"], in.Annotations["message"], in.ValueString),
 		Severity:    labelSeverity(in.Labels["severity"]),
 		Sessions:    findSessions(opts, in.Labels, in.Annotations),

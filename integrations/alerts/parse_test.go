@@ -61,7 +61,7 @@ const (
 
 func TestParsers(t *testing.T) {
 	spike := func(fp, session, status string) summary {
-		return summary{Agent: "support-bot", Fingerprint: fp, Status: status, Severity: "critical", Title: "AgentTokenSpike",
+		return summary{Agent: "support-bot", Fingerprint: fp, Status: status, Severity: "critical", Title: "AgentTokenSpike on support-bot session " + session,
 			Sessions: []string{session},
 			Links:    []string{runbook, "session https://langfuse.example.com/project/p1/sessions/" + session, generatorURL}}
 	}
@@ -82,25 +82,25 @@ func TestParsers(t *testing.T) {
 		{"alertmanager", "firing.json", alerts.ParseAlertmanager, firing, ""},
 		{"alertmanager", "repeat.json", alerts.ParseAlertmanager, firing, ""},
 		{"alertmanager", "grown.json", alerts.ParseAlertmanager, append(append([]summary{}, firing...), summary{
-			Agent: "support-bot", Fingerprint: "b2c3d4e5f6a7b8c9", Status: "firing", Severity: "critical", Title: "AgentToolScope",
+			Agent: "support-bot", Fingerprint: "b2c3d4e5f6a7b8c9", Status: "firing", Severity: "critical", Title: "support-bot called tools outside its scope",
 			Sessions: []string{"s-8812", "s-8820"},
 			Links:    []string{"dashboard https://grafana.example.com/d/agents/support-bot", generatorURL}}), ""},
 		{"alertmanager", "resolved.json", alerts.ParseAlertmanager, []summary{
 			spike("3f6a9c2d1b7e4a05", "s-8812", "resolved"), spike("8c1d2e3f4a5b6c7d", "s-8813", "resolved")}, ""},
 		{"alertmanager", "truncated.json", alerts.ParseAlertmanager, firing, ""},
 		{"alertmanager", "alias_no_fingerprint.json", alerts.ParseAlertmanager, []summary{{
-			Agent: "support-bot", Fingerprint: "1534eb45cd01bdd4", Status: "firing", Severity: "warning", Title: "AgentLatency",
+			Agent: "support-bot", Fingerprint: "1534eb45cd01bdd4", Status: "firing", Severity: "warning", Title: "p95 latency above 20s",
 			Sessions: []string{"s-9001", "s-9002"}, Links: []string{generatorURL}}}, ""},
 		{"alertmanager", "unowned.json", alerts.ParseAlertmanager, []summary{{
-			Agent: "mystery-bot", Fingerprint: "c0ffee0000000001", Status: "firing", Severity: "info", Title: "AgentErrorRate",
+			Agent: "mystery-bot", Fingerprint: "c0ffee0000000001", Status: "firing", Severity: "info", Title: "AgentErrorRate on support-bot session s-1",
 			Sessions: []string{"s-1"}, Links: []string{runbook, "session https://langfuse.example.com/project/p1/sessions/s-1", generatorURL}}}, ""},
 		{"alertmanager", "no_agent.json", alerts.ParseAlertmanager, nil, "none of the labels agent, service is set"},
 		{"grafana", "firing.json", alerts.ParseAlertmanager, nil, `use /webhooks/grafana`},
 		{"grafana", "firing.json", alerts.ParseGrafana, []summary{{
-			Agent: "support-bot", Fingerprint: "7d2c1b0a9e8f7a6b", Status: "firing", Severity: "critical", Title: "support-bot token spend",
+			Agent: "support-bot", Fingerprint: "7d2c1b0a9e8f7a6b", Status: "firing", Severity: "critical", Title: "Token spend 12x baseline",
 			Sessions: []string{"s-8812"}, Links: grafanaLinks}}, ""},
 		{"grafana", "resolved.json", alerts.ParseGrafana, []summary{{
-			Agent: "support-bot", Fingerprint: "7d2c1b0a9e8f7a6b", Status: "resolved", Severity: "critical", Title: "support-bot token spend",
+			Agent: "support-bot", Fingerprint: "7d2c1b0a9e8f7a6b", Status: "resolved", Severity: "critical", Title: "Token spend 12x baseline",
 			Sessions: []string{"s-8812"}, Links: grafanaLinks}}, ""},
 		{"alertmanager", "firing.json", alerts.ParseGrafana, nil, `use /webhooks/alertmanager`},
 		{"datadog", "triggered.json", alerts.ParseDatadog, []summary{{

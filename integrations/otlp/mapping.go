@@ -28,6 +28,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -166,8 +167,8 @@ func Map(td ptrace.Traces, resolve Resolver) Result {
 	}
 	if bad > 0 {
 		res.Rejected += bad
-		res.Reasons = append(res.Reasons, fmt.Sprintf("%d spans with a session ID over %d bytes or holding control characters",
-			bad, sessions.MaxIDLen))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%s with a session ID over %d bytes or holding control characters",
+			words.Count(bad, "span"), sessions.MaxIDLen))
 	}
 	if len(unknown) > 0 {
 		names := make([]string, 0, len(unknown))
@@ -181,8 +182,8 @@ func Map(td ptrace.Traces, resolve Resolver) Result {
 			names = append(names[:5], "…")
 		}
 		res.Rejected += n
-		res.Reasons = append(res.Reasons, fmt.Sprintf("%d spans of agents not in reins.yaml (%s): set gen_ai.agent.name or service.name to an agent's name or alias",
-			n, strings.Join(names, ", ")))
+		res.Reasons = append(res.Reasons, fmt.Sprintf("%s of agents not in reins.yaml (%s): set gen_ai.agent.name or service.name to an agent's name or alias",
+			words.Count(n, "span"), strings.Join(names, ", ")))
 	}
 	return res
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -35,8 +36,18 @@ type layout struct {
 	Page  any
 }
 
-func parseTemplates() (map[string]*template.Template, error) {
+func parseTemplates(person func(string) string) (map[string]*template.Template, error) {
 	funcs := template.FuncMap{
+		// person shows a Slack user (U01ALICE, slack:U01ALICE, or a line
+		// naming them) by name; persons does so for a list, joined.
+		"person": person,
+		"persons": func(list []string) string {
+			out := make([]string, len(list))
+			for i, s := range list {
+				out[i] = person(s)
+			}
+			return strings.Join(out, ", ")
+		},
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"
@@ -55,6 +66,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 		"commas": commas,
 		"usd":    func(f float64) string { return "$" + strconv.FormatFloat(f, 'f', 4, 64) },
 		"join":   strings.Join,
+		"count":  func(n int, noun string) string { return words.Count(n, noun) },
 		"prev":   func(n int) int { return n - 1 },
 		"next":   func(n int) int { return n + 1 },
 		"esc":    url.PathEscape,
@@ -217,6 +229,17 @@ type incidentPage struct {
 	Firing       int
 	PostmortemMD template.HTML
 	Answered     int
+	CSRF         string // the forms' token; "" when answers are read-only
+	Questions    []questionRow
+	Notice       string // what the last form did, from ?done=
+	PMAnswered   int
+}
+
+// questionRow is one postmortem question with its answer, for its form.
+type questionRow struct {
+	N                   int
+	Key, Question, Hint string
+	Answer              string
 }
 
 func (p *incidentPage) title() string { return fmt.Sprintf("#%d %s", p.Inc.ID, p.Inc.Title) }
@@ -264,6 +287,17 @@ func (h *Handler) incidentPage(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 	}
 	p.PostmortemMD = markdownHTML(incidents.RenderMarkdown(pm))
+	for i, q := range incidents.PostmortemQuestions() {
+		p.Questions = append(p.Questions, questionRow{N: i + 1, Key: q.Key, Question: q.Question, Hint: q.Hint, Answer: pm.Answer(q.Key)})
+		if pm.Answer(q.Key) != "" {
+			p.PMAnswered++
+		}
+	}
+	if h.cfg.Answers != nil {
+		p.CSRF = h.csrfToken(s)
+	}
+	p.Notice = map[string]string{"checklist": "Checklist answer saved.", "started": "Checklist started.",
+		"postmortem": "Postmortem answer saved."}[r.URL.Query().Get("done")]
 	h.render(w, r, http.StatusOK, "incident", s, p)
 }
 

@@ -19,6 +19,15 @@ type IncidentSource interface {
 	Registry() *ownership.Registry
 }
 
+// AnswerSink takes the checklist's and the postmortem's answers from the
+// view's forms, with the rules and timeline of the Slack thread: the
+// *incidents.Service implements it.
+type AnswerSink interface {
+	StartChecklist(ctx context.Context, actor incidents.Actor, incidentID int64) (*incidents.Checklist, error)
+	AnswerChecklist(ctx context.Context, actor incidents.Actor, incidentID int64, itemKey, choice, details string) (*incidents.Checklist, error)
+	AnswerPostmortem(ctx context.Context, actor incidents.Actor, incidentID int64, key, text string) error
+}
+
 // DrillSource reads an agent's drills since a moment, oldest first; the SQL
 // store and the test fake implement it.
 type DrillSource interface {

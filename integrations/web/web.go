@@ -1,5 +1,7 @@
-// Package web is reins' read-only web view (docs/architecture.md, web view): incidents, an
-// incident, a session with its waterfall, agents. Pages are rendered on the
+// Package web is reins' web view (docs/architecture.md, web view): incidents, an
+// incident, a session with its waterfall, agents, and the one thing it
+// writes: answers to an incident's checklist and postmortem questions,
+// through plain forms. Pages are rendered on the
 // server with html/template from embedded files, work without JavaScript
 // and sit behind Sign in with Slack (OpenID Connect) or a trusted proxy's
 // user header. With neither configured every page says how to turn it on.
@@ -59,6 +61,8 @@ type Config struct {
 	Key []byte
 
 	Incidents IncidentSource
+	Answers   AnswerSink    // may be nil: the checklist and postmortem are read-only
+	Names     NameSource    // may be nil: people appear as their Slack IDs
 	Drills    DrillSource   // may be nil: no drill strip
 	Sessions  SessionSource // may be nil: session pages say records are off
 
@@ -77,6 +81,7 @@ type Handler struct {
 	tmpl   map[string]*template.Template
 	now    func() time.Time
 	log    *slog.Logger
+	names  *names
 
 	mu       sync.Mutex
 	provider *oidc.Provider // discovered on first sign-in
@@ -110,8 +115,11 @@ func New(cfg Config) (*Handler, error) {
 		cfg.HTTPClient = http.DefaultClient
 	}
 	h := &Handler{cfg: cfg, sign: signer{key: cfg.Key}, secure: base.Scheme == "https", base: base,
-		now: cfg.Now, log: cfg.Log}
-	if h.tmpl, err = parseTemplates(); err != nil {
+		now: cfg.Now, log: cfg.Log, names: &names{src: cfg.Names, now: cfg.Now, cache: map[string]cachedName{}}}
+	// Templates name people through the cache; a lookup has its own
+	// timeout, so a page never waits on Slack longer than that per person.
+	person := func(s string) string { return h.names.people(context.Background(), s) }
+	if h.tmpl, err = parseTemplates(person); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -134,6 +142,9 @@ func (h *Handler) Register(mux Mux) {
 	page("GET /sessions/{id}", h.sessionPage)
 	page("GET /agents", h.agentsPage)
 	page("GET /agents/{name}", h.agentPage)
+	page("POST /incidents/{id}/checklist", h.startChecklist)
+	page("POST /incidents/{id}/checklist/{item}", h.answerChecklist)
+	page("POST /incidents/{id}/postmortem/{key}", h.answerPostmortem)
 	mux.Handle("GET /auth/login", h.secured(http.HandlerFunc(h.login)))
 	mux.Handle("GET /auth/callback", h.secured(http.HandlerFunc(h.callback)))
 	mux.Handle("GET /auth/logout", h.secured(http.HandlerFunc(h.logout)))
