@@ -50,6 +50,8 @@ type Config struct {
 	// SLAStatus, when set, renders one agent's SLAs as the guard sees them
 	// ("" for none): `/agent status AGENT` shows it under the halt state.
 	SLAStatus func(ctx context.Context, agent string) (string, error)
+	// Leave, when set, runs `/agent leave AGENT SESSION` (the guard).
+	Leave LeaveFunc
 }
 
 // Handler serves Slack's slash commands, interactions and events, over HTTP or
@@ -75,6 +77,7 @@ type Handler struct {
 
 	publicURL string
 	slaStatus func(ctx context.Context, agent string) (string, error)
+	leaveFn   LeaveFunc
 }
 
 // NewHandler returns a Handler; zero settings get their defaults.
@@ -110,6 +113,7 @@ func NewHandler(cfg Config) *Handler {
 	}
 	h.publicURL = cfg.PublicURL
 	h.slaStatus = cfg.SLAStatus
+	h.leaveFn = cfg.Leave
 	return h
 }
 

@@ -20,7 +20,7 @@ func TestVerbsRegistry(t *testing.T) {
 			seen[w] = v.name
 		}
 	}
-	for _, name := range []string{VerbKill, VerbResume, VerbStatus, VerbWho, VerbDeclare, VerbChecklist, VerbResolve, VerbPostmortem, VerbSession, VerbHelp} {
+	for _, name := range []string{VerbKill, VerbResume, VerbLeave, VerbStatus, VerbWho, VerbDeclare, VerbChecklist, VerbResolve, VerbPostmortem, VerbSession, VerbHelp} {
 		if usage(name) == "" {
 			t.Errorf("verb %s is not in verbs", name)
 		}

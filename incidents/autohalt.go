@@ -26,6 +26,13 @@ type AutoHaltCommand struct {
 	IncidentID int64    // the incident the breach opened/joined (0: find/open the agent's)
 	Reason     string   // human text: "tokens_per_session 210,000 > 200,000 at step 37"
 	DryRun     bool
+	// Queue asks, beyond max_auto_halts_per_minute, for AutoHaltQueued and
+	// when the budget frees (the guard's breaches wait for it) instead of
+	// a note and a page.
+	Queue bool
+	// Overflow is the whole-agent halt of escalation.overflow: not held to
+	// max_auto_halts_per_minute, since it stops every further halt.
+	Overflow bool
 }
 
 // AutoHaltOutcome says what AutoHalt did.
@@ -33,6 +40,8 @@ type AutoHaltOutcome struct {
 	Action string // what was actually done: restrict | throttle | halt_session | halt_agent | alert (fell back) | dry_run | rate_limited | already_halted
 	Halt   *Halt  // nil unless a halt ran
 	Note   string // what was said on the timeline / channel
+	// RetryAt is, with AutoHaltQueued, when the agent's budget frees a halt.
+	RetryAt time.Time
 }
 
 // AutoHalt outcomes besides the on_breach values.
@@ -40,6 +49,9 @@ const (
 	AutoHaltDryRun        = "dry_run"
 	AutoHaltRateLimited   = "rate_limited"
 	AutoHaltAlreadyHalted = "already_halted"
+	// AutoHaltQueued: over max_auto_halts_per_minute with Queue set; the
+	// caller asks again at RetryAt.
+	AutoHaltQueued = "queued"
 )
 
 // EscalationSLA is the SLA name of the dead-man's halts.
@@ -158,7 +170,10 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 			policyTarget(ag.Name, sessions), reason, cmd.SLA), false)
 	}
 
-	if limit := maxAutoHalts(ag); recentPolicyHalts(halts, s.clock.Now()) >= limit {
+	if limit := maxAutoHalts(ag); !cmd.Overflow && recentPolicyHalts(halts, s.clock.Now()) >= limit {
+		if cmd.Queue {
+			return AutoHaltOutcome{Action: AutoHaltQueued, RetryAt: budgetFrees(halts, s.clock.Now(), limit)}, nil
+		}
 		if cmd.Fallback == ownership.OnBreachHaltAgent && action != ownership.OnBreachHaltAgent {
 			action, sessions = ownership.OnBreachHaltAgent, nil
 			why = fmt.Sprintf("%d automatic halts of %s in the last minute reached max_auto_halts_per_minute, so by the SLA's fallback reins halts the whole agent", limit, ag.Name)
@@ -251,6 +266,22 @@ func recentPolicyHalts(halts []*Halt, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// budgetFrees is when the oldest of the automatic halts counted against the
+// agent's limit leaves the minute, so one more may run.
+func budgetFrees(halts []*Halt, now time.Time, limit int) time.Time {
+	var times []time.Time
+	for _, h := range halts {
+		if h.Actor.Kind == ActorPolicy && h.Action == ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
+			times = append(times, h.RequestedAt)
+		}
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	if len(times) < limit {
+		return now
+	}
+	return times[len(times)-limit].Add(time.Minute)
 }
 
 // haltedNow replays the verified halts and adds reins' own kill flags, which

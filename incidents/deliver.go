@@ -119,6 +119,8 @@ func describeKind(kind string) string {
 		return "the PagerDuty page"
 	case KindRepage:
 		return "the PagerDuty re-page"
+	case KindQueuePage:
+		return "the PagerDuty page about breaches waiting for the automatic-halt budget"
 	case KindPageResolve:
 		return "resolving the PagerDuty incident"
 	case KindPageAck:

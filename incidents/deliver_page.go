@@ -28,6 +28,7 @@ type repagePayload struct {
 func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindPage, s.deliverPage)
 	handle(KindRepage, s.deliverRepage)
+	handle(KindQueuePage, s.deliverQueuePage)
 	handle(KindPageResolve, s.deliverPageResolve)
 	handle(KindPageAck, s.deliverPageAck) // ack.go
 }

@@ -151,6 +151,9 @@ type Idempotency interface {
 	// Remember records an idempotency key (Slack retry, PagerDuty webhook ID,
 	// double click). It returns true the first time the key is seen.
 	Remember(ctx context.Context, key string, at time.Time) (bool, error)
+	// PruneIdempotencyKeys deletes the keys first seen before before and
+	// returns how many went.
+	PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error)
 }
 
 // Store is the persistent store.

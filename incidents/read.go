@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 )
 
 // FindIncident returns one incident; ENOTFOUND when it does not exist.
@@ -74,6 +75,22 @@ func (s *Service) Remember(ctx context.Context, key string) (bool, error) {
 		return false, fmt.Errorf("remember %s: %w", key, err)
 	}
 	return first, nil
+}
+
+// IdempotencyKeep is how long an idempotency key is kept. The longest
+// window a key guards is a day: the ownership audit's key is per UTC day,
+// Slack retries an event for minutes, PagerDuty a webhook for hours, a
+// drill's key is per minute. A week is that with room to spare.
+const IdempotencyKeep = 7 * 24 * time.Hour
+
+// PruneIdempotencyKeys deletes the idempotency keys first seen more than
+// IdempotencyKeep before now (a scheduled job). It returns how many went.
+func (s *Service) PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error) {
+	n, err := s.store.PruneIdempotencyKeys(ctx, now.Add(-IdempotencyKeep))
+	if err != nil {
+		return n, fmt.Errorf("prune idempotency keys: %w", err)
+	}
+	return n, nil
 }
 
 // NoChannelReason says why an incident has no Slack channel and will not

@@ -40,21 +40,68 @@ var files embed.FS
 // supported is shown whenever a URL is not understood, so the user sees what works.
 const supported = `postgres://USER@HOST:PORT/DB, postgresql://…, sqlite:PATH, sqlite://PATH, file:PATH or a bare file path`
 
-// sqliteParams are added to every SQLite DSN unless the URL sets them:
+// sqliteParams are added to every SQLite DSN unless the URL sets them. The
+// driver runs the pragmas on every connection it opens, so each connection of
+// the pool (and of migrations, and of a CLI command) gets them:
 //   - busy_timeout: a writer from another process (reins migrate while serving)
 //     waits for the lock instead of failing with "database is locked";
 //   - WAL: readers never block the writer nor the writer them;
-//   - synchronous NORMAL: in WAL mode a commit survives a crash of reins, and
-//     skips the fsync per commit that would cap an alert storm at disk speed;
+//   - synchronous FULL: in WAL mode every commit fsyncs the WAL before it
+//     returns, so whatever reins acknowledged (a webhook's 2xx, an OTLP 200,
+//     a halt, a flag change) survives a power loss, not only a crash of reins.
+//     The writers that share a transaction (alert intake, OTLP intake, Slack
+//     single-use marks) share its fsync. An operator may trade that for speed
+//     with _pragma=synchronous(NORMAL) in the URL (docs/deploy.md), which
+//     `reins validate --strict` and `reins doctor` warn about;
 //   - foreign_keys: SQLite enforces them only when asked, per connection;
 //   - _txlock=immediate: a transaction takes the write lock at BEGIN, so two
 //     transactions that read then write cannot deadlock on the upgrade.
 var sqliteParams = [][2]string{
 	{"_pragma", "busy_timeout(5000)"},
 	{"_pragma", "journal_mode(WAL)"},
-	{"_pragma", "synchronous(NORMAL)"},
+	{"_pragma", "synchronous(FULL)"},
 	{"_pragma", "foreign_keys(1)"},
 	{"_txlock", "immediate"},
+}
+
+// SQLiteSynchronous returns the synchronous level a SQLite URL runs with
+// ("FULL" unless the URL sets another, upper case as the URL spelt it) and
+// whether it is weaker than FULL, that is, whether a power loss or a kernel
+// panic may roll back commits reins already acknowledged. A PostgreSQL URL
+// returns "", false: its durability is the server's (fsync,
+// synchronous_commit).
+func SQLiteSynchronous(rawURL string) (level string, weak bool, err error) {
+	d, dsn, err := ParseURL(rawURL)
+	if err != nil || d != SQLite {
+		return "", false, err
+	}
+	_, query, _ := strings.Cut(dsn, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", false, fmt.Errorf("SQLite URL has a malformed query: %w", err)
+	}
+	level = "FULL"
+	for _, p := range q["_pragma"] {
+		if name, arg := pragmaName(p); name == "synchronous" {
+			level = strings.ToUpper(arg)
+		}
+	}
+	switch level {
+	case "FULL", "EXTRA", "2", "3":
+		return level, false, nil
+	}
+	return level, true, nil
+}
+
+// pragmaName splits a _pragma parameter, "name(arg)" or "name=arg" as the
+// driver accepts both, into its lower-case name and its argument.
+func pragmaName(p string) (name, arg string) {
+	i := strings.IndexAny(p, "(=")
+	if i < 0 {
+		return strings.ToLower(strings.TrimSpace(p)), ""
+	}
+	name, arg = p[:i], strings.TrimSuffix(strings.TrimSpace(p[i+1:]), ")")
+	return strings.ToLower(strings.TrimSpace(name)), strings.TrimSpace(arg)
 }
 
 // ParseURL tells the dialect of a database URL and returns the DSN for its
@@ -130,8 +177,8 @@ func sqliteDSN(path string, fileURI bool) (Dialect, string, error) {
 	}
 	pragmas := map[string]bool{}
 	for _, p := range q["_pragma"] {
-		name, _, _ := strings.Cut(p, "(")
-		pragmas[strings.ToLower(strings.TrimSpace(name))] = true
+		name, _ := pragmaName(p)
+		pragmas[name] = true
 	}
 	params := make([]string, 0, len(sqliteParams)+len(q))
 	for _, kv := range sqliteParams {

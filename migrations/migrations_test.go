@@ -56,7 +56,9 @@ func TestParseURLSQLiteSettings(t *testing.T) {
 		want []string
 		not  []string
 	}{
-		{"OK", "sqlite:reins.db", []string{"busy_timeout%285000%29", "journal_mode%28WAL%29", "foreign_keys%281%29", "_txlock=immediate"}, nil},
+		{"OK", "sqlite:reins.db", []string{"busy_timeout%285000%29", "journal_mode%28WAL%29", "synchronous%28FULL%29", "foreign_keys%281%29", "_txlock=immediate"}, nil},
+		{"SynchronousChosen", "sqlite:reins.db?_pragma=synchronous(NORMAL)", []string{"synchronous(NORMAL)"}, []string{"synchronous%28FULL"}},
+		{"SynchronousChosenWithEquals", "sqlite:reins.db?_pragma=synchronous%3Doff", []string{"synchronous%3Doff"}, []string{"synchronous%28FULL"}},
 		{"CallerWins", "sqlite:reins.db?_pragma=busy_timeout(100)&_txlock=deferred",
 			[]string{"busy_timeout(100)", "_txlock=deferred", "journal_mode%28WAL%29"}, []string{"busy_timeout%285000", "_txlock=immediate"}},
 	}
@@ -77,6 +79,28 @@ func TestParseURLSQLiteSettings(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Issue 29: FULL unless the URL chooses otherwise, and a choice below FULL
+// is reported as weak so validate and doctor can warn.
+func TestSQLiteSynchronous(t *testing.T) {
+	for _, tt := range []struct {
+		url, level string
+		weak       bool
+	}{
+		{"sqlite:reins.db", "FULL", false},
+		{"reins.db", "FULL", false},
+		{"file:reins.db?_pragma=synchronous(extra)", "EXTRA", false},
+		{"sqlite:reins.db?_pragma=synchronous(NORMAL)", "NORMAL", true},
+		{"sqlite:reins.db?_pragma=synchronous%3D1", "1", true},
+		{"sqlite:reins.db?_pragma=Synchronous(off)", "OFF", true},
+		{"postgres://u@h/db", "", false},
+	} {
+		level, weak, err := migrations.SQLiteSynchronous(tt.url)
+		if err != nil || level != tt.level || weak != tt.weak {
+			t.Errorf("SQLiteSynchronous(%q) = %q, %v, %v; want %q, %v", tt.url, level, weak, err, tt.level, tt.weak)
+		}
 	}
 }
 

@@ -129,6 +129,7 @@ type EscalationDoc struct {
 	AutoHaltAfter         string   `json:"auto_halt_after,omitempty"` // Go duration; absent: no dead-man
 	Severities            []string `json:"severities"`
 	MaxAutoHaltsPerMinute int      `json:"max_auto_halts_per_minute"`
+	Overflow              string   `json:"overflow"`
 }
 
 // Public returns the agent's entry safe to serve: no secrets, no env var names.
@@ -165,7 +166,7 @@ func (a *Agent) Public() AgentDoc {
 			Fallback: s.Fallback, DryRun: s.DryRun})
 	}
 	d.Escalation = EscalationDoc{AutoHaltAfter: span(a.Escalation.AutoHaltAfter), Severities: list(a.Escalation.Severities),
-		MaxAutoHaltsPerMinute: a.Escalation.MaxAutoHaltsPerMinute}
+		MaxAutoHaltsPerMinute: a.Escalation.MaxAutoHaltsPerMinute, Overflow: a.Escalation.Overflow}
 	return d
 }
 

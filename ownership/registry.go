@@ -247,7 +247,21 @@ type Escalation struct {
 	AutoHaltAfter         time.Duration // 0: no dead-man
 	Severities            []string      // default [critical]
 	MaxAutoHaltsPerMinute int           // default 20; per agent; applies to all automatic halts
+	// Overflow is what reins does when breaches wait for the automatic-halt
+	// budget: OverflowHaltAgent (the default) or OverflowQueue.
+	Overflow string
 }
+
+// Overflow policies (escalation.overflow): what happens to the breaches
+// waiting beyond max_auto_halts_per_minute. Either way none is dropped.
+const (
+	// OverflowHaltAgent halts the whole agent: that many breaching sessions
+	// at once is itself the incident.
+	OverflowHaltAgent = "halt_agent"
+	// OverflowQueue halts the waiting sessions one by one as the budget
+	// frees, in the order they crossed.
+	OverflowQueue = "queue"
+)
 
 // Escalation defaults.
 const DefaultMaxAutoHaltsPerMinute = 20

@@ -190,8 +190,9 @@ func (p *parser) choice(n *yaml.Node, at, def string, allowed ...string) string 
 
 // escalation reads an agent's escalation: section; defaults when absent.
 func (p *parser) escalation(n *yaml.Node, at string) Escalation {
-	e := Escalation{Severities: slices.Clone(DefaultEscalationSeverities), MaxAutoHaltsPerMinute: DefaultMaxAutoHaltsPerMinute}
-	f, _ := p.mapping(n, at, []string{"auto_halt_after", "severities", "max_auto_halts_per_minute"})
+	e := Escalation{Severities: slices.Clone(DefaultEscalationSeverities), MaxAutoHaltsPerMinute: DefaultMaxAutoHaltsPerMinute,
+		Overflow: OverflowHaltAgent}
+	f, _ := p.mapping(n, at, []string{"auto_halt_after", "severities", "max_auto_halts_per_minute", "overflow"})
 	if v := f.val("auto_halt_after"); v != nil {
 		e.AutoHaltAfter = p.span(v, at+".auto_halt_after")
 	}
@@ -210,6 +211,14 @@ func (p *parser) escalation(n *yaml.Node, at string) Escalation {
 	}
 	if v := f.val("max_auto_halts_per_minute"); v != nil {
 		e.MaxAutoHaltsPerMinute = p.count(v, at+".max_auto_halts_per_minute", 1, 10000, DefaultMaxAutoHaltsPerMinute)
+	}
+	if v := f.val("overflow"); v != nil {
+		switch o := p.str(v, at+".overflow"); o {
+		case OverflowHaltAgent, OverflowQueue:
+			e.Overflow = o
+		default:
+			p.errorf(v, "%s.overflow: unknown policy %s (one of %s, %s)", at, quote(o), OverflowHaltAgent, OverflowQueue)
+		}
 	}
 	return e
 }

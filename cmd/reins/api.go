@@ -19,6 +19,7 @@ func (m *Main) apiRoutes(mux *routeMux) {
 	api("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
 	api("POST /api/v1/agents/{agent}/restrict", m.haltAgent(incidents.ActionRestrict))
 	api("POST /api/v1/agents/{agent}/throttle", m.haltAgent(incidents.ActionThrottle))
+	api("POST /api/v1/agents/{agent}/sessions/{session}/leave", m.leaveSessionAPI)
 	api("GET /api/v1/incidents", m.listIncidents)
 	api("GET /api/v1/incidents/{id}", m.getIncident)
 	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)

@@ -270,12 +270,9 @@ func (m *Main) Run(ctx context.Context) error {
 			// queues instead of taking the CPU the next acks need.
 			Workers: 2,
 			SLAStatus: func(ctx context.Context, agent string) (string, error) {
-				list, err := m.Guard.Status(ctx, agent)
-				if err != nil {
-					return "", err
-				}
-				return guard.Text(agent, list), nil
+				return m.Guard.StatusText(ctx, agent)
 			},
+			Leave: m.leaveSession,
 		})
 	} else {
 		m.Log.Info("Slack disabled: set SLACK_BOT_TOKEN (and SLACK_SIGNING_SECRET or SLACK_APP_TOKEN) to enable it")

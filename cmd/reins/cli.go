@@ -114,6 +114,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "%s: warning: %s\n", cfg.ConfigPath, g)
 	}
 	errs, warns := len(problems.Errors()), len(problems.Warnings())+len(gaps)
+	if level, weak, err := migrations.SQLiteSynchronous(cfg.DatabaseURL); err == nil && weak {
+		fmt.Fprintf(e.stdout, "REINS_DATABASE_URL: warning: %s\n", weakSyncWarning(level))
+		warns++
+	}
 	agents := 0
 	if reg != nil {
 		agents = len(reg.Agents)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
-	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/ownership"
@@ -169,12 +168,12 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		if len(st.Agent.SLAs) == 0 {
 			continue
 		}
-		list, err := m.Guard.Status(ctx, st.Agent.Name)
+		text, err := m.Guard.StatusText(ctx, st.Agent.Name)
 		if err != nil {
 			return fmt.Errorf("SLA status of %s: %w", st.Agent.Name, err)
 		}
 		fmt.Fprintln(e.stdout)
-		for _, line := range strings.Split(strings.TrimSuffix(guard.Text(st.Agent.Name, list), "\n"), "\n") {
+		for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
 			fmt.Fprint(e.stdout, wrapText(line, 100, "    "))
 		}
 	}

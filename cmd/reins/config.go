@@ -45,6 +45,11 @@ type Config struct {
 
 	OTLPToken    string // REINS_OTLP_TOKEN: bearer token of /v1/traces
 	OTLPMaxBytes string // REINS_OTLP_MAX_BYTES: body cap after decompression
+	// REINS_OTLP_MAX_INFLIGHT_BYTES, REINS_OTLP_MAX_SPANS,
+	// REINS_OTLP_MAX_ATTRIBUTES: the intake's memory bounds.
+	OTLPMaxInflightBytes string
+	OTLPMaxSpans         string
+	OTLPMaxAttributes    string
 	// The web view (docs/architecture.md, web view): Sign in with Slack, or a trusted proxy header.
 	SlackClientID     string
 	SlackClientSecret string
@@ -88,6 +93,9 @@ func (c *Config) envVars() []struct {
 		{"REINS_LANGFUSE_WEBHOOK_SECRET", &c.LangfuseWebhookSecret, ""},
 		{"REINS_OTLP_TOKEN", &c.OTLPToken, ""},
 		{"REINS_OTLP_MAX_BYTES", &c.OTLPMaxBytes, "8388608"},
+		{"REINS_OTLP_MAX_INFLIGHT_BYTES", &c.OTLPMaxInflightBytes, "16777216"},
+		{"REINS_OTLP_MAX_SPANS", &c.OTLPMaxSpans, "10000"},
+		{"REINS_OTLP_MAX_ATTRIBUTES", &c.OTLPMaxAttributes, "128"},
 		{"REINS_SLACK_CLIENT_ID", &c.SlackClientID, ""},
 		{"REINS_SLACK_CLIENT_SECRET", &c.SlackClientSecret, ""},
 		{"REINS_SLACK_OIDC_ISSUER", &c.SlackOIDCIssuer, "https://slack.com"},
@@ -147,6 +155,15 @@ func (c Config) Validate() error {
 	}
 	if n, err := strconv.ParseInt(c.OTLPMaxBytes, 10, 64); err != nil || n < 1024 {
 		return fmt.Errorf("REINS_OTLP_MAX_BYTES: %q is not a byte count of at least 1024 (default 8388608, 8 MiB)", c.OTLPMaxBytes)
+	}
+	if n, err := strconv.ParseInt(c.OTLPMaxInflightBytes, 10, 64); err != nil || n < 1<<20 {
+		return fmt.Errorf("REINS_OTLP_MAX_INFLIGHT_BYTES: %q is not a byte count of at least 1048576 (default 16777216, 16 MiB)", c.OTLPMaxInflightBytes)
+	}
+	if n, err := strconv.Atoi(c.OTLPMaxSpans); err != nil || n < 1 {
+		return fmt.Errorf("REINS_OTLP_MAX_SPANS: %q is not a positive count (default 10000)", c.OTLPMaxSpans)
+	}
+	if n, err := strconv.Atoi(c.OTLPMaxAttributes); err != nil || n < 16 {
+		return fmt.Errorf("REINS_OTLP_MAX_ATTRIBUTES: %q is not a count of at least 16 (default 128)", c.OTLPMaxAttributes)
 	}
 	if c.SlackBotToken != "" && !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
 		return fmt.Errorf("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")

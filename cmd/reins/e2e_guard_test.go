@@ -341,8 +341,10 @@ func TestGuardRestartMidSession(t *testing.T) {
 }
 
 // A breach storm: 1,000 sessions crossing within a minute make one
-// incident, one page, at most one halt per session and no more automatic
-// halts than escalation.max_auto_halts_per_minute.
+// incident, one page for it and one saying sessions wait for the budget, at
+// most one halt per session, no more automatic session halts than
+// escalation.max_auto_halts_per_minute, then the overflow policy's default:
+// the whole agent halted, so none is left running.
 func TestGuardBreachStorm(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 breaches")
@@ -377,8 +379,9 @@ func TestGuardBreachStorm(t *testing.T) {
 	for _, b := range all {
 		outcomes[b.Outcome]++
 	}
-	if outcomes["halt_session"] == 0 || outcomes["halt_session"] > 20 || outcomes["halt_session"]+outcomes["rate_limited"] != sessionsN {
-		t.Errorf("outcomes = %v: want at most 20 session halts (max_auto_halts_per_minute) and the rest rate_limited", outcomes)
+	if outcomes["halt_session"] == 0 || outcomes["halt_session"] > 20 || outcomes["halt_agent"] != 1 ||
+		outcomes["halt_session"]+outcomes["halt_agent"]+outcomes["already_halted"] != sessionsN {
+		t.Errorf("outcomes = %v: want at most 20 session halts (max_auto_halts_per_minute), one agent halt (escalation.overflow) and the rest already halted", outcomes)
 	}
 	perSession := map[string]int{}
 	for _, m := range e.Halt.Messages() {
@@ -397,14 +400,22 @@ func TestGuardBreachStorm(t *testing.T) {
 		t.Errorf("%d incident channels, want 1", n)
 	}
 	time.Sleep(200 * time.Millisecond)
-	triggers := map[string]bool{}
+	triggers, queuePages := map[string]bool{}, 0
 	for _, ev := range e.PD.Events() {
-		if ev.Action == "trigger" {
-			triggers[ev.DedupKey] = true
+		if ev.Action != "trigger" {
+			continue
 		}
+		if strings.HasSuffix(ev.DedupKey, "/auto-halt-queue") {
+			queuePages++
+			if ev.Payload == nil || !strings.Contains(ev.Payload.Summary, "breaching sessions of support-bot are waiting") {
+				t.Errorf("queue page %+v does not say what waits", ev.Payload)
+			}
+			continue
+		}
+		triggers[ev.DedupKey] = true
 	}
-	if len(triggers) != 1 {
-		t.Errorf("pages for %d incidents, want 1", len(triggers))
+	if len(triggers) != 1 || queuePages != 1 {
+		t.Errorf("pages for %d incidents and %d queue pages, want 1 each", len(triggers), queuePages)
 	}
 	// The channel hears of the halts and of the limit once, not of each of
 	// the 980 sessions left running.

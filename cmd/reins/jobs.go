@@ -15,6 +15,9 @@ const (
 	schedulePostmortems = "@every 15m"
 	scheduleAudit       = "0 9 * * 1" // Mondays 09:00 UTC, posted to the governance channel
 	scheduleRetention   = "@every 1h" // sessions.retention is days: hourly is precise enough
+	// scheduleKeyPrune deletes idempotency keys past incidents.IdempotencyKeep
+	// (a week): a few hours late changes nothing.
+	scheduleKeyPrune = "@every 6h"
 	// scheduleEscalation runs the dead-man: auto_halt_after is minutes, so
 	// half a minute late at most.
 	scheduleEscalation = "@every 30s"
@@ -44,6 +47,13 @@ func (m *Main) startJobs(ctx context.Context) {
 	m.addJob(scheduleProbation, "end_probations", m.Service.EndProbations)
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
+		return err
+	})
+	m.addJob(scheduleKeyPrune, "prune_idempotency_keys", func(ctx context.Context, now time.Time) error {
+		n, err := m.Service.PruneIdempotencyKeys(ctx, now)
+		if n > 0 {
+			m.Log.Debug("pruned idempotency keys", "rows", n)
+		}
 		return err
 	})
 	m.scheduleDrills()

@@ -178,6 +178,7 @@ func health(ctx context.Context, cfg Config, getenv func(string) string, reg *ow
 		}
 		return healthCheck{"database", true, db + " reachable"}
 	})
+	add(durabilityCheck(cfg.DatabaseURL))
 	for _, c := range local {
 		add(c)
 	}
@@ -278,6 +279,27 @@ func endpointCheck(ctx context.Context, part, raw string) healthCheck {
 	}
 	c.Close()
 	return healthCheck{part, true, host + " accepts connections"}
+}
+
+// durabilityCheck says what survives a power loss with the store in use: a
+// SQLite URL that weakens synchronous below FULL is degraded, so `reins
+// doctor` names the choice (docs/deploy.md, "Durability").
+func durabilityCheck(rawURL string) healthCheck {
+	level, weak, err := migrations.SQLiteSynchronous(rawURL)
+	switch {
+	case err != nil:
+		return healthCheck{"durability", false, err.Error()}
+	case weak:
+		return healthCheck{"durability", false, weakSyncWarning(level)}
+	case level == "":
+		return healthCheck{"durability", true, "PostgreSQL: a commit is as durable as the server's fsync and synchronous_commit make it"}
+	}
+	return healthCheck{"durability", true, "SQLite fsyncs every commit (synchronous=" + level + "): what reins acknowledged survives a power loss"}
+}
+
+// weakSyncWarning explains a SQLite synchronous level below FULL.
+func weakSyncWarning(level string) string {
+	return "SQLite synchronous=" + level + " (set in REINS_DATABASE_URL): a commit survives a crash of reins but a power loss or kernel panic can undo the last acknowledged alerts, halts and flag changes (an agent polling its flag may resume); remove the _pragma to fsync every commit"
 }
 
 // degraded returns the checks that failed.

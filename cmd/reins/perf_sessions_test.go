@@ -81,7 +81,7 @@ func otlpBody(session string, req, n int) []byte {
 func floorOTLP(tb testing.TB, d migrations.Dialect) string {
 	tb.Helper()
 	ctx := context.Background()
-	db, _, err := migrations.Connect(ctx, dbtest.EmptyURL(tb, d))
+	db, _, err := migrations.Connect(ctx, floorURL(tb, d))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -19,15 +19,21 @@ import (
 // sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
 func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
+	inflight, _ := strconv.ParseInt(m.Config.OTLPMaxInflightBytes, 10, 64)
+	maxSpans, _ := strconv.Atoi(m.Config.OTLPMaxSpans)
+	maxAttrs, _ := strconv.Atoi(m.Config.OTLPMaxAttributes)
 	mux.Handle("POST /v1/traces", otlp.NewHandler(otlp.Config{
-		Token:       m.Config.OTLPToken,
-		Credentials: m.otlpCredentials,
-		MaxBytes:    maxBytes,
-		Resolve:     func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
-		Recorder:    m.Sessions,
-		Log:         m.Log,
-		Observe:     m.sessionsRecorded,
-		Metrics:     m.metrics().otlp,
+		Token:            m.Config.OTLPToken,
+		Credentials:      m.otlpCredentials,
+		MaxBytes:         maxBytes,
+		MaxInflightBytes: inflight,
+		MaxSpans:         maxSpans,
+		MaxAttributes:    maxAttrs,
+		Resolve:          func(name string) *ownership.Agent { return m.Registry.Current().Agent(name) },
+		Recorder:         m.Sessions,
+		Log:              m.Log,
+		Observe:          m.sessionsRecorded,
+		Metrics:          m.metrics().otlp,
 	}))
 	api := func(pattern string, h http.HandlerFunc) {
 		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))

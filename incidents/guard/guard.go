@@ -3,20 +3,22 @@
 // alert (source "reins", one per agent, SLA and session) and, per the SLA's
 // on_breach, asks the incidents service to halt the session or the agent.
 //
-// Evaluation runs in the intake's request, in memory and per session; what a
-// breach sets off (the store, the incident, the halt) runs on a bounded
-// queue of workers so intake is not slowed by it. State survives restarts:
-// breaches are stored (each happens once), and a session first seen after a
-// restart has its window rebuilt from its stored steps.
+// Evaluation runs in the intake's request, in memory and per session, and
+// the breaches it finds are stored before the intake answers: the store
+// marked the session as to be judged in the transaction that stored its
+// steps, and the judgement clears the mark in the transaction that stores
+// the breaches, so a crash in between is judged again from the store. What a
+// breach sets off (the incident, the halt) runs on workers that claim
+// waiting breach rows under a lease, on any replica, in the order they
+// crossed; a breach waiting for the agent's automatic-halt budget stays
+// waiting until the budget frees (or the overflow policy halts the agent).
 package guard
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +33,12 @@ const Source = "reins"
 
 // Breach is one SLA crossed by one session.
 type Breach struct {
-	ID    int64  `json:"id"`
-	Agent string `json:"agent"`
-	SLA   string `json:"sla"` // the SLA's name
+	ID         int64     `json:"id"`
+	Agent      string    `json:"agent"`
+	SLA        string    `json:"sla"`    // the SLA's name
 	// Repeat counts this session's breaches of the SLA, from 1: an SLA with
 	// a ladder breaches again when the session goes on (ladder.go).
-	Repeat     int       `json:"repeat,omitempty"`
+	Repeat int `json:"repeat,omitempty"`
 	Metric     string    `json:"metric"` // its kind
 	Session    string    `json:"session"`
 	Value      float64   `json:"value"`
@@ -46,10 +48,29 @@ type Breach struct {
 	StepN      int64     `json:"step_n"`           // its position in the session, from 1
 	Action     string    `json:"action"`           // on_breach
 	DryRun     bool      `json:"dry_run,omitempty"`
-	Outcome    string    `json:"outcome,omitempty"` // what was done; "" until acted on
+	Outcome    string    `json:"outcome,omitempty"` // what was done; "" while waiting to be acted on
 	IncidentID int64     `json:"incident_id,omitempty"`
 	At         time.Time `json:"at"`
+	// Due is when a waiting breach is tried next (zero: at once): when its
+	// agent's automatic-halt budget frees.
+	Due time.Time `json:"due,omitempty"`
+	// ClaimedUntil, set when the breach is recorded, claims it for this
+	// process until then: the guard hands it to its workers in memory, and
+	// only a crash leaves it for the lease to run out.
+	ClaimedUntil time.Time `json:"-"`
 }
+
+// Judged is a session the guard judged, up to its step count Steps: the
+// mark the intake wrote for it (sessions.Step.Judged) is cleared up to there.
+type Judged struct {
+	Agent   string
+	Session string
+	Steps   int64
+}
+
+// OutcomeLeft is the outcome of a waiting breach a person with kill
+// authority said to leave running (/agent leave).
+const OutcomeLeft = "left"
 
 // Store is what the guard needs from storage.
 type Store interface {
@@ -63,9 +84,27 @@ type Store interface {
 	FindBreaches(ctx context.Context, agent string, since time.Time, limit int) ([]Breach, error)
 	// SessionBreaches returns the breaches of one session.
 	SessionBreaches(ctx context.Context, agent, session string) ([]Breach, error)
-	// PendingBreaches returns breaches stored but not acted on (a crash
-	// between the two), oldest first.
-	PendingBreaches(ctx context.Context, limit int) ([]Breach, error)
+	// RecordJudgement stores the breaches a judgement found (setting the
+	// ID of each new one, leaving 0 on a repeat) and clears the judged
+	// sessions' marks, in one transaction: what the intake answers 200 for
+	// is durable.
+	RecordJudgement(ctx context.Context, breaches []Breach, judged []Judged) error
+	// Unjudged returns sessions marked to be judged since before before:
+	// their steps were stored, their judgement never recorded (a crash).
+	Unjudged(ctx context.Context, before time.Time, limit int) ([]Judged, error)
+	// ClaimBreaches leases up to limit waiting breaches that are due
+	// until now+lease, in crossing order: the breach row is its own outbox
+	// item, shared by the replicas.
+	ClaimBreaches(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]Breach, error)
+	// DeferBreach hands a claimed breach back to wait until due, with the
+	// incident its alert joined (0: unchanged).
+	DeferBreach(ctx context.Context, id, incident int64, due time.Time) error
+	// WaitingBreaches returns agent's breaches not acted on yet, in
+	// crossing order.
+	WaitingBreaches(ctx context.Context, agent string, limit int) ([]Breach, error)
+	// LeaveSession ends the waiting breaches of a session with outcome
+	// OutcomeLeft, recording who said so, and says how many there were.
+	LeaveSession(ctx context.Context, agent, session, by string) (int, error)
 }
 
 // StepReader reads stored sessions (sessions.Store): a session's steps to
@@ -97,12 +136,41 @@ type HaltRequest struct {
 	IncidentID int64
 	Reason     string
 	DryRun     bool
+	// Overflow is the whole-agent halt of escalation.overflow: it is not
+	// held to max_auto_halts_per_minute.
+	Overflow bool
 }
 
-// Halter runs an automatic halt and says what was done (incidents.Service
-// AutoHalt: halt_session, halt_agent, alert, dry_run, rate_limited,
-// already_halted).
-type Halter func(ctx context.Context, req HaltRequest) (outcome string, err error)
+// HaltResult is what an automatic halt did (incidents.Service AutoHalt:
+// halt_session, halt_agent, alert, dry_run, already_halted), or Queued with
+// when the agent's max_auto_halts_per_minute frees a halt.
+type HaltResult struct {
+	Outcome string
+	RetryAt time.Time // with OutcomeQueued
+}
+
+// OutcomeQueued says an automatic halt must wait for the agent's
+// automatic-halt budget (incidents.AutoHaltQueued).
+const OutcomeQueued = "queued"
+
+// Halter runs an automatic halt; a halt that ran but was not verified is an
+// error (the breach is judged again).
+type Halter func(ctx context.Context, req HaltRequest) (HaltResult, error)
+
+// WaitingNote tells the kill authority that breaches of one agent wait for
+// its automatic-halt budget, and what the overflow policy does about them.
+type WaitingNote struct {
+	Agent      string
+	IncidentID int64
+	Waiting    int       // sessions waiting
+	Limit      int       // max_auto_halts_per_minute
+	RetryAt    time.Time // when the budget frees the next halt
+	Overflow   string    // ownership.OverflowHaltAgent | ownership.OverflowQueue
+}
+
+// Notifier posts and pages a WaitingNote once per incident
+// (incidents.Service AutoHaltWaiting).
+type Notifier func(ctx context.Context, n WaitingNote) error
 
 // Config configures a Guard.
 type Config struct {
@@ -111,6 +179,9 @@ type Config struct {
 	Steps    StepReader
 	Alerts   Alerter
 	Halt     Halter // nil: breaches alert only
+	// Waiting, when set, posts and pages the queue of an agent whose
+	// breaches wait for its automatic-halt budget.
+	Waiting Notifier
 	// Incidents, when set, reads an incident (incidents.Service): a halt
 	// then joins the agent's open incident without waiting for its alert.
 	Incidents IncidentReader
@@ -120,381 +191,20 @@ type Config struct {
 	Log  *slog.Logger
 	// Registerer receives the guard's metrics; nil registers none.
 	Registerer prometheus.Registerer
-	// Workers act on breaches; Queue bounds the breaches waiting for them.
+	// Workers act on waiting breaches, claiming up to Batch at a time
+	// under a lease of Lease (another replica takes them over after it).
 	Workers int
-	Queue   int
+	Batch   int
+	Lease   time.Duration
+	// Rejudge is how long a session may stay marked to be judged before
+	// a worker judges it from the store (a crash between storing and
+	// judging); Poll is how often the workers look for work they were not
+	// woken for.
+	Rejudge time.Duration
+	Poll    time.Duration
 	// MaxSessions bounds the sessions held in memory; the least recently
 	// active go first (a session seen again is rebuilt from the store).
 	MaxSessions int
-}
-
-// Guard evaluates steps against SLAs.
-type Guard struct {
-	cfg     Config
-	metrics *metrics
-
-	mu       sync.Mutex
-	sessions map[sessions.Key]*state
-	// lastSweep is when idle sessions were last dropped.
-	lastSweep time.Time
-
-	// limitedUntil holds, per agent, until when automatic halts are known
-	// to be over max_auto_halts_per_minute: breaches meanwhile are recorded
-	// rate_limited without asking again, so a storm of breaches makes one
-	// "not halted" note in the channel rather than one per session.
-	limitedUntil map[string]time.Time
-	// lastIncident is, per agent, the incident its last breach alerts went to.
-	lastIncident map[string]int64
-
-	queue   chan Breach
-	wg      sync.WaitGroup
-	stopped chan struct{}
-	once    sync.Once
-}
-
-// New returns a Guard; Start starts its workers.
-func New(cfg Config) (*Guard, error) {
-	if cfg.Registry == nil || cfg.Store == nil || cfg.Steps == nil || cfg.Alerts == nil {
-		return nil, errors.New("guard: registry, store, step reader and alerter are required")
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Workers <= 0 {
-		cfg.Workers = 2
-	}
-	if cfg.Queue <= 0 {
-		cfg.Queue = 4096
-	}
-	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = 10_000
-	}
-	m, err := newMetrics(cfg.Registerer)
-	if err != nil {
-		return nil, err
-	}
-	return &Guard{cfg: cfg, metrics: m, sessions: map[sessions.Key]*state{},
-		limitedUntil: map[string]time.Time{}, lastIncident: map[string]int64{},
-		queue: make(chan Breach, cfg.Queue), stopped: make(chan struct{})}, nil
-}
-
-// Start starts the workers and re-drives breaches a crash left unacted on.
-// They stop when ctx ends; Wait waits for them.
-func (g *Guard) Start(ctx context.Context) {
-	for range g.cfg.Workers {
-		g.wg.Add(1)
-		go func() {
-			defer g.wg.Done()
-			g.work(ctx)
-		}()
-	}
-	if !g.redrive(ctx) {
-		return
-	}
-	// Breaches recorded just now may be another replica's, being acted on:
-	// look again once they are old enough to be a crash's.
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		t := time.NewTimer(redriveAfter)
-		defer t.Stop()
-		select {
-		case <-t.C:
-			g.redrive(ctx)
-		case <-ctx.Done():
-		}
-	}()
-}
-
-// redriveAfter is how old a breach not acted on must be for Start to act on
-// it: younger, another replica may be acting on it right now.
-const redriveAfter = 30 * time.Second
-
-// redrive queues the breaches recorded at least redriveAfter ago and never
-// acted on; false when ctx ended.
-func (g *Guard) redrive(ctx context.Context) bool {
-	pending, err := g.cfg.Store.PendingBreaches(ctx, 10_000)
-	if err != nil {
-		g.cfg.Log.Warn("guard: read breaches not acted on", "err", err)
-	}
-	cutoff := g.cfg.Now().Add(-redriveAfter)
-	for _, b := range pending {
-		if b.At.After(cutoff) {
-			continue
-		}
-		select {
-		case g.queue <- b:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
-}
-
-// Wait waits for the workers to stop (their context ended).
-func (g *Guard) Wait() { g.wg.Wait() }
-
-// Observe evaluates the steps the intake just stored. totals are the
-// sessions' totals after the write, as sessions.Record returns them: only
-// sessions that grew appear, so a retried export evaluates nothing.
-func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []sessions.Totals) {
-	if len(totals) == 0 {
-		return
-	}
-	reg := g.cfg.Registry.Current()
-	bySession := make(map[sessions.Key][]sessions.Step, len(totals))
-	if len(steps) > 0 && sameSession(steps) {
-		bySession[steps[0].Key()] = steps // the usual export: no copies
-	} else {
-		for _, st := range steps {
-			bySession[st.Key()] = append(bySession[st.Key()], st)
-		}
-	}
-	now := g.cfg.Now()
-	g.sweep(now)
-	var breaches []Breach
-	for _, t := range totals {
-		a := reg.Agent(t.Agent)
-		if a == nil {
-			continue
-		}
-		batch := bySession[t.Key()]
-		if len(a.SLAs) == 0 {
-			// Nothing to judge: only the metrics, without state. A batch
-			// mixing retried and new spans of one session counts the
-			// retried ones again; a batch of only retried spans counts none
-			// (its session did not grow, so it is not in totals).
-			var tokens int64
-			var cost float64
-			for _, st := range batch {
-				tokens += st.Tokens()
-				cost += st.Cost
-			}
-			g.metrics.tokens.WithLabelValues(a.Name).Add(float64(tokens))
-			g.metrics.cost.WithLabelValues(a.Name).Add(cost)
-			continue
-		}
-		s, pre, err := g.state(ctx, a, t.Session, batch, t)
-		if err != nil {
-			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
-				"agent", t.Agent, "session", t.Session, "err", err)
-		}
-		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
-	}
-	for _, b := range breaches {
-		g.enqueue(ctx, b)
-	}
-}
-
-func sameSession(steps []sessions.Step) bool {
-	for i := range steps {
-		if steps[i].Session != steps[0].Session || steps[i].Agent != steps[0].Agent {
-			return false
-		}
-	}
-	return true
-}
-
-// enqueue hands a breach to the workers; when they are all busy and the
-// queue is full the breach is acted on in the caller: slower intake beats a
-// lost breach.
-func (g *Guard) enqueue(ctx context.Context, b Breach) {
-	select {
-	case g.queue <- b:
-		return
-	default:
-	}
-	g.cfg.Log.Warn("guard: breach queue full: acting in the intake request", "agent", b.Agent, "sla", b.SLA)
-	g.act(context.WithoutCancel(ctx), []Breach{b})
-}
-
-func (g *Guard) work(ctx context.Context) {
-	for {
-		var batch []Breach
-		select {
-		case <-ctx.Done():
-			return
-		case b := <-g.queue:
-			batch = append(batch, b)
-		}
-		// A storm is acted on in batches: one Ingest call per batch keeps
-		// the breaches of one agent in one incident with one page.
-	drain:
-		for len(batch) < 256 {
-			select {
-			case b := <-g.queue:
-				batch = append(batch, b)
-			default:
-				break drain
-			}
-		}
-		g.act(context.WithoutCancel(ctx), batch)
-	}
-}
-
-// act records breaches, raises their alerts and runs their halts. A breach
-// already stored (seen before a restart, or by another replica) is skipped
-// unless it is a pending one being re-driven.
-func (g *Guard) act(ctx context.Context, batch []Breach) {
-	var fresh []Breach
-	for _, b := range batch {
-		if b.ID == 0 {
-			isNew, err := g.cfg.Store.InsertBreach(ctx, &b)
-			if err != nil {
-				g.cfg.Log.Error("guard: record breach", "agent", b.Agent, "sla", b.SLA, "session", b.Session, "err", err)
-				continue
-			}
-			if !isNew {
-				continue
-			}
-		}
-		fresh = append(fresh, g.climb(ctx, b))
-	}
-	if len(fresh) == 0 {
-		return
-	}
-	alerts := make([]incidents.Alert, len(fresh))
-	for i, b := range fresh {
-		alerts[i] = g.alert(b)
-	}
-	// The first halt of the batch need not wait for its alert when its
-	// agent's incident is known and still open: it joins that incident, and
-	// the alert joins it too. The rest wait, one halt at a time, so the
-	// per-agent limit is counted in order.
-	early, earlyDone := -1, make(chan haltResult, 1)
-	for i, b := range fresh {
-		if !g.halts(b) {
-			continue
-		}
-		if id := g.openIncident(ctx, b.Agent); id != 0 {
-			early = i
-			go func() { earlyDone <- g.halt(ctx, b, id) }()
-		}
-		break
-	}
-	res, ingestErr := g.cfg.Alerts.Ingest(ctx, alerts)
-	if ingestErr != nil {
-		g.cfg.Log.Error("guard: raise breach alerts; they are raised again at the next start",
-			"alerts", len(alerts), "err", ingestErr)
-	}
-	// Ingest lists the incidents without repeats in alert order: one
-	// incident for a batch of one agent's breaches.
-	var incident int64
-	if len(res.Incidents) == 1 {
-		incident = res.Incidents[0]
-		agents := map[string]bool{}
-		for _, b := range fresh {
-			agents[b.Agent] = true
-		}
-		if len(agents) == 1 {
-			g.mu.Lock()
-			g.lastIncident[fresh[0].Agent] = incident
-			g.mu.Unlock()
-		}
-	}
-	for i, b := range fresh {
-		b.IncidentID = incident
-		outcome := ownership.OnBreachAlert
-		switch {
-		case i == early:
-			r := <-earlyDone
-			outcome, b.IncidentID = r.outcome, r.incident
-		case g.halts(b):
-			outcome = g.halt(ctx, b, incident).outcome
-		case b.DryRun && b.Action == ownership.OnBreachAlert:
-			outcome = incidents.AutoHaltDryRun
-		case b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil:
-			outcome = incidents.AutoHaltRateLimited
-		}
-		g.metrics.breaches.WithLabelValues(b.Agent, b.SLA, metricAction(outcome)).Inc()
-		if ingestErr != nil {
-			continue // no outcome: the breach stays pending, its alert unraised
-		}
-		if err := g.cfg.Store.SetBreachOutcome(ctx, b.ID, b.IncidentID, clip(outcome, 500)); err != nil {
-			g.cfg.Log.Error("guard: record breach outcome", "breach", b.ID, "err", err)
-		}
-	}
-}
-
-type haltResult struct {
-	outcome  string
-	incident int64
-}
-
-// halts says whether b's on_breach asks for a halt now: not for alert, not
-// while the agent is known to be over its automatic-halt limit.
-func (g *Guard) halts(b Breach) bool {
-	return b.Action != ownership.OnBreachAlert && g.cfg.Halt != nil && (b.DryRun || !g.limited(b.Agent))
-}
-
-// halt runs b's automatic halt in incident (0: the agent's open one).
-func (g *Guard) halt(ctx context.Context, b Breach, incident int64) haltResult {
-	req := HaltRequest{Agent: b.Agent, SLA: b.SLA, Action: b.Action, IncidentID: incident, Reason: Reason(b),
-		DryRun: b.DryRun}
-	if a := g.cfg.Registry.Current().Agent(b.Agent); a != nil {
-		if sla := a.SLA(b.SLA); sla != nil {
-			req.Fallback, req.Allow, req.Rate = sla.Fallback, sla.RestrictTo, sla.Rate
-		}
-	}
-	if b.Action != ownership.OnBreachHaltAgent {
-		// restrict and throttle, like halt_session, contain the breaching
-		// session: the agent's other sessions go on.
-		req.Sessions = []string{b.Session}
-	}
-	out, err := g.cfg.Halt(ctx, req)
-	if err != nil {
-		g.cfg.Log.Error("guard: automatic halt", "agent", b.Agent, "sla", b.SLA, "session", b.Session, "err", err)
-		out = "failed: " + err.Error()
-	}
-	if out == incidents.AutoHaltRateLimited {
-		g.mu.Lock()
-		g.limitedUntil[b.Agent] = g.cfg.Now().Add(RateLimitQuiet)
-		g.mu.Unlock()
-	}
-	return haltResult{outcome: out, incident: incident}
-}
-
-// openIncident returns the agent's incident a breach alert last went to
-// while it is still open, else 0.
-func (g *Guard) openIncident(ctx context.Context, agent string) int64 {
-	if g.cfg.Incidents == nil {
-		return 0
-	}
-	g.mu.Lock()
-	id := g.lastIncident[agent]
-	g.mu.Unlock()
-	if id == 0 {
-		return 0
-	}
-	inc, err := g.cfg.Incidents.FindIncident(ctx, id)
-	if err != nil || inc == nil || inc.Status != incidents.StatusOpen {
-		return 0
-	}
-	return id
-}
-
-// RateLimitQuiet is how long, after an automatic halt was refused for the
-// per-agent limit, the agent's further breaches are recorded rate_limited
-// without asking again.
-const RateLimitQuiet = 10 * time.Second
-
-func (g *Guard) limited(agent string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cfg.Now().Before(g.limitedUntil[agent])
-}
-
-// metricAction bounds the action label to known values.
-func metricAction(outcome string) string {
-	switch outcome {
-	case ownership.OnBreachAlert, ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent,
-		ownership.OnBreachRestrict, ownership.OnBreachThrottle, incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted:
-		return outcome
-	}
-	return "failed"
 }
 
 // alert is the alert a breach raises.

@@ -50,14 +50,14 @@ type halts struct {
 	got []guard.HaltRequest
 }
 
-func (h *halts) halt(ctx context.Context, req guard.HaltRequest) (string, error) {
+func (h *halts) halt(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.got = append(h.got, req)
 	if req.DryRun {
-		return "dry_run", nil
+		return guard.HaltResult{Outcome: "dry_run"}, nil
 	}
-	return req.Action, nil
+	return guard.HaltResult{Outcome: req.Action}, nil
 }
 
 type env struct {
@@ -69,9 +69,14 @@ type env struct {
 	halts   *halts
 	g       *guard.Guard
 	promReg *prometheus.Registry
+	mu      sync.Mutex
 	now     time.Time
 	cancel  context.CancelFunc
 }
+
+// at and set read and move the guard's clock: its workers read it too.
+func (e *env) at() time.Time   { e.mu.Lock(); defer e.mu.Unlock(); return e.now }
+func (e *env) set(t time.Time) { e.mu.Lock(); defer e.mu.Unlock(); e.now = t }
 
 func num(v float64) *float64 { return &v }
 
@@ -87,8 +92,9 @@ func newEnv(t *testing.T, slas ...ownership.SLA) *env {
 			Sessions: ownership.SessionSettings{MaxSteps: 10_000, ContentLimit: 100}},
 	}, Pricing: map[string]ownership.Price{"m": {Input: 1, Output: 2}}}
 	e := &env{reg: ownership.NewHolder(reg), steps: incidentstest.NewSessionStore(), store: incidentstest.NewGuardStore(),
-		alerts: &alerts{}, halts: &halts{}, now: time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)}
-	e.svc = sessions.New(e.steps, e.reg, nil, func() time.Time { return e.now }, slog.New(slog.DiscardHandler))
+		alerts: &alerts{}, halts: &halts{}}
+	e.set(time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC))
+	e.svc = sessions.New(e.steps, e.reg, nil, e.at, slog.New(slog.DiscardHandler))
 	e.start(t)
 	return e
 }
@@ -102,7 +108,7 @@ func (e *env) start(t *testing.T) {
 	}
 	e.promReg = prometheus.NewRegistry()
 	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
-		Halt: e.halts.halt, Now: func() time.Time { return e.now }, Registerer: e.promReg,
+		Halt: e.halts.halt, Now: e.at, Registerer: e.promReg,
 		Page: func(agent, id string) string { return "https://reins.example.com/sessions/" + id + "?agent=" + agent }})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +127,7 @@ func (e *env) send(t *testing.T, steps ...sessions.Step) {
 			steps[i].Agent = "bot"
 		}
 		if steps[i].Start.IsZero() {
-			steps[i].Start = e.now
+			steps[i].Start = e.at()
 		}
 	}
 	totals, err := e.svc.Record(context.Background(), steps)
@@ -296,7 +302,7 @@ func TestErrorRateScoreAndToolCallsPerMinute(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		e.send(t, tool("s-rate", fmt.Sprint(i), "search.web", fmt.Sprint(i)))
 	}
-	e.now = e.now.Add(61 * time.Second) // the first three leave the minute
+	e.set(e.at().Add(61 * time.Second)) // the first three leave the minute
 	for i := 3; i < 6; i++ {
 		e.send(t, tool("s-rate", fmt.Sprint(i), "search.web", fmt.Sprint(i)))
 	}
@@ -322,9 +328,9 @@ func TestErrorRateScoreAndToolCallsPerMinute(t *testing.T) {
 func TestFutureTimestampsAreJudgedByArrival(t *testing.T) {
 	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(2), Window: time.Minute})
 	s := chat("s-1", "1", 1)
-	s.Start = e.now.Add(24 * time.Hour)
+	s.Start = e.at().Add(24 * time.Hour)
 	e.send(t, s)
-	e.now = e.now.Add(2 * time.Minute)
+	e.set(e.at().Add(2 * time.Minute))
 	e.send(t, chat("s-1", "2", 1), chat("s-1", "3", 1))
 	time.Sleep(30 * time.Millisecond)
 	if got, _ := e.store.FindBreaches(context.Background(), "", time.Time{}, 0); len(got) != 0 {
@@ -356,28 +362,36 @@ func TestRestartContinuesTheWindowAndDoesNotBreachTwice(t *testing.T) {
 	}
 }
 
-func TestPendingBreachIsActedOnAtStart(t *testing.T) {
+func TestWaitingBreachIsActedOnAtStart(t *testing.T) {
 	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+	e.cancel()
+	e.g.Wait()
+	// Recorded, then the process died: no lease holds it.
 	b := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-9",
-		Value: 2, Threshold: 1, Step: "x", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.now.Add(-time.Minute)}
-	young := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-10",
-		Value: 2, Threshold: 1, Step: "y", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.now}
-	if _, err := e.store.InsertBreach(context.Background(), &young); err != nil {
-		t.Fatal(err)
-	}
+		Value: 2, Threshold: 1, Step: "x", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.at().Add(-time.Minute)}
 	if _, err := e.store.InsertBreach(context.Background(), &b); err != nil {
 		t.Fatal(err)
 	}
+	// Claimed by another replica, which holds the lease: not this one's.
+	young := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-10",
+		Value: 2, Threshold: 1, Step: "y", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.at()}
+	if _, err := e.store.InsertBreach(context.Background(), &young); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.store.ClaimBreaches(context.Background(), e.at(), time.Hour, 10); len(got) != 2 {
+		t.Fatalf("claimed %+v", got)
+	}
+	_ = e.store.DeferBreach(context.Background(), b.ID, 0, time.Time{})
 	e.start(t)
 	e.settle(t, 1)
 	e.halts.mu.Lock()
 	defer e.halts.mu.Unlock()
 	old, _ := e.store.SessionBreaches(context.Background(), "bot", "s-9")
 	if old[0].Outcome != ownership.OnBreachHaltSession || len(e.halts.got) != 1 || e.halts.got[0].Sessions[0] != "s-9" {
-		t.Fatalf("pending breach after start: %+v, halts %+v", old, e.halts.got)
+		t.Fatalf("waiting breach after start: %+v, halts %+v", old, e.halts.got)
 	}
 	if now, _ := e.store.SessionBreaches(context.Background(), "bot", "s-10"); now[0].Outcome != "" {
-		t.Errorf("a breach recorded just now (maybe another replica's, being acted on) was acted on at once: %+v", now[0])
+		t.Errorf("a breach another replica holds was acted on: %+v", now[0])
 	}
 }
 
@@ -413,43 +427,159 @@ func TestBreachStormIsOneIngestPerBatchAndEachSessionOnce(t *testing.T) {
 	}
 }
 
-func TestRateLimitedAgentIsNotAskedAgainForAWhile(t *testing.T) {
+func TestBreachesBeyondTheBudgetWaitAndGoInCrossingOrder(t *testing.T) {
 	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
-	var calls int
-	var mu sync.Mutex
+	e.reg.Current().Agents["bot"].Escalation.Overflow = ownership.OverflowQueue
+	var (
+		mu     sync.Mutex
+		halted []string
+		notes  []guard.WaitingNote
+	)
+	budget := 1
+	e.cancel()
+	e.g.Wait()
 	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
-		Now: func() time.Time { return e.now },
-		Halt: func(ctx context.Context, req guard.HaltRequest) (string, error) {
+		Now: e.at, Poll: 5 * time.Millisecond,
+		Waiting: func(ctx context.Context, n guard.WaitingNote) error {
 			mu.Lock()
 			defer mu.Unlock()
-			calls++
-			return "rate_limited", nil
+			notes = append(notes, n)
+			return nil
+		},
+		Halt: func(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if budget == 0 {
+				return guard.HaltResult{Outcome: guard.OutcomeQueued, RetryAt: e.at().Add(time.Minute)}, nil
+			}
+			budget--
+			halted = append(halted, req.Sessions[0])
+			return guard.HaltResult{Outcome: req.Action}, nil
 		}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); g.Wait() }()
+	e.g = g
+	g.Start(ctx)
+	for _, id := range []string{"s-1", "s-2", "s-3"} {
+		e.send(t, chat(id, "1", 1), chat(id, "2", 1))
+	}
+	e.settle(t, 1)
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(notes) > 0 })
+	q, err := g.Queue(context.Background(), "bot")
+	if err != nil || len(q.Sessions) != 2 || q.Sessions[0] != "s-2" || q.Sessions[1] != "s-3" {
+		t.Fatalf("queue = %+v, %v; want s-2 then s-3 waiting", q, err)
+	}
+	mu.Lock()
+	if notes[0].Waiting != 2 || notes[0].Overflow != ownership.OverflowQueue {
+		t.Errorf("note = %+v, want 2 sessions waiting under the queue policy", notes[0])
+	}
+	// A session crossing later waits behind them, even though it is new.
+	mu.Unlock()
+	e.send(t, chat("s-4", "1", 1), chat("s-4", "2", 1))
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	budget = 3
+	e.set(e.at().Add(time.Minute + time.Second))
+	mu.Unlock()
+	got := e.settle(t, 4)
+	for _, b := range got {
+		if b.Outcome != ownership.OnBreachHaltSession {
+			t.Errorf("breach %+v, want halted", b)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(halted, " ") != "s-1 s-2 s-3 s-4" {
+		t.Errorf("halted %v, want crossing order s-1 s-2 s-3 s-4", halted)
+	}
+}
+
+func TestOverflowHaltsTheAgent(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+	var (
+		mu  sync.Mutex
+		got []guard.HaltRequest
+	)
 	e.cancel()
 	e.g.Wait()
+	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
+		Now: e.at, Poll: 5 * time.Millisecond,
+		Halt: func(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, req)
+			switch {
+			case req.Overflow:
+				return guard.HaltResult{Outcome: ownership.OnBreachHaltAgent}, nil
+			case len(got) > 1:
+				return guard.HaltResult{Outcome: guard.OutcomeQueued, RetryAt: e.at().Add(time.Minute)}, nil
+			}
+			return guard.HaltResult{Outcome: req.Action}, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer func() { cancel(); g.Wait() }()
 	e.g = g
 	g.Start(ctx)
 	e.send(t, chat("s-1", "1", 1), chat("s-1", "2", 1))
 	e.settle(t, 1)
 	e.send(t, chat("s-2", "1", 1), chat("s-2", "2", 1))
-	e.settle(t, 2)
-	e.now = e.now.Add(guard.RateLimitQuiet)
-	e.send(t, chat("s-3", "1", 1), chat("s-3", "2", 1))
-	got := e.settle(t, 3)
-	for _, b := range got {
-		if b.Outcome != "rate_limited" {
-			t.Errorf("breach %+v, want rate_limited", b)
-		}
-	}
+	list := e.settle(t, 2)
 	mu.Lock()
 	defer mu.Unlock()
-	if calls != 2 {
-		t.Errorf("AutoHalt asked %d times, want 2: not for s-2 within the quiet period", calls)
+	if len(got) != 3 || !got[2].Overflow || got[2].Action != ownership.OnBreachHaltAgent {
+		t.Fatalf("halts = %+v, want the overflow policy's agent halt third", got)
+	}
+	if list[0].Outcome != ownership.OnBreachHaltAgent {
+		t.Errorf("breach %+v, want halt_agent", list[0])
+	}
+}
+
+func TestSessionLeftMarkedButNotJudgedIsJudgedFromTheStore(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(2), OnBreach: ownership.OnBreachHaltSession})
+	steps := []sessions.Step{chat("s-1", "1", 1), chat("s-1", "2", 1), chat("s-1", "3", 1)}
+	for i := range steps {
+		steps[i].Agent, steps[i].Start = "bot", e.at()
+	}
+	// Stored and marked, then the process died before judging.
+	if _, err := e.svc.Record(context.Background(), steps); err != nil {
+		t.Fatal(err)
+	}
+	e.store.Mark("bot", "s-1", 3, e.at())
+	e.cancel()
+	e.g.Wait()
+	e.set(e.at().Add(time.Minute))
+	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
+		Halt: e.halts.halt, Now: e.at, Rejudge: 20 * time.Millisecond, Poll: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer func() { cancel(); g.Wait() }()
+	e.g = g
+	g.Start(ctx)
+	got := e.settle(t, 1)
+	if len(got) != 1 || got[0].StepN != 3 || got[0].Outcome != ownership.OnBreachHaltSession {
+		t.Fatalf("breaches = %+v, want steps_per_session at step 3, halted", got)
+	}
+	if left, _ := e.store.Unjudged(context.Background(), e.at().Add(time.Hour), 10); len(left) != 0 {
+		t.Errorf("still marked: %+v", left)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -464,7 +594,7 @@ func TestHaltJoinsTheOpenIncidentWithoutWaitingForItsAlert(t *testing.T) {
 			e.cancel()
 			e.g.Wait()
 			g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: e.alerts,
-				Halt: e.halts.halt, Incidents: openIncidents{7: tc.open}, Now: func() time.Time { return e.now }})
+				Halt: e.halts.halt, Incidents: openIncidents{7: tc.open}, Now: e.at})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +645,7 @@ func TestStepsStoredButNeverJudgedAreJudgedOnFirstSight(t *testing.T) {
 	// Stored, then reins stopped before the guard saw them.
 	steps := []sessions.Step{tool("s-1", "1", "search.web", "a"), tool("s-1", "2", "shell.exec", "b")}
 	for i := range steps {
-		steps[i].Agent, steps[i].Start = "bot", e.now
+		steps[i].Agent, steps[i].Start = "bot", e.at()
 	}
 	if _, err := e.svc.Record(context.Background(), steps); err != nil {
 		t.Fatal(err)
@@ -539,7 +669,7 @@ func TestBreachWhoseAlertFailedStaysPending(t *testing.T) {
 	e.cancel()
 	e.g.Wait()
 	g, err := guard.New(guard.Config{Registry: e.reg, Store: e.store, Steps: e.steps, Alerts: &failingAlerts{},
-		Halt: e.halts.halt, Now: func() time.Time { return e.now }})
+		Halt: e.halts.halt, Now: e.at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -562,11 +692,11 @@ func TestBreachWhoseAlertFailedStaysPending(t *testing.T) {
 	}
 	cancel()
 	g.Wait()
-	if pending, _ := e.store.PendingBreaches(context.Background(), 10); len(pending) != 1 {
+	if pending, _ := e.store.WaitingBreaches(context.Background(), "", 10); len(pending) != 1 {
 		t.Fatalf("pending = %+v, want the breach whose alert failed", pending)
 	}
-	e.now = e.now.Add(time.Minute)
-	e.start(t) // the next start raises it
+	e.set(e.at().Add(time.Minute))
+	e.start(t) // the next try raises it
 	if got := e.settle(t, 1); len(got) != 1 || len(e.alerts.got) != 1 {
 		t.Fatalf("after restart: breaches %+v, alerts %d", got, len(e.alerts.got))
 	}

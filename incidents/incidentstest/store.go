@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
@@ -151,7 +152,7 @@ type data struct {
 	answers    []incidents.PostmortemAnswer
 	docs       map[int64]incidents.PostmortemDoc
 	drills     []incidents.DrillResult
-	remembered map[string]bool
+	remembered map[string]time.Time
 }
 
 func newData() *data {
@@ -162,7 +163,7 @@ func newData() *data {
 		flags:      map[[2]string]incidents.KillFlag{},
 		checklists: map[int64]incidents.Checklist{},
 		docs:       map[int64]incidents.PostmortemDoc{},
-		remembered: map[string]bool{},
+		remembered: map[string]time.Time{},
 	}
 }
 

@@ -140,11 +140,27 @@ func (t *tx) Remember(ctx context.Context, key string, at time.Time) (bool, erro
 		return false, err
 	}
 	defer done()
-	if d.remembered[key] {
+	if _, ok := d.remembered[key]; ok {
 		return false, nil
 	}
-	d.remembered[key] = true
+	d.remembered[key] = at
 	return true, nil
+}
+
+func (t *tx) PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	d, done, err := t.begin("PruneIdempotencyKeys")
+	if err != nil {
+		return 0, err
+	}
+	defer done()
+	var n int64
+	for k, at := range d.remembered {
+		if at.Before(before) {
+			delete(d.remembered, k)
+			n++
+		}
+	}
+	return n, nil
 }
 
 func cloneHalt(h incidents.Halt) incidents.Halt {

@@ -19,7 +19,10 @@ type Store interface {
 	// WriteSteps stores steps in one transaction, idempotent on (agent,
 	// session, span ID): a step already stored is skipped and not counted
 	// again. Each session's running totals grow by the steps written. It
-	// returns the totals of the sessions touched, after the write.
+	// returns the totals of the sessions touched, after the write. A
+	// session that grew by a Judged step is marked, in the same
+	// transaction, as to be judged by the guard (guard.Store.RecordJudgement
+	// clears the mark).
 	WriteSteps(ctx context.Context, steps []Step) ([]Totals, error)
 	// FindSession returns agent's session id: its totals and stored steps
 	// in time order, or ErrNotFound.
@@ -126,6 +129,7 @@ func (s *Service) Record(ctx context.Context, steps []Step) ([]Totals, error) {
 // the registry in force.
 func Enrich(reg *ownership.Registry, st *Step) {
 	a := reg.Agent(st.Agent)
+	st.Judged = a != nil && len(a.SLAs) > 0
 	if a != nil {
 		st.Agent = a.Name
 		if st.Tool != "" {

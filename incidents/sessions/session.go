@@ -60,6 +60,10 @@ type Step struct {
 	// clock), decides a session's first and last seen, listings, retention
 	// and the guard's windows: a skewed or forged clock moves none of them.
 	Received time.Time `json:"received_at"`
+	// Judged says the guard judges the step (its agent has SLAs): the
+	// store then marks its session as to be judged in the transaction that
+	// stores it, so a crash before the judgement loses no breach.
+	Judged bool `json:"-"`
 }
 
 // Key names one session: the agent it belongs to and the ID the agent gave

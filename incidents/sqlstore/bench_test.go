@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -104,4 +105,30 @@ func ingestOne(s *sqlstore.Store, n int64) error {
 			Kind: "update_summary", Key: fmt.Sprintf("summary:%d:%d", inc.ID, n), CreatedAt: t0})
 		return err
 	})
+}
+
+// BenchmarkFirstRequest marks distinct Slack request keys from 10 and 200
+// concurrent callers, as slash-command acks do (issue 25: the ack path).
+//
+//	REINS_TEST_POSTGRES_URL=… go test -run '^$' -bench FirstRequest ./incidents/sqlstore/
+func BenchmarkFirstRequest(b *testing.B) {
+	for _, st := range []struct {
+		name string
+		open func(testing.TB) *sqlx.DB
+		d    migrations.Dialect
+	}{{"sqlite", dbtest.SQLite, migrations.SQLite}, {"postgres", dbtest.Postgres, migrations.Postgres}} {
+		for _, par := range []int{10, 200} {
+			b.Run(fmt.Sprintf("%s/c%d", st.name, par), func(b *testing.B) {
+				s := sqlstore.New(st.open(b), st.d)
+				var n atomic.Int64
+				run(b, par, func() error {
+					first, err := s.FirstRequest(ctx, fmt.Sprintf("slack:v0:%d", n.Add(1)), t0.Add(6*time.Minute))
+					if err == nil && !first {
+						err = fmt.Errorf("a new key was not first")
+					}
+					return err
+				})
+			})
+		}
+	}
 }

@@ -304,6 +304,31 @@ func (q *queries) FindPostmortemDoc(ctx context.Context, incidentID int64) (*inc
 		Finished: r.Finished, PostedTS: r.PostedTS, RemindCount: r.RemindCount, LastRemindedAt: r.LastRemindedAt.ptr()}, nil
 }
 
+// PruneIdempotencyKeys deletes the keys seen before before, a thousand per
+// statement, so a large backlog never holds the SQLite writer for long.
+func (q *queries) PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := q.write(ctx, false, func(q *queries) error {
+			res, err := q.exec(ctx, `DELETE FROM idempotency_keys WHERE key IN
+				(SELECT key FROM idempotency_keys WHERE seen_at < ? LIMIT 1000)`, q.t(before))
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, wrap(err, "prune idempotency keys")
+		}
+		total += n
+		if n < 1000 {
+			return total, nil
+		}
+	}
+}
+
 // Remember records key and says whether this is the first time it is seen.
 func (q *queries) Remember(ctx context.Context, key string, at time.Time) (bool, error) {
 	var first bool

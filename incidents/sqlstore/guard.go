@@ -10,7 +10,7 @@ import (
 var _ guard.Store = (*Store)(nil)
 
 const breachCols = `id, agent, sla, metric, session_id, value, threshold, detail, step_id, step_n, action, dry_run,
-	outcome, incident_id, at`
+	outcome, incident_id, at, due_at`
 
 type breachRow struct {
 	ID         int64   `db:"id"`
@@ -28,13 +28,14 @@ type breachRow struct {
 	Outcome    string  `db:"outcome"`
 	IncidentID int64   `db:"incident_id"`
 	At         dbTime  `db:"at"`
+	Due        dbTime  `db:"due_at"`
 }
 
 func (r breachRow) breach() guard.Breach {
 	sla, repeat := guard.SplitRepeat(r.SLA)
 	return guard.Breach{ID: r.ID, Agent: r.Agent, SLA: sla, Repeat: repeat, Metric: r.Metric, Session: r.Session, Value: r.Value,
 		Threshold: r.Threshold, Detail: r.Detail, Step: r.Step, StepN: r.StepN, Action: r.Action, DryRun: r.DryRun,
-		Outcome: r.Outcome, IncidentID: r.IncidentID, At: r.At.T}
+		Outcome: r.Outcome, IncidentID: r.IncidentID, At: r.At.T, Due: r.Due.T}
 }
 
 // InsertBreach stores b unless its (agent, SLA, session) breached before.
@@ -62,7 +63,7 @@ func (q *queries) InsertBreach(ctx context.Context, b *guard.Breach) (bool, erro
 // SetBreachOutcome records what was done about a breach.
 func (q *queries) SetBreachOutcome(ctx context.Context, id, incident int64, outcome string) error {
 	return q.write(ctx, false, func(q *queries) error {
-		res, err := q.exec(ctx, `UPDATE guard_breaches SET outcome = ?, incident_id = ? WHERE id = ?`,
+		res, err := q.exec(ctx, `UPDATE guard_breaches SET outcome = ?, incident_id = ?, claimed_until = NULL WHERE id = ?`,
 			outcome, incident, id)
 		if err != nil {
 			return wrap(err, "record outcome of breach %d", id)

@@ -51,9 +51,13 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 		}
 		deltas := map[sessions.Key]*sessions.Totals{}
+		judged := map[sessions.Key]bool{}
 		for _, st := range steps {
 			if !written[stepKey{st.Agent, st.Session, st.SpanID}] {
 				continue
+			}
+			if st.Judged {
+				judged[st.Key()] = true
 			}
 			d := deltas[st.Key()]
 			if d == nil {
@@ -69,7 +73,7 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 			out = append(out, t)
 		}
-		return nil
+		return q.markUnjudged(ctx, out, judged)
 	})
 	if err != nil {
 		return nil, wrap(err, "store %d session steps", len(steps))

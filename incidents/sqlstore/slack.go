@@ -64,8 +64,12 @@ func (q *queries) TakeConfirmation(ctx context.Context, token, userID string, no
 }
 
 // FirstRequest records a Slack request's key until expires and says whether
-// this is the first time it is seen (one atomic insert).
+// this is the first time it is seen (one atomic insert). On the database,
+// concurrent calls share one statement and its commit (marks.go).
 func (q *queries) FirstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
+	if q.tx == nil {
+		return q.s.firstRequest(ctx, key, expires)
+	}
 	var first bool
 	err := q.write(ctx, false, func(q *queries) error {
 		res, err := q.exec(ctx, `INSERT INTO slack_requests (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`,

@@ -1,6 +1,7 @@
 package sqlstore_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/sqlstore"
+	"github.com/reins-oss/reins/migrations"
+	"github.com/reins-oss/reins/migrations/dbtest"
 )
 
 // A confirmation is read by any replica, taken by exactly one of many
@@ -110,4 +113,54 @@ func TestCountRefusal(t *testing.T) {
 			t.Fatalf("audit rows after two bursts: %d, want 2", len(audit))
 		}
 	})
+}
+
+// Issue 25 item 7: concurrent marks share statements (marks.go), yet each
+// key is first exactly once across two replicas (two pools on one
+// database), with every key sent by several requests at once on both.
+func TestFirstRequestGroupedStaysSingleUseAcrossReplicas(t *testing.T) {
+	for _, d := range []migrations.Dialect{migrations.SQLite, migrations.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			var u string
+			if d == migrations.SQLite {
+				u = dbtest.SQLiteURL(t)
+			} else {
+				u = dbtest.PostgresURL(t)
+			}
+			var replicas [2]*sqlstore.Store
+			for i := range replicas {
+				db, dd, err := migrations.Connect(ctx, u)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				replicas[i] = sqlstore.New(db, dd)
+			}
+			const keys, sends = 300, 4 // each key: 2 requests on each replica
+			var firsts [keys]atomic.Int32
+			var wg sync.WaitGroup
+			for k := range keys {
+				for j := range sends {
+					wg.Go(func() {
+						got, err := replicas[j%2].FirstRequest(ctx, fmt.Sprintf("sig:%d", k), t0.Add(6*time.Minute))
+						if err != nil {
+							t.Error(err)
+						}
+						if got {
+							firsts[k].Add(1)
+						}
+					})
+				}
+			}
+			wg.Wait()
+			for k := range keys {
+				if n := firsts[k].Load(); n != 1 {
+					t.Errorf("key %d was first %d times, want 1", k, n)
+				}
+			}
+			if n, err := replicas[0].PruneSlackState(ctx, t0.Add(6*time.Minute)); n != keys || err != nil {
+				t.Fatalf("PruneSlackState = %d, %v; want %d rows, one per key", n, err, keys)
+			}
+		})
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -39,18 +40,23 @@ type Store struct {
 	db          *sqlx.DB
 	d           migrations.Dialect
 	gate        chan struct{} // SQLite: the one writer's token
+	lobby       chan struct{} // SQLite: where ordinary writers wait their turn at the gate
 	locks       *lockSet      // SQLite: process-local TryLock
 	stmts       sync.Map      // query text -> *sqlx.Stmt prepared on db
 	preparing   sync.Map      // query text -> true while a goroutine prepares it
 	bulkQueries sync.Map      // bulkShape -> query text
+	marks       markGroup     // group commit of Slack single-use marks
+	syncLevel   atomic.Int32  // SQLite: the connections' synchronous level, -1 until read
+	markStmts   driverStmts   // SQLite: the mark inserts, prepared per connection
 }
 
 // New returns a Store on db, which must be migrated, of dialect d.
 func New(db *sqlx.DB, d migrations.Dialect) *Store {
 	s := &Store{db: db, d: d}
+	s.syncLevel.Store(-1)
 	if d == migrations.SQLite {
 		sh := shared(db)
-		s.gate, s.locks = sh.gate, sh.locks
+		s.gate, s.lobby, s.locks = sh.gate, sh.lobby, sh.locks
 	}
 	s.queries = queries{s: s, x: db}
 	return s
@@ -60,6 +66,7 @@ func New(db *sqlx.DB, d migrations.Dialect) *Store {
 // (a test, a CLI command beside the server) still queue on one gate.
 type sqliteShared struct {
 	gate  chan struct{}
+	lobby chan struct{}
 	locks *lockSet
 }
 
@@ -73,7 +80,8 @@ func shared(db *sqlx.DB) *sqliteShared {
 	defer sharedMu.Unlock()
 	sh := sharedBy[db]
 	if sh == nil {
-		sh = &sqliteShared{gate: make(chan struct{}, 1), locks: &lockSet{held: map[string]*sync.Mutex{}}}
+		sh = &sqliteShared{gate: make(chan struct{}, 1), lobby: make(chan struct{}, 1),
+			locks: &lockSet{held: map[string]*sync.Mutex{}}}
 		sharedBy[db] = sh
 	}
 	return sh
@@ -81,9 +89,22 @@ func shared(db *sqlx.DB) *sqliteShared {
 
 // enter waits for the SQLite write gate; the returned func leaves it.
 // On PostgreSQL it does nothing: the server handles concurrent writers.
+//
+// Ordinary writers pass a lobby first, so at most one of them waits at the
+// gate: an urgent writer (urgent(ctx): a breach on its way to a halt) skips
+// the lobby and waits behind at most that one and the writer inside,
+// however many intake writes are queued.
 func (s *Store) enter(ctx context.Context) (func(), error) {
 	if s.gate == nil {
 		return func() {}, nil
+	}
+	if ctx.Value(urgentKey{}) == nil {
+		select {
+		case s.lobby <- struct{}{}:
+			defer func() { <-s.lobby }()
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for the database writer: %w", ctx.Err())
+		}
 	}
 	select {
 	case s.gate <- struct{}{}:
@@ -92,6 +113,15 @@ func (s *Store) enter(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("wait for the database writer: %w", ctx.Err())
 	}
 }
+
+type urgentKey struct{}
+
+// urgent marks ctx's writes as jumping the queue of ordinary SQLite writers.
+func urgent(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) }
+
+// Urgent marks the writes made with ctx as on the way to a halt: on SQLite
+// they pass the intake's queued writes (cmd/reins wraps the guard's calls).
+func Urgent(ctx context.Context) context.Context { return urgent(ctx) }
 
 // InTx runs fn in one transaction, committed when fn returns nil and rolled
 // back otherwise (or when fn panics). It uses the default isolation, READ

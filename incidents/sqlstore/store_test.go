@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -183,6 +184,47 @@ func TestRemember(t *testing.T) {
 		}
 		if got, err := s.Remember(ctx, "slack:Ev043", t0); err != nil || !got {
 			t.Errorf("Remember(other key) = %v, %v; want true", got, err)
+		}
+	})
+}
+
+// Keys seen before the cut go, a thousand per statement until none is left;
+// later ones stay, and a pruned key is new again.
+func TestPruneIdempotencyKeys(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		const old = 2500 // three statements' worth
+		err := s.InTx(ctx, func(q incidents.Queries) error {
+			for i := range old {
+				if _, err := q.Remember(ctx, fmt.Sprintf("pagerduty:webhook:old-%d", i), t0.Add(-8*24*time.Hour)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cut := t0.Add(-7 * 24 * time.Hour)
+		for _, k := range []struct {
+			key string
+			at  time.Time
+		}{{"slack:event:Ev1", cut.Add(-time.Second)}, {"slack:event:Ev2", cut}, {"job/audit_ownership/2026-12-07", t0}} {
+			if _, err := s.Remember(ctx, k.key, k.at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := s.PruneIdempotencyKeys(ctx, cut)
+		if err != nil || n != old+1 {
+			t.Fatalf("PruneIdempotencyKeys = %d, %v; want %d", n, err, old+1)
+		}
+		for key, want := range map[string]bool{"slack:event:Ev1": true, "pagerduty:webhook:old-7": true,
+			"slack:event:Ev2": false, "job/audit_ownership/2026-12-07": false} {
+			if first, err := s.Remember(ctx, key, t0); err != nil || first != want {
+				t.Errorf("after the prune, Remember(%s) = %v, %v; want %v", key, first, err, want)
+			}
+		}
+		if n, err := s.PruneIdempotencyKeys(ctx, cut); n != 0 || err != nil {
+			t.Errorf("second prune = %d, %v; want 0", n, err)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
@@ -69,12 +70,23 @@ type Config struct {
 	// Metrics are the series the handler counts in (NewMetrics); nil:
 	// unregistered ones.
 	Metrics *Metrics
+	// MaxInflightBytes is the byte budget the requests in flight share
+	// (REINS_OTLP_MAX_INFLIGHT_BYTES); 0 for DefaultMaxInflightBytes. A
+	// request takes its share before its body is read; past it the answer
+	// is 429 with Retry-After.
+	MaxInflightBytes int64
+	// MaxSpans and MaxAttributes cap a request's spans and a span's
+	// attributes (REINS_OTLP_MAX_SPANS, REINS_OTLP_MAX_ATTRIBUTES); 0 for
+	// the defaults.
+	MaxSpans      int
+	MaxAttributes int
 }
 
 // Handler serves POST /v1/traces.
 type Handler struct {
-	cfg   Config
-	slots chan struct{}
+	cfg    Config
+	slots  chan struct{}
+	budget *budget
 
 	warnedMu sync.Mutex
 	warned   map[string]time.Time // agent → when its refused spans were last logged
@@ -97,7 +109,18 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight)}
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	// One body of MaxBytes must fit, or it would be refused forever.
+	cfg.MaxInflightBytes = max(cfg.MaxInflightBytes, cfg.MaxBytes+budgetChunk)
+	if cfg.MaxSpans <= 0 {
+		cfg.MaxSpans = DefaultMaxSpans
+	}
+	if cfg.MaxAttributes <= 0 {
+		cfg.MaxAttributes = DefaultMaxAttributes
+	}
+	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), budget: &budget{max: cfg.MaxInflightBytes}}
 }
 
 const (
@@ -140,7 +163,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"Content-Type must be application/x-protobuf or application/json")
 		return
 	}
-	body, status, err := h.read(r)
+	// The request's share of the in-flight budget is taken before a byte
+	// of the body is read: what it declares, the rest as it inflates.
+	sh := &share{b: h.budget}
+	defer sh.release()
+	first := int64(budgetChunk)
+	if r.ContentLength > 0 {
+		first = min(r.ContentLength, h.cfg.MaxBytes+1)
+	}
+	if !sh.grow(first) {
+		h.overBudget(w, ct)
+		return
+	}
+	body, status, err := h.read(r, sh)
+	if errors.Is(err, errBudget) {
+		h.overBudget(w, ct)
+		return
+	}
 	if err != nil {
 		h.cfg.Metrics.refused.WithLabelValues(reasonOf(status)).Inc()
 		h.fail(w, ct, status, codeInvalidArgument, err.Error())
@@ -157,8 +196,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, ct, http.StatusBadRequest, codeInvalidArgument, "cannot decode the "+ct+" body: "+err.Error())
 		return
 	}
+	body = nil // decoded: the bytes are garbage now
+	spans := req.Traces().SpanCount()
+	overSpans, overAttrs := limits(req.Traces(), h.cfg.MaxSpans, h.cfg.MaxAttributes)
 	res := Map(req.Traces(), h.cfg.Resolve)
-	h.count(res, req.Traces().SpanCount())
+	if overSpans > 0 || overAttrs > 0 {
+		res.Rejected += overSpans
+		res.Reasons = append(limitReasons(overSpans, overAttrs, h.cfg.MaxSpans, h.cfg.MaxAttributes), res.Reasons...)
+		res.Dropped[DropOverCap] += overSpans
+		h.cfg.Metrics.attrsIgnored.WithLabelValues("over_cap").Add(float64(overAttrs))
+	}
+	h.count(res, spans)
 	h.scope(&res, who)
 	if len(res.Steps) > 0 {
 		if !h.acquire(r.Context()) {
@@ -318,9 +366,13 @@ var errTooLarge = errors.New("body too large")
 
 // read returns the body, decompressed, refusing more than MaxBytes of it
 // without inflating the rest: a gzip bomb costs at most MaxBytes+1 bytes.
-func (h *Handler) read(r *http.Request) ([]byte, int, error) {
+func (h *Handler) read(r *http.Request, sh *share) ([]byte, int, error) {
 	limit := h.cfg.MaxBytes
 	var src io.Reader = http.MaxBytesReader(nil, r.Body, limit+1)
+	size := int64(bytes.MinRead)
+	if r.ContentLength > 0 {
+		size = min(r.ContentLength, limit) + bytes.MinRead
+	}
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
 	case "", "identity":
 	case "gzip":
@@ -330,10 +382,18 @@ func (h *Handler) read(r *http.Request) ([]byte, int, error) {
 		}
 		defer zr.Close()
 		src = zr
+		size = bytes.MinRead * 64
 	default:
 		return nil, http.StatusUnsupportedMediaType, fmt.Errorf("Content-Encoding %q is not supported: send gzip or none", enc)
 	}
-	body, err := io.ReadAll(io.LimitReader(src, limit+1))
+	// Sized from the declared length: io.ReadAll's doubling would hold up
+	// to twice the body at the peak.
+	buf := bytes.NewBuffer(make([]byte, 0, size))
+	_, err := buf.ReadFrom(&budgetReader{r: io.LimitReader(src, limit+1), s: sh})
+	body := buf.Bytes()
+	if errors.Is(err, errBudget) {
+		return nil, 0, err
+	}
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &mbe), err == nil && int64(len(body)) > limit:
@@ -342,6 +402,18 @@ func (h *Handler) read(r *http.Request) ([]byte, int, error) {
 		return nil, http.StatusBadRequest, fmt.Errorf("cannot read the body: %w", err)
 	}
 	return body, 0, nil
+}
+
+// overBudget answers a request the in-flight budget has no room for: 429
+// with Retry-After, which OTLP exporters honour.
+func (h *Handler) overBudget(w http.ResponseWriter, ct string) {
+	h.cfg.Metrics.refused.WithLabelValues("over_budget").Inc()
+	w.Header().Set("Retry-After", "1")
+	if ct != typeProto {
+		ct = typeJSON
+	}
+	h.fail(w, ct, http.StatusTooManyRequests, codeResourceExhaust,
+		"reins has too many span bytes in flight (REINS_OTLP_MAX_INFLIGHT_BYTES): retry after 1 s")
 }
 
 func reasonOf(status int) string {

@@ -3,9 +3,12 @@ package otlp_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +83,90 @@ func TestHandlerErrDisabled(t *testing.T) {
 	h := otlp.NewHandler(otlp.Config{Resolve: resolve})
 	if w := post(h, "application/json", []byte(`{}`)); w.Code != http.StatusUnauthorized || !bytes.Contains(w.Body.Bytes(), []byte("REINS_OTLP_TOKEN")) {
 		t.Errorf("without a token: %d %s, want 401 naming REINS_OTLP_TOKEN", w.Code, w.Body)
+	}
+}
+
+// A request takes its share of the in-flight budget before its body is
+// read: while one large body holds it, the next is answered 429 with
+// Retry-After without a byte of its body read.
+func TestHandlerErrOverBudget(t *testing.T) {
+	h := otlp.NewHandler(otlp.Config{Token: "tok", Resolve: resolve, MaxBytes: 1 << 20, MaxInflightBytes: 1 << 20,
+		Recorder: recorder(func(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) { return nil, nil })})
+	pr, pw := io.Pipe()
+	first := httptest.NewRequest(http.MethodPost, "/v1/traces", pr)
+	first.ContentLength = 1 << 20 // declared: the whole budget
+	first.Header.Set("Content-Type", "application/json")
+	first.Header.Set("Authorization", "Bearer tok")
+	done := make(chan int)
+	go func() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, first)
+		done <- w.Code
+	}()
+	_, _ = pw.Write([]byte(`{"resourceSpans":[`)) // under way, holding its share
+	read := &countingReader{r: bytes.NewReader(make([]byte, 300<<10))}
+	second := httptest.NewRequest(http.MethodPost, "/v1/traces", read)
+	second.ContentLength = 300 << 10 // more than the budget has left
+	second.Header.Set("Content-Type", "application/json")
+	second.Header.Set("Authorization", "Bearer tok")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, second)
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" || read.n != 0 {
+		t.Errorf("second request: %d Retry-After %q, %d bytes read; want 429 with Retry-After, nothing read",
+			w.Code, w.Header().Get("Retry-After"), read.n)
+	}
+	_, _ = pw.Write([]byte(`]}`))
+	pw.Close()
+	if code := <-done; code != 200 {
+		t.Errorf("first request: %d", code)
+	}
+	// Its share given back, the next one goes through.
+	if w := post(h, "application/json", []byte(`{"resourceSpans":[]}`)); w.Code != 200 {
+		t.Errorf("after the first: %d %s", w.Code, w.Body)
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// Spans past the cap of a request are rejected, attributes past the cap of
+// a span ignored: both said in partial_success.
+func TestHandlerCapsSpansAndAttributes(t *testing.T) {
+	var got []sessions.Step
+	h := otlp.NewHandler(otlp.Config{Token: "tok", Resolve: resolve, MaxSpans: 2, MaxAttributes: 16,
+		Recorder: recorder(func(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
+			got = steps
+			return nil, nil
+		})})
+	span := func(id string, extra int) string {
+		attrs := `{"key":"session.id","value":{"stringValue":"s-1"}}`
+		for k := range extra {
+			attrs += fmt.Sprintf(`,{"key":"x.%d","value":{"intValue":"%d"}}`, k, k)
+		}
+		return `{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"` + id + `","name":"chat",
+		  "startTimeUnixNano":"1765000000000000000","endTimeUnixNano":"1765000001000000000","attributes":[` + attrs + `]}`
+	}
+	body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-bot"}}]},
+	  "scopeSpans":[{"spans":[` + span("eee19b7ec3c1b171", 20) + `,` + span("eee19b7ec3c1b172", 0) + `,` + span("eee19b7ec3c1b173", 0) + `]}]}]}`
+	w := post(h, "application/json", []byte(body))
+	resp := ptraceotlp.NewExportResponse()
+	if err := resp.UnmarshalJSON(w.Body.Bytes()); err != nil || w.Code != 200 {
+		t.Fatalf("%d %s: %v", w.Code, w.Body, err)
+	}
+	ps := resp.PartialSuccess()
+	if ps.RejectedSpans() != 1 || !strings.Contains(ps.ErrorMessage(), "1 spans over the cap of 2 per request were rejected") ||
+		!strings.Contains(ps.ErrorMessage(), "5 attributes over the cap of 16 per span or resource were ignored") {
+		t.Errorf("partial_success = %d %q", ps.RejectedSpans(), ps.ErrorMessage())
+	}
+	if len(got) != 2 {
+		t.Errorf("stored %d steps, want the 2 under the cap", len(got))
 	}
 }

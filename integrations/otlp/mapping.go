@@ -72,6 +72,7 @@ const (
 	DropBadSession   = "bad_session"
 	DropNoSpanID     = "no_span_id"
 	DropNotCovered   = "token_scope" // the request's token does not cover the span's agent
+	DropOverCap      = "over_cap"    // past REINS_OTLP_MAX_SPANS in one request
 )
 
 // Resolver finds the agent named by a span (gen_ai.agent.name) or its

@@ -1,0 +1,368 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reins-oss/reins/migrations"
+)
+
+// Group commit for Slack's single-use marks (FirstRequest). Every signed
+// request Slack sends is marked once before it is acted on; as a write of
+// its own each mark cost a commit (and, on SQLite, a pass of the writer gate
+// and an fsync), which held slash-command acks to a third of what verifying
+// the signature alone allows (issue 25). Marks that arrive while another
+// batch is being written queue and go together in the next statement: one
+// INSERT … ON CONFLICT DO NOTHING RETURNING key for up to maxMarkBatch keys,
+// one commit. The database's primary key still decides "first time?", so a
+// replay reaching another replica is dropped as before.
+
+// maxMarkBatch caps the keys of one statement.
+const maxMarkBatch = 64
+
+// markLanes is how many batches may be in flight at once. A key always goes
+// to the same lane, so two batches of this process never hold one key; on
+// PostgreSQL the second lane overlaps its round trip and commit with the
+// first's, on SQLite it queues at the writer gate while the first commits.
+const markLanes = 2
+
+// markGroup is the lanes of one Store. The zero value is ready to use.
+type markGroup struct {
+	lanes [markLanes]markLane
+}
+
+type markLane struct {
+	mu    sync.Mutex
+	busy  bool        // a leader is writing a batch
+	queue []*markCall // marks waiting for the next batch, oldest first
+}
+
+// markCall is one FirstRequest waiting for its key to be written.
+type markCall struct {
+	ctx     context.Context
+	key     string
+	expires time.Time
+
+	first bool  // set with err before done is closed
+	err   error // set before done is closed
+
+	done chan struct{} // closed once the statement holding the call ended
+	lead chan struct{} // closed when the call is to write the next batch
+}
+
+// lazyCommit runs query, one write on SQLite returning keys, which it hands
+// to scan; the commit is not waited for on disk: the connection runs the
+// statement at synchronous NORMAL and goes back to the URL's level. (On
+// PostgreSQL the statement itself turns synchronous_commit off.)
+//
+// Why a mark may skip the fsync when nothing else reins acknowledges may:
+// the write-ahead log is flushed in order, so the next durable commit (on
+// any connection) takes the mark to disk with it, and everything a request
+// causes (a confirmation saved, a halt, a flag) is such a commit, made
+// after its mark. A power loss can therefore only forget the marks of
+// requests that left nothing on disk (a status query, or work the loss cut
+// short), whose replay within Slack's 5-minute window is harmless or
+// wanted. What the mark is for, one action per signed request across
+// replicas, is decided by the primary key at commit, which is unchanged:
+// the row is visible to every replica as soon as the commit returns.
+func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan func(key string)) error {
+	leave, err := s.enter(ctx)
+	if err != nil {
+		return err
+	}
+	defer leave()
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	// On the driver's connection, so the insert stays prepared on it from
+	// one batch to the next: parsing it was a third of a mark's cost.
+	return conn.Raw(func(dc any) (err error) {
+		c, ok := dc.(interface {
+			driver.ExecerContext
+			driver.ConnPrepareContext
+		})
+		if !ok {
+			return fmt.Errorf("SQLite driver connection %T cannot execute directly", dc)
+		}
+		level := int(s.syncLevel.Load()) // every connection runs the URL's level: read it once
+		if level < 0 {
+			if level, err = sqliteSynchronous(ctx, c); err != nil {
+				return err
+			}
+			s.syncLevel.Store(int32(level))
+		}
+		if level > 1 {
+			// Not a prepared statement: SQLite applies this pragma when
+			// it compiles it, so a re-run of a prepared one would not.
+			if _, err := c.ExecContext(ctx, `PRAGMA synchronous = NORMAL`, nil); err != nil {
+				return err
+			}
+			defer func() {
+				// The connection goes back to the pool only as durable as
+				// the URL made it: should the reset fail, the pool drops it.
+				if _, rerr := c.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA synchronous = %d`, level), nil); rerr != nil {
+					err = driver.ErrBadConn
+				}
+			}()
+		}
+		st, err := s.markStmts.get(ctx, c, query)
+		if err != nil {
+			return err
+		}
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		}
+		rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, named)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		dest := make([]driver.Value, 1)
+		for {
+			switch err := rows.Next(dest); {
+			case errors.Is(err, io.EOF):
+				return nil
+			case err != nil:
+				return err
+			}
+			switch k := dest[0].(type) {
+			case string:
+				scan(k)
+			case []byte:
+				scan(string(k))
+			default:
+				return fmt.Errorf("slack_requests key scanned as %T", dest[0])
+			}
+		}
+	})
+}
+
+// sqliteSynchronous reads the connection's synchronous level.
+func sqliteSynchronous(ctx context.Context, c driver.ConnPrepareContext) (int, error) {
+	st, err := c.PrepareContext(ctx, `PRAGMA synchronous`)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 1)
+	if err := rows.Next(dest); err != nil {
+		return 0, err
+	}
+	level, ok := dest[0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("PRAGMA synchronous answered %T", dest[0])
+	}
+	return int(level), nil
+}
+
+// driverStmts keeps the mark inserts prepared per SQLite driver connection.
+// The pool keeps its connections for the process's life (no maximum
+// lifetime), so the map stays as small as the pool; a connection the pool
+// drops leaves its few statements behind, finalised when the database closes.
+type driverStmts struct {
+	mu sync.Mutex
+	by map[any]map[string]driver.Stmt
+}
+
+func (d *driverStmts) get(ctx context.Context, c driver.ConnPrepareContext, query string) (driver.Stmt, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.by == nil {
+		d.by = map[any]map[string]driver.Stmt{}
+	}
+	m := d.by[c]
+	if m == nil {
+		m = map[string]driver.Stmt{}
+		d.by[c] = m
+	}
+	if st := m[query]; st != nil {
+		return st, nil
+	}
+	st, err := c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := st.(driver.StmtQueryContext); !ok {
+		st.Close()
+		return nil, fmt.Errorf("SQLite statement %T cannot query with a context", st)
+	}
+	m[query] = st
+	return st, nil
+}
+
+// firstRequest writes key in a statement it may share with concurrent
+// calls and says whether this call is the first to mark it.
+func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
+	c := &markCall{ctx: ctx, key: key, expires: expires, done: make(chan struct{}), lead: make(chan struct{})}
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	lane := &s.marks.lanes[h.Sum32()%markLanes]
+	if !lane.join(c) {
+		select {
+		case <-c.done:
+			return c.first, c.err
+		case <-c.lead:
+		}
+	}
+	batch := lane.take()
+	defer func() {
+		// Whatever happens, the followers are answered and the lane handed on.
+		if p := recover(); p != nil {
+			for _, m := range batch {
+				m.first, m.err = false, wrap(context.Canceled, "remember slack request: batch panicked")
+			}
+			lane.handOff()
+			for _, m := range batch {
+				close(m.done)
+			}
+			panic(p)
+		}
+	}()
+	s.writeMarks(batch)
+	lane.handOff()
+	for _, m := range batch {
+		close(m.done)
+	}
+	return c.first, c.err
+}
+
+func (g *markLane) join(c *markCall) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.queue = append(g.queue, c)
+	if g.busy {
+		return false
+	}
+	g.busy = true
+	return true
+}
+
+func (g *markLane) take() []*markCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := min(len(g.queue), maxMarkBatch)
+	batch := slices.Clone(g.queue[:n])
+	g.queue = append(g.queue[:0], g.queue[n:]...)
+	return batch
+}
+
+func (g *markLane) handOff() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue) == 0 {
+		g.busy = false
+		return
+	}
+	close(g.queue[0].lead)
+}
+
+// writeMarks writes the batch's live keys in one statement. Should it fail
+// (a deadlock with another replica's batch, a caller's deadline), each call
+// is tried alone so one failure fails only its own request.
+func (s *Store) writeMarks(batch []*markCall) {
+	live := make([]*markCall, 0, len(batch))
+	for _, c := range batch {
+		if c.err = c.ctx.Err(); c.err != nil {
+			c.err = wrap(c.err, "remember slack request")
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	if len(live) > 1 {
+		if err := s.insertMarks(live[0].ctx, live); err == nil {
+			return
+		}
+	}
+	for _, c := range live {
+		c.err = s.insertMarks(c.ctx, []*markCall{c})
+	}
+}
+
+// insertMarks inserts the calls' keys and sets each call's first: true for
+// the first call of each key the statement inserted, false for a key
+// already there or met earlier in the batch (a replay racing its original).
+func (s *Store) insertMarks(ctx context.Context, calls []*markCall) error {
+	// Keys in sorted order, so two replicas' batches lock shared keys in
+	// the same order on PostgreSQL and cannot deadlock on each other.
+	keys := make([]string, 0, len(calls))
+	expires := map[string]time.Time{}
+	for _, c := range calls {
+		if e, seen := expires[c.key]; !seen || c.expires.After(e) {
+			if !seen {
+				keys = append(keys, c.key)
+			}
+			expires[c.key] = c.expires
+		}
+	}
+	slices.Sort(keys)
+	// Padded to a power of two by repeating the last key, which the
+	// statement then skips as a conflict, so a connection prepares at most
+	// seven shapes of it.
+	rows := 1
+	for rows < len(keys) {
+		rows *= 2
+	}
+	// On PostgreSQL the statement turns synchronous_commit off for its own
+	// implicit transaction (set_config(…, true) is local to it), so it is
+	// one round trip; on SQLite the connection does (lazyCommit).
+	head, row, tail := `INSERT INTO slack_requests (key, expires_at) VALUES `, "(?, ?)", ``
+	if s.d == migrations.Postgres {
+		head, row = `INSERT INTO slack_requests (key, expires_at) SELECT v.key, v.expires_at FROM (VALUES `, "(?::text, ?::timestamptz)"
+		tail = `) AS v (key, expires_at), (SELECT set_config('synchronous_commit', 'off', true)) AS lazy WHERE true`
+	}
+	var b strings.Builder
+	b.WriteString(head)
+	args := make([]any, 0, 2*rows)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+		k := keys[min(i, len(keys)-1)]
+		args = append(args, k, s.queries.t(expires[k]))
+	}
+	b.WriteString(tail + ` ON CONFLICT (key) DO NOTHING RETURNING key`)
+	inserted := map[string]bool{}
+	scan := func(rows *sql.Rows) error {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return err
+		}
+		inserted[k] = true
+		return nil
+	}
+	var err error
+	if s.d == migrations.Postgres {
+		err = s.queries.writeRows(ctx, b.String(), args, scan)
+	} else {
+		err = s.lazyCommit(ctx, b.String(), args, func(k string) { inserted[k] = true })
+	}
+	if err != nil {
+		return wrap(err, "remember slack request")
+	}
+	for _, c := range calls {
+		c.first, c.err = inserted[c.key], nil
+		delete(inserted, c.key) // a second call of the key in the batch is a replay
+	}
+	return nil
+}
