@@ -33,12 +33,12 @@ const Source = "reins"
 
 // Breach is one SLA crossed by one session.
 type Breach struct {
-	ID         int64     `json:"id"`
-	Agent      string    `json:"agent"`
-	SLA        string    `json:"sla"`    // the SLA's name
+	ID    int64  `json:"id"`
+	Agent string `json:"agent"`
+	SLA   string `json:"sla"` // the SLA's name
 	// Repeat counts this session's breaches of the SLA, from 1: an SLA with
 	// a ladder breaches again when the session goes on (ladder.go).
-	Repeat int `json:"repeat,omitempty"`
+	Repeat     int       `json:"repeat,omitempty"`
 	Metric     string    `json:"metric"` // its kind
 	Session    string    `json:"session"`
 	Value      float64   `json:"value"`
