@@ -25,6 +25,10 @@ const (
 	// Reminder buttons, value "<incidentID>".
 	ActionSnoozeReminders = "reminders_snooze"
 	ActionStopReminders   = "reminders_stop"
+	// ActionApproveResume (resume gate message) value
+	// "<incidentID>|<agent>[ <session>,<session>…]": the clicker approves
+	// lifting the containment, as with /agent resume.
+	ActionApproveResume = "approve_resume"
 
 	// Modal callback IDs; private_metadata carries the same value as the button.
 	CallbackImpactModal     = "checklist_impact_modal"

@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,6 +140,16 @@ func RenderMessage(m incidents.Message) ([]slack.Block, string) {
 	}
 	if m.Reminder != 0 {
 		blocks = append(blocks, reminderActions(m.Reminder))
+	}
+	if a := m.Approve; a != nil {
+		value := strconv.FormatInt(a.IncidentID, 10) + "|" + a.Agent
+		if len(a.Sessions) > 0 {
+			value += " " + strings.Join(a.Sessions, ",")
+		}
+		if len(value) <= 2000 {
+			blocks = append(blocks, slack.NewActionBlock("resume_gate",
+				button(ActionApproveResume, value, "Approve resume").WithStyle(slack.StylePrimary)))
+		}
 	}
 	if len(blocks) == 0 {
 		blocks = append(blocks, section("(empty message)"))

@@ -224,8 +224,13 @@ func haltsSection(halts []*incidents.Halt) slack.Block {
 
 func haltLine(h *incidents.Halt) string {
 	verb, icon := "Halt", ":octagonal_sign:"
-	if h.Action == incidents.ActionResume {
+	switch h.Action {
+	case incidents.ActionResume:
 		verb, icon = "Resume", ":arrow_forward:"
+	case incidents.ActionRestrict:
+		verb, icon = "Restrict (to "+EscapeLimit(PlainText(strings.Join(h.Allow, ", ")), 200)+")", ":construction:"
+	case incidents.ActionThrottle:
+		verb, icon = fmt.Sprintf("Throttle (to %d/min)", h.Rate), ":turtle:"
 	}
 	scope := "all sessions"
 	if len(h.Sessions) > 0 {

@@ -119,6 +119,14 @@ func RenderPostmortemQuestion(v *incidents.PostmortemQuestionView) ([]slack.Bloc
 // pending command held by the interaction handler; it is not cut to fit, so
 // keep it under Slack's 2,000-character value limit.
 func RenderConfirmHalt(agent string, sessions []string, reason string, incidentID int64, token string) ([]slack.Block, string) {
+	return RenderConfirmContain(incidents.HaltCommand{Action: incidents.ActionHalt, Agent: agent, Sessions: sessions,
+		Reason: reason, IncidentID: incidentID}, token)
+}
+
+// RenderConfirmContain asks for the one confirmation click of a halt, a
+// restriction or a throttle, saying what the target may still do.
+func RenderConfirmContain(cmd incidents.HaltCommand, token string) ([]slack.Block, string) {
+	agent, sessions, reason, incidentID := cmd.Agent, cmd.Sessions, cmd.Reason, cmd.IncidentID
 	name := PlainLimit(agent, 40)
 	scope := "all sessions"
 	if len(sessions) == 1 {
@@ -126,7 +134,14 @@ func RenderConfirmHalt(agent string, sessions []string, reason string, incidentI
 	} else if len(sessions) > 1 {
 		scope = PlainLimit(fmt.Sprintf("%d sessions: %s", len(sessions), strings.Join(sessions, ", ")), 150)
 	}
-	lines := []string{":warning: *Halt " + Escape(name) + "?* This stops " + Escape(scope) + " now through its halt adapter."}
+	verb, does := "Halt", "stops "+Escape(scope)+" now"
+	switch cmd.Action {
+	case incidents.ActionRestrict:
+		verb, does = "Restrict", "lets "+Escape(scope)+" call only "+EscapeLimit(strings.Join(cmd.Allow, ", "), 500)+" from now"
+	case incidents.ActionThrottle:
+		verb, does = "Throttle", fmt.Sprintf("lets %s make at most %d model calls a minute from now", Escape(scope), cmd.Rate)
+	}
+	lines := []string{":warning: *" + verb + " " + Escape(name) + "?* This " + does + " through its halt adapter."}
 	if reason != "" {
 		lines = append(lines, "*Reason:* "+EscapeLimit(reason, 1000))
 	}
@@ -134,19 +149,22 @@ func RenderConfirmHalt(agent string, sessions []string, reason string, incidentI
 		lines = append(lines, fmt.Sprintf("*Incident:* #%d", incidentID))
 	}
 	dialogText := "Stop " + scope + " of " + name + " now."
+	if verb != "Halt" {
+		dialogText = verb + " " + scope + " of " + name + " now."
+	}
 	if reason != "" {
 		dialogText += " Reason: " + PlainText(reason)
 	}
 	confirm := slack.NewConfirmationBlockObject(
-		plain(PlainLimit("Halt "+name+"?", MaxConfirmTitle)),
+		plain(PlainLimit(verb+" "+name+"?", MaxConfirmTitle)),
 		plain(Truncate(dialogText, MaxConfirmText)),
-		plain("Halt now"), plain("Cancel")).WithStyle(slack.StyleDanger)
-	halt := button(ActionConfirmHalt, token, "Halt "+name).WithStyle(slack.StyleDanger).WithConfirm(confirm)
+		plain(verb+" now"), plain("Cancel")).WithStyle(slack.StyleDanger)
+	halt := button(ActionConfirmHalt, token, verb+" "+name).WithStyle(slack.StyleDanger).WithConfirm(confirm)
 	blocks := []slack.Block{
 		section(strings.Join(lines, "\n")),
 		slack.NewActionBlock("halt_confirm", halt, button(ActionCancelHalt, token, "Cancel")),
 	}
-	return blocks, Escape("Confirm: halt " + name + " (" + scope + ")?")
+	return blocks, Escape("Confirm: " + strings.ToLower(verb) + " " + name + " (" + scope + ")?")
 }
 
 // RenderReminder renders a nudge about a stalled checklist or an overdue

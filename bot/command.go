@@ -9,6 +9,8 @@ import (
 const (
 	VerbKill       = "kill"
 	VerbResume     = "resume"
+	VerbRestrict   = "restrict"
+	VerbThrottle   = "throttle"
 	VerbStatus     = "status"
 	VerbWho        = "who"
 	VerbDeclare    = "declare"
@@ -24,7 +26,9 @@ const (
 type Command struct {
 	Verb     string
 	Agent    string   // kill, resume, who, declare; optional for status
-	Sessions []string // kill, resume: empty means the whole agent
+	Sessions []string // kill, resume, restrict, throttle: empty means the whole agent
+	Allow    []string // restrict: the tool globs still allowed
+	Rate     int      // throttle: model calls per minute
 	// Text is the free text after the arguments: the reason of kill and
 	// resume, the summary of declare, the note of resolve. Untrusted.
 	Text string

@@ -25,10 +25,16 @@ func (h *Handler) runCommand(ctx context.Context, c caller, cmd Command) {
 // haltCommand is the halt or resume a parsed `/agent kill` or `resume` asks for.
 func haltCommand(cmd Command, actor incidents.Actor) incidents.HaltCommand {
 	action := incidents.ActionHalt
-	if cmd.Verb == VerbResume {
+	switch cmd.Verb {
+	case VerbResume:
 		action = incidents.ActionResume
+	case VerbRestrict:
+		action = incidents.ActionRestrict
+	case VerbThrottle:
+		action = incidents.ActionThrottle
 	}
-	return incidents.HaltCommand{Action: action, Agent: cmd.Agent, Sessions: cmd.Sessions, Reason: cmd.Text, Actor: actor}
+	return incidents.HaltCommand{Action: action, Agent: cmd.Agent, Sessions: cmd.Sessions, Reason: cmd.Text,
+		Allow: cmd.Allow, Rate: cmd.Rate, Actor: actor}
 }
 
 // requestHalt is the kill (and resume) flow shared by `/agent kill`, the Halt
@@ -50,13 +56,13 @@ func (h *Handler) requestHalt(ctx context.Context, c caller, cmd incidents.HaltC
 	if agent != nil {
 		cmd.Agent = agent.Name
 	}
-	if cmd.Action == incidents.ActionHalt && (agent == nil || agent.Halt.Confirm) {
+	if incidents.IsContainAction(cmd.Action) && (agent == nil || agent.Halt.Confirm) {
 		token, err := h.saveConfirmation(ctx, cmd, c.channelID)
 		if err != nil {
 			h.failed(ctx, c, "save halt confirmation", err)
 			return
 		}
-		blocks, text := RenderConfirmHalt(cmd.Agent, cmd.Sessions, cmd.Reason, cmd.IncidentID, token)
+		blocks, text := RenderConfirmContain(cmd, token)
 		h.reply(ctx, c, blocks, text)
 		return
 	}
@@ -77,8 +83,15 @@ func (h *Handler) runHalt(ctx context.Context, cmd incidents.HaltCommand) string
 func haltResult(cmd incidents.HaltCommand, halt *incidents.Halt, err error) string {
 	agent, scope := "*"+Escape(cmd.Agent)+"*", scopeText(cmd.Sessions)
 	verb, done := "halted", "Halted"
-	if cmd.Action == incidents.ActionResume {
+	switch cmd.Action {
+	case incidents.ActionResume:
 		verb, done = "resumed", "Resumed"
+	case incidents.ActionRestrict:
+		verb, done = "restricted", "Restricted"
+		scope += " to " + Escape(strings.Join(cmd.Allow, ", "))
+	case incidents.ActionThrottle:
+		verb, done = "throttled", "Throttled"
+		scope += fmt.Sprintf(" to %d/min", cmd.Rate)
 	}
 	switch {
 	case halt != nil && halt.Status == incidents.HaltVerified:
@@ -95,7 +108,7 @@ func haltResult(cmd incidents.HaltCommand, halt *incidents.Halt, err error) stri
 			why = incidents.ErrorMessage(err)
 		}
 		text := fmt.Sprintf(":x: %s was NOT %s (%s): %s.", agent, verb, scope, Escape(strings.TrimSuffix(why, ".")))
-		if cmd.Action == incidents.ActionHalt {
+		if incidents.IsContainAction(cmd.Action) {
 			text += " Whoever holds kill authority has been re-paged. Try again, or run `reins kill` on the host."
 		}
 		return text
@@ -111,8 +124,8 @@ func haltResult(cmd incidents.HaltCommand, halt *incidents.Halt, err error) stri
 // has already written the attempt to the audit log.
 func refusal(dec ownership.Decision, cmd incidents.HaltCommand) string {
 	action := "halt"
-	if cmd.Action == incidents.ActionResume {
-		action = "resume"
+	if cmd.Action != "" {
+		action = cmd.Action
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, ":no_entry: You may not %s *%s*", action, Escape(cmd.Agent))
@@ -176,8 +189,8 @@ func formatStatus(st incidents.AgentStatus, publicURL string) string {
 	switch {
 	case st.Halted:
 		fmt.Fprintf(&b, ":red_circle: *%s*: halted (all sessions)", Escape(name))
-	case len(st.HaltedSessions) > 0:
-		fmt.Fprintf(&b, ":large_orange_circle: *%s*: running; halted sessions: %s", Escape(name), Escape(strings.Join(st.HaltedSessions, ", ")))
+	case !st.ContainmentOf("").IsRunning() || len(st.Sessions) > 0 || len(st.HaltedSessions) > 0:
+		fmt.Fprintf(&b, ":large_orange_circle: *%s*: %s", Escape(name), Escape(st.StateLine()))
 	default:
 		fmt.Fprintf(&b, ":large_green_circle: *%s*: running", Escape(name))
 	}

@@ -213,7 +213,7 @@ func TestStatus(t *testing.T) {
 	}
 	body := string(posts[0].Blocks)
 	wantContains(t, body, "*support-bot*: halted (all sessions)", "incident #42 (Token \\u0026lt;spike\\u0026gt;) in \\u003c#C0INC42\\u003e",
-		"\\u003c@U01ALICE\\u003e", "could not ask: PagerDuty", "2026-11-28 02:01 UTC", "*quick-bot*: running; halted sessions: s-9", "No open incident")
+		"\\u003c@U01ALICE\\u003e", "could not ask: PagerDuty", "2026-11-28 02:01 UTC", "*quick-bot*: running; session s-9 halted", "No open incident")
 }
 
 func TestStatusNoAgents(t *testing.T) {

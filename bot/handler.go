@@ -283,7 +283,7 @@ func (h *Handler) command(sc slack.SlashCommand) any {
 	}
 	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
 	spawn := h.spawn
-	if cmd.Verb == VerbKill || cmd.Verb == VerbResume {
+	if cmd.Verb == VerbKill || cmd.Verb == VerbResume || cmd.Verb == VerbRestrict || cmd.Verb == VerbThrottle {
 		// A refusal is answered here, in the ack: refused attempts never
 		// take, or wait for, a halt worker.
 		if text := h.refuseNow(context.Background(), haltCommand(cmd, c.actor)); text != "" {

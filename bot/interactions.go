@@ -62,6 +62,17 @@ func (h *Handler) blockAction(ic slack.InteractionCallback, a slack.BlockAction)
 			}
 			h.openView(ctx, c, ic.TriggerID, HaltSessionModal(id, rest, inc.Sessions))
 		})
+	case ActionApproveResume:
+		agent, sessions, _ := strings.Cut(rest, " ")
+		cmd := incidents.HaltCommand{Action: incidents.ActionResume, Agent: agent, Actor: c.actor, IncidentID: id}
+		if sessions != "" {
+			cmd.Sessions = strings.Split(sessions, ",")
+		}
+		if text := h.refuseNow(context.Background(), cmd); text != "" {
+			h.spawn("resume refused", func(ctx context.Context) { h.reply(ctx, c, textBlocks(text), text) })
+			return
+		}
+		h.spawnHalt("approve resume button", func(ctx context.Context) { h.requestHalt(ctx, c, cmd) })
 	case ActionStartChecklist:
 		h.spawn("start checklist", func(ctx context.Context) {
 			if _, err := h.svc.StartChecklist(ctx, c.actor, id); err != nil {

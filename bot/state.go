@@ -50,6 +50,8 @@ type pendingHalt struct {
 	Agent      string          `json:"agent"`
 	Sessions   []string        `json:"sessions,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
+	Allow      []string        `json:"allow,omitempty"`
+	Rate       int             `json:"rate,omitempty"`
 	Actor      incidents.Actor `json:"actor"`
 	IncidentID int64           `json:"incident_id,omitempty"`
 	ChannelID  string          `json:"channel_id,omitempty"`
@@ -57,7 +59,7 @@ type pendingHalt struct {
 
 func (p pendingHalt) command() incidents.HaltCommand {
 	return incidents.HaltCommand{Action: p.Action, Agent: p.Agent, Sessions: p.Sessions, Reason: p.Reason,
-		Actor: p.Actor, IncidentID: p.IncidentID}
+		Allow: p.Allow, Rate: p.Rate, Actor: p.Actor, IncidentID: p.IncidentID}
 }
 
 // saveConfirmation stores cmd for its confirmation click and returns the
@@ -67,7 +69,7 @@ func (h *Handler) saveConfirmation(ctx context.Context, cmd incidents.HaltComman
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	token := hex.EncodeToString(b[:])
 	payload, err := json.Marshal(pendingHalt{Action: cmd.Action, Agent: cmd.Agent, Sessions: cmd.Sessions,
-		Reason: cmd.Reason, Actor: cmd.Actor, IncidentID: cmd.IncidentID, ChannelID: channelID})
+		Reason: cmd.Reason, Allow: cmd.Allow, Rate: cmd.Rate, Actor: cmd.Actor, IncidentID: cmd.IncidentID, ChannelID: channelID})
 	if err != nil {
 		return "", fmt.Errorf("encode confirmation: %w", err)
 	}

@@ -2,6 +2,9 @@ package bot
 
 import (
 	"context"
+	"path"
+	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -30,6 +33,12 @@ var verbs = []verb{
 	{VerbResume, []string{"resume", "unhalt"},
 		"`/agent resume AGENT [session ID]…`: lift a halt (kill authority only)",
 		parseHaltArgs, runHaltCommand},
+	{VerbRestrict, []string{"restrict"},
+		"`/agent restrict AGENT [session ID]… allow GLOBS [reason…]`: let an agent, or only the named sessions, call just the tools matching GLOBS (comma-separated, e.g. `salesforce.read,zendesk.*`) (kill authority only; asks for one confirmation click)",
+		parseRestrictArgs, runHaltCommand},
+	{VerbThrottle, []string{"throttle", "slow"},
+		"`/agent throttle AGENT [session ID]… N/min [reason…]`: allow at most N model calls a minute (kill authority only; asks for one confirmation click)",
+		parseThrottleArgs, runHaltCommand},
 	{VerbLeave, []string{"leave"},
 		"`/agent leave AGENT SESSION`: leave a breaching session running: its breaches waiting to be halted are dropped from the queue, on the record (kill authority only)",
 		parseLeaveArgs, (*Handler).leave},
@@ -136,4 +145,102 @@ func parseNoArgs(c *Command, args []string) {
 	if len(args) > 0 {
 		c.Err = "`" + c.Verb + "` takes no arguments."
 	}
+}
+
+// parseRestrictArgs reads restrict: AGENT [session ID]… allow GLOBS [reason…].
+// GLOBS is comma-separated; "a, b" (a space after the comma) reads as one list.
+func parseRestrictArgs(c *Command, args []string) {
+	if len(args) == 0 {
+		c.Err = "Name the agent to restrict, then `allow` and the tools it may still call."
+		return
+	}
+	c.Agent = args[0]
+	if c.Sessions, args, c.Err = parseSessions(args[1:]); c.Err != "" {
+		return
+	}
+	if len(args) == 0 || strings.ToLower(args[0]) != "allow" {
+		c.Err = "Say which tools stay allowed: `allow GLOBS`, e.g. `allow salesforce.read,zendesk.*`."
+		return
+	}
+	args = args[1:]
+	for len(args) > 0 {
+		word := args[0]
+		args = args[1:]
+		for _, g := range strings.Split(word, ",") {
+			if g == "" {
+				continue
+			}
+			if !validToolGlob(g) {
+				c.Err = "`" + clip(g, 40) + "` is not a tool name or glob (letters, digits, . _ - : / and * ? [ ])."
+				return
+			}
+			if !slices.Contains(c.Allow, g) {
+				c.Allow = append(c.Allow, g)
+			}
+		}
+		if !strings.HasSuffix(word, ",") && (len(args) == 0 || !strings.HasPrefix(args[0], ",")) {
+			break
+		}
+	}
+	if len(c.Allow) == 0 {
+		c.Err = "List at least one tool after `allow`, e.g. `allow salesforce.read`."
+		return
+	}
+	c.Text = strings.Join(args, " ")
+}
+
+// validToolGlob accepts what path.Match reads as a pattern of tool names.
+func validToolGlob(g string) bool {
+	if len(g) > 200 {
+		return false
+	}
+	for _, r := range g {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("._-:/*?[]", r):
+		default:
+			return false
+		}
+	}
+	_, err := path.Match(g, "")
+	return err == nil
+}
+
+// maxThrottleRate bounds N in N/min: beyond it a throttle limits nothing.
+const maxThrottleRate = 100000
+
+// parseThrottleArgs reads throttle: AGENT [session ID]… N/min [reason…].
+func parseThrottleArgs(c *Command, args []string) {
+	if len(args) == 0 {
+		c.Err = "Name the agent to throttle, then the rate, e.g. `6/min`."
+		return
+	}
+	c.Agent = args[0]
+	if c.Sessions, args, c.Err = parseSessions(args[1:]); c.Err != "" {
+		return
+	}
+	if len(args) == 0 {
+		c.Err = "Give the rate as model calls per minute, e.g. `6/min`."
+		return
+	}
+	n, ok := parseRate(args[0])
+	if !ok {
+		c.Err = "`" + clip(args[0], 40) + "` is not a rate: write model calls per minute, e.g. `6/min` (1 to 100000)."
+		return
+	}
+	c.Rate = n
+	c.Text = strings.Join(args[1:], " ")
+}
+
+// parseRate reads "N/min" (also "N/m"), N from 1 to maxThrottleRate.
+func parseRate(word string) (int, bool) {
+	num, unit, ok := strings.Cut(strings.ToLower(word), "/")
+	if !ok || (unit != "min" && unit != "m" && unit != "minute") || num == "" || len(num) > 6 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 1 || n > maxThrottleRate || strconv.Itoa(n) != num {
+		return 0, false
+	}
+	return n, true
 }

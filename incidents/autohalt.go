@@ -2,6 +2,7 @@ package incidents
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,9 +18,11 @@ import (
 type AutoHaltCommand struct {
 	Agent      string
 	SLA        string   // SLA name, or "escalation" for the dead-man
-	Action     string   // ownership.OnBreachHaltSession | ownership.OnBreachHaltAgent
+	Action     string   // ownership.OnBreachRestrict | OnBreachThrottle | OnBreachHaltSession | OnBreachHaltAgent
 	Fallback   string   // ownership fallback value
-	Sessions   []string // for halt_session
+	Sessions   []string // for halt_session, restrict, throttle (empty: the whole agent)
+	Allow      []string // restrict: the tool globs still allowed (the SLA's restrict_to)
+	Rate       int      // throttle: model calls per minute (the SLA's rate)
 	IncidentID int64    // the incident the breach opened/joined (0: find/open the agent's)
 	Reason     string   // human text: "tokens_per_session 210,000 > 200,000 at step 37"
 	DryRun     bool
@@ -34,7 +37,7 @@ type AutoHaltCommand struct {
 
 // AutoHaltOutcome says what AutoHalt did.
 type AutoHaltOutcome struct {
-	Action string // what was actually done: halt_session | halt_agent | alert (fell back) | dry_run | rate_limited | already_halted
+	Action string // what was actually done: restrict | throttle | halt_session | halt_agent | alert (fell back) | dry_run | rate_limited | already_halted
 	Halt   *Halt  // nil unless a halt ran
 	Note   string // what was said on the timeline / channel
 	// RetryAt is, with AutoHaltQueued, when the agent's budget frees a halt.
@@ -72,9 +75,12 @@ func PolicyActor(agent, sla string) Actor { return Actor{Kind: ActorPolicy, ID: 
 // The error is non-nil only for bad input, an unknown agent or a store
 // failure; a failed halt is an outcome with Halt.Status HaltFailed.
 func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOutcome, error) {
-	if cmd.Action != ownership.OnBreachHaltSession && cmd.Action != ownership.OnBreachHaltAgent {
-		return AutoHaltOutcome{}, Errorf(EINVALID, "Unknown automatic action %q: use %s or %s.", cmd.Action,
-			ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent)
+	if !slices.Contains(ownership.Rungs, cmd.Action) {
+		return AutoHaltOutcome{}, Errorf(EINVALID, "Unknown automatic action %q: use one of %s.", cmd.Action,
+			strings.Join(ownership.Rungs, ", "))
+	}
+	if err := checkRung(rungAction(cmd.Action), cmd.Allow, cmd.Rate); err != nil {
+		return AutoHaltOutcome{}, err
 	}
 	ag, err := s.lookupAgent(cmd.Agent)
 	if err != nil {
@@ -92,10 +98,37 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 	// the rate limit.
 	unlock := s.autoHalts.lock(ag.Name)
 	defer unlock()
+	return s.autoHaltLocked(ctx, cmd, ag)
+}
+
+// autoHaltLocked is AutoHalt under the agent's lock, after the checks.
+func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent) (AutoHaltOutcome, error) {
+	sessions := dedupe(cmd.Sessions)
 	actor := PolicyActor(ag.Name, cmd.SLA)
 	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
+	if !cmd.DryRun {
+		// A breach during probation re-contains at once, whatever the rung.
+		p, err := s.onProbation(ctx, ag, sessions)
+		if err != nil {
+			return AutoHaltOutcome{}, err
+		}
+		if p != nil {
+			return s.recontain(ctx, cmd, ag, p, reason)
+		}
+	}
 
 	action, why := cmd.Action, ""
+	if !s.supports(ag, rungAction(action)) {
+		// The adapter cannot do this rung: never a silent stronger or weaker
+		// action; the SLA's fallback decides, and reins says so.
+		if cmd.Fallback == ownership.OnBreachAlert || cmd.Fallback == "" {
+			return s.autoNote(ctx, cmd, ag, actor, ownership.OnBreachAlert, sessions, fmt.Sprintf(
+				"reins did not %s %s: its %s adapter cannot %s and the SLA's fallback is alert. %s. To halt it: /agent kill %s",
+				action, policyTarget(ag.Name, sessions), ag.Halt.Adapter, action, reason, killHint(ag.Name, sessions)), false)
+		}
+		why = fmt.Sprintf("its %s adapter cannot %s, so by the SLA's fallback reins does %s instead", ag.Halt.Adapter, action, cmd.Fallback)
+		action = cmd.Fallback
+	}
 	if action == ownership.OnBreachHaltSession && !s.canHaltSessions(ag) {
 		if cmd.Fallback == ownership.OnBreachHaltAgent {
 			action = ownership.OnBreachHaltAgent
@@ -108,6 +141,9 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 	}
 	if action == ownership.OnBreachHaltAgent {
 		sessions = nil
+	}
+	if action == ownership.OnBreachRestrict || action == ownership.OnBreachThrottle {
+		return s.autoRung(ctx, cmd, ag, actor, action, sessions, reason)
 	}
 
 	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
@@ -343,4 +379,84 @@ func (l *autoHaltLocks) lock(agent string) (unlock func()) {
 	l.mu.Unlock()
 	m.Lock()
 	return m.Unlock
+}
+
+// rungAction is the halt action of an on_breach value.
+func rungAction(onBreach string) string {
+	switch onBreach {
+	case ownership.OnBreachRestrict:
+		return ActionRestrict
+	case ownership.OnBreachThrottle:
+		return ActionThrottle
+	}
+	return ActionHalt
+}
+
+// killHint is the command that halts target by hand.
+func killHint(agent string, sessions []string) string {
+	if len(sessions) == 0 {
+		return agent
+	}
+	return agent + " session " + strings.Join(sessions, " ")
+}
+
+// autoRung restricts or throttles by policy: recorded, verified and
+// announced with how to lift it like a halt. A target already contained as
+// strongly (a halted session is not softened by a restriction) is left as it
+// is; an endpoint that answers it cannot do the rung gets the SLA's fallback,
+// said on the timeline.
+func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent, actor Actor, action string,
+	sessions []string, reason string) (AutoHaltOutcome, error) {
+	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
+	if err != nil {
+		return AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
+	}
+	want := Containment{Mode: ModeOf(rungAction(action)), Allow: cmd.Allow, Rate: cmd.Rate}
+	agentMode, own := containState(halts)
+	st := AgentStatus{Containment: agentMode, Sessions: own}
+	targets := []string{""}
+	if len(sessions) > 0 {
+		targets = sessions
+	}
+	var todo []string
+	for _, id := range targets {
+		cur := st.ContainmentOf(id)
+		if rank(cur.Mode) > rank(want.Mode) || cur.Equal(want) {
+			continue // as contained or more: a rung never softens a containment
+		}
+		todo = append(todo, id)
+	}
+	if len(todo) == 0 {
+		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already contained: reins did not %s it again (%s).",
+			policyTarget(ag.Name, sessions), action, reason)}, nil
+	}
+	if len(sessions) > 0 {
+		sessions = todo
+	}
+	if cmd.DryRun {
+		return s.autoNote(ctx, cmd, ag, actor, AutoHaltDryRun, sessions, fmt.Sprintf(
+			"Dry run: reins would have %s %s automatically (%s): %s. Nothing was changed (dry_run: true for SLA %s).",
+			ModeOf(rungAction(action)), policyTarget(ag.Name, sessions), want, reason, cmd.SLA), false)
+	}
+	h, cause, err := s.runHaltCause(ctx, HaltCommand{Action: rungAction(action), Agent: ag.Name, Sessions: sessions, Reason: reason,
+		Allow: cmd.Allow, Rate: cmd.Rate, Actor: actor, IncidentID: cmd.IncidentID}, ag)
+	if err != nil {
+		return AutoHaltOutcome{}, err
+	}
+	if h.Status != HaltVerified && errors.Is(cause, ErrRungUnsupported) && cmd.Fallback != ownership.OnBreachAlert && cmd.Fallback != "" {
+		// The endpoint answered that it cannot: do the fallback and say so.
+		fb := cmd
+		fb.Action, fb.Fallback = cmd.Fallback, ownership.OnBreachAlert
+		fb.Reason = fmt.Sprintf("%s (the control endpoint of %s answered that it cannot %s, so by the SLA's fallback reins does %s instead)",
+			reason, ag.Name, action, cmd.Fallback)
+		return s.autoHaltLocked(ctx, fb, ag)
+	}
+	out := AutoHaltOutcome{Action: action, Halt: h}
+	if h.Status == HaltVerified {
+		out.Note = fmt.Sprintf("reins %s %s automatically (%s): %s. %s", ModeOf(rungAction(action)), policyTarget(ag.Name, sessions),
+			want, reason, s.liftHint(ag.Name, sessions))
+	} else {
+		out.Note = fmt.Sprintf("automatic %s of %s FAILED: %s — NOT %s", action, haltTarget(ag.Name, sessions), h.Error, ModeOf(rungAction(action)))
+	}
+	return out, nil
 }

@@ -103,7 +103,10 @@ type DrillResult struct {
 type KillFlag struct {
 	Agent      string
 	Session    string // "" for the whole agent
-	Halted     bool
+	Halted     bool   // Mode == ModeHalted
+	Mode       string // ModeRunning … ModeHalted; "" reads as Halted says
+	Allow      []string
+	Rate       int
 	Reason     string
 	Actor      Actor
 	IncidentID int64

@@ -83,8 +83,11 @@ func auditAction(action string) string {
 // authority is re-paged. The error is non-nil only when nothing was attempted
 // (bad input, unknown agent, refused: EFORBIDDEN) or the store failed.
 func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
-	if cmd.Action != ActionHalt && cmd.Action != ActionResume {
-		return nil, Errorf(EINVALID, "Unknown action %q: use halt or resume.", cmd.Action)
+	if !IsContainAction(cmd.Action) && cmd.Action != ActionResume {
+		return nil, Errorf(EINVALID, "Unknown action %q: use halt, restrict, throttle or resume.", cmd.Action)
+	}
+	if err := checkRung(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
+		return nil, err
 	}
 	ag, err := s.lookupAgent(cmd.Agent)
 	if err != nil {
@@ -99,6 +102,10 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			return nil, refusal(ag, cmd.Action, d)
 		}
 	}
+	if cmd.Action == ActionResume {
+		return s.gateResume(ctx, cmd, ag)
+	}
+	cmd.ProbationUntil = nil // only the gate sets a probation
 	return s.runHalt(ctx, cmd, ag)
 }
 
@@ -106,21 +113,32 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 // (Halt) and policy (AutoHalt) so both are recorded, retried, verified and
 // re-paged alike.
 func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
+	h, _, err := s.runHaltCause(ctx, cmd, ag)
+	return h, err
+}
+
+// runHaltCause is runHalt that also returns why a failed halt failed, for
+// the callers that act on it (a rung the far side cannot do).
+func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error, error) {
 	sessions := dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
-		return nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
+		return nil, nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
+	}
+	if !s.supports(ag, cmd.Action) {
+		return nil, nil, Errorf(EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
+			"Halt it (/agent kill %s) or give it an adapter that can (docs/halt-webhook.md).", ag.Halt.Adapter, ag.Name, cmd.Action, ag.Name)
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.Kick() // a halt on a quiet agent opened an incident: page now
 	// From here the halt is under way: finish and record it even if the
 	// caller goes away.
 	wctx := context.WithoutCancel(ctx)
-	req := HaltRequest{Agent: ag, Action: cmd.Action, Sessions: sessions, IncidentID: h.IncidentID,
-		HaltID: h.ID, Reason: cmd.Reason, Actor: cmd.Actor}
+	req := HaltRequest{Agent: ag, Action: cmd.Action, Sessions: sessions, Allow: h.Allow, Rate: h.Rate,
+		IncidentID: h.IncidentID, HaltID: h.ID, Reason: cmd.Reason, Actor: cmd.Actor}
 	attempts, herr := s.callAdapter(wctx, req)
 	if herr == nil {
 		herr = s.verify(wctx, req)
@@ -131,7 +149,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		h.Status, h.Error = HaltFailed, clip(herr.Error(), maxHaltError)
 	}
 	if err := s.recordHaltResult(wctx, h, ag); err != nil {
-		return h, err
+		return h, herr, err
 	}
 	s.metrics.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
 	if h.Status == HaltVerified {
@@ -141,11 +159,11 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		s.log.Error("halt failed", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
 			"by", h.Actor.String(), "err", h.Error)
 	}
-	if h.Status == HaltVerified && h.Action == ActionHalt {
+	if h.Status == HaltVerified && IsContainAction(h.Action) {
 		s.metrics.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
 	}
 	s.Kick()
-	return h, nil
+	return h, herr, nil
 }
 
 func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {
@@ -175,13 +193,20 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		now := s.clock.Now()
 		h = &Halt{Agent: ag.Name, Action: cmd.Action, Sessions: sessions, Reason: cmd.Reason, Actor: cmd.Actor,
 			Adapter: ag.Halt.Adapter, Status: HaltRequested, RequestedAt: now}
+		h.ProbationUntil = cmd.ProbationUntil
+		switch cmd.Action {
+		case ActionRestrict:
+			h.Allow = dedupe(cmd.Allow)
+		case ActionThrottle:
+			h.Rate = cmd.Rate
+		}
 		if inc != nil {
 			h.IncidentID = inc.ID
 		}
 		if err := q.CreateHalt(ctx, h); err != nil {
 			return fmt.Errorf("record %s of %s: %w", cmd.Action, ag.Name, err)
 		}
-		detail := fmt.Sprintf("halt %d: %s %s", h.ID, cmd.Action, haltTarget(ag.Name, sessions))
+		detail := fmt.Sprintf("halt %d: %s %s%s", h.ID, cmd.Action, haltTarget(ag.Name, sessions), rungParams(h))
 		if cmd.BreakGlass {
 			detail += " (break-glass)"
 		}
@@ -196,9 +221,9 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 			return nil
 		}
 		return appendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
-			fmt.Sprintf("%s asked to %s %s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions)),
+			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), rungParams(h)),
 			map[string]any{"halt_id": h.ID, "action": cmd.Action, "sessions": sessions, "reason": cmd.Reason,
-				"adapter": h.Adapter, "break_glass": cmd.BreakGlass})
+				"adapter": h.Adapter, "break_glass": cmd.BreakGlass, "allow": h.Allow, "rate": h.Rate})
 	})
 	if err != nil {
 		return nil, err
@@ -230,10 +255,13 @@ func (s *Service) haltIncident(ctx context.Context, q Queries, cmd HaltCommand, 
 	if inc := firstReal(open); inc != nil {
 		return inc, false, nil
 	}
-	if cmd.Action != ActionHalt {
+	if !IsContainAction(cmd.Action) {
 		return nil, false, nil
 	}
 	title := "Halt requested for " + ag.Name
+	if cmd.Action != ActionHalt {
+		title = strings.ToUpper(cmd.Action[:1]) + cmd.Action[1:] + " requested for " + ag.Name
+	}
 	return s.openManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
 }
 
@@ -277,7 +305,7 @@ func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error)
 // permanentHaltError reports an adapter error that retrying cannot fix.
 func permanentHaltError(err error) bool {
 	var perm *outbox.PermanentError
-	return errors.As(err, &perm) || ErrorCode(err) == EINVALID
+	return errors.As(err, &perm) || ErrorCode(err) == EINVALID || errors.Is(err, ErrRungUnsupported)
 }
 
 // verify reads the state back until it matches, a few times over ~2 s.
@@ -301,7 +329,10 @@ func (s *Service) verify(ctx context.Context, req HaltRequest) error {
 	if req.Action == ActionHalt {
 		return fmt.Errorf("the adapter accepted the halt but %s still reports running", haltTarget(req.Agent.Name, req.Sessions))
 	}
-	return fmt.Errorf("the adapter accepted the resume but %s still reports halted", haltTarget(req.Agent.Name, req.Sessions))
+	if req.Action == ActionResume {
+		return fmt.Errorf("the adapter accepted the resume but %s still reports contained", haltTarget(req.Agent.Name, req.Sessions))
+	}
+	return fmt.Errorf("the adapter accepted the %s but %s does not report %s", req.Action, haltTarget(req.Agent.Name, req.Sessions), ModeOf(req.Action))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -329,7 +360,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 			return nil
 		}
 		kind, msg := s.haltOutcome(h, ag)
-		repage := h.Status == HaltFailed && h.Action == ActionHalt && s.pager != nil
+		repage := h.Status == HaltFailed && IsContainAction(h.Action) && s.pager != nil
 		if repage {
 			// Queued, not sent: the "Re-paged" event follows once PagerDuty
 			// took it (and "Gave up" if it never does), so the timeline
@@ -337,6 +368,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 			msg.Title += " — re-paging the kill authority"
 		}
 		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
+			"allow": h.Allow, "rate": h.Rate,
 			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}
 		if err := appendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
 			return err
@@ -365,6 +397,13 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
 	}
 	switch {
+	case (h.Action == ActionRestrict || h.Action == ActionThrottle) && h.Status == HaltVerified:
+		return s.rungOutcome(h, m)
+	case h.Action == ActionRestrict || h.Action == ActionThrottle:
+		m.Style = StyleDanger
+		m.Title = fmt.Sprintf("⚠️ %s of %s FAILED: %s — NOT %s", h.Action, target, h.Error, ModeOf(h.Action))
+		m.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		return EventHaltFailed, m
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
 		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
@@ -409,6 +448,48 @@ func mentionable(lists ...[]string) []string {
 		}
 	}
 	return dedupe(out)
+}
+
+// supports asks the Halter whether ag's adapter can do action; halt and
+// resume are every adapter's.
+func (s *Service) supports(ag *ownership.Agent, action string) bool {
+	if action == ActionHalt || action == ActionResume {
+		return true
+	}
+	return s.halter != nil && s.halter.Supports(ag, action)
+}
+
+// rungParams is " to salesforce.read, zendesk.*" or " to 6/min" for the
+// softer rungs, "" otherwise.
+func rungParams(h *Halt) string {
+	switch h.Action {
+	case ActionRestrict:
+		return " to " + strings.Join(h.Allow, ", ")
+	case ActionThrottle:
+		return fmt.Sprintf(" to %d/min", h.Rate)
+	}
+	return ""
+}
+
+// rungOutcome is the timeline kind and message of a verified restrict or
+// throttle: what the target may still do, and how to lift it.
+func (s *Service) rungOutcome(h *Halt, m Message) (EventKind, Message) {
+	target := haltTarget(h.Agent, h.Sessions)
+	if h.Actor.Kind == ActorPolicy {
+		target = policyTarget(h.Agent, h.Sessions)
+	}
+	m.Style = StyleWarning
+	kind, title := EventRestricted, fmt.Sprintf("🚧 %s restricted to %s", target, strings.Join(h.Allow, ", "))
+	if h.Action == ActionThrottle {
+		kind, title = EventThrottled, fmt.Sprintf("🐢 %s throttled to %d model calls a minute", target, h.Rate)
+	}
+	if h.Actor.Kind == ActorPolicy {
+		title += " automatically"
+	} else {
+		title += " by " + actorLabel(h.Actor)
+	}
+	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), s.liftHint(h.Agent, h.Sessions))
+	return kind, m
 }
 
 // firstReal is the first of incs that a test alert did not open: a real

@@ -144,6 +144,8 @@ const (
 	EventHaltVerified      EventKind = "halt_verified"
 	EventHaltFailed        EventKind = "halt_failed"
 	EventHaltRefused       EventKind = "halt_refused"
+	EventRestricted        EventKind = "restricted" // a verified restrict
+	EventThrottled         EventKind = "throttled"  // a verified throttle
 	EventResumed           EventKind = "resumed"
 	EventResumeFailed      EventKind = "resume_failed"
 	EventChecklistStarted  EventKind = "checklist_started"
@@ -158,6 +160,9 @@ const (
 	// EventAutoHalt is an automatic halt that did not run as asked: a dry
 	// run, a fallback to an alert, the rate limit, or an already halted target.
 	EventAutoHalt EventKind = "auto_halt"
+	// EventResumeApproved is one approval of the resume gate that did not
+	// yet make enough to resume.
+	EventResumeApproved EventKind = "resume_approved"
 	// EventEscalated marks an incident the dead-man acted on (once).
 	EventEscalated EventKind = "escalated"
 )
@@ -185,19 +190,24 @@ const (
 
 // Halt is one halt or resume of an agent or some of its sessions.
 type Halt struct {
-	ID          int64
-	IncidentID  int64
-	Agent       string
-	Action      string   // halt | resume
-	Sessions    []string // empty: the whole agent
-	Reason      string
-	Actor       Actor
-	Adapter     string
-	Status      string
-	Attempts    int
-	Error       string // last failure, user-safe
-	RequestedAt time.Time
-	FinishedAt  *time.Time
+	ID         int64
+	IncidentID int64
+	Agent      string
+	Action     string   // halt | restrict | throttle | resume
+	Sessions   []string // empty: the whole agent
+	Allow      []string // restrict: the tool globs still allowed
+	Rate       int      // throttle: model calls per minute
+	// ProbationUntil is set on a rung the resume gate applied instead of a
+	// resume: the target returns to running then, unless it breaches first.
+	ProbationUntil *time.Time
+	Reason         string
+	Actor          Actor
+	Adapter        string
+	Status         string
+	Attempts       int
+	Error          string // last failure, user-safe
+	RequestedAt    time.Time
+	FinishedAt     *time.Time
 }
 
 // TimeToHalt is this halt's own time, from request to verified, zero if

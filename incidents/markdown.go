@@ -212,6 +212,7 @@ func renderContainment(w writer, pm *Postmortem) {
 	} else {
 		w("Time to halt: none, no halt was verified.\n\n")
 	}
+	w("Each rung (halt, restrict, throttle) and each resume, as requested and read back.\n\n")
 	w("| Requested (UTC) | Action | Target | Adapter | By | Result | Verified after | Reason |\n|---|---|---|---|---|---|---|---|\n")
 	for _, h := range pm.Halts {
 		target := "whole agent"
@@ -222,7 +223,7 @@ func renderContainment(w writer, pm *Postmortem) {
 		if h.Error != "" {
 			result += ": " + h.Error
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.RequestedAt.Format(mdTime), mdCell(h.Action), mdCell(target),
+		w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", h.RequestedAt.Format(mdTime), mdCell(h.Rung()), mdCell(target),
 			mdCell(h.Adapter), mdCell(h.Actor), mdCell(result), spanText(h.VerifiedAfter), mdCell(h.Reason))
 	}
 	w("\n")

@@ -21,6 +21,7 @@ type Queries interface {
 	TimelineStore
 	outbox.Store
 	HaltStore
+	ResumeApprovalStore
 	ChecklistStore
 	PostmortemStore
 	AuditStore
@@ -102,6 +103,18 @@ type HaltStore interface {
 	RecordDrill(ctx context.Context, d *DrillResult) error
 	// LastDrills returns the newest drill per agent.
 	LastDrills(ctx context.Context) (map[string]*DrillResult, error)
+}
+
+// ResumeApprovalStore keeps the resume gate's approvals (docs/containment.md).
+type ResumeApprovalStore interface {
+	// AddResumeApproval records a; false (and no error) when that person
+	// already approved lifting the same containment of the same target.
+	AddResumeApproval(ctx context.Context, a *ResumeApproval) (bool, error)
+	// ResumeApprovals returns the approvals of lifting containment haltID of
+	// target not yet used by a resume, oldest first.
+	ResumeApprovals(ctx context.Context, haltID int64, target string) ([]ResumeApproval, error)
+	// UseResumeApprovals marks those approvals as used by resume resumedBy.
+	UseResumeApprovals(ctx context.Context, haltID int64, target string, resumedBy int64) error
 }
 
 // ChecklistStore keeps the blast-radius checklists.
@@ -199,6 +212,16 @@ type Message struct {
 	// Reminder, when set, is the incident whose reminders this message is:
 	// it carries Snooze 1 h and Stop reminders buttons.
 	Reminder int64
+	// Approve, when set, carries the resume gate's Approve button: another
+	// holder of kill authority approves lifting this containment.
+	Approve *ApproveResume
+}
+
+// ApproveResume names the containment an Approve resume button lifts.
+type ApproveResume struct {
+	IncidentID int64
+	Agent      string
+	Sessions   []string
 }
 
 // Field is a label and a value.
@@ -271,8 +294,10 @@ type Pager interface {
 // HaltRequest asks an adapter to halt or resume an agent or some sessions.
 type HaltRequest struct {
 	Agent      *ownership.Agent
-	Action     string   // halt | resume
+	Action     string   // halt | restrict | throttle | resume
 	Sessions   []string // empty: the whole agent
+	Allow      []string // restrict: the tool globs still allowed
+	Rate       int      // throttle: model calls per minute
 	IncidentID int64
 	HaltID     int64
 	Reason     string
@@ -291,6 +316,10 @@ type Halter interface {
 	// SessionScoped says whether the agent's adapter can halt single
 	// sessions; the others (feature flags, Deployments) stop the whole agent.
 	SessionScoped(agent *ownership.Agent) bool
+	// Supports says whether the agent's adapter can do action: every
+	// adapter halts and resumes; restrict and throttle only where the
+	// mechanism carries them. reins never sends an action it cannot do.
+	Supports(agent *ownership.Agent, action string) bool
 }
 
 // Clock tells the time; tests inject their own.

@@ -131,8 +131,11 @@ type TimelineEntry struct {
 
 // PostmortemHalt is one halt or resume and its outcome.
 type PostmortemHalt struct {
-	Action      string     `json:"action"`
+	Action      string     `json:"action"`             // halt | restrict | throttle | resume
 	Sessions    []string   `json:"sessions,omitempty"` // empty: the whole agent
+	Allow       []string   `json:"allow,omitempty"`    // restrict: the tools still allowed
+	Rate        int        `json:"rate,omitempty"`     // throttle: model calls per minute
+	Probation   *time.Time `json:"probation_until,omitempty"`
 	Adapter     string     `json:"adapter"`
 	Actor       string     `json:"actor"`
 	Reason      string     `json:"reason,omitempty"`
@@ -345,8 +348,9 @@ func slaLimit(sla ownership.SLA) string {
 
 func postmortemHalt(h *Halt) PostmortemHalt {
 	ph := PostmortemHalt{Action: h.Action, Sessions: h.Sessions, Adapter: h.Adapter, Actor: actorLabel(h.Actor),
-		Reason: h.Reason, Result: h.Status, Error: h.Error, RequestedAt: h.RequestedAt.UTC(), FinishedAt: utcPtr(h.FinishedAt)}
-	if h.Action == ActionHalt && h.Status == HaltVerified {
+		Reason: h.Reason, Result: h.Status, Error: h.Error, RequestedAt: h.RequestedAt.UTC(), FinishedAt: utcPtr(h.FinishedAt),
+		Allow: h.Allow, Rate: h.Rate, Probation: utcPtr(h.ProbationUntil)}
+	if IsContainAction(h.Action) && h.Status == HaltVerified {
 		d := Span(h.TimeToHalt())
 		ph.VerifiedAfter = &d
 	}
@@ -427,6 +431,16 @@ func ParseActionItems(text string) []ActionItem {
 			continue
 		}
 		out = append(out, ActionItem{Owner: strings.TrimSpace(m[1]), Text: strings.TrimSpace(m[2]), Due: m[3]})
+	}
+	return out
+}
+
+// Rung is the action with its parameters: "restrict to a, b", "throttle to
+// 6/min", "halt"; a probation says until when.
+func (h PostmortemHalt) Rung() string {
+	out := h.Action + rungParams(&Halt{Action: h.Action, Allow: h.Allow, Rate: h.Rate})
+	if h.Probation != nil {
+		out += " (probation until " + h.Probation.UTC().Format("15:04:05") + ")"
 	}
 	return out
 }

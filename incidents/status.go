@@ -46,7 +46,8 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	out := make([]AgentStatus, 0, len(agents))
 	for _, ag := range agents {
 		st := AgentStatus{Agent: ag}
-		st.Halted, st.HaltedSessions = haltState(byAgent[ag.Name])
+		st.Containment, st.Sessions = containState(byAgent[ag.Name])
+		st.Halted, st.HaltedSessions = haltedOf(st.Containment, st.Sessions)
 		if hs := byAgent[ag.Name]; len(hs) > 0 {
 			st.LastHalt = hs[0]
 		}
@@ -63,28 +64,63 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	return out, nil
 }
 
-// haltState replays halts (newest first, as the store returns them).
+// haltState replays halts (newest first, as the store returns them) and
+// says whether the agent is halted as a whole and which sessions are.
 func haltState(newestFirst []*Halt) (agent bool, sessions []string) {
+	return haltedOf(containState(newestFirst))
+}
+
+// haltedOf picks the halted parts of a containment state.
+func haltedOf(agent Containment, sessions map[string]Containment) (bool, []string) {
+	var halted []string
+	for _, id := range slices.Sorted(maps.Keys(sessions)) {
+		if sessions[id].Mode == ModeHalted {
+			halted = append(halted, id)
+		}
+	}
+	return agent.Mode == ModeHalted, halted
+}
+
+// containState replays verified halts, restrictions, throttles and resumes
+// oldest first: a rung of no sessions sets the agent's mode, a resume of no
+// sessions lifts everything, and rungs and resumes of sessions set and lift
+// those sessions' own modes.
+func containState(newestFirst []*Halt) (Containment, map[string]Containment) {
+	agent, sessions := Running, map[string]Containment{}
 	for _, h := range slices.Backward(newestFirst) {
 		if h.Status != HaltVerified {
 			continue
 		}
+		c := Containment{Mode: ModeOf(h.Action), Allow: h.Allow, Rate: h.Rate}
 		switch {
-		case h.Action == ActionHalt && len(h.Sessions) == 0:
-			agent = true
 		case h.Action == ActionResume && len(h.Sessions) == 0:
-			agent, sessions = false, nil
-		case h.Action == ActionHalt:
-			for _, id := range h.Sessions {
-				if !slices.Contains(sessions, id) {
-					sessions = append(sessions, id)
-				}
-			}
+			agent, sessions = Running, map[string]Containment{}
+		case len(h.Sessions) == 0:
+			agent = c
 		case h.Action == ActionResume:
-			sessions = slices.DeleteFunc(sessions, func(id string) bool { return slices.Contains(h.Sessions, id) })
+			for _, id := range h.Sessions {
+				delete(sessions, id)
+			}
+		default:
+			for _, id := range h.Sessions {
+				sessions[id] = c
+			}
 		}
 	}
 	return agent, sessions
+}
+
+// ContainmentOf is what applies to session (or, for "", the agent as a
+// whole): the stronger of the agent's mode and the session's own.
+func (st AgentStatus) ContainmentOf(session string) Containment {
+	c := st.Containment
+	if session != "" {
+		c = Stronger(c, st.Sessions[session])
+	}
+	if c.Mode == "" {
+		return Running
+	}
+	return c
 }
 
 // Who answers `/agent who`: the agent's team and who holds kill authority now.

@@ -9,7 +9,7 @@ import (
 
 var agentKeys = []string{
 	"description", "team", "runbook", "raci", "kill_authority", "pagerduty",
-	"halt", "sessions", "aliases", "blast_radius", "slas", "escalation", "drill", "telemetry",
+	"halt", "sessions", "aliases", "blast_radius", "slas", "escalation", "drill", "resume", "telemetry",
 }
 
 // agent reads one entry of agents:. Teams are read first, so the team
@@ -43,6 +43,7 @@ func (p *parser) agent(name string, key, val *yaml.Node, r *Registry) *Agent {
 	a.BlastRadius = p.blastRadius(f.val("blast_radius"), path+".blast_radius")
 	a.SLAs = p.slas(f.val("slas"), path+".slas", a)
 	a.Escalation = p.escalation(f.val("escalation"), path+".escalation")
+	a.Resume = p.resumeGate(f.val("resume"), path+".resume", a.SLAs)
 	a.Telemetry = p.telemetryAuth(f.val("telemetry"), path+".telemetry")
 	if v := f.val("drill"); v != nil {
 		a.Drill = p.str(v, path+".drill")

@@ -74,6 +74,7 @@ type Agent struct {
 	BlastRadius   []BlastItem
 	SLAs          []SLA
 	Escalation    Escalation    // zero value (defaults filled in) when not configured
+	Resume        ResumeGate    // what lifting a containment needs; zero: one person, no probation
 	Drill         string        // cron spec, "" for none
 	Telemetry     TelemetryAuth // OTLP tokens covering this agent
 	Line          int
@@ -191,10 +192,19 @@ type SLA struct {
 	Steps     int           // error_rate: over the last Steps steps (default 20)
 	Attribute string        // score: the span attribute (e.g. eval.confidence)
 	Window    time.Duration // 0 = the whole session; tool_calls_per_minute: default 1m; for session kinds: only steps within the last Window count
-	OnBreach  string        // alert (default) | halt_session | halt_agent
-	Fallback  string        // alert (default) | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
-	DryRun    bool
-	Line      int // line of the SLA in reins.yaml
+	OnBreach  string        // alert (default) | restrict | throttle | halt_session | halt_agent
+	Fallback  string        // alert (default) | halt_session | halt_agent: used when the adapter cannot do on_breach, or when max_auto_halts_per_minute is exceeded
+	// RestrictTo is the allow-list a restrict rung leaves (tool_scope:
+	// default its allow); Rate the model calls per minute a throttle rung
+	// leaves.
+	RestrictTo []string
+	Rate       int
+	// Ladder lists the rungs a session climbs on repeated breaches within
+	// LadderWindow (guard.Rung); on_breach is its first rung.
+	Ladder       []string
+	LadderWindow time.Duration
+	DryRun       bool
+	Line         int // line of the SLA in reins.yaml
 }
 
 // SLA metrics.
@@ -220,9 +230,19 @@ var SLAMetrics = []string{
 // What a breach does (on_breach) and what it does instead (fallback).
 const (
 	OnBreachAlert       = "alert"
+	OnBreachRestrict    = "restrict"
+	OnBreachThrottle    = "throttle"
 	OnBreachHaltSession = "halt_session"
 	OnBreachHaltAgent   = "halt_agent"
 )
+
+// DefaultLadderWindow is how long a breach counts toward the next rung of
+// its SLA's ladder when ladder_window is not set.
+const DefaultLadderWindow = 10 * time.Minute
+
+// Rungs are the on_breach values that contain, in the order ladders usually
+// climb them.
+var Rungs = []string{OnBreachRestrict, OnBreachThrottle, OnBreachHaltSession, OnBreachHaltAgent}
 
 // Escalation is an agent's `escalation:` section: the dead-man halt and the
 // cap on automatic halts.
@@ -294,3 +314,36 @@ func (h *Holder) Current() *Registry { return h.p.Load() }
 
 // Swap replaces the registry in force.
 func (h *Holder) Swap(r *Registry) { h.p.Store(r) }
+
+// ResumeGate is an agent's `resume:` section (docs/containment.md): what
+// lifting a containment needs.
+type ResumeGate struct {
+	// Approvals is how many distinct people with kill authority must ask to
+	// resume what reins contained by policy (default 1).
+	Approvals int
+	// PersonApprovals is the same for what a person contained: an owner may
+	// make it lighter (default: Approvals).
+	PersonApprovals int
+	// Probation, when For > 0: the approved resume first applies As
+	// (restrict with Allow, or throttle with Rate) for For; the target
+	// returns to running only if nothing breaches in that time.
+	Probation Probation
+}
+
+// Probation is a softened resume (ResumeGate.Probation).
+type Probation struct {
+	For   time.Duration
+	As    string   // OnBreachRestrict | OnBreachThrottle
+	Allow []string // restrict: the tools allowed during probation
+	Rate  int      // throttle: model calls per minute during probation
+}
+
+// Needed is how many approvals lifting a containment needs: byPolicy says
+// whether reins contained it by policy.
+func (g ResumeGate) Needed(byPolicy bool) int {
+	n := g.Approvals
+	if !byPolicy && g.PersonApprovals > 0 {
+		n = g.PersonApprovals
+	}
+	return max(n, 1)
+}

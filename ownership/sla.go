@@ -11,7 +11,7 @@ import (
 
 var slaKeys = []string{
 	"name", "metric", "max", "min", "allow", "count", "steps", "attribute", "window",
-	"on_breach", "fallback", "dry_run",
+	"on_breach", "fallback", "dry_run", "restrict_to", "rate", "ladder", "ladder_window",
 }
 
 // slaBounds says which bound keys each metric takes; the first is required.
@@ -71,8 +71,8 @@ func (p *parser) sla(item *yaml.Node, ipath string, f fields, a *Agent) SLA {
 		Allow:     p.toolGlobs(f.val("allow"), ipath+".allow"),
 		Attribute: p.str(f.val("attribute"), ipath+".attribute"),
 		DryRun:    p.boolean(f.val("dry_run"), ipath+".dry_run", false),
-		OnBreach:  p.choice(f.val("on_breach"), ipath+".on_breach", OnBreachAlert, OnBreachAlert, OnBreachHaltSession, OnBreachHaltAgent),
-		Fallback:  p.choice(f.val("fallback"), ipath+".fallback", OnBreachAlert, OnBreachAlert, OnBreachHaltAgent),
+		OnBreach:  p.choice(f.val("on_breach"), ipath+".on_breach", OnBreachAlert, OnBreachAlert, OnBreachRestrict, OnBreachThrottle, OnBreachHaltSession, OnBreachHaltAgent),
+		Fallback:  p.choice(f.val("fallback"), ipath+".fallback", OnBreachAlert, OnBreachAlert, OnBreachHaltSession, OnBreachHaltAgent),
 		Line:      lineOf(resolve(item)),
 	}
 	if v := f.val("count"); v != nil {
@@ -100,8 +100,8 @@ func (p *parser) sla(item *yaml.Node, ipath string, f fields, a *Agent) SLA {
 	}
 	if v := f.val("name"); v != nil {
 		if name := p.str(v, ipath+".name"); name != "" {
-			if len(name) > 63 || strings.ContainsAny(name, " \t,/") {
-				p.errorf(v, "%s.name: %s is not a usable name (no spaces, commas or slashes, at most 63)", ipath, quote(name))
+			if len(name) > 63 || strings.ContainsAny(name, " \t,/#") {
+				p.errorf(v, "%s.name: %s is not a usable name (no spaces, commas, slashes or #, at most 63)", ipath, quote(name))
 			}
 			s.Name = name
 		}
@@ -138,6 +138,7 @@ func (p *parser) sla(item *yaml.Node, ipath string, f fields, a *Agent) SLA {
 	if s.Max != nil && *s.Max < 0 {
 		p.errorf(f.val("max"), "%s.max: cannot be negative", ipath)
 	}
+	p.rungs(&s, item, ipath, f)
 	if s.OnBreach == OnBreachHaltSession && !p.haltsSessions(a.Halt.Adapter) {
 		p.warnf(f.val("on_breach"), "%s.on_breach: the %s adapter cannot halt one session: a breach will %s instead (set fallback: halt_agent to stop the whole agent)",
 			ipath, a.Halt.Adapter, fallbackWords(s.Fallback))
@@ -249,4 +250,88 @@ func (p *parser) haltsSessions(adapter string) bool {
 		}
 	}
 	return true
+}
+
+// rungs reads on_breach's parameters and the ladder: restrict_to (default:
+// a tool_scope SLA's allow), rate, ladder (its first rung is on_breach) and
+// ladder_window (default 10m).
+func (p *parser) rungs(s *SLA, item *yaml.Node, ipath string, f fields) {
+	if v := f.val("ladder"); v != nil {
+		for i, r := range p.strList(v, ipath+".ladder") {
+			if !slices.Contains(Rungs, r) {
+				p.errorf(p.itemNode(ipath+".ladder", i), "%s.ladder: unknown rung %s (one of %s)", ipath, quote(r), strings.Join(Rungs, ", "))
+				continue
+			}
+			s.Ladder = append(s.Ladder, r)
+		}
+		switch {
+		case len(s.Ladder) == 0:
+			p.errorf(v, "%s.ladder: list the rungs a repeated breach climbs, e.g. [restrict, halt_session]", ipath)
+		case !f.has("on_breach"):
+			s.OnBreach = s.Ladder[0]
+		case s.OnBreach != s.Ladder[0]:
+			p.errorf(f.val("on_breach"), "%s.on_breach: %s, but the ladder starts with %s: leave on_breach out (the ladder's first rung is the first breach's)",
+				ipath, s.OnBreach, s.Ladder[0])
+		}
+	}
+	s.LadderWindow = DefaultLadderWindow
+	if v := f.val("ladder_window"); v != nil {
+		s.LadderWindow = p.duration(v, ipath+".ladder_window", DefaultLadderWindow)
+	}
+	uses := func(rung string) bool { return s.OnBreach == rung || slices.Contains(s.Ladder, rung) }
+	if v := f.val("restrict_to"); v != nil {
+		s.RestrictTo = p.toolGlobs(v, ipath+".restrict_to")
+	} else if s.Metric == SLAToolScope {
+		s.RestrictTo = slices.Clone(s.Allow)
+	}
+	if uses(OnBreachRestrict) && len(s.RestrictTo) == 0 {
+		p.errorf(item, "%s: restrict needs restrict_to: the tools the agent may still call, e.g. [salesforce.read]", ipath)
+	}
+	if v := f.val("rate"); v != nil {
+		s.Rate = p.count(v, ipath+".rate", 1, 100000, 0)
+	}
+	if uses(OnBreachThrottle) && s.Rate == 0 {
+		p.errorf(item, "%s: throttle needs rate: the model calls per minute the agent may still make, e.g. 6", ipath)
+	}
+}
+
+// resumeGate reads an agent's resume: section: approvals (1..5),
+// person_approvals (1..approvals), probation {for, as, allow, rate}.
+// A restrict probation without allow takes the first restrict_to among the
+// agent's SLAs (a tool_scope SLA's allow-list by default).
+func (p *parser) resumeGate(n *yaml.Node, at string, slas []SLA) ResumeGate {
+	g := ResumeGate{Approvals: 1}
+	f, _ := p.mapping(n, at, []string{"approvals", "person_approvals", "probation"})
+	if v := f.val("approvals"); v != nil {
+		g.Approvals = p.count(v, at+".approvals", 1, 5, 1)
+	}
+	g.PersonApprovals = g.Approvals
+	if v := f.val("person_approvals"); v != nil {
+		g.PersonApprovals = p.count(v, at+".person_approvals", 1, g.Approvals, g.Approvals)
+	}
+	if v := f.val("probation"); v != nil {
+		pf, _ := p.mapping(v, at+".probation", []string{"for", "as", "allow", "rate"})
+		g.Probation.For = p.span(pf.val("for"), at+".probation.for")
+		g.Probation.As = p.choice(pf.val("as"), at+".probation.as", OnBreachRestrict, OnBreachRestrict, OnBreachThrottle)
+		if av := pf.val("allow"); av != nil {
+			g.Probation.Allow = p.toolGlobs(av, at+".probation.allow")
+		}
+		for _, s := range slas {
+			if len(g.Probation.Allow) == 0 && len(s.RestrictTo) > 0 {
+				g.Probation.Allow = slices.Clone(s.RestrictTo)
+			}
+		}
+		if rv := pf.val("rate"); rv != nil {
+			g.Probation.Rate = p.count(rv, at+".probation.rate", 1, 100000, 0)
+		}
+		switch {
+		case g.Probation.For <= 0:
+			p.errorf(v, "%s.probation: for is required: how long the resumed agent stays softened, e.g. 10m", at)
+		case g.Probation.As == OnBreachRestrict && len(g.Probation.Allow) == 0:
+			p.errorf(v, "%s.probation: as: restrict needs allow (the tools allowed during probation, e.g. [salesforce.read]) or an SLA with restrict_to", at)
+		case g.Probation.As == OnBreachThrottle && g.Probation.Rate == 0:
+			p.errorf(v, "%s.probation: as: throttle needs rate: model calls per minute during probation, e.g. 6", at)
+		}
+	}
+	return g
 }

@@ -39,8 +39,8 @@ func TestParseSLAErrors(t *testing.T) {
 			[]string{"16: agents.a.slas[0].count: not a setting of metric tokens_per_session (it takes max)"}},
 		{"UnknownOnBreach", slaYAML("      - metric: tokens_per_session\n        max: 5\n        on_breach: halt\n"),
 			[]string{`16: agents.a.slas[0].on_breach: unknown value "halt" (did you mean`}},
-		{"UnknownFallback", slaYAML("      - metric: tokens_per_session\n        max: 5\n        fallback: halt_session\n"),
-			[]string{`16: agents.a.slas[0].fallback: unknown value "halt_session" (one of alert, halt_agent)`}},
+		{"UnknownFallback", slaYAML("      - metric: tokens_per_session\n        max: 5\n        fallback: stop\n"),
+			[]string{`16: agents.a.slas[0].fallback: unknown value "stop" (one of alert, halt_session, halt_agent)`}},
 		{"DuplicateName", slaYAML("      - metric: tokens_per_session\n        max: 5\n      - metric: tokens_per_session\n        max: 9\n"),
 			[]string{`16: agents.a.slas[1]: SLA name "tokens_per_session" is used twice for this agent (first at line 14)`}},
 		{"DuplicateExplicitName", slaYAML("      - {name: cap, metric: steps_per_session, max: 5}\n      - {name: cap, metric: tokens_per_session, max: 9}\n"),
@@ -159,4 +159,53 @@ func TestParseEscalationDefaults(t *testing.T) {
 	if e.AutoHaltAfter != 0 || strings.Join(e.Severities, ",") != "critical" || e.MaxAutoHaltsPerMinute != 20 {
 		t.Errorf("got %+v, want no dead-man, [critical], 20", e)
 	}
+}
+
+func TestParseSLALadder(t *testing.T) {
+	reg, probs := loadSLAs(t, slaYAML(`      - metric: tool_scope
+        allow: [salesforce.read, zendesk.*]
+        ladder: [restrict, halt_session, halt_agent]
+        ladder_window: 5m
+        fallback: halt_session
+      - metric: tokens_per_session
+        max: 100
+        on_breach: throttle
+        rate: 6
+`))
+	if len(probs) != 0 {
+		t.Fatalf("problems: %v", probs)
+	}
+	s := reg.Agent("a").SLAs[0]
+	if s.OnBreach != "restrict" || strings.Join(s.Ladder, ",") != "restrict,halt_session,halt_agent" || s.LadderWindow != 5*time.Minute ||
+		strings.Join(s.RestrictTo, ",") != "salesforce.read,zendesk.*" || s.Fallback != "halt_session" {
+		t.Errorf("ladder SLA = %+v", s)
+	}
+	if th := reg.Agent("a").SLAs[1]; th.OnBreach != "throttle" || th.Rate != 6 || th.LadderWindow != ownership.DefaultLadderWindow {
+		t.Errorf("throttle SLA = %+v", th)
+	}
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"ErrRestrictWithoutList": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n", "restrict needs restrict_to"},
+		"ErrThrottleWithoutRate": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: throttle\n", "throttle needs rate"},
+		"ErrUnknownRung":         {"      - metric: tool_scope\n        allow: [a]\n        ladder: [restrict, explode]\n", `unknown rung "explode"`},
+		"ErrOnBreachNotFirstRung": {"      - metric: tool_scope\n        allow: [a]\n        on_breach: halt_agent\n        ladder: [restrict, halt_session]\n",
+			"the ladder starts with restrict"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, probs := loadSLAs(t, slaYAML(tt.yaml))
+			if len(probs) == 0 || !strings.Contains(probs[0], tt.want) {
+				t.Errorf("problems %v, want one with %q", probs, tt.want)
+			}
+		})
+	}
+}
+
+// loadSLAs parses yaml and returns the registry and the problems as text.
+func loadSLAs(t *testing.T, yaml string) (*ownership.Registry, []string) {
+	t.Helper()
+	reg, probs := ownership.Parse("t.yaml", []byte(yaml), ownership.Options{Adapters: adapters, Getenv: allSet})
+	var out []string
+	for _, p := range probs.Errors() {
+		out = append(out, p.String())
+	}
+	return reg, out
 }

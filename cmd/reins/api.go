@@ -17,6 +17,8 @@ func (m *Main) apiRoutes(mux *routeMux) {
 	api("GET /api/v1/agents/{agent}", m.getAgent)
 	api("POST /api/v1/agents/{agent}/halt", m.haltAgent(incidents.ActionHalt))
 	api("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
+	api("POST /api/v1/agents/{agent}/restrict", m.haltAgent(incidents.ActionRestrict))
+	api("POST /api/v1/agents/{agent}/throttle", m.haltAgent(incidents.ActionThrottle))
 	api("POST /api/v1/agents/{agent}/sessions/{session}/leave", m.leaveSessionAPI)
 	api("GET /api/v1/incidents", m.listIncidents)
 	api("GET /api/v1/incidents/{id}", m.getIncident)
@@ -26,6 +28,10 @@ func (m *Main) apiRoutes(mux *routeMux) {
 	api("POST /api/v1/incidents/{id}/resolve", m.resolveIncident)
 	// The kill flag agents poll takes its own token (or none), never the API token.
 	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))
+	// The same state over OFREP (docs/containment.md), with the flag token.
+	ofrep := m.Flags.OFREP(m.Config.FlagToken, m.agentName, func() []string { return m.Registry.Current().Names() })
+	mux.Handle("/ofrep/v1/evaluate/flags/{key}", ofrep.Evaluate())
+	mux.Handle("/ofrep/v1/evaluate/flags", ofrep.Bulk())
 	mux.Handle("/api/v1/", requireToken(m.Config.APIToken, "REINS_API_TOKEN",
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no API route for "+r.Method+" "+r.URL.Path)
@@ -46,9 +52,29 @@ type agentDoc struct {
 	ownership.AgentDoc
 	Halted         bool     `json:"halted"`
 	HaltedSessions []string `json:"halted_sessions"`
-	OpenIncidents  []int64  `json:"open_incidents"`
-	Holders        []string `json:"kill_authority_now"`
-	Unavailable    []string `json:"kill_authority_unavailable,omitempty"`
+	// Containment is the agent-wide mode with its parameters; Sessions
+	// each session contained on its own (halted ones included).
+	Containment   containmentDoc            `json:"containment"`
+	Sessions      map[string]containmentDoc `json:"contained_sessions"`
+	OpenIncidents []int64                   `json:"open_incidents"`
+	Holders       []string                  `json:"kill_authority_now"`
+	Unavailable   []string                  `json:"kill_authority_unavailable,omitempty"`
+}
+
+// containmentDoc is a mode with its parameters, as the API, the flag and
+// OFREP show it.
+type containmentDoc struct {
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow"`
+	Rate  int      `json:"rate"`
+}
+
+func containmentDocOf(c incidents.Containment) containmentDoc {
+	d := containmentDoc{Mode: c.Mode, Allow: c.Allow, Rate: c.Rate}
+	if d.Allow == nil {
+		d.Allow = []string{}
+	}
+	return d
 }
 
 func agentDocOf(st incidents.AgentStatus) agentDoc {
@@ -56,6 +82,10 @@ func agentDocOf(st incidents.AgentStatus) agentDoc {
 		Holders: st.Holders, Unavailable: st.Unavailable, OpenIncidents: []int64{}}
 	if d.HaltedSessions == nil {
 		d.HaltedSessions = []string{}
+	}
+	d.Containment, d.Sessions = containmentDocOf(st.ContainmentOf("")), map[string]containmentDoc{}
+	for id, c := range st.Sessions {
+		d.Sessions[id] = containmentDocOf(c)
 	}
 	if d.Holders == nil {
 		d.Holders = []string{}
@@ -99,6 +129,8 @@ type haltBody struct {
 	Reason   string   `json:"reason"`
 	Actor    string   `json:"actor"`
 	Incident int64    `json:"incident"`
+	Allow    []string `json:"allow"` // restrict: the tool globs still allowed
+	Rate     int      `json:"rate"`  // throttle: model calls per minute
 }
 
 func (m *Main) haltAgent(action string) http.HandlerFunc {
@@ -107,8 +139,8 @@ func (m *Main) haltAgent(action string) http.HandlerFunc {
 		if !decodeJSON(w, r, &b) {
 			return
 		}
-		if action == incidents.ActionHalt && strings.TrimSpace(b.Reason) == "" {
-			writeError(w, http.StatusUnprocessableEntity, "reason is required: say why the agent is halted")
+		if incidents.IsContainAction(action) && strings.TrimSpace(b.Reason) == "" {
+			writeError(w, http.StatusUnprocessableEntity, "reason is required: say why the agent is "+incidents.ModeOf(action))
 			return
 		}
 		if strings.TrimSpace(b.Actor) == "" {
@@ -116,7 +148,7 @@ func (m *Main) haltAgent(action string) http.HandlerFunc {
 			return
 		}
 		h, err := m.Service.Halt(r.Context(), incidents.HaltCommand{
-			Action: action, Agent: r.PathValue("agent"), Sessions: b.Sessions, Reason: b.Reason,
+			Action: action, Agent: r.PathValue("agent"), Sessions: b.Sessions, Reason: b.Reason, Allow: b.Allow, Rate: b.Rate,
 			Actor: incidents.Actor{Kind: incidents.ActorAPI, ID: b.Actor}, IncidentID: b.Incident, BreakGlass: true,
 		})
 		if err != nil {
@@ -137,6 +169,12 @@ func haltJSON(h *incidents.Halt) map[string]any {
 		"id": h.ID, "incident": h.IncidentID, "agent": h.Agent, "action": h.Action,
 		"sessions": nonNil(h.Sessions), "reason": h.Reason, "actor": h.Actor, "adapter": h.Adapter,
 		"status": h.Status, "attempts": h.Attempts, "requested_at": h.RequestedAt, "finished_at": h.FinishedAt,
+	}
+	switch h.Action {
+	case incidents.ActionRestrict:
+		out["allow"] = h.Allow
+	case incidents.ActionThrottle:
+		out["rate"] = h.Rate
 	}
 	if h.Error != "" {
 		out["error"] = h.Error

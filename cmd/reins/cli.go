@@ -158,6 +158,13 @@ func cmdResume(ctx context.Context, e *env, args []string) error {
 	return haltCLI(ctx, e, args, incidents.ActionResume)
 }
 
+func cmdRestrict(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionRestrict)
+}
+func cmdThrottle(ctx context.Context, e *env, args []string) error {
+	return haltCLI(ctx, e, args, incidents.ActionThrottle)
+}
+
 // sessionsFlag collects repeated --session flags.
 type sessionsFlag []string
 
@@ -189,7 +196,14 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	fs := e.newFlags(action)
 	var flagged sessionsFlag
 	fs.Var(&flagged, "session", "only this session (repeatable; the same as naming it after the agent)")
-	reason := fs.String("reason", "", "why (required for kill; recorded and audited)")
+	reason := fs.String("reason", "", "why (required for kill, restrict and throttle; recorded and audited)")
+	var allow, rate *string
+	switch action {
+	case incidents.ActionRestrict:
+		allow = fs.String("allow", "", "the tools still allowed: names or globs, comma-separated (e.g. salesforce.read,zendesk.*)")
+	case incidents.ActionThrottle:
+		rate = fs.String("rate", "", "model calls allowed per minute, as N/min (e.g. 6/min)")
+	}
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return err
@@ -198,8 +212,12 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	if err != nil {
 		return err
 	}
-	if action == incidents.ActionHalt && strings.TrimSpace(*reason) == "" {
-		return usageError{"--reason is required: say why the agent is halted"}
+	if incidents.IsContainAction(action) && strings.TrimSpace(*reason) == "" {
+		return usageError{"--reason is required: say why the agent is " + incidents.ModeOf(action)}
+	}
+	globs, n, err := rungFlags(allow, rate)
+	if err != nil {
+		return err
 	}
 	e.forAgent = agent
 	m, err := e.openMain(ctx, false)
@@ -209,13 +227,13 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 	defer m.Close()
 	if m.configNote != "" {
 		name := "kill"
-		if action == incidents.ActionResume {
-			name = "resume"
+		if action != incidents.ActionHalt {
+			name = action
 		}
 		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
 	}
 	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
-		Action: action, Agent: agent, Sessions: sessions, Reason: *reason,
+		Action: action, Agent: agent, Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,
 	})
 	if err != nil {
@@ -238,9 +256,15 @@ func (m *Main) haltLine(h *incidents.Halt) string {
 	if len(h.Sessions) > 0 {
 		scope = "sessions " + strings.Join(h.Sessions, ", ")
 	}
+	switch h.Action {
+	case incidents.ActionRestrict:
+		scope += " to " + strings.Join(h.Allow, ", ")
+	case incidents.ActionThrottle:
+		scope += fmt.Sprintf(" to %d/min", h.Rate)
+	}
 	if h.Status != incidents.HaltVerified {
 		next := "it may still be halted: check the agent, and lift the halt another way if it is"
-		if h.Action == incidents.ActionHalt {
+		if incidents.IsContainAction(h.Action) {
 			next = m.serveSends(h.Agent, "", "re-pages the kill authority") + "; stop the agent another way now"
 		}
 		return fmt.Sprintf("%s of %s (%s) FAILED via %s adapter, NOT done: %s. Incident #%d: %s (see `reins incident %d`).",
@@ -410,4 +434,30 @@ func noArgs(fs *flag.FlagSet, args []string) error {
 		err = usageError{"unexpected argument " + pos[0]}
 	}
 	return err
+}
+
+// rungFlags reads --allow (restrict) and --rate (throttle) when the command
+// has them (nil otherwise).
+func rungFlags(allow, rate *string) ([]string, int, error) {
+	var globs []string
+	if allow != nil {
+		for _, g := range strings.Split(*allow, ",") {
+			if g = strings.TrimSpace(g); g != "" {
+				globs = append(globs, g)
+			}
+		}
+		if len(globs) == 0 {
+			return nil, 0, usageError{"--allow is required: the tools the agent may still call, e.g. --allow salesforce.read,zendesk.*"}
+		}
+	}
+	n := 0
+	if rate != nil {
+		num, unit, _ := strings.Cut(*rate, "/")
+		v, err := strconv.Atoi(num)
+		if err != nil || v < 1 || (unit != "min" && unit != "") {
+			return nil, 0, usageError{"--rate is required as model calls per minute, e.g. --rate 6/min"}
+		}
+		n = v
+	}
+	return globs, n, nil
 }

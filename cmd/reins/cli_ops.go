@@ -123,9 +123,14 @@ func cmdAgents(ctx context.Context, e *env, args []string) error {
 		switch {
 		case st.Halted:
 			state = "HALTED"
-		case len(st.HaltedSessions) > 0:
-			state = words.Count(len(st.HaltedSessions), "session") + " halted"
-			notes = append(notes, st.Agent.Name+": halted sessions: "+strings.Join(st.HaltedSessions, ", "))
+		case st.Contained():
+			state = "contained"
+			if !st.ContainmentOf("").IsRunning() {
+				state = st.ContainmentOf("").Mode
+			} else if len(st.Sessions) > 0 {
+				state = words.Count(len(st.Sessions), "session") + " contained"
+			}
+			notes = append(notes, st.Agent.Name+": "+st.StateLine())
 		}
 		holders := "nobody right now"
 		if len(st.Holders) > 0 {

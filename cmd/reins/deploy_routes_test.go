@@ -60,11 +60,6 @@ func samplePath(pattern string) string {
 	return path
 }
 
-// comingRoutes are paths the chart routes for a route another branch adds
-// (issue 27's OFREP): the check that every Ingress path serves a route
-// tolerates them until that route is registered.
-var comingRoutes = []string{"/ofrep/"}
-
 // Every route the real server registers (its mux, not a list kept here) that
 // is meant for outside is reachable through the chart's Ingress, on the
 // default ingress settings and values-ingress.yaml, with OTLP on the main
@@ -131,7 +126,7 @@ func TestHelmChartRoutes(t *testing.T) {
 				serves := slices.ContainsFunc(patterns, func(p string) bool {
 					return p != "/" && !slices.Contains(privateRoutes, p) && rule.matches(samplePath(p))
 				})
-				if !serves && !slices.Contains(comingRoutes, rule.path) {
+				if !serves {
 					t.Errorf("the Ingress routes %s (%s), which the server does not serve", rule.path, rule.pathType)
 				}
 			}

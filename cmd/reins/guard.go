@@ -60,7 +60,7 @@ func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltR
 	ctx = sqlstore.Urgent(ctx) // on SQLite, past the intake's queued writes
 	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
 		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
-		Queue: true, Overflow: req.Overflow})
+		Queue: true, Overflow: req.Overflow, Allow: req.Allow, Rate: req.Rate})
 	if err != nil {
 		return guard.HaltResult{}, err
 	}

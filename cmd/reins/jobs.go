@@ -24,6 +24,9 @@ const (
 	// scheduleHeldSpans joins spans a race left waiting for a session that
 	// is known, and refuses those past telemetry.hold.max_age.
 	scheduleHeldSpans = "@every 10s"
+	// scheduleProbation returns targets whose probation ended quietly to
+	// running (the resume gate, docs/containment.md).
+	scheduleProbation = "@every 20s"
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -44,6 +47,7 @@ func (m *Main) startJobs(ctx context.Context) {
 		_, err := m.Service.Escalate(ctx, now)
 		return err
 	})
+	m.addJob(scheduleProbation, "end_probations", m.Service.EndProbations)
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
 		return err

@@ -72,6 +72,8 @@ func commands() []command {
 		{"validate", "[--online] [--strict]", "check the config file; print file:line: message per problem", cmdValidate},
 		{"kill", "AGENT [SESSION]... --reason TEXT", "break-glass halt without Slack, audited as the OS user", cmdKill},
 		{"resume", "AGENT [SESSION]...", "lift a halt (of the sessions named, else the agent's)", cmdResume},
+		{"restrict", "AGENT [SESSION]... --allow GLOBS --reason TEXT", "let the agent (or sessions) call only the tools matching GLOBS", cmdRestrict},
+		{"throttle", "AGENT [SESSION]... --rate N/min --reason TEXT", "allow the agent (or sessions) at most N model calls a minute", cmdThrottle},
 		{"incidents", "[--open]", "list incidents", cmdIncidents},
 		{"incident", "ID", "show one incident with its timeline", cmdIncident},
 		{"checklist", "ID [answer ITEM CHOICE]", "list the blast-radius checklist (starting it), or answer an item", cmdChecklist},

@@ -97,11 +97,21 @@ func BenchmarkGuardSpanToHalt(b *testing.B) {
 		name  string
 		pause time.Duration
 	}{{"paced", 100 * time.Millisecond}, {"saturated", 0}} {
-		b.Run(load.name, func(b *testing.B) { benchSpanToHalt(b, load.pause) })
+		b.Run(load.name, func(b *testing.B) {
+			benchSpanToHalt(b, load.pause, "      - metric: tokens_per_session\n        max: 200000\n        on_breach: halt_session\n", "halt")
+		})
 	}
 }
 
-func benchSpanToHalt(b *testing.B, pause time.Duration) {
+// BenchmarkGuardSpanToRung is BenchmarkGuardSpanToHalt (paced) with the
+// throttle rung instead of a halt: issue 27 wants a rung decided by the
+// guard to reach the agent with the same p99 as a halt.
+func BenchmarkGuardSpanToRung(b *testing.B) {
+	benchSpanToHalt(b, 100*time.Millisecond,
+		"      - metric: tokens_per_session\n        max: 200000\n        on_breach: throttle\n        rate: 6\n", "throttle")
+}
+
+func benchSpanToHalt(b *testing.B, pause time.Duration, sla, action string) {
 	const exporters, rounds = 16, 40
 	for _, store := range []struct {
 		name string
@@ -110,7 +120,7 @@ func benchSpanToHalt(b *testing.B, pause time.Duration) {
 		b.Run(store.name, func(b *testing.B) {
 			hook := halttest.NewWebhook(b, haltSecret)
 			e := startPerfMain(b, testOptions{Postgres: store.d == migrations.Postgres, Halt: hook,
-				Config: withTelemetryTokens(b, perfGuardConfig(b, hook.URL(), "      - metric: tokens_per_session\n        max: 200000\n        on_breach: halt_session\n")),
+				Config: withTelemetryTokens(b, perfGuardConfig(b, hook.URL(), sla)),
 				Env:    perAgentTokenEnv}) // support-bot's own token (issue 23)
 			for it := range b.N {
 				stop := make(chan struct{})
@@ -154,7 +164,7 @@ func benchSpanToHalt(b *testing.B, pause time.Duration) {
 					if err := postOTLP(e.URL, body); err != nil {
 						b.Fatal(err)
 					}
-					for len(haltsOf(hook, session)) == 0 {
+					for len(messagesOf(hook, action, session)) == 0 {
 						if time.Since(t0) > 10*time.Second {
 							b.Fatalf("no halt of %s within 10 s:\n%s", session, e.breaches("support-bot"))
 						}

@@ -23,6 +23,9 @@ const retryAlert = 5 * time.Second
 // It says whether any breach was acted on: a batch all behind older
 // breaches in another worker's hands made no progress.
 func (g *Guard) act(ctx context.Context, batch []Breach) (progress bool) {
+	for i := range batch {
+		batch[i] = g.climb(ctx, batch[i]) // the ladder's rung (ladder.go)
+	}
 	var alerts []incidents.Alert
 	var fresh []int
 	for i, b := range batch {
@@ -247,14 +250,16 @@ func (g *Guard) halt(ctx context.Context, b Breach, incident int64, overflow boo
 		DryRun: b.DryRun, Overflow: overflow}
 	if a := g.cfg.Registry.Current().Agent(b.Agent); a != nil {
 		if sla := a.SLA(b.SLA); sla != nil {
-			req.Fallback = sla.Fallback
+			req.Fallback, req.Allow, req.Rate = sla.Fallback, sla.RestrictTo, sla.Rate
 		}
 	}
 	switch {
 	case overflow:
 		req.Action = ownership.OnBreachHaltAgent
 		req.Reason += " (escalation.overflow: halt_agent, the agent's automatic-halt budget is spent)"
-	case b.Action == ownership.OnBreachHaltSession:
+	case b.Action != ownership.OnBreachHaltAgent:
+		// restrict and throttle, like halt_session, contain the breaching
+		// session: the agent's other sessions go on.
 		req.Sessions = []string{b.Session}
 	}
 	res, err := g.cfg.Halt(ctx, req)
@@ -289,7 +294,7 @@ func (g *Guard) openIncident(ctx context.Context, agent string) int64 {
 func metricAction(outcome string) string {
 	switch outcome {
 	case ownership.OnBreachAlert, ownership.OnBreachHaltSession, ownership.OnBreachHaltAgent,
-		incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted, OutcomeLeft:
+		ownership.OnBreachRestrict, ownership.OnBreachThrottle, incidents.AutoHaltDryRun, incidents.AutoHaltRateLimited, incidents.AutoHaltAlreadyHalted, OutcomeLeft:
 		return outcome
 	}
 	return "failed"

@@ -46,6 +46,7 @@ type state struct {
 	loopAt   map[string][]time.Time // when each repeated call arrived, for windowed loop SLAs
 	wins     map[time.Duration]*win // running sums over the last d, by d
 	breached map[string]bool
+	repeats  map[string]int // breaches per SLA, for ladders (ladder.go)
 	totals   sessions.Totals
 	scoreMin map[string]float64 // per attribute: the lowest score seen
 	last     time.Time
@@ -120,6 +121,7 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 	}
 	for _, b := range prior {
 		s.breached[b.SLA] = true
+		s.repeats[b.SLA] = max(s.repeats[b.SLA], b.Repeat, 1)
 	}
 	return s, pre, errors.Join(errs...)
 }
@@ -157,7 +159,7 @@ func onlyBatch(batch []sessions.Step, t sessions.Totals) bool {
 
 func newState(agent string) *state {
 	return &state{agent: agent, loops: map[string]int{}, loopAt: map[string][]time.Time{},
-		wins: map[time.Duration]*win{}, breached: map[string]bool{}, scoreMin: map[string]float64{}}
+		wins: map[time.Duration]*win{}, breached: map[string]bool{}, repeats: map[string]int{}, scoreMin: map[string]float64{}}
 }
 
 // win is a running sum over the events received in the last d: events
@@ -357,6 +359,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 		names[k] = a.SLAs[k].Label()
 	}
 	var out []Breach
+	fired := map[string]bool{} // SLAs breached in this batch: a ladder climbs one rung per batch at most
 	judge := func(st *sessions.Step, at time.Time) {
 		s.add(st, at)
 		run.Steps++
@@ -365,14 +368,15 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 		run.Cost += st.Cost
 		for k := range a.SLAs {
 			sla, name := &a.SLAs[k], names[k]
-			if s.breached[name] {
+			if s.breached[name] && !climbs(sla, s.repeats[name], fired[name]) {
 				continue
 			}
 			value, threshold, detail, crossed := s.check(sla, st, run, at)
 			if !crossed {
 				continue
 			}
-			s.breached[name] = true
+			s.breached[name], fired[name] = true, true
+			s.repeats[name]++
 			action := sla.OnBreach
 			if action == "" {
 				action = ownership.OnBreachAlert
@@ -386,7 +390,7 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 			}
 			out = append(out, Breach{Agent: a.Name, SLA: name, Metric: sla.Metric, Session: st.Session,
 				Value: value, Threshold: threshold, Detail: detail, Step: st.SpanID, StepN: n,
-				Action: action, DryRun: sla.DryRun, At: now})
+				Action: action, DryRun: sla.DryRun, At: now, Repeat: s.repeats[name]})
 		}
 	}
 	for _, st := range pre {

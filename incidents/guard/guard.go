@@ -33,9 +33,12 @@ const Source = "reins"
 
 // Breach is one SLA crossed by one session.
 type Breach struct {
-	ID         int64     `json:"id"`
-	Agent      string    `json:"agent"`
-	SLA        string    `json:"sla"`    // the SLA's name
+	ID    int64  `json:"id"`
+	Agent string `json:"agent"`
+	SLA   string `json:"sla"` // the SLA's name
+	// Repeat counts this session's breaches of the SLA, from 1: an SLA with
+	// a ladder breaches again when the session goes on (ladder.go).
+	Repeat     int       `json:"repeat,omitempty"`
 	Metric     string    `json:"metric"` // its kind
 	Session    string    `json:"session"`
 	Value      float64   `json:"value"`
@@ -125,8 +128,10 @@ type IncidentReader interface {
 type HaltRequest struct {
 	Agent      string
 	SLA        string
-	Action     string // ownership.OnBreachHaltSession | ownership.OnBreachHaltAgent
+	Action     string // ownership.OnBreachRestrict | OnBreachThrottle | OnBreachHaltSession | OnBreachHaltAgent
 	Fallback   string
+	Allow      []string // restrict: the SLA's restrict_to
+	Rate       int      // throttle: the SLA's rate
 	Sessions   []string
 	IncidentID int64
 	Reason     string
@@ -224,6 +229,10 @@ func (g *Guard) alert(b Breach) incidents.Alert {
 		summary += " reins halts the session automatically (on_breach: halt_session)."
 	case b.Action == ownership.OnBreachHaltAgent:
 		summary += " reins halts the agent automatically (on_breach: halt_agent)."
+	case b.Action == ownership.OnBreachRestrict:
+		summary += " reins restricts the session's tools automatically (on_breach: restrict)."
+	case b.Action == ownership.OnBreachThrottle:
+		summary += " reins throttles the session automatically (on_breach: throttle)."
 	}
 	// Details carry the observed value the postmortem's SLA table shows.
 	details, _ := json.Marshal(map[string]any{"sla": b.SLA, "metric": b.Metric, "session": b.Session,

@@ -335,3 +335,14 @@ func (a *Authority) Holders(ctx context.Context, agent *ownership.Agent) ([]stri
 	}
 	return slices.Clone(agent.KillAuthority.Users), nil
 }
+
+// Supports is what integrations/halt answers for the adapters of
+// Registry(): every adapter halts and resumes; the flag and webhook
+// adapters also restrict and throttle.
+func (h *Halter) Supports(agent *ownership.Agent, action string) bool {
+	switch action {
+	case incidents.ActionHalt, incidents.ActionResume:
+		return true
+	}
+	return agent.Halt.Adapter == "flag" || agent.Halt.Adapter == "webhook"
+}

@@ -145,6 +145,7 @@ type data struct {
 	outbox     []outbox.Item
 	outages    []outbox.Outage
 	halts      []incidents.Halt
+	approvals  []approval
 	flags      map[[2]string]incidents.KillFlag
 	audit      []incidents.AuditEntry
 	checklists map[int64]incidents.Checklist
@@ -176,6 +177,7 @@ func (d *data) clone() *data {
 		outbox:     slices.Clone(d.outbox),
 		outages:    slices.Clone(d.outages),
 		halts:      slices.Clone(d.halts),
+		approvals:  slices.Clone(d.approvals),
 		flags:      maps.Clone(d.flags),
 		audit:      slices.Clone(d.audit),
 		checklists: maps.Clone(d.checklists),

@@ -165,7 +165,9 @@ func (t *tx) PruneIdempotencyKeys(ctx context.Context, before time.Time) (int64,
 
 func cloneHalt(h incidents.Halt) incidents.Halt {
 	h.Sessions = slices.Clone(h.Sessions)
+	h.Allow = slices.Clone(h.Allow)
 	h.FinishedAt = cloneTime(h.FinishedAt)
+	h.ProbationUntil = cloneTime(h.ProbationUntil)
 	return h
 }
 
@@ -177,4 +179,55 @@ func compare(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+func (t *tx) AddResumeApproval(ctx context.Context, a *incidents.ResumeApproval) (bool, error) {
+	d, done, err := t.begin("AddResumeApproval")
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	for _, x := range d.approvals {
+		if x.HaltID == a.HaltID && x.Target == a.Target && x.Actor.ID == a.Actor.ID && x.Actor.Kind == a.Actor.Kind {
+			return false, nil
+		}
+	}
+	a.ID = d.nextID("resume_approvals")
+	d.approvals = append(d.approvals, approval{ResumeApproval: *a})
+	return true, nil
+}
+
+func (t *tx) ResumeApprovals(ctx context.Context, haltID int64, target string) ([]incidents.ResumeApproval, error) {
+	d, done, err := t.begin("ResumeApprovals")
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	var out []incidents.ResumeApproval
+	for _, x := range d.approvals {
+		if x.HaltID == haltID && x.Target == target && x.resumedBy == 0 {
+			out = append(out, x.ResumeApproval)
+		}
+	}
+	return out, nil
+}
+
+func (t *tx) UseResumeApprovals(ctx context.Context, haltID int64, target string, resumedBy int64) error {
+	d, done, err := t.begin("UseResumeApprovals")
+	if err != nil {
+		return err
+	}
+	defer done()
+	for i := range d.approvals {
+		if d.approvals[i].HaltID == haltID && d.approvals[i].Target == target && d.approvals[i].resumedBy == 0 {
+			d.approvals[i].resumedBy = resumedBy
+		}
+	}
+	return nil
+}
+
+// approval is a stored resume approval with the resume that used it.
+type approval struct {
+	incidents.ResumeApproval
+	resumedBy int64
 }

@@ -32,7 +32,8 @@ type breachRow struct {
 }
 
 func (r breachRow) breach() guard.Breach {
-	return guard.Breach{ID: r.ID, Agent: r.Agent, SLA: r.SLA, Metric: r.Metric, Session: r.Session, Value: r.Value,
+	sla, repeat := guard.SplitRepeat(r.SLA)
+	return guard.Breach{ID: r.ID, Agent: r.Agent, SLA: sla, Repeat: repeat, Metric: r.Metric, Session: r.Session, Value: r.Value,
 		Threshold: r.Threshold, Detail: r.Detail, Step: r.Step, StepN: r.StepN, Action: r.Action, DryRun: r.DryRun,
 		Outcome: r.Outcome, IncidentID: r.IncidentID, At: r.At.T, Due: r.Due.T}
 }
@@ -46,7 +47,7 @@ func (q *queries) InsertBreach(ctx context.Context, b *guard.Breach) (bool, erro
 			detail, step_id, step_n, action, dry_run, outcome, incident_id, at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?)
 			ON CONFLICT (agent, sla, session_id) DO NOTHING RETURNING id`,
-			b.Agent, b.SLA, b.Metric, b.Session, b.Value, b.Threshold, b.Detail, b.Step, b.StepN, b.Action,
+			b.Agent, b.RepeatKey(), b.Metric, b.Session, b.Value, b.Threshold, b.Detail, b.Step, b.StepN, b.Action,
 			b.DryRun, q.t(b.At))
 	})
 	if err != nil {

@@ -68,7 +68,7 @@ func (s *Store) RecordJudgement(ctx context.Context, breaches []guard.Breach, ju
 				detail, step_id, step_n, action, dry_run, outcome, incident_id, at, claimed_until)
 				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', 0, ?, ?)
 				ON CONFLICT (agent, sla, session_id) DO NOTHING RETURNING id`,
-				b.Agent, b.SLA, b.Metric, b.Session, b.Value, b.Threshold, b.Detail, b.Step, b.StepN, b.Action,
+				b.Agent, b.RepeatKey(), b.Metric, b.Session, b.Value, b.Threshold, b.Detail, b.Step, b.StepN, b.Action,
 				b.DryRun, q.t(b.At), claimed); err != nil {
 				return wrap(err, "record breach of %s by session %s", b.SLA, b.Session)
 			}

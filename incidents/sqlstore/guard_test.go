@@ -47,6 +47,7 @@ func TestBreachesHappenOnce(t *testing.T) {
 		for i := range got {
 			got[i].At = got[i].At.UTC()
 		}
+		b1.Repeat, b2.Repeat = 1, 1 // a first breach reads back as repeat 1
 		if want := []guard.Breach{b1, b2}; !reflect.DeepEqual(got, want) {
 			t.Errorf("SessionBreaches =\n%+v\nwant\n%+v", got, want)
 		}
@@ -58,7 +59,17 @@ func TestBreachesHappenOnce(t *testing.T) {
 		if err != nil || len(all) != 3 || all[0].ID != b3.ID {
 			t.Errorf("FindBreaches all = %+v, %v", all, err)
 		}
-		if pending, _ := s.PendingBreaches(ctx, 10); len(pending) != 2 {
+		// A ladder's repeat of the same session is a breach of its own.
+		rep := again
+		rep.Repeat = 2
+		if isNew, err := s.InsertBreach(ctx, &rep); err != nil || !isNew || rep.ID == 0 {
+			t.Fatalf("repeat 2 of (agent, sla, session) = %v, %v, ID %d", isNew, err, rep.ID)
+		}
+		got, err = s.SessionBreaches(ctx, "support-bot", "s1")
+		if err != nil || len(got) != 3 || got[2].SLA != "tokens_per_session" || got[2].Repeat != 2 {
+			t.Errorf("SessionBreaches with a repeat = %+v, %v", got, err)
+		}
+		if pending, _ := s.PendingBreaches(ctx, 10); len(pending) != 3 { // b2, b3 and the repeat
 			t.Errorf("pending after an outcome = %+v", pending)
 		}
 	})

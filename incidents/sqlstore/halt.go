@@ -13,10 +13,12 @@ func (q *queries) CreateHalt(ctx context.Context, h *incidents.Halt) error {
 	h.RequestedAt = orNow(h.RequestedAt)
 	var ids []int64
 	err := q.write(ctx, false, func(q *queries) error {
-		return q.sel(ctx, &ids, `INSERT INTO halts (incident_id, agent, action, sessions, reason, actor, adapter,
-			status, attempts, error, requested_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		return q.sel(ctx, &ids, `INSERT INTO halts (incident_id, agent, action, sessions, allow, rate, probation_until,
+			reason, actor, adapter, status, attempts, error, requested_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			RETURNING id`,
-			h.IncidentID, h.Agent, h.Action, js(h.Sessions), h.Reason, actorJSON(h.Actor), h.Adapter,
+			h.IncidentID, h.Agent, h.Action, js(h.Sessions), js(h.Allow), h.Rate, q.nt(h.ProbationUntil),
+			h.Reason, actorJSON(h.Actor), h.Adapter,
 			h.Status, h.Attempts, h.Error, q.t(h.RequestedAt), q.nt(h.FinishedAt))
 	})
 	if err != nil {
@@ -44,6 +46,9 @@ type haltRow struct {
 	Agent       string `db:"agent"`
 	Action      string `db:"action"`
 	Sessions    string `db:"sessions"`
+	Allow       string `db:"allow"`
+	Rate        int    `db:"rate"`
+	Probation   dbTime `db:"probation_until"`
 	Reason      string `db:"reason"`
 	Actor       string `db:"actor"`
 	Adapter     string `db:"adapter"`
@@ -64,7 +69,7 @@ func (q *queries) FindHalts(ctx context.Context, agent string, incidentID int64)
 		where, args = append(where, "incident_id = ?"), append(args, incidentID)
 	}
 	var rows []haltRow
-	err := q.sel(ctx, &rows, `SELECT id, incident_id, agent, action, sessions, reason, actor, adapter, status,
+	err := q.sel(ctx, &rows, `SELECT id, incident_id, agent, action, sessions, allow, rate, probation_until, reason, actor, adapter, status,
 		attempts, error, requested_at, finished_at FROM halts WHERE `+strings.Join(where, " AND ")+`
 		ORDER BY requested_at DESC, id DESC`, args...)
 	if err != nil {
@@ -74,8 +79,11 @@ func (q *queries) FindHalts(ctx context.Context, agent string, incidentID int64)
 	for i, r := range rows {
 		h := &incidents.Halt{ID: r.ID, IncidentID: r.IncidentID, Agent: r.Agent, Action: r.Action, Reason: r.Reason,
 			Adapter: r.Adapter, Status: r.Status, Attempts: r.Attempts, Error: r.Error,
-			RequestedAt: r.RequestedAt.T, FinishedAt: r.FinishedAt.ptr()}
+			RequestedAt: r.RequestedAt.T, FinishedAt: r.FinishedAt.ptr(), Rate: r.Rate, ProbationUntil: r.Probation.ptr()}
 		if err := unjs(r.Sessions, &h.Sessions, "halt sessions"); err != nil {
+			return nil, err
+		}
+		if err := unjs(r.Allow, &h.Allow, "halt allow-list"); err != nil {
 			return nil, err
 		}
 		if h.Actor, err = unactor(r.Actor, "halt actor"); err != nil {
@@ -90,11 +98,14 @@ func (q *queries) FindHalts(ctx context.Context, agent string, incidentID int64)
 func (q *queries) SetKillFlag(ctx context.Context, f incidents.KillFlag) error {
 	f.UpdatedAt = orNow(f.UpdatedAt)
 	return q.write(ctx, false, func(q *queries) error {
-		_, err := q.exec(ctx, `INSERT INTO kill_flags (agent, session, halted, reason, actor, incident_id, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (agent, session) DO UPDATE SET halted = excluded.halted, reason = excluded.reason,
+		c := f.Containment()
+		_, err := q.exec(ctx, `INSERT INTO kill_flags (agent, session, halted, mode, allow, rate, reason, actor, incident_id, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (agent, session) DO UPDATE SET halted = excluded.halted, mode = excluded.mode,
+				allow = excluded.allow, rate = excluded.rate, reason = excluded.reason,
 				actor = excluded.actor, incident_id = excluded.incident_id, updated_at = excluded.updated_at`,
-			f.Agent, f.Session, f.Halted, f.Reason, actorJSON(f.Actor), f.IncidentID, q.t(f.UpdatedAt))
+			f.Agent, f.Session, c.Mode == incidents.ModeHalted, c.Mode, js(c.Allow), c.Rate, f.Reason, actorJSON(f.Actor),
+			f.IncidentID, q.t(f.UpdatedAt))
 		if err != nil {
 			return wrap(err, "set kill flag of %s", f.Agent)
 		}
@@ -108,12 +119,15 @@ func (q *queries) KillFlags(ctx context.Context) ([]incidents.KillFlag, error) {
 		Agent      string `db:"agent"`
 		Session    string `db:"session"`
 		Halted     bool   `db:"halted"`
+		Mode       string `db:"mode"`
+		Allow      string `db:"allow"`
+		Rate       int    `db:"rate"`
 		Reason     string `db:"reason"`
 		Actor      string `db:"actor"`
 		IncidentID int64  `db:"incident_id"`
 		UpdatedAt  dbTime `db:"updated_at"`
 	}
-	err := q.sel(ctx, &rows, `SELECT agent, session, halted, reason, actor, incident_id, updated_at
+	err := q.sel(ctx, &rows, `SELECT agent, session, halted, mode, allow, rate, reason, actor, incident_id, updated_at
 		FROM kill_flags ORDER BY agent, session`)
 	if err != nil {
 		return nil, wrap(err, "read kill flags")
@@ -124,8 +138,11 @@ func (q *queries) KillFlags(ctx context.Context) ([]incidents.KillFlag, error) {
 		if err != nil {
 			return nil, err
 		}
-		out[i] = incidents.KillFlag{Agent: r.Agent, Session: r.Session, Halted: r.Halted, Reason: r.Reason,
-			Actor: actor, IncidentID: r.IncidentID, UpdatedAt: r.UpdatedAt.T}
+		out[i] = incidents.KillFlag{Agent: r.Agent, Session: r.Session, Halted: r.Halted, Mode: r.Mode, Rate: r.Rate,
+			Reason: r.Reason, Actor: actor, IncidentID: r.IncidentID, UpdatedAt: r.UpdatedAt.T}
+		if err := unjs(r.Allow, &out[i].Allow, "kill flag allow-list"); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -225,4 +242,65 @@ func (q *queries) LastDrills(ctx context.Context) (map[string]*incidents.DrillRe
 			Error: r.Error, Actor: actor}
 	}
 	return out, nil
+}
+
+// AddResumeApproval records a unless that person already approved lifting
+// the same containment of the same target.
+func (q *queries) AddResumeApproval(ctx context.Context, a *incidents.ResumeApproval) (bool, error) {
+	a.ApprovedAt = orNow(a.ApprovedAt)
+	var ids []int64
+	err := q.write(ctx, false, func(q *queries) error {
+		return q.sel(ctx, &ids, `INSERT INTO resume_approvals (agent, session, halt_id, actor_id, actor, approved_at)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (halt_id, session, actor_id) DO NOTHING RETURNING id`,
+			a.Agent, a.Target, a.HaltID, approverID(a.Actor), actorJSON(a.Actor), q.t(a.ApprovedAt))
+	})
+	if err != nil {
+		return false, wrap(err, "record resume approval of %s by %s", a.Agent, a.Actor.ID)
+	}
+	if len(ids) == 0 {
+		return false, nil
+	}
+	a.ID = ids[0]
+	return true, nil
+}
+
+// approverID tells people apart: the same ID through two channels (Slack,
+// the CLI) is two people only if the kinds differ.
+func approverID(a incidents.Actor) string { return a.Kind + ":" + a.ID }
+
+// ResumeApprovals returns the unused approvals of lifting haltID of target.
+func (q *queries) ResumeApprovals(ctx context.Context, haltID int64, target string) ([]incidents.ResumeApproval, error) {
+	var rows []struct {
+		ID         int64  `db:"id"`
+		Agent      string `db:"agent"`
+		Session    string `db:"session"`
+		HaltID     int64  `db:"halt_id"`
+		Actor      string `db:"actor"`
+		ApprovedAt dbTime `db:"approved_at"`
+	}
+	err := q.sel(ctx, &rows, `SELECT id, agent, session, halt_id, actor, approved_at FROM resume_approvals
+		WHERE halt_id = ? AND session = ? AND resumed_by = 0 ORDER BY approved_at, id`, haltID, target)
+	if err != nil {
+		return nil, wrap(err, "read resume approvals of halt %d", haltID)
+	}
+	out := make([]incidents.ResumeApproval, len(rows))
+	for i, r := range rows {
+		actor, err := unactor(r.Actor, "resume approval actor")
+		if err != nil {
+			return nil, err
+		}
+		out[i] = incidents.ResumeApproval{ID: r.ID, Agent: r.Agent, Target: r.Session, HaltID: r.HaltID, Actor: actor,
+			ApprovedAt: r.ApprovedAt.T}
+	}
+	return out, nil
+}
+
+// UseResumeApprovals marks the unused approvals of haltID of target as used
+// by resume resumedBy.
+func (q *queries) UseResumeApprovals(ctx context.Context, haltID int64, target string, resumedBy int64) error {
+	return q.write(ctx, false, func(q *queries) error {
+		_, err := q.exec(ctx, `UPDATE resume_approvals SET resumed_by = ? WHERE halt_id = ? AND session = ? AND resumed_by = 0`,
+			resumedBy, haltID, target)
+		return wrap(err, "use resume approvals of halt %d", haltID)
+	})
 }

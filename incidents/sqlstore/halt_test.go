@@ -16,7 +16,9 @@ func TestHalts(t *testing.T) {
 		inc := open(t, s, "support-bot", "")
 		h1 := &incidents.Halt{IncidentID: inc.ID, Agent: "support-bot", Action: incidents.ActionHalt,
 			Reason: "token spike", Actor: ana, Adapter: "flag", Status: incidents.HaltRequested, RequestedAt: t0}
-		h2 := &incidents.Halt{IncidentID: 0, Agent: "support-bot", Action: incidents.ActionHalt, Sessions: []string{"s1"},
+		until := t0.Add(10 * time.Minute)
+		h2 := &incidents.Halt{IncidentID: 0, Agent: "support-bot", Action: incidents.ActionRestrict, Sessions: []string{"s1"},
+			Allow: []string{"salesforce.read", "zendesk.*"}, ProbationUntil: &until,
 			Actor: ana, Adapter: "flag", Status: incidents.HaltRequested, RequestedAt: t0.Add(time.Minute)}
 		h3 := &incidents.Halt{Agent: "sales-bot", Action: incidents.ActionResume, Actor: incidents.System,
 			Adapter: "webhook", Status: incidents.HaltRequested, RequestedAt: t0.Add(2 * time.Minute)}
@@ -72,9 +74,28 @@ func TestKillFlags(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []incidents.KillFlag{flags[2], flags[1]} // the agent's flag was set twice: one row, updated
+		// the agent's flag was set twice: one row, updated; a flag without a
+		// mode is stored with the mode its halted says.
+		want := []incidents.KillFlag{flags[2], flags[1]}
+		want[0].Mode, want[1].Mode = incidents.ModeRunning, incidents.ModeHalted
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("KillFlags =\n%+v\nwant\n%+v", got, want)
+		}
+		restricted := incidents.KillFlag{Agent: "support-bot", Session: "s2", Mode: incidents.ModeRestricted,
+			Allow: []string{"salesforce.read", "zendesk.*"}, Actor: ana, UpdatedAt: t0}
+		throttled := incidents.KillFlag{Agent: "support-bot", Session: "s3", Mode: incidents.ModeThrottled, Rate: 6,
+			Actor: ana, UpdatedAt: t0}
+		for _, f := range []incidents.KillFlag{restricted, throttled} {
+			if err := s.SetKillFlag(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err = s.KillFlags(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 4 || !reflect.DeepEqual(got[2], restricted) || !reflect.DeepEqual(got[3], throttled) {
+			t.Errorf("KillFlags with rungs =\n%+v", got)
 		}
 	})
 }

@@ -88,7 +88,23 @@ func (f *Flags) Set(ctx context.Context, fl incidents.KillFlag) error {
 // wins, else the session's own. The flag returned is the one that halts it.
 func (f *Flags) Halted(agent, session string) (halted bool, flag incidents.KillFlag) {
 	e := f.state.Load().lookup(agent, session)
-	return e.flag.Halted, e.flag
+	return e.flag.Containment().Mode == incidents.ModeHalted, e.flag
+}
+
+// Mode is the containment that applies to agent, or its session: the
+// stronger of the agent-wide flag and the session's own.
+func (f *Flags) Mode(agent, session string) (incidents.Containment, incidents.KillFlag) {
+	e := f.state.Load().lookup(agent, session)
+	return e.flag.Containment(), e.flag
+}
+
+// own is the flag set for exactly (agent, session), running when none.
+func (f *Flags) own(agent, session string) incidents.Containment {
+	fl, ok := f.state.Load().all[flagKey{agent, session}]
+	if !ok {
+		return incidents.Running
+	}
+	return fl.Containment()
 }
 
 // Snapshot returns every flag in memory, halted or lifted, ordered by agent
@@ -110,11 +126,12 @@ func (f *Flags) Snapshot() []incidents.KillFlag {
 
 type flagKey struct{ agent, session string }
 
-// flagState is one immutable snapshot. halted indexes only raised flags, each
-// with its answer precomputed, so serving a poll is a map look-up and a copy.
+// flagState is one immutable snapshot. contained indexes only the flags
+// that contain something (any mode but running), each with its answer
+// precomputed, so serving a poll is a map look-up and a copy.
 type flagState struct {
-	all    map[flagKey]incidents.KillFlag
-	halted map[string]*agentFlags
+	all       map[flagKey]incidents.KillFlag
+	contained map[string]*agentFlags
 }
 
 type agentFlags struct {
@@ -126,24 +143,25 @@ type agentFlags struct {
 // it (everything after "session") and its ETag header value.
 type flagEntry struct {
 	flag incidents.KillFlag
+	mode incidents.Containment
 	tail []byte
 	etag []string
 }
 
-// notHalted answers for every agent and session without a raised flag.
+// notHalted answers for every agent and session without a containing flag.
 var notHalted = newEntry(incidents.KillFlag{}, "")
 
 func buildState(flags []incidents.KillFlag) *flagState {
-	st := &flagState{all: make(map[flagKey]incidents.KillFlag, len(flags)), halted: map[string]*agentFlags{}}
+	st := &flagState{all: make(map[flagKey]incidents.KillFlag, len(flags)), contained: map[string]*agentFlags{}}
 	for _, fl := range flags {
 		st.all[flagKey{fl.Agent, fl.Session}] = fl
-		if !fl.Halted {
+		if fl.Containment().IsRunning() {
 			continue
 		}
-		af := st.halted[fl.Agent]
+		af := st.contained[fl.Agent]
 		if af == nil {
 			af = &agentFlags{sessions: map[string]*flagEntry{}}
-			st.halted[fl.Agent] = af
+			st.contained[fl.Agent] = af
 		}
 		if fl.Session == "" {
 			af.whole = newEntry(fl, "agent")
@@ -154,30 +172,53 @@ func buildState(flags []incidents.KillFlag) *flagState {
 	return st
 }
 
+// lookup is the entry that applies to (agent, session): the stronger of the
+// agent-wide flag and the session's own; the agent's on a tie.
 func (st *flagState) lookup(agent, session string) *flagEntry {
-	if len(st.halted) == 0 {
+	if len(st.contained) == 0 {
 		return notHalted
 	}
-	af := st.halted[agent]
+	af := st.contained[agent]
 	if af == nil {
 		return notHalted
 	}
-	if af.whole != nil {
+	var own *flagEntry
+	if session != "" {
+		own = af.sessions[session]
+	}
+	switch {
+	case own == nil && af.whole == nil:
+		return notHalted
+	case own == nil:
+		return af.whole
+	case af.whole == nil:
+		return own
+	}
+	if incidents.Stronger(af.whole.mode, own.mode).Mode == af.whole.mode.Mode {
 		return af.whole
 	}
-	if e := af.sessions[session]; session != "" && e != nil {
-		return e
-	}
-	return notHalted
+	return own
 }
 
 func newEntry(fl incidents.KillFlag, scope string) *flagEntry {
+	c := fl.Containment()
 	tail := []byte(`"halted":`)
-	tail = strconv.AppendBool(tail, fl.Halted)
+	tail = strconv.AppendBool(tail, c.Mode == incidents.ModeHalted)
+	tail = append(tail, `,"mode":`...)
+	tail = appendJSONString(tail, c.Mode)
+	tail = append(tail, `,"allow":[`...)
+	for i, g := range c.Allow {
+		if i > 0 {
+			tail = append(tail, ',')
+		}
+		tail = appendJSONString(tail, g)
+	}
+	tail = append(tail, `],"rate":`...)
+	tail = strconv.AppendInt(tail, int64(c.Rate), 10)
 	tail = append(tail, `,"reason":`...)
 	tail = appendJSONString(tail, fl.Reason)
 	tail = append(tail, `,"since":`...)
-	if fl.Halted {
+	if !c.IsRunning() {
 		tail = append(tail, '"')
 		tail = fl.UpdatedAt.UTC().AppendFormat(tail, time.RFC3339)
 		tail = append(tail, '"')
@@ -192,7 +233,7 @@ func newEntry(fl incidents.KillFlag, scope string) *flagEntry {
 	h := fnv.New64a()
 	h.Write(tail)
 	etag := `"` + strconv.FormatUint(h.Sum64(), 16) + `"`
-	return &flagEntry{flag: fl, tail: tail, etag: []string{etag}}
+	return &flagEntry{flag: fl, mode: c, tail: tail, etag: []string{etag}}
 }
 
 // AdapterFlag is the flag adapter's name in halt.adapter.
@@ -230,26 +271,36 @@ func NewFlagAdapter(flags *Flags, now func() time.Time) *FlagAdapter {
 // SessionScoped is true: a flag can be raised for one session.
 func (a *FlagAdapter) SessionScoped() bool { return true }
 
-// Do raises the flag (agent-wide without sessions, else one per session) or
-// lowers it. Resuming the whole agent also lowers its session flags, so
-// `resume AGENT` leaves nothing of it halted.
+// Supports is true for restrict and throttle: the flag carries the mode and
+// its parameters to pollers and OFREP readers.
+func (a *FlagAdapter) Supports(action string) bool {
+	return action == incidents.ActionRestrict || action == incidents.ActionThrottle
+}
+
+var _ RungAdapter = (*FlagAdapter)(nil)
+
+// Do sets the flag to the mode the action asks (agent-wide without
+// sessions, else one per session) or lowers it. Resuming the whole agent
+// also lowers its session flags, so `resume AGENT` leaves nothing of it
+// contained.
 func (a *FlagAdapter) Do(ctx context.Context, r incidents.HaltRequest) error {
 	if err := checkRequest(a, r); err != nil {
 		return err
 	}
-	halt := r.Action == incidents.ActionHalt
-	base := incidents.KillFlag{Agent: r.Agent.Name, Halted: halt, Reason: r.Reason, Actor: r.Actor,
-		IncidentID: r.IncidentID, UpdatedAt: a.now()}
+	c := requested(r)
+	base := incidents.KillFlag{Agent: r.Agent.Name, Halted: c.Mode == incidents.ModeHalted, Mode: c.Mode,
+		Allow: c.Allow, Rate: c.Rate, Reason: r.Reason, Actor: r.Actor, IncidentID: r.IncidentID, UpdatedAt: a.now()}
 	sessions := r.Sessions
+	resume := r.Action == incidents.ActionResume
 	switch {
-	case len(sessions) == 0 && !halt:
-		sessions = append([]string{""}, a.haltedSessions(r.Agent.Name)...)
+	case len(sessions) == 0 && resume:
+		sessions = append([]string{""}, a.containedSessions(r.Agent.Name)...)
 	case len(sessions) == 0:
 		sessions = []string{""}
-	case !halt:
-		if whole, _ := a.flags.Halted(r.Agent.Name, ""); whole {
+	case resume:
+		if whole := a.flags.own(r.Agent.Name, ""); !whole.IsRunning() {
 			return incidents.Errorf(incidents.ECONFLICT,
-				"%s is halted as a whole, not session by session: resume the whole agent.", r.Agent.Name)
+				"%s is %s as a whole, not session by session: resume the whole agent.", r.Agent.Name, whole.Mode)
 		}
 	}
 	for _, s := range sessions {
@@ -262,32 +313,48 @@ func (a *FlagAdapter) Do(ctx context.Context, r incidents.HaltRequest) error {
 	return nil
 }
 
-func (a *FlagAdapter) haltedSessions(agent string) []string {
+// requested is the containment r asks for.
+func requested(r incidents.HaltRequest) incidents.Containment {
+	c := incidents.Containment{Mode: incidents.ModeOf(r.Action)}
+	switch r.Action {
+	case incidents.ActionRestrict:
+		c.Allow = r.Allow
+	case incidents.ActionThrottle:
+		c.Rate = r.Rate
+	}
+	return c
+}
+
+func (a *FlagAdapter) containedSessions(agent string) []string {
 	var out []string
 	for _, fl := range a.flags.Snapshot() {
-		if fl.Agent == agent && fl.Session != "" && fl.Halted {
+		if fl.Agent == agent && fl.Session != "" && !fl.Containment().IsRunning() {
 			out = append(out, fl.Session)
 		}
 	}
 	return out
 }
 
-// Verify reads the flags back from memory, where pollers read them.
+// Verify reads the flags back from memory, where pollers read them: each
+// target's own flag must say what was asked.
 func (a *FlagAdapter) Verify(ctx context.Context, r incidents.HaltRequest) (bool, error) {
 	if err := checkRequest(a, r); err != nil {
 		return false, err
 	}
-	agent := r.Agent.Name
-	halt := r.Action == incidents.ActionHalt
+	agent, want := r.Agent.Name, requested(r)
 	if len(r.Sessions) == 0 {
-		whole, _ := a.flags.Halted(agent, "")
-		if halt {
-			return whole, nil
+		if !a.flags.own(agent, "").Equal(want) {
+			return false, nil
 		}
-		return !whole && len(a.haltedSessions(agent)) == 0, nil
+		return !want.IsRunning() || len(a.containedSessions(agent)) == 0, nil
 	}
 	for _, s := range r.Sessions {
-		if h, _ := a.flags.Halted(agent, s); h != halt {
+		got := a.flags.own(agent, s)
+		if r.Action == incidents.ActionHalt || r.Action == incidents.ActionResume {
+			// What the session's poller sees: a halted agent halts it too.
+			got, _ = a.flags.Mode(agent, s)
+		}
+		if !got.Equal(want) {
 			return false, nil
 		}
 	}

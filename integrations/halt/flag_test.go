@@ -3,6 +3,7 @@ package halt_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -178,9 +179,9 @@ func TestFlagAdapterStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, fl := flags.Halted("support-bot", "s-8812")
-	want := incidents.KillFlag{Agent: "support-bot", Session: "s-8812", Halted: true, Reason: "looping on refunds",
-		Actor: alice, IncidentID: 42, UpdatedAt: epoch}
-	if fl != want {
+	want := incidents.KillFlag{Agent: "support-bot", Session: "s-8812", Halted: true, Mode: incidents.ModeHalted,
+		Reason: "looping on refunds", Actor: alice, IncidentID: 42, UpdatedAt: epoch}
+	if !reflect.DeepEqual(fl, want) {
 		t.Errorf("flag %+v, want %+v", fl, want)
 	}
 	store.Fail(errors.New("database is down"))

@@ -35,6 +35,9 @@ func haltedFlags(t testing.TB) *halt.Flags {
 	for _, fl := range []incidents.KillFlag{
 		{Agent: "support-bot", Halted: true, Reason: `spend 12x <"baseline">`},
 		{Agent: "billing-bot", Session: "s/1", Halted: true, Reason: "loop"},
+		{Agent: "billing-bot", Session: "s-r", Mode: incidents.ModeRestricted, Allow: []string{"crm.read", "kb.*"}, Reason: "refunds"},
+		{Agent: "rate-bot", Mode: incidents.ModeThrottled, Rate: 6, Reason: "tokens"},
+		{Agent: "rate-bot", Session: "s-h", Halted: true, Mode: incidents.ModeHalted, Reason: "loop"},
 	} {
 		if err := f.Set(ctx, fl); err != nil {
 			t.Fatal(err)
@@ -61,15 +64,21 @@ func TestFlagHandler(t *testing.T) {
 		body                 string
 	}{
 		{"OKHaltedAgent", "GET", "/api/v1/agents/support-bot/halted", 200,
-			`{"agent":"support-bot","session":"","halted":true,"reason":"spend 12x \u003c\"baseline\"\u003e","since":"2026-11-28T02:14:00Z","scope":"agent"}` + "\n"},
+			`{"agent":"support-bot","session":"","halted":true,"mode":"halted","allow":[],"rate":0,"reason":"spend 12x \u003c\"baseline\"\u003e","since":"2026-11-28T02:14:00Z","scope":"agent"}` + "\n"},
 		{"OKHaltedAgentAskedForSession", "GET", "/api/v1/agents/support-bot/halted?session=s-9", 200,
-			`{"agent":"support-bot","session":"s-9","halted":true,"reason":"spend 12x \u003c\"baseline\"\u003e","since":"2026-11-28T02:14:00Z","scope":"agent"}` + "\n"},
+			`{"agent":"support-bot","session":"s-9","halted":true,"mode":"halted","allow":[],"rate":0,"reason":"spend 12x \u003c\"baseline\"\u003e","since":"2026-11-28T02:14:00Z","scope":"agent"}` + "\n"},
 		{"OKHaltedSessionEscaped", "GET", "/api/v1/agents/billing-bot/halted?x=1&session=s%2F1", 200,
-			`{"agent":"billing-bot","session":"s/1","halted":true,"reason":"loop","since":"2026-11-28T02:14:00Z","scope":"session"}` + "\n"},
+			`{"agent":"billing-bot","session":"s/1","halted":true,"mode":"halted","allow":[],"rate":0,"reason":"loop","since":"2026-11-28T02:14:00Z","scope":"session"}` + "\n"},
 		{"OKOtherSession", "GET", "/api/v1/agents/billing-bot/halted?session=s-2", 200,
-			`{"agent":"billing-bot","session":"s-2","halted":false,"reason":"","since":null,"scope":""}` + "\n"},
+			`{"agent":"billing-bot","session":"s-2","halted":false,"mode":"running","allow":[],"rate":0,"reason":"","since":null,"scope":""}` + "\n"},
 		{"OKUnknownAgentNotHalted", "GET", "/api/v1/agents/ghost/halted", 200,
-			`{"agent":"ghost","session":"","halted":false,"reason":"","since":null,"scope":""}` + "\n"},
+			`{"agent":"ghost","session":"","halted":false,"mode":"running","allow":[],"rate":0,"reason":"","since":null,"scope":""}` + "\n"},
+		{"OKRestrictedSession", "GET", "/api/v1/agents/billing-bot/halted?session=s-r", 200,
+			`{"agent":"billing-bot","session":"s-r","halted":false,"mode":"restricted","allow":["crm.read","kb.*"],"rate":0,"reason":"refunds","since":"2026-11-28T02:14:00Z","scope":"session"}` + "\n"},
+		{"OKThrottledAgent", "GET", "/api/v1/agents/rate-bot/halted?session=s-2", 200,
+			`{"agent":"rate-bot","session":"s-2","halted":false,"mode":"throttled","allow":[],"rate":6,"reason":"tokens","since":"2026-11-28T02:14:00Z","scope":"agent"}` + "\n"},
+		{"OKHaltedSessionOfThrottledAgent", "GET", "/api/v1/agents/rate-bot/halted?session=s-h", 200,
+			`{"agent":"rate-bot","session":"s-h","halted":true,"mode":"halted","allow":[],"rate":0,"reason":"loop","since":"2026-11-28T02:14:00Z","scope":"session"}` + "\n"},
 		{"OKHead", "HEAD", "/api/v1/agents/support-bot/halted", 200, ""},
 		{"ErrBadEscape", "GET", "/api/v1/agents/support-bot/halted?session=%zz", 400,
 			`{"error":"The session parameter is not valid URL encoding."}` + "\n"},

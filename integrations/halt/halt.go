@@ -43,6 +43,28 @@ type Adapter interface {
 	SessionScoped() bool
 }
 
+// RungAdapter is an Adapter that can also restrict (a tools allow-list) or
+// throttle (model calls per minute). An adapter that is not one, or says
+// false, is never sent those actions: reins does the SLA's fallback instead
+// and says so (docs/containment.md).
+type RungAdapter interface {
+	Adapter
+	// Supports says whether the mechanism carries action
+	// (incidents.ActionRestrict or incidents.ActionThrottle).
+	Supports(action string) bool
+}
+
+// supports says whether a can do action: halt and resume are every
+// adapter's, the softer rungs only a RungAdapter's that says so.
+func supports(a Adapter, action string) bool {
+	switch action {
+	case incidents.ActionHalt, incidents.ActionResume:
+		return true
+	}
+	ra, ok := a.(RungAdapter)
+	return ok && ra.Supports(action)
+}
+
 // registration is one adapter as the registry knows it: the halt: settings
 // the loader checks (ownership.AdapterSpec) and its constructor, which may
 // return nil when the Config lacks what the adapter needs. Each adapter's
@@ -185,7 +207,7 @@ func (r *Registry) Verify(ctx context.Context, req incidents.HaltRequest) (bool,
 // only pollers of the flag miss it.
 func (r *Registry) mirrorFlag(ctx context.Context, req incidents.HaltRequest) {
 	err := r.mirror.Do(ctx, req)
-	if err != nil && req.Action == incidents.ActionResume && len(req.Sessions) > 0 {
+	if err != nil && req.Action != incidents.ActionHalt && len(req.Sessions) > 0 {
 		return // the agent stays halted as a whole: the flag is right as it is
 	}
 	if err != nil {
@@ -199,6 +221,12 @@ func (r *Registry) mirrorFlag(ctx context.Context, req incidents.HaltRequest) {
 func (r *Registry) SessionScoped(agent *ownership.Agent) bool {
 	a, err := r.pick(agent)
 	return err == nil && a.SessionScoped()
+}
+
+// Supports says whether the agent's adapter can do action.
+func (r *Registry) Supports(agent *ownership.Agent, action string) bool {
+	a, err := r.pick(agent)
+	return err == nil && supports(a, action)
 }
 
 // Drill proves the agent's halt path works without halting it.
@@ -241,8 +269,14 @@ func checkRequest(a Adapter, r incidents.HaltRequest) error {
 	if r.Agent == nil {
 		return incidents.Errorf(incidents.EINVALID, "No agent given to halt.")
 	}
-	if r.Action != incidents.ActionHalt && r.Action != incidents.ActionResume {
-		return incidents.Errorf(incidents.EINVALID, "Unknown halt action %q: use halt or resume.", r.Action)
+	switch r.Action {
+	case incidents.ActionHalt, incidents.ActionResume:
+	case incidents.ActionRestrict, incidents.ActionThrottle:
+		if !supports(a, r.Action) {
+			return fmt.Errorf("the %s adapter of %s cannot %s: %w", r.Agent.Halt.Adapter, r.Agent.Name, r.Action, incidents.ErrRungUnsupported)
+		}
+	default:
+		return incidents.Errorf(incidents.EINVALID, "Unknown halt action %q: use halt, restrict, throttle or resume.", r.Action)
 	}
 	if len(r.Sessions) > 0 && !a.SessionScoped() {
 		return incidents.Errorf(incidents.EINVALID,
@@ -256,8 +290,9 @@ func checkRequest(a Adapter, r incidents.HaltRequest) error {
 // It carries an *incidents.Error with a message safe for the responder and
 // keeps the cause for errors.Is (context.DeadlineExceeded).
 type remoteError struct {
-	user  *incidents.Error
-	cause error
+	user   *incidents.Error
+	cause  error
+	status int // the far side's HTTP status, 0 when it did not answer
 }
 
 func (e *remoteError) Error() string {
@@ -310,7 +345,9 @@ func call(ctx context.Context, c *http.Client, req *http.Request, what string) (
 		return nil, unavailable(err, "%s: reading the answer of %s", what, req.URL.Host)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, unavailable(nil, "%s: %s answered %s: %s", what, req.URL.Host, resp.Status, excerpt(body))
+		err := unavailable(nil, "%s: %s answered %s: %s", what, req.URL.Host, resp.Status, excerpt(body))
+		err.(*remoteError).status = resp.StatusCode
+		return nil, err
 	}
 	return body, nil
 }

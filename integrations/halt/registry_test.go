@@ -74,7 +74,7 @@ func TestRegistryErrors(t *testing.T) {
 		{"ErrNoAdapter", request(agent(""), incidents.ActionHalt), incidents.EINVALID, "`halt:`"},
 		{"ErrUnknownAdapter", request(agent("pigeon"), incidents.ActionHalt), incidents.EINVALID, "use one of"},
 		{"ErrFlagWithoutStore", request(agent("flag"), incidents.ActionHalt), incidents.EUNAVAILABLE, "kill-flag store"},
-		{"ErrUnknownAction", request(agent("webhook"), "pause"), incidents.EINVALID, "use halt or resume"},
+		{"ErrUnknownAction", request(agent("webhook"), "pause"), incidents.EINVALID, "use halt, restrict, throttle or resume"},
 		{"ErrSessionsOnWholeAgentAdapter", request(agent("unleash"), incidents.ActionResume, "s-1"), incidents.EINVALID,
 			"resume the whole agent"},
 		{"ErrUnreachable", request(agent("kubernetes"), incidents.ActionHalt), incidents.EINVALID, "halt.namespace"},

@@ -7,6 +7,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -22,25 +24,62 @@ const SignatureHeader = "Reins-Signature"
 
 // Webhook actions beyond incidents.ActionHalt and ActionResume.
 const (
-	WebhookStatus = "status" // answer {"halted":bool,"sessions":[…]}, change nothing
+	WebhookStatus = "status" // answer {"halted":bool,"sessions":[…],"mode":…,"contained":{…}}, change nothing
 	WebhookDrill  = "drill"  // answer 2xx, change nothing
 )
 
 // WebhookMessage is the body reins POSTs to an agent's control endpoint.
 type WebhookMessage struct {
-	Action   string          `json:"action"` // halt | resume | status | drill
+	Action   string          `json:"action"` // halt | restrict | throttle | resume | status | drill
 	Agent    string          `json:"agent"`
-	Sessions []string        `json:"sessions"` // empty: the whole agent
-	Incident int64           `json:"incident"` // 0 when none
+	Sessions []string        `json:"sessions"`        // empty: the whole agent
+	Allow    []string        `json:"allow,omitempty"` // restrict: the tool globs still allowed
+	Rate     int             `json:"rate,omitempty"`  // throttle: model calls per minute
+	Incident int64           `json:"incident"`        // 0 when none
 	Reason   string          `json:"reason"`
 	Actor    incidents.Actor `json:"actor"`
 }
 
 // WebhookState is the control endpoint's answer to a status request: whether
 // the whole agent is halted, and which sessions are halted on their own.
+//
+// An endpoint that does the softer rungs also reports the agent-wide mode
+// (with allow or rate) and each session contained on its own; one that only
+// halts may leave them out, and answers 501 to restrict and throttle.
 type WebhookState struct {
-	Halted   *bool    `json:"halted"`
-	Sessions []string `json:"sessions"`
+	Halted    *bool                  `json:"halted"`
+	Sessions  []string               `json:"sessions"`
+	Mode      string                 `json:"mode,omitempty"`
+	Allow     []string               `json:"allow,omitempty"`
+	Rate      int                    `json:"rate,omitempty"`
+	Contained map[string]WebhookRung `json:"contained,omitempty"`
+}
+
+// WebhookRung is one session's own containment in a status answer.
+type WebhookRung struct {
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow,omitempty"`
+	Rate  int      `json:"rate,omitempty"`
+}
+
+// of is the containment the state reports for session ("": the agent's own).
+func (st *WebhookState) of(session string) incidents.Containment {
+	if session != "" {
+		if r, ok := st.Contained[session]; ok {
+			return incidents.Containment{Mode: r.Mode, Allow: r.Allow, Rate: r.Rate}
+		}
+		if slices.Contains(st.Sessions, session) {
+			return incidents.Containment{Mode: incidents.ModeHalted}
+		}
+		return incidents.Running
+	}
+	if *st.Halted {
+		return incidents.Containment{Mode: incidents.ModeHalted}
+	}
+	if st.Mode == "" {
+		return incidents.Running
+	}
+	return incidents.Containment{Mode: st.Mode, Allow: st.Allow, Rate: st.Rate}
 }
 
 // Sign returns the Reins-Signature header value for body sent at t.
@@ -85,13 +124,31 @@ func NewWebhook(cfg Config) *Webhook {
 // SessionScoped is true: the control endpoint receives the sessions.
 func (a *Webhook) SessionScoped() bool { return true }
 
+// Supports is true for restrict and throttle: the protocol carries them. An
+// endpoint that does not implement one answers 501, which Do reports as
+// incidents.ErrRungUnsupported.
+func (a *Webhook) Supports(action string) bool {
+	return action == incidents.ActionRestrict || action == incidents.ActionThrottle
+}
+
+var _ RungAdapter = (*Webhook)(nil)
+
 // Do sends halt or resume. The endpoint must treat a repeat as a no-op.
 func (a *Webhook) Do(ctx context.Context, r incidents.HaltRequest) error {
 	if err := checkRequest(a, r); err != nil {
 		return err
 	}
 	_, err := a.post(ctx, r.Agent, a.message(r, r.Action))
+	if r.Action != incidents.ActionHalt && r.Action != incidents.ActionResume && notImplemented(err) {
+		return fmt.Errorf("the control endpoint of %s answered that it cannot %s: %w", r.Agent.Name, r.Action, incidents.ErrRungUnsupported)
+	}
 	return err
+}
+
+// notImplemented says whether err is the far side's 501 Not Implemented.
+func notImplemented(err error) bool {
+	var re *remoteError
+	return errors.As(err, &re) && re.status == http.StatusNotImplemented
 }
 
 // Verify asks the endpoint for its state and compares it with the request.
@@ -109,16 +166,19 @@ func (a *Webhook) Verify(ctx context.Context, r incidents.HaltRequest) (bool, er
 		return false, unavailable(err, "Status answer of %s's control endpoint is not {\"halted\":bool,\"sessions\":[…]}: %s",
 			r.Agent.Name, excerpt(body))
 	}
-	halt := r.Action == incidents.ActionHalt
+	want := requested(r)
 	if len(r.Sessions) == 0 {
-		if halt {
-			return *st.Halted, nil
+		if !st.of("").Equal(want) {
+			return false, nil
 		}
-		return !*st.Halted && len(st.Sessions) == 0, nil
+		return !want.IsRunning() || (len(st.Sessions) == 0 && len(st.Contained) == 0), nil
 	}
 	for _, s := range r.Sessions {
-		halted := *st.Halted || slices.Contains(st.Sessions, s)
-		if halted != halt {
+		got := st.of(s)
+		if want.Mode == incidents.ModeHalted && *st.Halted {
+			got = want // halted as a whole: the session is stopped too
+		}
+		if !got.Equal(want) {
 			return false, nil
 		}
 	}
@@ -139,8 +199,13 @@ func (a *Webhook) message(r incidents.HaltRequest, action string) WebhookMessage
 	if sessions == nil {
 		sessions = []string{}
 	}
-	return WebhookMessage{Action: action, Agent: r.Agent.Name, Sessions: sessions,
+	m := WebhookMessage{Action: action, Agent: r.Agent.Name, Sessions: sessions,
 		Incident: r.IncidentID, Reason: r.Reason, Actor: r.Actor}
+	if action == r.Action { // status asks about the state, it sets nothing
+		c := requested(r)
+		m.Allow, m.Rate = c.Allow, c.Rate
+	}
+	return m
 }
 
 func (a *Webhook) post(ctx context.Context, agent *ownership.Agent, m WebhookMessage) ([]byte, error) {

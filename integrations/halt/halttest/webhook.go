@@ -20,6 +20,8 @@ type WebhookMessage struct {
 	Action   string       `json:"action"`
 	Agent    string       `json:"agent"`
 	Sessions []string     `json:"sessions"`
+	Allow    []string     `json:"allow,omitempty"`
+	Rate     int          `json:"rate,omitempty"`
 	Incident int64        `json:"incident"`
 	Reason   string       `json:"reason"`
 	Actor    WebhookActor `json:"actor"`
@@ -45,13 +47,45 @@ type Webhook struct {
 	bad      int
 	halted   map[string]bool
 	sessions map[string][]string
+	rungs    map[string]Rung            // agent-wide restrict/throttle
+	own      map[string]map[string]Rung // per agent, sessions restricted or throttled on their own
+	noRungs  bool                       // answer 501 to restrict and throttle
+}
+
+// Rung is a restriction or a throttle as a control endpoint keeps it.
+type Rung struct {
+	Mode  string   `json:"mode"`
+	Allow []string `json:"allow,omitempty"`
+	Rate  int      `json:"rate,omitempty"`
+}
+
+// RefuseRungs makes the endpoint answer 501 Not Implemented to restrict and
+// throttle, as one that only halts does.
+func (f *Webhook) RefuseRungs(refuse bool) {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	f.noRungs = refuse
+}
+
+// Rung returns the restriction or throttle of agent ("" session) or of one
+// of its sessions, and whether there is one.
+func (f *Webhook) Rung(agent, session string) (Rung, bool) {
+	f.smu.Lock()
+	defer f.smu.Unlock()
+	if session == "" {
+		r, ok := f.rungs[agent]
+		return r, ok
+	}
+	r, ok := f.own[agent][session]
+	return r, ok
 }
 
 // NewWebhook starts a control endpoint fake accepting signatures made with
 // secret, at URL()+"/" or any path below it.
 func NewWebhook(t testing.TB, secret string) *Webhook {
 	t.Helper()
-	f := &Webhook{secret: []byte(secret), now: time.Now, halted: map[string]bool{}, sessions: map[string][]string{}}
+	f := &Webhook{secret: []byte(secret), now: time.Now, halted: map[string]bool{}, sessions: map[string][]string{},
+		rungs: map[string]Rung{}, own: map[string]map[string]Rung{}}
 	f.start(t, false, f.handle)
 	return f
 }
@@ -120,9 +154,36 @@ func (f *Webhook) handle(w http.ResponseWriter, r *http.Request, body []byte) {
 			f.apply(m)
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	case "restrict", "throttle":
+		if f.noRungs {
+			writeJSON(w, http.StatusNotImplemented, map[string]string{"error": m.Action + " is not implemented here"})
+			return
+		}
+		if (m.Action == "restrict" && len(m.Allow) == 0) || (m.Action == "throttle" && m.Rate <= 0) {
+			f.reject(w, r, "%s without its parameter: %s", m.Action, body)
+			return
+		}
+		if f.faulty() != FaultWrongState {
+			f.applyRung(m)
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	case "status":
 		sessions := append([]string{}, f.sessions[m.Agent]...)
-		writeJSON(w, http.StatusOK, map[string]any{"halted": f.halted[m.Agent], "sessions": sessions})
+		st := map[string]any{"halted": f.halted[m.Agent], "sessions": sessions, "mode": "running"}
+		if f.halted[m.Agent] {
+			st["mode"] = "halted"
+		} else if r, ok := f.rungs[m.Agent]; ok {
+			st["mode"], st["allow"], st["rate"] = r.Mode, r.Allow, r.Rate
+		}
+		contained := map[string]Rung{}
+		for id, r := range f.own[m.Agent] {
+			contained[id] = r
+		}
+		for _, id := range sessions {
+			contained[id] = Rung{Mode: "halted"}
+		}
+		st["contained"] = contained
+		writeJSON(w, http.StatusOK, st)
 	case "drill":
 		writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 	default:
@@ -135,19 +196,46 @@ func (f *Webhook) apply(m WebhookMessage) {
 	switch {
 	case m.Action == "halt" && len(m.Sessions) == 0:
 		f.halted[m.Agent] = true
+		delete(f.rungs, m.Agent)
 	case m.Action == "halt":
 		for _, s := range m.Sessions {
 			if !slices.Contains(f.sessions[m.Agent], s) {
 				f.sessions[m.Agent] = append(f.sessions[m.Agent], s)
 			}
+			delete(f.own[m.Agent], s)
 		}
 	case len(m.Sessions) == 0: // resume everything
 		f.halted[m.Agent] = false
 		f.sessions[m.Agent] = nil
+		delete(f.rungs, m.Agent)
+		delete(f.own, m.Agent)
 	default:
 		f.sessions[m.Agent] = slices.DeleteFunc(f.sessions[m.Agent], func(s string) bool {
 			return slices.Contains(m.Sessions, s)
 		})
+		for _, s := range m.Sessions {
+			delete(f.own[m.Agent], s)
+		}
+	}
+}
+
+// applyRung restricts or throttles the agent or its sessions (f.smu held).
+func (f *Webhook) applyRung(m WebhookMessage) {
+	r := Rung{Mode: "restricted", Allow: m.Allow}
+	if m.Action == "throttle" {
+		r = Rung{Mode: "throttled", Rate: m.Rate}
+	}
+	if len(m.Sessions) == 0 {
+		f.halted[m.Agent] = false
+		f.rungs[m.Agent] = r
+		return
+	}
+	if f.own[m.Agent] == nil {
+		f.own[m.Agent] = map[string]Rung{}
+	}
+	for _, s := range m.Sessions {
+		f.sessions[m.Agent] = slices.DeleteFunc(f.sessions[m.Agent], func(x string) bool { return x == s })
+		f.own[m.Agent][s] = r
 	}
 }
 

@@ -1,0 +1,217 @@
+package incidents
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Containment rungs a person or policy can ask for, besides ActionHalt and
+// ActionResume. A halt is the strongest rung; resume lifts any of them.
+const (
+	ActionRestrict = "restrict" // only tools matching Allow may be called
+	ActionThrottle = "throttle" // at most Rate model calls per minute
+)
+
+// Containment modes: what the kill flag, OFREP and the webhook's status
+// report for an agent or a session.
+const (
+	ModeRunning    = "running"
+	ModeThrottled  = "throttled"
+	ModeRestricted = "restricted"
+	ModeHalted     = "halted"
+)
+
+// Containment is the mode of an agent or a session with its parameters.
+type Containment struct {
+	Mode  string   // ModeRunning … ModeHalted
+	Allow []string // restricted: the tool globs still allowed
+	Rate  int      // throttled: model calls per minute
+}
+
+// ResumeApproval is one person's approval of lifting a containment through
+// the resume gate. Target is the session ("" for the whole agent; several
+// sessions comma-joined) and HaltID the containment being lifted.
+type ResumeApproval struct {
+	ID         int64
+	Agent      string
+	Target     string
+	HaltID     int64
+	Actor      Actor
+	ApprovedAt time.Time
+}
+
+// Running is the containment of something nothing contains.
+var Running = Containment{Mode: ModeRunning}
+
+// ModeOf is the mode an action leaves its target in.
+func ModeOf(action string) string {
+	switch action {
+	case ActionHalt:
+		return ModeHalted
+	case ActionRestrict:
+		return ModeRestricted
+	case ActionThrottle:
+		return ModeThrottled
+	}
+	return ModeRunning
+}
+
+// ContainAction is the action that puts a target in mode.
+func ContainAction(mode string) string {
+	switch mode {
+	case ModeHalted:
+		return ActionHalt
+	case ModeRestricted:
+		return ActionRestrict
+	case ModeThrottled:
+		return ActionThrottle
+	}
+	return ActionResume
+}
+
+// IsContainAction says whether action contains (halt, restrict, throttle).
+func IsContainAction(action string) bool {
+	return action == ActionHalt || action == ActionRestrict || action == ActionThrottle
+}
+
+// rank orders the modes from running (0) to halted (3). Where an agent-wide
+// containment and a session's own disagree, the stronger one applies.
+func rank(mode string) int {
+	switch mode {
+	case ModeThrottled:
+		return 1
+	case ModeRestricted:
+		return 2
+	case ModeHalted:
+		return 3
+	}
+	return 0
+}
+
+// Stronger returns the stronger of a and b (a on a tie).
+func Stronger(a, b Containment) Containment {
+	if rank(b.Mode) > rank(a.Mode) {
+		return b
+	}
+	return a
+}
+
+// IsRunning says whether c contains nothing.
+func (c Containment) IsRunning() bool { return rank(c.Mode) == 0 }
+
+// Equal says whether c and d are the same mode with the same parameters.
+func (c Containment) Equal(d Containment) bool {
+	if rank(c.Mode) != rank(d.Mode) {
+		return false
+	}
+	switch c.Mode {
+	case ModeRestricted:
+		return slices.Equal(c.Allow, d.Allow)
+	case ModeThrottled:
+		return c.Rate == d.Rate
+	}
+	return true
+}
+
+// String reads "restricted to salesforce.read, zendesk.*", "throttled to 6/min".
+func (c Containment) String() string {
+	switch c.Mode {
+	case ModeRestricted:
+		return "restricted to " + strings.Join(c.Allow, ", ")
+	case ModeThrottled:
+		return fmt.Sprintf("throttled to %d/min", c.Rate)
+	case ModeHalted:
+		return ModeHalted
+	}
+	return ModeRunning
+}
+
+// checkRung validates a rung's parameters: restrict needs an allow-list,
+// throttle a positive rate, and the others neither.
+func checkRung(action string, allow []string, rate int) error {
+	switch action {
+	case ActionRestrict:
+		if len(allow) == 0 {
+			return Errorf(EINVALID, "A restriction needs the tools still allowed: add allow GLOBS, e.g. allow salesforce.read,zendesk.*")
+		}
+		for _, g := range allow {
+			if strings.TrimSpace(g) == "" || strings.ContainsAny(g, " \t") {
+				return Errorf(EINVALID, "%q is not a tool glob: write tool names or globs separated by commas, e.g. salesforce.read,zendesk.*", g)
+			}
+		}
+	case ActionThrottle:
+		if rate <= 0 {
+			return Errorf(EINVALID, "A throttle needs a rate of at least 1 model call per minute, e.g. 6/min.")
+		}
+	}
+	return nil
+}
+
+// liftHint says how to lift a containment of target.
+func (s *Service) liftHint(agent string, sessions []string) string {
+	slash, cli := "resume "+agent, "resume "+agent
+	if len(sessions) > 0 {
+		slash += " session " + strings.Join(sessions, " ")
+		cli += " " + strings.Join(sessions, " ")
+	}
+	return "To lift it: " + s.HowToEach(slash, cli)
+}
+
+// Containment is the flag's mode and parameters; a flag written before modes
+// existed reads as Halted says.
+func (f KillFlag) Containment() Containment {
+	mode := f.Mode
+	if mode == "" {
+		mode = ModeRunning
+		if f.Halted {
+			mode = ModeHalted
+		}
+	}
+	return Containment{Mode: mode, Allow: f.Allow, Rate: f.Rate}
+}
+
+// ErrRungUnsupported is wrapped by an adapter whose far side answered that
+// it cannot do the rung asked (a webhook endpoint answering 501). reins then
+// does the SLA's fallback and says so; it never retries the rung.
+var ErrRungUnsupported = errors.New("the adapter cannot do this rung")
+
+// StateLine says in one line how the agent is contained: "halted (all
+// sessions)", "restricted to a, b", "running; session s-1 halted, session
+// s-2 throttled to 6/min". Untrusted parts are verbatim: escape to show.
+func (st AgentStatus) StateLine() string {
+	var b strings.Builder
+	switch c := st.ContainmentOf(""); c.Mode {
+	case ModeHalted:
+		b.WriteString("halted (all sessions)")
+	case ModeRunning:
+		b.WriteString(ModeRunning)
+	default:
+		b.WriteString(c.String() + " (all sessions)")
+	}
+	sessions := maps.Clone(st.Sessions)
+	if sessions == nil {
+		sessions = map[string]Containment{}
+	}
+	for _, id := range st.HaltedSessions {
+		sessions[id] = Containment{Mode: ModeHalted}
+	}
+	for i, id := range slices.Sorted(maps.Keys(sessions)) {
+		if i == 0 {
+			b.WriteString("; ")
+		} else {
+			b.WriteString(", ")
+		}
+		b.WriteString("session " + id + " " + sessions[id].String())
+	}
+	return b.String()
+}
+
+// Contained says whether anything of the agent is contained: the agent as a
+// whole or any session.
+func (st AgentStatus) Contained() bool {
+	return st.Halted || !st.ContainmentOf("").IsRunning() || len(st.Sessions) > 0 || len(st.HaltedSessions) > 0
+}
