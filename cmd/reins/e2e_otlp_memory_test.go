@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,7 +69,9 @@ func TestOTLPConcurrentLargeBodiesStayWithinMemory(t *testing.T) {
 	db := dbtest.SQLiteURL(t)
 	env := processEnv(t, db)
 	env["REINS_OTLP_TOKEN"] = otlpToken
-	child := startChild(t, env)
+	// The built binary, not this test binary re-run: under -race the
+	// detector's shadow memory (5-10x) would be measured, not reins'.
+	child := startBuiltBinary(t, env)
 	base := "http://" + env["REINS_LISTEN"]
 	waitHTTP(t, base+"/readyz")
 
@@ -91,7 +95,10 @@ func TestOTLPConcurrentLargeBodiesStayWithinMemory(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			for attempt := 0; attempt < 200; attempt++ {
+			// Exporters retry for up to 5 minutes by default (the OTel
+			// SDKs' max elapsed time); under -race a body takes seconds,
+			// so a count of attempts would measure the machine.
+			for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); {
 				req, _ := http.NewRequest(http.MethodPost, base+"/v1/traces", bytes.NewReader(bodies[i]))
 				req.Header.Set("Authorization", "Bearer "+otlpToken)
 				req.Header.Set("Content-Type", "application/x-protobuf")
@@ -165,4 +172,29 @@ func vmHWM(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// startBuiltBinary builds cmd/reins as a user would (no race detector, no
+// test hooks) and starts `reins serve` with env only.
+func startBuiltBinary(t *testing.T, env map[string]string) *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "reins")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%s", k, v))
+	}
+	if testing.Verbose() {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+	return cmd
 }
