@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/groupcommit"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -26,11 +26,11 @@ const ingestLanes = 2
 // ingestGroup is group commit for Ingest, in ingestLanes lanes. The zero
 // value is ready to use.
 type ingestGroup struct {
-	lanes [ingestLanes]ingestLane
+	lanes [ingestLanes]groupcommit.Lane[*ingestCall]
 }
 
 // lane returns the lane of the agent the first alert is for.
-func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *ingestLane {
+func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *groupcommit.Lane[*ingestCall] {
 	if len(alerts) == 0 {
 		return &g.lanes[0]
 	}
@@ -40,17 +40,6 @@ func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *ingestLane 
 	return &g.lanes[h.Sum32()%ingestLanes]
 }
 
-// ingestLane is group commit for Ingest: calls that arrive while an intake
-// transaction is in flight queue up and commit together in the next one. A
-// storm then pays BEGIN, COMMIT, the fsync and (on SQLite) the writer gate
-// once per batch rather than once per webhook, while a lone alert starts its
-// transaction at once and waits for nobody.
-type ingestLane struct {
-	mu    sync.Mutex
-	busy  bool          // a leader is running a batch
-	queue []*ingestCall // calls waiting for the next batch, oldest first
-}
-
 // ingestCall is one Ingest call waiting for its alerts to commit.
 type ingestCall struct {
 	ctx    context.Context
@@ -58,11 +47,8 @@ type ingestCall struct {
 	alerts []Alert
 
 	repeats []int64 // per alert, the incident RecordRepeats recorded it in, or 0
-	in      *intake // set with err before done is closed
+	in      *intake // set with err before the batch is answered
 	err     error
-
-	done chan struct{} // closed once the transaction holding the call ended
-	lead chan struct{} // closed when the call is to run the next batch
 }
 
 // ingestGrouped records alerts in a transaction it may share with concurrent
@@ -73,71 +59,13 @@ type ingestCall struct {
 // before it.
 func (s *Service) ingestGrouped(ctx context.Context, reg *ownership.Registry, alerts []Alert) (*intake, error) {
 	// A copy of the caller's alerts, which the batch normalises in place.
-	c := &ingestCall{ctx: ctx, reg: reg, alerts: slices.Clone(alerts),
-		done: make(chan struct{}), lead: make(chan struct{})}
-	lane := s.intake.lane(c.reg, alerts)
-	if !lane.join(c) {
-		select {
-		case <-c.done:
-			return c.in, c.err
-		case <-c.lead:
+	c := &ingestCall{ctx: ctx, reg: reg, alerts: slices.Clone(alerts)}
+	s.intake.lane(c.reg, alerts).Do(c, maxIngestBatch, s.runIngestBatch, func(batch []*ingestCall, p any) {
+		for _, m := range batch {
+			m.in, m.err = nil, fmt.Errorf("ingest batch panicked: %v", p)
 		}
-	}
-	batch := lane.take()
-	defer func() {
-		if p := recover(); p != nil {
-			// Release the followers before re-panicking; they must not wait forever.
-			for _, m := range batch {
-				m.in, m.err = nil, fmt.Errorf("ingest batch panicked: %v", p)
-			}
-			lane.handOff()
-			for _, m := range batch {
-				close(m.done)
-			}
-			panic(p)
-		}
-	}()
-	s.runIngestBatch(batch)
-	lane.handOff()
-	for _, m := range batch {
-		close(m.done)
-	}
+	})
 	return c.in, c.err
-}
-
-// join queues c and says whether c leads, that is, no batch is running.
-func (g *ingestLane) join(c *ingestCall) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.queue = append(g.queue, c)
-	if g.busy {
-		return false
-	}
-	g.busy = true
-	return true
-}
-
-// take removes the next batch from the queue; the leader is its first call.
-func (g *ingestLane) take() []*ingestCall {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := min(len(g.queue), maxIngestBatch)
-	batch := make([]*ingestCall, n)
-	copy(batch, g.queue)
-	g.queue = append(g.queue[:0], g.queue[n:]...)
-	return batch
-}
-
-// handOff makes the oldest waiting call lead the next batch, or ends the
-// group's busy spell when nobody waits.
-func (g *ingestLane) handOff() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.queue) == 0 {
-		g.busy = false
-		return
-	}
-	close(g.queue[0].lead)
 }
 
 // runIngestBatch records the batch's pure repeats in one statement of its

@@ -5,10 +5,7 @@ package incidents
 func IngestQueued(s *Service) int {
 	n := 0
 	for i := range s.intake.lanes {
-		l := &s.intake.lanes[i]
-		l.mu.Lock()
-		n += len(l.queue)
-		l.mu.Unlock()
+		n += s.intake.lanes[i].Waiting()
 	}
 	return n
 }

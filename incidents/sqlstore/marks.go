@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents/groupcommit"
 	"github.com/reins-oss/reins/migrations"
 )
 
@@ -37,13 +38,7 @@ const markLanes = 2
 
 // markGroup is the lanes of one Store. The zero value is ready to use.
 type markGroup struct {
-	lanes [markLanes]markLane
-}
-
-type markLane struct {
-	mu    sync.Mutex
-	busy  bool        // a leader is writing a batch
-	queue []*markCall // marks waiting for the next batch, oldest first
+	lanes [markLanes]groupcommit.Lane[*markCall]
 }
 
 // markCall is one FirstRequest waiting for its key to be written.
@@ -52,11 +47,8 @@ type markCall struct {
 	key     string
 	expires time.Time
 
-	first bool  // set with err before done is closed
-	err   error // set before done is closed
-
-	done chan struct{} // closed once the statement holding the call ended
-	lead chan struct{} // closed when the call is to write the next batch
+	first bool  // set with err before the batch is answered
+	err   error // set before the batch is answered
 }
 
 // lazyCommit runs query, one write on SQLite returning keys, which it hands
@@ -210,67 +202,15 @@ func (d *driverStmts) get(ctx context.Context, c driver.ConnPrepareContext, quer
 // firstRequest writes key in a statement it may share with concurrent
 // calls and says whether this call is the first to mark it.
 func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
-	c := &markCall{ctx: ctx, key: key, expires: expires, done: make(chan struct{}), lead: make(chan struct{})}
+	c := &markCall{ctx: ctx, key: key, expires: expires}
 	h := fnv.New32a()
 	h.Write([]byte(key))
-	lane := &s.marks.lanes[h.Sum32()%markLanes]
-	if !lane.join(c) {
-		select {
-		case <-c.done:
-			return c.first, c.err
-		case <-c.lead:
+	s.marks.lanes[h.Sum32()%markLanes].Do(c, maxMarkBatch, s.writeMarks, func(batch []*markCall, _ any) {
+		for _, m := range batch {
+			m.first, m.err = false, wrap(context.Canceled, "remember slack request: batch panicked")
 		}
-	}
-	batch := lane.take()
-	defer func() {
-		// Whatever happens, the followers are answered and the lane handed on.
-		if p := recover(); p != nil {
-			for _, m := range batch {
-				m.first, m.err = false, wrap(context.Canceled, "remember slack request: batch panicked")
-			}
-			lane.handOff()
-			for _, m := range batch {
-				close(m.done)
-			}
-			panic(p)
-		}
-	}()
-	s.writeMarks(batch)
-	lane.handOff()
-	for _, m := range batch {
-		close(m.done)
-	}
+	})
 	return c.first, c.err
-}
-
-func (g *markLane) join(c *markCall) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.queue = append(g.queue, c)
-	if g.busy {
-		return false
-	}
-	g.busy = true
-	return true
-}
-
-func (g *markLane) take() []*markCall {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	n := min(len(g.queue), maxMarkBatch)
-	batch := slices.Clone(g.queue[:n])
-	g.queue = append(g.queue[:0], g.queue[n:]...)
-	return batch
-}
-
-func (g *markLane) handOff() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.queue) == 0 {
-		g.busy = false
-		return
-	}
-	close(g.queue[0].lead)
 }
 
 // writeMarks writes the batch's live keys in one statement. Should it fail
