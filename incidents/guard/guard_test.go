@@ -473,8 +473,10 @@ func TestBreachesBeyondTheBudgetWaitAndGoInCrossingOrder(t *testing.T) {
 		t.Fatalf("queue = %+v, %v; want s-2 then s-3 waiting", q, err)
 	}
 	mu.Lock()
-	if notes[0].Waiting != 2 || notes[0].Overflow != ownership.OverflowQueue {
-		t.Errorf("note = %+v, want 2 sessions waiting under the queue policy", notes[0])
+	// The page counts the sessions waiting when it is sent: s-3 may not
+	// have queued yet (the channel post and status keep counting).
+	if notes[0].Waiting < 1 || notes[0].Waiting > 2 || notes[0].Overflow != ownership.OverflowQueue {
+		t.Errorf("note = %+v, want 1 or 2 sessions waiting under the queue policy", notes[0])
 	}
 	// A session crossing later waits behind them, even though it is new.
 	mu.Unlock()
