@@ -5,7 +5,8 @@ import (
 	"fmt"
 )
 
-// Error codes. The bot and the HTTP API map each to text or status in one table.
+// Error codes. The bot maps each to a reply (bot/handler.go), and every HTTP
+// surface to a status through one table (integrations/api.StatusOf).
 const (
 	ECONFLICT     = "conflict"     // 409: the state forbids it (already resolved, already halted)
 	EINTERNAL     = "internal"     // 500
@@ -15,31 +16,6 @@ const (
 	EUNAVAILABLE  = "unavailable"  // 503: a dependency is down
 	EUNAUTHORIZED = "unauthorized" // 401
 )
-
-// statusOf is the one table from error code to HTTP status that every HTTP
-// handler answers with (the REST API, the webhooks, the web view). The
-// numbers are written out so the domain needs no HTTP package.
-var statusOf = map[string]int{
-	ECONFLICT:     409,
-	EINVALID:      422,
-	ENOTFOUND:     404,
-	EFORBIDDEN:    403,
-	EUNAUTHORIZED: 401,
-	EUNAVAILABLE:  503,
-	EINTERNAL:     500,
-}
-
-// StatusCode returns the HTTP status for err: its code's, or 500 for an
-// error that is not an *Error (0 for nil).
-func StatusCode(err error) int {
-	if err == nil {
-		return 0
-	}
-	if st, ok := statusOf[ErrorCode(err)]; ok {
-		return st
-	}
-	return 500
-}
 
 // Error is a domain error whose Message is safe to show a user.
 type Error struct {

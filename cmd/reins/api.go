@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,31 +11,31 @@ import (
 )
 
 func (m *Main) apiRoutes(mux *routeMux) {
-	api := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
+	guarded := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, api.RequireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}
-	api("GET /api/v1/agents", m.listAgents)
-	api("GET /api/v1/agents/{agent}", m.getAgent)
-	api("POST /api/v1/agents/{agent}/halt", m.haltAgent(incidents.ActionHalt))
-	api("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
-	api("POST /api/v1/agents/{agent}/restrict", m.haltAgent(incidents.ActionRestrict))
-	api("POST /api/v1/agents/{agent}/throttle", m.haltAgent(incidents.ActionThrottle))
-	api("POST /api/v1/agents/{agent}/sessions/{session}/leave", m.leaveSessionAPI)
-	api("GET /api/v1/incidents", m.listIncidents)
-	api("GET /api/v1/incidents/{id}", m.getIncident)
-	api("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)
-	api("POST /api/v1/incidents", m.declareIncident)
-	api("POST /api/v1/incidents/{id}/ack", m.ackIncident)
-	api("POST /api/v1/incidents/{id}/resolve", m.resolveIncident)
+	guarded("GET /api/v1/agents", m.listAgents)
+	guarded("GET /api/v1/agents/{agent}", m.getAgent)
+	guarded("POST /api/v1/agents/{agent}/halt", m.haltAgent(incidents.ActionHalt))
+	guarded("POST /api/v1/agents/{agent}/resume", m.haltAgent(incidents.ActionResume))
+	guarded("POST /api/v1/agents/{agent}/restrict", m.haltAgent(incidents.ActionRestrict))
+	guarded("POST /api/v1/agents/{agent}/throttle", m.haltAgent(incidents.ActionThrottle))
+	guarded("POST /api/v1/agents/{agent}/sessions/{session}/leave", m.leaveSessionAPI)
+	guarded("GET /api/v1/incidents", m.listIncidents)
+	guarded("GET /api/v1/incidents/{id}", m.getIncident)
+	guarded("GET /api/v1/incidents/{id}/postmortem", m.getPostmortem)
+	guarded("POST /api/v1/incidents", m.declareIncident)
+	guarded("POST /api/v1/incidents/{id}/ack", m.ackIncident)
+	guarded("POST /api/v1/incidents/{id}/resolve", m.resolveIncident)
 	// The kill flag agents poll takes its own token (or none), never the API token.
 	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))
 	// The same state over OFREP (docs/containment.md), with the flag token.
 	ofrep := m.Flags.OFREP(m.Config.FlagToken, m.agentName, func() []string { return m.Registry.Current().Names() })
 	mux.Handle("/ofrep/v1/evaluate/flags/{key}", ofrep.Evaluate())
 	mux.Handle("/ofrep/v1/evaluate/flags", ofrep.Bulk())
-	mux.Handle("/api/v1/", requireToken(m.Config.APIToken, "REINS_API_TOKEN",
+	mux.Handle("/api/v1/", api.RequireToken(m.Config.APIToken, "REINS_API_TOKEN",
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusNotFound, "no API route for "+r.Method+" "+r.URL.Path)
+			api.WriteError(w, http.StatusNotFound, "no API route for "+r.Method+" "+r.URL.Path)
 		})))
 }
 
@@ -99,7 +100,7 @@ func agentDocOf(st incidents.AgentStatus) agentDoc {
 func (m *Main) listAgents(w http.ResponseWriter, r *http.Request) {
 	sts, err := m.Service.Status(r.Context(), "")
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	docs := make([]agentDoc, 0, len(sts))
@@ -107,20 +108,20 @@ func (m *Main) listAgents(w http.ResponseWriter, r *http.Request) {
 		docs = append(docs, agentDocOf(st))
 	}
 	reg := m.Registry.Current()
-	writeJSON(w, http.StatusOK, map[string]any{"agents": docs, "config": reg.File, "loaded_at": reg.LoadedAt})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"agents": docs, "config": reg.File, "loaded_at": reg.LoadedAt})
 }
 
 func (m *Main) getAgent(w http.ResponseWriter, r *http.Request) {
 	sts, err := m.Service.Status(r.Context(), r.PathValue("agent"))
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	if len(sts) != 1 {
-		writeError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
+		api.WriteError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
 		return
 	}
-	writeJSON(w, http.StatusOK, agentDocOf(sts[0]))
+	api.WriteJSON(w, http.StatusOK, agentDocOf(sts[0]))
 }
 
 // haltBody is the JSON body of POST /api/v1/agents/{agent}/halt and /resume.
@@ -136,15 +137,15 @@ type haltBody struct {
 func (m *Main) haltAgent(action string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var b haltBody
-		if !decodeJSON(w, r, &b) {
+		if !api.DecodeJSON(w, r, &b) {
 			return
 		}
 		if incidents.IsContainAction(action) && strings.TrimSpace(b.Reason) == "" {
-			writeError(w, http.StatusUnprocessableEntity, "reason is required: say why the agent is "+incidents.ModeOf(action))
+			api.WriteError(w, http.StatusUnprocessableEntity, "reason is required: say why the agent is "+incidents.ModeOf(action))
 			return
 		}
 		if strings.TrimSpace(b.Actor) == "" {
-			writeError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
+			api.WriteError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
 			return
 		}
 		h, err := m.Service.Halt(r.Context(), incidents.HaltCommand{
@@ -152,7 +153,7 @@ func (m *Main) haltAgent(action string) http.HandlerFunc {
 			Actor: incidents.Actor{Kind: incidents.ActorAPI, ID: b.Actor}, IncidentID: b.Incident, BreakGlass: true,
 		})
 		if err != nil {
-			writeDomainError(w, m.Log, r, err)
+			api.WriteDomainError(w, m.Log, r, err)
 			return
 		}
 		status := http.StatusOK
@@ -160,7 +161,7 @@ func (m *Main) haltAgent(action string) http.HandlerFunc {
 			// A halt that did not take effect is never reported as done.
 			status = http.StatusBadGateway
 		}
-		writeJSON(w, status, haltJSON(h))
+		api.WriteJSON(w, status, haltJSON(h))
 	}
 }
 
@@ -196,14 +197,14 @@ func (m *Main) listIncidents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := incidents.IncidentFilter{Agent: q.Get("agent"), Status: q.Get("status")}
 	if f.Status != "" && f.Status != incidents.StatusOpen && f.Status != incidents.StatusResolved {
-		writeError(w, http.StatusBadRequest, "status must be open or resolved")
+		api.WriteError(w, http.StatusBadRequest, "status must be open or resolved")
 		return
 	}
 	for name, dst := range map[string]*int{"limit": &f.Limit, "offset": &f.Offset} {
 		if v := q.Get(name); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || (name == "limit" && n > 1000) {
-				writeError(w, http.StatusBadRequest, name+" must be a whole number (limit at most 1000)")
+				api.WriteError(w, http.StatusBadRequest, name+" must be a whole number (limit at most 1000)")
 				return
 			}
 			*dst = n
@@ -211,20 +212,20 @@ func (m *Main) listIncidents(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := m.Service.FindIncidents(r.Context(), f)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	out := make([]map[string]any, 0, len(list))
 	for _, inc := range list {
 		out = append(out, incidentJSON(inc))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"incidents": out})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"incidents": out})
 }
 
 func (m *Main) incidentID(w http.ResponseWriter, r *http.Request) (int64, bool) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id <= 0 {
-		writeError(w, http.StatusBadRequest, "incident id must be a positive number")
+		api.WriteError(w, http.StatusBadRequest, "incident id must be a positive number")
 		return 0, false
 	}
 	return id, true
@@ -239,7 +240,7 @@ func (m *Main) pathIncident(w http.ResponseWriter, r *http.Request) (*incidents.
 	}
 	inc, err := m.Service.FindIncident(r.Context(), id)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return nil, false
 	}
 	return inc, true
@@ -253,12 +254,12 @@ func (m *Main) getIncident(w http.ResponseWriter, r *http.Request) {
 	id := inc.ID
 	events, err := m.Service.Timeline(r.Context(), id)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	halts, err := m.Service.Halts(r.Context(), "", id)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	out := incidentJSON(inc)
@@ -271,7 +272,7 @@ func (m *Main) getIncident(w http.ResponseWriter, r *http.Request) {
 		hs = append(hs, haltJSON(h))
 	}
 	out["timeline"], out["halts"] = tl, hs
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
 func incidentJSON(inc *incidents.Incident) map[string]any {
@@ -292,11 +293,11 @@ func (m *Main) getPostmortem(w http.ResponseWriter, r *http.Request) {
 	}
 	pm, err := m.Service.Postmortem(r.Context(), id)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
-		writeJSON(w, http.StatusOK, pm)
+		api.WriteJSON(w, http.StatusOK, pm)
 		return
 	}
 	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
 	"strings"
 
@@ -27,7 +28,7 @@ type incidentActionBody struct {
 
 func apiActor(w http.ResponseWriter, actor string) (incidents.Actor, bool) {
 	if strings.TrimSpace(actor) == "" {
-		writeError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
+		api.WriteError(w, http.StatusUnprocessableEntity, "actor is required: name the person asking (it is audited)")
 		return incidents.Actor{}, false
 	}
 	return incidents.Actor{Kind: incidents.ActorAPI, ID: strings.TrimSpace(actor)}, true
@@ -35,11 +36,11 @@ func apiActor(w http.ResponseWriter, actor string) (incidents.Actor, bool) {
 
 func (m *Main) declareIncident(w http.ResponseWriter, r *http.Request) {
 	var b declareBody
-	if !decodeJSON(w, r, &b) {
+	if !api.DecodeJSON(w, r, &b) {
 		return
 	}
 	if strings.TrimSpace(b.Agent) == "" || strings.TrimSpace(b.Summary) == "" {
-		writeError(w, http.StatusUnprocessableEntity, "agent and summary are required: which agent, and what is wrong")
+		api.WriteError(w, http.StatusUnprocessableEntity, "agent and summary are required: which agent, and what is wrong")
 		return
 	}
 	actor, ok := apiActor(w, b.Actor)
@@ -48,7 +49,7 @@ func (m *Main) declareIncident(w http.ResponseWriter, r *http.Request) {
 	}
 	inc, created, err := m.Service.Declare(r.Context(), actor, b.Agent, b.Summary)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	out := incidentJSON(inc)
@@ -57,7 +58,7 @@ func (m *Main) declareIncident(w http.ResponseWriter, r *http.Request) {
 	if !created {
 		status = http.StatusOK // the agent's open incident, which the caller joins
 	}
-	writeJSON(w, status, out)
+	api.WriteJSON(w, status, out)
 }
 
 func (m *Main) ackIncident(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +82,7 @@ func (m *Main) incidentAction(w http.ResponseWriter, r *http.Request,
 		return
 	}
 	var b incidentActionBody
-	if !decodeJSON(w, r, &b) {
+	if !api.DecodeJSON(w, r, &b) {
 		return
 	}
 	actor, ok := apiActor(w, b.Actor)
@@ -90,8 +91,8 @@ func (m *Main) incidentAction(w http.ResponseWriter, r *http.Request,
 	}
 	inc, err := act(r.Context(), actor, id, b)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, incidentJSON(inc))
+	api.WriteJSON(w, http.StatusOK, incidentJSON(inc))
 }

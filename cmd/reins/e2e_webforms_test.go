@@ -104,8 +104,8 @@ func TestWebFormsAnswerChecklistAndPostmortem(t *testing.T) {
 		t.Fatalf("no answer form for blast:salesforce:\n%s", html)
 	}
 	// The thread's rule: impact found needs details.
-	if st, b := e.form(who, "/incidents/1/checklist/blast:salesforce", url.Values{"csrf": {token}, "choice": {"impact_found"}}, nil); st != http.StatusBadRequest || !strings.Contains(b, "Say what was found") {
-		t.Errorf("impact without details: %d, want 400 saying what to add:\n%s", st, b)
+	if st, b := e.form(who, "/incidents/1/checklist/blast:salesforce", url.Values{"csrf": {token}, "choice": {"impact_found"}}, nil); st != http.StatusUnprocessableEntity || !strings.Contains(b, "Say what was found") {
+		t.Errorf("impact without details: %d, want 422 (api.StatusOf, as the API answers) saying what to add:\n%s", st, b)
 	}
 	if st, _ := e.form(who, "/incidents/1/checklist/blast:salesforce", url.Values{"csrf": {token}, "choice": {"impact_found"},
 		"details": {"12 refunds to 3 customers"}}, nil); st != http.StatusSeeOther {

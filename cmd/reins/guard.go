@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
 	"net/url"
 	"strings"
@@ -114,7 +115,7 @@ type leaveBody struct {
 
 func (m *Main) leaveSessionAPI(w http.ResponseWriter, r *http.Request) {
 	var b leaveBody
-	if !decodeJSON(w, r, &b) {
+	if !api.DecodeJSON(w, r, &b) {
 		return
 	}
 	actor, ok := apiActor(w, b.Actor)
@@ -123,8 +124,8 @@ func (m *Main) leaveSessionAPI(w http.ResponseWriter, r *http.Request) {
 	}
 	text, err := m.leaveSession(r.Context(), actor, r.PathValue("agent"), r.PathValue("session"))
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"result": text})
+	api.WriteJSON(w, http.StatusOK, map[string]string{"result": text})
 }

@@ -2,24 +2,18 @@ package main
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
+	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
-	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/alerts"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 )
 
 // maxBody caps every request body (docs/api.md).
-const maxBody = 1 << 20
+const maxBody = api.MaxBody
 
 // routes is the HTTP route table (docs/api.md lists the API).
 func (m *Main) routes() http.Handler { return m.routeTable().ServeMux }
@@ -50,7 +44,7 @@ func (r *routeMux) HandleFunc(pattern string, h func(http.ResponseWriter, *http.
 func (m *Main) routeTable() *routeMux {
 	mux := &routeMux{ServeMux: http.NewServeMux()}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", m.readyz)
 	mux.Handle("GET /metrics", m.metricsHandler())
@@ -66,7 +60,7 @@ func (m *Main) routeTable() *routeMux {
 		m.web.Register(mux)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
+		api.WriteError(w, http.StatusNotFound, "no route for "+r.Method+" "+r.URL.Path)
 	})
 	return mux
 }
@@ -76,7 +70,7 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 		// The detail names the database, the config path, the workspace,
 		// halt endpoints and secret variables: the API token's, not a
 		// probe's. /readyz itself stays open.
-		requireToken(m.Config.APIToken, "REINS_API_TOKEN (verbose readiness names hosts and secrets; /readyz without verbose is open)",
+		api.RequireToken(m.Config.APIToken, "REINS_API_TOKEN (verbose readiness names hosts and secrets; /readyz without verbose is open)",
 			http.HandlerFunc(m.readyzVerbose)).ServeHTTP(w, r)
 		return
 	}
@@ -84,10 +78,10 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := m.Store.Ping(ctx); err != nil {
 		m.Log.Warn("not ready", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "store not ready: "+err.Error())
+		api.WriteError(w, http.StatusServiceUnavailable, "store not ready: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
 func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
@@ -97,15 +91,15 @@ func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
 	}
 	id := inc.ID
 	if why, err := m.Service.NoChannelReason(r.Context(), inc); err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	} else if why != "" {
-		writeError(w, http.StatusNotFound, why)
+		api.WriteError(w, http.StatusNotFound, why)
 		return
 	}
 	if inc.SlackChannelID == "" {
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable,
+		api.WriteError(w, http.StatusServiceUnavailable,
 			fmt.Sprintf("the Slack channel of incident #%d is not created yet (Slack may be slow or down): retry in a few seconds", id))
 		return
 	}
@@ -115,7 +109,7 @@ func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
 func (m *Main) slackRoutes(mux *routeMux) {
 	if m.Bot == nil || m.Config.SlackSigningSecret == "" {
 		off := func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusServiceUnavailable,
+			api.WriteError(w, http.StatusServiceUnavailable,
 				"Slack is not configured here: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET")
 		}
 		mux.HandleFunc("POST /slack/commands", off)
@@ -156,76 +150,4 @@ func (m *Main) webhookRoutes(mux *routeMux) {
 	}
 	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(
 		m.Config.PagerDutyWebhookSecret, m.Service, m.Service, m.Log))
-}
-
-// requireToken guards a handler with a bearer token compared in constant
-// time; an empty token refuses everything, saying which variable to set.
-func requireToken(token, envName string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token == "" {
-			writeError(w, http.StatusUnauthorized, "this API is disabled: set "+envName)
-			return
-		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// writeDomainError answers err with its mapped status, logging internal ones once.
-func writeDomainError(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
-	status := incidents.StatusCode(err)
-	if status >= 500 {
-		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-	}
-	writeError(w, status, incidents.ErrorMessage(err))
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-// decodeJSON reads a JSON request body strictly: JSON content type, at most
-// 1 MiB, no unknown fields, one value. It answers the error itself.
-func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	ct := r.Header.Get("Content-Type")
-	if ct != "" && !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
-		return false
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		var syntax *json.SyntaxError
-		var typ *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &tooBig):
-			writeError(w, http.StatusRequestEntityTooLarge, "body larger than 1 MiB")
-		case errors.As(err, &syntax), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-			writeError(w, http.StatusBadRequest, "malformed JSON: "+err.Error())
-		case errors.As(err, &typ):
-			writeError(w, http.StatusUnprocessableEntity, "field "+typ.Field+" must be "+typ.Type.String())
-		default:
-			writeError(w, http.StatusUnprocessableEntity, err.Error())
-		}
-		return false
-	}
-	if dec.More() {
-		writeError(w, http.StatusBadRequest, "malformed JSON: more than one value in the body")
-		return false
-	}
-	return true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reins-oss/reins/integrations/api"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -363,7 +364,7 @@ func (m *Main) readyzVerbose(w http.ResponseWriter, r *http.Request) {
 	if bad == nil {
 		bad = []healthCheck{}
 	}
-	writeJSON(w, code, map[string]any{"status": status, "degraded": bad, "checks": checks})
+	api.WriteJSON(w, code, map[string]any{"status": status, "degraded": bad, "checks": checks})
 }
 
 // healthCache keeps the last verbose health report a few seconds: the route

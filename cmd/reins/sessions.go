@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
 	"sort"
 	"strconv"
@@ -41,12 +42,12 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 		Metrics:  m.metrics().otlp,
 	})
 	mux.Handle("POST /v1/traces", m.intake)
-	api := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, requireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
+	guarded := func(pattern string, h http.HandlerFunc) {
+		mux.Handle(pattern, api.RequireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
 	}
-	api("GET /api/v1/sessions/{id}", m.getSession)
-	api("GET /api/v1/agents/{agent}/sessions", m.listSessions)
-	api("GET /api/v1/agents/{agent}/sessions/{id}", m.getSession)
+	guarded("GET /api/v1/sessions/{id}", m.getSession)
+	guarded("GET /api/v1/agents/{agent}/sessions", m.listSessions)
+	guarded("GET /api/v1/agents/{agent}/sessions/{id}", m.getSession)
 }
 
 // sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
@@ -104,54 +105,54 @@ func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
 		agent = r.URL.Query().Get("agent")
 	}
 	if agent != "" && m.Registry.Current().Agent(agent) == nil {
-		writeError(w, http.StatusNotFound, "unknown agent "+strconv.Quote(agent))
+		api.WriteError(w, http.StatusNotFound, "unknown agent "+strconv.Quote(agent))
 		return
 	}
 	rec, err := m.Sessions.Session(r.Context(), agent, r.PathValue("id"))
 	var amb *sessions.AmbiguousError
 	switch {
 	case errors.As(err, &amb):
-		writeJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf(
+		api.WriteJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf(
 			"%d agents have a session %s: name one with ?agent= or /api/v1/agents/{agent}/sessions/{id}",
 			len(amb.Agents), strconv.Quote(amb.ID)), "agents": amb.Agents})
 		return
 	case errors.Is(err, sessions.ErrNotFound):
-		writeError(w, http.StatusNotFound, m.noRecord(r.Context(), r.PathValue("id")))
+		api.WriteError(w, http.StatusNotFound, m.noRecord(r.Context(), r.PathValue("id")))
 		return
 	case err != nil:
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	if rec.Steps == nil {
 		rec.Steps = []sessions.Step{}
 	}
-	writeJSON(w, http.StatusOK, rec)
+	api.WriteJSON(w, http.StatusOK, rec)
 }
 
 func (m *Main) listSessions(w http.ResponseWriter, r *http.Request) {
 	a := m.Registry.Current().Agent(r.PathValue("agent"))
 	if a == nil {
-		writeError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
+		api.WriteError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
 		return
 	}
 	since := m.Clock.Now().Add(-24 * time.Hour)
 	if v := r.URL.Query().Get("since"); v != "" {
 		t, err := parseSince(v, m.Clock.Now())
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "since: "+err.Error())
+			api.WriteError(w, http.StatusBadRequest, "since: "+err.Error())
 			return
 		}
 		since = t
 	}
 	list, err := m.Sessions.AgentSessions(r.Context(), a.Name, since, 0)
 	if err != nil {
-		writeDomainError(w, m.Log, r, err)
+		api.WriteDomainError(w, m.Log, r, err)
 		return
 	}
 	if list == nil {
 		list = []sessions.Totals{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"agent": a.Name, "since": since.UTC(), "sessions": list})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"agent": a.Name, "since": since.UTC(), "sessions": list})
 }
 
 // parseSince reads an RFC 3339 time or a duration back from now (24h).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reins-oss/reins/integrations/api"
 	"io"
 	"log/slog"
 	"mime"
@@ -129,14 +130,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.cfg.Ingest.Ingest(r.Context(), alerts)
 	if err != nil {
-		status := statusOf(err)
+		status := api.StatusOf(err)
 		h.cfg.Log.Error("store alerts", "source", h.cfg.Source, "alerts", len(alerts), "err", err)
 		h.refuse(w, r, &refusal{status: status, reason: reasonIngest, msg: incidents.ErrorMessage(err)})
 		return
 	}
 	h.received.Add(float64(len(alerts)))
 	h.deduplicated.Add(float64(res.Repeated))
-	writeJSON(w, http.StatusOK, IngestResponse{
+	api.WriteJSON(w, http.StatusOK, IngestResponse{
 		Incidents: nonNil(res.Incidents), Alerts: len(alerts), Opened: res.Opened,
 		New: res.New, Repeated: res.Repeated, Changed: res.Changed,
 	})
@@ -212,11 +213,8 @@ func (h *handler) refuse(w http.ResponseWriter, r *http.Request, ref *refusal) {
 	if ref.status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="reins"`)
 	}
-	writeJSON(w, ref.status, map[string]string{"error": ref.msg})
+	api.WriteJSON(w, ref.status, map[string]string{"error": ref.msg})
 }
-
-// statusOf answers a domain error with incidents' one error-to-status table.
-func statusOf(err error) int { return incidents.StatusCode(err) }
 
 // jsonMediaType accepts application/json, with parameters, and +json types.
 func jsonMediaType(ct string) bool {
@@ -234,13 +232,6 @@ func malformedMessage(body []byte) string {
 		return "malformed JSON"
 	}
 	return incidents.ErrorMessage(decodeError(err))
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // the sender hung up: nothing left to tell it
 }
 
 func nonNil(ids []int64) []int64 {

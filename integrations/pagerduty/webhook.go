@@ -3,8 +3,8 @@ package pagerduty
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/reins-oss/reins/integrations/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -66,36 +66,36 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		writeError(w, http.StatusMethodNotAllowed, "PagerDuty webhooks must be sent with POST.")
+		api.WriteError(w, http.StatusMethodNotAllowed, "PagerDuty webhooks must be sent with POST.")
 		return
 	}
 	if h.secret == "" {
-		writeError(w, http.StatusUnauthorized,
+		api.WriteError(w, http.StatusUnauthorized,
 			"PagerDuty webhooks are refused: PAGERDUTY_WEBHOOK_SECRET is not set. Set it to the webhook subscription's signing secret.")
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxWebhookBody))
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		writeError(w, http.StatusRequestEntityTooLarge, "The body is larger than 1 MiB.")
+		api.WriteError(w, http.StatusRequestEntityTooLarge, "The body is larger than 1 MiB.")
 		return
 	} else if err != nil {
-		writeError(w, http.StatusBadRequest, "Could not read the body.")
+		api.WriteError(w, http.StatusBadRequest, "Could not read the body.")
 		return
 	} else if len(body) == 0 {
-		writeError(w, http.StatusBadRequest, "The body is empty: send a PagerDuty v3 webhook.")
+		api.WriteError(w, http.StatusBadRequest, "The body is empty: send a PagerDuty v3 webhook.")
 		return
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := webhookv3.VerifySignature(r, h.secret); err != nil {
 		h.log.WarnContext(ctx, "pagerduty webhook refused", "reason", err, "remote", r.RemoteAddr)
-		writeError(w, http.StatusUnauthorized,
+		api.WriteError(w, http.StatusUnauthorized,
 			"Missing or invalid X-PagerDuty-Signature: check that PAGERDUTY_WEBHOOK_SECRET is the subscription's signing secret.")
 		return
 	}
 	ev, err := parseWebhook(body)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "Malformed PagerDuty v3 webhook: "+err.Error())
+		api.WriteError(w, http.StatusBadRequest, "Malformed PagerDuty v3 webhook: "+err.Error())
 		return
 	}
 	if !ev.relevant() {
@@ -110,7 +110,7 @@ func (h *webhookHandler) handle(ctx context.Context, w http.ResponseWriter, id s
 	first, err := h.firstDelivery(ctx, id)
 	if err != nil {
 		h.log.ErrorContext(ctx, "pagerduty webhook: remember delivery", "webhook_id", id, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "Could not record the delivery; PagerDuty will retry.")
+		api.WriteError(w, http.StatusServiceUnavailable, "Could not record the delivery; PagerDuty will retry.")
 		return
 	} else if !first {
 		writeStatus(w, "duplicate")
@@ -131,7 +131,7 @@ func (h *webhookHandler) handle(ctx context.Context, w http.ResponseWriter, id s
 	case incidents.EINTERNAL, incidents.EUNAVAILABLE:
 		h.markFailed(id)
 		h.log.ErrorContext(ctx, "pagerduty webhook: apply", "event", ev.Type, "dedup_key", ev.DedupKey, "webhook_id", id, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "Could not apply the change; PagerDuty will retry.")
+		api.WriteError(w, http.StatusServiceUnavailable, "Could not apply the change; PagerDuty will retry.")
 	default:
 		// Already resolved and the like: retrying cannot change the answer, and
 		// PagerDuty disables a subscription after three dropped deliveries.
@@ -172,15 +172,5 @@ func (h *webhookHandler) markFailed(id string) {
 }
 
 func writeStatus(w http.ResponseWriter, status string) {
-	writeJSON(w, http.StatusOK, map[string]string{"status": status})
-}
-
-func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, map[string]string{"error": msg})
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(v)
+	api.WriteJSON(w, http.StatusOK, map[string]string{"status": status})
 }

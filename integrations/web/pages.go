@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reins-oss/reins/integrations/api"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -123,17 +124,10 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, status int, nam
 	_, _ = w.Write(buf.Bytes())
 }
 
-// domainError answers a domain error as a page.
+// domainError answers a domain error as a page, with the status the API
+// would answer (api.StatusOf: the one table).
 func (h *Handler) domainError(w http.ResponseWriter, r *http.Request, s *session, err error) {
-	status := http.StatusInternalServerError
-	switch incidents.ErrorCode(err) {
-	case incidents.ENOTFOUND:
-		status = http.StatusNotFound
-	case incidents.EINVALID:
-		status = http.StatusBadRequest
-	case incidents.EUNAVAILABLE:
-		status = http.StatusServiceUnavailable
-	}
+	status := api.StatusOf(err)
 	msg := incidents.ErrorMessage(err)
 	if status == http.StatusInternalServerError {
 		h.log.Error("web view: request failed", "path", r.URL.Path, "err", err)
