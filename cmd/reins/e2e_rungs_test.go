@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/reins-oss/reins/bot"
+	"github.com/reins-oss/reins/integrations/api"
 	"github.com/reins-oss/reins/integrations/halt/halttest"
 	"github.com/reins-oss/reins/migrations/dbtest"
 )
@@ -105,7 +106,7 @@ func TestSlashRestrictAndThrottle(t *testing.T) {
 				t.Errorf("flag route, agent throttled: %s", body)
 			}
 			_, body = e.api(http.MethodGet, "/agents/support-bot", nil)
-			var doc agentDoc
+			var doc api.AgentDoc
 			if err := json.Unmarshal(body, &doc); err != nil || doc.Containment.Mode != "throttled" || doc.Containment.Rate != 6 ||
 				doc.Sessions["s-1"].Mode != "restricted" {
 				t.Errorf("API agent: %s", body)

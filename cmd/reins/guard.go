@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/reins-oss/reins/integrations/api"
-	"net/http"
 	"net/url"
 	"strings"
 
@@ -106,26 +104,4 @@ func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, s
 	}
 	return fmt.Sprintf("Session %s of %s is left running: %d waiting breach(es) will not be acted on. To halt it after all: /agent kill %s %s",
 		session, agent, n, agent, session), nil
-}
-
-// leaveBody is the JSON body of POST /api/v1/agents/{agent}/sessions/{session}/leave.
-type leaveBody struct {
-	Actor string `json:"actor"`
-}
-
-func (m *Main) leaveSessionAPI(w http.ResponseWriter, r *http.Request) {
-	var b leaveBody
-	if !api.DecodeJSON(w, r, &b) {
-		return
-	}
-	actor, ok := apiActor(w, b.Actor)
-	if !ok {
-		return
-	}
-	text, err := m.leaveSession(r.Context(), actor, r.PathValue("agent"), r.PathValue("session"))
-	if err != nil {
-		api.WriteDomainError(w, m.Log, r, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]string{"result": text})
 }

@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"github.com/reins-oss/reins/integrations/api"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/reins-oss/reins/integrations/alerts"
+	"github.com/reins-oss/reins/integrations/api"
 	"github.com/reins-oss/reins/integrations/pagerduty"
 )
 
@@ -49,9 +47,6 @@ func (m *Main) routeTable() *routeMux {
 	mux.HandleFunc("GET /readyz", m.readyz)
 	mux.Handle("GET /metrics", m.metricsHandler())
 
-	// Pages go out before the incident channel exists; their Slack link points
-	// here and is redirected once the channel is known.
-	mux.HandleFunc("GET /incidents/{id}/slack", m.slackRedirect)
 	m.slackRoutes(mux)
 	m.webhookRoutes(mux)
 	m.apiRoutes(mux)
@@ -82,28 +77,6 @@ func (m *Main) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-}
-
-func (m *Main) slackRedirect(w http.ResponseWriter, r *http.Request) {
-	inc, ok := m.pathIncident(w, r)
-	if !ok {
-		return
-	}
-	id := inc.ID
-	if why, err := m.Service.NoChannelReason(r.Context(), inc); err != nil {
-		api.WriteDomainError(w, m.Log, r, err)
-		return
-	} else if why != "" {
-		api.WriteError(w, http.StatusNotFound, why)
-		return
-	}
-	if inc.SlackChannelID == "" {
-		w.Header().Set("Retry-After", "5")
-		api.WriteError(w, http.StatusServiceUnavailable,
-			fmt.Sprintf("the Slack channel of incident #%d is not created yet (Slack may be slow or down): retry in a few seconds", id))
-		return
-	}
-	http.Redirect(w, r, "https://slack.com/app_redirect?channel="+url.QueryEscape(inc.SlackChannelID), http.StatusFound)
 }
 
 func (m *Main) slackRoutes(mux *routeMux) {
@@ -150,4 +123,26 @@ func (m *Main) webhookRoutes(mux *routeMux) {
 	}
 	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(
 		m.Config.PagerDutyWebhookSecret, m.Service, m.Service, m.Log))
+}
+
+// apiRoutes registers the REST API (integrations/api), and the kill flag and
+// OFREP, which take the flag token, never the API token.
+func (m *Main) apiRoutes(mux *routeMux) {
+	h := &api.Handler{Token: m.Config.APIToken, Incidents: m.Service, Halting: m.Service, Aftermath: m.Service,
+		Sessions: m.Sessions, Registry: m.Registry, Leave: m.leaveSession, Now: m.Clock.Now, Log: m.Log}
+	h.Register(mux)
+	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))
+	// The same state over OFREP (docs/containment.md), with the flag token.
+	ofrep := m.Flags.OFREP(m.Config.FlagToken, m.agentName, func() []string { return m.Registry.Current().Names() })
+	mux.Handle("/ofrep/v1/evaluate/flags/{key}", ofrep.Evaluate())
+	mux.Handle("/ofrep/v1/evaluate/flags", ofrep.Bulk())
+	mux.Handle("/api/v1/", h.NotFound())
+}
+
+// agentName resolves a name or alias to the configured agent's name.
+func (m *Main) agentName(nameOrAlias string) (string, bool) {
+	if ag := m.Registry.Current().Agent(nameOrAlias); ag != nil {
+		return ag.Name, true
+	}
+	return "", false
 }

@@ -5,20 +5,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/reins-oss/reins/integrations/api"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/integrations/api"
 	"github.com/reins-oss/reins/integrations/langfuse"
 	"github.com/reins-oss/reins/integrations/otlp"
 	"github.com/reins-oss/reins/ownership"
 )
 
-// sessionRoutes serves the OTLP intake and the session record API (docs/api.md, docs/config.md sessions).
+// sessionRoutes serves the OTLP intake (docs/telemetry.md); the session record API is integrations/api's.
 func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	inflight, _ := strconv.ParseInt(m.Config.OTLPMaxInflightBytes, 10, 64)
@@ -42,12 +40,6 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 		Metrics:  m.metrics().otlp,
 	})
 	mux.Handle("POST /v1/traces", m.intake)
-	guarded := func(pattern string, h http.HandlerFunc) {
-		mux.Handle(pattern, api.RequireToken(m.Config.APIToken, "REINS_API_TOKEN", h))
-	}
-	guarded("GET /api/v1/sessions/{id}", m.getSession)
-	guarded("GET /api/v1/agents/{agent}/sessions", m.listSessions)
-	guarded("GET /api/v1/agents/{agent}/sessions/{id}", m.getSession)
 }
 
 // sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
@@ -96,76 +88,6 @@ func (m *Main) sweepHeldSpans(ctx context.Context) error {
 // sessionPuller is the pull source for agents whose sessions.source is not otlp.
 func (m *Main) sessionPuller() sessions.Puller { return langfuse.NewClient(m.Getenv) }
 
-// getSession serves /api/v1/sessions/{id}[?agent=] and
-// /api/v1/agents/{agent}/sessions/{id}: a session is its agent's, and an ID
-// two agents use without an agent named is answered 409 listing them.
-func (m *Main) getSession(w http.ResponseWriter, r *http.Request) {
-	agent := r.PathValue("agent")
-	if agent == "" {
-		agent = r.URL.Query().Get("agent")
-	}
-	if agent != "" && m.Registry.Current().Agent(agent) == nil {
-		api.WriteError(w, http.StatusNotFound, "unknown agent "+strconv.Quote(agent))
-		return
-	}
-	rec, err := m.Sessions.Session(r.Context(), agent, r.PathValue("id"))
-	var amb *sessions.AmbiguousError
-	switch {
-	case errors.As(err, &amb):
-		api.WriteJSON(w, http.StatusConflict, map[string]any{"error": fmt.Sprintf(
-			"%d agents have a session %s: name one with ?agent= or /api/v1/agents/{agent}/sessions/{id}",
-			len(amb.Agents), strconv.Quote(amb.ID)), "agents": amb.Agents})
-		return
-	case errors.Is(err, sessions.ErrNotFound):
-		api.WriteError(w, http.StatusNotFound, m.noRecord(r.Context(), r.PathValue("id")))
-		return
-	case err != nil:
-		api.WriteDomainError(w, m.Log, r, err)
-		return
-	}
-	if rec.Steps == nil {
-		rec.Steps = []sessions.Step{}
-	}
-	api.WriteJSON(w, http.StatusOK, rec)
-}
-
-func (m *Main) listSessions(w http.ResponseWriter, r *http.Request) {
-	a := m.Registry.Current().Agent(r.PathValue("agent"))
-	if a == nil {
-		api.WriteError(w, http.StatusNotFound, "unknown agent "+r.PathValue("agent"))
-		return
-	}
-	since := m.Clock.Now().Add(-24 * time.Hour)
-	if v := r.URL.Query().Get("since"); v != "" {
-		t, err := parseSince(v, m.Clock.Now())
-		if err != nil {
-			api.WriteError(w, http.StatusBadRequest, "since: "+err.Error())
-			return
-		}
-		since = t
-	}
-	list, err := m.Sessions.AgentSessions(r.Context(), a.Name, since, 0)
-	if err != nil {
-		api.WriteDomainError(w, m.Log, r, err)
-		return
-	}
-	if list == nil {
-		list = []sessions.Totals{}
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"agent": a.Name, "since": since.UTC(), "sessions": list})
-}
-
-// parseSince reads an RFC 3339 time or a duration back from now (24h).
-func parseSince(v string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(v); err == nil && d > 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, errors.New("expected an RFC 3339 time (2026-01-02T15:04:05Z) or a duration such as 24h")
-}
-
 func cmdSession(ctx context.Context, e *env, args []string) error {
 	fs := e.newFlags("session")
 	format := fs.String("format", "text", "text or json")
@@ -192,7 +114,7 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 			len(amb.Agents), amb.ID, strings.Join(amb.Agents, ", "), amb.Agents[0], amb.ID)}
 	}
 	if errors.Is(err, sessions.ErrNotFound) {
-		return errors.New(m.noRecord(ctx, pos[0]))
+		return errors.New(api.NoRecord(ctx, m.Sessions, m.Clock.Now(), pos[0]))
 	} else if err != nil {
 		return err
 	}
@@ -210,15 +132,4 @@ func cmdSession(ctx context.Context, e *env, args []string) error {
 		_, err = fmt.Fprintln(e.stdout, "Also: "+sessions.DescribeRefusals(refused)+".")
 	}
 	return err
-}
-
-// noRecord says why reins has no record of a session: spans naming it were
-// refused (when, from whom, why), or none arrived.
-func (m *Main) noRecord(ctx context.Context, id string) string {
-	refused, err := m.Sessions.Refusals(ctx, m.Clock.Now().Add(-sessions.RefusalRetention), id, 20)
-	if err == nil && len(refused) > 0 {
-		return "no record of session " + strconv.Quote(id) + ": " + sessions.DescribeRefusals(refused)
-	}
-	return "no record of session " + strconv.Quote(id) + ": no span naming it has reached /v1/traces " +
-		"(gen_ai.conversation.id, session.id or another session attribute, docs/telemetry.md) in the last 7 days"
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/reins-oss/reins/integrations/api"
 	"io"
 	"log/slog"
 	"mime"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/api"
 )
 
 // MaxBodyBytes is the largest webhook body accepted (docs/api.md: 1 MiB).

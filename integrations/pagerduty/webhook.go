@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/reins-oss/reins/integrations/api"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,8 +11,8 @@ import (
 	"time"
 
 	"github.com/PagerDuty/go-pagerduty/webhookv3"
-
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/integrations/api"
 )
 
 // MaxWebhookBody caps a webhook body; PagerDuty drops webhooks over 256 KB anyway.
