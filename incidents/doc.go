@@ -32,12 +32,9 @@
 // and outbox rows are those of back-to-back transactions, and every caller
 // returns after the commit. If a batch fails, each call re-runs alone, so a
 // bad call fails only itself. Calls go to one of 2 lanes by agent: one lane
-// with two batches in flight deadlocked on alert rows on PostgreSQL, and 4
-// lanes measured slower than 2 (0.53×/0.51× of the floor). In an alert storm
-// (10,000 notifications from 32 senders) group commit raised throughput from
-// 0.37× to 0.53× of a bare insert-one-row handler on SQLite and from 0.31× to
-// 0.62× on PostgreSQL, and cut the PostgreSQL p99 from 3.6× to 2.0× of that
-// floor (docs/performance.md, "Alert storm throughput").
+// with two batches in flight deadlocked on alert rows on PostgreSQL, and more
+// lanes measured slower. What it bought is measured in docs/performance.md
+// ("Alert storm throughput").
 //
 // Repeat fast path. Nearly every alert of a storm is a pure repeat: firing,
 // in its agent's open, grouping incident, with the same status, title,
@@ -52,9 +49,5 @@
 // alert is within a minute, so the full path still refreshes it and a
 // continuous alert keeps its incident past the group window, and only to
 // alerts this process received before (a first receipt would find nothing to
-// update). The one-row form raised storm throughput by about half on SQLite
-// and a third on PostgreSQL; one statement per batch then took PostgreSQL
-// from 0.47× to 0.76× of the floor (docs/performance.md, "Repeat fast path"
-// and "Bulk repeats"). With bulk intake on top, the storm runs at 0.77×
-// (SQLite) and 0.89× (PostgreSQL) of the floor, p99 1.05× and 1.68×.
+// update). Figures: docs/performance.md, "Repeat fast path" and "Bulk repeats".
 package incidents

@@ -316,34 +316,8 @@ func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
 		if !ok {
 			seen = observed[sla.Metric]
 		}
-		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Label(), Metric: sla.Metric, Limit: slaLimit(sla), Observed: seen})
+		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Label(), Metric: sla.Metric, Limit: sla.Limit(), Observed: seen})
 	}
-}
-
-func slaLimit(sla ownership.SLA) string {
-	var parts []string
-	if sla.Min != nil {
-		parts = append(parts, "min "+strconv.FormatFloat(*sla.Min, 'f', -1, 64))
-	}
-	if sla.Max != nil {
-		parts = append(parts, "max "+strconv.FormatFloat(*sla.Max, 'f', -1, 64))
-	}
-	if len(sla.Allow) > 0 {
-		parts = append(parts, "allow "+strings.Join(sla.Allow, ", "))
-	}
-	if sla.Count > 0 {
-		parts = append(parts, fmt.Sprintf("count %d", sla.Count))
-	}
-	if sla.Attribute != "" {
-		parts = append(parts, "attribute "+sla.Attribute)
-	}
-	if sla.Metric == ownership.SLAErrorRate && sla.Steps > 0 {
-		parts = append(parts, fmt.Sprintf("over %d steps", sla.Steps))
-	}
-	if sla.Window > 0 {
-		parts = append(parts, "within "+sla.Window.String())
-	}
-	return strings.Join(parts, "; ")
 }
 
 func postmortemHalt(h *Halt) PostmortemHalt {

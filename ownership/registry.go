@@ -5,6 +5,8 @@
 package ownership
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -286,6 +288,34 @@ func (s *SLA) Label() string {
 		return "score:" + s.Attribute
 	}
 	return s.Metric
+}
+
+// Limit says what the SLA allows, as the postmortem, the web view and the CLI
+// show it: "max 200000; within 1h0m0s".
+func (s *SLA) Limit() string {
+	var parts []string
+	if s.Min != nil {
+		parts = append(parts, "min "+strconv.FormatFloat(*s.Min, 'f', -1, 64))
+	}
+	if s.Max != nil {
+		parts = append(parts, "max "+strconv.FormatFloat(*s.Max, 'f', -1, 64))
+	}
+	if len(s.Allow) > 0 {
+		parts = append(parts, "allow "+strings.Join(s.Allow, ", "))
+	}
+	if s.Count > 0 {
+		parts = append(parts, fmt.Sprintf("count %d", s.Count))
+	}
+	if s.Attribute != "" {
+		parts = append(parts, "attribute "+s.Attribute)
+	}
+	if s.Metric == SLAErrorRate && s.Steps > 0 {
+		parts = append(parts, fmt.Sprintf("over %d steps", s.Steps))
+	}
+	if s.Window > 0 {
+		parts = append(parts, "within "+s.Window.String())
+	}
+	return strings.Join(parts, "; ")
 }
 
 // SLA returns the agent's SLA called name, or nil.

@@ -209,3 +209,13 @@ func loadSLAs(t *testing.T, yaml string) (*ownership.Registry, []string) {
 	}
 	return reg, out
 }
+
+// One wording of an SLA's limit for the postmortem and the web view: the web
+// view once had its own copy that left out count, attribute, steps and window.
+func TestSLALimitSaysEveryBound(t *testing.T) {
+	max := 0.2
+	sla := ownership.SLA{Metric: ownership.SLAErrorRate, Max: &max, Steps: 20, Window: time.Hour}
+	if got, want := sla.Limit(), "max 0.2; over 20 steps; within 1h0m0s"; got != want {
+		t.Errorf("Limit() = %q, want %q", got, want)
+	}
+}

@@ -526,24 +526,10 @@ func (h *Handler) slaRows(ctx context.Context, ag *ownership.Agent, recent []*in
 	}
 	for i, sla := range ag.SLAs {
 		if rows[i].Limit == "" {
-			rows[i].Limit = slaLimit(sla)
+			rows[i].Limit = sla.Limit()
 		}
 	}
 	return rows
-}
-
-func slaLimit(sla ownership.SLA) string {
-	var parts []string
-	if sla.Min != nil {
-		parts = append(parts, "min "+strconv.FormatFloat(*sla.Min, 'f', -1, 64))
-	}
-	if sla.Max != nil {
-		parts = append(parts, "max "+strconv.FormatFloat(*sla.Max, 'f', -1, 64))
-	}
-	if len(sla.Allow) > 0 {
-		parts = append(parts, "allow "+strings.Join(sla.Allow, ", "))
-	}
-	return strings.Join(parts, ", ")
 }
 
 // drillStrip is the last 26 weeks, oldest first, one cell a week.
