@@ -313,6 +313,26 @@ func (s *Service) addSessionEvidence(c *Checklist, inc *Incident, recs []session
 	}
 }
 
+// StepsRecorded is the incidents' observer of stored steps
+// (sessions.Service.Observe): it refreshes the summaries of the open
+// incidents naming the sessions that grew, whether their steps came over
+// OTLP or were pulled from a trace tool.
+func (s *Service) StepsRecorded(ctx context.Context, _ []sessions.Step, totals []sessions.Totals) {
+	byAgent := map[string][]string{}
+	var agents []string
+	for _, t := range totals {
+		if byAgent[t.Agent] == nil {
+			agents = append(agents, t.Agent)
+		}
+		byAgent[t.Agent] = append(byAgent[t.Agent], t.Session)
+	}
+	for _, agent := range agents {
+		if err := s.SessionsRecorded(ctx, agent, byAgent[agent]); err != nil {
+			s.log.Warn("refresh incident summaries after new steps", "agent", agent, "err", err)
+		}
+	}
+}
+
 // SessionsRecorded refreshes, debounced, the summaries of agent's open
 // incidents that name any of ids: steps often arrive after the alert that
 // named their session, and the summary shows their totals.

@@ -154,6 +154,9 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	if err := m.openGuard(); err != nil {
 		return err
 	}
+	// Stored steps, over OTLP or pulled, reach the guard first (openGuard),
+	// then the summaries of the incidents naming their sessions.
+	m.Sessions.Observe(m.Service.StepsRecorded)
 	return nil
 }
 

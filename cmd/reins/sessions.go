@@ -36,25 +36,10 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 		},
 		Recorder: m.Sessions,
 		Log:      m.Log,
-		Observe:  m.sessionsRecorded,
+		Observe:  m.Sessions.Recorded,
 		Metrics:  m.metrics().otlp,
 	})
 	mux.Handle("POST /v1/traces", m.intake)
-}
-
-// sessionsRecorded has the guard judge the new steps and refreshes the summaries of open incidents naming the
-// sessions that just grew.
-func (m *Main) sessionsRecorded(ctx context.Context, steps []sessions.Step, totals []sessions.Totals) {
-	m.Guard.Observe(ctx, steps, totals)
-	byAgent := map[string][]string{}
-	for _, t := range totals {
-		byAgent[t.Agent] = append(byAgent[t.Agent], t.Session)
-	}
-	for agent, ids := range byAgent {
-		if err := m.Service.SessionsRecorded(ctx, agent, ids); err != nil {
-			m.Log.Warn("refresh incident summaries after new steps", "agent", agent, "err", err)
-		}
-	}
 }
 
 // sweepHeldSpans records the held spans whose trace's session became known
@@ -71,7 +56,7 @@ func (m *Main) sweepHeldSpans(ctx context.Context) error {
 			}
 			return rerr
 		}
-		m.sessionsRecorded(ctx, joined, totals)
+		m.Sessions.Recorded(ctx, joined, totals)
 	}
 	if m.intake != nil {
 		m.intake.Refused(ctx, expired)

@@ -75,15 +75,32 @@ type Service struct {
 	puller   Puller
 	now      func() time.Time
 	log      *slog.Logger
-	// observe sees steps pulled from a trace tool once stored (the guard);
-	// the OTLP intake calls its own observer.
-	observe func(ctx context.Context, steps []Step, totals []Totals)
+	// observers see every batch of stored steps, whichever route stored
+	// it (Recorded): the guard judges them, the incidents refresh their
+	// summaries.
+	observers []Observer
 }
 
-// Observe sets the function that sees pulled steps once stored. Call it
-// before the Service is used.
-func (s *Service) Observe(fn func(ctx context.Context, steps []Step, totals []Totals)) {
-	s.observe = fn
+// Observer sees steps once stored, with their sessions' totals after the write.
+type Observer func(ctx context.Context, steps []Step, totals []Totals)
+
+// Observe adds fn to the observers of stored steps. Call it before the
+// Service is used.
+func (s *Service) Observe(fn Observer) {
+	s.observers = append(s.observers, fn)
+}
+
+// Recorded tells every observer, in the order they were added, about steps
+// stored with totals. Every route that stores steps calls it once: the
+// OTLP intake after it answers for the request's steps, a pull from a trace
+// tool, the sweep that joins held spans.
+func (s *Service) Recorded(ctx context.Context, steps []Step, totals []Totals) {
+	if len(totals) == 0 {
+		return
+	}
+	for _, fn := range s.observers {
+		fn(ctx, steps, totals)
+	}
 }
 
 // New returns a Service. puller may be nil (no pull source configured).
@@ -323,9 +340,7 @@ func (s *Service) Pull(ctx context.Context, agent, id string) (pulled bool, err 
 		if err != nil {
 			return false, err
 		}
-		if s.observe != nil {
-			s.observe(ctx, steps, totals)
-		}
+		s.Recorded(ctx, steps, totals)
 		return true, nil
 	}
 	return false, nil
