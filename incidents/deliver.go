@@ -11,21 +11,6 @@ import (
 	"github.com/reins-oss/reins/incidents/words"
 )
 
-// Outbox kinds: what a worker does with an item.
-const (
-	KindCreateChannel = "create_channel" // create #inc-42-agent-slug, remember its ID
-	KindPostSummary   = "post_summary"   // post and pin the summary, remember its ts
-	KindUpdateSummary = "update_summary" // update the summary in place (debounced)
-	KindSetTopic      = "set_topic"      // channel topic: agent, severity, title
-	KindInvite        = "invite"         // owners and kill authority into the channel
-	KindBookmark      = "bookmark"       // runbook and first session links
-	KindAnnounce      = "announce"       // one line in the team's (or governance) channel
-	KindPost          = "post"           // payload: a Message; Channel "" is the incident channel
-	KindPage          = "page"           // PagerDuty trigger to the kill authority
-	KindRepage        = "repage"         // trigger again, "HALT FAILED"; payload: repagePayload
-	KindPageResolve   = "page_resolve"   // PagerDuty resolve
-)
-
 const (
 	// waitForChannel is how long a post for an incident channel that does not
 	// exist yet waits before its next try.

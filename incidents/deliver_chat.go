@@ -36,6 +36,8 @@ func (s *Service) chatHandlers(handle func(kind string, h outbox.Handler)) {
 
 var errNoChat = outbox.Permanent(errors.New("Slack is not configured (SLACK_BOT_TOKEN unset)"))
 
+const KindCreateChannel = "create_channel" // create #inc-42-agent-slug, remember its ID
+
 func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
@@ -119,6 +121,8 @@ func (s *Service) withChannel(ctx context.Context, it *outbox.Item) (inc *Incide
 	return inc, true, nil
 }
 
+const KindPostSummary = "post_summary" // post and pin the summary, remember its ts
+
 func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
@@ -140,6 +144,8 @@ func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
 		return true, nil
 	})
 }
+
+const KindUpdateSummary = "update_summary" // update the summary in place (debounced)
 
 // deliverSummaryUpdate refreshes a posted summary. Before the summary is
 // posted there is nothing to refresh: post_summary reads the incident when it
@@ -215,6 +221,8 @@ func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
 	return out
 }
 
+const KindSetTopic = "set_topic" // channel topic: agent, severity, title
+
 func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
 	if !ok {
@@ -226,6 +234,8 @@ func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
 	}
 	return nil
 }
+
+const KindInvite = "invite" // owners and kill authority into the channel
 
 func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
@@ -250,6 +260,8 @@ func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 	}
 	return nil
 }
+
+const KindBookmark = "bookmark" // runbook and first session links
 
 func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.withChannel(ctx, it)
@@ -276,6 +288,8 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	}
 	return nil
 }
+
+const KindAnnounce = "announce" // one line in the team's (or governance) channel
 
 func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
@@ -325,6 +339,8 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	}
 	return nil
 }
+
+const KindPost = "post" // payload: a Message; Channel "" is the incident channel
 
 func (s *Service) deliverPost(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {

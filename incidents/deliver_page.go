@@ -35,6 +35,8 @@ func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
 
 var errNoPager = outbox.Permanent(errors.New("PagerDuty is not configured"))
 
+const KindPage = "page" // PagerDuty trigger to the kill authority
+
 // deliverPage sends the trigger. It never waits for the Slack channel: the
 // page carries the reins incident link, and the channel link once known.
 func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
@@ -56,6 +58,8 @@ func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
 			"Paged the kill authority of "+inc.Agent+" in PagerDuty", map[string]any{"dedup_key": page.DedupKey})
 	})
 }
+
+const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: repagePayload
 
 // deliverRepage triggers again on the same dedup key after a failed halt, so
 // PagerDuty keeps one incident and the acknowledgement sync still matches.
@@ -83,6 +87,8 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 			"Re-paged the kill authority of "+inc.Agent+": halt failed", map[string]any{"dedup_key": page.DedupKey, "halt_id": p.HaltID})
 	})
 }
+
+const KindPageResolve = "page_resolve" // PagerDuty resolve
 
 func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "resolve")
