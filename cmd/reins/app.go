@@ -22,6 +22,7 @@ import (
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/jobs"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
@@ -62,19 +63,17 @@ type Main struct {
 	// session records are kept.
 	WebSessions web.SessionSource
 
-	server       *http.Server
-	listener     net.Listener
-	cron         *cron.Cron
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
-	reloadMu     sync.Mutex
-	jobCtx       context.Context
-	drillMu      sync.Mutex
-	drillEntries []cron.EntryID
-	readOnly     bool // commands that only read: never create or migrate a database
-	cli          bool // a one-shot command: config warnings are for `reins validate`
-	healthCache  healthCache
-	rejected     rejectedReload // the last reload refused, for /readyz?verbose=1
+	server      *http.Server
+	listener    net.Listener
+	cron        *cron.Cron
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	reloadMu    sync.Mutex
+	jobs        *jobs.Runner
+	readOnly    bool // commands that only read: never create or migrate a database
+	cli         bool // a one-shot command: config warnings are for `reins validate`
+	healthCache healthCache
+	rejected    rejectedReload // the last reload refused, for /readyz?verbose=1
 	// forAgent, set by break-glass commands, loads only that agent's entry
 	// when the file is broken elsewhere; configNote then says what was left out.
 	forAgent   string
@@ -377,8 +376,8 @@ func (m *Main) Close() error {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		}
 	}
-	if m.cron != nil {
-		<-m.cron.Stop().Done()
+	if m.jobs != nil {
+		<-m.jobs.Stop().Done()
 	}
 	if m.Bot != nil {
 		m.Bot.Wait()
