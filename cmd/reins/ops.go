@@ -18,10 +18,11 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/slack-go/slack"
+
 	"github.com/reins-oss/reins/integrations/api"
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/ownership"
-	"github.com/slack-go/slack"
 )
 
 // Operations: how reins opens its database, guards its listener, reports

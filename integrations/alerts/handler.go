@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/api"
 )

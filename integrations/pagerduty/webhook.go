@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/PagerDuty/go-pagerduty/webhookv3"
+
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/integrations/api"
 )

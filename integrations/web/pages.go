@@ -13,13 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/extension"
+
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/api"
 	"github.com/reins-oss/reins/ownership"
-	"github.com/yuin/goldmark"
-	"github.com/yuin/goldmark/extension"
 )
 
 const (
