@@ -92,8 +92,8 @@ func TestListAndDrillsSchedule(t *testing.T) {
 			t.Errorf("job %s: schedule %q: %v", j.Name, j.Schedule, err)
 		}
 	}
-	if len(seen) != 9 {
-		t.Errorf("%d jobs, want the 8 fixed ones and the drill", len(seen))
+	if len(seen) != 10 {
+		t.Errorf("%d jobs, want the 9 fixed ones and the drill", len(seen))
 	}
 }
 
@@ -105,6 +105,7 @@ func (domain) RemindPostmortems(context.Context, time.Time) (int, error)      { 
 func (domain) AuditOwnership(context.Context, time.Time) error                { return nil }
 func (domain) Escalate(context.Context, time.Time) (int, error)               { return 0, nil }
 func (domain) EndProbations(context.Context, time.Time) error                 { return nil }
+func (domain) FinishInterruptedHalts(context.Context, time.Time) (int, error) { return 0, nil }
 func (domain) PruneIdempotencyKeys(context.Context, time.Time) (int64, error) { return 0, nil }
 func (domain) EnforceRetention(context.Context, time.Time) (int, error)       { return 0, nil }
 func (domain) RunDrill(context.Context, string, time.Time) (*incidents.DrillResult, error) {

@@ -30,6 +30,9 @@ const (
 	// scheduleProbation returns targets whose probation ended quietly to
 	// running (the resume gate, docs/containment.md).
 	scheduleProbation = "@every 20s"
+	// scheduleInterrupted settles halts a stopped process left "requested":
+	// soon after the longest a halt can take (about 40 s by default).
+	scheduleInterrupted = "@every 15s"
 )
 
 // Domain is what the jobs ask of the incident use cases (*incidents.Service).
@@ -39,6 +42,7 @@ type Domain interface {
 	AuditOwnership(ctx context.Context, now time.Time) error
 	Escalate(ctx context.Context, now time.Time) (int, error)
 	EndProbations(ctx context.Context, now time.Time) error
+	FinishInterruptedHalts(ctx context.Context, now time.Time) (int, error)
 	PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)
 	RunDrill(ctx context.Context, agent string, now time.Time) (*incidents.DrillResult, error)
 }
@@ -57,6 +61,7 @@ func List(d Domain, s Sessions, heldSpans func(ctx context.Context) error, log *
 		{Name: "ownership_audit", Schedule: scheduleAudit, Run: d.AuditOwnership},
 		{Name: "dead_man_escalation", Schedule: scheduleEscalation, Run: discardCount(d.Escalate)},
 		{Name: "end_probations", Schedule: scheduleProbation, Run: d.EndProbations},
+		{Name: "finish_interrupted_halts", Schedule: scheduleInterrupted, Run: discardCount(d.FinishInterruptedHalts)},
 		{Name: "session_retention", Schedule: scheduleRetention, Run: discardCount(s.EnforceRetention)},
 		{Name: "held_spans", Schedule: scheduleHeldSpans, Run: func(ctx context.Context, _ time.Time) error {
 			return heldSpans(ctx)
