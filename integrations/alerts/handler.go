@@ -137,7 +137,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.received.Add(float64(len(alerts)))
 	h.deduplicated.Add(float64(res.Repeated))
-	api.WriteJSON(w, http.StatusOK, IngestResponse{
+	// The answer of every notification of a storm: compact, as senders read
+	// it, not indented as the API's (api.WriteJSON) for people.
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(IngestResponse{ // the sender hung up: nothing left to tell it
 		Incidents: nonNil(res.Incidents), Alerts: len(alerts), Opened: res.Opened,
 		New: res.New, Repeated: res.Repeated, Changed: res.Changed,
 	})
