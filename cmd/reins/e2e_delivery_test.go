@@ -126,7 +126,10 @@ func freeAddr(t *testing.T) string {
 func startChild(t *testing.T, env map[string]string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "serve")
-	cmd.Env = []string{"REINS_TEST_CHILD=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// Three children at 32 connections each and the rest of the suite would
+	// exhaust a stock PostgreSQL's 100: each child takes 8 unless told.
+	cmd.Env = []string{"REINS_TEST_CHILD=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"REINS_DATABASE_MAX_CONNS=8"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%s", k, v))
 	}

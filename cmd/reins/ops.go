@@ -41,6 +41,22 @@ const (
 // a SQLite file if needed); read-only commands refuse a database that is
 // absent or not migrated, naming it, rather than create an empty one.
 func (m *Main) openDB(ctx context.Context) (*sqlx.DB, migrations.Dialect, error) {
+	db, d, err := m.openDBUnsized(ctx)
+	if err == nil && d == migrations.Postgres {
+		// Validated in config: a count of at least minDatabaseConns.
+		if n, _ := strconv.Atoi(m.Config.DatabaseMaxConns); n > 0 {
+			db.SetMaxOpenConns(n)
+			db.SetMaxIdleConns(n)
+		}
+	}
+	return db, d, err
+}
+
+// minDatabaseConns is the smallest pool reins works with: a scheduled job's
+// lock holds one connection, the outbox and the intake each need one more.
+const minDatabaseConns = 4
+
+func (m *Main) openDBUnsized(ctx context.Context) (*sqlx.DB, migrations.Dialect, error) {
 	if !m.readOnly {
 		return migrations.Open(ctx, m.Config.DatabaseURL)
 	}
