@@ -24,9 +24,9 @@ type Config struct {
 	// REINS_DATABASE_MAX_CONNS: PostgreSQL connections one reins may hold;
 	// replicas times this must stay under the server's max_connections.
 	DatabaseMaxConns string
-	Listen      string
-	PublicURL   string
-	LogLevel    string
+	Listen           string
+	PublicURL        string
+	LogLevel         string
 
 	APIToken     string
 	FlagToken    string
