@@ -126,3 +126,33 @@ func TestLadderWindowRestarts(t *testing.T) {
 		t.Errorf("a repeat past the window halted the session (%d halts); breaches:\n%s", n, e.breaches("support-bot"))
 	}
 }
+
+// Issue 27, adapters: an endpoint that answers it cannot restrict (501)
+// gets the SLA's fallback, never a silent stronger action: the session is
+// halted, the rest of the agent runs, and the channel says why.
+func TestSLARungFallsBackWhenTheEndpointCannot(t *testing.T) {
+	for _, store := range []struct {
+		name string
+		pg   bool
+	}{{"SQLite", false}, {"PostgreSQL", true}} {
+		t.Run(store.name, func(t *testing.T) {
+			e := guardEnv(t, store.pg, `      - metric: tool_scope
+        allow: [salesforce.read, zendesk.*]
+        on_breach: restrict
+        fallback: halt_session
+`)
+			e.Halt.RefuseRungs(true)
+			newAgentRun(t, e, "s-fb").tool("salesforce.write", `{}`)
+			e.eventually("the fallback halt of the session", func() bool { return len(messagesOf(e.Halt, "halt", "s-fb")) == 1 })
+			if halted, sessions := e.Halt.State("support-bot"); halted || !slices.Equal(sessions, []string{"s-fb"}) {
+				t.Errorf("endpoint state: agent halted %v, sessions %v; want only s-fb halted", halted, sessions)
+			}
+			why := "answered that it cannot restrict, so by the SLA's fallback reins does halt_session instead"
+			if h := messagesOf(e.Halt, "halt", "s-fb")[0]; !strings.Contains(h.Reason, why) {
+				t.Errorf("the fallback halt does not say why: %q", h.Reason)
+			}
+			e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+			e.channelSays(incidentChannels(e.Slack)[0].ID, why)
+		})
+	}
+}
