@@ -113,7 +113,9 @@ func (p *parser) rungGlobs(n *yaml.Node, at string) []string {
 
 func (p *parser) checkRungGlobs(at string, globs []string) {
 	for i, g := range globs {
-		if strings.ContainsFunc(g, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }) {
+		// As the restrict rung itself checks them (incidents.checkRung): a
+		// glob it would refuse at the breach must not pass here.
+		if strings.ContainsFunc(g, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
 			p.errorf(p.itemNode(at, i), "%s: %s holds a comma or a space: list one tool or glob per item", at, quote(g))
 		}
 	}
