@@ -193,7 +193,7 @@ func TestParseSLALadder(t *testing.T) {
 		// glob holding one would read there as two, a wider list.
 		"ErrRestrictToComma": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"kb.read,crm.write\"]\n",
 			`"kb.read,crm.write" holds a comma`},
-		"ErrRestrictToEmpty": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"\"]\n", "restrict needs restrict_to"},
+		"ErrRestrictToEmpty":   {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"\"]\n", "restrict needs restrict_to"},
 		"ErrRestrictToControl": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"kb.\\x01read\"]\n", "holds a comma or a space"},
 		"ErrToolScopeAllowSpace": {"      - metric: tool_scope\n        allow: [\"kb.read crm.write\"]\n        on_breach: restrict\n",
 			`"kb.read crm.write" holds a comma or a space`},
