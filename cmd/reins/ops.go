@@ -307,10 +307,21 @@ func durabilityCheck(rawURL string) healthCheck {
 		return healthCheck{"durability", false, err.Error()}
 	case weak:
 		return healthCheck{"durability", false, weakSyncWarning(level)}
+	}
+	if mode, notWAL, _ := migrations.SQLiteJournalMode(rawURL); notWAL {
+		return healthCheck{"durability", false, weakJournalWarning(mode)}
+	}
+	switch {
 	case level == "":
 		return healthCheck{"durability", true, "PostgreSQL: a commit is as durable as the server's fsync and synchronous_commit make it"}
 	}
 	return healthCheck{"durability", true, "SQLite fsyncs every commit (synchronous=" + level + "): what reins acknowledged survives a power loss"}
+}
+
+// weakJournalWarning explains a SQLite journal mode other than WAL.
+func weakJournalWarning(mode string) string {
+	return "SQLite journal_mode=" + mode + " (set in REINS_DATABASE_URL): reins' durability relies on the write-ahead log (WAL); " +
+		"with another journal a power loss can undo acknowledged alerts, halts and flag changes (with MEMORY or OFF even a crash of reins can corrupt the database); remove the _pragma"
 }
 
 // weakSyncWarning explains a SQLite synchronous level below FULL.
