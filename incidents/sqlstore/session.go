@@ -32,7 +32,8 @@ const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_to
 	unpriced_steps, first_at, last_at`
 
 // WriteSteps stores steps and grows their sessions' totals in one
-// transaction. A span already stored is skipped: exporters retry.
+// transaction, and deletes the held chunks the steps were read from. A span
+// already stored is skipped: exporters retry.
 func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
 	orig := steps
 	steps = uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
@@ -59,6 +60,11 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			if err := q.insertSteps(ctx, chunk, written); err != nil {
 				return err
 			}
+		}
+		// Held spans joined to their session leave the hold in the
+		// transaction that stores them (sessions.HoldPeeker).
+		if err := s.deleteHeldChunks(ctx, q, orig); err != nil {
+			return err
 		}
 		deltas := map[sessions.Key]*sessions.Totals{}
 		judged := map[sessions.Key]bool{}
