@@ -204,6 +204,12 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 }
 
 // insertSteps writes one chunk and marks in written the steps that were new.
+// Usually every step is: the rows affected say so, and no row comes back
+// (RETURNING a row per step cost about a tenth of the insert). When some
+// were stored already (an exporter's retry), the new ones are those whose
+// stored number is the one this write gave them: a step stored before got
+// its number from an earlier write, below the session's last_seq this
+// transaction read (and, on PostgreSQL, locked) before numbering.
 func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
 	var b strings.Builder
 	args := make([]any, 0, 23*len(chunk))
@@ -218,27 +224,67 @@ func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, writte
 			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
 			q.t(st.Arrival()), st.N)
 	}
-	b.WriteString(` ON CONFLICT (agent, session_id, span_id) DO NOTHING RETURNING agent, session_id, span_id`)
-	var rows *sql.Rows
+	b.WriteString(` ON CONFLICT (agent, session_id, span_id) DO NOTHING`)
+	var res sql.Result
 	var err error
 	if len(chunk) == stepChunk {
-		rows, err = q.query(ctx, b.String(), args...)
+		res, err = q.exec(ctx, b.String(), args...)
 	} else {
-		rows, err = q.x.QueryContext(ctx, q.x.Rebind(b.String()), args...)
+		res, err = q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...)
 	}
 	if err != nil {
 		return wrap(err, "insert session steps")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k stepKey
-		if err := rows.Scan(&k.agent, &k.session, &k.span); err != nil {
-			return wrap(err, "insert session steps")
-		}
-		written[k] = true
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap(err, "insert session steps: rows affected")
 	}
-	if err := rows.Err(); err != nil {
-		return wrap(err, "insert session steps")
+	if n == int64(len(chunk)) {
+		for _, st := range chunk {
+			written[stepKey{st.Agent, st.Session, st.SpanID}] = true
+		}
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return q.newlyWritten(ctx, chunk, written)
+}
+
+// newlyWritten marks in written the steps of chunk stored with the number
+// this write gave them.
+func (q *queries) newlyWritten(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
+	bySession := map[sessions.Key][]sessions.Step{}
+	for _, st := range chunk {
+		bySession[st.Key()] = append(bySession[st.Key()], st)
+	}
+	for _, k := range sortedKeys(bySession) {
+		steps := bySession[k]
+		want := make(map[string]int64, len(steps))
+		for _, st := range steps {
+			want[st.SpanID] = st.N
+		}
+		for start := 0; start < len(steps); start += idChunk {
+			part := steps[start:min(start+idChunk, len(steps))]
+			args := make([]any, 0, 2+len(part))
+			args = append(args, k.Agent, k.ID)
+			for _, st := range part {
+				args = append(args, st.SpanID)
+			}
+			var rows []struct {
+				SpanID string `db:"span_id"`
+				Seq    int64  `db:"seq"`
+			}
+			if err := sqlxSelect(ctx, q, &rows, `SELECT span_id, seq FROM session_steps WHERE agent = ? AND session_id = ?
+				AND span_id IN (`+marks(len(part))+`)`, args...); err != nil {
+				return wrap(err, "find the session steps just stored")
+			}
+			for _, r := range rows {
+				if n, ok := want[r.SpanID]; ok && n == r.Seq {
+					written[stepKey{k.Agent, k.ID, r.SpanID}] = true
+				}
+			}
+		}
 	}
 	return nil
 }
