@@ -88,6 +88,16 @@ func (q *queries) TraceSessions(ctx context.Context, keys []sessions.TraceKey) (
 // its span IDs so an exporter's retry of the same request holds nothing
 // twice.
 func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.Time, maxSpans int, maxBytes int64) (int, error) {
+	// Encoded before the transaction: on SQLite its time is every
+	// writer's wait.
+	bodies := make([][]byte, len(steps))
+	for i, st := range steps {
+		body, err := json.Marshal(st)
+		if err != nil {
+			return 0, err
+		}
+		bodies[i] = body
+	}
 	kept := 0
 	var added heldTotals
 	err := s.inTx(ctx, func(q *queries) error {
@@ -98,11 +108,8 @@ func (s *Store) HoldSteps(ctx context.Context, steps []sessions.Step, now time.T
 		}
 		var order []sessions.TraceKey
 		chunks := map[sessions.TraceKey]*heldChunk{}
-		for _, st := range steps {
-			body, err := json.Marshal(st)
-			if err != nil {
-				return err
-			}
+		for i, st := range steps {
+			body := bodies[i]
 			if have.N+1 > int64(maxSpans) || have.Bytes+int64(len(body)) > maxBytes {
 				break
 			}

@@ -40,6 +40,12 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 	if len(steps) == 0 {
 		return nil, nil
 	}
+	// The rows' values are bound before the transaction (its number, set
+	// in it, last): on SQLite the transaction's time is every writer's wait.
+	args := make([]any, 0, stepArgs*len(steps))
+	for _, st := range steps {
+		args = s.queries.stepRow(args, st)
+	}
 	var out []sessions.Totals
 	numbered := map[stepKey]int64{}
 	err := s.inTx(ctx, func(q *queries) error {
@@ -53,11 +59,12 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		for i := range steps {
 			last[steps[i].Key()]++
 			steps[i].N = last[steps[i].Key()]
+			args[stepArgs*i+stepArgs-1] = steps[i].N
 		}
 		written := map[stepKey]bool{}
 		for start := 0; start < len(steps); start += stepChunk {
-			chunk := steps[start:min(start+stepChunk, len(steps))]
-			if err := q.insertSteps(ctx, chunk, written); err != nil {
+			end := min(start+stepChunk, len(steps))
+			if err := q.insertSteps(ctx, steps[start:end], args[stepArgs*start:stepArgs*end], written); err != nil {
 				return err
 			}
 		}
@@ -210,21 +217,17 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 // stored number is the one this write gave them: a step stored before got
 // its number from an earlier write, below the session's last_seq this
 // transaction read (and, on PostgreSQL, locked) before numbering.
-func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
+func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, args []any, written map[stepKey]bool) error {
 	var b strings.Builder
-	args := make([]any, 0, 23*len(chunk))
-	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
-	for i, st := range chunk {
+	b.Grow(len(insertStepsHead) + len(chunk)*(len(stepMarks)+2) + len(insertStepsTail))
+	b.WriteString(insertStepsHead)
+	for i := range chunk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
-			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
-			q.t(st.Arrival()), st.N)
+		b.WriteString(stepMarks)
 	}
-	b.WriteString(` ON CONFLICT (agent, session_id, span_id) DO NOTHING`)
+	b.WriteString(insertStepsTail)
 	var res sql.Result
 	var err error
 	if len(chunk) == stepChunk {
@@ -249,6 +252,24 @@ func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, writte
 		return nil
 	}
 	return q.newlyWritten(ctx, chunk, written)
+}
+
+// stepArgs is the number of stepCols: the values of one step's row.
+const stepArgs = 23
+
+const (
+	insertStepsHead = `INSERT INTO session_steps (` + stepCols + `) VALUES `
+	stepMarks       = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	insertStepsTail = ` ON CONFLICT (agent, session_id, span_id) DO NOTHING`
+)
+
+// stepRow appends the values of st's row, in stepCols order; its number
+// (seq) comes last.
+func (q *queries) stepRow(args []any, st sessions.Step) []any {
+	return append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
+		st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
+		st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
+		q.t(st.Arrival()), st.N)
 }
 
 // newlyWritten marks in written the steps of chunk stored with the number
