@@ -112,7 +112,7 @@ func TestCrashAfterCommitDeliversAfterRestart(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +123,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startChild runs this test binary as `reins serve` with env.
-func startChild(t *testing.T, env map[string]string) *exec.Cmd {
+func startChild(t testing.TB, env map[string]string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "serve")
 	cmd.Env = []string{"REINS_TEST_CHILD=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
@@ -140,7 +140,7 @@ func startChild(t *testing.T, env map[string]string) *exec.Cmd {
 	return cmd
 }
 
-func waitHTTP(t *testing.T, url string) {
+func waitHTTP(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
