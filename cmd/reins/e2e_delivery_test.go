@@ -112,7 +112,7 @@ func TestCrashAfterCommitDeliversAfterRestart(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,7 +123,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // startChild runs this test binary as `reins serve` with env.
-func startChild(t *testing.T, env map[string]string) *exec.Cmd {
+func startChild(t testing.TB, env map[string]string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "serve")
 	// Three children at 32 connections each and the rest of the suite would
@@ -143,7 +143,7 @@ func startChild(t *testing.T, env map[string]string) *exec.Cmd {
 	return cmd
 }
 
-func waitHTTP(t *testing.T, url string) {
+func waitHTTP(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
