@@ -69,6 +69,7 @@ type Handler struct {
 	refusals *refusalLimiter
 	// lastPrune is when this replica last pruned expired state (UnixNano).
 	lastPrune atomic.Int64
+	acks      *ackClock // when acks are served, for commands' work to yield to
 	sem       chan struct{}
 	haltSem   chan struct{} // haltWorkers slots for kill, resume and confirmations
 	timeout   time.Duration
@@ -106,6 +107,7 @@ func NewHandler(cfg Config) *Handler {
 		auth:     cfg.Authorizer,
 		now:      cfg.Now,
 		refusals: newRefusalLimiter(),
+		acks:     newAckClock(),
 		sem:      make(chan struct{}, cfg.Workers),
 		haltSem:  make(chan struct{}, haltWorkers),
 		timeout:  cfg.WorkTimeout,
@@ -170,6 +172,7 @@ func (h *Handler) Wait() { h.wg.Wait() }
 // replay it within the 5-minute window, on this replica or another.
 func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte), singleUse bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer h.acks.serving()()
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeError(w, http.StatusMethodNotAllowed, "use POST")
@@ -350,7 +353,9 @@ func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 		}
 		sem = h.haltSem
 	}
+	queued := time.Now()
 	first := func(ctx context.Context) bool {
+		h.acks.yield(queued)
 		first, err := use.claim(ctx)
 		switch {
 		case err != nil:
@@ -362,7 +367,10 @@ func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 		}
 		return true
 	}
-	h.spawnAfter(sem, "command "+cmd.Verb, first, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
+	h.spawnAfter(sem, "command "+cmd.Verb, first, func(ctx context.Context) {
+		h.acks.yield(queued)
+		h.runCommand(ctx, c, cmd)
+	})
 	return nil
 }
 
