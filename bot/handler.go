@@ -119,7 +119,8 @@ func NewHandler(cfg Config) *Handler {
 	return h
 }
 
-// Commands serves POST /slack/commands.
+// Commands serves POST /slack/commands. Its requests are single-use too,
+// but their mark is taken after the ack, before their work (useOnce).
 func (h *Handler) Commands() http.Handler {
 	return h.signed(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		form, err := url.ParseQuery(string(body))
@@ -239,19 +240,25 @@ type useOnce struct {
 	err   error
 }
 
-// markWait bounds taking a mark after the ack: no ack waits for it, so it
-// may take longer than the ack path's bound, but a command stuck behind a
-// store that does not answer is told so rather than run much later.
-const markWait = 10 * time.Second
+const (
+	// markWait bounds taking a mark after the ack: no ack waits for it, so
+	// it may take longer than the ack path's bound, but a command stuck
+	// behind a store that does not answer is told so rather than run much
+	// later.
+	markWait = 10 * time.Second
+	// ackMarkWait bounds taking a mark on the request path (a refusal),
+	// so that the ack still beats Slack's 3 s.
+	ackMarkWait = 2 * time.Second
+)
 
-// claim takes the mark once (later calls return the first call's result):
-// true if this request is the first to take it.
-func (u *useOnce) claim(ctx context.Context) (bool, error) {
+// claim takes the mark once, within wait (later calls return the first
+// call's result): true if this request is the first to take it.
+func (u *useOnce) claim(ctx context.Context, wait time.Duration) (bool, error) {
 	if u == nil {
 		return true, nil
 	}
 	u.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), markWait)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
 		defer cancel()
 		u.first, u.err = u.h.markFirst(ctx, u.key, u.expires)
 	})
@@ -356,7 +363,7 @@ func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 	queued := time.Now()
 	first := func(ctx context.Context) bool {
 		h.acks.yield(queued)
-		first, err := use.claim(ctx)
+		first, err := use.claim(ctx, markWait)
 		switch {
 		case err != nil:
 			h.reply(ctx, c, textBlocks(storeDownText), storeDownText)

@@ -103,7 +103,7 @@ func (h *Handler) refuse(ctx context.Context, cmd incidents.HaltCommand, use *us
 	// taken takes the mark before the first write (the refusal counted
 	// and audited); ok false is what to answer instead.
 	taken := func() (text string, replay, ok bool) {
-		first, err := use.claim(ctx)
+		first, err := use.claim(ctx, ackMarkWait)
 		switch {
 		case err != nil:
 			return storeDownText, false, false
