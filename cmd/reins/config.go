@@ -50,6 +50,10 @@ type Config struct {
 	OTLPMaxInflightBytes string
 	OTLPMaxSpans         string
 	OTLPMaxAttributes    string
+	// REINS_OTLP_BULK_WRITES: writes of requests of more than 32 spans at
+	// once (the intake's bulk lane); "" for the CPUs reins may use, at
+	// least 2.
+	OTLPBulkWrites string
 	// The web view (docs/architecture.md, web view): Sign in with Slack, or a trusted proxy header.
 	SlackClientID     string
 	SlackClientSecret string
@@ -96,6 +100,7 @@ func (c *Config) envVars() []struct {
 		{"REINS_OTLP_MAX_INFLIGHT_BYTES", &c.OTLPMaxInflightBytes, "16777216"},
 		{"REINS_OTLP_MAX_SPANS", &c.OTLPMaxSpans, "10000"},
 		{"REINS_OTLP_MAX_ATTRIBUTES", &c.OTLPMaxAttributes, "128"},
+		{"REINS_OTLP_BULK_WRITES", &c.OTLPBulkWrites, ""},
 		{"REINS_SLACK_CLIENT_ID", &c.SlackClientID, ""},
 		{"REINS_SLACK_CLIENT_SECRET", &c.SlackClientSecret, ""},
 		{"REINS_SLACK_OIDC_ISSUER", &c.SlackOIDCIssuer, "https://slack.com"},
@@ -164,6 +169,9 @@ func (c Config) Validate() error {
 	}
 	if n, err := strconv.Atoi(c.OTLPMaxAttributes); err != nil || n < 16 {
 		return fmt.Errorf("REINS_OTLP_MAX_ATTRIBUTES: %q is not a count of at least 16 (default 128)", c.OTLPMaxAttributes)
+	}
+	if n, err := strconv.Atoi(c.OTLPBulkWrites); c.OTLPBulkWrites != "" && (err != nil || n < 1) {
+		return fmt.Errorf("REINS_OTLP_BULK_WRITES: %q is not a positive count (default: the CPUs reins may use, at least 2)", c.OTLPBulkWrites)
 	}
 	if c.SlackBotToken != "" && !strings.HasPrefix(c.SlackBotToken, "xoxb-") {
 		return fmt.Errorf("SLACK_BOT_TOKEN: must be a bot token starting with xoxb-")

@@ -27,6 +27,9 @@ const (
 	// scheduleProbation returns targets whose probation ended quietly to
 	// running (the resume gate, docs/containment.md).
 	scheduleProbation = "@every 20s"
+	// scheduleInterrupted settles halts a stopped process left "requested":
+	// soon after the longest a halt can take (about 40 s by default).
+	scheduleInterrupted = "@every 15s"
 )
 
 func (m *Main) startJobs(ctx context.Context) {
@@ -48,6 +51,10 @@ func (m *Main) startJobs(ctx context.Context) {
 		return err
 	})
 	m.addJob(scheduleProbation, "end_probations", m.Service.EndProbations)
+	m.addJob(scheduleInterrupted, "finish_interrupted_halts", func(ctx context.Context, now time.Time) error {
+		_, err := m.Service.FinishInterruptedHalts(ctx, now)
+		return err
+	})
 	m.addJob(scheduleRetention, "session_retention", func(ctx context.Context, now time.Time) error {
 		_, err := m.Sessions.EnforceRetention(ctx, now)
 		return err

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/reins-oss/reins/incidents/sessions"
+	"github.com/reins-oss/reins/incidents/sqlstore"
 	"github.com/reins-oss/reins/integrations/langfuse"
 	"github.com/reins-oss/reins/integrations/otlp"
 	"github.com/reins-oss/reins/ownership"
@@ -22,6 +24,13 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	inflight, _ := strconv.ParseInt(m.Config.OTLPMaxInflightBytes, 10, 64)
 	maxSpans, _ := strconv.Atoi(m.Config.OTLPMaxSpans)
+	bulk, _ := strconv.Atoi(m.Config.OTLPBulkWrites)
+	if bulk <= 0 {
+		// As many bulk writes as reins has CPUs to decode for: more only
+		// queue in the database, where a crossing span's statements then
+		// wait behind theirs (docs/performance.md, containment first).
+		bulk = max(2, runtime.GOMAXPROCS(0))
+	}
 	maxAttrs, _ := strconv.Atoi(m.Config.OTLPMaxAttributes)
 	m.intake = otlp.NewHandler(otlp.Config{
 		Token:            m.Config.OTLPToken,
@@ -39,6 +48,10 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 		Log:      m.Log,
 		Observe:  m.sessionsRecorded,
 		Metrics:  m.metrics().otlp,
+		// A small request's writes (a crossing span exported as it
+		// ended) pass the bulk lane, and on SQLite the queued writers.
+		Urgent:     sqlstore.Urgent,
+		BulkWrites: bulk,
 	})
 	mux.Handle("POST /v1/traces", m.intake)
 	api := func(pattern string, h http.HandlerFunc) {

@@ -50,50 +50,42 @@ type state struct {
 	totals   sessions.Totals
 	scoreMin map[string]float64 // per attribute: the lowest score seen
 	last     time.Time
+	// lastN is the highest stored step number counted, seen whether
+	// anything was counted: a session's steps are numbered in the order the
+	// store took them, on whichever replica, so a step numbered past lastN
+	// that is not in hand was stored elsewhere and is read back before the
+	// steps in hand are judged.
+	lastN int64
+	seen  bool
 }
 
-// state returns the state of session. On first sight (after a restart, or
-// eviction) it is rebuilt from the store: its stored breaches, and as pre the
-// steps stored before batch, for evaluate to judge first (a crash may have
-// stored steps nobody judged; a concurrent request may have stored some just
-// now). pre is nil when the state was already held.
-func (g *Guard) state(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step, t sessions.Totals) (*state, []*sessions.Step, error) {
+// state returns the state of session, a new one (judged from the store by
+// evaluate) on first sight: after a restart, an eviction, or when the
+// session's earlier steps went to other replicas.
+func (g *Guard) state(a *ownership.Agent, session string) *state {
 	k := sessions.Key{Agent: a.Name, ID: session}
 	g.mu.Lock()
-	s := g.sessions[k]
-	g.mu.Unlock()
-	if s != nil {
-		return s, nil, nil
-	}
-	var pre []*sessions.Step
-	var err error
-	if onlyBatch(batch, t) {
-		// Every step the session has is in this batch: nothing to rebuild,
-		// and reading back what was just written would double the cost of
-		// intake for sessions that arrive in big batches.
-		s = newState(a.Name)
-	} else {
-		s, pre, err = g.rebuild(ctx, a, session, batch)
-	}
-	g.mu.Lock()
 	defer g.mu.Unlock()
-	if cur := g.sessions[k]; cur != nil {
-		return cur, nil, err
+	if s := g.sessions[k]; s != nil {
+		return s
 	}
 	if len(g.sessions) >= g.cfg.MaxSessions {
 		g.evictLocked()
 	}
+	s := newState(a.Name)
 	g.sessions[k] = s
-	return s, pre, err
+	return s
 }
 
-// rebuild reads a session's stored breaches and its stored steps other than
-// those of batch, in time order.
-func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string, batch []sessions.Step) (*state, []*sessions.Step, error) {
-	s := newState(a.Name)
-	if len(a.SLAs) == 0 {
-		return s, nil, nil
-	}
+// catchUp reads what the state has not counted of a session from the
+// store: the steps stored before the ones in hand (stored by another
+// replica, by a request this replica judges later, or before a restart),
+// and the breaches recorded (by whichever replica judged first). upto bounds
+// the steps read by their number (0: all): a step stored after the ones in
+// hand is the judgement of the request that stored it. Steps in batch are
+// left out (they are judged as they arrived); so are steps stored before
+// numbering (N 0) when the state has counted anything already.
+func (g *Guard) catchUp(ctx context.Context, a *ownership.Agent, s *state, session string, batch []sessions.Step, upto int64) ([]*sessions.Step, error) {
 	var errs []error
 	inBatch := make(map[string]bool, len(batch))
 	for _, st := range batch {
@@ -107,8 +99,13 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 		errs = append(errs, err)
 	default:
 		for i := range rec.Steps {
-			if !inBatch[rec.Steps[i].SpanID] {
-				pre = append(pre, &rec.Steps[i])
+			st := &rec.Steps[i]
+			switch {
+			case inBatch[st.SpanID]:
+			case st.N == 0 && s.seen:
+			case st.N != 0 && (st.N <= s.lastN || upto > 0 && st.N > upto):
+			default:
+				pre = append(pre, st)
 			}
 		}
 	}
@@ -123,12 +120,12 @@ func (g *Guard) rebuild(ctx context.Context, a *ownership.Agent, session string,
 		s.breached[b.SLA] = true
 		s.repeats[b.SLA] = max(s.repeats[b.SLA], b.Repeat, 1)
 	}
-	return s, pre, errors.Join(errs...)
+	return pre, errors.Join(errs...)
 }
 
-// storedAt is when a stored step counts as received in a rebuilt state:
-// when reins received it, never later than now. A step stored without an
-// arrival time (tests) counts at its end.
+// storedAt is when a stored step counts as received: when reins received
+// it, never later than now. A step stored without an arrival time (tests)
+// counts at its end.
 func storedAt(st *sessions.Step, now time.Time) time.Time {
 	if !st.Received.IsZero() {
 		if st.Received.After(now) {
@@ -143,18 +140,14 @@ func storedAt(st *sessions.Step, now time.Time) time.Time {
 	return at
 }
 
-// onlyBatch says whether the session's stored steps are all in batch: the
-// batch's distinct spans are all stored, so as many steps in all means the
-// same steps.
-func onlyBatch(batch []sessions.Step, t sessions.Totals) bool {
-	if t.Steps > int64(len(batch)) {
-		return false
+// freshAt is when a step in hand counts as received: when the intake
+// stamped it (what the store keeps, so another replica reading it back
+// judges it at the same time), else now.
+func freshAt(st *sessions.Step, now time.Time) time.Time {
+	if st.Received.IsZero() || st.Received.After(now) {
+		return now
 	}
-	spans := make(map[string]struct{}, len(batch))
-	for _, st := range batch {
-		spans[st.SpanID] = struct{}{}
-	}
-	return t.Steps <= int64(len(spans))
+	return st.Received.Truncate(time.Microsecond) // as stored
 }
 
 func newState(agent string) *state {
@@ -300,17 +293,38 @@ func (s *state) add(st *sessions.Step, at time.Time) {
 	}
 }
 
-// newSteps returns the steps of batch the state has not counted. The store
+// newSteps returns the steps of batch the state has not counted. Steps the
+// store numbered are new when numbered past lastN (a retried span gets no
+// number: it was stored, and judged, before). Without numbers the store
 // grew the session by t.Steps - (what the state last saw) steps: when that
-// covers the batch, every step is new (the usual case, no look-up); else a
-// retry or a reordering resent some, found among the events kept.
-func (s *state) newSteps(batch []sessions.Step, t sessions.Totals, pre int) []*sessions.Step {
-	out := make([]*sessions.Step, 0, len(batch))
-	if t.Steps-s.totals.Steps-int64(pre) >= int64(len(batch)) {
+// covers the batch, every step is new; else a retry or a reordering resent
+// some, found among the events kept.
+func (s *state) newSteps(batch []sessions.Step, t sessions.Totals) (out []*sessions.Step, numbered bool) {
+	out = make([]*sessions.Step, 0, len(batch))
+	for i := range batch {
+		if batch[i].N != 0 {
+			numbered = true
+			break
+		}
+	}
+	if numbered {
+		// The store numbers a batch's new spans in batch order, and a span
+		// repeated within the batch gets its first copy's number: a new step
+		// is one numbered past every step before it.
+		last := s.lastN
+		for i := range batch {
+			if batch[i].N > last {
+				last = batch[i].N
+				out = append(out, &batch[i])
+			}
+		}
+		return out, true
+	}
+	if t.Steps-s.totals.Steps >= int64(len(batch)) {
 		for i := range batch {
 			out = append(out, &batch[i])
 		}
-		return out
+		return out, false
 	}
 	known := make(map[string]bool, len(s.events)+len(batch))
 	for _, e := range s.events {
@@ -322,17 +336,38 @@ func (s *state) newSteps(batch []sessions.Step, t sessions.Totals, pre int) []*s
 			out = append(out, &batch[i])
 		}
 	}
-	return out
+	return out, false
 }
 
-// evaluate counts the steps of pre (rebuilt from the store, judged as of
-// when they were stored) and the new steps of batch (judged as of now), one
-// at a time in that order, and returns the SLAs they crossed, each once per
-// session.
-func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, batch []sessions.Step, t sessions.Totals, now time.Time) []Breach {
+// evaluate judges the session's new steps of batch, and before them what
+// the state has not counted of the steps stored before them (catchUp), one
+// at a time in the order the store numbered them, each as of when reins
+// received it, and returns the SLAs they crossed, each once per session
+// (per rung of a ladder). t is the session's totals once batch was stored;
+// an empty batch judges every stored step not counted yet (rejudge).
+//
+// Every replica judges a session's steps in the same order at the same
+// times, from the same stored steps: whichever replica judges a crossing
+// finds it at the same step as one replica would, and the store keeps one
+// breach of it (InsertBreach). The catch-up costs a read of the session only
+// when the store holds steps of it this replica has not counted.
+func (g *Guard) evaluate(ctx context.Context, a *ownership.Agent, s *state, session string, batch []sessions.Step, t sessions.Totals, now time.Time) ([]Breach, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fresh := s.newSteps(batch, t, len(pre))
+	fresh, numbered := s.newSteps(batch, t)
+	if len(batch) > 0 && len(fresh) == 0 {
+		return nil, nil // counted already: a request judged after a later one of its session
+	}
+	var pre []*sessions.Step
+	var err error
+	if t.Steps-s.totals.Steps > int64(len(fresh)) && (numbered || !s.seen) {
+		var upto int64
+		if len(fresh) > 0 && numbered {
+			upto = fresh[len(fresh)-1].N
+		}
+		pre, err = g.catchUp(ctx, a, s, session, batch, upto)
+	}
+	s.seen = true
 	// Totals from the store are authoritative (they survive restarts and
 	// the step cap); the steps judged here lead up to them.
 	run := sessions.Totals{Steps: t.Steps, InputTokens: t.InputTokens, OutputTokens: t.OutputTokens, Cost: t.Cost}
@@ -361,6 +396,13 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 	var out []Breach
 	fired := map[string]bool{} // SLAs breached in this batch: a ladder climbs one rung per batch at most
 	judge := func(st *sessions.Step, at time.Time) {
+		// The windows need times in order: a step numbered later but
+		// stamped a moment earlier (stamped, then queued for the
+		// session's lock) counts as received with the one before it.
+		if at.Before(s.last) {
+			at = s.last
+		}
+		s.lastN = max(s.lastN, st.N)
 		s.add(st, at)
 		run.Steps++
 		run.InputTokens += st.InputTokens
@@ -397,12 +439,12 @@ func (g *Guard) evaluate(a *ownership.Agent, s *state, pre []*sessions.Step, bat
 		judge(st, storedAt(st, now))
 	}
 	for _, st := range fresh {
-		judge(st, now)
+		judge(st, freshAt(st, now))
 	}
 	if t.Steps > s.totals.Steps {
 		s.totals = t
 	}
-	return out
+	return out, err
 }
 
 // check says whether sla is crossed at step st, with run the session's

@@ -181,12 +181,12 @@ func (g *Guard) Observe(ctx context.Context, steps []sessions.Step, totals []ses
 			g.metrics.cost.WithLabelValues(a.Name).Add(cost)
 			continue
 		}
-		s, pre, err := g.state(ctx, a, t.Session, batch, t)
+		found, err := g.evaluate(ctx, a, g.state(a, t.Session), t.Session, batch, t, now)
 		if err != nil {
-			g.cfg.Log.Warn("guard: rebuild session state from the store; evaluating from the steps that arrived",
+			g.cfg.Log.Warn("guard: read session state from the store; evaluating from the steps that arrived",
 				"agent", t.Agent, "session", t.Session, "err", err)
 		}
-		breaches = append(breaches, g.evaluate(a, s, pre, batch, t, now)...)
+		breaches = append(breaches, found...)
 		judged = append(judged, Judged{Agent: t.Agent, Session: t.Session, Steps: t.Steps})
 	}
 	g.record(context.WithoutCancel(ctx), breaches, judged)

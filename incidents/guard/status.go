@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -155,8 +154,9 @@ const (
 )
 
 // recentStates returns the states of agent's recently active sessions: the
-// guard's own when it holds them, else rebuilt from the store and not kept
-// (a rebuild here could count steps whose batch is still being observed).
+// guard's own when it holds them up to date, else rebuilt from the store and
+// not kept (a rebuild here could count steps whose batch is still being
+// observed).
 func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.Time) ([]*state, error) {
 	list, err := g.cfg.Steps.FindSessions(ctx, a.Name, now.Add(-statusSince), statusSessions)
 	if err != nil {
@@ -167,9 +167,17 @@ func (g *Guard) recentStates(ctx context.Context, a *ownership.Agent, now time.T
 		g.mu.Lock()
 		s := g.sessions[t.Key()]
 		g.mu.Unlock()
+		if s != nil {
+			s.mu.Lock()
+			if s.totals.Steps < t.Steps {
+				s = nil // other replicas stored steps this one has not counted
+			}
+			s.mu.Unlock()
+		}
 		if s == nil {
-			var pre []*sessions.Step
-			if s, pre, err = g.rebuild(ctx, a, t.Session, nil); err != nil {
+			s = newState(a.Name)
+			pre, err := g.catchUp(ctx, a, s, t.Session, nil, 0)
+			if err != nil {
 				return nil, err
 			}
 			for _, st := range pre {

@@ -98,12 +98,30 @@ type Config struct {
 	// the defaults.
 	MaxSpans      int
 	MaxAttributes int
+	// SmallSpans and BulkWrites make the intake's two lanes: a request of
+	// more than SmallSpans spans (0 for DefaultSmallSpans) is bulk, and at
+	// most BulkWrites of those write at once (0 for DefaultBulkWrites); a
+	// small request (an agent exporting as its spans end, a crossing span)
+	// does not queue behind them. Urgent, when set, marks a small request's
+	// writes as passing queued bulk writes in the store too.
+	SmallSpans int
+	BulkWrites int
+	Urgent     func(context.Context) context.Context
 }
+
+// Defaults of the intake's lanes. Bulk writes beyond a few at once only
+// queue in the database, where a small request's statements then wait
+// behind theirs for the same cores.
+const (
+	DefaultSmallSpans = 32
+	DefaultBulkWrites = 2
+)
 
 // Handler serves POST /v1/traces.
 type Handler struct {
 	cfg    Config
 	slots  chan struct{}
+	bulk   chan struct{} // the bulk lane's writes (Config.BulkWrites)
 	budget *budget
 
 	warnedMu sync.Mutex
@@ -141,7 +159,14 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.MaxAttributes <= 0 {
 		cfg.MaxAttributes = DefaultMaxAttributes
 	}
-	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), budget: &budget{max: cfg.MaxInflightBytes}}
+	if cfg.SmallSpans <= 0 {
+		cfg.SmallSpans = DefaultSmallSpans
+	}
+	if cfg.BulkWrites <= 0 {
+		cfg.BulkWrites = DefaultBulkWrites
+	}
+	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, cfg.BulkWrites),
+		budget: &budget{max: cfg.MaxInflightBytes}}
 }
 
 const (
@@ -235,7 +260,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.count(res, spans)
 	h.scope(&res, who)
 	if len(res.Steps) > 0 || len(res.Pending) > 0 {
-		if !h.acquire(r.Context()) {
+		ctx, lane := r.Context(), h.slots
+		if len(res.Steps)+len(res.Pending) > h.cfg.SmallSpans {
+			lane = h.bulk
+		} else if h.cfg.Urgent != nil {
+			ctx = h.cfg.Urgent(ctx)
+		}
+		if !h.acquire(ctx, lane) {
 			h.cfg.Metrics.refused.WithLabelValues("overloaded").Inc()
 			w.Header().Set("Retry-After", "2")
 			h.fail(w, ct, http.StatusServiceUnavailable, codeUnavailable, "reins is busy storing spans: retry after 2 s")
@@ -246,7 +277,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var joined sessions.Joined
 		j, joins := h.cfg.Recorder.(Joiner)
 		if joins {
-			joined, err = j.Join(r.Context(), res.Steps, res.Pending, res.Bindings)
+			joined, err = j.Join(ctx, res.Steps, res.Pending, res.Bindings)
 			res.Steps = joined.Steps
 			h.cfg.Metrics.spansHeld.Add(float64(joined.Held))
 			h.cfg.Metrics.spansJoined.Add(float64(joined.Joined))
@@ -259,14 +290,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// acts, and its number is the same everywhere it is shown.
 		sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].Start.Before(res.Steps[j].Start) })
 		if err == nil && len(res.Steps) > 0 {
-			totals, err = h.cfg.Recorder.Record(r.Context(), res.Steps)
+			totals, err = h.cfg.Recorder.Record(ctx, res.Steps)
 		}
 		if err != nil && joins && len(joined.Claimed) > 0 {
-			if rerr := j.Rehold(context.WithoutCancel(r.Context()), joined.Claimed); rerr != nil {
+			if rerr := j.Rehold(context.WithoutCancel(ctx), joined.Claimed); rerr != nil {
 				h.cfg.Log.Error("put back held spans that could not be recorded", "spans", len(joined.Claimed), "err", rerr)
 			}
 		}
-		<-h.slots
+		<-lane
 		if err != nil {
 			h.cfg.Log.Error("store spans", "spans", len(res.Steps), "err", err)
 			h.cfg.Metrics.refused.WithLabelValues("store_failed").Inc()
@@ -276,7 +307,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		h.cfg.Metrics.stepsStored.Add(float64(len(res.Steps)))
 		if h.cfg.Observe != nil && len(totals) > 0 {
-			h.cfg.Observe(r.Context(), res.Steps, totals)
+			h.cfg.Observe(ctx, res.Steps, totals)
 		}
 	}
 	h.Refused(r.Context(), res.Refusals)
@@ -492,16 +523,16 @@ func (h *Handler) Refused(ctx context.Context, rs []sessions.Refusal) {
 	}
 }
 
-func (h *Handler) acquire(ctx context.Context) bool {
+func (h *Handler) acquire(ctx context.Context, lane chan struct{}) bool {
 	select {
-	case h.slots <- struct{}{}:
+	case lane <- struct{}{}:
 		return true
 	default:
 	}
 	t := time.NewTimer(h.cfg.Wait)
 	defer t.Stop()
 	select {
-	case h.slots <- struct{}{}:
+	case lane <- struct{}{}:
 		return true
 	case <-t.C:
 		return false

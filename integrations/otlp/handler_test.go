@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -168,5 +169,53 @@ func TestHandlerCapsSpansAndAttributes(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Errorf("stored %d steps, want the 2 under the cap", len(got))
+	}
+}
+
+// Issue 28, item 3: a small export (a span sent as it ended, such as the one
+// crossing an SLA) does not wait behind bulk exports for a write: those
+// take their own lane, and the small one's writes are marked urgent, so
+// the store lets them pass queued writers too.
+func TestHandlerSmallExportPassesTheBulkLane(t *testing.T) {
+	type urgentKey struct{}
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	urgent := make(chan bool, 1)
+	h := otlp.NewHandler(otlp.Config{Token: "tok", Resolve: resolve, SmallSpans: 2, BulkWrites: 1, Wait: 20 * time.Millisecond,
+		Urgent: func(ctx context.Context) context.Context { return context.WithValue(ctx, urgentKey{}, true) },
+		Recorder: recorder(func(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
+			if len(steps) > 2 {
+				started <- struct{}{}
+				<-release
+				return nil, nil
+			}
+			urgent <- ctx.Value(urgentKey{}) != nil
+			return nil, nil
+		})})
+	bulk, _ := os.ReadFile("testdata/genai_current.json") // 3 spans: bulk
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalJSON(bulk); err != nil {
+		t.Fatal(err)
+	}
+	spans := req.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans()
+	n := 0
+	spans.RemoveIf(func(ptrace.Span) bool { n++; return n > 1 })
+	small, _ := req.MarshalJSON()
+
+	done := make(chan int)
+	go func() { done <- post(h, "application/json", bulk).Code }()
+	<-started
+	if w := post(h, "application/json", bulk); w.Code != http.StatusServiceUnavailable {
+		t.Errorf("a second bulk export while the bulk lane is full: %d, want 503", w.Code)
+	}
+	if w := post(h, "application/json", small); w.Code != http.StatusOK {
+		t.Errorf("a one-span export while the bulk lane is full: %d %s, want 200 at once", w.Code, w.Body)
+	}
+	if !<-urgent {
+		t.Error("the one-span export's write was not marked urgent")
+	}
+	close(release)
+	if code := <-done; code != 200 {
+		t.Errorf("first bulk export: %d", code)
 	}
 }
