@@ -69,6 +69,7 @@ type Handler struct {
 	refusals *refusalLimiter
 	// lastPrune is when this replica last pruned expired state (UnixNano).
 	lastPrune atomic.Int64
+	acks      *ackClock // when acks are served, for commands' work to yield to
 	sem       chan struct{}
 	haltSem   chan struct{} // haltWorkers slots for kill, resume and confirmations
 	timeout   time.Duration
@@ -106,6 +107,7 @@ func NewHandler(cfg Config) *Handler {
 		auth:     cfg.Authorizer,
 		now:      cfg.Now,
 		refusals: newRefusalLimiter(),
+		acks:     newAckClock(),
 		sem:      make(chan struct{}, cfg.Workers),
 		haltSem:  make(chan struct{}, haltWorkers),
 		timeout:  cfg.WorkTimeout,
@@ -117,7 +119,8 @@ func NewHandler(cfg Config) *Handler {
 	return h
 }
 
-// Commands serves POST /slack/commands.
+// Commands serves POST /slack/commands. Its requests are single-use too,
+// but their mark is taken after the ack, before their work (useOnce).
 func (h *Handler) Commands() http.Handler {
 	return h.signed(func(w http.ResponseWriter, r *http.Request, body []byte) {
 		form, err := url.ParseQuery(string(body))
@@ -125,8 +128,8 @@ func (h *Handler) Commands() http.Handler {
 			writeError(w, http.StatusBadRequest, "malformed form body")
 			return
 		}
-		writeAck(w, h.command(slashFromForm(form)))
-	}, true)
+		writeAck(w, h.command(slashFromForm(form), h.markOf(r.Header)))
+	}, false)
 }
 
 // Interactions serves POST /slack/interactions. slack-go's
@@ -170,6 +173,7 @@ func (h *Handler) Wait() { h.wg.Wait() }
 // replay it within the 5-minute window, on this replica or another.
 func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte), singleUse bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer h.acks.serving()()
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			writeError(w, http.StatusMethodNotAllowed, "use POST")
@@ -208,6 +212,59 @@ func (h *Handler) signed(next func(http.ResponseWriter, *http.Request, []byte), 
 	})
 }
 
+// markOf is the single-use mark of a verified request, not yet taken.
+func (h *Handler) markOf(header http.Header) *useOnce {
+	ts, _ := strconv.ParseInt(header.Get(headerTimestamp), 10, 64) // Verify parsed it
+	return &useOnce{h: h, key: requestKey(header.Get(headerSignature)), expires: time.Unix(ts, 0).Add(MaxSkew + time.Second)}
+}
+
+// useOnce is a slash command's single-use mark, taken when the command is
+// about to change something rather than before its ack (issue 25). Commands
+// are acknowledged with nothing but a verified signature, as Slack wants
+// within 3 s; the work after the ack then waits for the mark to commit and
+// runs only if this request was the first to take it. The store's primary
+// key still decides "first" at commit, so a replay is acted on once whichever
+// replica each copy reaches; only the (empty) ack is given to both. Marks
+// taken this way from concurrent commands share one statement
+// (sqlstore's group commit), and none of them waits on the ack path.
+//
+// A nil *useOnce is a mark already taken (Socket Mode checks redelivery
+// before dispatch; unit tests call command directly).
+type useOnce struct {
+	h       *Handler
+	key     string
+	expires time.Time
+
+	once  sync.Once
+	first bool
+	err   error
+}
+
+const (
+	// markWait bounds taking a mark after the ack: no ack waits for it, so
+	// it may take longer than the ack path's bound, but a command stuck
+	// behind a store that does not answer is told so rather than run much
+	// later.
+	markWait = 10 * time.Second
+	// ackMarkWait bounds taking a mark on the request path (a refusal),
+	// so that the ack still beats Slack's 3 s.
+	ackMarkWait = 2 * time.Second
+)
+
+// claim takes the mark once, within wait (later calls return the first
+// call's result): true if this request is the first to take it.
+func (u *useOnce) claim(ctx context.Context, wait time.Duration) (bool, error) {
+	if u == nil {
+		return true, nil
+	}
+	u.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), wait)
+		defer cancel()
+		u.first, u.err = u.h.markFirst(ctx, u.key, u.expires)
+	})
+	return u.first, u.err
+}
+
 // storeDownText answers a request that could not be checked against replays.
 const storeDownText = ":warning: reins cannot reach its database, so it did nothing. Try again in a minute; to halt an agent now, run `reins kill AGENT --reason TEXT` on the reins host."
 
@@ -217,6 +274,11 @@ const storeDownText = ":warning: reins cannot reach its database, so it did noth
 func (h *Handler) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
+	return h.markFirst(ctx, key, expires)
+}
+
+// markFirst records key in the store within ctx; true the first time.
+func (h *Handler) markFirst(ctx context.Context, key string, expires time.Time) (bool, error) {
 	first, err := h.state.FirstRequest(ctx, key, expires)
 	if err != nil {
 		h.log.Error("check slack request against replays", "err", err)
@@ -273,25 +335,49 @@ func slackActor(userID, name string) incidents.Actor {
 	return incidents.Actor{Kind: incidents.ActorSlack, ID: userID, Name: name}
 }
 
-// command acknowledges a slash command and starts its work. A non-nil result
-// is the immediate answer: help and parse errors need no service call.
-func (h *Handler) command(sc slack.SlashCommand) any {
+// command acknowledges a slash command and starts its work, which runs once
+// use is taken (see useOnce). A non-nil result is the immediate answer: help
+// and parse errors need no service call, and change nothing, so they need
+// no mark either.
+func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 	cmd := ParseCommand(sc.Text)
 	if cmd.Verb == VerbHelp || cmd.Err != "" {
 		blocks, text := helpReply(cmd)
 		return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
 	}
 	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
-	spawn := h.spawn
+	sem := h.sem
 	if cmd.Verb == VerbKill || cmd.Verb == VerbResume || cmd.Verb == VerbRestrict || cmd.Verb == VerbThrottle {
 		// A refusal is answered here, in the ack: refused attempts never
-		// take, or wait for, a halt worker.
-		if text := h.refuseNow(context.Background(), haltCommand(cmd, c.actor)); text != "" {
+		// take, or wait for, a halt worker. It is audited, so it takes the
+		// mark first (refusals are few: rate-limited per user).
+		text, replay := h.refuse(context.Background(), haltCommand(cmd, c.actor), use)
+		switch {
+		case replay:
+			return nil
+		case text != "":
 			return refusedAck(text)
 		}
-		spawn = h.spawnHalt
+		sem = h.haltSem
 	}
-	spawn("command "+cmd.Verb, func(ctx context.Context) { h.runCommand(ctx, c, cmd) })
+	queued := time.Now()
+	first := func(ctx context.Context) bool {
+		h.acks.yield(queued)
+		first, err := use.claim(ctx, markWait)
+		switch {
+		case err != nil:
+			h.reply(ctx, c, textBlocks(storeDownText), storeDownText)
+			return false
+		case !first:
+			h.log.Debug("slack request replayed: dropped", "command", cmd.Verb)
+			return false
+		}
+		return true
+	}
+	h.spawnAfter(sem, "command "+cmd.Verb, first, func(ctx context.Context) {
+		h.acks.yield(queued)
+		h.runCommand(ctx, c, cmd)
+	})
 	return nil
 }
 
@@ -310,11 +396,21 @@ func (h *Handler) spawnHalt(what string, fn func(ctx context.Context)) {
 }
 
 func (h *Handler) spawnOn(sem chan struct{}, what string, fn func(ctx context.Context)) {
+	h.spawnAfter(sem, what, nil, fn)
+}
+
+// spawnAfter is spawnOn whose fn runs only if gate, called before a worker
+// is taken, says so: waiting for a single-use mark takes no worker, so the
+// marks of a burst are written together while the workers do earlier work.
+func (h *Handler) spawnAfter(sem chan struct{}, what string, gate func(ctx context.Context) bool, fn func(ctx context.Context)) {
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), h.timeout)
 		defer cancel()
+		if gate != nil && !gate(ctx) {
+			return
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

@@ -82,29 +82,56 @@ func (l *refusalLimiter) trim(user string, now time.Time) []time.Time {
 // allowed (the service checks again as it halts), an unknown agent (the
 // background answer suggests names), or a check too slow to wait for.
 func (h *Handler) refuseNow(ctx context.Context, cmd incidents.HaltCommand) string {
+	text, _ := h.refuse(ctx, cmd, nil)
+	return text
+}
+
+// refuse is refuseNow for a request whose single-use mark use is not taken
+// yet: a refusal is counted and audited only once the mark is taken, and
+// replay is true (nothing to answer) when another copy of the request took
+// it. A mark that cannot be taken is answered with storeDownText.
+func (h *Handler) refuse(ctx context.Context, cmd incidents.HaltCommand, use *useOnce) (text string, replay bool) {
 	if h.auth == nil {
-		return ""
+		return "", false
 	}
 	agent := h.svc.Registry().Agent(cmd.Agent)
 	if agent == nil {
-		return ""
+		return "", false
 	}
 	cmd.Agent = agent.Name
 	user, now := cmd.Actor.ID, h.now()
+	// taken takes the mark before the first write (the refusal counted
+	// and audited); ok false is what to answer instead.
+	taken := func() (text string, replay, ok bool) {
+		first, err := use.claim(ctx, ackMarkWait)
+		switch {
+		case err != nil:
+			return storeDownText, false, false
+		case !first:
+			return "", true, false
+		}
+		return "", false, true
+	}
 	if n := h.refusals.recent(user, now); n >= refusalLimit {
+		if text, replay, ok := taken(); !ok {
+			return text, replay
+		}
 		h.refusals.add(user, now)
 		count := h.auditRefusal(ctx, cmd, "refused repeatedly: not looked up again")
 		return fmt.Sprintf(":no_entry: You have been refused %d times in a row for *%s*; wait a minute before trying again. Ask someone with kill authority (`/agent who %s`), or use `reins kill` on the host.",
-			max(count, n+1), Escape(cmd.Agent), Escape(cmd.Agent))
+			max(count, n+1), Escape(cmd.Agent), Escape(cmd.Agent)), false
 	}
 	dec, ok := h.authorize(ctx, agent, user)
 	if !ok || dec.Allowed {
-		return ""
+		return "", false
+	}
+	if text, replay, ok := taken(); !ok {
+		return text, replay
 	}
 	h.refusals.add(user, now)
 	h.auditRefusal(ctx, cmd, dec.Reason)
 	h.log.Info("halt refused", "agent", cmd.Agent, "action", cmd.Action, "user", user)
-	return refusal(dec, cmd)
+	return refusal(dec, cmd), false
 }
 
 // authorize asks the Authorizer, giving up after authorizeWait (ok false).

@@ -102,19 +102,36 @@ func TestHandlerPrunesExpiredState(t *testing.T) {
 }
 
 // When the store cannot say whether a request is a replay, nothing runs:
-// the caller is told why and what to do instead.
+// the caller is told why and what to do instead. An allowed command was
+// acknowledged before its mark was taken, so it is told on its
+// response_url; a refusal is told in the ack, and not audited.
 func TestReplayCheckFailsClosed(t *testing.T) {
-	svc := &fakeService{}
-	hs := newHarness(t, svc)
-	hs.state.Hook = func(method string) error {
-		if method == "FirstRequest" {
-			return incidents.Errorf(incidents.EUNAVAILABLE, "database down")
-		}
-		return nil
-	}
-	rec, _ := hs.command("U01ALICE", "C0GENERAL", "resume support-bot")
-	wantContains(t, rec.Body.String(), "cannot reach its database", "reins kill")
-	if n := len(svc.calls); n != 0 {
-		t.Fatalf("service called %v with the replay check down", svc.calls)
+	for _, tc := range []struct{ user, text string }{
+		{"U01ALICE", "resume support-bot"},
+		{"U01ALICE", "status"},
+		{"U02MALLORY", "kill support-bot looping"},
+	} {
+		t.Run(tc.text, func(t *testing.T) {
+			svc := &fakeService{}
+			hs := newHarness(t, svc)
+			hs.state.Hook = func(method string) error {
+				if method == "FirstRequest" {
+					return incidents.Errorf(incidents.EUNAVAILABLE, "database down")
+				}
+				return nil
+			}
+			rec, posts := hs.command(tc.user, "C0GENERAL", tc.text)
+			answer := rec.Body.String()
+			if len(posts) > 0 {
+				answer += lastText(t, posts)
+			}
+			wantContains(t, answer, "cannot reach its database", "reins kill")
+			if n := len(svc.calls); n != 0 {
+				t.Fatalf("service called %v with the replay check down", svc.calls)
+			}
+			if n := hs.state.Calls("CountRefusal"); n != 0 {
+				t.Fatalf("refusal audited %d times with the replay check down", n)
+			}
+		})
 	}
 }

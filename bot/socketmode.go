@@ -78,7 +78,7 @@ func (h *Handler) envelope(req *socketmode.Request) (any, error) {
 		if err := json.Unmarshal(req.Payload, &sc); err != nil {
 			return nil, fmt.Errorf("parse slash command: %w", err)
 		}
-		return h.command(sc), nil
+		return h.command(sc, nil), nil // redelivered took its mark
 	case socketmode.RequestTypeInteractive:
 		var ic slack.InteractionCallback
 		if err := json.Unmarshal(req.Payload, &ic); err != nil {

@@ -143,6 +143,20 @@ func TestAutoHaltNotRun(t *testing.T) {
 			}),
 			wantAction: ownership.OnBreachHaltAgent, wantHalts: 1,
 			wantNote: "reins halted billing-agent automatically: " + tokenReason + " (its kubernetes adapter cannot stop one session, so by the SLA's fallback reins halts the whole agent). To resume: `/agent resume billing-agent` in Slack or `reins resume billing-agent` on the reins host"},
+		// An adapter that cannot do a rung is never sent a stronger or
+		// weaker action in silence: the SLA's fallback decides, said so.
+		{name: "RungUnsupportedFallsBackToAlert",
+			cmd: autoCmd(func(c *incidents.AutoHaltCommand) {
+				c.Agent, c.SLA, c.Action, c.Allow = "billing-agent", "cost_per_session", ownership.OnBreachRestrict, []string{"kb.read"}
+			}),
+			wantAction: ownership.OnBreachAlert,
+			wantNote:   "reins did not restrict session s-8812 of billing-agent: its kubernetes adapter cannot restrict and the SLA's fallback is alert"},
+		{name: "RungUnsupportedFallsBackToHaltAgent",
+			cmd: autoCmd(func(c *incidents.AutoHaltCommand) {
+				c.Agent, c.SLA, c.Action, c.Rate, c.Fallback = "billing-agent", "cost_per_session", ownership.OnBreachThrottle, 6, ownership.OnBreachHaltAgent
+			}),
+			wantAction: ownership.OnBreachHaltAgent, wantHalts: 1,
+			wantNote: "reins halted billing-agent automatically: " + tokenReason + " (its kubernetes adapter cannot throttle, so by the SLA's fallback reins does halt_agent instead)"},
 		{name: "SessionAlreadyHaltedByHalt",
 			setup: func(t *testing.T, env *incidentstest.Env) {
 				if _, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Containment rungs a person or policy can ask for, besides ActionHalt and
@@ -130,8 +132,14 @@ func (c Containment) String() string {
 	return ModeRunning
 }
 
-// checkRung validates a rung's parameters: restrict needs an allow-list,
-// throttle a positive rate, and the others neither.
+// MaxThrottleRate bounds a throttle's model calls per minute, as the slash
+// command, the CLI and reins.yaml do: beyond it a throttle limits nothing.
+const MaxThrottleRate = 100000
+
+// checkRung validates a rung's parameters: restrict needs an allow-list of
+// globs path.Match reads (none holding a comma: the flag's OFREP metadata
+// joins them with commas, so "a,b" would read there as a and b, a wider
+// list than asked), throttle a rate from 1 to MaxThrottleRate.
 func checkRung(action string, allow []string, rate int) error {
 	switch action {
 	case ActionRestrict:
@@ -139,14 +147,29 @@ func checkRung(action string, allow []string, rate int) error {
 			return Errorf(EINVALID, "A restriction needs the tools still allowed: add allow GLOBS, e.g. allow salesforce.read,zendesk.*")
 		}
 		for _, g := range allow {
-			if strings.TrimSpace(g) == "" || strings.ContainsAny(g, " \t") {
+			if _, err := path.Match(g, ""); err != nil || strings.TrimSpace(g) == "" || strings.ContainsFunc(g, func(r rune) bool {
+				return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r)
+			}) {
 				return Errorf(EINVALID, "%q is not a tool glob: write tool names or globs separated by commas, e.g. salesforce.read,zendesk.*", g)
 			}
 		}
 	case ActionThrottle:
-		if rate <= 0 {
-			return Errorf(EINVALID, "A throttle needs a rate of at least 1 model call per minute, e.g. 6/min.")
+		if rate <= 0 || rate > MaxThrottleRate {
+			return Errorf(EINVALID, "A throttle needs a rate of at least 1 model call per minute and at most %d, e.g. 6/min.", MaxThrottleRate)
 		}
+	}
+	return nil
+}
+
+// checkRungParams refuses a person's parameters that the action would
+// ignore (allow on a throttle, rate on a restriction, either on a halt or
+// resume): reins never does a silently weaker or stronger action than asked.
+func checkRungParams(action string, allow []string, rate int) error {
+	if len(allow) > 0 && action != ActionRestrict {
+		return Errorf(EINVALID, "allow is for restrict only: a %s keeps no allow-list. Restrict the agent to keep only some tools.", action)
+	}
+	if rate != 0 && action != ActionThrottle {
+		return Errorf(EINVALID, "rate is for throttle only: a %s keeps no rate. Throttle the agent to slow it down.", action)
 	}
 	return nil
 }

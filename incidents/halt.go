@@ -89,6 +89,9 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 	if err := checkRung(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
 		return nil, err
 	}
+	if err := checkRungParams(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
+		return nil, err
+	}
 	ag, err := s.lookupAgent(cmd.Agent)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,35 @@ var sqliteParams = [][2]string{
 // returns "", false: its durability is the server's (fsync,
 // synchronous_commit).
 func SQLiteSynchronous(rawURL string) (level string, weak bool, err error) {
+	level, sqlite, err := sqlitePragma(rawURL, "synchronous", "FULL")
+	if err != nil || !sqlite {
+		return "", false, err
+	}
+	switch level {
+	case "FULL", "EXTRA", "2", "3":
+		return level, false, nil
+	}
+	return level, true, nil
+}
+
+// SQLiteJournalMode returns the journal mode a SQLite URL runs with ("WAL"
+// unless the URL sets another, upper case) and whether it is not WAL. What
+// the store promises relies on the write-ahead log: commits reach the disk in
+// order, so the Slack request marks committed without an fsync go to disk
+// with the next durable commit; and MEMORY or OFF do not even survive a
+// crash of reins (a transaction cut short can corrupt the file). A
+// PostgreSQL URL returns "", false.
+func SQLiteJournalMode(rawURL string) (mode string, notWAL bool, err error) {
+	mode, sqlite, err := sqlitePragma(rawURL, "journal_mode", "WAL")
+	if err != nil || !sqlite {
+		return "", false, err
+	}
+	return mode, mode != "WAL", nil
+}
+
+// sqlitePragma returns the argument, upper case, of the last _pragma name
+// of a SQLite URL (def when it sets none), and whether the URL is SQLite.
+func sqlitePragma(rawURL, name, def string) (arg string, sqlite bool, err error) {
 	d, dsn, err := ParseURL(rawURL)
 	if err != nil || d != SQLite {
 		return "", false, err
@@ -80,17 +109,13 @@ func SQLiteSynchronous(rawURL string) (level string, weak bool, err error) {
 	if err != nil {
 		return "", false, fmt.Errorf("SQLite URL has a malformed query: %w", err)
 	}
-	level = "FULL"
+	arg = def
 	for _, p := range q["_pragma"] {
-		if name, arg := pragmaName(p); name == "synchronous" {
-			level = strings.ToUpper(arg)
+		if n, a := pragmaName(p); n == name {
+			arg = strings.ToUpper(a)
 		}
 	}
-	switch level {
-	case "FULL", "EXTRA", "2", "3":
-		return level, false, nil
-	}
-	return level, true, nil
+	return arg, true, nil
 }
 
 // pragmaName splits a _pragma parameter, "name(arg)" or "name=arg" as the

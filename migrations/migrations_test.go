@@ -104,6 +104,26 @@ func TestSQLiteSynchronous(t *testing.T) {
 	}
 }
 
+// The store's durability relies on the write-ahead log: a URL that sets
+// another journal mode is reported so validate and doctor can warn.
+func TestSQLiteJournalMode(t *testing.T) {
+	for _, tt := range []struct {
+		url, mode string
+		notWAL    bool
+	}{
+		{"sqlite:reins.db", "WAL", false},
+		{"sqlite:reins.db?_pragma=journal_mode(wal)", "WAL", false},
+		{"sqlite:reins.db?_pragma=journal_mode(MEMORY)", "MEMORY", true},
+		{"reins.db?_pragma=Journal_Mode%3Ddelete", "DELETE", true},
+		{"postgres://u@h/db", "", false},
+	} {
+		mode, notWAL, err := migrations.SQLiteJournalMode(tt.url)
+		if err != nil || mode != tt.mode || notWAL != tt.notWAL {
+			t.Errorf("SQLiteJournalMode(%q) = %q, %v, %v; want %q, %v", tt.url, mode, notWAL, err, tt.mode, tt.notWAL)
+		}
+	}
+}
+
 func TestParseURLErrors(t *testing.T) {
 	tests := []struct {
 		name string

@@ -3,6 +3,7 @@ package ownership
 import (
 	"path"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -98,6 +99,26 @@ func (p *parser) toolGlobs(n *yaml.Node, at string) []string {
 		}
 	}
 	return globs
+}
+
+// rungGlobs reads the allow-list a restrict rung leaves (restrict_to,
+// probation.allow): tool globs holding no comma nor space, because the kill
+// flag's OFREP metadata joins them with commas, where "a,b" would read as
+// the two tools a and b, a wider list than configured.
+func (p *parser) rungGlobs(n *yaml.Node, at string) []string {
+	globs := p.toolGlobs(n, at)
+	p.checkRungGlobs(at, globs)
+	return globs
+}
+
+func (p *parser) checkRungGlobs(at string, globs []string) {
+	for i, g := range globs {
+		// As the restrict rung itself checks them (incidents.checkRung): a
+		// glob it would refuse at the breach must not pass here.
+		if strings.ContainsFunc(g, func(r rune) bool { return r == ',' || unicode.IsSpace(r) || unicode.IsControl(r) }) {
+			p.errorf(p.itemNode(at, i), "%s: %s holds a comma or a space: list one tool or glob per item", at, quote(g))
+		}
+	}
 }
 
 // pricing reads the top-level pricing: table of USD per 1M tokens per model.

@@ -280,9 +280,10 @@ func (p *parser) rungs(s *SLA, item *yaml.Node, ipath string, f fields) {
 	}
 	uses := func(rung string) bool { return s.OnBreach == rung || slices.Contains(s.Ladder, rung) }
 	if v := f.val("restrict_to"); v != nil {
-		s.RestrictTo = p.toolGlobs(v, ipath+".restrict_to")
+		s.RestrictTo = p.rungGlobs(v, ipath+".restrict_to")
 	} else if s.Metric == SLAToolScope {
 		s.RestrictTo = slices.Clone(s.Allow)
+		p.checkRungGlobs(ipath+".allow", s.RestrictTo) // the allow-list a restrict rung leaves
 	}
 	if uses(OnBreachRestrict) && len(s.RestrictTo) == 0 {
 		p.errorf(item, "%s: restrict needs restrict_to: the tools the agent may still call, e.g. [salesforce.read]", ipath)
@@ -314,7 +315,7 @@ func (p *parser) resumeGate(n *yaml.Node, at string, slas []SLA) ResumeGate {
 		g.Probation.For = p.span(pf.val("for"), at+".probation.for")
 		g.Probation.As = p.choice(pf.val("as"), at+".probation.as", OnBreachRestrict, OnBreachRestrict, OnBreachThrottle)
 		if av := pf.val("allow"); av != nil {
-			g.Probation.Allow = p.toolGlobs(av, at+".probation.allow")
+			g.Probation.Allow = p.rungGlobs(av, at+".probation.allow")
 		}
 		for _, s := range slas {
 			if len(g.Probation.Allow) == 0 && len(s.RestrictTo) > 0 {

@@ -189,6 +189,14 @@ func TestParseSLALadder(t *testing.T) {
 		"ErrUnknownRung":         {"      - metric: tool_scope\n        allow: [a]\n        ladder: [restrict, explode]\n", `unknown rung "explode"`},
 		"ErrOnBreachNotFirstRung": {"      - metric: tool_scope\n        allow: [a]\n        on_breach: halt_agent\n        ladder: [restrict, halt_session]\n",
 			"the ladder starts with restrict"},
+		// The flag's OFREP metadata joins the allow-list with commas: a
+		// glob holding one would read there as two, a wider list.
+		"ErrRestrictToComma": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"kb.read,crm.write\"]\n",
+			`"kb.read,crm.write" holds a comma`},
+		"ErrRestrictToEmpty":   {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"\"]\n", "restrict needs restrict_to"},
+		"ErrRestrictToControl": {"      - metric: tokens_per_session\n        max: 5\n        on_breach: restrict\n        restrict_to: [\"kb.\\x01read\"]\n", "holds a comma or a space"},
+		"ErrToolScopeAllowSpace": {"      - metric: tool_scope\n        allow: [\"kb.read crm.write\"]\n        on_breach: restrict\n",
+			`"kb.read crm.write" holds a comma or a space`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, probs := loadSLAs(t, slaYAML(tt.yaml))

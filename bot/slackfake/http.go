@@ -201,7 +201,7 @@ func (s *Server) serveResponse(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.responses = append(s.responses, Response{
 		Path: r.URL.Path, Body: body, Text: msg.Text, ResponseType: msg.ResponseType,
-		ReplaceOriginal: msg.ReplaceOriginal, Blocks: msg.Blocks,
+		ReplaceOriginal: msg.ReplaceOriginal, Blocks: msg.Blocks, At: time.Now(),
 	})
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "text/html")

@@ -92,6 +92,7 @@ type Response struct {
 	ResponseType    string
 	ReplaceOriginal bool
 	Blocks          json.RawMessage
+	At              time.Time // when it arrived
 }
 
 type user struct{ id, email, realName string }

@@ -118,6 +118,10 @@ func cmdValidate(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "REINS_DATABASE_URL: warning: %s\n", weakSyncWarning(level))
 		warns++
 	}
+	if mode, notWAL, err := migrations.SQLiteJournalMode(cfg.DatabaseURL); err == nil && notWAL {
+		fmt.Fprintf(e.stdout, "REINS_DATABASE_URL: warning: %s\n", weakJournalWarning(mode))
+		warns++
+	}
 	agents := 0
 	if reg != nil {
 		agents = len(reg.Agents)

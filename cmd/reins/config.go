@@ -21,9 +21,12 @@ type Config struct {
 	PublicURLSet bool
 
 	DatabaseURL string
-	Listen      string
-	PublicURL   string
-	LogLevel    string
+	// REINS_DATABASE_MAX_CONNS: PostgreSQL connections one reins may hold;
+	// replicas times this must stay under the server's max_connections.
+	DatabaseMaxConns string
+	Listen           string
+	PublicURL        string
+	LogLevel         string
 
 	APIToken     string
 	FlagToken    string
@@ -78,6 +81,7 @@ func (c *Config) envVars() []struct {
 	}{
 		{"REINS_CONFIG", &c.ConfigPath, "reins.yaml"},
 		{"REINS_DATABASE_URL", &c.DatabaseURL, "sqlite:reins.db"},
+		{"REINS_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, "32"},
 		{"REINS_LISTEN", &c.Listen, ":8080"},
 		{"REINS_PUBLIC_URL", &c.PublicURL, "http://localhost:8080"},
 		{"REINS_LOG_LEVEL", &c.LogLevel, "info"},
@@ -163,6 +167,9 @@ func (c Config) Validate() error {
 	}
 	if n, err := strconv.ParseInt(c.OTLPMaxInflightBytes, 10, 64); err != nil || n < 1<<20 {
 		return fmt.Errorf("REINS_OTLP_MAX_INFLIGHT_BYTES: %q is not a byte count of at least 1048576 (default 16777216, 16 MiB)", c.OTLPMaxInflightBytes)
+	}
+	if n, err := strconv.Atoi(c.DatabaseMaxConns); c.DatabaseMaxConns != "" && (err != nil || n < minDatabaseConns) {
+		return fmt.Errorf("REINS_DATABASE_MAX_CONNS: %q is not a count of at least %d (default 32)", c.DatabaseMaxConns, minDatabaseConns)
 	}
 	if n, err := strconv.Atoi(c.OTLPMaxSpans); err != nil || n < 1 {
 		return fmt.Errorf("REINS_OTLP_MAX_SPANS: %q is not a positive count (default 10000)", c.OTLPMaxSpans)

@@ -38,6 +38,9 @@ func TestConfigValidate(t *testing.T) {
 		{"ErrNoSigningSecret", map[string]string{"SLACK_BOT_TOKEN": "xoxb-1"}, "SLACK_SIGNING_SECRET"},
 		{"ErrLogLevel", map[string]string{"REINS_LOG_LEVEL": "loud"}, "REINS_LOG_LEVEL"},
 		{"ErrEventsURL", map[string]string{"PAGERDUTY_EVENTS_URL": "events"}, "PAGERDUTY_EVENTS_URL"},
+		{"OKDatabaseMaxConns", map[string]string{"REINS_DATABASE_MAX_CONNS": "8"}, ""},
+		{"ErrDatabaseMaxConnsTooFew", map[string]string{"REINS_DATABASE_MAX_CONNS": "2"}, "REINS_DATABASE_MAX_CONNS"},
+		{"ErrDatabaseMaxConnsNotACount", map[string]string{"REINS_DATABASE_MAX_CONNS": "many"}, "REINS_DATABASE_MAX_CONNS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -112,7 +112,7 @@ func TestCrashAfterCommitDeliversAfterRestart(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -123,10 +123,13 @@ func freeAddr(t *testing.T) string {
 }
 
 // startChild runs this test binary as `reins serve` with env.
-func startChild(t *testing.T, env map[string]string) *exec.Cmd {
+func startChild(t testing.TB, env map[string]string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$", "serve")
-	cmd.Env = []string{"REINS_TEST_CHILD=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	// Three children at 32 connections each and the rest of the suite would
+	// exhaust a stock PostgreSQL's 100: each child takes 8 unless told.
+	cmd.Env = []string{"REINS_TEST_CHILD=1", "PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"REINS_DATABASE_MAX_CONNS=8"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%s", k, v))
 	}
@@ -140,7 +143,7 @@ func startChild(t *testing.T, env map[string]string) *exec.Cmd {
 	return cmd
 }
 
-func waitHTTP(t *testing.T, url string) {
+func waitHTTP(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -105,6 +105,16 @@ func TestSQLiteSynchronousNormalIsExplicitAndWarned(t *testing.T) {
 		t.Errorf("doctor with synchronous NORMAL: exit %d, want a DEGRADED durability line:\n%s", code, out)
 	}
 
+	// A journal other than the write-ahead log the store relies on is
+	// warned about too (MEMORY does not even survive a crash of reins).
+	env["REINS_DATABASE_URL"] = strings.TrimSuffix(dbURL, "?_pragma=synchronous(NORMAL)") + "?_pragma=journal_mode(MEMORY)"
+	if code, out := run("validate", "--strict"); code == 0 || !strings.Contains(out, "journal_mode=MEMORY") {
+		t.Errorf("validate --strict with journal_mode MEMORY: exit %d, want 1 and a warning naming it:\n%s", code, out)
+	}
+	if _, out := run("doctor"); !line("DEGRADED", "durability").MatchString(out) || !strings.Contains(out, "journal_mode=MEMORY") {
+		t.Errorf("doctor with journal_mode MEMORY: want a DEGRADED durability line naming it:\n%s", out)
+	}
+
 	// The default URL gets no such warning.
 	env["REINS_DATABASE_URL"] = strings.TrimSuffix(dbURL, "?_pragma=synchronous(NORMAL)")
 	if _, out := run("validate", "--strict"); strings.Contains(out, "synchronous") {

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -163,17 +165,8 @@ func replicaGuardRun(t *testing.T, n int) replicaRunResult {
 					}
 					body := `{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"support-bot"}}]},
 					  "scopeSpans":[{"spans":[` + strings.Join(spans, ",") + `]}]}]}`
-					req, _ := http.NewRequest(http.MethodPost, "http://"+addrs[(k+s)%n]+"/v1/traces", strings.NewReader(body))
-					req.Header.Set("Authorization", "Bearer "+otlpToken)
-					req.Header.Set("Content-Type", "application/json")
-					res, err := client.Do(req)
-					if err != nil {
-						errs <- err
-						return
-					}
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						errs <- fmt.Errorf("session %d request %d: %s", s, k, res.Status)
+					if err := exportAsExporters(client, "http://"+addrs[(k+s)%n]+"/v1/traces", body); err != nil {
+						errs <- fmt.Errorf("session %d request %d: %w", s, k, err)
 						return
 					}
 				}
@@ -256,4 +249,35 @@ func replicaSpan(s, i int) string {
 	return fmt.Sprintf(`{"traceId":"7a8efff798038103d269b633813f%04x","spanId":"%04x%04x00000000","name":"step",
 	  "startTimeUnixNano":"1765000000000000000","endTimeUnixNano":"1765000001000000000","attributes":[%s]%s}`,
 		s, s, i, strings.Join(attrs, ","), status)
+}
+
+// exportAsExporters posts one OTLP/JSON export and, as the OpenTelemetry
+// exporters do, sends it again after Retry-After when reins answers 429 or
+// 503 (busy, or its database refusing connections for a moment), for up to a
+// minute. Anything else but 200 is an error.
+func exportAsExporters(client *http.Client, url, body string) error {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+otlpToken)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		res.Body.Close()
+		switch {
+		case res.StatusCode == http.StatusOK:
+			return nil
+		case (res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable) &&
+			time.Now().Before(deadline):
+			wait, err := strconv.Atoi(res.Header.Get("Retry-After"))
+			if err != nil {
+				return fmt.Errorf("%s without Retry-After", res.Status)
+			}
+			time.Sleep(time.Duration(wait) * time.Second)
+		default:
+			return errors.New(res.Status)
+		}
+	}
 }

@@ -126,3 +126,64 @@ func TestLadderWindowRestarts(t *testing.T) {
 		t.Errorf("a repeat past the window halted the session (%d halts); breaches:\n%s", n, e.breaches("support-bot"))
 	}
 }
+
+// Issue 27, adapters: an endpoint that answers it cannot restrict (501)
+// gets the SLA's fallback, never a silent stronger action: the session is
+// halted, the rest of the agent runs, and the channel says why.
+func TestSLARungFallsBackWhenTheEndpointCannot(t *testing.T) {
+	for _, store := range []struct {
+		name string
+		pg   bool
+	}{{"SQLite", false}, {"PostgreSQL", true}} {
+		t.Run(store.name, func(t *testing.T) {
+			e := guardEnv(t, store.pg, `      - metric: tool_scope
+        allow: [salesforce.read, zendesk.*]
+        on_breach: restrict
+        fallback: halt_session
+`)
+			e.Halt.RefuseRungs(true)
+			newAgentRun(t, e, "s-fb").tool("salesforce.write", `{}`)
+			e.eventually("the fallback halt of the session", func() bool { return len(messagesOf(e.Halt, "halt", "s-fb")) == 1 })
+			if halted, sessions := e.Halt.State("support-bot"); halted || !slices.Equal(sessions, []string{"s-fb"}) {
+				t.Errorf("endpoint state: agent halted %v, sessions %v; want only s-fb halted", halted, sessions)
+			}
+			why := "answered that it cannot restrict, so by the SLA's fallback reins does halt_session instead"
+			if h := messagesOf(e.Halt, "halt", "s-fb")[0]; !strings.Contains(h.Reason, why) {
+				t.Errorf("the fallback halt does not say why: %q", h.Reason)
+			}
+			e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+			e.channelSays(incidentChannels(e.Slack)[0].ID, why)
+		})
+	}
+}
+
+// Issue 27, rungs for SLAs: on_breach throttle with its rate slows the
+// breaching session (the endpoint gets throttle with the rate, reins reads
+// it back), says how to lift it, and leaves the agent's other sessions be.
+func TestSLAThrottlesTheBreachingSession(t *testing.T) {
+	e := guardEnv(t, false, `      - metric: tokens_per_session
+        max: 200000
+        on_breach: throttle
+        rate: 6
+`)
+	run := newAgentRun(t, e, "s-thr")
+	for range 37 { // 37 × 5,500 tokens: over 200,000 at the last
+		run.chat(5_500)
+	}
+	e.eventually("throttle at the webhook", func() bool { return len(messagesOf(e.Halt, "throttle", "s-thr")) == 1 })
+	if m := messagesOf(e.Halt, "throttle", "s-thr")[0]; m.Rate != 6 || !slices.Equal(m.Sessions, []string{"s-thr"}) || m.Actor.Kind != "policy" {
+		t.Errorf("throttle request = %+v, want rate 6 for s-thr by policy", m)
+	}
+	e.eventually("throttle verified", func() bool {
+		hs, _ := e.Main.Service.Halts(context.Background(), "support-bot", 0)
+		return len(hs) == 1 && hs[0].Status == "verified" && hs[0].Action == "throttle" && hs[0].Rate == 6
+	})
+	if r, ok := e.Halt.Rung("support-bot", "s-thr"); !ok || r.Mode != "throttled" || r.Rate != 6 {
+		t.Errorf("endpoint state %+v %v, want s-thr throttled to 6", r, ok)
+	}
+	if halted, sessions := e.Halt.State("support-bot"); halted || len(sessions) != 0 {
+		t.Errorf("a throttle halted something: agent %v, sessions %v", halted, sessions)
+	}
+	e.eventually("incident channel", func() bool { return len(incidentChannels(e.Slack)) == 1 })
+	e.channelSays(incidentChannels(e.Slack)[0].ID, "throttled", "/agent resume support-bot session s-thr")
+}

@@ -138,6 +138,14 @@ func TestOFREPErrors(t *testing.T) {
 		{"ErrContextNotObject", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":[1]}`, 400, "INVALID_CONTEXT"},
 		{"ErrTargetingKeyNotString", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":7}}`, 400, "INVALID_CONTEXT"},
 		{"ErrTargetingKeyNUL", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":"a\u0000b"}}`, 400, "INVALID_CONTEXT"},
+		// A session ID reins could never have contained is an error, as the
+		// kill flag's ?session= answers it, not "running".
+		{"ErrTargetingKeyControl", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":"s-1\nx"}}`, 400, "INVALID_CONTEXT"},
+		{"ErrTargetingKeyTooLong", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":"` + strings.Repeat("s", 257) + `"}}`, 400, "INVALID_CONTEXT"},
+		{"ErrTargetingKeyNotUTF8", "/ofrep/v1/evaluate/flags/support-bot", auth, "{\"context\":{\"targetingKey\":\"s-\xff\"}}", 400, "INVALID_CONTEXT"},
+		{"ErrBulkTargetingKeyControl", "/ofrep/v1/evaluate/flags", auth, `{"context":{"targetingKey":"s-1\tx"}}`, 400, "INVALID_CONTEXT"},
+		{"OKTargetingKeyLongest", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":"` + strings.Repeat("s", 256) + `"}}`, 200, ""},
+		{"OKTargetingKeyEmpty", "/ofrep/v1/evaluate/flags/support-bot", auth, `{"context":{"targetingKey":""}}`, 200, ""},
 		{"ErrBulkParse", "/ofrep/v1/evaluate/flags", auth, `nope`, 400, "PARSE_ERROR"},
 		{"OKEmptyBody", "/ofrep/v1/evaluate/flags/support-bot", auth, ``, 200, ""},
 	}

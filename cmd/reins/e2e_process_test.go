@@ -14,7 +14,7 @@ import (
 )
 
 // processEnv is the environment of a child `reins serve` on the given database.
-func processEnv(t *testing.T, dbURL string) map[string]string {
+func processEnv(t testing.TB, dbURL string) map[string]string {
 	t.Helper()
 	tmpl, err := os.ReadFile("testdata/reins.yaml.tmpl")
 	if err != nil {

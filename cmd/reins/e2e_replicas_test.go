@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -158,5 +159,32 @@ func TestReplayedKillHaltsOnce(t *testing.T) {
 	list, err := e.Main.Service.Halts(t.Context(), "flag-bot", 0)
 	if err != nil || len(list) != 1 {
 		t.Fatalf("%d halts (%v) from one kill sent three times, want 1", len(list), err)
+	}
+}
+
+// A signed `/agent kill` replayed to both replicas at once halts once and is
+// answered once: each replica acknowledges its copies before their
+// single-use mark is written, and only the copy whose mark commits first
+// acts, whichever replica it reached.
+func TestReplayedKillAcrossReplicasHaltsOnce(t *testing.T) {
+	a, b := startReplicas(t)
+	h, body := signedSlash(a, alice, "C0SUPPORTAI", "kill flag-bot runaway")
+	var wg sync.WaitGroup
+	for _, e := range []*testEnv{a, b, a, b, a, b} {
+		wg.Go(func() {
+			if status, ack := e.do(http.MethodPost, "/slack/commands", h, body); status != http.StatusOK {
+				t.Errorf("kill: %d %s", status, ack)
+			}
+		})
+	}
+	wg.Wait()
+	a.Main.Bot.Wait()
+	b.Main.Bot.Wait()
+	list, err := a.Main.Service.Halts(t.Context(), "flag-bot", 0)
+	if err != nil || len(list) != 1 {
+		t.Fatalf("%d halts (%v) from one kill sent six times to two replicas, want 1", len(list), err)
+	}
+	if n := len(a.Slack.Responses()); n != 1 {
+		t.Fatalf("the kill was answered %d times, want once", n)
 	}
 }

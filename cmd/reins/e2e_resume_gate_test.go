@@ -186,3 +186,63 @@ func TestResumeGateApprovalsAndProbation(t *testing.T) {
 		})
 	}
 }
+
+// Issue 27, the resume gate through the API and the CLI, and the lighter
+// gate for what a person contained: the API counts approvals by the actor
+// it names and answers 409 with who approved when until there are enough;
+// `reins resume` approves as the OS user; a person's halt needs
+// person_approvals only.
+func TestResumeGateAPICLIAndPersonApprovals(t *testing.T) {
+	for _, store := range []struct {
+		name string
+		pg   bool
+	}{{"SQLite", false}, {"PostgreSQL", true}} {
+		t.Run(store.name, func(t *testing.T) {
+			e := guardEnv(t, store.pg, `      - metric: tool_scope
+        allow: [salesforce.read, zendesk.*]
+        on_breach: halt_session
+    resume:
+      approvals: 2
+      person_approvals: 1
+`)
+			newAgentRun(t, e, "s-p").tool("salesforce.write", `{}`) // contained by policy
+			e.eventually("policy halt verified", func() bool {
+				hs, _ := e.Main.Service.Halts(t.Context(), "support-bot", 0)
+				return len(hs) == 1 && hs[0].Status == "verified"
+			})
+			resume := func(actor, session string) (int, string) {
+				st, b := e.api(http.MethodPost, "/agents/support-bot/resume", map[string]any{"sessions": []string{session}, "actor": actor})
+				return st, string(b)
+			}
+			if st, b := resume("ops", "s-p"); st != http.StatusConflict || !strings.Contains(b, "needs 2 approvals") || !strings.Contains(b, "ops at ") {
+				t.Fatalf("one approval over the API: %d %s, want 409 naming ops and when", st, b)
+			}
+			if st, b := resume("ops", "s-p"); st != http.StatusConflict || !strings.Contains(b, "1 so far") {
+				t.Fatalf("the same actor twice: %d %s, want 409 with 1 so far", st, b)
+			}
+			if n := len(messagesOf(e.Halt, "resume", "s-p")); n != 0 {
+				t.Fatalf("one actor resumed s-p (%d resume requests)", n)
+			}
+			env := map[string]string{}
+			for k, v := range e.env {
+				env[k] = v
+			}
+			code, out, errOut := cli(t, env, "resume", "support-bot", "s-p")
+			if code != 0 || !strings.Contains(out, "resume of support-bot (sessions s-p) done") {
+				t.Fatalf("reins resume as the second person: exit %d\n%s\n%s", code, out, errOut)
+			}
+			if n := len(messagesOf(e.Halt, "resume", "s-p")); n != 1 {
+				t.Errorf("%d resume requests for s-p after two approvals, want 1", n)
+			}
+
+			// A person's halt: person_approvals (1) lifts it.
+			if st, b := e.api(http.MethodPost, "/agents/support-bot/halt",
+				map[string]any{"sessions": []string{"s-h"}, "reason": "looping", "actor": "ops"}); st != http.StatusOK {
+				t.Fatalf("halt s-h: %d %s", st, b)
+			}
+			if st, b := resume("ops", "s-h"); st != http.StatusOK {
+				t.Errorf("resume of a person's halt with person_approvals 1: %d %s, want 200", st, b)
+			}
+		})
+	}
+}

@@ -164,3 +164,47 @@ func TestCLIRestrictThrottle(t *testing.T) {
 		t.Errorf("endpoint got %+v", msgs)
 	}
 }
+
+// A rung's parameters are checked before anything is sent: a glob
+// path.Match cannot read, a glob holding a comma (the flag's OFREP metadata
+// joins the list with commas, so "a,b" would read there as a and b, wider
+// than asked), a rate past 100000 a minute, and a parameter the action would
+// ignore (a silently weaker or stronger action than asked) are each 422, and
+// the endpoint hears nothing.
+func TestRungParametersRefused(t *testing.T) {
+	e := startTestMain(t, testOptions{})
+	for _, tt := range []struct {
+		name, action string
+		body         map[string]any
+		says         string
+	}{
+		{"BadGlob", "restrict", map[string]any{"allow": []string{"kb.read", "crm.["}}, "is not a tool glob"},
+		{"GlobWithComma", "restrict", map[string]any{"allow": []string{"kb.read,crm.write"}}, "is not a tool glob"},
+		{"GlobWithNewline", "restrict", map[string]any{"allow": []string{"kb.read\ncrm.write"}}, "is not a tool glob"},
+		{"RateTooHigh", "throttle", map[string]any{"rate": 100001}, "at most 100000"},
+		{"RateHuge", "throttle", map[string]any{"rate": 100000000000}, "at most 100000"},
+		{"AllowOnThrottle", "throttle", map[string]any{"rate": 6, "allow": []string{"kb.read"}}, "allow is for restrict only"},
+		{"RateOnRestrict", "restrict", map[string]any{"rate": 6, "allow": []string{"kb.read"}}, "rate is for throttle only"},
+		{"AllowOnHalt", "halt", map[string]any{"allow": []string{"kb.read"}}, "allow is for restrict only"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.body["reason"], tt.body["actor"] = "scope", "ops"
+			status, body := e.api(http.MethodPost, "/agents/support-bot/"+tt.action, tt.body)
+			if status != http.StatusUnprocessableEntity || !strings.Contains(string(body), tt.says) {
+				t.Errorf("%s %v: %d %s, want 422 saying %q", tt.action, tt.body, status, body, tt.says)
+			}
+		})
+	}
+	if n := len(e.Halt.Messages()); n != 0 {
+		t.Errorf("the endpoint received %d requests for refused rungs", n)
+	}
+	// The largest rate and a glob with brackets are fine.
+	if status, body := e.api(http.MethodPost, "/agents/support-bot/throttle",
+		map[string]any{"rate": 100000, "reason": "x", "actor": "ops"}); status != http.StatusOK {
+		t.Errorf("throttle 100000/min: %d %s", status, body)
+	}
+	if status, body := e.api(http.MethodPost, "/agents/support-bot/restrict",
+		map[string]any{"allow": []string{"crm.[rw]ead"}, "reason": "x", "actor": "ops"}); status != http.StatusOK {
+		t.Errorf("restrict to crm.[rw]ead: %d %s", status, body)
+	}
+}

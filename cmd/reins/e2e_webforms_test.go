@@ -158,3 +158,32 @@ func TestWebViewShowsPeopleByName(t *testing.T) {
 		t.Errorf("/agents does not name Alice:\n%s", html)
 	}
 }
+
+// Issue 27: the web view shows a restriction and a throttle, in the agents
+// list as on the agent's page, never as running.
+func TestWebShowsSofterRungs(t *testing.T) {
+	e := webEnv(t)
+	if st, b := e.api(http.MethodPost, "/agents/flag-bot/throttle", map[string]any{"rate": 6, "reason": "tokens", "actor": "ops"}); st != http.StatusOK {
+		t.Fatalf("throttle: %d %s", st, b)
+	}
+	if st, b := e.api(http.MethodPost, "/agents/support-bot/restrict",
+		map[string]any{"sessions": []string{"s-1"}, "allow": []string{"kb.read"}, "reason": "scope", "actor": "ops"}); st != http.StatusOK {
+		t.Fatalf("restrict: %d %s", st, b)
+	}
+	const who = "ops@example.com"
+	for path, want := range map[string][]string{
+		"/agents":             {"throttled to 6/min (all sessions)", "running; session s-1 restricted to kb.read"},
+		"/agents/flag-bot":    {"throttled to 6/min (all sessions)"},
+		"/agents/support-bot": {"running; session s-1 restricted to kb.read"},
+	} {
+		st, html := e.page(who, path)
+		for _, w := range want {
+			if st != http.StatusOK || !strings.Contains(html, w) {
+				t.Errorf("%s: %d, lacks %q", path, st, w)
+			}
+		}
+		if path == "/agents" && strings.Contains(html, `class="badge running"`) {
+			t.Errorf("/agents shows an agent as running while both are contained")
+		}
+	}
+}

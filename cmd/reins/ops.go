@@ -42,6 +42,22 @@ const (
 // a SQLite file if needed); read-only commands refuse a database that is
 // absent or not migrated, naming it, rather than create an empty one.
 func (m *Main) openDB(ctx context.Context) (*sqlx.DB, migrations.Dialect, error) {
+	db, d, err := m.openDBUnsized(ctx)
+	if err == nil && d == migrations.Postgres {
+		// Validated in config: a count of at least minDatabaseConns.
+		if n, _ := strconv.Atoi(m.Config.DatabaseMaxConns); n > 0 {
+			db.SetMaxOpenConns(n)
+			db.SetMaxIdleConns(n)
+		}
+	}
+	return db, d, err
+}
+
+// minDatabaseConns is the smallest pool reins works with: a scheduled job's
+// lock holds one connection, the outbox and the intake each need one more.
+const minDatabaseConns = 4
+
+func (m *Main) openDBUnsized(ctx context.Context) (*sqlx.DB, migrations.Dialect, error) {
 	if !m.readOnly {
 		return migrations.Open(ctx, m.Config.DatabaseURL)
 	}
@@ -292,10 +308,21 @@ func durabilityCheck(rawURL string) healthCheck {
 		return healthCheck{"durability", false, err.Error()}
 	case weak:
 		return healthCheck{"durability", false, weakSyncWarning(level)}
+	}
+	if mode, notWAL, _ := migrations.SQLiteJournalMode(rawURL); notWAL {
+		return healthCheck{"durability", false, weakJournalWarning(mode)}
+	}
+	switch {
 	case level == "":
 		return healthCheck{"durability", true, "PostgreSQL: a commit is as durable as the server's fsync and synchronous_commit make it"}
 	}
 	return healthCheck{"durability", true, "SQLite fsyncs every commit (synchronous=" + level + "): what reins acknowledged survives a power loss"}
+}
+
+// weakJournalWarning explains a SQLite journal mode other than WAL.
+func weakJournalWarning(mode string) string {
+	return "SQLite journal_mode=" + mode + " (set in REINS_DATABASE_URL): reins' durability relies on the write-ahead log (WAL); " +
+		"with another journal a power loss can undo acknowledged alerts, halts and flag changes (with MEMORY or OFF even a crash of reins can corrupt the database); remove the _pragma"
 }
 
 // weakSyncWarning explains a SQLite synchronous level below FULL.

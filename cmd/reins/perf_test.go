@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +173,11 @@ func send(c *http.Client, method, url string, h http.Header, body []byte) ([]byt
 type loadRun struct {
 	lat     []time.Duration
 	elapsed time.Duration
+	// cpu is the CPU time this process spent during the run (every
+	// goroutine: the server under test, a floor served in process, the
+	// senders): on a shared machine it moves far less with other loads
+	// than elapsed does. A database server's own CPU is not in it.
+	cpu time.Duration
 }
 
 // drive sends n requests from conc goroutines and records each one's
@@ -182,6 +188,7 @@ func drive(n, conc int, do func(i int) error) (loadRun, error) {
 	var firstErr error
 	lats := make([][]time.Duration, conc)
 	var wg sync.WaitGroup
+	cpu0 := processCPU()
 	start := time.Now()
 	for w := range conc {
 		wg.Add(1)
@@ -207,7 +214,7 @@ func drive(n, conc int, do func(i int) error) (loadRun, error) {
 		}()
 	}
 	wg.Wait()
-	r := loadRun{elapsed: time.Since(start), lat: slices.Concat(lats...)}
+	r := loadRun{elapsed: time.Since(start), lat: slices.Concat(lats...), cpu: processCPU() - cpu0}
 	slices.Sort(r.lat)
 	return r, firstErr
 }
@@ -224,6 +231,20 @@ func pct(sorted []time.Duration, p float64) float64 {
 func (r loadRun) p50() float64  { return pct(r.lat, 0.50) }
 func (r loadRun) p99() float64  { return pct(r.lat, 0.99) }
 func (r loadRun) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
+
+// cpuPer is the run's CPU time per unit in µs, units being n per request.
+func (r loadRun) cpuPer(n int) float64 {
+	return float64(r.cpu.Microseconds()) / float64(len(r.lat)*n)
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // floorURL is a fresh database for a floor. On SQLite it runs without an
 // fsync per commit (synchronous NORMAL, reins' setting before issue 29): a

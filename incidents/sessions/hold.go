@@ -48,12 +48,23 @@ type HoldStore interface {
 	DeleteRefusals(ctx context.Context, before time.Time) error
 }
 
+// HoldPeeker is a HoldStore whose WriteSteps takes held steps out of the
+// hold itself: PeekHeld reads the held steps of keys without removing them,
+// each naming its chunk in Step.HeldIn, and WriteSteps deletes the chunks
+// its steps name in the transaction that stores them. A claim then costs
+// no transaction of its own, and a crash or a failed write between the
+// claim and the write leaves the spans held rather than lost. Two requests
+// reading the same held steps store them once (WriteSteps is idempotent).
+type HoldPeeker interface {
+	PeekHeld(ctx context.Context, keys []TraceKey) ([]Step, error)
+}
+
 // Joined is what Join did with a request's steps.
 type Joined struct {
 	Steps    []Step    // to record: the request's own, then those joined to their trace's session
 	Joined   int       // spans given their trace's session from another request
 	Held     int       // spans waiting for their trace's session
-	Claimed  []Step    // of Steps, those taken from the hold: Rehold them if they cannot be recorded
+	Claimed  []Step    // of Steps, those taken from the hold: Rehold them if they cannot be recorded (none with a HoldPeeker)
 	Refusals []Refusal // spans refused: no session and no room to wait (or no store to wait in)
 }
 
@@ -126,14 +137,16 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 					for k := range again {
 						keys = append(keys, k)
 					}
-					claimed, err := h.ClaimHeld(ctx, keys)
+					claimed, taken, err := claim(ctx, h, keys)
 					if err != nil {
 						return out, fmt.Errorf("claim held spans: %w", err)
 					}
 					for _, st := range claimed {
 						st.Session = again[TraceKey{st.Agent, st.TraceID}]
 						out.Steps = append(out.Steps, st)
-						out.Claimed = append(out.Claimed, st)
+						if taken {
+							out.Claimed = append(out.Claimed, st)
+						}
 						out.Joined++
 						out.Held--
 					}
@@ -148,7 +161,7 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 			keys[i] = TraceKey{b.Agent, b.TraceID}
 			session[keys[i]] = b.Session
 		}
-		claimed, err := h.ClaimHeld(ctx, keys)
+		claimed, taken, err := claim(ctx, h, keys)
 		if err != nil {
 			return out, fmt.Errorf("claim held spans: %w", err)
 		}
@@ -158,11 +171,25 @@ func (s *Service) Join(ctx context.Context, steps, pending []Step, bindings []Tr
 				continue
 			}
 			out.Steps = append(out.Steps, st)
-			out.Claimed = append(out.Claimed, st)
+			if taken {
+				out.Claimed = append(out.Claimed, st)
+			}
 			out.Joined++
 		}
 	}
 	return out, nil
+}
+
+// claim returns the held steps of keys: read, to be taken out of the hold
+// by the write that stores them, when the store can (taken false); else
+// removed from the hold now (taken true: put them back if the write fails).
+func claim(ctx context.Context, h HoldStore, keys []TraceKey) (steps []Step, taken bool, err error) {
+	if p, ok := h.(HoldPeeker); ok {
+		steps, err = p.PeekHeld(ctx, keys)
+		return steps, false, err
+	}
+	steps, err = h.ClaimHeld(ctx, keys)
+	return steps, true, err
 }
 
 func traceKeys(steps []Step) []TraceKey {
@@ -285,7 +312,7 @@ func (s *Service) Rehold(ctx context.Context, steps []Step) error {
 	}
 	back := make([]Step, len(steps))
 	for i, st := range steps {
-		st.Session, st.N = "", 0
+		st.Session, st.N, st.HeldIn = "", 0, ""
 		back[i] = st
 	}
 	_, err := h.HoldSteps(ctx, back, s.now(), math.MaxInt, math.MaxInt64)

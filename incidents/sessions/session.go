@@ -69,6 +69,11 @@ type Step struct {
 	// store then marks its session as to be judged in the transaction that
 	// stores it, so a crash before the judgement loses no breach.
 	Judged bool `json:"-"`
+	// HeldIn names the held chunk the step was read from (HoldPeeker.PeekHeld):
+	// the store deletes that chunk in the transaction that stores the step,
+	// so a held span leaves the hold only once it is a step, whatever fails
+	// or crashes in between.
+	HeldIn string `json:"-"`
 }
 
 // Key names one session: the agent it belongs to and the ID the agent gave

@@ -301,6 +301,6 @@ func (q *queries) UseResumeApprovals(ctx context.Context, haltID int64, target s
 	return q.write(ctx, false, func(q *queries) error {
 		_, err := q.exec(ctx, `UPDATE resume_approvals SET resumed_by = ? WHERE halt_id = ? AND session = ? AND resumed_by = 0`,
 			resumedBy, haltID, target)
-		return wrap(err, "use resume approvals of halt %d", haltID)
+		return wrapErr(err, "use resume approvals of halt %d", haltID)
 	})
 }

@@ -109,3 +109,68 @@ func TestHoldStore(t *testing.T) {
 		}
 	})
 }
+
+// TestHeldSpansLeaveTheHoldWithTheirWrite: held spans are read without being
+// taken (PeekHeld) and leave the hold only in the transaction that stores
+// them as steps, so a write that fails leaves them held; an exporter's
+// retry of a held request holds nothing twice; a span stored by two
+// requests that read the same held chunk counts once.
+func TestHeldSpansLeaveTheHoldWithTheirWrite(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+		var batch []sessions.Step
+		for i := range 300 {
+			st := step("", i, now, "")
+			st.TraceID = "t1"
+			if i%3 == 0 {
+				st.TraceID = "t2"
+			}
+			batch = append(batch, st)
+		}
+		for range 2 { // the exporter retries the same request
+			if n, err := s.HoldSteps(ctx, batch, now, 10_000, 1<<30); err != nil || n != 300 {
+				t.Fatalf("HoldSteps = %d, %v: want 300 kept", n, err)
+			}
+		}
+		if spans, _, err := s.HeldStats(ctx); err != nil || spans != 300 {
+			t.Fatalf("HeldStats = %d spans, %v: want 300 (a retried request holds nothing twice)", spans, err)
+		}
+		t1 := []sessions.TraceKey{{Agent: "support-bot", TraceID: "t1"}}
+		peeked, err := s.PeekHeld(ctx, t1)
+		if err != nil || len(peeked) != 200 || peeked[0].HeldIn == "" || peeked[0].Session != "" {
+			t.Fatalf("PeekHeld = %d steps (first %+v), %v: want t1's 200, naming their chunk", len(peeked), peeked[0], err)
+		}
+		for i := range peeked {
+			peeked[i].Session = "s-1"
+		}
+		// A write that fails takes nothing out of the hold.
+		cancelled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.WriteSteps(cancelled, peeked); err == nil {
+			t.Fatal("WriteSteps with a cancelled context succeeded")
+		}
+		if again, _ := s.PeekHeld(ctx, t1); len(again) != 200 {
+			t.Fatalf("%d of t1's 200 spans held after a failed write", len(again))
+		}
+		// Two requests read the chunk and both store it: stored and counted once.
+		second := append([]sessions.Step(nil), peeked...)
+		totals, err := s.WriteSteps(ctx, peeked)
+		if err != nil || len(totals) != 1 || totals[0].Steps != 200 {
+			t.Fatalf("WriteSteps = %+v, %v: want one session of 200 steps", totals, err)
+		}
+		if _, err := s.WriteSteps(ctx, second); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := s.FindSession(ctx, "support-bot", "s-1")
+		if err != nil || rec.Totals.Steps != 200 || len(rec.Steps) != 200 {
+			t.Fatalf("session s-1 = %d steps (%d stored), %v: want 200", rec.Totals.Steps, len(rec.Steps), err)
+		}
+		if left, _ := s.PeekHeld(ctx, t1); len(left) != 0 {
+			t.Fatalf("%d of t1's spans still held after they were stored", len(left))
+		}
+		if spans, _, err := s.HeldStats(ctx); err != nil || spans != 100 {
+			t.Fatalf("HeldStats = %d spans, %v: want t2's 100 left", spans, err)
+		}
+	})
+}

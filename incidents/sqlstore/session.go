@@ -32,12 +32,19 @@ const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_to
 	unpriced_steps, first_at, last_at`
 
 // WriteSteps stores steps and grows their sessions' totals in one
-// transaction. A span already stored is skipped: exporters retry.
+// transaction, and deletes the held chunks the steps were read from. A span
+// already stored is skipped: exporters retry.
 func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
 	orig := steps
 	steps = uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
 	if len(steps) == 0 {
 		return nil, nil
+	}
+	// The rows' values are bound before the transaction (its number, set
+	// in it, last): on SQLite the transaction's time is every writer's wait.
+	args := make([]any, 0, stepArgs*len(steps))
+	for _, st := range steps {
+		args = s.queries.stepRow(args, st)
 	}
 	var out []sessions.Totals
 	numbered := map[stepKey]int64{}
@@ -52,13 +59,19 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		for i := range steps {
 			last[steps[i].Key()]++
 			steps[i].N = last[steps[i].Key()]
+			args[stepArgs*i+stepArgs-1] = steps[i].N
 		}
 		written := map[stepKey]bool{}
 		for start := 0; start < len(steps); start += stepChunk {
-			chunk := steps[start:min(start+stepChunk, len(steps))]
-			if err := q.insertSteps(ctx, chunk, written); err != nil {
+			end := min(start+stepChunk, len(steps))
+			if err := q.insertSteps(ctx, steps[start:end], args[stepArgs*start:stepArgs*end], written); err != nil {
 				return err
 			}
+		}
+		// Held spans joined to their session leave the hold in the
+		// transaction that stores them (sessions.HoldPeeker).
+		if err := s.deleteHeldChunks(ctx, q, orig); err != nil {
+			return err
 		}
 		deltas := map[sessions.Key]*sessions.Totals{}
 		judged := map[sessions.Key]bool{}
@@ -198,41 +211,101 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 }
 
 // insertSteps writes one chunk and marks in written the steps that were new.
-func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
+// Usually every step is: the rows affected say so, and no row comes back
+// (RETURNING a row per step cost about a tenth of the insert). When some
+// were stored already (an exporter's retry), the new ones are those whose
+// stored number is the one this write gave them: a step stored before got
+// its number from an earlier write, below the session's last_seq this
+// transaction read (and, on PostgreSQL, locked) before numbering.
+func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, args []any, written map[stepKey]bool) error {
 	var b strings.Builder
-	args := make([]any, 0, 23*len(chunk))
-	b.WriteString(`INSERT INTO session_steps (` + stepCols + `) VALUES `)
-	for i, st := range chunk {
+	b.Grow(len(insertStepsHead) + len(chunk)*(len(stepMarks)+2) + len(insertStepsTail))
+	b.WriteString(insertStepsHead)
+	for i := range chunk {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
-			st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-			st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
-			q.t(st.Arrival()), st.N)
+		b.WriteString(stepMarks)
 	}
-	b.WriteString(` ON CONFLICT (agent, session_id, span_id) DO NOTHING RETURNING agent, session_id, span_id`)
-	var rows *sql.Rows
+	b.WriteString(insertStepsTail)
+	var res sql.Result
 	var err error
 	if len(chunk) == stepChunk {
-		rows, err = q.query(ctx, b.String(), args...)
+		res, err = q.exec(ctx, b.String(), args...)
 	} else {
-		rows, err = q.x.QueryContext(ctx, q.x.Rebind(b.String()), args...)
+		res, err = q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...)
 	}
 	if err != nil {
 		return wrap(err, "insert session steps")
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var k stepKey
-		if err := rows.Scan(&k.agent, &k.session, &k.span); err != nil {
-			return wrap(err, "insert session steps")
-		}
-		written[k] = true
+	n, err := res.RowsAffected()
+	if err != nil {
+		return wrap(err, "insert session steps: rows affected")
 	}
-	if err := rows.Err(); err != nil {
-		return wrap(err, "insert session steps")
+	if n == int64(len(chunk)) {
+		for _, st := range chunk {
+			written[stepKey{st.Agent, st.Session, st.SpanID}] = true
+		}
+		return nil
+	}
+	if n == 0 {
+		return nil
+	}
+	return q.newlyWritten(ctx, chunk, written)
+}
+
+// stepArgs is the number of stepCols: the values of one step's row.
+const stepArgs = 23
+
+const (
+	insertStepsHead = `INSERT INTO session_steps (` + stepCols + `) VALUES `
+	stepMarks       = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+	insertStepsTail = ` ON CONFLICT (agent, session_id, span_id) DO NOTHING`
+)
+
+// stepRow appends the values of st's row, in stepCols order; its number
+// (seq) comes last.
+func (q *queries) stepRow(args []any, st sessions.Step) []any {
+	return append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
+		st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
+		st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
+		q.t(st.Arrival()), st.N)
+}
+
+// newlyWritten marks in written the steps of chunk stored with the number
+// this write gave them.
+func (q *queries) newlyWritten(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
+	bySession := map[sessions.Key][]sessions.Step{}
+	for _, st := range chunk {
+		bySession[st.Key()] = append(bySession[st.Key()], st)
+	}
+	for _, k := range sortedKeys(bySession) {
+		steps := bySession[k]
+		want := make(map[string]int64, len(steps))
+		for _, st := range steps {
+			want[st.SpanID] = st.N
+		}
+		for start := 0; start < len(steps); start += idChunk {
+			part := steps[start:min(start+idChunk, len(steps))]
+			args := make([]any, 0, 2+len(part))
+			args = append(args, k.Agent, k.ID)
+			for _, st := range part {
+				args = append(args, st.SpanID)
+			}
+			var rows []struct {
+				SpanID string `db:"span_id"`
+				Seq    int64  `db:"seq"`
+			}
+			if err := sqlxSelect(ctx, q, &rows, `SELECT span_id, seq FROM session_steps WHERE agent = ? AND session_id = ?
+				AND span_id IN (`+marks(len(part))+`)`, args...); err != nil {
+				return wrap(err, "find the session steps just stored")
+			}
+			for _, r := range rows {
+				if n, ok := want[r.SpanID]; ok && n == r.Seq {
+					written[stepKey{k.Agent, k.ID, r.SpanID}] = true
+				}
+			}
+		}
 	}
 	return nil
 }

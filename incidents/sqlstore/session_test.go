@@ -205,3 +205,35 @@ func TestSessionsOfTwoAgentsWithOneID(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteStepsRetryOfAFullBatch: an exporter's batch of 1,000 spans (one
+// full INSERT) half of which were stored by an earlier request counts only
+// the new half, numbered after the earlier ones; the steps handed in that
+// were stored before are left as they were given.
+func TestWriteStepsRetryOfAFullBatch(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+		batch := func(from int) []sessions.Step {
+			out := make([]sessions.Step, 1000)
+			for i := range out {
+				out[i] = step("s-1", from+i, at, "")
+			}
+			return out
+		}
+		if _, err := s.WriteSteps(ctx, batch(0)); err != nil {
+			t.Fatal(err)
+		}
+		second := batch(500)
+		got, err := s.WriteSteps(ctx, second)
+		if err != nil || len(got) != 1 || got[0].Steps != 1500 || got[0].Stored != 1500 || got[0].InputTokens != 150_000 {
+			t.Fatalf("totals after an overlapping batch = %+v, %v: want 1,500 steps", got, err)
+		}
+		if second[0].N != 0 {
+			t.Errorf("a step stored before was given number %d: it is not stored again", second[0].N)
+		}
+		if second[500].N <= 1000 || second[999].N-second[500].N != 499 {
+			t.Errorf("new steps numbered %d…%d: want 500 numbers in order after the first batch's 1,000", second[500].N, second[999].N)
+		}
+	})
+}

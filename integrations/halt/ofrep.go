@@ -11,8 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/sessions"
 )
 
 // OFREP serves the containment state over the OpenFeature Remote Evaluation
@@ -256,8 +258,19 @@ func readContext(r *http.Request) (session, code, msg string) {
 	if err := json.Unmarshal(tk, &session); err != nil {
 		return "", ofrepInvalidContext, "targetingKey must be a string: the session ID."
 	}
-	if strings.ContainsRune(session, 0) {
-		return "", ofrepInvalidContext, "targetingKey holds a NUL byte: it is not a session ID."
+	if session == "" {
+		return "", "", ""
+	}
+	// As the kill flag's ?session=: a targetingKey reins could never have
+	// contained is the caller's bug, answered with an error (the SDK's
+	// default, stop), never "running". The decoder turns bytes that are not
+	// UTF-8 into U+FFFD, so they are looked for in the raw JSON.
+	why := sessions.ValidID(session)
+	if why == "" && !utf8.Valid(tk) {
+		why = "session ID is not valid UTF-8"
+	}
+	if why != "" {
+		return "", ofrepInvalidContext, "targetingKey is not a session ID (" + why + "): send the ID your spans carry, or none for the whole agent."
 	}
 	return session, "", ""
 }
