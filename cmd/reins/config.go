@@ -81,7 +81,7 @@ func (c *Config) envVars() []struct {
 	}{
 		{"REINS_CONFIG", &c.ConfigPath, "reins.yaml"},
 		{"REINS_DATABASE_URL", &c.DatabaseURL, "sqlite:reins.db"},
-		{"REINS_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, "32"},
+		{"REINS_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, ""}, // "": migrations.PostgresMaxConns (32)
 		{"REINS_LISTEN", &c.Listen, ":8080"},
 		{"REINS_PUBLIC_URL", &c.PublicURL, "http://localhost:8080"},
 		{"REINS_LOG_LEVEL", &c.LogLevel, "info"},
