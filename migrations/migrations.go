@@ -306,7 +306,7 @@ func Connect(ctx context.Context, rawURL string) (*sqlx.DB, Dialect, error) {
 // PostgresMaxConns is the PostgreSQL pool of a store opened here, unless
 // REINS_DATABASE_MAX_CONNS says otherwise (cmd/reins). Test binaries lower it
 // (dbtest.Main): their parallel tests each open a store on one server.
-var PostgresMaxConns = 32
+var PostgresMaxConns = 16
 
 // configurePool sizes the connection pool. SQLite writes one transaction at
 // a time whatever the pool; the store serialises its writers in the process
