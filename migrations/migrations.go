@@ -303,6 +303,11 @@ func Connect(ctx context.Context, rawURL string) (*sqlx.DB, Dialect, error) {
 	return db, d, nil
 }
 
+// PostgresMaxConns is the PostgreSQL pool of a store opened here, unless
+// REINS_DATABASE_MAX_CONNS says otherwise (cmd/reins). Test binaries lower it
+// (dbtest.Main): their parallel tests each open a store on one server.
+var PostgresMaxConns = 16
+
 // configurePool sizes the connection pool. SQLite writes one transaction at
 // a time whatever the pool; the store serialises its writers in the process
 // (so they queue instead of sleeping in the busy handler), and the extra
@@ -318,8 +323,8 @@ func configurePool(db *sqlx.DB, d Dialect, dsn string) {
 		db.SetMaxIdleConns(conns)
 		db.SetConnMaxLifetime(0) // a new connection re-runs the pragmas: keep them
 	case Postgres:
-		db.SetMaxOpenConns(32)
-		db.SetMaxIdleConns(32)
+		db.SetMaxOpenConns(PostgresMaxConns)
+		db.SetMaxIdleConns(PostgresMaxConns)
 		db.SetConnMaxIdleTime(5 * time.Minute)
 	}
 }

@@ -81,7 +81,7 @@ func (c *Config) envVars() []struct {
 	}{
 		{"REINS_CONFIG", &c.ConfigPath, "reins.yaml"},
 		{"REINS_DATABASE_URL", &c.DatabaseURL, "sqlite:reins.db"},
-		{"REINS_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, "32"},
+		{"REINS_DATABASE_MAX_CONNS", &c.DatabaseMaxConns, ""}, // "": migrations.PostgresMaxConns (16)
 		{"REINS_LISTEN", &c.Listen, ":8080"},
 		{"REINS_PUBLIC_URL", &c.PublicURL, "http://localhost:8080"},
 		{"REINS_LOG_LEVEL", &c.LogLevel, "info"},
@@ -169,7 +169,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("REINS_OTLP_MAX_INFLIGHT_BYTES: %q is not a byte count of at least 1048576 (default 16777216, 16 MiB)", c.OTLPMaxInflightBytes)
 	}
 	if n, err := strconv.Atoi(c.DatabaseMaxConns); c.DatabaseMaxConns != "" && (err != nil || n < minDatabaseConns) {
-		return fmt.Errorf("REINS_DATABASE_MAX_CONNS: %q is not a count of at least %d (default 32)", c.DatabaseMaxConns, minDatabaseConns)
+		return fmt.Errorf("REINS_DATABASE_MAX_CONNS: %q is not a count of at least %d (default 16)", c.DatabaseMaxConns, minDatabaseConns)
 	}
 	if n, err := strconv.Atoi(c.OTLPMaxSpans); err != nil || n < 1 {
 		return fmt.Errorf("REINS_OTLP_MAX_SPANS: %q is not a positive count (default 10000)", c.OTLPMaxSpans)

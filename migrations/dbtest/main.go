@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	"github.com/reins-oss/reins/migrations"
 )
 
 // skipped counts the tests of this test binary skipped for want of PostgreSQL.
@@ -20,6 +22,9 @@ var skipped atomic.Int64
 // with -v, or when the package fails). A cached result replays nothing:
 // `go test -count=1 ./...` runs again.
 func Main(m *testing.M) int {
+	// Parallel tests, each with a store of its own, and child reins
+	// processes share one server of 100 connections.
+	migrations.PostgresMaxConns = 8
 	code := m.Run()
 	if n := skipped.Load(); n > 0 {
 		var w io.Writer = os.Stderr
