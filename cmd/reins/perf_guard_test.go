@@ -98,9 +98,62 @@ func BenchmarkGuardSpanToHalt(b *testing.B) {
 		pause time.Duration
 	}{{"paced", 100 * time.Millisecond}, {"saturated", 0}} {
 		b.Run(load.name, func(b *testing.B) {
-			benchSpanToHalt(b, load.pause, "      - metric: tokens_per_session\n        max: 200000\n        on_breach: halt_session\n", "halt")
+			benchSpanToHalt(b, load.pause, "      - metric: tokens_per_session\n        max: 200000\n        on_breach: halt_session\n", "halt", false)
 		})
 	}
+}
+
+// BenchmarkGuardJoinedSpanToHalt is BenchmarkGuardSpanToHalt with the
+// crossing span held: it names no session and arrives first, its trace's
+// root, naming the session, comes in a later request (a batch processor
+// exporting children before their root). The time runs from sending the
+// root to the halt request at the agent. Issue 24 wants the joined spans'
+// breach to halt p99 ≤ 500 ms.
+func BenchmarkGuardJoinedSpanToHalt(b *testing.B) {
+	for _, load := range []struct {
+		name  string
+		pause time.Duration
+	}{{"paced", 100 * time.Millisecond}, {"saturated", 0}} {
+		b.Run(load.name, func(b *testing.B) {
+			benchSpanToHalt(b, load.pause, "      - metric: tokens_per_session\n        max: 200000\n        on_breach: halt_session\n", "halt", true)
+		})
+	}
+}
+
+// joinedBodies are a crossing child span naming no session and its trace's
+// root naming it, as two requests.
+func joinedBodies(session string, req int) (child, root []byte) {
+	body := func(span uint64, session string, tokens int64) []byte {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "support-bot")
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		var trace [16]byte
+		binary.BigEndian.PutUint64(trace[:], uint64(req)+1<<41)
+		var id [8]byte
+		binary.BigEndian.PutUint64(id[:], uint64(req)<<20|span)
+		sp.SetTraceID(pcommon.TraceID(trace))
+		sp.SetSpanID(pcommon.SpanID(id))
+		t0 := time.Now()
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Millisecond)))
+		a := sp.Attributes()
+		if session != "" {
+			sp.SetName("invoke_agent support-bot")
+			a.PutStr("gen_ai.operation.name", "invoke_agent")
+			a.PutStr("gen_ai.conversation.id", session)
+		} else {
+			sp.SetName("chat gpt-4.1")
+			a.PutStr("gen_ai.operation.name", "chat")
+			a.PutInt("gen_ai.usage.input_tokens", tokens)
+		}
+		out, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+	return body(2, "", 250_000), body(1, session, 0)
 }
 
 // BenchmarkGuardSpanToRung is BenchmarkGuardSpanToHalt (paced) with the
@@ -108,10 +161,10 @@ func BenchmarkGuardSpanToHalt(b *testing.B) {
 // guard to reach the agent with the same p99 as a halt.
 func BenchmarkGuardSpanToRung(b *testing.B) {
 	benchSpanToHalt(b, 100*time.Millisecond,
-		"      - metric: tokens_per_session\n        max: 200000\n        on_breach: throttle\n        rate: 6\n", "throttle")
+		"      - metric: tokens_per_session\n        max: 200000\n        on_breach: throttle\n        rate: 6\n", "throttle", false)
 }
 
-func benchSpanToHalt(b *testing.B, pause time.Duration, sla, action string) {
+func benchSpanToHalt(b *testing.B, pause time.Duration, sla, action string, joined bool) {
 	const exporters, rounds = 16, 40
 	for _, store := range []struct {
 		name string
@@ -161,6 +214,13 @@ func benchSpanToHalt(b *testing.B, pause time.Duration, sla, action string) {
 				for r := range rounds {
 					session := fmt.Sprintf("s-cross-%d-%d", it, r)
 					body := guardBody(session, 1<<30|it<<10|r, 1, 250_000)
+					if joined {
+						child, root := joinedBodies(session, 1<<30|it<<10|r)
+						if err := postOTLP(e.URL, child); err != nil {
+							b.Fatal(err)
+						}
+						body = root
+					}
 					t0 := time.Now()
 					if err := postOTLP(e.URL, body); err != nil {
 						b.Fatal(err)
