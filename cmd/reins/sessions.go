@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,13 +22,7 @@ func (m *Main) sessionRoutes(mux *routeMux) {
 	maxBytes, _ := strconv.ParseInt(m.Config.OTLPMaxBytes, 10, 64)
 	inflight, _ := strconv.ParseInt(m.Config.OTLPMaxInflightBytes, 10, 64)
 	maxSpans, _ := strconv.Atoi(m.Config.OTLPMaxSpans)
-	bulk, _ := strconv.Atoi(m.Config.OTLPBulkWrites)
-	if bulk <= 0 {
-		// As many bulk writes as reins has CPUs to decode for: more only
-		// queue in the database, where a crossing span's statements then
-		// wait behind theirs (docs/performance.md, containment first).
-		bulk = max(2, runtime.GOMAXPROCS(0))
-	}
+	bulk, _ := strconv.Atoi(m.Config.OTLPBulkWrites) // "": 0, otlp's default
 	maxAttrs, _ := strconv.Atoi(m.Config.OTLPMaxAttributes)
 	m.intake = otlp.NewHandler(otlp.Config{
 		Token:            m.Config.OTLPToken,

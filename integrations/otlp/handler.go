@@ -12,6 +12,7 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -100,7 +101,8 @@ type Config struct {
 	MaxAttributes int
 	// SmallSpans and BulkWrites make the intake's two lanes: a request of
 	// more than SmallSpans spans (0 for DefaultSmallSpans) is bulk, and at
-	// most BulkWrites of those write at once (0 for DefaultBulkWrites); a
+	// most BulkWrites of those write at once (0: the CPUs reins may use, at
+	// least 2, as many as it has cores to decode for); a
 	// small request (an agent exporting as its spans end, a crossing span)
 	// does not queue behind them. Urgent, when set, marks a small request's
 	// writes as passing queued bulk writes in the store too.
@@ -109,13 +111,10 @@ type Config struct {
 	Urgent     func(context.Context) context.Context
 }
 
-// Defaults of the intake's lanes. Bulk writes beyond a few at once only
-// queue in the database, where a small request's statements then wait
-// behind theirs for the same cores.
-const (
-	DefaultSmallSpans = 32
-	DefaultBulkWrites = 2
-)
+// DefaultSmallSpans is the largest request of the small lane. Bulk writes
+// beyond a few at once only queue in the database, where a small request's
+// statements then wait behind theirs for the same cores.
+const DefaultSmallSpans = 32
 
 // Handler serves POST /v1/traces.
 type Handler struct {
@@ -163,7 +162,7 @@ func NewHandler(cfg Config) *Handler {
 		cfg.SmallSpans = DefaultSmallSpans
 	}
 	if cfg.BulkWrites <= 0 {
-		cfg.BulkWrites = DefaultBulkWrites
+		cfg.BulkWrites = max(2, runtime.GOMAXPROCS(0))
 	}
 	return &Handler{cfg: cfg, slots: make(chan struct{}, cfg.MaxInFlight), bulk: make(chan struct{}, cfg.BulkWrites),
 		budget: &budget{max: cfg.MaxInflightBytes}}
