@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"bytes"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/subtle"
@@ -385,13 +386,15 @@ func (h *Handler) scope(res *Result, who Principal) {
 		return
 	}
 	kept := res.Steps[:0]
-	refused := map[string]int{}
+	// By session, as the other refusals are: `reins session ID` then
+	// says that spans naming it came with a token that does not cover them.
+	bySession := map[[2]string]int64{}
 	for _, st := range res.Steps {
 		if who.Covers(st.Agent) {
 			kept = append(kept, st)
 			continue
 		}
-		refused[st.Agent]++
+		bySession[[2]string{st.Agent, st.Session}]++
 	}
 	res.Steps = kept
 	// Spans waiting for their trace's session, and the traces this request
@@ -402,7 +405,7 @@ func (h *Handler) scope(res *Result, who Principal) {
 			pending = append(pending, st)
 			continue
 		}
-		refused[st.Agent]++
+		bySession[[2]string{st.Agent, ""}]++
 	}
 	res.Pending = pending
 	bindings := res.Bindings[:0]
@@ -412,8 +415,14 @@ func (h *Handler) scope(res *Result, who Principal) {
 		}
 	}
 	res.Bindings = bindings
+	refused := map[string]int{}
+	for _, k := range slices.SortedFunc(maps.Keys(bySession), func(a, b [2]string) int {
+		return cmp.Or(cmp.Compare(a[0], b[0]), cmp.Compare(a[1], b[1]))
+	}) {
+		res.Refusals = append(res.Refusals, sessions.Refusal{Reason: sessions.RefusedToken, Agent: k[0], Session: k[1], Spans: bySession[k]})
+		refused[k[0]] += int(bySession[k])
+	}
 	for _, agent := range slices.Sorted(maps.Keys(refused)) {
-		res.Refusals = append(res.Refusals, sessions.Refusal{Reason: sessions.RefusedToken, Agent: agent, Spans: int64(refused[agent])})
 		n := refused[agent]
 		res.Rejected += n
 		res.Reasons = append(res.Reasons, fmt.Sprintf(

@@ -78,3 +78,42 @@ func TestHandlerTokenScope(t *testing.T) {
 		})
 	}
 }
+
+// refusalRecorder records nothing and remembers what was refused.
+type refusalRecorder struct{ refused []sessions.Refusal }
+
+func (r *refusalRecorder) Record(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
+	return nil, nil
+}
+
+func (r *refusalRecorder) Refuse(ctx context.Context, rs []sessions.Refusal) error {
+	r.refused = append(r.refused, rs...)
+	return nil
+}
+
+// Spans another agent's token brought are remembered with the session they
+// name, as every other refusal is: `reins session ID` then says why reins
+// has no record of it, instead of "no span naming it has reached reins".
+func TestHandlerTokenRefusalNamesTheSession(t *testing.T) {
+	body, err := os.ReadFile("testdata/genai_current.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &refusalRecorder{}
+	creds := []otlp.Credential{{Token: "other", Principal: otlp.Principal{Agents: map[string]bool{"billing-agent": true}, Source: "BILLING_TOKEN"}}}
+	h := otlp.NewHandler(otlp.Config{Credentials: func() []otlp.Credential { return creds }, Resolve: resolve, Recorder: rec})
+	req := httptest.NewRequest(http.MethodPost, "/v1/traces", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer other")
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	var spans int64
+	for _, r := range rec.refused {
+		if r.Reason != sessions.RefusedToken || r.Agent != "support-bot" || r.Session == "" {
+			t.Errorf("refusal %+v: want support-bot's spans refused for the token, naming their session", r)
+		}
+		spans += r.Spans
+	}
+	if spans != 3 {
+		t.Errorf("%d spans remembered as refused, want 3: %+v", spans, rec.refused)
+	}
+}
