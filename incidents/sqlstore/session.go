@@ -16,12 +16,6 @@ import (
 
 var _ sessions.Store = (*Store)(nil)
 
-// stepChunk bounds the rows of one multi-row INSERT: 23 columns × 1,000
-// rows stays under both SQLite's (32,766) and PostgreSQL's (65,535) limits on
-// bound parameters, and a full chunk, the usual exporter batch, reuses one
-// prepared statement.
-const stepChunk = 1000
-
 // idChunk bounds the IDs of one IN list.
 const idChunk = 500
 
@@ -33,18 +27,30 @@ const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_to
 
 // WriteSteps stores steps and grows their sessions' totals in one
 // transaction, and deletes the held chunks the steps were read from. A span
-// already stored is skipped: exporters retry.
+// already stored is skipped: exporters retry, and a Collector re-batches.
+//
+// A session's steps of one write are one row of step_chunks (two when some
+// are tool calls or errors: FindNotable reads those alone), not a row each.
+// What a row per span's primary key did, the write does under the lock it
+// takes on the session's row to number the steps: it reads the span IDs the
+// session's chunks hold and skips those.
 func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
 	orig := steps
 	steps = uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
 	if len(steps) == 0 {
 		return nil, nil
 	}
-	// The rows' values are bound before the transaction (its number, set
-	// in it, last): on SQLite the transaction's time is every writer's wait.
-	args := make([]any, 0, stepArgs*len(steps))
-	for _, st := range steps {
-		args = s.queries.stepRow(args, st)
+	// The chunks are encoded before the transaction, numbered 1, 2, … in
+	// their write (a body keeps differences of numbers, so it holds once
+	// the transaction adds the session's last number): on SQLite the
+	// transaction's time is every writer's wait.
+	groups := groupSteps(steps)
+	pre := make([][]chunkRow, len(groups))
+	for i, g := range groups {
+		for j, at := range g.at {
+			steps[at].N = int64(j + 1)
+		}
+		pre[i] = encodeChunks(g.key, steps, g.at)
 	}
 	var out []sessions.Totals
 	numbered := map[stepKey]int64{}
@@ -52,21 +58,39 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		if err := q.ensureSessions(ctx, steps); err != nil {
 			return err
 		}
-		last, err := q.lastSeqs(ctx, steps)
+		heads, err := q.lastSeqs(ctx, steps)
 		if err != nil {
 			return err
 		}
+		stored, err := q.storedSpans(ctx, steps, groups, heads)
+		if err != nil {
+			return err
+		}
+		last := make(map[sessions.Key]int64, len(heads))
+		for k, h := range heads {
+			last[k] = h.LastSeq
+		}
+		// Every step of the write is numbered, a repeat too: the numbers
+		// are those a row per span gave.
 		for i := range steps {
 			last[steps[i].Key()]++
 			steps[i].N = last[steps[i].Key()]
-			args[stepArgs*i+stepArgs-1] = steps[i].N
 		}
-		written := map[stepKey]bool{}
-		for start := 0; start < len(steps); start += stepChunk {
-			end := min(start+stepChunk, len(steps))
-			if err := q.insertSteps(ctx, steps[start:end], args[stepArgs*start:stepArgs*end], written); err != nil {
-				return err
+		var rows []chunkRow
+		for i, g := range groups {
+			base := heads[g.key].LastSeq
+			if !slices.ContainsFunc(g.at, func(at int) bool { return stored[at] }) {
+				for _, r := range pre[i] {
+					r.chunk += base
+					rows = append(rows, r)
+				}
+				continue
 			}
+			fresh := slices.DeleteFunc(slices.Clone(g.at), func(at int) bool { return stored[at] })
+			rows = append(rows, encodeChunks(g.key, steps, fresh)...)
+		}
+		if err := q.insertChunks(ctx, rows); err != nil {
+			return err
 		}
 		// Held spans joined to their session leave the hold in the
 		// transaction that stores them (sessions.HoldPeeker).
@@ -75,8 +99,8 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		}
 		deltas := map[sessions.Key]*sessions.Totals{}
 		judged := map[sessions.Key]bool{}
-		for _, st := range steps {
-			if !written[stepKey{st.Agent, st.Session, st.SpanID}] {
+		for i, st := range steps {
+			if stored[i] {
 				continue
 			}
 			numbered[stepKey{st.Agent, st.Session, st.SpanID}] = st.N
@@ -112,9 +136,74 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 	return out, nil
 }
 
+// stepGroup is one session's steps in a write: their indexes in it, in
+// the write's order.
+type stepGroup struct {
+	key sessions.Key
+	at  []int
+}
+
+// groupSteps groups steps by session, in (agent, ID) order.
+func groupSteps(steps []sessions.Step) []stepGroup {
+	idx := map[sessions.Key]int{}
+	var out []stepGroup
+	for i := range steps {
+		k := steps[i].Key()
+		g, ok := idx[k]
+		if !ok {
+			g = len(out)
+			idx[k] = g
+			out = append(out, stepGroup{key: k})
+		}
+		out[g].at = append(out[g].at, i)
+	}
+	slices.SortFunc(out, func(a, b stepGroup) int { return a.key.Compare(b.key) })
+	return out
+}
+
+// chunkRow is one row of step_chunks.
+type chunkRow struct {
+	key     sessions.Key
+	chunk   int64
+	notable bool
+	steps   int
+	spanIDs []byte
+	body    []byte
+}
+
+// encodeChunks encodes the steps at indexes at (one session's, numbered)
+// as its chunks: the tool calls and errors, and the others.
+func encodeChunks(k sessions.Key, steps []sessions.Step, at []int) []chunkRow {
+	var note, plain []sessions.Step
+	for _, i := range at {
+		if notable(&steps[i]) {
+			note = append(note, steps[i])
+		} else {
+			plain = append(plain, steps[i])
+		}
+	}
+	var out []chunkRow
+	for i, part := range [][]sessions.Step{note, plain} {
+		if len(part) == 0 {
+			continue
+		}
+		out = append(out, chunkRow{key: k, chunk: part[0].N, notable: i == 0, steps: len(part),
+			spanIDs: appendSpanIDs(make([]byte, 0, len(part)*17), part),
+			body:    encodeSteps(make([]byte, 0, len(part)*64), part[0].N, part)})
+	}
+	return out
+}
+
+// head is what a write reads, and locks, of a session's row.
+type head struct {
+	LastSeq  int64 `db:"last_seq"`
+	StepRows bool  `db:"step_rows"`
+}
+
 // lastSeqs reads, and on PostgreSQL locks, the last step number of each
-// session of steps, in ID order as ensureSessions created them.
-func (q *queries) lastSeqs(ctx context.Context, steps []sessions.Step) (map[sessions.Key]int64, error) {
+// session of steps, in ID order as ensureSessions created them, and whether
+// it has steps stored as rows (from before step_chunks).
+func (q *queries) lastSeqs(ctx context.Context, steps []sessions.Step) (map[sessions.Key]head, error) {
 	seen := map[sessions.Key]bool{}
 	var ks []sessions.Key
 	for _, st := range steps {
@@ -124,32 +213,167 @@ func (q *queries) lastSeqs(ctx context.Context, steps []sessions.Step) (map[sess
 		}
 	}
 	slices.SortFunc(ks, sessions.Key.Compare)
-	out := make(map[sessions.Key]int64, len(ks))
+	out := make(map[sessions.Key]head, len(ks))
 	for start := 0; start < len(ks); start += keyChunk {
 		chunk := ks[start:min(start+keyChunk, len(ks))]
-		var b strings.Builder
 		args := make([]any, 0, 2*len(chunk))
-		for i, k := range chunk {
-			if i > 0 {
-				b.WriteString(" OR ")
-			}
-			b.WriteString("(agent = ? AND id = ?)")
+		for _, k := range chunk {
 			args = append(args, k.Agent, k.ID)
 		}
 		var rows []struct {
-			Agent   string `db:"agent"`
-			ID      string `db:"id"`
-			LastSeq int64  `db:"last_seq"`
+			Agent string `db:"agent"`
+			ID    string `db:"id"`
+			head
 		}
-		if err := sqlxSelect(ctx, q, &rows, `SELECT agent, id, last_seq FROM sessions WHERE `+b.String()+
-			` ORDER BY agent, id`+q.forUpdate(), args...); err != nil {
+		query := `SELECT agent, id, last_seq, step_rows FROM sessions WHERE ` + orKeys("agent", "id", len(chunk)) +
+			` ORDER BY agent, id` + q.forUpdate()
+		var err error
+		if len(chunk) == 1 {
+			err = q.sel(ctx, &rows, query, args...)
+		} else {
+			err = sqlxSelect(ctx, q, &rows, query, args...)
+		}
+		if err != nil {
 			return nil, wrap(err, "number the steps of %d sessions", len(ks))
 		}
 		for _, r := range rows {
-			out[sessions.Key{Agent: r.Agent, ID: r.ID}] = r.LastSeq
+			out[sessions.Key{Agent: r.Agent, ID: r.ID}] = r.head
 		}
 	}
 	return out, nil
+}
+
+// orKeys is "(a = ? AND b = ?) OR …", n times.
+func orKeys(a, b string, n int) string {
+	var s strings.Builder
+	for i := range n {
+		if i > 0 {
+			s.WriteString(" OR ")
+		}
+		s.WriteString("(" + a + " = ? AND " + b + " = ?)")
+	}
+	return s.String()
+}
+
+// storedSpans says which steps (by index) their session already holds: a
+// session with numbered steps has chunks, whose span IDs are read, and one
+// with steps from before step_chunks has rows, looked up by span ID.
+func (q *queries) storedSpans(ctx context.Context, steps []sessions.Step, groups []stepGroup, heads map[sessions.Key]head) (map[int]bool, error) {
+	stored := map[int]bool{}
+	var chunked []stepGroup
+	for _, g := range groups {
+		h := heads[g.key]
+		if h.LastSeq > 0 {
+			chunked = append(chunked, g)
+		}
+		if h.StepRows {
+			if err := q.storedRows(ctx, steps, g, stored); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for start := 0; start < len(chunked); start += keyChunk {
+		part := chunked[start:min(start+keyChunk, len(chunked))]
+		want := make(map[sessions.Key]map[string]int, len(part))
+		args := make([]any, 0, 2*len(part))
+		for _, g := range part {
+			m := make(map[string]int, len(g.at))
+			for _, at := range g.at {
+				m[steps[at].SpanID] = at
+			}
+			want[g.key] = m
+			args = append(args, g.key.Agent, g.key.ID)
+		}
+		query := `SELECT agent, session_id, span_ids FROM step_chunks WHERE ` + orKeys("agent", "session_id", len(part))
+		var rows *sql.Rows
+		var err error
+		if len(part) == 1 {
+			rows, err = q.query(ctx, query, args...)
+		} else {
+			rows, err = q.x.QueryContext(ctx, q.x.Rebind(query), args...)
+		}
+		if err != nil {
+			return nil, wrap(err, "read the stored span IDs of %d sessions", len(part))
+		}
+		var agent, session string
+		var ids []byte
+		for rows.Next() {
+			if err := rows.Scan(&agent, &session, &ids); err != nil {
+				rows.Close()
+				return nil, wrap(err, "read the stored span IDs of %d sessions", len(part))
+			}
+			m := want[sessions.Key{Agent: agent, ID: session}]
+			if err := eachSpanID(ids, func(id []byte) {
+				if at, ok := m[string(id)]; ok {
+					stored[at] = true
+				}
+			}); err != nil {
+				rows.Close()
+				return nil, wrap(err, "read the stored span IDs of session %s of %s", session, agent)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			return nil, wrap(err, "read the stored span IDs of %d sessions", len(part))
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrap(err, "read the stored span IDs of %d sessions", len(part))
+		}
+	}
+	return stored, nil
+}
+
+// storedRows marks the steps of g that are stored as rows of session_steps.
+func (q *queries) storedRows(ctx context.Context, steps []sessions.Step, g stepGroup, stored map[int]bool) error {
+	for start := 0; start < len(g.at); start += idChunk {
+		part := g.at[start:min(start+idChunk, len(g.at))]
+		at := make(map[string]int, len(part))
+		args := make([]any, 0, 2+len(part))
+		args = append(args, g.key.Agent, g.key.ID)
+		for _, i := range part {
+			at[steps[i].SpanID] = i
+			args = append(args, steps[i].SpanID)
+		}
+		var ids []string
+		if err := sqlxSelect(ctx, q, &ids, `SELECT span_id FROM session_steps WHERE agent = ? AND session_id = ?
+			AND span_id IN (`+marks(len(part))+`)`, args...); err != nil {
+			return wrap(err, "find stored steps of session %s", g.key)
+		}
+		for _, id := range ids {
+			stored[at[id]] = true
+		}
+	}
+	return nil
+}
+
+// stepChunkRows bounds the rows of one INSERT into step_chunks.
+const stepChunkRows = 500
+
+// insertChunks writes chunk rows; a write of one session's (one or two
+// rows, the usual) reuses a prepared statement.
+func (q *queries) insertChunks(ctx context.Context, rows []chunkRow) error {
+	for start := 0; start < len(rows); start += stepChunkRows {
+		part := rows[start:min(start+stepChunkRows, len(rows))]
+		var b strings.Builder
+		b.WriteString(`INSERT INTO step_chunks (agent, session_id, chunk, notable, steps, span_ids, body) VALUES `)
+		args := make([]any, 0, 7*len(part))
+		for i, r := range part {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			args = append(args, r.key.Agent, r.key.ID, r.chunk, r.notable, r.steps, r.spanIDs, r.body)
+		}
+		var err error
+		if len(part) <= 2 {
+			_, err = q.exec(ctx, b.String(), args...)
+		} else {
+			_, err = q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...)
+		}
+		if err != nil {
+			return wrap(err, "insert %d step chunks", len(part))
+		}
+	}
+	return nil
 }
 
 // stepKey is a stored step's identity: its session's (agent, ID) and its span.
@@ -206,106 +430,6 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 	b.WriteString(` ON CONFLICT (agent, id) DO NOTHING`)
 	if _, err := q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...); err != nil {
 		return wrap(err, "create session rows")
-	}
-	return nil
-}
-
-// insertSteps writes one chunk and marks in written the steps that were new.
-// Usually every step is: the rows affected say so, and no row comes back
-// (RETURNING a row per step cost about a tenth of the insert). When some
-// were stored already (an exporter's retry), the new ones are those whose
-// stored number is the one this write gave them: a step stored before got
-// its number from an earlier write, below the session's last_seq this
-// transaction read (and, on PostgreSQL, locked) before numbering.
-func (q *queries) insertSteps(ctx context.Context, chunk []sessions.Step, args []any, written map[stepKey]bool) error {
-	var b strings.Builder
-	b.Grow(len(insertStepsHead) + len(chunk)*(len(stepMarks)+2) + len(insertStepsTail))
-	b.WriteString(insertStepsHead)
-	for i := range chunk {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(stepMarks)
-	}
-	b.WriteString(insertStepsTail)
-	var res sql.Result
-	var err error
-	if len(chunk) == stepChunk {
-		res, err = q.exec(ctx, b.String(), args...)
-	} else {
-		res, err = q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...)
-	}
-	if err != nil {
-		return wrap(err, "insert session steps")
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return wrap(err, "insert session steps: rows affected")
-	}
-	if n == int64(len(chunk)) {
-		for _, st := range chunk {
-			written[stepKey{st.Agent, st.Session, st.SpanID}] = true
-		}
-		return nil
-	}
-	if n == 0 {
-		return nil
-	}
-	return q.newlyWritten(ctx, chunk, written)
-}
-
-// stepArgs is the number of stepCols: the values of one step's row.
-const stepArgs = 23
-
-const (
-	insertStepsHead = `INSERT INTO session_steps (` + stepCols + `) VALUES `
-	stepMarks       = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	insertStepsTail = ` ON CONFLICT (agent, session_id, span_id) DO NOTHING`
-)
-
-// stepRow appends the values of st's row, in stepCols order; its number
-// (seq) comes last.
-func (q *queries) stepRow(args []any, st sessions.Step) []any {
-	return append(args, st.Session, st.SpanID, st.TraceID, st.ParentID, st.Agent, q.t(st.Start),
-		st.Duration.Microseconds(), st.Kind, st.Name, st.Tool, st.Model, st.InputTokens, st.OutputTokens,
-		st.Cost, st.Priced, st.Error, st.ErrorType, st.System, st.Content, st.ArgsHash, scoresJSON(st.Scores),
-		q.t(st.Arrival()), st.N)
-}
-
-// newlyWritten marks in written the steps of chunk stored with the number
-// this write gave them.
-func (q *queries) newlyWritten(ctx context.Context, chunk []sessions.Step, written map[stepKey]bool) error {
-	bySession := map[sessions.Key][]sessions.Step{}
-	for _, st := range chunk {
-		bySession[st.Key()] = append(bySession[st.Key()], st)
-	}
-	for _, k := range sortedKeys(bySession) {
-		steps := bySession[k]
-		want := make(map[string]int64, len(steps))
-		for _, st := range steps {
-			want[st.SpanID] = st.N
-		}
-		for start := 0; start < len(steps); start += idChunk {
-			part := steps[start:min(start+idChunk, len(steps))]
-			args := make([]any, 0, 2+len(part))
-			args = append(args, k.Agent, k.ID)
-			for _, st := range part {
-				args = append(args, st.SpanID)
-			}
-			var rows []struct {
-				SpanID string `db:"span_id"`
-				Seq    int64  `db:"seq"`
-			}
-			if err := sqlxSelect(ctx, q, &rows, `SELECT span_id, seq FROM session_steps WHERE agent = ? AND session_id = ?
-				AND span_id IN (`+marks(len(part))+`)`, args...); err != nil {
-				return wrap(err, "find the session steps just stored")
-			}
-			for _, r := range rows {
-				if n, ok := want[r.SpanID]; ok && n == r.Seq {
-					written[stepKey{k.Agent, k.ID, r.SpanID}] = true
-				}
-			}
-		}
 	}
 	return nil
 }
@@ -377,12 +501,12 @@ type stepRow struct {
 
 // FindSession returns a session's totals and its stored steps in time order.
 func (q *queries) FindSession(ctx context.Context, agent, id string) (sessions.Record, error) {
-	return q.findSession(ctx, agent, id, "")
+	return q.findSession(ctx, agent, id, false)
 }
 
 // FindNotable returns a session's totals and its tool calls and errors.
 func (q *queries) FindNotable(ctx context.Context, agent, id string) (sessions.Record, error) {
-	return q.findSession(ctx, agent, id, ` AND (tool <> '' OR kind = 'execute_tool' OR error = `+q.boolTrue()+`)`)
+	return q.findSession(ctx, agent, id, true)
 }
 
 func (q *queries) boolTrue() string {
@@ -392,33 +516,83 @@ func (q *queries) boolTrue() string {
 	return "TRUE"
 }
 
-func (q *queries) findSession(ctx context.Context, agent, id, where string) (sessions.Record, error) {
-	var rows []totalsRow
-	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+` FROM sessions WHERE agent = ? AND id = ?`, agent, id); err != nil {
+// findSession reads a session's chunks (only its notable ones with
+// onlyNotable), and its rows from before step_chunks when it has some, and
+// sorts the steps as the rows were: by start, then span ID.
+func (q *queries) findSession(ctx context.Context, agent, id string, onlyNotable bool) (sessions.Record, error) {
+	var rows []struct {
+		totalsRow
+		StepRows bool `db:"step_rows"`
+	}
+	if err := q.sel(ctx, &rows, `SELECT `+totalsCols+`, step_rows FROM sessions WHERE agent = ? AND id = ?`, agent, id); err != nil {
 		return sessions.Record{}, wrap(err, "find session %s of %s", id, agent)
 	}
 	if len(rows) == 0 {
 		return sessions.Record{}, sessions.ErrNotFound
 	}
 	rec := sessions.Record{Totals: rows[0].totals()}
-	var steps []stepRow
-	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE agent = ? AND session_id = ?`+where+`
-		ORDER BY started_at, span_id`, agent, id); err != nil {
+	query := `SELECT chunk, steps, body FROM step_chunks WHERE agent = ? AND session_id = ?`
+	if onlyNotable {
+		query += ` AND notable`
+	}
+	var chunks []struct {
+		Chunk int64  `db:"chunk"`
+		Steps int    `db:"steps"`
+		Body  []byte `db:"body"`
+	}
+	if err := q.sel(ctx, &chunks, query, agent, id); err != nil {
 		return sessions.Record{}, wrap(err, "find steps of session %s of %s", id, agent)
 	}
-	rec.Steps = make([]sessions.Step, len(steps))
-	for i, r := range steps {
-		rec.Steps[i] = sessions.Step{Session: r.Session, SpanID: r.SpanID, TraceID: r.TraceID, ParentID: r.ParentID,
+	n := 0
+	for _, c := range chunks {
+		n += c.Steps
+	}
+	rec.Steps = make([]sessions.Step, 0, n)
+	for _, c := range chunks {
+		var err error
+		if rec.Steps, err = decodeSteps(rec.Steps, agent, id, c.Chunk, c.Body); err != nil {
+			return sessions.Record{}, err
+		}
+	}
+	if rows[0].StepRows {
+		where := ""
+		if onlyNotable {
+			where = ` AND (tool <> '' OR kind = 'execute_tool' OR error = ` + q.boolTrue() + `)`
+		}
+		var err error
+		if rec.Steps, err = q.stepRows(ctx, rec.Steps, agent, id, where); err != nil {
+			return sessions.Record{}, err
+		}
+	}
+	slices.SortFunc(rec.Steps, func(a, b sessions.Step) int {
+		if c := a.Start.Compare(b.Start); c != 0 {
+			return c
+		}
+		return strings.Compare(a.SpanID, b.SpanID)
+	})
+	return rec, nil
+}
+
+// stepRows appends a session's steps stored as rows (before step_chunks).
+func (q *queries) stepRows(ctx context.Context, out []sessions.Step, agent, id, where string) ([]sessions.Step, error) {
+	var steps []stepRow
+	if err := q.sel(ctx, &steps, `SELECT `+stepCols+` FROM session_steps WHERE agent = ? AND session_id = ?`+where,
+		agent, id); err != nil {
+		return out, wrap(err, "find steps of session %s of %s", id, agent)
+	}
+	for _, r := range steps {
+		st := sessions.Step{Session: r.Session, SpanID: r.SpanID, TraceID: r.TraceID, ParentID: r.ParentID,
 			Agent: r.Agent, Start: r.Start.T, Duration: time.Duration(r.DurationUS) * time.Microsecond,
 			Kind: r.Kind, Name: r.Name, Tool: r.Tool, Model: r.Model, InputTokens: r.InputTokens,
 			OutputTokens: r.OutputTokens, Cost: r.Cost, Priced: r.Priced, Error: r.Error,
 			ErrorType: r.ErrorType, System: r.System, Content: r.Content, ArgsHash: r.ArgsHash,
 			Received: r.Received.T, N: r.Seq}
-		if err := unjs(r.Scores, &rec.Steps[i].Scores, "step scores"); err != nil {
-			return sessions.Record{}, err
+		if err := unjs(r.Scores, &st.Scores, "step scores"); err != nil {
+			return out, err
 		}
+		out = append(out, st)
 	}
-	return rec, nil
+	return out, nil
 }
 
 // SessionAgents returns the agents that have a session with ID id, sorted.
@@ -445,11 +619,28 @@ func (q *queries) FindSessions(ctx context.Context, agent string, since time.Tim
 	return out, nil
 }
 
-// DeleteSteps removes stored steps of a session; its totals keep counting them.
+// DeleteSteps removes stored steps of a session; its totals keep counting
+// them. A chunk holding some is rewritten without them (deleted when it
+// holds nothing else), under the session row's lock a write takes.
 func (s *Store) DeleteSteps(ctx context.Context, agent, session string, spanIDs []string) error {
+	drop := make(map[string]bool, len(spanIDs))
+	for _, id := range spanIDs {
+		drop[id] = true
+	}
 	return s.inTx(ctx, func(q *queries) error {
-		var n int64
-		for start := 0; start < len(spanIDs); start += idChunk {
+		var heads []head
+		if err := q.sel(ctx, &heads, `SELECT last_seq, step_rows FROM sessions WHERE agent = ? AND id = ?`+q.forUpdate(),
+			agent, session); err != nil {
+			return wrap(err, "drop steps of session %s", session)
+		}
+		if len(heads) == 0 {
+			return nil
+		}
+		n, err := q.dropFromChunks(ctx, agent, session, drop)
+		if err != nil {
+			return err
+		}
+		for start := 0; heads[0].StepRows && start < len(spanIDs); start += idChunk {
 			chunk := spanIDs[start:min(start+idChunk, len(spanIDs))]
 			res, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE agent = ? AND session_id = ?
 				AND span_id IN (`+marks(len(chunk))+`)`), append([]any{agent, session}, anys(chunk)...)...)
@@ -465,6 +656,58 @@ func (s *Store) DeleteSteps(ctx context.Context, agent, session string, spanIDs 
 		}
 		return nil
 	})
+}
+
+// dropFromChunks cuts the steps of drop out of a session's chunks and
+// returns how many it cut.
+func (q *queries) dropFromChunks(ctx context.Context, agent, session string, drop map[string]bool) (int64, error) {
+	var chunks []struct {
+		Chunk   int64  `db:"chunk"`
+		SpanIDs []byte `db:"span_ids"`
+	}
+	if err := q.sel(ctx, &chunks, `SELECT chunk, span_ids FROM step_chunks WHERE agent = ? AND session_id = ?`,
+		agent, session); err != nil {
+		return 0, wrap(err, "drop steps of session %s", session)
+	}
+	var n int64
+	for _, c := range chunks {
+		hits, total := 0, 0
+		if err := eachSpanID(c.SpanIDs, func(id []byte) {
+			total++
+			if drop[string(id)] {
+				hits++
+			}
+		}); err != nil {
+			return 0, wrap(err, "drop steps of session %s", session)
+		}
+		if hits == 0 {
+			continue
+		}
+		n += int64(hits)
+		if hits == total {
+			if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM step_chunks WHERE agent = ? AND session_id = ? AND chunk = ?`),
+				agent, session, c.Chunk); err != nil {
+				return 0, wrap(err, "drop steps of session %s", session)
+			}
+			continue
+		}
+		var body []byte
+		if err := sqlx.GetContext(ctx, q.x, &body, q.x.Rebind(`SELECT body FROM step_chunks WHERE agent = ? AND session_id = ? AND chunk = ?`),
+			agent, session, c.Chunk); err != nil {
+			return 0, wrap(err, "drop steps of session %s", session)
+		}
+		steps, err := decodeSteps(nil, agent, session, c.Chunk, body)
+		if err != nil {
+			return 0, err
+		}
+		steps = slices.DeleteFunc(steps, func(st sessions.Step) bool { return drop[st.SpanID] })
+		if _, err := q.x.ExecContext(ctx, q.x.Rebind(`UPDATE step_chunks SET steps = ?, span_ids = ?, body = ?
+			WHERE agent = ? AND session_id = ? AND chunk = ?`), len(steps), appendSpanIDs(nil, steps),
+			encodeSteps(nil, c.Chunk, steps), agent, session, c.Chunk); err != nil {
+			return 0, wrap(err, "drop steps of session %s", session)
+		}
+	}
+	return n, nil
 }
 
 // DeleteSessions removes agent's sessions last active before before, except
@@ -485,9 +728,11 @@ func (s *Store) DeleteSessions(ctx context.Context, agent string, before time.Ti
 			// Steps first: SQLite enforces the cascade only with foreign
 			// keys on, and an explicit delete does not depend on it.
 			args := append([]any{agent}, anys(chunk)...)
-			if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM session_steps WHERE agent = ? AND session_id IN (`+
-				marks(len(chunk))+`)`), args...); err != nil {
-				return err
+			for _, table := range []string{"step_chunks", "session_steps"} {
+				if _, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM `+table+` WHERE agent = ? AND session_id IN (`+
+					marks(len(chunk))+`)`), args...); err != nil {
+					return err
+				}
 			}
 			_, err := q.x.ExecContext(ctx, q.x.Rebind(`DELETE FROM sessions WHERE agent = ? AND id IN (`+
 				marks(len(chunk))+`)`), args...)
