@@ -54,16 +54,16 @@ func BenchmarkOTLPIntakeReplicas(b *testing.B) {
 				b.ReportMetric(floorRate, "floor_spans/s")
 				b.ReportMetric(rate/floorRate, "rate_ratio")
 			}
-			// What a stored step costs on disk (table and indexes), for the
-			// capacity arithmetic.
+			// What a stored step costs on disk (the chunks' table with its
+			// TOAST and indexes), for the capacity arithmetic.
 			conn, _, err := migrations.Connect(context.Background(), db)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer conn.Close()
 			var perStep float64
-			if err := conn.Get(&perStep, `SELECT pg_total_relation_size('session_steps')::float8 / GREATEST(COUNT(*), 1)
-				FROM session_steps`); err != nil {
+			if err := conn.Get(&perStep, `SELECT pg_total_relation_size('step_chunks')::float8 / GREATEST(SUM(steps), 1)::float8
+				FROM step_chunks`); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(perStep, "disk_bytes/step")

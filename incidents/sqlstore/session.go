@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -549,9 +550,14 @@ func (q *queries) findSession(ctx context.Context, agent, id string, onlyNotable
 	}
 	rec.Steps = make([]sessions.Step, 0, n)
 	for _, c := range chunks {
+		before := len(rec.Steps)
 		var err error
 		if rec.Steps, err = decodeSteps(rec.Steps, agent, id, c.Chunk, c.Body); err != nil {
 			return sessions.Record{}, err
+		}
+		if len(rec.Steps)-before != c.Steps {
+			return sessions.Record{}, fmt.Errorf("step chunk %d of session %s of %s: %d steps decoded, %d stored",
+				c.Chunk, id, agent, len(rec.Steps)-before, c.Steps)
 		}
 	}
 	if rows[0].StepRows {
