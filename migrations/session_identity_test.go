@@ -65,7 +65,20 @@ func TestSessionIdentityMigratesExistingData(t *testing.T) {
 					t.Fatalf("%s: %v", q.sql, err)
 				}
 			}
-			if _, err := migrations.Migrate(ctx, db, d); err != nil {
+			// Up to 00016: 00017 stores new steps as chunks and refuses
+			// rows, and this test is of the rows' keys.
+			upTo16 := fstest.MapFS{}
+			for _, name := range names {
+				if v, _ := goose.NumericComponent(name); v <= 16 {
+					b, _ := fs.ReadFile(all, name)
+					upTo16[name] = &fstest.MapFile{Data: b}
+				}
+			}
+			p16, err := goose.NewProvider(gd, db.DB, upTo16, goose.WithDisableGlobalRegistry(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p16.Up(ctx); err != nil {
 				t.Fatalf("migrate: %v", err)
 			}
 			var steps []struct {

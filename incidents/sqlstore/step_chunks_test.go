@@ -9,6 +9,7 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
 
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -108,7 +109,9 @@ func TestStepRowsFromBeforeChunksStayReadable(t *testing.T) {
 				t.Fatal(err)
 			}
 			at := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
-			ts := func(n int) string { return at.Add(time.Duration(n) * time.Second).Format("2006-01-02T15:04:05.000000Z") }
+			ts := func(n int) string {
+				return at.Add(time.Duration(n) * time.Second).Format("2006-01-02T15:04:05.000000Z")
+			}
 			for _, q := range []struct {
 				sql  string
 				args []any
@@ -165,4 +168,22 @@ func TestStepRowsFromBeforeChunksStayReadable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A release before 00017 writes steps as rows; after it, such a write
+// fails (its pod answers 503 and the exporter retries elsewhere) instead of
+// storing a span a chunk holds twice.
+func TestStepRowsRefusedAfterChunks(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
+		ctx := context.Background()
+		at := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC).Format("2006-01-02T15:04:05.000000Z")
+		if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO sessions (id, agent, first_at, last_at) VALUES ('s-1', 'support-bot', ?, ?)`),
+			at, at); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(ctx, db.Rebind(`INSERT INTO session_steps (session_id, span_id, agent, started_at, received_at)
+			VALUES ('s-1', 'span-0001', 'support-bot', ?, ?)`), at, at); err == nil {
+			t.Error("a step row was stored after migration 00017")
+		}
+	})
 }

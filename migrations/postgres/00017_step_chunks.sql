@@ -34,3 +34,11 @@ CREATE TABLE step_chunks (
 ALTER TABLE sessions ADD COLUMN step_rows BOOLEAN NOT NULL DEFAULT FALSE;
 UPDATE sessions SET step_rows = TRUE
  WHERE EXISTS (SELECT 1 FROM session_steps st WHERE st.agent = sessions.agent AND st.session_id = sessions.id);
+
+-- A release before this one writes steps as rows and reads no chunks: a pod
+-- of it still running during a rolling update (or a binary put back without
+-- restoring the backup) would store a retried span twice and show sessions
+-- without their newer steps. Its step writes fail instead, so it answers
+-- /v1/traces with 503 and Retry-After, and the exporter's retry reaches a
+-- pod of this release.
+ALTER TABLE session_steps ADD CONSTRAINT session_steps_before_chunks CHECK (FALSE) NOT VALID;

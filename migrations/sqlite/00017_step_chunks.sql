@@ -34,3 +34,16 @@ CREATE TABLE step_chunks (
 ALTER TABLE sessions ADD COLUMN step_rows INTEGER NOT NULL DEFAULT 0;
 UPDATE sessions SET step_rows = 1
  WHERE EXISTS (SELECT 1 FROM session_steps st WHERE st.agent = sessions.agent AND st.session_id = sessions.id);
+
+-- A release before this one writes steps as rows and reads no chunks: a pod
+-- of it still running during a rolling update (or a binary put back without
+-- restoring the backup) would store a retried span twice and show sessions
+-- without their newer steps. Its step writes fail instead, so it answers
+-- /v1/traces with 503 and Retry-After, and the exporter's retry reaches a
+-- pod of this release.
+-- +goose StatementBegin
+CREATE TRIGGER session_steps_before_chunks BEFORE INSERT ON session_steps
+BEGIN
+    SELECT RAISE(ABORT, 'session steps are stored in step_chunks since migration 00017: upgrade reins');
+END;
+-- +goose StatementEnd
