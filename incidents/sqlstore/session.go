@@ -175,22 +175,29 @@ type chunkRow struct {
 // encodeChunks encodes the steps at indexes at (one session's, numbered)
 // as its chunks: the tool calls and errors, and the others.
 func encodeChunks(k sessions.Key, steps []sessions.Step, at []int) []chunkRow {
-	var note, plain []sessions.Step
+	note := make([]int, 0, len(at)/8)
+	plain := make([]int, 0, len(at))
+	size := 0
 	for _, i := range at {
 		if notable(&steps[i]) {
-			note = append(note, steps[i])
+			note = append(note, i)
 		} else {
-			plain = append(plain, steps[i])
+			plain = append(plain, i)
 		}
+		size += len(steps[i].SpanID) + len(steps[i].Content)
 	}
 	var out []chunkRow
-	for i, part := range [][]sessions.Step{note, plain} {
+	for i, part := range [][]int{note, plain} {
 		if len(part) == 0 {
 			continue
 		}
-		out = append(out, chunkRow{key: k, chunk: part[0].N, notable: i == 0, steps: len(part),
-			spanIDs: appendSpanIDs(make([]byte, 0, len(part)*17), part),
-			body:    encodeSteps(make([]byte, 0, len(part)*64), part[0].N, part)})
+		ids := make([]byte, 0, len(part)*17)
+		for _, j := range part {
+			ids = appendSpanID(ids, steps[j].SpanID)
+		}
+		n := steps[part[0]].N
+		out = append(out, chunkRow{key: k, chunk: n, notable: i == 0, steps: len(part), spanIDs: ids,
+			body: encodeStepsAt(make([]byte, 0, len(part)*48+size), n, steps, part)})
 	}
 	return out
 }

@@ -43,12 +43,25 @@ const (
 // to the write (1, 2, …) holds for any base, which lets a write encode its
 // steps before the transaction that numbers them.
 func encodeSteps(b []byte, chunk int64, steps []sessions.Step) []byte {
+	return encodeStepsAt(b, chunk, steps, nil)
+}
+
+// encodeStepsAt is encodeSteps of the steps at indexes at (all with nil),
+// without copying them.
+func encodeStepsAt(b []byte, chunk int64, steps []sessions.Step, at []int) []byte {
 	b = append(b, stepCodecVersion)
-	var prev sessions.Step
+	prev := &sessions.Step{}
 	prevN := chunk
 	var prevStart, prevRecv int64
-	for i := range steps {
+	n := len(steps)
+	if at != nil {
+		n = len(at)
+	}
+	for i := range n {
 		st := &steps[i]
+		if at != nil {
+			st = &steps[at[i]]
+		}
 		b = putStr(b, st.SpanID, prev.SpanID, i)
 		b = putStr(b, st.TraceID, prev.TraceID, i)
 		b = putStr(b, st.ParentID, prev.ParentID, i)
@@ -90,7 +103,7 @@ func encodeSteps(b []byte, chunk int64, steps []sessions.Step) []byte {
 		recv := micros(st.Arrival())
 		b = binary.AppendVarint(b, recv-prevRecv)
 		b = binary.AppendVarint(b, st.N-prevN)
-		prev, prevN, prevStart, prevRecv = *st, st.N, start, recv
+		prev, prevN, prevStart, prevRecv = st, st.N, start, recv
 	}
 	return b
 }
@@ -242,10 +255,14 @@ func (d *stepReader) fail() {
 // holds them: each after its length.
 func appendSpanIDs(b []byte, steps []sessions.Step) []byte {
 	for i := range steps {
-		b = binary.AppendUvarint(b, uint64(len(steps[i].SpanID)))
-		b = append(b, steps[i].SpanID...)
+		b = appendSpanID(b, steps[i].SpanID)
 	}
 	return b
+}
+
+func appendSpanID(b []byte, id string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(id)))
+	return append(b, id...)
 }
 
 // eachSpanID calls fn with each span ID of a span_ids value, as bytes that
