@@ -37,7 +37,7 @@ const totalsCols = `id, agent, steps, stored_steps, tool_calls, errors, input_to
 // session's chunks hold and skips those.
 func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessions.Totals, error) {
 	orig := steps
-	steps = uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
+	steps, from := uniqueSteps(steps) // a copy: numbering it leaves the caller's alone until the commit
 	if len(steps) == 0 {
 		return nil, nil
 	}
@@ -54,16 +54,16 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 		pre[i] = encodeChunks(g.key, steps, g.at)
 	}
 	var out []sessions.Totals
-	numbered := map[stepKey]int64{}
+	var stored []bool
 	err := s.inTx(ctx, func(q *queries) error {
-		if err := q.ensureSessions(ctx, steps); err != nil {
+		if err := q.ensureSessions(ctx, steps, groups); err != nil {
 			return err
 		}
-		heads, err := q.lastSeqs(ctx, steps)
+		heads, err := q.lastSeqs(ctx, groups)
 		if err != nil {
 			return err
 		}
-		stored, err := q.storedSpans(ctx, steps, groups, heads)
+		stored, err = q.storedSpans(ctx, steps, groups, heads)
 		if err != nil {
 			return err
 		}
@@ -104,7 +104,6 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			if stored[i] {
 				continue
 			}
-			numbered[stepKey{st.Agent, st.Session, st.SpanID}] = st.N
 			if st.Judged {
 				judged[st.Key()] = true
 			}
@@ -129,9 +128,9 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 	}
 	// The caller judges and shows the steps it handed in: give them their
 	// numbers.
-	for i := range orig {
-		if n, ok := numbered[stepKey{orig[i].Agent, orig[i].Session, orig[i].SpanID}]; ok {
-			orig[i].N = n
+	for j, i := range from {
+		if !stored[i] {
+			orig[j].N = steps[i].N
 		}
 	}
 	return out, nil
@@ -146,6 +145,17 @@ type stepGroup struct {
 
 // groupSteps groups steps by session, in (agent, ID) order.
 func groupSteps(steps []sessions.Step) []stepGroup {
+	one := true
+	for i := 1; i < len(steps) && one; i++ {
+		one = steps[i].Agent == steps[0].Agent && steps[i].Session == steps[0].Session
+	}
+	if one {
+		at := make([]int, len(steps))
+		for i := range at {
+			at[i] = i
+		}
+		return []stepGroup{{key: steps[0].Key(), at: at}}
+	}
 	idx := map[sessions.Key]int{}
 	var out []stepGroup
 	for i := range steps {
@@ -209,18 +219,13 @@ type head struct {
 }
 
 // lastSeqs reads, and on PostgreSQL locks, the last step number of each
-// session of steps, in ID order as ensureSessions created them, and whether
-// it has steps stored as rows (from before step_chunks).
-func (q *queries) lastSeqs(ctx context.Context, steps []sessions.Step) (map[sessions.Key]head, error) {
-	seen := map[sessions.Key]bool{}
-	var ks []sessions.Key
-	for _, st := range steps {
-		if k := st.Key(); !seen[k] {
-			seen[k] = true
-			ks = append(ks, k)
-		}
+// session of a write (groups), in ID order as ensureSessions created them,
+// and whether it has steps stored as rows (from before step_chunks).
+func (q *queries) lastSeqs(ctx context.Context, groups []stepGroup) (map[sessions.Key]head, error) {
+	ks := make([]sessions.Key, len(groups))
+	for i, g := range groups {
+		ks[i] = g.key
 	}
-	slices.SortFunc(ks, sessions.Key.Compare)
 	out := make(map[sessions.Key]head, len(ks))
 	for start := 0; start < len(ks); start += keyChunk {
 		chunk := ks[start:min(start+keyChunk, len(ks))]
@@ -266,8 +271,8 @@ func orKeys(a, b string, n int) string {
 // storedSpans says which steps (by index) their session already holds: a
 // session with numbered steps has chunks, whose span IDs are read, and one
 // with steps from before step_chunks has rows, looked up by span ID.
-func (q *queries) storedSpans(ctx context.Context, steps []sessions.Step, groups []stepGroup, heads map[sessions.Key]head) (map[int]bool, error) {
-	stored := map[int]bool{}
+func (q *queries) storedSpans(ctx context.Context, steps []sessions.Step, groups []stepGroup, heads map[sessions.Key]head) ([]bool, error) {
+	stored := make([]bool, len(steps))
 	var chunked []stepGroup
 	for _, g := range groups {
 		h := heads[g.key]
@@ -331,7 +336,7 @@ func (q *queries) storedSpans(ctx context.Context, steps []sessions.Step, groups
 }
 
 // storedRows marks the steps of g that are stored as rows of session_steps.
-func (q *queries) storedRows(ctx context.Context, steps []sessions.Step, g stepGroup, stored map[int]bool) error {
+func (q *queries) storedRows(ctx context.Context, steps []sessions.Step, g stepGroup, stored []bool) error {
 	for start := 0; start < len(g.at); start += idChunk {
 		part := g.at[start:min(start+idChunk, len(g.at))]
 		at := make(map[string]int, len(part))
@@ -398,32 +403,59 @@ func sortedKeys[V any](m map[sessions.Key]V) []sessions.Key {
 	return out
 }
 
-// uniqueSteps drops repeats of a span within one batch, keeping the first.
-func uniqueSteps(steps []sessions.Step) []sessions.Step {
-	seen := make(map[stepKey]bool, len(steps))
-	out := steps[:0:0]
-	for _, st := range steps {
+// uniqueSteps drops repeats of a span within one batch, keeping the first,
+// and says for each step of steps which of the result it is.
+func uniqueSteps(steps []sessions.Step) (out []sessions.Step, from []int) {
+	out = make([]sessions.Step, 0, len(steps))
+	from = make([]int, len(steps))
+	// Usually a request is of one session: its span IDs alone tell repeats.
+	one := true
+	for i := 1; i < len(steps) && one; i++ {
+		one = steps[i].Agent == steps[0].Agent && steps[i].Session == steps[0].Session
+	}
+	if one {
+		seen := make(map[string]int, len(steps))
+		for j, st := range steps {
+			if i, ok := seen[st.SpanID]; ok {
+				from[j] = i
+				continue
+			}
+			seen[st.SpanID] = len(out)
+			from[j] = len(out)
+			out = append(out, st)
+		}
+		return out, from
+	}
+	seen := make(map[stepKey]int, len(steps))
+	for j, st := range steps {
 		k := stepKey{st.Agent, st.Session, st.SpanID}
-		if seen[k] {
+		if i, ok := seen[k]; ok {
+			from[j] = i
 			continue
 		}
-		seen[k] = true
+		seen[k] = len(out)
+		from[j] = len(out)
 		out = append(out, st)
 	}
-	return out
+	return out, from
 }
 
-// ensureSessions creates the totals rows the steps need, in (agent, ID)
-// order so concurrent writers lock them in the same order. A new session
-// was first and last seen when its first step arrived.
-func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) error {
-	first := map[sessions.Key]sessions.Step{}
-	for _, st := range steps {
-		if f, ok := first[st.Key()]; !ok || st.Arrival().Before(f.Arrival()) {
-			first[st.Key()] = st
+// ensureSessions creates the totals rows the steps need (groups, in
+// (agent, ID) order, so concurrent writers lock them in the same order). A
+// new session was first and last seen when its first step arrived.
+func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step, groups []stepGroup) error {
+	ks := make([]sessions.Key, len(groups))
+	first := make(map[sessions.Key]sessions.Step, len(groups))
+	for i, g := range groups {
+		ks[i] = g.key
+		f := steps[g.at[0]]
+		for _, at := range g.at[1:] {
+			if steps[at].Arrival().Before(f.Arrival()) {
+				f = steps[at]
+			}
 		}
+		first[g.key] = f
 	}
-	ks := sortedKeys(first)
 	var b strings.Builder
 	args := make([]any, 0, 4*len(ks))
 	b.WriteString(`INSERT INTO sessions (id, agent, first_at, last_at) VALUES `)
@@ -436,7 +468,13 @@ func (q *queries) ensureSessions(ctx context.Context, steps []sessions.Step) err
 		args = append(args, k.ID, k.Agent, q.t(st.Arrival()), q.t(st.Arrival()))
 	}
 	b.WriteString(` ON CONFLICT (agent, id) DO NOTHING`)
-	if _, err := q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...); err != nil {
+	var err error
+	if len(ks) == 1 { // the usual request: one statement, prepared once
+		_, err = q.exec(ctx, b.String(), args...)
+	} else {
+		_, err = q.x.ExecContext(ctx, q.x.Rebind(b.String()), args...)
+	}
+	if err != nil {
 		return wrap(err, "create session rows")
 	}
 	return nil
