@@ -82,14 +82,14 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 	if err := checkRung(rungAction(cmd.Action), cmd.Allow, cmd.Rate); err != nil {
 		return AutoHaltOutcome{}, err
 	}
-	ag, err := s.lookupAgent(cmd.Agent)
+	ag, err := s.LookupAgent(cmd.Agent)
 	if err != nil {
 		return AutoHaltOutcome{}, err
 	}
 	if cmd.SLA == "" {
 		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic halt of %s names no SLA.", ag.Name)
 	}
-	sessions := dedupe(cmd.Sessions)
+	sessions := Dedupe(cmd.Sessions)
 	if cmd.Action == ownership.OnBreachHaltSession && len(sessions) == 0 {
 		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic session halt of %s names no session.", ag.Name)
 	}
@@ -103,7 +103,7 @@ func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOu
 
 // autoHaltLocked is AutoHalt under the agent's lock, after the checks.
 func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent) (AutoHaltOutcome, error) {
-	sessions := dedupe(cmd.Sessions)
+	sessions := Dedupe(cmd.Sessions)
 	actor := PolicyActor(ag.Name, cmd.SLA)
 	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
 	if !cmd.DryRun {
@@ -161,7 +161,7 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 		// Nothing to tell: the halt that stopped it was announced, and a
 		// breach repeating on a halted session would only add noise.
 		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already halted: reins did not halt it again (%s).",
-			policyTarget(ag.Name, dedupe(cmd.Sessions)), reason)}, nil
+			policyTarget(ag.Name, Dedupe(cmd.Sessions)), reason)}, nil
 	}
 
 	if cmd.DryRun {
@@ -313,7 +313,7 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 	sessions []string, note string, page bool) (AutoHaltOutcome, error) {
 	out := AutoHaltOutcome{Action: outcome, Note: note}
 	created, incID := false, int64(0)
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		inc, opened, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag)
 		if err != nil {
 			return err
@@ -338,14 +338,14 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 				return err // already said this minute
 			}
 		}
-		if err := appendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, note, map[string]any{
+		if err := AppendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, note, map[string]any{
 			"sla": cmd.SLA, "asked": cmd.Action, "outcome": outcome, "sessions": sessions, "reason": cmd.Reason,
 			"fallback": cmd.Fallback, "dry_run": cmd.DryRun}); err != nil {
 			return err
 		}
 		if page && s.pager != nil {
 			// One page a minute per incident, however many SLAs hit the limit.
-			return s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
+			return s.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
 		}
 		return nil
 	})
@@ -353,7 +353,7 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 		return AutoHaltOutcome{}, fmt.Errorf("record automatic %s of %s: %w", outcome, ag.Name, err)
 	}
 	if created {
-		s.incidentOpened(incID, ag.Name, true, "source", "policy", "by", actor.String())
+		s.IncidentOpened(incID, ag.Name, true, "source", "policy", "by", actor.String())
 	}
 	s.log.Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
 	s.Kick()

@@ -48,14 +48,14 @@ func (w AutoHaltWaiting) Text(now time.Time) string {
 // minute) with a timeline entry, and pages the kill authority once per
 // incident: a storm of breaches makes one page, not one per session.
 func (s *Service) AnnounceWaiting(ctx context.Context, w AutoHaltWaiting) error {
-	ag, err := s.lookupAgent(w.Agent)
+	ag, err := s.LookupAgent(w.Agent)
 	if err != nil {
 		return err
 	}
 	actor := PolicyActor(ag.Name, "escalation")
 	now := s.clock.Now()
 	text := w.Text(now)
-	err = s.retryTx(ctx, func(q Queries) error {
+	err = s.RetryTx(ctx, func(q Queries) error {
 		inc, _, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: w.IncidentID, Actor: actor}, ag)
 		if err != nil {
 			return err
@@ -70,7 +70,7 @@ func (s *Service) AnnounceWaiting(ctx context.Context, w AutoHaltWaiting) error 
 			}
 		}
 		if queued {
-			if err := appendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, text, map[string]any{
+			if err := AppendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, text, map[string]any{
 				"outcome": AutoHaltQueued, "waiting": w.Waiting, "limit": w.Limit, "overflow": w.Overflow}); err != nil {
 				return err
 			}
@@ -78,7 +78,7 @@ func (s *Service) AnnounceWaiting(ctx context.Context, w AutoHaltWaiting) error 
 		if s.pager == nil {
 			return nil
 		}
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindQueuePage, fmt.Sprintf("inc-%d/page/auto-halt-queue", inc.ID),
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindQueuePage, fmt.Sprintf("inc-%d/page/auto-halt-queue", inc.ID),
 			queuePagePayload{Summary: text, Waiting: w.Waiting})
 	})
 	if err != nil {
@@ -100,13 +100,13 @@ func (s *Service) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
 	}
 	page.DedupKey += "/auto-halt-queue"
 	page.Severity = SeverityCritical
-	page.Summary = clip(fmt.Sprintf("[reins #%d] %s", inc.ID, p.Summary), maxPageSummary)
+	page.Summary = Clip(fmt.Sprintf("[reins #%d] %s", inc.ID, p.Summary), maxPageSummary)
 	page.Details["waiting_sessions"] = p.Waiting
 	if err := s.pager.Send(ctx, page); err != nil {
 		return fmt.Errorf("queue page for incident %d: %w", inc.ID, err)
 	}
-	return s.retryTx(ctx, func(q Queries) error {
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
 			"Paged the kill authority of "+inc.Agent+": breaching sessions wait for the automatic-halt budget",
 			map[string]any{"dedup_key": page.DedupKey, "waiting": p.Waiting})
 	})
@@ -115,13 +115,13 @@ func (s *Service) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
 // RecordLeave records on the agent's incident that a person with kill
 // authority said to leave a breaching session running.
 func (s *Service) RecordLeave(ctx context.Context, agent, session string, actor Actor, breaches int) error {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return err
 	}
 	text := fmt.Sprintf("%s said to leave session %s of %s running: %d waiting breach(es) will not be acted on. To halt it after all: /agent kill %s %s",
 		actor.String(), session, ag.Name, breaches, ag.Name, session)
-	err = s.retryTx(ctx, func(q Queries) error {
+	err = s.RetryTx(ctx, func(q Queries) error {
 		inc, _, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, Actor: actor}, ag)
 		if err != nil {
 			return err
@@ -129,11 +129,11 @@ func (s *Service) RecordLeave(ctx context.Context, agent, session string, actor 
 		if s.chat != nil {
 			msg := Message{Style: StyleInfo, Title: text}
 			key := fmt.Sprintf("inc-%d/leave/%s/%d", inc.ID, strings.ReplaceAll(session, "/", "_"), s.clock.Now().UnixNano())
-			if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg); err != nil {
+			if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg); err != nil {
 				return err
 			}
 		}
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventAutoHalt, actor, text, map[string]any{
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventAutoHalt, actor, text, map[string]any{
 			"outcome": "left", "session": session, "breaches": breaches})
 	})
 	if err != nil {

@@ -55,7 +55,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 	if inc, err := s.store.FindIncident(ctx, incidentID); err == nil {
 		recs = s.incidentSessions(ctx, inc)
 	}
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		inc, err := q.FindIncident(ctx, incidentID)
 		if err != nil {
 			return err
@@ -74,7 +74,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("create checklist of incident %d: %w", inc.ID, err)
 		}
 		if _, err := appendEventID(ctx, q, inc.ID, now, EventChecklistStarted, actor,
-			fmt.Sprintf("%s started the blast-radius checklist (%s)", actorLabel(actor), words.Count(len(c.Items), "item")),
+			fmt.Sprintf("%s started the blast-radius checklist (%s)", ActorLabel(actor), words.Count(len(c.Items), "item")),
 			map[string]any{"items": len(c.Items)}); err != nil {
 			return err
 		}
@@ -91,11 +91,11 @@ func (s *Service) enqueueChecklistStart(ctx context.Context, q outbox.Store, inc
 	if s.chat == nil {
 		return nil
 	}
-	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
+	if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent, fmt.Sprintf("inc-%d/checklist/parent", inc.ID), nil); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil {
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", inc.ID, next.Key), checklistItemPayload{Item: next.Key})
 	}
 	return nil
@@ -109,7 +109,7 @@ func (s *Service) enqueueResume(ctx context.Context, q outbox.Store, inc *Incide
 		return nil
 	}
 	stamp := fmt.Sprintf("%d/%s", now.UnixNano(), actor.ID)
-	if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent,
+	if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistParent,
 		fmt.Sprintf("inc-%d/checklist/parent/resume/%s", inc.ID, stamp), nil); err != nil {
 		return err
 	}
@@ -117,7 +117,7 @@ func (s *Service) enqueueResume(ctx context.Context, q outbox.Store, inc *Incide
 	if next == nil {
 		return nil
 	}
-	return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
+	return s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPostChecklistItem,
 		fmt.Sprintf("inc-%d/checklist/post/%s/resume/%s", inc.ID, next.Key, stamp), checklistItemPayload{Item: next.Key})
 }
 
@@ -128,12 +128,12 @@ func (s *Service) newChecklist(inc *Incident, actor Actor, now time.Time) *Check
 	c := &Checklist{IncidentID: inc.ID, CreatedAt: now, CreatedBy: actor, LastActivityAt: now}
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = findAgent(s.registry(), inc.Agent)
+		ag = FindAgent(s.RegistryOrEmpty(), inc.Agent)
 	}
 	if ag != nil {
 		seen := map[string]bool{}
 		for _, b := range ag.BlastRadius {
-			key := "blast:" + slug(b.System)
+			key := "blast:" + Slug(b.System)
 			if seen[key] {
 				key = fmt.Sprintf("%s-%d", key, len(c.Items)+1)
 			}
@@ -210,7 +210,7 @@ func (s *Service) AnswerChecklist(ctx context.Context, actor Actor, incidentID i
 		return nil, Errorf(EINVALID, "Say what was found: what, and how many records, messages or users.")
 	}
 	var c *Checklist
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		var err error
 		c, err = s.loadChecklist(ctx, q, incidentID)
 		if err != nil {
@@ -270,12 +270,12 @@ func findItem(c *Checklist, key string) *ChecklistItem {
 }
 
 func answerText(actor Actor, it *ChecklistItem, prev string) string {
-	text := fmt.Sprintf("%s answered %q: %s", actorLabel(actor), clip(it.Question, 120), it.Choice)
+	text := fmt.Sprintf("%s answered %q: %s", ActorLabel(actor), Clip(it.Question, 120), it.Choice)
 	if prev != "" && prev != it.Choice {
-		text = fmt.Sprintf("%s changed the answer to %q: %s -> %s", actorLabel(actor), clip(it.Question, 120), prev, it.Choice)
+		text = fmt.Sprintf("%s changed the answer to %q: %s -> %s", ActorLabel(actor), Clip(it.Question, 120), prev, it.Choice)
 	}
 	if it.Details != "" {
-		text += " (" + clip(it.Details, 200) + ")"
+		text += " (" + Clip(it.Details, 200) + ")"
 	}
 	return text
 }
@@ -287,20 +287,20 @@ func (s *Service) enqueueAnswered(ctx context.Context, q outbox.Store, incID int
 		return nil
 	}
 	key := func(what string) string { return fmt.Sprintf("inc-%d/checklist/%s/%d", incID, what, eventID) }
-	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
+	if err := s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem, key("answered/"+it.Key),
 		checklistItemPayload{Item: it.Key, Update: true}); err != nil {
 		return err
 	}
 	if next := c.Next(); next != nil && next.PostedTS == "" {
-		if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem,
+		if err := s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistItem,
 			fmt.Sprintf("inc-%d/checklist/post/%s", incID, next.Key), checklistItemPayload{Item: next.Key}); err != nil {
 			return err
 		}
 	}
-	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
+	if err := s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostChecklistParent, key("progress"), nil); err != nil {
 		return err
 	}
-	return s.enqueue(ctx, q, incID, outbox.LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
+	return s.Enqueue(ctx, q, incID, outbox.LaneRefresh, KindUpdateSummary, fmt.Sprintf("inc-%d/update_summary/checklist/%d", incID, eventID), nil)
 }
 
 // SnoozeReminders silences the incident's checklist and postmortem
@@ -314,7 +314,7 @@ func (s *Service) SnoozeReminders(ctx context.Context, actor Actor, incidentID i
 		if c != nil {
 			c.SnoozedUntil = &until
 		}
-		return EventReminderSnoozed, fmt.Sprintf("%s snoozed reminders until %s", actorLabel(actor), until.UTC().Format("2006-01-02 15:04 UTC")),
+		return EventReminderSnoozed, fmt.Sprintf("%s snoozed reminders until %s", ActorLabel(actor), until.UTC().Format("2006-01-02 15:04 UTC")),
 			map[string]any{"until": until.UTC()}
 	})
 }
@@ -325,7 +325,7 @@ func (s *Service) StopReminders(ctx context.Context, actor Actor, incidentID int
 		if c != nil {
 			c.RemindersStopped = true
 		}
-		return EventRemindersStopped, actorLabel(actor) + " stopped reminders", nil
+		return EventRemindersStopped, ActorLabel(actor) + " stopped reminders", nil
 	})
 }
 
@@ -334,7 +334,7 @@ func (s *Service) StopReminders(ctx context.Context, actor Actor, incidentID int
 // job reads it too.
 func (s *Service) setReminders(ctx context.Context, actor Actor, incidentID int64,
 	change func(c *Checklist, now time.Time) (EventKind, string, any)) error {
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		if _, err := q.FindIncident(ctx, incidentID); err != nil {
 			return err
 		}
@@ -361,7 +361,7 @@ func (s *Service) setReminders(ctx context.Context, actor Actor, incidentID int6
 // appendEventID appends an event and returns its ID, which keys the side
 // effects it causes.
 func appendEventID(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) (int64, error) {
-	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
+	e := &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: JSONData(data)}
 	if err := q.AppendEvent(ctx, e); err != nil {
 		return 0, fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
 	}

@@ -19,7 +19,7 @@ import (
 // every replica and every restart sees it. It returns the incidents it
 // escalated.
 func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	n := 0
 	var errs []error
 	for offset := 0; ; offset += pageSize {
@@ -77,7 +77,7 @@ func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incide
 	reason := "nobody with kill authority acknowledged within " + after
 	actor := PolicyActor(ag.Name, EscalationSLA)
 	recorded := false
-	err = s.retryTx(ctx, func(q Queries) error {
+	err = s.RetryTx(ctx, func(q Queries) error {
 		recorded = false
 		evs, err := q.FindEvents(ctx, inc.ID)
 		if err != nil {
@@ -87,7 +87,7 @@ func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incide
 			return nil
 		}
 		recorded = true
-		return appendEvent(ctx, q, inc.ID, now, EventEscalated, actor,
+		return AppendEvent(ctx, q, inc.ID, now, EventEscalated, actor,
 			fmt.Sprintf("Escalated by policy: nobody with kill authority acknowledged this %s incident within %s", inc.Severity, after),
 			map[string]any{"auto_halt_after": after, "severity": inc.Severity})
 	})

@@ -57,7 +57,7 @@ func errNoThread(what string, incID int64) error {
 // deliverChecklistParent posts the thread's parent, or updates its progress
 // once posted (its ts is remembered, so a retry never posts it twice).
 func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -84,7 +84,7 @@ func (s *Service) postThreadParent(ctx context.Context, inc *Incident, what stri
 	if posted != "" {
 		return nil
 	}
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if *field(inc) != "" {
 			return false, nil
 		}
@@ -107,7 +107,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -132,7 +132,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	if item.PostedTS != "" {
 		return nil
 	}
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		c, err := q.FindChecklist(ctx, inc.ID)
 		if err != nil {
 			return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
@@ -146,11 +146,11 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 }
 
 func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
-	topic := clip(fmt.Sprintf("[RESOLVED] %s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
+	topic := Clip(fmt.Sprintf("[RESOLVED] %s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
 	if err := s.chat.SetTopic(ctx, inc.SlackChannelID, topic); err != nil {
 		return fmt.Errorf("set resolved topic of incident %d: %w", inc.ID, err)
 	}
@@ -160,7 +160,7 @@ func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) err
 // deliverPostmortemParent posts the postmortem thread's parent, or updates
 // its progress once posted.
 func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -194,7 +194,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	if pos < 0 {
 		return outbox.Permanent(fmt.Errorf("no postmortem question %q", p.Key))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -223,7 +223,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	if posted != "" {
 		return nil
 	}
-	return s.retryTx(ctx, func(tx Queries) error {
+	return s.RetryTx(ctx, func(tx Queries) error {
 		doc, err := s.findDoc(ctx, tx, inc.ID)
 		if err != nil {
 			return err
@@ -242,7 +242,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 // incident channel: the version saved when it was asked for, or, failing
 // that, one rendered now.
 func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -259,12 +259,12 @@ func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) 
 		md = RenderMarkdown(pm)
 	}
 	name := fmt.Sprintf("postmortem-inc-%d.md", inc.ID)
-	title := clip(fmt.Sprintf("Postmortem: #%d %s — %s", inc.ID, inc.Agent, inc.Title), 250)
+	title := Clip(fmt.Sprintf("Postmortem: #%d %s — %s", inc.ID, inc.Agent, inc.Title), 250)
 	if err := s.chat.UploadFile(ctx, inc.SlackChannelID, "", name, title, md); err != nil {
 		return fmt.Errorf("upload postmortem of incident %d: %w", inc.ID, err)
 	}
-	return s.retryTx(ctx, func(q Queries) error {
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPostmortemPosted, System,
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPostmortemPosted, System,
 			"Postmortem posted to #"+inc.SlackChannelName+" as "+name, map[string]any{"file": name})
 	})
 }
@@ -276,7 +276,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}

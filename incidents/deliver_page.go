@@ -48,13 +48,13 @@ func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
 		return fmt.Errorf("page for incident %d: %w", inc.ID, err)
 	}
 	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey)
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if inc.PagedAt != nil {
 			return false, nil // delivered before a crash
 		}
 		now := s.clock.Now()
 		inc.PagedAt = &now
-		return true, appendEvent(ctx, q, inc.ID, now, EventPaged, System,
+		return true, AppendEvent(ctx, q, inc.ID, now, EventPaged, System,
 			"Paged the kill authority of "+inc.Agent+" in PagerDuty", map[string]any{"dedup_key": page.DedupKey})
 	})
 }
@@ -74,7 +74,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 			return outbox.Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))
 		}
 	}
-	page.Summary = clip("HALT FAILED "+page.Summary, maxPageSummary)
+	page.Summary = Clip("HALT FAILED "+page.Summary, maxPageSummary)
 	page.Severity = SeverityCritical
 	page.Details["halt_error"] = p.Error
 	page.Details["halt_id"] = p.HaltID
@@ -82,8 +82,8 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 		return fmt.Errorf("re-page for incident %d: %w", inc.ID, err)
 	}
 	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey, "repage", true)
-	return s.retryTx(ctx, func(q Queries) error {
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
 			"Re-paged the kill authority of "+inc.Agent+": halt failed", map[string]any{"dedup_key": page.DedupKey, "halt_id": p.HaltID})
 	})
 }
@@ -110,10 +110,10 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 	if err != nil {
 		return nil, Page{}, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 	}
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = findAgent(reg, inc.Agent)
+		ag = FindAgent(reg, inc.Agent)
 	}
 	key := s.routingKey(reg, ag)
 	if key == "" {
@@ -145,9 +145,9 @@ func pageRouteEnv(reg *ownership.Registry, ag *ownership.Agent) string {
 func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
 	dedup := inc.PagerDutyKey
 	if dedup == "" {
-		dedup = pagerKey(inc.ID)
+		dedup = PagerKey(inc.ID)
 	}
-	reinsLink := s.incidentLink(inc.ID)
+	reinsLink := s.IncidentLink(inc.ID)
 	links := []Link{reinsLink}
 	details := map[string]any{
 		"agent":    inc.Agent,
@@ -167,7 +167,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	}
 	page := Page{Action: action, RoutingKey: key, DedupKey: dedup, Source: pageSource, Component: inc.Agent,
 		Severity: inc.Severity, Details: details,
-		Summary: clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}
+		Summary: Clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}
 	if ag != nil {
 		page.Group = ag.Team
 		ka := ag.KillAuthority
@@ -210,7 +210,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 // in reins instead.
 func (s *Service) pageChannelLink(inc *Incident) Link {
 	if s.chat == nil {
-		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.incidentLink(inc.ID).URL}
+		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.IncidentLink(inc.ID).URL}
 	}
 	text := "Slack channel"
 	if inc.SlackChannelName != "" {

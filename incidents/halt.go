@@ -32,7 +32,7 @@ var verifyDelays = []time.Duration{0, 250 * time.Millisecond, 500 * time.Millise
 // it is returned with a nil error; an unknown agent is ENOTFOUND naming the
 // closest agents.
 func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action string) (ownership.Decision, *ownership.Agent, error) {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return ownership.Decision{}, nil, err
 	}
@@ -45,7 +45,7 @@ func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action
 	if d.Allowed {
 		return d, ag, nil
 	}
-	err = s.retryTx(ctx, func(q Queries) error {
+	err = s.RetryTx(ctx, func(q Queries) error {
 		now := s.clock.Now()
 		entry := &AuditEntry{At: now, Actor: actor, Action: auditAction(action) + "_refused", Agent: ag.Name, Detail: d.Reason}
 		if err := q.AppendAudit(ctx, entry); err != nil {
@@ -56,7 +56,7 @@ func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action
 		if err != nil || inc == nil {
 			return err
 		}
-		return appendEvent(ctx, q, inc.ID, now, EventHaltRefused, actor,
+		return AppendEvent(ctx, q, inc.ID, now, EventHaltRefused, actor,
 			fmt.Sprintf("%s may not %s %s: %s", actor, action, ag.Name, d.Reason),
 			map[string]any{"action": action, "reason": d.Reason, "holders": d.Holders})
 	})
@@ -92,7 +92,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 	if err := checkRungParams(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
 		return nil, err
 	}
-	ag, err := s.lookupAgent(cmd.Agent)
+	ag, err := s.LookupAgent(cmd.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 // runHaltCause is runHalt that also returns why a failed halt failed, for
 // the callers that act on it (a rung the far side cannot do).
 func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error, error) {
-	sessions := dedupe(cmd.Sessions)
+	sessions := Dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
 		return nil, nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
 			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
@@ -149,7 +149,7 @@ func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownersh
 	finished := s.clock.Now()
 	h.Attempts, h.FinishedAt, h.Status = attempts, &finished, HaltVerified
 	if herr != nil {
-		h.Status, h.Error = HaltFailed, clip(herr.Error(), maxHaltError)
+		h.Status, h.Error = HaltFailed, Clip(herr.Error(), maxHaltError)
 	}
 	if err := s.recordHaltResult(wctx, h, ag); err != nil {
 		return h, herr, err
@@ -187,7 +187,7 @@ func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {
 func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ownership.Agent, sessions []string) (*Halt, error) {
 	var h *Halt
 	created := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		inc, opened, err := s.haltIncident(ctx, q, cmd, ag)
 		if err != nil {
 			return err
@@ -199,7 +199,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		h.ProbationUntil = cmd.ProbationUntil
 		switch cmd.Action {
 		case ActionRestrict:
-			h.Allow = dedupe(cmd.Allow)
+			h.Allow = Dedupe(cmd.Allow)
 		case ActionThrottle:
 			h.Rate = cmd.Rate
 		}
@@ -223,7 +223,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		if inc == nil {
 			return nil
 		}
-		return appendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
+		return AppendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
 			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), rungParams(h)),
 			map[string]any{"halt_id": h.ID, "action": cmd.Action, "sessions": sessions, "reason": cmd.Reason,
 				"adapter": h.Adapter, "break_glass": cmd.BreakGlass, "allow": h.Allow, "rate": h.Rate})
@@ -232,7 +232,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		return nil, err
 	}
 	if created {
-		s.incidentOpened(h.IncidentID, ag.Name, true, "source", "halt", "by", cmd.Actor.String())
+		s.IncidentOpened(h.IncidentID, ag.Name, true, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil
 }
@@ -265,7 +265,7 @@ func (s *Service) haltIncident(ctx context.Context, q Queries, cmd HaltCommand, 
 	if cmd.Action != ActionHalt {
 		title = strings.ToUpper(cmd.Action[:1]) + cmd.Action[1:] + " requested for " + ag.Name
 	}
-	return s.openManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
+	return s.OpenManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
 }
 
 func haltTarget(agent string, sessions []string) string {
@@ -355,7 +355,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // recordHaltResult writes the outcome, its timeline event and its messages in
 // one transaction; a failed halt also re-pages the kill authority.
 func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.Agent) error {
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		if err := q.UpdateHalt(ctx, h); err != nil {
 			return fmt.Errorf("record result of halt %d: %w", h.ID, err)
 		}
@@ -373,29 +373,29 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
 			"allow": h.Allow, "rate": h.Rate,
 			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}
-		if err := appendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
+		if err := AppendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
 			return err
 		}
 		key := func(what string) string { return fmt.Sprintf("inc-%d/%s/%d", h.IncidentID, what, h.ID) }
 		if s.chat != nil {
-			if err := s.enqueue(ctx, q, h.IncidentID, outbox.LaneChat, KindPost, key("halt"), msg); err != nil {
+			if err := s.Enqueue(ctx, q, h.IncidentID, outbox.LaneChat, KindPost, key("halt"), msg); err != nil {
 				return err
 			}
-			if err := s.enqueue(ctx, q, h.IncidentID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
+			if err := s.Enqueue(ctx, q, h.IncidentID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
 				return err
 			}
 		}
 		if !repage {
 			return nil
 		}
-		return s.enqueue(ctx, q, h.IncidentID, outbox.LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
+		return s.Enqueue(ctx, q, h.IncidentID, outbox.LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
 	})
 }
 
 // haltOutcome is the timeline kind and channel message for a finished halt.
 func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
 	target := haltTarget(h.Agent, h.Sessions)
-	m := Message{Fields: []Field{{Label: "By", Value: actorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
+	m := Message{Fields: []Field{{Label: "By", Value: ActorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
 	if h.Reason != "" {
 		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
 	}
@@ -414,7 +414,7 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 		return EventHaltVerified, m
 	case h.Action == ActionHalt && h.Status == HaltVerified:
 		m.Style = StyleSuccess
-		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, actorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, ActorLabel(h.Actor), h.TimeToHalt().Milliseconds())
 		return EventHaltVerified, m
 	case h.Action == ActionHalt:
 		m.Style = StyleDanger
@@ -423,20 +423,13 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 		return EventHaltFailed, m
 	case h.Status == HaltVerified:
 		m.Style = StyleInfo
-		m.Title = fmt.Sprintf("▶️ %s resumed by %s — verified", target, actorLabel(h.Actor))
+		m.Title = fmt.Sprintf("▶️ %s resumed by %s — verified", target, ActorLabel(h.Actor))
 		return EventResumed, m
 	default:
 		m.Style = StyleWarning
 		m.Title = fmt.Sprintf("⚠️ resume of %s FAILED: %s — still halted", target, h.Error)
 		return EventResumeFailed, m
 	}
-}
-
-func actorLabel(a Actor) string {
-	if a.Name != "" {
-		return a.Name
-	}
-	return a.String()
 }
 
 // mentionable keeps the Slack user and user-group IDs: e-mail addresses
@@ -450,7 +443,7 @@ func mentionable(lists ...[]string) []string {
 			}
 		}
 	}
-	return dedupe(out)
+	return Dedupe(out)
 }
 
 // supports asks the Halter whether ag's adapter can do action; halt and
@@ -489,7 +482,7 @@ func (s *Service) rungOutcome(h *Halt, m Message) (EventKind, Message) {
 	if h.Actor.Kind == ActorPolicy {
 		title += " automatically"
 	} else {
-		title += " by " + actorLabel(h.Actor)
+		title += " by " + ActorLabel(h.Actor)
 	}
 	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), s.liftHint(h.Agent, h.Sessions))
 	return kind, m

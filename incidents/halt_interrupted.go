@@ -60,13 +60,13 @@ func (s *Service) finishInterrupted(ctx context.Context, h *Halt, all []*Halt) e
 	finished := s.clock.Now()
 	h.FinishedAt = &finished
 	const interrupted = "interrupted: reins stopped before this halt finished"
-	ag, err := s.lookupAgent(h.Agent)
+	ag, err := s.LookupAgent(h.Agent)
 	if err != nil {
 		h.Status, h.Error = HaltFailed, interrupted+", and the agent is no longer in reins.yaml"
 		return s.store.UpdateHalt(ctx, h)
 	}
 	if later := supersededBy(h, all); later != nil {
-		h.Status, h.Error = HaltFailed, clip(fmt.Sprintf("%s; %s #%d, verified since, settled %s", interrupted,
+		h.Status, h.Error = HaltFailed, Clip(fmt.Sprintf("%s; %s #%d, verified since, settled %s", interrupted,
 			later.Action, later.ID, haltTarget(h.Agent, h.Sessions)), maxHaltError)
 		return s.recordHaltResult(ctx, h, ag)
 	}
@@ -76,7 +76,7 @@ func (s *Service) finishInterrupted(ctx context.Context, h *Halt, all []*Halt) e
 	if s.halter == nil {
 		h.Status, h.Error = HaltFailed, interrupted+", and no halt adapters are configured to read it back"
 	} else if verr := s.verify(ctx, req); verr != nil {
-		h.Status, h.Error = HaltFailed, clip(interrupted+"; read back: "+verr.Error(), maxHaltError)
+		h.Status, h.Error = HaltFailed, Clip(interrupted+"; read back: "+verr.Error(), maxHaltError)
 	}
 	s.log.Warn("settled a halt a stopped reins left unfinished", "halt", h.ID, "agent", h.Agent,
 		"action", h.Action, "status", h.Status)

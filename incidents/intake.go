@@ -2,7 +2,6 @@ package incidents
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"slices"
@@ -47,7 +46,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 	if slices.ContainsFunc(alerts, func(a Alert) bool { return a.Test }) {
 		return s.ingestWithTests(ctx, alerts)
 	}
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	alerts, err := s.route(ctx, reg, alerts)
 	if err != nil {
 		return IngestResult{}, err
@@ -60,7 +59,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, err
 		if kind, _ := Collector(inc.Agent); kind != "overflow" {
 			s.openings.add(inc.Source, s.clock.Now())
 		}
-		s.incidentOpened(inc.ID, inc.Agent, !inc.Unowned, "source", inc.Source, "severity", inc.Severity)
+		s.IncidentOpened(inc.ID, inc.Agent, !inc.Unowned, "source", inc.Source, "severity", inc.Severity)
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
@@ -206,7 +205,7 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 	h.Write([]byte(a.Fingerprint))
 	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
 	in.due = true
-	return in.s.enqueue(ctx, in.q, inc.ID, outbox.LaneChat, KindPost, key, Message{
+	return in.s.Enqueue(ctx, in.q, inc.ID, outbox.LaneChat, KindPost, key, Message{
 		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
 	})
 }
@@ -339,7 +338,7 @@ func agentOf(reg *ownership.Registry, a *Alert) (*ownership.Agent, string) {
 	if a.Route != "" {
 		return nil, a.Route
 	}
-	if ag := findAgent(reg, a.Agent); ag != nil {
+	if ag := FindAgent(reg, a.Agent); ag != nil {
 		return ag, ag.Name
 	}
 	return nil, UnroutedName(a.Source)
@@ -373,7 +372,7 @@ func unroutedTitle(source string, names []string) string {
 // unknownName is how an alert named its agent, for the unrouted incident.
 func unknownName(a *Alert) string {
 	if n := strings.TrimSpace(a.Agent); n != "" {
-		return clip(n, 64)
+		return Clip(n, 64)
 	}
 	return "(no agent label)"
 }
@@ -403,7 +402,7 @@ func addUnroutedName(inc *Incident, a *Alert) bool {
 		if strings.HasSuffix(rest, ", and more") {
 			return false
 		}
-		title = clip(unroutedTitle(source, names)+", and more", maxTitle)
+		title = Clip(unroutedTitle(source, names)+", and more", maxTitle)
 	}
 	inc.Title = title
 	return true
@@ -489,7 +488,7 @@ func normaliseAlert(a *Alert, now time.Time) {
 	}
 	a.Severity = normaliseSeverity(a.Severity)
 	if strings.TrimSpace(a.Title) == "" {
-		a.Title = firstNonEmpty(a.Summary, "Alert from "+a.Source)
+		a.Title = FirstNonEmpty(a.Summary, "Alert from "+a.Source)
 	}
 }
 
@@ -504,7 +503,7 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 	return &Incident{
 		Agent:       name,
 		Unowned:     ag == nil,
-		Title:       clip(title, maxTitle),
+		Title:       Clip(title, maxTitle),
 		Severity:    a.Severity,
 		Source:      a.Source,
 		Sessions:    slices.Clone(a.Sessions[:min(len(a.Sessions), maxSessions)]),
@@ -515,76 +514,10 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 	}
 }
 
-// startIncident finishes opening a just-created incident inside the
-// transaction that created it: its PagerDuty key, the incident_opened event,
-// and the outbox rows that create its channel and page its kill authority.
-func (s *Service) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
-	events, items := s.opening(inc, ag, actor, text)
-	if err := q.UpdateIncident(ctx, inc); err != nil {
-		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
-	}
-	for _, e := range events {
-		if err := q.AppendEvent(ctx, e); err != nil {
-			return fmt.Errorf("append %s event to incident %d: %w", e.Kind, inc.ID, err)
-		}
-	}
-	if _, err := q.EnqueueOutbox(ctx, items...); err != nil {
-		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
-	}
-	return nil
-}
-
-// opening sets the PagerDuty key of a just-created incident and returns the
-// rest of what opening it writes: the incident_opened event (and, when
-// nobody is to be paged, a note saying why) and the outbox rows that create
-// its channel and page its kill authority.
-func (s *Service) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
-	inc.PagerDutyKey = pagerKey(inc.ID)
-	now := s.clock.Now()
-	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
-	opened := newEvent(inc.ID, now, EventIncidentOpened, actor, text, data)
-	item := func(lane, kind string) *outbox.Item {
-		it, _ := outbox.NewItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), nil, now, now) // nil payload: no error
-		return it
-	}
-	var items []*outbox.Item
-	if s.chat != nil {
-		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
-			items = append(items, item(outbox.LaneChat, kind))
-		}
-	}
-	events := []*Event{opened}
-	if why := s.nobodyPaged(inc, ag); why != "" {
-		events = append(events, newEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
-			map[string]any{"paged": false, "reason": why}))
-	} else {
-		items = append(items, item(outbox.LaneUrgent, KindPage))
-	}
-	return events, items
-}
-
-// nobodyPaged says why opening inc pages nobody, or "" when it pages.
-func (s *Service) nobodyPaged(inc *Incident, ag *ownership.Agent) string {
-	switch {
-	case s.pager == nil:
-		return "PagerDuty is not configured in this reins."
-	case ag != nil || s.cfg.DefaultRoutingKey != "":
-		return ""
-	}
-	switch kind, _ := Collector(inc.Agent); kind {
-	case "unrouted":
-		return "the agents of these alerts are not in reins.yaml, so no team's routing key applies, and " +
-			"PAGERDUTY_ROUTING_KEY is not set. Add the agents to reins.yaml, or set PAGERDUTY_ROUTING_KEY."
-	case "overflow":
-		return "overflow incidents page PAGERDUTY_ROUTING_KEY, which is not set."
-	}
-	return inc.Agent + " is not in reins.yaml and PAGERDUTY_ROUTING_KEY is not set."
-}
-
 // Declare opens an incident by hand for a registered agent, or returns the
 // agent's open incident with created false.
 func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string) (*Incident, bool, error) {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return nil, false, err
 	}
@@ -594,59 +527,18 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 	}
 	var inc *Incident
 	var created bool
-	err = s.retryTx(ctx, func(q Queries) error {
-		inc, created, err = s.openManual(ctx, q, ag, actor, title, fmt.Sprintf("Declared by %s: %s", actor, title))
+	err = s.RetryTx(ctx, func(q Queries) error {
+		inc, created, err = s.OpenManual(ctx, q, ag, actor, title, fmt.Sprintf("Declared by %s: %s", actor, title))
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("declare incident for %s: %w", ag.Name, err)
 	}
 	if created {
-		s.incidentOpened(inc.ID, inc.Agent, true, "source", "declared", "by", actor.String())
+		s.IncidentOpened(inc.ID, inc.Agent, true, "source", "declared", "by", actor.String())
 		s.Kick()
 	}
 	return inc, created, nil
-}
-
-// openManual opens an incident nobody's alert opened (declare, halt), or
-// returns the agent's open incident.
-func (s *Service) openManual(ctx context.Context, q Queries, ag *ownership.Agent, actor Actor, title, text string) (*Incident, bool, error) {
-	now := s.clock.Now()
-	inc := &Incident{Agent: ag.Name, Title: clip(title, maxTitle), Severity: SeverityError, Source: "manual",
-		CreatedAt: now, StartedAt: now, LastAlertAt: now}
-	created, err := q.OpenIncident(ctx, inc)
-	if err != nil || !created {
-		return inc, false, err
-	}
-	return inc, true, s.startIncident(ctx, q, inc, ag, actor, text)
-}
-
-func pagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
-
-func appendEvent(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
-	e := newEvent(incID, at, kind, actor, text, data)
-	if err := q.AppendEvent(ctx, e); err != nil {
-		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
-	}
-	return nil
-}
-
-// newEvent is a timeline event with data encoded as JSON.
-func newEvent(incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) *Event {
-	return &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: jsonData(data)}
-}
-
-func jsonData(v any) json.RawMessage {
-	if v == nil {
-		return json.RawMessage(`{}`)
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only our own maps and structs get here: a failure is a programming error,
-		// not worth failing an intake over.
-		return json.RawMessage(`{}`)
-	}
-	return b
 }
 
 func alertData(a *Alert) map[string]any {
@@ -676,21 +568,4 @@ func normaliseSeverity(sev string) string {
 		return SeverityError
 	}
 	return sev
-}
-
-func clip(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
-}
-
-func firstNonEmpty(vals ...string) string {
-	for _, v := range vals {
-		if strings.TrimSpace(v) != "" {
-			return v
-		}
-	}
-	return ""
 }

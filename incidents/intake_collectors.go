@@ -81,7 +81,7 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 		out[i].Fingerprint = out[i].Agent + "|" + out[i].Fingerprint
 	}
 	for i := range alerts {
-		if alerts[i].Route == "" && findAgent(reg, alerts[i].Agent) == nil {
+		if alerts[i].Route == "" && FindAgent(reg, alerts[i].Agent) == nil {
 			set(i, UnroutedName(alerts[i].Source))
 		}
 	}

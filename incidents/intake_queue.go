@@ -111,7 +111,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 		// The first call's context bounds the shared transaction; should it be
 		// cancelled, the others still commit in the per-call fallback below.
 		var queued []summaryKey
-		err := s.retryTx(rest[0].ctx, func(q Queries) (err error) {
+		err := s.RetryTx(rest[0].ctx, func(q Queries) (err error) {
 			queued, err = s.ingestCalls(rest[0].ctx, q, now, rest)
 			return err
 		})
@@ -122,7 +122,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	}
 	for _, c := range rest {
 		var queued []summaryKey
-		c.err = s.retryTx(c.ctx, func(q Queries) (err error) {
+		c.err = s.RetryTx(c.ctx, func(q Queries) (err error) {
 			queued, err = s.ingestCalls(c.ctx, q, now, []*ingestCall{c})
 			return err
 		})

@@ -96,7 +96,7 @@ func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCa
 
 // event queues a timeline event for the end of the batch.
 func (b *batch) event(incID int64, at time.Time, kind EventKind, text string, data any) {
-	b.events = append(b.events, newEvent(incID, at, kind, System, text, data))
+	b.events = append(b.events, NewEvent(incID, at, kind, System, text, data))
 }
 
 // writeAlerts records the pending alerts in one RecordAlerts, then counts

@@ -97,7 +97,7 @@ func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool,
 			continue // post_summary reads a new incident when it is delivered
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", id, k.bucket)
-		item, err := s.outboxItem(id, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		item, err := s.OutboxItem(id, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
 		if err != nil {
 			return nil, err
 		}

@@ -23,24 +23,24 @@ const testGroupPrefix = "test:"
 // test alert (same fingerprint) finds its test incident again.
 func (s *Service) ingestTests(ctx context.Context, tests []Alert) (IngestResult, error) {
 	var res IngestResult
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	for i := range tests {
 		a := tests[i]
 		if a.Status == AlertResolved {
 			continue // a test incident is resolved by hand, as the CLI says
 		}
-		ag := findAgent(reg, a.Agent)
+		ag := FindAgent(reg, a.Agent)
 		if ag == nil {
-			_, err := s.lookupAgent(a.Agent)
+			_, err := s.LookupAgent(a.Agent)
 			return res, Errorf(EINVALID, "test alert: %s", ErrorMessage(err))
 		}
 		now := s.clock.Now()
 		normaliseAlert(&a, now)
 		inc := newIncident(ag.Name, ag, &a, now)
 		inc.GroupKey = testGroupPrefix + a.Fingerprint
-		inc.Title = clip(TestTitlePrefix+strings.TrimPrefix(a.Title, TestTitlePrefix), maxTitle)
+		inc.Title = Clip(TestTitlePrefix+strings.TrimPrefix(a.Title, TestTitlePrefix), maxTitle)
 		var created bool
-		err := s.retryTx(ctx, func(q Queries) error {
+		err := s.RetryTx(ctx, func(q Queries) error {
 			var err error
 			c := *inc
 			if created, err = q.OpenIncident(ctx, &c); err != nil {
@@ -73,7 +73,7 @@ func (s *Service) ingestTests(ctx context.Context, tests []Alert) (IngestResult,
 		res.Incidents = append(res.Incidents, inc.ID)
 		if created {
 			res.Opened++
-			s.incidentOpened(inc.ID, inc.Agent, true, "source", inc.Source, "severity", inc.Severity, "test", true)
+			s.IncidentOpened(inc.ID, inc.Agent, true, "source", inc.Source, "severity", inc.Severity, "test", true)
 			s.Kick()
 		}
 	}

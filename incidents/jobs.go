@@ -70,7 +70,7 @@ func (s *Service) nudgeDue(c *Checklist, now time.Time) bool {
 
 func (s *Service) nudgeChecklist(ctx context.Context, incID int64, now time.Time) (bool, error) {
 	sent := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		sent = false
 		c, err := q.FindChecklist(ctx, incID)
 		if err != nil {
@@ -166,7 +166,7 @@ func (s *Service) RemindPostmortems(ctx context.Context, now time.Time) (int, er
 
 func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Time) (bool, error) {
 	sent := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		sent = false
 		inc, err := q.FindIncident(ctx, incID)
 		if err != nil {
@@ -241,7 +241,7 @@ func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now 
 // down, and incidents open for more than a week. A second run on the same
 // day does nothing.
 func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	drills, err := s.store.LastDrills(ctx)
 	if err != nil {
 		return fmt.Errorf("load drills: %w", err)
@@ -261,13 +261,13 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		s.log.Info("ownership audit not posted: slack.governance_channel is not set", "findings", len(findings))
 	}
 	day := now.UTC().Format("2006-01-02")
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		first, err := q.Remember(ctx, "job/audit_ownership/"+day, now)
 		if err != nil || !first {
 			return err
 		}
 		entry := &AuditEntry{At: now, Actor: System, Action: "ownership_audit", Allowed: true,
-			Detail: clip(summary+": "+strings.Join(findings, "; "), 2000)}
+			Detail: Clip(summary+": "+strings.Join(findings, "; "), 2000)}
 		if err := q.AppendAudit(ctx, entry); err != nil {
 			return fmt.Errorf("record ownership audit: %w", err)
 		}
@@ -280,7 +280,7 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		} else {
 			m.Style, m.Text = StyleWarning, "• "+strings.Join(findings, "\n• ")
 		}
-		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
+		return s.Enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
 	})
 }
 
@@ -334,7 +334,7 @@ func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, 
 // owners and the governance channel. A drill of the same agent recorded in
 // the last 50 seconds is returned instead of drilling again.
 func (s *Service) RunDrill(ctx context.Context, agent string, now time.Time) (*DrillResult, error) {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return nil, err
 	}
@@ -352,9 +352,9 @@ func (s *Service) RunDrill(ctx context.Context, agent string, now time.Time) (*D
 	}
 	res := &DrillResult{Agent: ag.Name, Adapter: ag.Halt.Adapter, At: now, OK: true, Actor: System}
 	if derr := s.drill(ctx, ag); derr != nil {
-		res.OK, res.Error = false, clip(derr.Error(), maxHaltError)
+		res.OK, res.Error = false, Clip(derr.Error(), maxHaltError)
 	}
-	err = s.retryTx(ctx, func(q Queries) error {
+	err = s.RetryTx(ctx, func(q Queries) error {
 		r := *res
 		if err := q.RecordDrill(ctx, &r); err != nil {
 			return fmt.Errorf("record drill of %s: %w", ag.Name, err)
@@ -422,7 +422,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ow
 	if s.chat == nil {
 		return nil
 	}
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	gov := reg.Slack.GovernanceChannel
 	key := func(where string) string { return fmt.Sprintf("drill/%s/%d/%s", ag.Name, res.ID, where) }
 	fields := []Field{{Label: "Adapter", Value: ag.Halt.Adapter}, {Label: "At", Value: res.At.UTC().Format("2006-01-02 15:04 UTC")}}
@@ -431,7 +431,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ow
 			return nil
 		}
 		m := Message{Channel: gov, Style: StyleSuccess, Title: "Kill-switch drill passed for " + ag.Name, Fields: fields}
-		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key("governance"), m)
+		return s.Enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key("governance"), m)
 	}
 	m := Message{Style: StyleDanger, Title: "Kill-switch drill FAILED for " + ag.Name + ": it may not halt when needed",
 		Text:    "Error: " + res.Error + "\nFix the halt adapter settings in reins.yaml (or the agent's control endpoint), then run the drill again.",
@@ -441,9 +441,9 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ow
 	if t := reg.Teams[ag.Team]; t != nil {
 		team = t.SlackChannel
 	}
-	for _, ch := range dedupe([]string{team, gov}) {
+	for _, ch := range Dedupe([]string{team, gov}) {
 		m.Channel = ch
-		if err := s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key(ch), m); err != nil {
+		if err := s.Enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key(ch), m); err != nil {
 			return err
 		}
 	}

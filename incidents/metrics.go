@@ -1,8 +1,6 @@
 package incidents
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -53,14 +51,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.1, .25, .5, 1, 2, 5, 10, 30},
 		}, []string{"adapter"}),
 	}
-}
-
-// incidentOpened counts an incident opened and logs it (one INFO line per
-// incident is the server log's contract), whatever opened it: intake, a
-// declaration, a halt or a policy.
-func (s *Service) incidentOpened(id int64, agent string, owned bool, attrs ...any) {
-	s.metrics.incidentsOpened.WithLabelValues(strconv.FormatBool(owned)).Inc()
-	s.log.Info("incident opened", append([]any{"incident", id, "agent", agent}, attrs...)...)
 }
 
 // AuthFailed counts credentials that system refused: a revoked Slack token

@@ -226,7 +226,7 @@ func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmorte
 	}
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = findAgent(s.registry(), inc.Agent)
+		ag = FindAgent(s.RegistryOrEmpty(), inc.Agent)
 	}
 	pm := &Postmortem{ID: inc.ID, Agent: inc.Agent, Unowned: inc.Unowned, Title: inc.Title, Severity: inc.Severity,
 		Status: inc.Status, Source: inc.Source, ResolvedBy: inc.ResolvedBy, GeneratedAt: s.clock.Now().UTC(),
@@ -237,7 +237,7 @@ func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmorte
 	pm.times(inc, alerts, halts)
 	pm.detection(alerts, ag)
 	for _, e := range events {
-		pm.Timeline = append(pm.Timeline, TimelineEntry{At: e.At.UTC(), Kind: e.Kind, Actor: actorLabel(e.Actor), Text: e.Text})
+		pm.Timeline = append(pm.Timeline, TimelineEntry{At: e.At.UTC(), Kind: e.Kind, Actor: ActorLabel(e.Actor), Text: e.Text})
 	}
 	for _, h := range slices.Backward(halts) { // the store gives newest first
 		pm.Halts = append(pm.Halts, postmortemHalt(h))
@@ -321,7 +321,7 @@ func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
 }
 
 func postmortemHalt(h *Halt) PostmortemHalt {
-	ph := PostmortemHalt{Action: h.Action, Sessions: h.Sessions, Adapter: h.Adapter, Actor: actorLabel(h.Actor),
+	ph := PostmortemHalt{Action: h.Action, Sessions: h.Sessions, Adapter: h.Adapter, Actor: ActorLabel(h.Actor),
 		Reason: h.Reason, Result: h.Status, Error: h.Error, RequestedAt: h.RequestedAt.UTC(), FinishedAt: utcPtr(h.FinishedAt),
 		Allow: h.Allow, Rate: h.Rate, Probation: utcPtr(h.ProbationUntil)}
 	if IsContainAction(h.Action) && h.Status == HaltVerified {
@@ -337,7 +337,7 @@ func blastAnswers(c *Checklist) []BlastAnswer {
 		b := BlastAnswer{Key: it.Key, Position: it.Position, Question: it.Question, Check: it.Check, Owner: it.Owner,
 			Link: it.Link, Choice: it.Choice, Details: it.Details, AnsweredAt: utcPtr(it.AnsweredAt)}
 		if it.AnsweredBy != nil {
-			b.AnsweredBy = actorLabel(*it.AnsweredBy)
+			b.AnsweredBy = ActorLabel(*it.AnsweredBy)
 		}
 		out = append(out, b)
 	}
@@ -351,7 +351,7 @@ func (pm *Postmortem) answers(answers []*PostmortemAnswer) {
 			continue
 		}
 		pm.Answers = append(pm.Answers, QuestionAnswer{Key: q.Key, Question: q.Question, Text: a.Text,
-			By: actorLabel(a.Actor), At: a.At.UTC()})
+			By: ActorLabel(a.Actor), At: a.At.UTC()})
 		if q.Key == QuestionActionItems && len(ParseActionItems(a.Text)) > 0 {
 			pm.ActionItems = ParseActionItems(a.Text)
 		}

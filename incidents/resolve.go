@@ -63,7 +63,7 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, incidentID int64, no
 	note = strings.TrimSpace(note)
 	var inc *Incident
 	already := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		var err error
 		if inc, err = q.FindIncident(ctx, incidentID); err != nil {
 			return err
@@ -73,15 +73,15 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, incidentID int64, no
 			return nil
 		}
 		now := s.clock.Now()
-		inc.Status, inc.ResolvedAt, inc.ResolvedBy = StatusResolved, &now, actorLabel(actor)
+		inc.Status, inc.ResolvedAt, inc.ResolvedBy = StatusResolved, &now, ActorLabel(actor)
 		if err := q.UpdateIncident(ctx, inc); err != nil {
 			return fmt.Errorf("update incident %d: %w", inc.ID, err)
 		}
-		text := "Resolved by " + actorLabel(actor)
+		text := "Resolved by " + ActorLabel(actor)
 		if note != "" {
 			text += ": " + note
 		}
-		if err := appendEvent(ctx, q, inc.ID, now, EventResolved, actor, text, map[string]any{"note": note}); err != nil {
+		if err := AppendEvent(ctx, q, inc.ID, now, EventResolved, actor, text, map[string]any{"note": note}); err != nil {
 			return err
 		}
 		doc, err := s.findDoc(ctx, q, inc.ID)
@@ -110,7 +110,7 @@ func (s *Service) Resolve(ctx context.Context, actor Actor, incidentID int64, no
 func (s *Service) enqueueResolved(ctx context.Context, q outbox.Store, inc *Incident, text string) error {
 	key := func(what string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, what) }
 	if s.pager != nil && (!inc.Unowned || s.cfg.DefaultRoutingKey != "") {
-		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageResolve, key(KindPageResolve), nil); err != nil {
+		if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageResolve, key(KindPageResolve), nil); err != nil {
 			return err
 		}
 	}
@@ -128,7 +128,7 @@ func (s *Service) enqueueResolved(ctx context.Context, q outbox.Store, inc *Inci
 		{KindPostPostmortemQuestion, key("postmortem/post/" + postmortemQuestions[0].Key), questionPayload{Key: postmortemQuestions[0].Key}},
 	}
 	for _, st := range steps {
-		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, st.kind, st.key, st.payload); err != nil {
+		if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, st.kind, st.key, st.payload); err != nil {
 			return err
 		}
 	}
@@ -152,7 +152,7 @@ func (s *Service) AnswerPostmortem(ctx context.Context, actor Actor, incidentID 
 	if text == "" {
 		return Errorf(EINVALID, "Write an answer to %q.", postmortemQuestions[pos].Question)
 	}
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		inc, err := q.FindIncident(ctx, incidentID)
 		if err != nil {
 			return err
@@ -163,7 +163,7 @@ func (s *Service) AnswerPostmortem(ctx context.Context, actor Actor, incidentID 
 			return fmt.Errorf("save postmortem answer %s: %w", key, err)
 		}
 		eventID, err := appendEventID(ctx, q, inc.ID, now, EventPostmortemAnswer, actor,
-			fmt.Sprintf("%s answered the postmortem question %q", actorLabel(actor), postmortemQuestions[pos].Question),
+			fmt.Sprintf("%s answered the postmortem question %q", ActorLabel(actor), postmortemQuestions[pos].Question),
 			map[string]any{"key": key, "text": text})
 		if err != nil {
 			return err
@@ -191,20 +191,20 @@ func (s *Service) enqueueQuestionUpdates(ctx context.Context, q outbox.Store, in
 	if s.chat == nil {
 		return nil
 	}
-	if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
+	if err := s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
 		fmt.Sprintf("inc-%d/postmortem/answered/%s/%d", incID, key, eventID), questionPayload{Key: key, Update: true}); err != nil {
 		return err
 	}
 	for _, pq := range postmortemQuestions {
 		if answerFor(answers, pq.Key) == nil {
-			if err := s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
+			if err := s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemQuestion,
 				fmt.Sprintf("inc-%d/postmortem/post/%s", incID, pq.Key), questionPayload{Key: pq.Key}); err != nil {
 				return err
 			}
 			break
 		}
 	}
-	return s.enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemParent, fmt.Sprintf("inc-%d/postmortem/progress/%d", incID, eventID), nil)
+	return s.Enqueue(ctx, q, incID, outbox.LaneChat, KindPostPostmortemParent, fmt.Sprintf("inc-%d/postmortem/progress/%d", incID, eventID), nil)
 }
 
 // finishPostmortem keeps the rendering of a postmortem whose every question
@@ -226,7 +226,7 @@ func (s *Service) finishPostmortem(ctx context.Context, q Queries, incID int64) 
 	if s.chat == nil || wasFinished {
 		return nil
 	}
-	return s.enqueue(ctx, q, incID, outbox.LaneChat, KindUploadPostmortem, fmt.Sprintf("inc-%d/postmortem/upload/finished", incID), nil)
+	return s.Enqueue(ctx, q, incID, outbox.LaneChat, KindUploadPostmortem, fmt.Sprintf("inc-%d/postmortem/upload/finished", incID), nil)
 }
 
 // renderInto renders the postmortem from what q sees into doc.
@@ -246,7 +246,7 @@ func (s *Service) PostPostmortem(ctx context.Context, actor Actor, incidentID in
 		return Errorf(EUNAVAILABLE, "Slack is not configured, so the postmortem cannot be posted: "+
 			"print it with `reins postmortem %d`.", incidentID)
 	}
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		doc, err := s.findDoc(ctx, q, incidentID)
 		if err != nil {
 			return err
@@ -258,7 +258,7 @@ func (s *Service) PostPostmortem(ctx context.Context, actor Actor, incidentID in
 			return fmt.Errorf("save postmortem of incident %d: %w", incidentID, err)
 		}
 		key := fmt.Sprintf("inc-%d/postmortem/upload/%d/%s", incidentID, s.clock.Now().UnixNano(), actor.ID)
-		return s.enqueue(ctx, q, incidentID, outbox.LaneChat, KindUploadPostmortem, key, nil)
+		return s.Enqueue(ctx, q, incidentID, outbox.LaneChat, KindUploadPostmortem, key, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("post postmortem of incident %d: %w", incidentID, err)

@@ -22,7 +22,7 @@ import (
 // there are enough, the resume (or the probation) runs. Too few approvals is
 // ECONFLICT saying who approved when and how many more are needed.
 func (s *Service) gateResume(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
-	sessions := dedupe(cmd.Sessions)
+	sessions := Dedupe(cmd.Sessions)
 	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
 	if err != nil {
 		return nil, fmt.Errorf("load halts of %s: %w", ag.Name, err)
@@ -71,7 +71,7 @@ func (s *Service) gateResume(ctx context.Context, cmd HaltCommand, ag *ownership
 // yet make enough, and returns every unused approval.
 func (s *Service) approve(ctx context.Context, cmd HaltCommand, ag *ownership.Agent, last *Halt, target string, needed int) ([]ResumeApproval, error) {
 	var approvals []ResumeApproval
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		now := s.clock.Now()
 		a := &ResumeApproval{Agent: ag.Name, Target: target, HaltID: last.ID, Actor: cmd.Actor, ApprovedAt: now}
 		added, err := q.AddResumeApproval(ctx, a)
@@ -93,7 +93,7 @@ func (s *Service) approve(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 			return nil // the resume itself goes on the timeline
 		}
 		text := pendingText(ag, splitTarget(target), approvals, needed, last)
-		if err := appendEvent(ctx, q, last.IncidentID, now, EventResumeApproved, cmd.Actor, text,
+		if err := AppendEvent(ctx, q, last.IncidentID, now, EventResumeApproved, cmd.Actor, text,
 			map[string]any{"halt_id": last.ID, "sessions": splitTarget(target), "approvals": len(approvals), "needed": needed}); err != nil {
 			return err
 		}
@@ -102,7 +102,7 @@ func (s *Service) approve(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		}
 		msg := Message{Style: StyleInfo, Title: "🔐 " + text, Mention: mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups),
 			Approve: &ApproveResume{IncidentID: last.IncidentID, Agent: ag.Name, Sessions: splitTarget(target)}}
-		return s.enqueue(ctx, q, last.IncidentID, outbox.LaneChat, KindPost,
+		return s.Enqueue(ctx, q, last.IncidentID, outbox.LaneChat, KindPost,
 			fmt.Sprintf("inc-%d/resume_approval/%d/%d", last.IncidentID, last.ID, a.ID), msg)
 	})
 	if err != nil {
@@ -130,7 +130,7 @@ func distinctApprovers(list []ResumeApproval) []ResumeApproval {
 func pendingText(ag *ownership.Agent, sessions []string, approvals []ResumeApproval, needed int, last *Halt) string {
 	var who []string
 	for _, a := range approvals {
-		who = append(who, fmt.Sprintf("%s at %s UTC", actorLabel(a.Actor), a.ApprovedAt.UTC().Format("15:04:05")))
+		who = append(who, fmt.Sprintf("%s at %s UTC", ActorLabel(a.Actor), a.ApprovedAt.UTC().Format("15:04:05")))
 	}
 	by := "a person"
 	if last.Actor.Kind == ActorPolicy {
@@ -148,7 +148,7 @@ func pendingText(ag *ownership.Agent, sessions []string, approvals []ResumeAppro
 func approverList(list []ResumeApproval) string {
 	var names []string
 	for _, a := range list {
-		names = append(names, actorLabel(a.Actor))
+		names = append(names, ActorLabel(a.Actor))
 	}
 	return strings.Join(names, ", ")
 }
@@ -241,7 +241,7 @@ const ProbationSLA = "probation"
 // still on probation had none). It is a scheduled job: safe to run twice, a
 // target resumed already is no longer on probation.
 func (s *Service) EndProbations(ctx context.Context, now time.Time) error {
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	for _, name := range reg.Names() {
 		ag := reg.Agents[name]
 		if ag == nil || ag.Resume.Probation.For <= 0 {

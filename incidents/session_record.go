@@ -125,7 +125,7 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 	} else if err != nil {
 		return Message{}, fmt.Errorf("session %s: %w", id, err)
 	}
-	ag := findAgent(s.registry(), rec.Totals.Agent)
+	ag := FindAgent(s.RegistryOrEmpty(), rec.Totals.Agent)
 	entries, omitted := sessions.Timeline(rec, ag, timelineLimit)
 	var b strings.Builder
 	b.WriteString(sessions.FormatTotals(rec.Totals) + "\n")
@@ -186,7 +186,7 @@ func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incident
 	}
 	key := fmt.Sprintf("inc-%d/session/%s/%d", inc.ID, id, s.clock.Now().UnixNano())
 	if err := s.store.InTx(ctx, func(q Queries) error {
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg)
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg)
 	}); err != nil {
 		return fmt.Errorf("post timeline of session %s: %w", id, err)
 	}
@@ -262,7 +262,7 @@ func renderSessionRecord(w writer, pm *Postmortem) {
 			for _, st := range d.Errors {
 				name := st.Tool
 				if name == "" {
-					name = firstNonEmpty(st.Model, st.Name)
+					name = FirstNonEmpty(st.Model, st.Name)
 				}
 				w("- %s UTC %s %s: %s\n", st.Start.UTC().Format("15:04:05"), mdInline(st.Kind), mdInline(name), mdInline(st.ErrorType))
 			}
@@ -286,14 +286,14 @@ func (s *Service) addSessionEvidence(c *Checklist, inc *Incident, recs []session
 	if len(recs) == 0 || inc.Unowned {
 		return
 	}
-	ag := findAgent(s.registry(), inc.Agent)
+	ag := FindAgent(s.RegistryOrEmpty(), inc.Agent)
 	if ag == nil || !ag.DeclaresTools() {
 		return
 	}
 	steps := sessionSteps(recs)
 	bySlug := map[string]string{}
 	for _, b := range ag.BlastRadius {
-		bySlug["blast:"+slug(b.System)] = b.System
+		bySlug["blast:"+Slug(b.System)] = b.System
 	}
 	outside := outsideBlast(recs, ag)
 	for _, it := range c.Items {
@@ -355,7 +355,7 @@ func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []stri
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
 		if err := s.store.InTx(ctx, func(q Queries) error {
-			return s.enqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+			return s.EnqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
 		}); err != nil {
 			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/reins-oss/reins/ownership"
 )
@@ -17,11 +16,11 @@ import (
 // no sessions halts the agent, a resume of no sessions lifts every halt, and
 // halts and resumes of sessions add and remove those sessions.
 func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, error) {
-	reg := s.registry()
+	reg := s.RegistryOrEmpty()
 	var agents []*ownership.Agent
 	filter := ""
 	if agent != "" {
-		ag, err := s.lookupAgent(agent)
+		ag, err := s.LookupAgent(agent)
 		if err != nil {
 			return nil, err
 		}
@@ -125,45 +124,13 @@ func (st AgentStatus) ContainmentOf(session string) Containment {
 
 // Who answers `/agent who`: the agent's team and who holds kill authority now.
 func (s *Service) Who(ctx context.Context, agent string) (*AgentInfo, error) {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return nil, err
 	}
-	info := &AgentInfo{Agent: ag, Team: s.registry().Teams[ag.Team]}
+	info := &AgentInfo{Agent: ag, Team: s.RegistryOrEmpty().Teams[ag.Team]}
 	if s.auth != nil {
 		info.Holders, info.Unavailable = s.auth.Holders(ctx, ag)
 	}
 	return info, nil
-}
-
-// registry returns the registry in force, or an empty one.
-func (s *Service) registry() *ownership.Registry {
-	if s.reg != nil {
-		if r := s.reg.Current(); r != nil {
-			return r
-		}
-	}
-	return &ownership.Registry{}
-}
-
-// lookupAgent finds an agent by name or alias; an unknown name gets an
-// ENOTFOUND whose message names the closest agents.
-func (s *Service) lookupAgent(name string) (*ownership.Agent, error) {
-	reg := s.registry()
-	if ag := findAgent(reg, name); ag != nil {
-		return ag, nil
-	}
-	if len(reg.Agents) == 0 {
-		return nil, Errorf(ENOTFOUND, "No agent named %q: no agents are configured. Add them to reins.yaml.", name)
-	}
-	if near := reg.Suggest(name, 3); len(near) > 0 {
-		return nil, Errorf(ENOTFOUND, "No agent named %q. Did you mean %s?", name, strings.Join(near, ", "))
-	}
-	return nil, Errorf(ENOTFOUND, "No agent named %q. Known agents: %s.", name,
-		strings.Join(reg.Names(), ", "))
-}
-
-// findAgent resolves a name or alias, ignoring case; nil when unknown.
-func findAgent(reg *ownership.Registry, name string) *ownership.Agent {
-	return reg.Agent(strings.TrimSpace(name))
 }

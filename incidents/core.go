@@ -1,0 +1,384 @@
+package incidents
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/ownership"
+)
+
+// This file is what every use case needs: the transaction that retries a
+// conflict, the outbox item queued inside it, the timeline event, the
+// incident opened by hand, and the small text helpers. The use-case packages
+// (incidents/intake, and the use cases still in Service) hold a *Core and
+// call only these.
+
+// Enqueue adds an outbox item, due now, inside the caller's transaction. An
+// item whose key is already queued is not queued again: keys are the
+// idempotency of every side effect.
+
+// Core is what the use cases share: the store, the registry, the outbox, the
+// clock, the log, the settings, and Slack and PagerDuty when configured (nil
+// otherwise: then nothing is queued for them). It has no use case of its own.
+type Core struct {
+	store   Store
+	reg     *ownership.Holder
+	chat    Chat
+	pager   Pager
+	clock   Clock
+	log     *slog.Logger
+	cfg     Config
+	outbox  *outbox.Worker
+	metrics *Metrics
+}
+
+// Store is the store the use cases run their transactions on.
+func (c *Core) Store() Store { return c.store }
+
+// Now is the clock's time.
+func (c *Core) Now() time.Time { return c.clock.Now() }
+
+// Log is the service's logger.
+func (c *Core) Log() *slog.Logger { return c.log }
+
+// Config is the service's settings, defaults applied.
+func (c *Core) Config() Config { return c.cfg }
+
+// Chat is Slack, or nil when it is not configured.
+func (c *Core) Chat() Chat { return c.chat }
+
+// Pager is PagerDuty, or nil when it is not configured.
+func (c *Core) Pager() Pager { return c.pager }
+
+// Metrics is the series the use cases count in.
+func (c *Core) Metrics() *Metrics { return c.metrics }
+
+func (c *Core) Enqueue(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any) error {
+	return c.EnqueueAt(ctx, q, incID, lane, kind, key, payload, c.clock.Now())
+}
+
+func (c *Core) EnqueueAt(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any, due time.Time) error {
+	item, err := c.OutboxItem(incID, lane, kind, key, payload, due)
+	if err != nil {
+		return err
+	}
+	if _, err := q.EnqueueOutbox(ctx, item); err != nil {
+		return fmt.Errorf("enqueue %s: %w", key, err)
+	}
+	return nil
+}
+
+// OutboxItem is the outbox row for one side effect, due at due.
+func (c *Core) OutboxItem(incID int64, lane, kind, key string, payload any, due time.Time) (*outbox.Item, error) {
+	if kind == KindUpdateSummary {
+		lane = outbox.LaneRefresh // see outbox.LaneRefresh: a waiting refresh must not hold back thread posts
+	}
+	return outbox.NewItem(incID, lane, kind, key, payload, due, c.clock.Now())
+}
+
+const txAttempts = 4
+
+// RetryTx runs fn in a transaction, again after a short pause when the store
+// reports a conflict that a fresh attempt resolves (unique violation,
+// serialization failure, SQLite busy, stale incident version).
+func (c *Core) RetryTx(ctx context.Context, fn func(q Queries) error) error {
+	var err error
+	for attempt := range txAttempts {
+		if err = c.store.InTx(ctx, fn); err == nil || !retryable(err) || attempt == txAttempts-1 {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// retryable says whether a transaction failed on a conflict. The store may
+// mark its errors with a Retryable() bool method; driver errors that do not
+// are recognised by their text, since incidents imports no driver.
+func retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	if ErrorCode(err) == ECONFLICT {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"unique constraint", "duplicate key", "could not serialize", "deadlock detected",
+		"database is locked", "sqlite_busy"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// startIncident finishes opening a just-created incident inside the
+// transaction that created it: its PagerDuty key, the incident_opened event,
+// and the outbox rows that create its channel and page its kill authority.
+func (c *Core) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
+	events, items := c.opening(inc, ag, actor, text)
+	if err := q.UpdateIncident(ctx, inc); err != nil {
+		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
+	}
+	for _, e := range events {
+		if err := q.AppendEvent(ctx, e); err != nil {
+			return fmt.Errorf("append %s event to incident %d: %w", e.Kind, inc.ID, err)
+		}
+	}
+	if _, err := q.EnqueueOutbox(ctx, items...); err != nil {
+		return fmt.Errorf("queue the first steps of incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// opening sets the PagerDuty key of a just-created incident and returns the
+// rest of what opening it writes: the incident_opened event (and, when
+// nobody is to be paged, a note saying why) and the outbox rows that create
+// its channel and page its kill authority.
+func (c *Core) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
+	inc.PagerDutyKey = PagerKey(inc.ID)
+	now := c.clock.Now()
+	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
+	opened := NewEvent(inc.ID, now, EventIncidentOpened, actor, text, data)
+	item := func(lane, kind string) *outbox.Item {
+		it, _ := outbox.NewItem(inc.ID, lane, kind, fmt.Sprintf("inc-%d/%s", inc.ID, kind), nil, now, now) // nil payload: no error
+		return it
+	}
+	var items []*outbox.Item
+	if c.chat != nil {
+		for _, kind := range []string{KindCreateChannel, KindPostSummary, KindSetTopic, KindInvite, KindBookmark, KindAnnounce} {
+			items = append(items, item(outbox.LaneChat, kind))
+		}
+	}
+	events := []*Event{opened}
+	if why := c.nobodyPaged(inc, ag); why != "" {
+		events = append(events, NewEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
+			map[string]any{"paged": false, "reason": why}))
+	} else {
+		items = append(items, item(outbox.LaneUrgent, KindPage))
+	}
+	return events, items
+}
+
+// nobodyPaged says why opening inc pages nobody, or "" when it pages.
+func (c *Core) nobodyPaged(inc *Incident, ag *ownership.Agent) string {
+	switch {
+	case c.pager == nil:
+		return "PagerDuty is not configured in this reins."
+	case ag != nil || c.cfg.DefaultRoutingKey != "":
+		return ""
+	}
+	switch kind, _ := Collector(inc.Agent); kind {
+	case "unrouted":
+		return "the agents of these alerts are not in reins.yaml, so no team's routing key applies, and " +
+			"PAGERDUTY_ROUTING_KEY is not set. Add the agents to reins.yaml, or set PAGERDUTY_ROUTING_KEY."
+	case "overflow":
+		return "overflow incidents page PAGERDUTY_ROUTING_KEY, which is not set."
+	}
+	return inc.Agent + " is not in reins.yaml and PAGERDUTY_ROUTING_KEY is not set."
+}
+
+// OpenManual opens an incident nobody's alert opened (declare, halt), or
+// returns the agent's open incident.
+func (c *Core) OpenManual(ctx context.Context, q Queries, ag *ownership.Agent, actor Actor, title, text string) (*Incident, bool, error) {
+	now := c.clock.Now()
+	inc := &Incident{Agent: ag.Name, Title: Clip(title, maxTitle), Severity: SeverityError, Source: "manual",
+		CreatedAt: now, StartedAt: now, LastAlertAt: now}
+	created, err := q.OpenIncident(ctx, inc)
+	if err != nil || !created {
+		return inc, false, err
+	}
+	return inc, true, c.startIncident(ctx, q, inc, ag, actor, text)
+}
+
+func PagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
+
+func AppendEvent(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
+	e := NewEvent(incID, at, kind, actor, text, data)
+	if err := q.AppendEvent(ctx, e); err != nil {
+		return fmt.Errorf("append %s event to incident %d: %w", kind, incID, err)
+	}
+	return nil
+}
+
+// NewEvent is a timeline event with data encoded as JSON.
+func NewEvent(incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) *Event {
+	return &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: JSONData(data)}
+}
+
+func JSONData(v any) json.RawMessage {
+	if v == nil {
+		return json.RawMessage(`{}`)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only our own maps and structs get here: a failure is a programming error,
+		// not worth failing an intake over.
+		return json.RawMessage(`{}`)
+	}
+	return b
+}
+
+func Clip(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func FirstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// WithChannel loads the item's incident; ok is false when the incident has
+// no channel, which for cosmetic steps means create_channel was given up on
+// (they are queued behind it) and was reported then.
+func (c *Core) WithChannel(ctx context.Context, it *outbox.Item) (inc *Incident, ok bool, err error) {
+	if c.chat == nil {
+		return nil, false, errNoChat
+	}
+	inc, err = c.store.FindIncident(ctx, it.IncidentID)
+	if err != nil {
+		return nil, false, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
+	}
+	if inc.SlackChannelID == "" {
+		c.log.Warn("skipping Slack step: incident has no channel", "key", it.Key)
+		return inc, false, nil
+	}
+	return inc, true, nil
+}
+
+// UpdateIncident changes an incident in a transaction of its own: fn gets
+// the current row and says whether to write it back.
+func (c *Core) UpdateIncident(ctx context.Context, id int64, fn func(q Queries, inc *Incident) (bool, error)) error {
+	return c.RetryTx(ctx, func(q Queries) error {
+		inc, err := q.FindIncident(ctx, id)
+		if err != nil {
+			return fmt.Errorf("load incident %d: %w", id, err)
+		}
+		changed, err := fn(q, inc)
+		if err != nil || !changed {
+			return err
+		}
+		if err := q.UpdateIncident(ctx, inc); err != nil {
+			return fmt.Errorf("update incident %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+func (c *Core) IncidentLink(id int64) Link {
+	return Link{Text: fmt.Sprintf("Incident #%d in reins", id),
+		URL: fmt.Sprintf("%s/incidents/%d", strings.TrimRight(c.cfg.PublicURL, "/"), id)}
+}
+
+func ChannelLink(inc *Incident) Link {
+	return Link{Text: "#" + inc.SlackChannelName, URL: "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)}
+}
+
+func Dedupe(list []string) []string {
+	seen := map[string]bool{}
+	out := list[:0:0]
+	for _, v := range list {
+		if v = strings.TrimSpace(v); v != "" && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Slug lowercases s and turns every run of other characters into one '-'.
+func Slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+		default:
+			dash = true
+		}
+	}
+	return b.String()
+}
+
+func ActorLabel(a Actor) string {
+	if a.Name != "" {
+		return a.Name
+	}
+	return a.String()
+}
+
+// IncidentOpened counts an incident opened and logs it (one INFO line per
+// incident is the server log's contract), whatever opened it: intake, a
+// declaration, a halt or a policy.
+func (c *Core) IncidentOpened(id int64, agent string, owned bool, attrs ...any) {
+	c.metrics.incidentsOpened.WithLabelValues(strconv.FormatBool(owned)).Inc()
+	c.log.Info("incident opened", append([]any{"incident", id, "agent", agent}, attrs...)...)
+}
+
+// RegistryOrEmpty returns the registry in force, or an empty one.
+func (c *Core) RegistryOrEmpty() *ownership.Registry {
+	if c.reg != nil {
+		if r := c.reg.Current(); r != nil {
+			return r
+		}
+	}
+	return &ownership.Registry{}
+}
+
+// LookupAgent finds an agent by name or alias; an unknown name gets an
+// ENOTFOUND whose message names the closest agents.
+func (c *Core) LookupAgent(name string) (*ownership.Agent, error) {
+	reg := c.RegistryOrEmpty()
+	if ag := FindAgent(reg, name); ag != nil {
+		return ag, nil
+	}
+	if len(reg.Agents) == 0 {
+		return nil, Errorf(ENOTFOUND, "No agent named %q: no agents are configured. Add them to reins.yaml.", name)
+	}
+	if near := reg.Suggest(name, 3); len(near) > 0 {
+		return nil, Errorf(ENOTFOUND, "No agent named %q. Did you mean %s?", name, strings.Join(near, ", "))
+	}
+	return nil, Errorf(ENOTFOUND, "No agent named %q. Known agents: %s.", name,
+		strings.Join(reg.Names(), ", "))
+}
+
+// FindAgent resolves a name or alias, ignoring case; nil when unknown.
+func FindAgent(reg *ownership.Registry, name string) *ownership.Agent {
+	return reg.Agent(strings.TrimSpace(name))
+}
+
+// Outbox is the worker that delivers what the use cases queue: run it per
+// lane (Run), or pass over a lane once (DeliverDue) in tests.
+func (c *Core) Outbox() *outbox.Worker { return c.outbox }
+
+// Kick wakes the delivery workers after a commit that queued items.
+func (c *Core) Kick() { c.outbox.Kick() }
+
+// Registry returns the ownership registry in force.
+func (c *Core) Registry() *ownership.Registry { return c.reg.Current() }
