@@ -125,11 +125,11 @@ func retryable(err error) bool {
 	return false
 }
 
-// startIncident finishes opening a just-created incident inside the
+// StartIncident finishes opening a just-created incident inside the
 // transaction that created it: its PagerDuty key, the incident_opened event,
 // and the outbox rows that create its channel and page its kill authority.
-func (c *Core) startIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
-	events, items := c.opening(inc, ag, actor, text)
+func (c *Core) StartIncident(ctx context.Context, q Queries, inc *Incident, ag *ownership.Agent, actor Actor, text string) error {
+	events, items := c.Opening(inc, ag, actor, text)
 	if err := q.UpdateIncident(ctx, inc); err != nil {
 		return fmt.Errorf("set pager key of incident %d: %w", inc.ID, err)
 	}
@@ -144,11 +144,11 @@ func (c *Core) startIncident(ctx context.Context, q Queries, inc *Incident, ag *
 	return nil
 }
 
-// opening sets the PagerDuty key of a just-created incident and returns the
+// Opening sets the PagerDuty key of a just-created incident and returns the
 // rest of what opening it writes: the incident_opened event (and, when
 // nobody is to be paged, a note saying why) and the outbox rows that create
 // its channel and page its kill authority.
-func (c *Core) opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
+func (c *Core) Opening(inc *Incident, ag *ownership.Agent, actor Actor, text string) ([]*Event, []*outbox.Item) {
 	inc.PagerDutyKey = PagerKey(inc.ID)
 	now := c.clock.Now()
 	data := map[string]any{"agent": inc.Agent, "source": inc.Source, "severity": inc.Severity, "unowned": inc.Unowned}
@@ -195,13 +195,13 @@ func (c *Core) nobodyPaged(inc *Incident, ag *ownership.Agent) string {
 // returns the agent's open incident.
 func (c *Core) OpenManual(ctx context.Context, q Queries, ag *ownership.Agent, actor Actor, title, text string) (*Incident, bool, error) {
 	now := c.clock.Now()
-	inc := &Incident{Agent: ag.Name, Title: Clip(title, maxTitle), Severity: SeverityError, Source: "manual",
+	inc := &Incident{Agent: ag.Name, Title: Clip(title, MaxTitle), Severity: SeverityError, Source: "manual",
 		CreatedAt: now, StartedAt: now, LastAlertAt: now}
 	created, err := q.OpenIncident(ctx, inc)
 	if err != nil || !created {
 		return inc, false, err
 	}
-	return inc, true, c.startIncident(ctx, q, inc, ag, actor, text)
+	return inc, true, c.StartIncident(ctx, q, inc, ag, actor, text)
 }
 
 func PagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
@@ -382,3 +382,11 @@ func (c *Core) Kick() { c.outbox.Kick() }
 
 // Registry returns the ownership registry in force.
 func (c *Core) Registry() *ownership.Registry { return c.reg.Current() }
+
+// MaxTitle bounds an incident's title however long the alert's.
+const MaxTitle = 200
+
+// SummaryDebounce is the width of the buckets that debounce summary updates:
+// at most one update_summary per incident per bucket, due at the bucket's end
+// so it shows every alert the bucket received.
+const SummaryDebounce = 5 * time.Second

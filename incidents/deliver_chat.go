@@ -302,6 +302,11 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	return nil
 }
 
+// ThreadOfSummary, as a Message's ThreadTS in a KindPost payload, means the
+// thread under the incident's summary message (its ts is known only once the
+// summary is posted).
+const ThreadOfSummary = "@summary"
+
 const KindPost = "post" // payload: a Message; Channel "" is the incident channel
 
 func (s *Service) deliverPost(ctx context.Context, it *outbox.Item) error {

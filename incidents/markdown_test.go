@@ -51,7 +51,7 @@ func hostilePostmortem() *incidents.Postmortem {
 
 func TestRenderMarkdownGolden(t *testing.T) {
 	minimal := incidentstest.NewEnv(func(d *incidents.Deps, c *incidents.Config) { d.Chat, d.Pager = nil, nil })
-	if _, _, err := minimal.Service.Declare(ctx, lead, "orphan-agent", "Declared by hand"); err != nil {
+	if _, _, err := minimal.Intake.Declare(ctx, lead, "orphan-agent", "Declared by hand"); err != nil {
 		t.Fatal(err)
 	}
 	minimalPM, err := minimal.Service.Postmortem(ctx, 1)

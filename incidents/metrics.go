@@ -58,3 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // reins' own alert rules page on it. The Slack and PagerDuty clients call it
 // (cmd/reins hands it to them).
 func (m *Metrics) AuthFailed(system string) { m.authFailures.WithLabelValues(system).Inc() }
+
+// AlertOverflowed counts an alert of source that went to its overflow
+// incident, past the source's cap of new incidents a minute.
+func (m *Metrics) AlertOverflowed(source string) { m.alertsOverflowed.WithLabelValues(source).Inc() }

@@ -62,10 +62,6 @@ type Service struct {
 	*Core
 	auth      Authority
 	halter    Halter
-	intake    ingestGroup // merges concurrent Ingest calls into one transaction
-	summaries summaryMemo // summary updates queued in the current bucket
-	receipts  receiptMemo // alerts received before, worth trying as pure repeats
-	openings  openingLog  // incidents opened from alerts in the last minute, per source
 	sessions  SessionRecords
 	autoHalts autoHaltLocks // one automatic halt per agent at a time
 }

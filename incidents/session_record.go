@@ -348,14 +348,14 @@ func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []stri
 	for _, id := range ids {
 		named[id] = true
 	}
-	bucket := s.clock.Now().Truncate(summaryDebounce)
+	bucket := s.clock.Now().Truncate(SummaryDebounce)
 	for _, inc := range incs {
 		if inc.SummaryTS == "" || !namesAny(inc, named) {
 			continue
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
 		if err := s.store.InTx(ctx, func(q Queries) error {
-			return s.EnqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+			return s.EnqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(SummaryDebounce))
 		}); err != nil {
 			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
 		}

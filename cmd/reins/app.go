@@ -22,6 +22,7 @@ import (
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/jobs"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -46,6 +47,7 @@ type Main struct {
 	Store    *sqlstore.Store
 	Registry *ownership.Holder
 	Service  *incidents.Service
+	Intake   *intake.Service
 	Flags    *halt.Flags
 	Halter   *halt.Registry
 	Bot      *bot.Handler
@@ -150,6 +152,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
 		Getenv:            m.Getenv,
 	})
+	m.Intake = intake.New(m.Service.Core)
 	if err := m.openGuard(); err != nil {
 		return err
 	}
@@ -264,7 +267,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.SlackEnabled() {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
-			Service:       m.Service,
+			Service:       slackUseCases{m.Service, m.Intake},
 			State:         m.Store,
 			Authorizer:    m.Authority,
 			Now:           m.Clock.Now,
@@ -392,4 +395,15 @@ func (m *Main) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// slackUseCases is the use cases the Slack side calls (bot.Service): the
+// incidents' service, and the intake for declaring one.
+type slackUseCases struct {
+	*incidents.Service
+	intake *intake.Service
+}
+
+func (u slackUseCases) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
+	return u.intake.Declare(ctx, actor, agent, title)
 }

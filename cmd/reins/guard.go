@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
@@ -18,7 +19,7 @@ func (m *Main) openGuard() error {
 		Registry:   m.Registry,
 		Store:      m.Store,
 		Steps:      m.Store,
-		Alerts:     urgentAlerts{m.Service},
+		Alerts:     urgentAlerts{m.Intake},
 		Halt:       m.autoHalt,
 		Waiting:    m.announceWaiting,
 		Incidents:  m.Service,
@@ -37,7 +38,7 @@ func (m *Main) openGuard() error {
 
 // urgentAlerts raises breach alerts with their writes marked urgent: on
 // SQLite they pass the intake's queued writes on the way to the halt.
-type urgentAlerts struct{ s *incidents.Service }
+type urgentAlerts struct{ s *intake.Service }
 
 func (u urgentAlerts) Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error) {
 	return u.s.Ingest(sqlstore.Urgent(ctx), alerts)

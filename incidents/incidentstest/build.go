@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -96,6 +97,7 @@ type Env struct {
 	Vars    map[string]string
 	Config  incidents.Config
 	Service *incidents.Service
+	Intake  *intake.Service
 	// Metrics is the registry the Service's series are registered with.
 	Metrics *prometheus.Registry
 }
@@ -132,5 +134,6 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 		o(&deps, &e.Config)
 	}
 	e.Service = incidents.New(deps, e.Config)
+	e.Intake = intake.New(e.Service.Core)
 	return e
 }

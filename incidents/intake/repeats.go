@@ -1,10 +1,12 @@
-package incidents
+package intake
 
 import (
 	"context"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // tryRepeats records, in one RecordRepeats before any call's intake runs,
@@ -24,9 +26,9 @@ import (
 // before is not tried: it is new, or the first since a restart or since
 // another replica took it, and the statement would find nothing to update. It returns, per call and alert, the incident
 // the alert was recorded in as a pure repeat, or 0.
-func (s *Service) tryRepeats(ctx context.Context, q AlertStore, calls []*ingestCall, now time.Time) ([][]int64, error) {
+func (s *Service) tryRepeats(ctx context.Context, q incidents.AlertStore, calls []*ingestCall, now time.Time) ([][]int64, error) {
 	tries := make([][]int64, len(calls))
-	var reps []Repeat
+	var reps []incidents.Repeat
 	var at [][2]int // call and alert index of each of reps
 	seen := map[[2]string]bool{}
 	for ci, c := range calls {
@@ -40,10 +42,10 @@ func (s *Service) tryRepeats(ctx context.Context, q AlertStore, calls []*ingestC
 				continue
 			}
 			seen[key] = true
-			if a.Status != AlertFiring || a.Agent != name || !s.receipts.seenBefore(key) {
+			if a.Status != incidents.AlertFiring || a.Agent != name || !s.receipts.seenBefore(key) {
 				continue
 			}
-			reps = append(reps, Repeat{Alert: a, FreshSince: freshSince(now, groupWindow(c.reg), a.ReceivedAt)})
+			reps = append(reps, incidents.Repeat{Alert: a, FreshSince: freshSince(now, groupWindow(c.reg), a.ReceivedAt)})
 			at = append(at, [2]int{ci, i})
 		}
 	}

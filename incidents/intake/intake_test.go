@@ -1,7 +1,6 @@
-package incidents_test
+package intake_test
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -11,61 +10,6 @@ import (
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 )
-
-var ctx = context.Background()
-
-func ingest(t *testing.T, env *incidentstest.Env, alerts ...incidents.Alert) incidents.IngestResult {
-	t.Helper()
-	res, err := env.Service.Ingest(ctx, alerts)
-	if err != nil {
-		t.Fatalf("Ingest: %v", err)
-	}
-	return res
-}
-
-func eventKinds(t *testing.T, env *incidentstest.Env, id int64) []incidents.EventKind {
-	t.Helper()
-	events, err := env.Service.Timeline(ctx, id)
-	if err != nil {
-		t.Fatalf("Timeline(%d): %v", id, err)
-	}
-	var kinds []incidents.EventKind
-	for _, e := range events {
-		kinds = append(kinds, e.Kind)
-	}
-	return kinds
-}
-
-// outboxKeys returns the keys of the outbox items of a kind ("" for all).
-func outboxKeys(env *incidentstest.Env, kind string) []string {
-	var keys []string
-	for _, it := range env.Store.OutboxItems() {
-		if kind == "" || it.Kind == kind {
-			keys = append(keys, it.Key)
-		}
-	}
-	return keys
-}
-
-func findIncident(t *testing.T, env *incidentstest.Env, id int64) *incidents.Incident {
-	t.Helper()
-	inc, err := env.Service.FindIncident(ctx, id)
-	if err != nil {
-		t.Fatalf("FindIncident(%d): %v", id, err)
-	}
-	return inc
-}
-
-func withFingerprint(fp string, sessions ...string) func(*incidents.Alert) {
-	return func(a *incidents.Alert) {
-		a.Fingerprint, a.Title = fp, "Alert "+fp
-		if sessions != nil {
-			a.Sessions = sessions
-		}
-	}
-}
-
-func resolved(a *incidents.Alert) { a.Status = incidents.AlertResolved }
 
 func TestIngestStormIsOneIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
@@ -280,7 +224,7 @@ func TestIngestFailsOnStoreError(t *testing.T) {
 		}
 		return nil
 	}
-	if _, err := env.Service.Ingest(ctx, []incidents.Alert{incidentstest.Alert()}); err == nil {
+	if _, err := env.Intake.Ingest(ctx, []incidents.Alert{incidentstest.Alert()}); err == nil {
 		t.Fatal("Ingest: got nil error, want the store's")
 	}
 	if got := len(env.Store.Incidents()); got != 0 {
@@ -292,12 +236,12 @@ func TestDeclare(t *testing.T) {
 	env := incidentstest.NewEnv()
 	alice := incidents.Actor{Kind: incidents.ActorSlack, ID: "U01ALICE"}
 
-	_, _, err := env.Service.Declare(ctx, alice, "suport-bot", "refunds look wrong")
+	_, _, err := env.Intake.Declare(ctx, alice, "suport-bot", "refunds look wrong")
 	if code := incidents.ErrorCode(err); code != incidents.ENOTFOUND || !strings.Contains(incidents.ErrorMessage(err), "support-bot") {
 		t.Fatalf("misspelt agent: got %v, want ENOTFOUND suggesting support-bot", err)
 	}
 
-	inc, created, err := env.Service.Declare(ctx, alice, "support-bot", "refunds look wrong")
+	inc, created, err := env.Intake.Declare(ctx, alice, "support-bot", "refunds look wrong")
 	if err != nil || !created {
 		t.Fatalf("Declare: got created %v, err %v; want a new incident", created, err)
 	}
@@ -312,7 +256,7 @@ func TestDeclare(t *testing.T) {
 		t.Errorf("pages: got %v, want one", got)
 	}
 
-	again, created, err := env.Service.Declare(ctx, alice, "support-bot", "still wrong")
+	again, created, err := env.Intake.Declare(ctx, alice, "support-bot", "still wrong")
 	if err != nil || created || again.ID != inc.ID {
 		t.Errorf("second Declare: got #%d created %v err %v, want #%d not created", again.ID, created, err, inc.ID)
 	}
@@ -323,12 +267,12 @@ func TestDeclare(t *testing.T) {
 func BenchmarkIngestRepeat(b *testing.B) {
 	env := incidentstest.NewEnv()
 	alerts := []incidents.Alert{incidentstest.Alert()}
-	if _, err := env.Service.Ingest(ctx, alerts); err != nil {
+	if _, err := env.Intake.Ingest(ctx, alerts); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := env.Service.Ingest(ctx, alerts); err != nil {
+		if _, err := env.Intake.Ingest(ctx, alerts); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,4 +1,4 @@
-package incidents_test
+package intake_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
@@ -84,15 +85,15 @@ func ingestBehindGate(t *testing.T, env *incidentstest.Env, store *gatedStore, f
 	t.Helper()
 	var wg sync.WaitGroup
 	var head ingested
-	wg.Go(func() { head.res, head.err = env.Service.Ingest(ctx, []incidents.Alert{first}) })
+	wg.Go(func() { head.res, head.err = env.Intake.Ingest(ctx, []incidents.Alert{first}) })
 	<-store.entered
 	got := make([]ingested, len(rest))
 	deadline := time.Now().Add(10 * time.Second)
 	for i, a := range rest {
-		wg.Go(func() { got[i].res, got[i].err = env.Service.Ingest(ctx, []incidents.Alert{a}) })
-		for incidents.IngestQueued(env.Service) < i+1 {
+		wg.Go(func() { got[i].res, got[i].err = env.Intake.Ingest(ctx, []incidents.Alert{a}) })
+		for intake.IngestQueued(env.Intake) < i+1 {
 			if time.Now().After(deadline) {
-				t.Fatalf("only %d of %d calls queued behind the running batch", incidents.IngestQueued(env.Service), len(rest))
+				t.Fatalf("only %d of %d calls queued behind the running batch", intake.IngestQueued(env.Intake), len(rest))
 			}
 			time.Sleep(time.Millisecond)
 		}

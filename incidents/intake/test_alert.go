@@ -1,46 +1,38 @@
-package incidents
+package intake
 
 import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/reins-oss/reins/incidents"
 )
-
-// TestTitlePrefix starts the title of every incident a test alert opens, so
-// the test shows as one wherever the title goes: the channel name, the page
-// summary, the web view, the CLI.
-const TestTitlePrefix = "TEST (not a real incident): "
-
-// testGroupPrefix starts the group key of a test incident: it collects only
-// its own test alert, never a real alert, halt or declaration of its agent
-// (those go to the agent's incident of group key "").
-const testGroupPrefix = "test:"
 
 // ingestTests opens one incident per test alert (`reins test-alert`), of
 // its own: a test never joins, changes or pages for a real incident. The
 // test goes the whole way a real incident goes (channel, page to the
 // agent's kill authority), marked as a test there. A repeat of the same
 // test alert (same fingerprint) finds its test incident again.
-func (s *Service) ingestTests(ctx context.Context, tests []Alert) (IngestResult, error) {
-	var res IngestResult
-	reg := s.RegistryOrEmpty()
+func (s *Service) ingestTests(ctx context.Context, tests []incidents.Alert) (incidents.IngestResult, error) {
+	var res incidents.IngestResult
+	reg := s.core.RegistryOrEmpty()
 	for i := range tests {
 		a := tests[i]
-		if a.Status == AlertResolved {
+		if a.Status == incidents.AlertResolved {
 			continue // a test incident is resolved by hand, as the CLI says
 		}
-		ag := FindAgent(reg, a.Agent)
+		ag := incidents.FindAgent(reg, a.Agent)
 		if ag == nil {
-			_, err := s.LookupAgent(a.Agent)
-			return res, Errorf(EINVALID, "test alert: %s", ErrorMessage(err))
+			_, err := s.core.LookupAgent(a.Agent)
+			return res, incidents.Errorf(incidents.EINVALID, "test alert: %s", incidents.ErrorMessage(err))
 		}
-		now := s.clock.Now()
+		now := s.core.Now()
 		normaliseAlert(&a, now)
 		inc := newIncident(ag.Name, ag, &a, now)
-		inc.GroupKey = testGroupPrefix + a.Fingerprint
-		inc.Title = Clip(TestTitlePrefix+strings.TrimPrefix(a.Title, TestTitlePrefix), maxTitle)
+		inc.GroupKey = incidents.TestGroupPrefix + a.Fingerprint
+		inc.Title = incidents.Clip(incidents.TestTitlePrefix+strings.TrimPrefix(a.Title, incidents.TestTitlePrefix), incidents.MaxTitle)
 		var created bool
-		err := s.RetryTx(ctx, func(q Queries) error {
+		err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
 			var err error
 			c := *inc
 			if created, err = q.OpenIncident(ctx, &c); err != nil {
@@ -49,13 +41,13 @@ func (s *Service) ingestTests(ctx context.Context, tests []Alert) (IngestResult,
 			if created {
 				text := fmt.Sprintf("TEST incident opened for %s by a test alert (`reins test-alert`), not a real problem: %s. "+
 					"No real incident was touched. Resolve it when the channel and the page have been checked.", ag.Name, a.Summary)
-				if err := s.startIncident(ctx, q, &c, ag, System, text); err != nil {
+				if err := s.core.StartIncident(ctx, q, &c, ag, incidents.System, text); err != nil {
 					return err
 				}
 			}
 			al := a
 			al.IncidentID = c.ID
-			prev, err := q.RecordAlerts(ctx, []*Alert{&al})
+			prev, err := q.RecordAlerts(ctx, []*incidents.Alert{&al})
 			if err != nil {
 				return fmt.Errorf("record test alert in incident %d: %w", c.ID, err)
 			}
@@ -73,12 +65,9 @@ func (s *Service) ingestTests(ctx context.Context, tests []Alert) (IngestResult,
 		res.Incidents = append(res.Incidents, inc.ID)
 		if created {
 			res.Opened++
-			s.IncidentOpened(inc.ID, inc.Agent, true, "source", inc.Source, "severity", inc.Severity, "test", true)
-			s.Kick()
+			s.core.IncidentOpened(inc.ID, inc.Agent, true, "source", inc.Source, "severity", inc.Severity, "test", true)
+			s.core.Kick()
 		}
 	}
 	return res, nil
 }
-
-// IsTest says whether inc was opened by a test alert.
-func (inc *Incident) IsTest() bool { return strings.HasPrefix(inc.GroupKey, testGroupPrefix) }

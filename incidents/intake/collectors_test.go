@@ -1,4 +1,4 @@
-package incidents_test
+package intake_test
 
 import (
 	"fmt"

@@ -1,48 +1,14 @@
-package incidents
+package intake
 
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/ownership"
 )
-
-// Incidents that collect alerts no agent's incident takes are named like an
-// agent, with a prefix no agent name can have (agent names hold no ':').
-const (
-	// unroutedPrefix + source: alerts whose agent is not in reins.yaml. One
-	// incident per source and group window, however many unknown names a
-	// storm carries, paged once (to PAGERDUTY_ROUTING_KEY).
-	unroutedPrefix = "unrouted:"
-	// overflowPrefix + source: alerts that would have opened an incident
-	// after the source opened alerts.max_new_incidents_per_minute of them in
-	// the last minute.
-	overflowPrefix = "overflow:"
-)
-
-// UnroutedName is the agent name of the incident collecting source's alerts
-// for agents reins.yaml does not name.
-func UnroutedName(source string) string { return unroutedPrefix + source }
-
-// OverflowName is the agent name of the incident collecting source's alerts
-// beyond its cap of new incidents a minute.
-func OverflowName(source string) string { return overflowPrefix + source }
-
-// Collector says what kind of collecting incident an incident's agent name
-// stands for: "unrouted" or "overflow", with the source, or "" for an
-// incident of one agent.
-func Collector(agent string) (kind, source string) {
-	if s, ok := strings.CutPrefix(agent, unroutedPrefix); ok {
-		return "unrouted", s
-	}
-	if s, ok := strings.CutPrefix(agent, overflowPrefix); ok {
-		return "overflow", s
-	}
-	return "", ""
-}
 
 // maxNewPerMinute is the registry's cap of new incidents per source a minute.
 func maxNewPerMinute(reg *ownership.Registry) int {
@@ -62,12 +28,12 @@ func maxNewPerMinute(reg *ownership.Registry) int {
 // so with N replicas a storm may open up to N times the cap: still bounded,
 // and no round trip on the path of every alert. The store is asked which
 // incidents already exist only when a call could pass the cap.
-func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []Alert) ([]Alert, error) {
+func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []incidents.Alert) ([]incidents.Alert, error) {
 	out := alerts
 	cloned := false
 	set := func(i int, route string) {
 		if !cloned {
-			out = append([]Alert(nil), alerts...)
+			out = append([]incidents.Alert(nil), alerts...)
 			cloned = true
 		}
 		if out[i].Route != "" {
@@ -81,8 +47,8 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 		out[i].Fingerprint = out[i].Agent + "|" + out[i].Fingerprint
 	}
 	for i := range alerts {
-		if alerts[i].Route == "" && FindAgent(reg, alerts[i].Agent) == nil {
-			set(i, UnroutedName(alerts[i].Source))
+		if alerts[i].Route == "" && incidents.FindAgent(reg, alerts[i].Agent) == nil {
+			set(i, incidents.UnroutedName(alerts[i].Source))
 		}
 	}
 	// The incidents each source's firing alerts may open, in order.
@@ -90,7 +56,7 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 	seen := map[string]bool{}
 	for i := range out {
 		a := &out[i]
-		if a.Status == AlertResolved {
+		if a.Status == incidents.AlertResolved {
 			continue
 		}
 		_, name := agentOf(reg, a)
@@ -101,7 +67,7 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 		bySource[a.Source] = append(bySource[a.Source], name)
 	}
 	limit := maxNewPerMinute(reg)
-	now := s.clock.Now()
+	now := s.core.Now()
 	for source, names := range bySource {
 		left := limit - s.openings.count(source, now)
 		if len(names) <= left {
@@ -109,7 +75,7 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 		}
 		// This call may pass the cap: only names without an open incident
 		// would open one.
-		found, err := s.store.FindGroupingIncidents(ctx, names)
+		found, err := s.core.Store().FindGroupingIncidents(ctx, names)
 		if err != nil {
 			return nil, fmt.Errorf("find the open incidents of %d agents: %w", len(names), err)
 		}
@@ -133,12 +99,12 @@ func (s *Service) route(ctx context.Context, reg *ownership.Registry, alerts []A
 		}
 		for i := range out {
 			a := &out[i]
-			if a.Source != source || a.Status == AlertResolved {
+			if a.Source != source || a.Status == incidents.AlertResolved {
 				continue
 			}
 			if _, name := agentOf(reg, a); over[name] {
-				set(i, OverflowName(source))
-				s.metrics.alertsOverflowed.WithLabelValues(source).Inc()
+				set(i, incidents.OverflowName(source))
+				s.core.Metrics().AlertOverflowed(source)
 			}
 		}
 	}

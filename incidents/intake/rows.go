@@ -1,10 +1,11 @@
-package incidents
+package intake
 
 import (
 	"context"
 	"fmt"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -16,12 +17,12 @@ import (
 // per batch, which is most of what a storm of new alerts costs on
 // PostgreSQL.
 type batch struct {
-	open map[string]*Incident
+	open map[string]*incidents.Incident
 	// opened holds the agents whose incident the batch opened and no call
 	// has claimed yet: the first to use it records the opening.
 	opened map[string]bool
 	alerts []pendingAlert
-	events []*Event
+	events []*incidents.Event
 	outbox []*outbox.Item
 }
 
@@ -29,10 +30,12 @@ type batch struct {
 // has yet to record.
 type pendingAlert struct {
 	in *intake
-	a  *Alert
+	a  *incidents.Alert
 }
 
-func newBatch() *batch { return &batch{open: map[string]*Incident{}, opened: map[string]bool{}} }
+func newBatch() *batch {
+	return &batch{open: map[string]*incidents.Incident{}, opened: map[string]bool{}}
+}
 
 // prefetch loads, in one query, the open incidents of the agents the calls'
 // alerts may open or join, so that each call does not look its agent's up
@@ -40,17 +43,17 @@ func newBatch() *batch { return &batch{open: map[string]*Incident{}, opened: map
 // each from the agent's first alert. Alerts already recorded as pure
 // repeats and recoveries (which look up the incident holding their
 // fingerprint, and never open one) need none.
-func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCall, now time.Time) error {
+func (b *batch) prefetch(ctx context.Context, q incidents.IncidentStore, calls []*ingestCall, now time.Time) error {
 	type opener struct {
 		ag *ownership.Agent
-		a  *Alert
+		a  *incidents.Alert
 	}
 	var names []string
 	first := map[string]opener{} // each agent's first alert
 	for _, c := range calls {
 		for i := range c.alerts {
 			a := &c.alerts[i]
-			if (c.repeats != nil && c.repeats[i] != 0) || a.Status == AlertResolved {
+			if (c.repeats != nil && c.repeats[i] != 0) || a.Status == incidents.AlertResolved {
 				continue
 			}
 			if ag, name := agentOf(c.reg, a); first[name].a == nil {
@@ -69,7 +72,7 @@ func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCa
 	for _, inc := range found {
 		b.open[inc.Agent] = inc
 	}
-	var missing []*Incident
+	var missing []*incidents.Incident
 	for _, name := range names {
 		if o := first[name]; b.open[name] == nil {
 			normaliseAlert(o.a, now)
@@ -95,19 +98,19 @@ func (b *batch) prefetch(ctx context.Context, q IncidentStore, calls []*ingestCa
 }
 
 // event queues a timeline event for the end of the batch.
-func (b *batch) event(incID int64, at time.Time, kind EventKind, text string, data any) {
-	b.events = append(b.events, NewEvent(incID, at, kind, System, text, data))
+func (b *batch) event(incID int64, at time.Time, kind incidents.EventKind, text string, data any) {
+	b.events = append(b.events, incidents.NewEvent(incID, at, kind, incidents.System, text, data))
 }
 
 // writeAlerts records the pending alerts in one RecordAlerts, then counts
 // each and queues its alert_fired event as recording it on its own would
 // have. A recovery calls it first, so that alerts are recorded in the order
 // they came whatever path each takes.
-func (b *batch) writeAlerts(ctx context.Context, q AlertStore) error {
+func (b *batch) writeAlerts(ctx context.Context, q incidents.AlertStore) error {
 	if len(b.alerts) == 0 {
 		return nil
 	}
-	list := make([]*Alert, len(b.alerts))
+	list := make([]*incidents.Alert, len(b.alerts))
 	for i, p := range b.alerts {
 		list[i] = p.a
 	}
@@ -118,14 +121,14 @@ func (b *batch) writeAlerts(ctx context.Context, q AlertStore) error {
 	for i, p := range b.alerts {
 		a, in := p.a, p.in
 		in.count(prev[i], a.Status)
-		if prev[i] == AlertFiring {
+		if prev[i] == incidents.AlertFiring {
 			continue
 		}
 		text := "Alert fired: " + a.Title
-		if prev[i] == AlertResolved {
+		if prev[i] == incidents.AlertResolved {
 			text = "Alert fired again: " + a.Title
 		}
-		b.event(a.IncidentID, in.now, EventAlertFired, text, alertData(a))
+		b.event(a.IncidentID, in.now, incidents.EventAlertFired, text, alertData(a))
 		in.changed[a.IncidentID] = true
 	}
 	b.alerts = b.alerts[:0]

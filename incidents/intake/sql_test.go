@@ -1,4 +1,4 @@
-package incidents_test
+package intake_test
 
 import (
 	"fmt"
@@ -32,7 +32,7 @@ func TestConcurrentIngestLosesNoUpdate(t *testing.T) {
 					a.Fingerprint = fmt.Sprintf("fp-%d", i)
 					a.Sessions = []string{fmt.Sprintf("s-%d", i)}
 				})
-				if _, err := env.Service.Ingest(ctx, []incidents.Alert{a}); err != nil {
+				if _, err := env.Intake.Ingest(ctx, []incidents.Alert{a}); err != nil {
 					t.Errorf("ingest %d: %v", i, err)
 				}
 			})

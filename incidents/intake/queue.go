@@ -1,4 +1,4 @@
-package incidents
+package intake
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/groupcommit"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -30,7 +31,7 @@ type ingestGroup struct {
 }
 
 // lane returns the lane of the agent the first alert is for.
-func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *groupcommit.Lane[*ingestCall] {
+func (g *ingestGroup) lane(reg *ownership.Registry, alerts []incidents.Alert) *groupcommit.Lane[*ingestCall] {
 	if len(alerts) == 0 {
 		return &g.lanes[0]
 	}
@@ -44,7 +45,7 @@ func (g *ingestGroup) lane(reg *ownership.Registry, alerts []Alert) *groupcommit
 type ingestCall struct {
 	ctx    context.Context
 	reg    *ownership.Registry
-	alerts []Alert
+	alerts []incidents.Alert
 
 	repeats []int64 // per alert, the incident RecordRepeats recorded it in, or 0
 	in      *intake // set with err before the batch is answered
@@ -57,10 +58,10 @@ type ingestCall struct {
 // shared transaction, so its events, outbox rows and result are those it
 // would have had alone in a transaction of its own right after the calls
 // before it.
-func (s *Service) ingestGrouped(ctx context.Context, reg *ownership.Registry, alerts []Alert) (*intake, error) {
+func (s *Service) ingestGrouped(ctx context.Context, reg *ownership.Registry, alerts []incidents.Alert) (*intake, error) {
 	// A copy of the caller's alerts, which the batch normalises in place.
 	c := &ingestCall{ctx: ctx, reg: reg, alerts: slices.Clone(alerts)}
-	s.intake.lane(c.reg, alerts).Do(c, maxIngestBatch, s.runIngestBatch, func(batch []*ingestCall, p any) {
+	s.group.lane(c.reg, alerts).Do(c, maxIngestBatch, s.runIngestBatch, func(batch []*ingestCall, p any) {
 		for _, m := range batch {
 			m.in, m.err = nil, fmt.Errorf("ingest batch panicked: %v", p)
 		}
@@ -89,13 +90,13 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	if len(live) == 0 {
 		return
 	}
-	now := s.clock.Now()
-	repeats, err := s.tryRepeats(live[0].ctx, s.store, live, now)
+	now := s.core.Now()
+	repeats, err := s.tryRepeats(live[0].ctx, s.core.Store(), live, now)
 	if err != nil {
 		// The transactions below try each alert again. Should a batch of
 		// over 64 repeats have failed after its first statement, those it
 		// recorded count twice, as a re-sent notification would.
-		s.log.Debug("recording repeats ahead of their batch failed", "calls", len(live), "err", err)
+		s.core.Log().Debug("recording repeats ahead of their batch failed", "calls", len(live), "err", err)
 		repeats = make([][]int64, len(live))
 	}
 	rest := make([]*ingestCall, 0, len(live))
@@ -111,7 +112,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 		// The first call's context bounds the shared transaction; should it be
 		// cancelled, the others still commit in the per-call fallback below.
 		var queued []summaryKey
-		err := s.RetryTx(rest[0].ctx, func(q Queries) (err error) {
+		err := s.core.RetryTx(rest[0].ctx, func(q incidents.Queries) (err error) {
 			queued, err = s.ingestCalls(rest[0].ctx, q, now, rest)
 			return err
 		})
@@ -122,7 +123,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 	}
 	for _, c := range rest {
 		var queued []summaryKey
-		c.err = s.RetryTx(c.ctx, func(q Queries) (err error) {
+		c.err = s.core.RetryTx(c.ctx, func(q incidents.Queries) (err error) {
 			queued, err = s.ingestCalls(c.ctx, q, now, []*ingestCall{c})
 			return err
 		})
@@ -135,7 +136,7 @@ func (s *Service) runIngestBatch(batch []*ingestCall) {
 // ingestCalls runs calls one after another with q, then writes what they
 // left pending and the incidents they changed. It returns the summary
 // updates queued.
-func (s *Service) ingestCalls(ctx context.Context, q Queries, now time.Time, calls []*ingestCall) ([]summaryKey, error) {
+func (s *Service) ingestCalls(ctx context.Context, q incidents.Queries, now time.Time, calls []*ingestCall) ([]summaryKey, error) {
 	b := newBatch()
 	if err := b.prefetch(ctx, q, calls, now); err != nil {
 		return nil, err

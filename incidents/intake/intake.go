@@ -1,4 +1,4 @@
-package incidents
+package intake
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
@@ -17,22 +18,12 @@ import (
 const (
 	maxSessions = 200
 	maxLinks    = 20
-	maxTitle    = 200
 	// lastAlertStep is how stale LastAlertAt may get before a pure repeat
 	// writes it: the group window is hours, so a minute is invisible, and a
 	// storm of repeats then costs two statements per alert, not three.
 	lastAlertStep = time.Minute
-	// summaryDebounce is the width of the buckets that debounce summary
-	// updates: at most one update_summary per incident per bucket, due at the
-	// bucket's end so it shows every alert the bucket received.
-	summaryDebounce = 5 * time.Second
-	defaultWindow   = 4 * time.Hour
+	defaultWindow = 4 * time.Hour
 )
-
-// ThreadOfSummary, as a Message's ThreadTS in a KindPost payload, means the
-// thread under the incident's summary message (its ts is known only once the
-// summary is posted).
-const ThreadOfSummary = "@summary"
 
 // Ingest records a batch of normalised alerts in one transaction: each alert
 // joins its agent's open incident (or opens one), and the timeline events and
@@ -42,38 +33,38 @@ const ThreadOfSummary = "@summary"
 //
 // A resolved alert that no open incident knows is dropped: a recovery never
 // opens an incident.
-func (s *Service) Ingest(ctx context.Context, alerts []Alert) (IngestResult, error) {
-	if slices.ContainsFunc(alerts, func(a Alert) bool { return a.Test }) {
+func (s *Service) Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error) {
+	if slices.ContainsFunc(alerts, func(a incidents.Alert) bool { return a.Test }) {
 		return s.ingestWithTests(ctx, alerts)
 	}
-	reg := s.RegistryOrEmpty()
+	reg := s.core.RegistryOrEmpty()
 	alerts, err := s.route(ctx, reg, alerts)
 	if err != nil {
-		return IngestResult{}, err
+		return incidents.IngestResult{}, err
 	}
 	in, err := s.ingestGrouped(ctx, reg, alerts)
 	if err != nil {
-		return IngestResult{}, err
+		return incidents.IngestResult{}, err
 	}
 	for _, inc := range in.opened {
-		if kind, _ := Collector(inc.Agent); kind != "overflow" {
-			s.openings.add(inc.Source, s.clock.Now())
+		if kind, _ := incidents.Collector(inc.Agent); kind != "overflow" {
+			s.openings.add(inc.Source, s.core.Now())
 		}
-		s.IncidentOpened(inc.ID, inc.Agent, !inc.Unowned, "source", inc.Source, "severity", inc.Severity)
+		s.core.IncidentOpened(inc.ID, inc.Agent, !inc.Unowned, "source", inc.Source, "severity", inc.Severity)
 	}
 	if in.due {
 		// Only work due now is worth waking the workers for: in a storm of
 		// repeats a kick per webhook had every worker polling the outbox in
 		// vain, competing with intake for the store.
-		s.Kick()
+		s.core.Kick()
 	}
 	return in.res, nil
 }
 
 // ingestWithTests ingests a batch holding test alerts: those open their own
 // incidents (ingestTests), the others go the usual way.
-func (s *Service) ingestWithTests(ctx context.Context, alerts []Alert) (IngestResult, error) {
-	var tests, real []Alert
+func (s *Service) ingestWithTests(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error) {
+	var tests, real []incidents.Alert
 	for _, a := range alerts {
 		if a.Test {
 			tests = append(tests, a)
@@ -100,10 +91,10 @@ func (s *Service) ingestWithTests(ctx context.Context, alerts []Alert) (IngestRe
 // call's, with the writes it leaves pending.
 // repeats, when not nil, holds per alert the incident the batch's
 // RecordRepeats recorded it in as a pure repeat, or 0.
-func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Registry, now time.Time, alerts []Alert, repeats []int64, b *batch) (*intake, error) {
+func (s *Service) ingestIn(ctx context.Context, q incidents.Queries, reg *ownership.Registry, now time.Time, alerts []incidents.Alert, repeats []int64, b *batch) (*intake, error) {
 	in := &intake{s: s, q: q, reg: reg, now: now, b: b,
-		open: map[string]*Incident{}, byID: map[int64]*Incident{}, created: map[int64]bool{}, dirty: map[int64]*Incident{},
-		changed: map[int64]bool{}, candidates: map[string][]*Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
+		open: map[string]*incidents.Incident{}, byID: map[int64]*incidents.Incident{}, created: map[int64]bool{}, dirty: map[int64]*incidents.Incident{},
+		changed: map[int64]bool{}, candidates: map[string][]*incidents.Incident{}, prints: map[int64]map[string]bool{}, loaded: map[int64]bool{}}
 	for i := range alerts {
 		a := alerts[i]
 		var repeatedIn int64
@@ -123,32 +114,32 @@ func (s *Service) ingestIn(ctx context.Context, q Queries, reg *ownership.Regist
 // intake is the state of one Ingest transaction.
 type intake struct {
 	s   *Service
-	q   Queries
+	q   incidents.Queries
 	reg *ownership.Registry
 	now time.Time
 
-	open       map[string]*Incident // agent -> incident collecting its alerts
-	byID       map[int64]*Incident  // every incident this call touched
-	created    map[int64]bool       // opened in this call
-	dirty      map[int64]*Incident  // to write back at the end
-	changed    map[int64]bool       // summary needs an update
-	candidates map[string][]*Incident
+	open       map[string]*incidents.Incident // agent -> incident collecting its alerts
+	byID       map[int64]*incidents.Incident  // every incident this call touched
+	created    map[int64]bool                 // opened in this call
+	dirty      map[int64]*incidents.Incident  // to write back at the end
+	changed    map[int64]bool                 // summary needs an update
+	candidates map[string][]*incidents.Incident
 	prints     map[int64]map[string]bool // fingerprints per incident, for recoveries
 	loaded     map[int64]bool            // prints holds every stored fingerprint
 	// b is shared by the calls of one transaction (see ingestGrouped).
 	b *batch
 
-	res    IngestResult
-	opened []*Incident
+	res    incidents.IngestResult
+	opened []*incidents.Incident
 	due    bool // queued outbox work that is due at once
 }
 
 // add records a; repeatedIn is the incident a was already recorded in as a
 // pure repeat, or 0.
-func (in *intake) add(ctx context.Context, a *Alert, repeatedIn int64) error {
+func (in *intake) add(ctx context.Context, a *incidents.Alert, repeatedIn int64) error {
 	ag, name := agentOf(in.reg, a)
 	normaliseAlert(a, in.now)
-	if a.Status == AlertResolved {
+	if a.Status == incidents.AlertResolved {
 		return in.recovery(ctx, name, a)
 	}
 	if repeatedIn != 0 {
@@ -167,7 +158,7 @@ func (in *intake) add(ctx context.Context, a *Alert, repeatedIn int64) error {
 }
 
 // recovery records a resolved alert in the open incident that has it.
-func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
+func (in *intake) recovery(ctx context.Context, name string, a *incidents.Alert) error {
 	if err := in.b.writeAlerts(ctx, in.q); err != nil {
 		return err
 	}
@@ -177,44 +168,44 @@ func (in *intake) recovery(ctx context.Context, name string, a *Alert) error {
 		// not its agent's, under the fingerprint route gives collected
 		// alerts: its recovery belongs there too.
 		fp := a.Agent + "|" + a.Fingerprint
-		if inc, err = in.incidentWith(ctx, OverflowName(a.Source), fp); inc != nil {
-			a.Fingerprint, a.Route = fp, OverflowName(a.Source)
+		if inc, err = in.incidentWith(ctx, incidents.OverflowName(a.Source), fp); inc != nil {
+			a.Fingerprint, a.Route = fp, incidents.OverflowName(a.Source)
 		}
 	}
 	if err != nil || inc == nil {
 		return err
 	}
 	a.IncidentID = inc.ID
-	prevs, err := in.q.RecordAlerts(ctx, []*Alert{a})
+	prevs, err := in.q.RecordAlerts(ctx, []*incidents.Alert{a})
 	if err != nil {
 		return fmt.Errorf("record recovery in incident %d: %w", inc.ID, err)
 	}
 	prev := prevs[0]
 	in.track(inc.ID)
 	in.count(prev, a.Status)
-	if prev != AlertFiring {
+	if prev != incidents.AlertFiring {
 		return nil
 	}
-	in.b.event(inc.ID, in.now, EventAlertResolved, "Alert recovered: "+a.Title, alertData(a))
+	in.b.event(inc.ID, in.now, incidents.EventAlertResolved, "Alert recovered: "+a.Title, alertData(a))
 	in.changed[inc.ID] = true
 	in.merge(inc, a)
-	if in.s.chat == nil {
+	if in.s.core.Chat() == nil {
 		return nil
 	}
 	h := fnv.New64a()
 	h.Write([]byte(a.Fingerprint))
 	key := fmt.Sprintf("inc-%d/recovered/%x/%d", inc.ID, h.Sum64(), a.ReceivedAt.UnixNano())
 	in.due = true
-	return in.s.Enqueue(ctx, in.q, inc.ID, outbox.LaneChat, KindPost, key, Message{
-		ThreadTS: ThreadOfSummary, Style: StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
+	return in.s.core.Enqueue(ctx, in.q, inc.ID, outbox.LaneChat, incidents.KindPost, key, incidents.Message{
+		ThreadTS: incidents.ThreadOfSummary, Style: incidents.StyleSuccess, Title: "Alert recovered: " + a.Title, Text: a.Summary,
 	})
 }
 
 // incidentWith finds the open incident of agent name holding fingerprint.
-func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*Incident, error) {
+func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*incidents.Incident, error) {
 	cands, ok := in.candidates[name]
 	if !ok {
-		found, err := in.q.FindIncidents(ctx, IncidentFilter{Agent: name, Status: StatusOpen})
+		found, err := in.q.FindIncidents(ctx, incidents.IncidentFilter{Agent: name, Status: incidents.StatusOpen})
 		if err != nil {
 			return nil, fmt.Errorf("find open incidents of %s: %w", name, err)
 		}
@@ -242,7 +233,7 @@ func (in *intake) incidentWith(ctx context.Context, name, fingerprint string) (*
 
 // canon returns the copy of inc this call already works on, so that every
 // change to one incident lands in one struct, written once by flush.
-func (in *intake) canon(inc *Incident) *Incident {
+func (in *intake) canon(inc *incidents.Incident) *incidents.Incident {
 	if cur, ok := in.byID[inc.ID]; ok {
 		return cur
 	}
@@ -260,7 +251,7 @@ func (in *intake) remember(incID int64, fingerprint string) {
 // incidentFor returns the incident collecting alerts for agent name, opening
 // one when there is none or the open one has been quiet longer than the
 // group window.
-func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Agent, a *Alert) (*Incident, error) {
+func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Agent, a *incidents.Alert) (*incidents.Incident, error) {
 	if inc, ok := in.open[name]; ok {
 		return inc, nil
 	}
@@ -307,9 +298,9 @@ func (in *intake) incidentFor(ctx context.Context, name string, ag *ownership.Ag
 // started records that alert a opened inc for agent name: the incident is
 // written back at the end of the batch with the PagerDuty key opening sets,
 // and its event and outbox rows with the batch's.
-func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Alert) {
+func (in *intake) started(inc *incidents.Incident, name string, ag *ownership.Agent, a *incidents.Alert) {
 	text := fmt.Sprintf("Incident opened for %s by %s: %s", name, words.Article(a.Source+" alert"), inc.Title)
-	events, items := in.s.opening(inc, ag, System, text)
+	events, items := in.s.core.Opening(inc, ag, incidents.System, text)
 	in.b.events = append(in.b.events, events...)
 	in.b.outbox = append(in.b.outbox, items...)
 	in.dirty[inc.ID] = inc
@@ -318,7 +309,7 @@ func (in *intake) started(inc *Incident, name string, ag *ownership.Agent, a *Al
 	in.opened = append(in.opened, inc)
 	in.res.Opened++
 	if cands, ok := in.candidates[name]; ok {
-		in.candidates[name] = append([]*Incident{inc}, cands...)
+		in.candidates[name] = append([]*incidents.Incident{inc}, cands...)
 	}
 }
 
@@ -334,14 +325,14 @@ func groupWindow(reg *ownership.Registry) time.Duration {
 // agentOf returns the registry's agent an alert names (nil when unknown) and
 // the name its incident goes under: its Route when set (see Service.route),
 // else the agent's name, else its source's unrouted incident.
-func agentOf(reg *ownership.Registry, a *Alert) (*ownership.Agent, string) {
+func agentOf(reg *ownership.Registry, a *incidents.Alert) (*ownership.Agent, string) {
 	if a.Route != "" {
 		return nil, a.Route
 	}
-	if ag := FindAgent(reg, a.Agent); ag != nil {
+	if ag := incidents.FindAgent(reg, a.Agent); ag != nil {
 		return ag, ag.Name
 	}
-	return nil, UnroutedName(a.Source)
+	return nil, incidents.UnroutedName(a.Source)
 }
 
 func (in *intake) track(id int64) {
@@ -370,17 +361,17 @@ func unroutedTitle(source string, names []string) string {
 }
 
 // unknownName is how an alert named its agent, for the unrouted incident.
-func unknownName(a *Alert) string {
+func unknownName(a *incidents.Alert) string {
 	if n := strings.TrimSpace(a.Agent); n != "" {
-		return Clip(n, 64)
+		return incidents.Clip(n, 64)
 	}
 	return "(no agent label)"
 }
 
 // addUnroutedName adds the alert's unknown agent to the unrouted incident's
 // title when it is not named yet; false when the title did not change.
-func addUnroutedName(inc *Incident, a *Alert) bool {
-	kind, source := Collector(inc.Agent)
+func addUnroutedName(inc *incidents.Incident, a *incidents.Alert) bool {
+	kind, source := incidents.Collector(inc.Agent)
 	if kind != "unrouted" {
 		return false
 	}
@@ -398,11 +389,11 @@ func addUnroutedName(inc *Incident, a *Alert) bool {
 		return false
 	}
 	title := unroutedTitle(source, append(names, name))
-	if len([]rune(title)) > maxTitle {
+	if len([]rune(title)) > incidents.MaxTitle {
 		if strings.HasSuffix(rest, ", and more") {
 			return false
 		}
-		title = Clip(unroutedTitle(source, names)+", and more", maxTitle)
+		title = incidents.Clip(unroutedTitle(source, names)+", and more", incidents.MaxTitle)
 	}
 	inc.Title = title
 	return true
@@ -410,8 +401,8 @@ func addUnroutedName(inc *Incident, a *Alert) bool {
 
 // merge folds the alert into the incident and marks it dirty only when a
 // field users see changed, or LastAlertAt is more than a step behind.
-func (in *intake) merge(inc *Incident, a *Alert) {
-	changed := a.Status == AlertFiring && addUnroutedName(inc, a)
+func (in *intake) merge(inc *incidents.Incident, a *incidents.Alert) {
+	changed := a.Status == incidents.AlertFiring && addUnroutedName(inc, a)
 	for _, id := range a.Sessions {
 		if id != "" && !slices.Contains(inc.Sessions, id) && len(inc.Sessions) < maxSessions {
 			inc.Sessions = append(inc.Sessions, id)
@@ -419,12 +410,12 @@ func (in *intake) merge(inc *Incident, a *Alert) {
 		}
 	}
 	for _, l := range a.Links {
-		if l.URL != "" && !slices.ContainsFunc(inc.Links, func(x Link) bool { return x.URL == l.URL }) && len(inc.Links) < maxLinks {
+		if l.URL != "" && !slices.ContainsFunc(inc.Links, func(x incidents.Link) bool { return x.URL == l.URL }) && len(inc.Links) < maxLinks {
 			inc.Links = append(inc.Links, l)
 			changed = true
 		}
 	}
-	if a.Status == AlertFiring && severityRank(a.Severity) > severityRank(inc.Severity) {
+	if a.Status == incidents.AlertFiring && severityRank(a.Severity) > severityRank(inc.Severity) {
 		inc.Severity = a.Severity
 		changed = true
 	}
@@ -441,14 +432,14 @@ func (in *intake) merge(inc *Incident, a *Alert) {
 
 // absorb adds to dst what alerts contributed to src: sessions, links, a
 // higher severity, a later last alert.
-func absorb(dst, src *Incident) {
+func absorb(dst, src *incidents.Incident) {
 	for _, id := range src.Sessions {
 		if !slices.Contains(dst.Sessions, id) && len(dst.Sessions) < maxSessions {
 			dst.Sessions = append(dst.Sessions, id)
 		}
 	}
 	for _, l := range src.Links {
-		if !slices.ContainsFunc(dst.Links, func(x Link) bool { return x.URL == l.URL }) && len(dst.Links) < maxLinks {
+		if !slices.ContainsFunc(dst.Links, func(x incidents.Link) bool { return x.URL == l.URL }) && len(dst.Links) < maxLinks {
 			dst.Links = append(dst.Links, l)
 		}
 	}
@@ -460,7 +451,7 @@ func absorb(dst, src *Incident) {
 	}
 }
 
-func cloneIncident(inc *Incident) *Incident {
+func cloneIncident(inc *incidents.Incident) *incidents.Incident {
 	c := *inc
 	c.Sessions = slices.Clone(inc.Sessions)
 	c.Links = slices.Clone(inc.Links)
@@ -476,34 +467,34 @@ func sortedKeys[V any](m map[int64]V) []int64 {
 	return keys
 }
 
-func normaliseAlert(a *Alert, now time.Time) {
+func normaliseAlert(a *incidents.Alert, now time.Time) {
 	if a.ReceivedAt.IsZero() {
 		a.ReceivedAt = now
 	}
 	if a.StartsAt.IsZero() || a.StartsAt.After(a.ReceivedAt) {
 		a.StartsAt = a.ReceivedAt
 	}
-	if a.Status != AlertResolved {
-		a.Status = AlertFiring
+	if a.Status != incidents.AlertResolved {
+		a.Status = incidents.AlertFiring
 	}
 	a.Severity = normaliseSeverity(a.Severity)
 	if strings.TrimSpace(a.Title) == "" {
-		a.Title = FirstNonEmpty(a.Summary, "Alert from "+a.Source)
+		a.Title = incidents.FirstNonEmpty(a.Summary, "Alert from "+a.Source)
 	}
 }
 
-func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Incident {
+func newIncident(name string, ag *ownership.Agent, a *incidents.Alert, now time.Time) *incidents.Incident {
 	title := a.Title
-	switch kind, source := Collector(name); kind {
+	switch kind, source := incidents.Collector(name); kind {
 	case "unrouted":
 		title = unroutedTitle(source, []string{unknownName(a)})
 	case "overflow":
 		title = "Alert storm: " + source + " opened more new incidents this minute than alerts.max_new_incidents_per_minute allows"
 	}
-	return &Incident{
+	return &incidents.Incident{
 		Agent:       name,
 		Unowned:     ag == nil,
-		Title:       Clip(title, maxTitle),
+		Title:       incidents.Clip(title, incidents.MaxTitle),
 		Severity:    a.Severity,
 		Source:      a.Source,
 		Sessions:    slices.Clone(a.Sessions[:min(len(a.Sessions), maxSessions)]),
@@ -516,8 +507,8 @@ func newIncident(name string, ag *ownership.Agent, a *Alert, now time.Time) *Inc
 
 // Declare opens an incident by hand for a registered agent, or returns the
 // agent's open incident with created false.
-func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string) (*Incident, bool, error) {
-	ag, err := s.LookupAgent(agent)
+func (s *Service) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
+	ag, err := s.core.LookupAgent(agent)
 	if err != nil {
 		return nil, false, err
 	}
@@ -525,36 +516,36 @@ func (s *Service) Declare(ctx context.Context, actor Actor, agent, title string)
 	if title == "" {
 		title = "Incident declared for " + ag.Name
 	}
-	var inc *Incident
+	var inc *incidents.Incident
 	var created bool
-	err = s.RetryTx(ctx, func(q Queries) error {
-		inc, created, err = s.OpenManual(ctx, q, ag, actor, title, fmt.Sprintf("Declared by %s: %s", actor, title))
+	err = s.core.RetryTx(ctx, func(q incidents.Queries) error {
+		inc, created, err = s.core.OpenManual(ctx, q, ag, actor, title, fmt.Sprintf("Declared by %s: %s", actor, title))
 		return err
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("declare incident for %s: %w", ag.Name, err)
 	}
 	if created {
-		s.IncidentOpened(inc.ID, inc.Agent, true, "source", "declared", "by", actor.String())
-		s.Kick()
+		s.core.IncidentOpened(inc.ID, inc.Agent, true, "source", "declared", "by", actor.String())
+		s.core.Kick()
 	}
 	return inc, created, nil
 }
 
-func alertData(a *Alert) map[string]any {
+func alertData(a *incidents.Alert) map[string]any {
 	return map[string]any{"source": a.Source, "fingerprint": a.Fingerprint, "severity": a.Severity,
 		"sessions": a.Sessions, "summary": a.Summary, "starts_at": a.StartsAt}
 }
 
 func severityRank(sev string) int {
 	switch sev {
-	case SeverityCritical:
+	case incidents.SeverityCritical:
 		return 4
-	case SeverityError:
+	case incidents.SeverityError:
 		return 3
-	case SeverityWarning:
+	case incidents.SeverityWarning:
 		return 2
-	case SeverityInfo:
+	case incidents.SeverityInfo:
 		return 1
 	}
 	return 0
@@ -565,7 +556,22 @@ func severityRank(sev string) int {
 func normaliseSeverity(sev string) string {
 	sev = strings.ToLower(strings.TrimSpace(sev))
 	if severityRank(sev) == 0 {
-		return SeverityError
+		return incidents.SeverityError
 	}
 	return sev
 }
+
+// Service is the intake's use cases: alerts in (Ingest, the test alert) and
+// incidents declared by hand (Declare). It holds what only the intake keeps:
+// the group commit, the summary and receipt memos, and the openings per
+// source it caps.
+type Service struct {
+	core      *incidents.Core
+	group     ingestGroup // merges concurrent Ingest calls into one transaction
+	summaries summaryMemo // summary updates queued in the current bucket
+	receipts  receiptMemo // alerts received before, worth trying as pure repeats
+	openings  openingLog  // incidents opened from alerts in the last minute, per source
+}
+
+// New returns the intake of the use cases core serves.
+func New(core *incidents.Core) *Service { return &Service{core: core} }

@@ -1,4 +1,4 @@
-package incidents
+package intake
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
@@ -23,11 +24,11 @@ import (
 // PostgreSQL, and only what the intakes added is applied, so that change is
 // not overwritten. It returns the summary updates it queued, for the caller
 // to remember once the transaction commits.
-func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*intake, now time.Time) ([]summaryKey, error) {
+func (s *Service) flushIntakes(ctx context.Context, q incidents.Queries, b *batch, ins []*intake, now time.Time) ([]summaryKey, error) {
 	if err := b.writeAlerts(ctx, q); err != nil {
 		return nil, err
 	}
-	pending := map[int64]*Incident{}
+	pending := map[int64]*incidents.Incident{}
 	created := map[int64]bool{}
 	changed := map[int64]bool{}
 	for _, in := range ins {
@@ -51,7 +52,7 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*
 	}
 	// One conditional write for every incident, a new one too for the
 	// PagerDuty key opening it set, with the batch's events and outbox rows.
-	list := make([]*Incident, 0, len(pending))
+	list := make([]*incidents.Incident, 0, len(pending))
 	for _, id := range sortedKeys(pending) {
 		list = append(list, pending[id])
 	}
@@ -86,10 +87,10 @@ func (s *Service) flushIntakes(ctx context.Context, q Queries, b *batch, ins []*
 // queueSummaryUpdates queues in b one debounced summary update for each
 // changed incident that has none in its bucket yet, and returns them.
 func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool, now time.Time) ([]summaryKey, error) {
-	if s.chat == nil {
+	if s.core.Chat() == nil {
 		return nil, nil
 	}
-	bucket := now.Truncate(summaryDebounce)
+	bucket := now.Truncate(incidents.SummaryDebounce)
 	var queued []summaryKey
 	for _, id := range sortedKeys(changed) {
 		k := summaryKey{incident: id, bucket: bucket.Unix()}
@@ -97,7 +98,7 @@ func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool,
 			continue // post_summary reads a new incident when it is delivered
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", id, k.bucket)
-		item, err := s.OutboxItem(id, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+		item, err := s.core.OutboxItem(id, outbox.LaneRefresh, incidents.KindUpdateSummary, key, nil, bucket.Add(incidents.SummaryDebounce))
 		if err != nil {
 			return nil, err
 		}
