@@ -219,24 +219,6 @@ func (s *Service) autoHaltedText(agent string, sessions []string, reason string)
 	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.HowToEach(slash, cli))
 }
 
-// HowTo says how to run a command in the forms that work in this reins:
-// `reins kill support-bot` at the shell, and, when Slack is configured,
-// `/agent kill support-bot` too. args is the command after "/agent" or
-// "reins", for commands whose words are the same in both (sessions are
-// not: Slack names them after "session", so use HowToEach).
-func (s *Service) HowTo(args string) string {
-	return s.HowToEach(args, args)
-}
-
-// HowToEach is HowTo for commands whose words differ between Slack and the
-// shell: `/agent checklist` in the incident's channel, `reins checklist 42`.
-func (s *Service) HowToEach(slash, cli string) string {
-	if s.chat == nil {
-		return "`reins " + cli + "`"
-	}
-	return "`/agent " + slash + "` in Slack or `reins " + cli + "` on the reins host"
-}
-
 // policyTarget names what is halted: "session X of support-bot".
 func policyTarget(agent string, sessions []string) string {
 	switch len(sessions) {
@@ -331,9 +313,9 @@ func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 			}
 			msg := Message{Style: style, Title: note, Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
 			if outcome != AutoHaltDryRun {
-				msg.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+				msg.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
 			}
-			queued, err := s.enqueueOnce(ctx, q, inc.ID, KindPost, key, msg)
+			queued, err := s.EnqueueOnce(ctx, q, inc.ID, KindPost, key, msg)
 			if err != nil || !queued {
 				return err // already said this minute
 			}

@@ -63,9 +63,9 @@ func (s *Service) AnnounceWaiting(ctx context.Context, w AutoHaltWaiting) error 
 		key := fmt.Sprintf("inc-%d/auto_halt_queue/%d", inc.ID, now.Unix()/60)
 		queued := true
 		if s.chat != nil {
-			msg := Message{Style: StyleWarning, Title: text, Mention: mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups),
+			msg := Message{Style: StyleWarning, Title: text, Mention: Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups),
 				Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Waiting", Value: fmt.Sprint(w.Waiting)}}}
-			if queued, err = s.enqueueOnce(ctx, q, inc.ID, KindPost, key, msg); err != nil {
+			if queued, err = s.EnqueueOnce(ctx, q, inc.ID, KindPost, key, msg); err != nil {
 				return err
 			}
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents/outbox"
+	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -38,6 +39,8 @@ type Core struct {
 	cfg     Config
 	outbox  *outbox.Worker
 	metrics *Metrics
+	// sessions is the session record, nil when reins keeps none.
+	sessions SessionRecords
 }
 
 // Store is the store the use cases run their transactions on.
@@ -390,3 +393,71 @@ const MaxTitle = 200
 // at most one update_summary per incident per bucket, due at the bucket's end
 // so it shows every alert the bucket received.
 const SummaryDebounce = 5 * time.Second
+
+// enqueueOnce queues a chat item and says whether this call queued it.
+func (c *Core) EnqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
+	}
+	now := c.clock.Now()
+	item := &outbox.Item{IncidentID: incID, Lane: outbox.LaneChat, Kind: kind, Key: key, Payload: raw,
+		State: outbox.Pending, NextAttemptAt: now, CreatedAt: now}
+	queued, err := q.EnqueueOutbox(ctx, item)
+	if err != nil {
+		return false, fmt.Errorf("enqueue %s: %w", key, err)
+	}
+	return queued == 1, nil
+}
+
+// incidentSessions loads the records of the sessions inc names. The record
+// is context, not the incident: a failure is logged and the views go on
+// without it.
+func (c *Core) IncidentSessions(ctx context.Context, inc *Incident) []sessions.Record {
+	return c.loadSessions(ctx, inc, true)
+}
+
+// storedSessions is incidentSessions without pulling from a trace tool, for
+// callers inside a transaction (a pull writes, and SQLite has one writer).
+func (c *Core) StoredSessions(ctx context.Context, inc *Incident) []sessions.Record {
+	return c.loadSessions(ctx, inc, false)
+}
+
+func (c *Core) loadSessions(ctx context.Context, inc *Incident, pull bool) []sessions.Record {
+	if c.sessions == nil || inc == nil {
+		return nil
+	}
+	var out []sessions.Record
+	for i, id := range inc.Sessions {
+		if i == maxIncidentSessions {
+			break
+		}
+		rec, err := c.sessions.Notable(ctx, inc.Agent, id, pull)
+		if err != nil {
+			if !errors.Is(err, sessions.ErrNotFound) {
+				c.log.Warn("load session record", "incident", inc.ID, "session", id, "err", err)
+			}
+			continue
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// HowTo says how to run a command in the forms that work in this reins:
+// `reins kill support-bot` at the shell, and, when Slack is configured,
+// `/agent kill support-bot` too. args is the command after "/agent" or
+// "reins", for commands whose words are the same in both (sessions are
+// not: Slack names them after "session", so use HowToEach).
+func (s *Core) HowTo(args string) string {
+	return s.HowToEach(args, args)
+}
+
+// HowToEach is HowTo for commands whose words differ between Slack and the
+// shell: `/agent checklist` in the incident's channel, `reins checklist 42`.
+func (s *Core) HowToEach(slash, cli string) string {
+	if s.chat == nil {
+		return "`reins " + cli + "`"
+	}
+	return "`/agent " + slash + "` in Slack or `reins " + cli + "` on the reins host"
+}

@@ -22,8 +22,8 @@ func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
 	reg := s.RegistryOrEmpty()
 	n := 0
 	var errs []error
-	for offset := 0; ; offset += pageSize {
-		open, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: pageSize, Offset: offset})
+	for offset := 0; ; offset += PageSize {
+		open, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: PageSize, Offset: offset})
 		if err != nil {
 			return n, fmt.Errorf("find open incidents: %w", err)
 		}
@@ -41,7 +41,7 @@ func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
 				n++
 			}
 		}
-		if len(open) < pageSize {
+		if len(open) < PageSize {
 			return n, errors.Join(errs...)
 		}
 	}

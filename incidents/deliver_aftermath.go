@@ -12,10 +12,10 @@ import (
 // Outbox kinds of the checklist, resolve and postmortem use cases.
 const (
 	KindPostChecklistParent    = "post_checklist_parent"    // the checklist thread's parent, or its progress
-	KindPostChecklistItem      = "post_checklist_item"      // payload: checklistItemPayload
+	KindPostChecklistItem      = "post_checklist_item"      // payload: ChecklistItemPayload
 	KindResolvedTopic          = "resolved_topic"           // channel topic "[RESOLVED] …"
 	KindPostPostmortemParent   = "post_postmortem_parent"   // the postmortem thread's parent, or its progress
-	KindPostPostmortemQuestion = "post_postmortem_question" // payload: questionPayload
+	KindPostPostmortemQuestion = "post_postmortem_question" // payload: QuestionPayload
 	KindUploadPostmortem       = "upload_postmortem"        // the rendered postmortem as a file
 	KindReminder               = "reminder"                 // payload: ReminderPayload
 )
@@ -32,8 +32,8 @@ type ReminderPayload struct {
 
 // Reminder threads.
 const (
-	threadChecklist  = "checklist"
-	threadPostmortem = "postmortem"
+	ThreadChecklist  = "checklist"
+	ThreadPostmortem = "postmortem"
 )
 
 // aftermathHandlers registers the outbox kinds of the checklist, resolve
@@ -44,7 +44,6 @@ func (s *Service) aftermathHandlers(handle func(kind string, h outbox.Handler)) 
 	handle(KindResolvedTopic, s.deliverResolvedTopic)
 	handle(KindPostPostmortemParent, s.deliverPostmortemParent)
 	handle(KindPostPostmortemQuestion, s.deliverPostmortemQuestion)
-	handle(KindUploadPostmortem, s.deliverUploadPostmortem)
 	handle(KindReminder, s.deliverReminder)
 }
 
@@ -103,7 +102,7 @@ func checklistTitle(id int64, answered, total int) string {
 // deliverChecklistItem posts an item in the thread, or updates its message
 // when it was posted before: "remember what they already did".
 func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
-	var p checklistItemPayload
+	var p ChecklistItemPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
 	}
@@ -115,7 +114,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	if err != nil {
 		return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 	}
-	item := findItem(c, p.Item)
+	item := FindItemByKey(c, p.Item)
 	switch {
 	case item == nil:
 		return outbox.Permanent(fmt.Errorf("incident %d's checklist has no item %q", inc.ID, p.Item))
@@ -137,7 +136,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 		if err != nil {
 			return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 		}
-		if cur := findItem(c, p.Item); cur != nil && cur.PostedTS == "" {
+		if cur := FindItemByKey(c, p.Item); cur != nil && cur.PostedTS == "" {
 			cur.PostedTS = ts
 			return q.UpdateChecklist(ctx, c)
 		}
@@ -168,7 +167,7 @@ func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) 
 	if err != nil {
 		return fmt.Errorf("load postmortem answers of incident %d: %w", inc.ID, err)
 	}
-	m := Message{Style: StyleInfo, Title: postmortemTitle(inc.ID, answeredQuestions(answers))}
+	m := Message{Style: StyleInfo, Title: postmortemTitle(inc.ID, AnsweredQuestions(answers))}
 	if inc.PostmortemTS == "" {
 		m.Text = "reins asks the remaining questions here; the answers, the timeline and the checklist become the postmortem."
 	}
@@ -186,11 +185,11 @@ func postmortemTitle(id int64, answered int) string {
 // deliverPostmortemQuestion posts a question in the postmortem thread, or
 // updates its message when it was posted before.
 func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
-	var p questionPayload
+	var p QuestionPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
 	}
-	pos := questionIndex(p.Key)
+	pos := QuestionIndex(p.Key)
 	if pos < 0 {
 		return outbox.Permanent(fmt.Errorf("no postmortem question %q", p.Key))
 	}
@@ -198,7 +197,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	if !ok {
 		return err
 	}
-	doc, err := s.findDoc(ctx, s.store, inc.ID)
+	doc, err := s.FindDoc(ctx, s.store, inc.ID)
 	if err != nil {
 		return err
 	}
@@ -215,7 +214,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	}
 	q := postmortemQuestions[pos]
 	v := &PostmortemQuestionView{Incident: inc, Key: q.Key, Question: q.Question, Hint: q.Hint,
-		Position: pos + 1, Total: len(postmortemQuestions), Answer: answerFor(answers, q.Key)}
+		Position: pos + 1, Total: len(postmortemQuestions), Answer: AnswerFor(answers, q.Key)}
 	ts, err := s.chat.PostPostmortemQuestion(ctx, inc.SlackChannelID, inc.PostmortemTS, posted, v)
 	if err != nil {
 		return fmt.Errorf("post postmortem question %s of incident %d: %w", q.Key, inc.ID, err)
@@ -224,7 +223,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 		return nil
 	}
 	return s.RetryTx(ctx, func(tx Queries) error {
-		doc, err := s.findDoc(ctx, tx, inc.ID)
+		doc, err := s.FindDoc(ctx, tx, inc.ID)
 		if err != nil {
 			return err
 		}
@@ -235,37 +234,6 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 		m[p.Key] = ts
 		setQuestionTS(doc, m)
 		return tx.SavePostmortemDoc(ctx, doc)
-	})
-}
-
-// deliverUploadPostmortem shares the postmortem as a Markdown file in the
-// incident channel: the version saved when it was asked for, or, failing
-// that, one rendered now.
-func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.WithChannel(ctx, it)
-	if !ok {
-		return err
-	}
-	doc, err := s.findDoc(ctx, s.store, inc.ID)
-	if err != nil {
-		return err
-	}
-	md := doc.Markdown
-	if md == "" {
-		pm, err := s.Postmortem(ctx, inc.ID)
-		if err != nil {
-			return err
-		}
-		md = RenderMarkdown(pm)
-	}
-	name := fmt.Sprintf("postmortem-inc-%d.md", inc.ID)
-	title := Clip(fmt.Sprintf("Postmortem: #%d %s — %s", inc.ID, inc.Agent, inc.Title), 250)
-	if err := s.chat.UploadFile(ctx, inc.SlackChannelID, "", name, title, md); err != nil {
-		return fmt.Errorf("upload postmortem of incident %d: %w", inc.ID, err)
-	}
-	return s.RetryTx(ctx, func(q Queries) error {
-		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPostmortemPosted, System,
-			"Postmortem posted to #"+inc.SlackChannelName+" as "+name, map[string]any{"file": name})
 	})
 }
 
@@ -281,7 +249,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 		return err
 	}
 	thread := inc.ChecklistTS
-	if p.Thread == threadPostmortem {
+	if p.Thread == ThreadPostmortem {
 		thread = inc.PostmortemTS
 	}
 	m := Message{Channel: inc.SlackChannelID, ThreadTS: thread, Style: StyleWarning, Title: "Reminder", Text: p.Text,
@@ -292,8 +260,8 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	return nil
 }
 
-// findDoc loads the postmortem document, or a new empty one.
-func (s *Service) findDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
+// FindDoc loads the postmortem document, or a new empty one.
+func (s *Core) FindDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
 	doc, err := q.FindPostmortemDoc(ctx, incID)
 	switch {
 	case err == nil:

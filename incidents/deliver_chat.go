@@ -151,10 +151,10 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 			v.Latest = a
 		}
 	}
-	v.Sessions = sessionLinks(v.Agent, inc.Sessions)
-	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+	v.Sessions = SessionLinks(v.Agent, inc.Sessions)
+	if recs := s.IncidentSessions(ctx, inc); len(recs) > 0 {
 		v.Totals = sessionTotals(recs)
-		v.Outside = outsideBlast(recs, v.Agent)
+		v.Outside = OutsideBlast(recs, v.Agent)
 	}
 	if v.Halts, err = s.store.FindHalts(ctx, inc.Agent, inc.ID); err != nil {
 		return nil, fmt.Errorf("load halts of incident %d: %w", inc.ID, err)
@@ -169,9 +169,9 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 	return v, nil
 }
 
-// sessionLinks pairs each session with its trace link from the agent's
+// SessionLinks pairs each session with its trace link from the agent's
 // sessions.link template; without a template the link has no URL.
-func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
+func SessionLinks(ag *ownership.Agent, sessions []string) []Link {
 	out := make([]Link, 0, len(sessions))
 	for _, id := range sessions {
 		l := Link{Text: id}
@@ -238,7 +238,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	if inc.Unowned {
 		ag = nil
 	}
-	for _, l := range sessionLinks(ag, inc.Sessions) {
+	for _, l := range SessionLinks(ag, inc.Sessions) {
 		if l.URL != "" && len(links) < maxBookmarks+1 {
 			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
 		}

@@ -121,7 +121,7 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
 	}
 	page := s.buildPage(inc, ag, reg, action, key)
-	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+	if recs := s.IncidentSessions(ctx, inc); len(recs) > 0 {
 		page.Details["session_totals"] = sessionPageDetails(recs)
 	}
 	return inc, page, nil
@@ -181,7 +181,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	} else {
 		details["owner"] = "none: the agent is not in reins.yaml"
 	}
-	for _, l := range sessionLinks(ag, inc.Sessions) {
+	for _, l := range SessionLinks(ag, inc.Sessions) {
 		if l.URL != "" && len(links) < maxPageLinks {
 			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
 		}

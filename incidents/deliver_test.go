@@ -13,31 +13,6 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-// drain delivers a lane until a pass finishes nothing.
-// drain delivers everything due on lane; the chat lane includes the summary
-// refreshes of outbox.LaneRefresh, delivered after it as the workers would.
-func drain(t *testing.T, env *incidentstest.Env, lane string) {
-	t.Helper()
-	lanes := []string{lane}
-	if lane == outbox.LaneChat {
-		lanes = append(lanes, outbox.LaneRefresh)
-	}
-	for range 100 {
-		total := 0
-		for _, l := range lanes {
-			n, err := env.Service.Outbox().DeliverDue(ctx, l)
-			if err != nil {
-				t.Fatalf("DeliverDue(%s): %v", l, err)
-			}
-			total += n
-		}
-		if total == 0 {
-			return
-		}
-	}
-	t.Fatalf("DeliverDue(%s) never went idle", lane)
-}
-
 func outboxItem(t *testing.T, env *incidentstest.Env, key string) outbox.Item {
 	t.Helper()
 	for _, it := range env.Store.OutboxItems() {

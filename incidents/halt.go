@@ -405,7 +405,7 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 	case h.Action == ActionRestrict || h.Action == ActionThrottle:
 		m.Style = StyleDanger
 		m.Title = fmt.Sprintf("⚠️ %s of %s FAILED: %s — NOT %s", h.Action, target, h.Error, ModeOf(h.Action))
-		m.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		m.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
 		return EventHaltFailed, m
 	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
 		m.Style = StyleSuccess
@@ -419,7 +419,7 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 	case h.Action == ActionHalt:
 		m.Style = StyleDanger
 		m.Title = fmt.Sprintf("⚠️ halt of %s FAILED: %s — NOT halted", target, h.Error)
-		m.Mention = mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		m.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
 		return EventHaltFailed, m
 	case h.Status == HaltVerified:
 		m.Style = StyleInfo
@@ -432,9 +432,9 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 	}
 }
 
-// mentionable keeps the Slack user and user-group IDs: e-mail addresses
+// Mentionable keeps the Slack user and user-group IDs: e-mail addresses
 // cannot be mentioned.
-func mentionable(lists ...[]string) []string {
+func Mentionable(lists ...[]string) []string {
 	var out []string
 	for _, list := range lists {
 		for _, p := range list {

@@ -3,6 +3,7 @@ package incidents_test
 import (
 	"context"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 )
 
@@ -16,4 +17,10 @@ var (
 	findIncident    = incidentstest.FindIncident
 	withFingerprint = incidentstest.WithFingerprint
 	resolved        = incidentstest.Resolved
+	callsSince      = incidentstest.CallsSince
+	resolve         = incidentstest.Resolve
+	openIncident    = incidentstest.OpenIncident
+	drain           = incidentstest.Drain
 )
+
+var bob = incidents.Actor{Kind: incidents.ActorSlack, ID: "U02BOB"}

@@ -2,7 +2,6 @@ package incidents
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -24,216 +23,8 @@ const (
 	// incidentStale is the age after which an open incident is listed by
 	// the ownership audit.
 	incidentStale = 7 * 24 * time.Hour
-	pageSize      = 200
+	PageSize      = 200
 )
-
-// NudgeStalledChecklists posts a reminder in each checklist thread that has
-// waited NudgeInterval since its last answer or nudge, at most NudgeMax
-// times per stall, never while snoozed or after reminders were stopped. Each
-// checklist is re-read and updated in its own transaction, so a second run
-// (another replica, the same minute) sees the first's nudge and sends none.
-// It returns how many reminders it queued.
-func (s *Service) NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error) {
-	list, err := s.store.FindUnfinishedChecklists(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("find unfinished checklists: %w", err)
-	}
-	sent := 0
-	for _, c := range list {
-		if !s.nudgeDue(c, now) {
-			continue // spares a transaction; nudgeChecklist checks again inside one
-		}
-		ok, err := s.nudgeChecklist(ctx, c.IncidentID, now)
-		if err != nil {
-			return sent, fmt.Errorf("nudge checklist of incident %d: %w", c.IncidentID, err)
-		}
-		if ok {
-			sent++
-		}
-	}
-	if sent > 0 {
-		s.Kick()
-	}
-	return sent, nil
-}
-
-func (s *Service) nudgeDue(c *Checklist, now time.Time) bool {
-	if c.RemindersStopped || (c.SnoozedUntil != nil && c.SnoozedUntil.After(now)) || c.NudgeCount >= s.cfg.NudgeMax {
-		return false
-	}
-	last := c.LastActivityAt
-	if c.LastNudgedAt != nil && c.LastNudgedAt.After(last) {
-		last = *c.LastNudgedAt
-	}
-	return now.Sub(last) >= s.cfg.NudgeInterval && c.Next() != nil
-}
-
-func (s *Service) nudgeChecklist(ctx context.Context, incID int64, now time.Time) (bool, error) {
-	sent := false
-	err := s.RetryTx(ctx, func(q Queries) error {
-		sent = false
-		c, err := q.FindChecklist(ctx, incID)
-		if err != nil {
-			return err
-		}
-		inc, err := q.FindIncident(ctx, incID)
-		if err != nil {
-			return err
-		}
-		if inc.Status != StatusOpen || !s.nudgeDue(c, now) {
-			return nil
-		}
-		next := c.Next()
-		p := ReminderPayload{IncidentID: incID, Thread: threadChecklist, Mention: mentionable([]string{next.Owner}),
-			Text: nudgeText(inc, c, next)}
-		if s.chat != nil {
-			// The key names the stall and the nudge's number: a replica that
-			// read the same state computes the same key and queues nothing.
-			key := fmt.Sprintf("inc-%d/reminder/checklist/%d/%d", incID, c.LastActivityAt.UnixNano(), c.NudgeCount+1)
-			queued, err := s.enqueueOnce(ctx, q, incID, KindReminder, key, p)
-			if err != nil || !queued {
-				return err
-			}
-		}
-		c.NudgeCount++
-		c.LastNudgedAt = &now
-		if err := q.UpdateChecklist(ctx, c); err != nil {
-			return fmt.Errorf("save nudge state: %w", err)
-		}
-		sent = true
-		return nil
-	})
-	return sent, err
-}
-
-func nudgeText(inc *Incident, c *Checklist, next *ChecklistItem) string {
-	text := fmt.Sprintf("The blast-radius checklist for #%d (%s) is waiting: %d of %d answered. Next, item %d: %s",
-		inc.ID, inc.Agent, c.Answered(), len(c.Items), next.Position, next.Question)
-	if next.Owner != "" {
-		text += " Owner: " + next.Owner + "."
-	}
-	return text
-}
-
-// enqueueOnce queues a chat item and says whether this call queued it.
-func (s *Service) enqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
-	}
-	now := s.clock.Now()
-	item := &outbox.Item{IncidentID: incID, Lane: outbox.LaneChat, Kind: kind, Key: key, Payload: raw,
-		State: outbox.Pending, NextAttemptAt: now, CreatedAt: now}
-	queued, err := q.EnqueueOutbox(ctx, item)
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", key, err)
-	}
-	return queued == 1, nil
-}
-
-// RemindPostmortems reminds the channel of each resolved incident whose
-// postmortem is still unfinished PostmortemDue after the resolve, at most
-// once per PostmortemDue and NudgeMax times in all, unless the responders
-// snoozed or stopped reminders. It returns how many reminders it queued.
-func (s *Service) RemindPostmortems(ctx context.Context, now time.Time) (int, error) {
-	sent := 0
-	for offset := 0; ; offset += pageSize {
-		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusResolved, Limit: pageSize, Offset: offset})
-		if err != nil {
-			return sent, fmt.Errorf("find resolved incidents: %w", err)
-		}
-		for _, inc := range page {
-			if inc.ResolvedAt == nil || now.Sub(*inc.ResolvedAt) < s.cfg.PostmortemDue {
-				continue
-			}
-			ok, err := s.remindPostmortem(ctx, inc.ID, now)
-			if err != nil {
-				return sent, fmt.Errorf("remind postmortem of incident %d: %w", inc.ID, err)
-			}
-			if ok {
-				sent++
-			}
-		}
-		if len(page) < pageSize {
-			break
-		}
-	}
-	if sent > 0 {
-		s.Kick()
-	}
-	return sent, nil
-}
-
-func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Time) (bool, error) {
-	sent := false
-	err := s.RetryTx(ctx, func(q Queries) error {
-		sent = false
-		inc, err := q.FindIncident(ctx, incID)
-		if err != nil {
-			return err
-		}
-		doc, err := s.findDoc(ctx, q, incID)
-		if err != nil {
-			return err
-		}
-		if doc.Finished || doc.RemindCount >= s.cfg.NudgeMax ||
-			(doc.LastRemindedAt != nil && now.Sub(*doc.LastRemindedAt) < s.cfg.PostmortemDue) {
-			return nil
-		}
-		if quiet, err := remindersSilenced(ctx, q, inc, now); err != nil || quiet {
-			return err
-		}
-		answers, err := q.FindPostmortemAnswers(ctx, incID)
-		if err != nil {
-			return fmt.Errorf("load postmortem answers: %w", err)
-		}
-		if s.chat != nil {
-			p := ReminderPayload{IncidentID: incID, Thread: threadPostmortem,
-				Text: fmt.Sprintf("The postmortem of #%d (%s) is unfinished: %d of %d questions answered, resolved %s ago. "+
-					"Answer the rest in the postmortem thread.", incID, inc.Agent, answeredQuestions(answers),
-					len(postmortemQuestions), Span(now.Sub(*inc.ResolvedAt)))}
-			key := fmt.Sprintf("inc-%d/reminder/postmortem/%d", incID, doc.RemindCount+1)
-			queued, err := s.enqueueOnce(ctx, q, incID, KindReminder, key, p)
-			if err != nil || !queued {
-				return err
-			}
-		}
-		doc.RemindCount++
-		doc.LastRemindedAt = &now
-		if err := q.SavePostmortemDoc(ctx, doc); err != nil {
-			return fmt.Errorf("save reminder state: %w", err)
-		}
-		sent = true
-		return nil
-	})
-	return sent, err
-}
-
-// remindersSilenced reads the timeline since the resolve: the newest
-// reminders_stopped or still-running reminder_snoozed silences reminders.
-func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now time.Time) (bool, error) {
-	events, err := q.FindEvents(ctx, inc.ID)
-	if err != nil {
-		return false, fmt.Errorf("load timeline: %w", err)
-	}
-	for _, e := range events {
-		if inc.ResolvedAt != nil && e.At.Before(*inc.ResolvedAt) {
-			continue
-		}
-		switch e.Kind {
-		case EventRemindersStopped:
-			return true, nil
-		case EventReminderSnoozed:
-			var d struct {
-				Until time.Time `json:"until"`
-			}
-			if json.Unmarshal(e.Data, &d) == nil && d.Until.After(now) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
 
 // AuditOwnership posts the weekly ownership audit to the governance channel
 // and records it in the audit log: agents without a tested kill switch,
@@ -313,8 +104,8 @@ func (s *Service) agentFindings(ctx context.Context, ag *ownership.Agent, last *
 
 func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, error) {
 	var out []string
-	for offset := 0; ; offset += pageSize {
-		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: pageSize, Offset: offset})
+	for offset := 0; ; offset += PageSize {
+		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: PageSize, Offset: offset})
 		if err != nil {
 			return nil, fmt.Errorf("find open incidents: %w", err)
 		}
@@ -323,7 +114,7 @@ func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, 
 				out = append(out, fmt.Sprintf("incident #%d (%s) has been open for %s", inc.ID, inc.Agent, words.Count(int(age/(24*time.Hour)), "day")))
 			}
 		}
-		if len(page) < pageSize {
+		if len(page) < PageSize {
 			return out, nil
 		}
 	}
@@ -436,7 +227,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ow
 	m := Message{Style: StyleDanger, Title: "Kill-switch drill FAILED for " + ag.Name + ": it may not halt when needed",
 		Text:    "Error: " + res.Error + "\nFix the halt adapter settings in reins.yaml (or the agent's control endpoint), then run the drill again.",
 		Fields:  fields,
-		Mention: mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups, ag.RACI.Responsible)}
+		Mention: Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups, ag.RACI.Responsible)}
 	team := ""
 	if t := reg.Teams[ag.Team]; t != nil {
 		team = t.SlackChannel

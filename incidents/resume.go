@@ -100,7 +100,7 @@ func (s *Service) approve(ctx context.Context, cmd HaltCommand, ag *ownership.Ag
 		if s.chat == nil {
 			return nil
 		}
-		msg := Message{Style: StyleInfo, Title: "🔐 " + text, Mention: mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups),
+		msg := Message{Style: StyleInfo, Title: "🔐 " + text, Mention: Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups),
 			Approve: &ApproveResume{IncidentID: last.IncidentID, Agent: ag.Name, Sessions: splitTarget(target)}}
 		return s.Enqueue(ctx, q, last.IncidentID, outbox.LaneChat, KindPost,
 			fmt.Sprintf("inc-%d/resume_approval/%d/%d", last.IncidentID, last.ID, a.ID), msg)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/guard"
 	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/jobs"
@@ -48,12 +49,14 @@ type Main struct {
 	Registry *ownership.Holder
 	Service  *incidents.Service
 	Intake   *intake.Service
-	Flags    *halt.Flags
-	Halter   *halt.Registry
-	Bot      *bot.Handler
-	Slack    *slack.Client
-	Pager    *pagerduty.Client
-	Sessions *sessions.Service
+	// Aftermath resolves incidents and runs their checklist and postmortem.
+	Aftermath *aftermath.Service
+	Flags     *halt.Flags
+	Halter    *halt.Registry
+	Bot       *bot.Handler
+	Slack     *slack.Client
+	Pager     *pagerduty.Client
+	Sessions  *sessions.Service
 	// intake is the /v1/traces handler (nil until the routes are built).
 	intake *otlp.Handler
 	Guard  *guard.Guard
@@ -153,6 +156,7 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		Getenv:            m.Getenv,
 	})
 	m.Intake = intake.New(m.Service.Core)
+	m.Aftermath = aftermath.New(m.Service.Core)
 	if err := m.openGuard(); err != nil {
 		return err
 	}
@@ -267,7 +271,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.SlackEnabled() {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
-			Service:       slackUseCases{m.Service, m.Intake},
+			Service:       slackUseCases{m.Service, m.Aftermath, m.Intake},
 			State:         m.Store,
 			Authorizer:    m.Authority,
 			Now:           m.Clock.Now,
@@ -398,11 +402,16 @@ func (m *Main) Close() error {
 }
 
 // slackUseCases is the use cases the Slack side calls (bot.Service): the
-// incidents' service, and the intake for declaring one.
+// incidents' service, the aftermath, and the intake for declaring one.
 type slackUseCases struct {
 	*incidents.Service
+	*aftermathUseCases
 	intake *intake.Service
 }
+
+// aftermathUseCases names the aftermath's service apart from the incidents'
+// one where both are embedded.
+type aftermathUseCases = aftermath.Service
 
 func (u slackUseCases) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
 	return u.intake.Declare(ctx, actor, agent, title)

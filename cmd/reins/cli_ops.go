@@ -80,7 +80,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	inc, err := m.Service.Resolve(ctx, actor, id, *note)
+	inc, err := m.Aftermath.Resolve(ctx, actor, id, *note)
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}

@@ -11,7 +11,7 @@ import (
 func (m *Main) startJobs(ctx context.Context) {
 	m.jobs = jobs.New(ctx, m.Store, m.Clock.Now, m.Log)
 	m.cron = m.jobs.Cron()
-	for _, j := range jobs.List(m.Service, m.Sessions, m.sweepHeldSpans, m.Log) {
+	for _, j := range jobs.List(m.Service, m.Aftermath, m.Sessions, m.sweepHeldSpans, m.Log) {
 		_, _ = m.jobs.Add(j) // a bad fixed spec is logged; the tests pin every one
 	}
 	m.scheduleDrills()

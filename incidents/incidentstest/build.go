@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -98,6 +99,8 @@ type Env struct {
 	Config  incidents.Config
 	Service *incidents.Service
 	Intake  *intake.Service
+	// Aftermath is the resolve, checklist and postmortem use cases.
+	Aftermath *aftermath.Service
 	// Metrics is the registry the Service's series are registered with.
 	Metrics *prometheus.Registry
 }
@@ -135,5 +138,6 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 	}
 	e.Service = incidents.New(deps, e.Config)
 	e.Intake = intake.New(e.Service.Core)
+	e.Aftermath = aftermath.New(e.Service.Core)
 	return e
 }

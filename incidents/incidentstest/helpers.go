@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/outbox"
 )
 
 // The helpers below are shared by the tests of incidents and its use-case
@@ -68,3 +69,60 @@ func WithFingerprint(fp string, sessions ...string) func(*incidents.Alert) {
 
 // Resolved makes an alert a recovery.
 func Resolved(a *incidents.Alert) { a.Status = incidents.AlertResolved }
+
+// Drain delivers a lane until a pass finishes nothing.
+// Drain delivers everything due on lane; the chat lane includes the summary
+// refreshes of outbox.LaneRefresh, delivered after it as the workers would.
+func Drain(t testing.TB, env *Env, lane string) {
+	t.Helper()
+	lanes := []string{lane}
+	if lane == outbox.LaneChat {
+		lanes = append(lanes, outbox.LaneRefresh)
+	}
+	for range 100 {
+		total := 0
+		for _, l := range lanes {
+			n, err := env.Service.Outbox().DeliverDue(context.Background(), l)
+			if err != nil {
+				t.Fatalf("DeliverDue(%s): %v", l, err)
+			}
+			total += n
+		}
+		if total == 0 {
+			return
+		}
+	}
+	t.Fatalf("DeliverDue(%s) never went idle", lane)
+}
+
+// OpenIncident ingests the example support-bot alert naming two sessions
+// and delivers everything it queued, so the incident has its channel.
+func OpenIncident(t testing.TB, env *Env) *incidents.Incident {
+	t.Helper()
+	Ingest(t, env, Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
+	Drain(t, env, outbox.LaneChat)
+	Drain(t, env, outbox.LaneUrgent)
+	return FindIncident(t, env, 1)
+}
+
+// Resolve resolves incident id as U02BOB with note and fails the test on an error.
+func Resolve(t testing.TB, env *Env, id int64, note string) *incidents.Incident {
+	t.Helper()
+	bob := incidents.Actor{Kind: incidents.ActorSlack, ID: "U02BOB"}
+	inc, err := env.Aftermath.Resolve(context.Background(), bob, id, note)
+	if err != nil {
+		t.Fatalf("Resolve(%d): %v", id, err)
+	}
+	return inc
+}
+
+// CallsSince returns the Chat calls of one method made after the first n calls.
+func CallsSince(env *Env, n int, method string) []ChatCall {
+	var out []ChatCall
+	for _, c := range env.Chat.Calls()[n:] {
+		if c.Method == method {
+			out = append(out, c)
+		}
+	}
+	return out
+}

@@ -16,4 +16,8 @@ var (
 	findIncident    = incidentstest.FindIncident
 	withFingerprint = incidentstest.WithFingerprint
 	resolved        = incidentstest.Resolved
+	callsSince      = incidentstest.CallsSince
+	resolve         = incidentstest.Resolve
+	openIncident    = incidentstest.OpenIncident
+	drain           = incidentstest.Drain
 )

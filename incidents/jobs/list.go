@@ -35,10 +35,15 @@ const (
 	scheduleInterrupted = "@every 15s"
 )
 
-// Domain is what the jobs ask of the incident use cases (*incidents.Service).
-type Domain interface {
+// Reminders is what the jobs ask of the aftermath (*aftermath.Service): the
+// nudges of stalled checklists and unfinished postmortems.
+type Reminders interface {
 	NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error)
 	RemindPostmortems(ctx context.Context, now time.Time) (int, error)
+}
+
+// Domain is what the jobs ask of the other incident use cases (*incidents.Service).
+type Domain interface {
 	AuditOwnership(ctx context.Context, now time.Time) error
 	Escalate(ctx context.Context, now time.Time) (int, error)
 	EndProbations(ctx context.Context, now time.Time) error
@@ -54,10 +59,10 @@ type Sessions interface {
 
 // List is every fixed job. heldSpans joins and refuses held spans (it
 // reaches the OTLP intake's refusal log, so the caller builds it).
-func List(d Domain, s Sessions, heldSpans func(ctx context.Context) error, log *slog.Logger) []Job {
+func List(d Domain, r Reminders, s Sessions, heldSpans func(ctx context.Context) error, log *slog.Logger) []Job {
 	return []Job{
-		{Name: "nudge_checklists", Schedule: scheduleNudges, Run: discardCount(d.NudgeStalledChecklists)},
-		{Name: "remind_postmortems", Schedule: schedulePostmortems, Run: discardCount(d.RemindPostmortems)},
+		{Name: "nudge_checklists", Schedule: scheduleNudges, Run: discardCount(r.NudgeStalledChecklists)},
+		{Name: "remind_postmortems", Schedule: schedulePostmortems, Run: discardCount(r.RemindPostmortems)},
 		{Name: "ownership_audit", Schedule: scheduleAudit, Run: d.AuditOwnership},
 		{Name: "dead_man_escalation", Schedule: scheduleEscalation, Run: discardCount(d.Escalate)},
 		{Name: "end_probations", Schedule: scheduleProbation, Run: d.EndProbations},

@@ -51,7 +51,7 @@ func newSite(t *testing.T, mod func(*web.Config)) *site {
 	t.Cleanup(s.srv.Close)
 	s.cfg = web.Config{
 		PublicURL: s.srv.URL, Auth: web.AuthSlack, ClientID: "client-1", ClientSecret: "secret-1",
-		Issuer: s.idp.URL(), Key: testKey, Incidents: s.env.Service, Drills: s.env.Store,
+		Issuer: s.idp.URL(), Key: testKey, Incidents: s.env.Service, Postmortems: s.env.Aftermath, Drills: s.env.Store,
 		TeamID:    func(context.Context) (string, error) { return "T0TEST", nil },
 		SetupHint: s.srv.URL,
 		Now:       func() time.Time { return s.now },

@@ -1,4 +1,4 @@
-package incidents_test
+package aftermath_test
 
 import (
 	"slices"
@@ -11,18 +11,10 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-func resolve(t *testing.T, env *incidentstest.Env, id int64, note string) *incidents.Incident {
-	t.Helper()
-	inc, err := env.Service.Resolve(ctx, bob, id, note)
-	if err != nil {
-		t.Fatalf("Resolve(%d): %v", id, err)
-	}
-	return inc
-}
 
 func answerPostmortem(t *testing.T, env *incidentstest.Env, id int64, key, text string) {
 	t.Helper()
-	if err := env.Service.AnswerPostmortem(ctx, bob, id, key, text); err != nil {
+	if err := env.Aftermath.AnswerPostmortem(ctx, bob, id, key, text); err != nil {
 		t.Fatalf("AnswerPostmortem(%s): %v", key, err)
 	}
 }
@@ -82,7 +74,7 @@ func TestResolve(t *testing.T) {
 		t.Errorf("first question: got %s in thread %q, want summary in the postmortem thread", q.Question.Key, q.ThreadTS)
 	}
 
-	_, err = env.Service.Resolve(ctx, bob, inc.ID, "")
+	_, err = env.Aftermath.Resolve(ctx, bob, inc.ID, "")
 	if code := incidents.ErrorCode(err); code != incidents.ECONFLICT {
 		t.Errorf("second resolve: got %v, want ECONFLICT", err)
 	}
@@ -93,7 +85,7 @@ func TestResolve(t *testing.T) {
 
 func TestResolveUnknownIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
-	if _, err := env.Service.Resolve(ctx, bob, 7, ""); incidents.ErrorCode(err) != incidents.ENOTFOUND {
+	if _, err := env.Aftermath.Resolve(ctx, bob, 7, ""); incidents.ErrorCode(err) != incidents.ENOTFOUND {
 		t.Errorf("got %v, want ENOTFOUND", err)
 	}
 }
@@ -181,7 +173,7 @@ func TestAnswerPostmortemErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := env.Service.AnswerPostmortem(ctx, bob, tt.id, tt.key, tt.text)
+			err := env.Aftermath.AnswerPostmortem(ctx, bob, tt.id, tt.key, tt.text)
 			if got := incidents.ErrorCode(err); got != tt.want {
 				t.Errorf("got %v, want %s", err, tt.want)
 			}
@@ -192,7 +184,7 @@ func TestAnswerPostmortemErrors(t *testing.T) {
 func TestPostPostmortem(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
-	if err := env.Service.PostPostmortem(ctx, bob, inc.ID); err != nil {
+	if err := env.Aftermath.PostPostmortem(ctx, bob, inc.ID); err != nil {
 		t.Fatalf("PostPostmortem: %v", err)
 	}
 	doc, err := env.Store.FindPostmortemDoc(ctx, inc.ID)
@@ -207,7 +199,7 @@ func TestPostPostmortem(t *testing.T) {
 
 	noSlack := incidentstest.NewEnv(func(d *incidents.Deps, c *incidents.Config) { d.Chat = nil })
 	ingest(t, noSlack, incidentstest.Alert())
-	if err := noSlack.Service.PostPostmortem(ctx, bob, 1); incidents.ErrorCode(err) != incidents.EUNAVAILABLE {
+	if err := noSlack.Aftermath.PostPostmortem(ctx, bob, 1); incidents.ErrorCode(err) != incidents.EUNAVAILABLE {
 		t.Errorf("without Slack: got %v, want EUNAVAILABLE", err)
 	}
 }

@@ -1,4 +1,4 @@
-package incidents_test
+package aftermath_test
 
 import (
 	"flag"
@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 )
 
-var updateMarkdown = flag.Bool("update", false, "rewrite incidents/testdata/golden/*.md from RenderMarkdown")
+var updateMarkdown = flag.Bool("update", false, "rewrite incidents/aftermath/testdata/golden/*.md from RenderMarkdown")
 
 // hostile is untrusted text that tries every way to break the document.
 const hostile = "Spend | 12x *bold* _it_ `code` <!channel> <@U0EVIL> [click](javascript:alert(1))\n# not a heading\n---\n> quote\n1. list\n\\ backslash ~strike~ ![img](http://x)"
@@ -54,11 +55,11 @@ func TestRenderMarkdownGolden(t *testing.T) {
 	if _, _, err := minimal.Intake.Declare(ctx, lead, "orphan-agent", "Declared by hand"); err != nil {
 		t.Fatal(err)
 	}
-	minimalPM, err := minimal.Service.Postmortem(ctx, 1)
+	minimalPM, err := minimal.Aftermath.Postmortem(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fullPM, err := fullIncident(t).Service.Postmortem(ctx, 1)
+	fullPM, err := fullIncident(t).Aftermath.Postmortem(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestRenderMarkdownGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := incidents.RenderMarkdown(tt.pm)
+			got := aftermath.RenderMarkdown(tt.pm)
 			checkMarkdown(t, got)
 			path := filepath.Join("testdata", "golden", tt.name+".md")
 			if *updateMarkdown {
@@ -189,14 +190,14 @@ func FuzzRenderMarkdown(f *testing.F) {
 		pm.Timeline[0].Text, pm.Halts[0].Reason = details, answer
 		pm.Answers = []incidents.QuestionAnswer{{Key: "summary", Text: answer}, {Key: "root_cause", Text: details}}
 		pm.ActionItems = incidents.ParseActionItems(answer)
-		checkMarkdown(t, incidents.RenderMarkdown(pm))
+		checkMarkdown(t, aftermath.RenderMarkdown(pm))
 	})
 }
 
 // Time to halt has one definition: the headline and Containment say the
 // same figure, from the first alert to the first verified halt.
 func TestTimeToHaltOneDefinition(t *testing.T) {
-	pm, err := fullIncident(t).Service.Postmortem(ctx, 1)
+	pm, err := fullIncident(t).Aftermath.Postmortem(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,9 +205,9 @@ func TestTimeToHaltOneDefinition(t *testing.T) {
 		time.Duration(*pm.Durations.Halt) != pm.Times.Halted.Sub(pm.Times.Detected) {
 		t.Fatalf("time to halt %v, want first alert %v to first verified halt %v", pm.Durations.Halt, pm.Times.Detected, pm.Times.Halted)
 	}
-	md := incidents.RenderMarkdown(pm)
+	md := aftermath.RenderMarkdown(pm)
 	want := "Time to halt: " + pm.Durations.Halt.String() + ", from the first alert"
-	if !strings.Contains(md, want) || !strings.Contains(md, incidents.TimeToHaltDefinition) {
+	if !strings.Contains(md, want) || !strings.Contains(md, aftermath.TimeToHaltDefinition) {
 		t.Errorf("the postmortem does not say %q and define it:\n%s", want, md)
 	}
 	if strings.Contains(md, "| Time to halt | Reason |") {

@@ -1,4 +1,4 @@
-package incidents_test
+package aftermath_test
 
 import (
 	"sync"
@@ -8,6 +8,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/incidentstest"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sqlstore"
@@ -23,9 +24,10 @@ func TestAftermathOnRealStores(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		store := sqlstore.New(db, d)
 		env := incidentstest.NewEnv(func(deps *incidents.Deps, c *incidents.Config) { deps.Store = store })
-		svc := func() *incidents.Service {
-			return incidents.New(incidents.Deps{Store: store, Registry: env.Registry, Authority: env.Auth, Chat: env.Chat,
+		svc := func() (*incidents.Service, *aftermath.Service) {
+			s := incidents.New(incidents.Deps{Store: store, Registry: env.Registry, Authority: env.Auth, Chat: env.Chat,
 				Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
+			return s, aftermath.New(s.Core)
 		}
 		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
 		drain(t, env, outbox.LaneChat)
@@ -37,7 +39,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 		for i, it := range c.Items[:3] {
 			actor := incidents.Actor{Kind: incidents.ActorSlack, ID: "U" + itoa(i)}
 			wg.Go(func() {
-				if _, err := env.Service.AnswerChecklist(ctx, actor, 1, it.Key, incidents.ChoiceNoImpact, ""); err != nil {
+				if _, err := env.Aftermath.AnswerChecklist(ctx, actor, 1, it.Key, incidents.ChoiceNoImpact, ""); err != nil {
 					t.Errorf("AnswerChecklist(%s): %v", it.Key, err)
 				}
 			})
@@ -45,7 +47,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 		wg.Wait()
 		drain(t, env, outbox.LaneChat)
 
-		env.Service = svc() // a restart
+		env.Service, env.Aftermath = svc() // a restart
 		again := startChecklist(t, env, 1)
 		if again.Answered() != 3 || again.Next().Key != c.Items[3].Key {
 			t.Fatalf("after restart: %d answered, next %s; want 3 and %s", again.Answered(), again.Next().Key, c.Items[3].Key)
@@ -58,9 +60,10 @@ func TestAftermathOnRealStores(t *testing.T) {
 		}
 
 		env.Clock.Advance(time.Hour)
-		other, now := svc(), env.Clock.Now()
+		_, other := svc()
+		now := env.Clock.Now()
 		counts := make([]int, 2)
-		for i, s := range []*incidents.Service{env.Service, other} {
+		for i, s := range []*aftermath.Service{env.Aftermath, other} {
 			wg.Go(func() {
 				n, err := s.NudgeStalledChecklists(ctx, now)
 				if err != nil {
@@ -79,7 +82,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 			answerPostmortem(t, env, 1, q.Key, "answer to "+q.Key)
 		}
 		drain(t, env, outbox.LaneChat)
-		pm, err := env.Service.Postmortem(ctx, 1)
+		pm, err := env.Aftermath.Postmortem(ctx, 1)
 		if err != nil {
 			t.Fatalf("Postmortem: %v", err)
 		}
@@ -87,7 +90,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 			t.Errorf("postmortem: %d answers, %d items, resolved %v, channel %q", len(pm.Answers), len(pm.BlastRadius),
 				pm.Times.Resolved, pm.Links.SlackChannel)
 		}
-		checkMarkdown(t, incidents.RenderMarkdown(pm))
+		checkMarkdown(t, aftermath.RenderMarkdown(pm))
 		if n := len(env.Chat.CallsTo("UploadFile")); n != 1 {
 			t.Errorf("uploads: got %d, want 1", n)
 		}

@@ -1,4 +1,4 @@
-package incidents_test
+package aftermath_test
 
 import (
 	"encoding/json"
@@ -17,19 +17,9 @@ var (
 	bob       = incidents.Actor{Kind: incidents.ActorSlack, ID: "U02BOB"}
 )
 
-// openIncident ingests the example support-bot alert naming two sessions
-// and delivers everything it queued, so the incident has its channel.
-func openIncident(t *testing.T, env *incidentstest.Env) *incidents.Incident {
-	t.Helper()
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
-	drain(t, env, outbox.LaneChat)
-	drain(t, env, outbox.LaneUrgent)
-	return findIncident(t, env, 1)
-}
-
 func startChecklist(t *testing.T, env *incidentstest.Env, id int64) *incidents.Checklist {
 	t.Helper()
-	c, err := env.Service.StartChecklist(ctx, responder, id)
+	c, err := env.Aftermath.StartChecklist(ctx, responder, id)
 	if err != nil {
 		t.Fatalf("StartChecklist(%d): %v", id, err)
 	}
@@ -38,7 +28,7 @@ func startChecklist(t *testing.T, env *incidentstest.Env, id int64) *incidents.C
 
 func answer(t *testing.T, env *incidentstest.Env, id int64, key, choice, details string) *incidents.Checklist {
 	t.Helper()
-	c, err := env.Service.AnswerChecklist(ctx, responder, id, key, choice, details)
+	c, err := env.Aftermath.AnswerChecklist(ctx, responder, id, key, choice, details)
 	if err != nil {
 		t.Fatalf("AnswerChecklist(%s, %s): %v", key, choice, err)
 	}
@@ -114,16 +104,6 @@ func restart(env *incidentstest.Env) {
 		Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
 }
 
-// callsSince returns the Chat calls of one method made after the first n calls.
-func callsSince(env *incidentstest.Env, n int, method string) []incidentstest.ChatCall {
-	var out []incidentstest.ChatCall
-	for _, c := range env.Chat.Calls()[n:] {
-		if c.Method == method {
-			out = append(out, c)
-		}
-	}
-	return out
-}
 
 func TestStartChecklistUnownedAgentHasStandardItemsOnly(t *testing.T) {
 	env := incidentstest.NewEnv()
@@ -154,7 +134,7 @@ func TestChecklistResumesAfterRestart(t *testing.T) {
 	restart(env)
 	before := len(env.Chat.Calls())
 	env.Clock.Advance(time.Minute)
-	again, err := env.Service.StartChecklist(ctx, bob, inc.ID)
+	again, err := env.Aftermath.StartChecklist(ctx, bob, inc.ID)
 	if err != nil {
 		t.Fatalf("StartChecklist after restart: %v", err)
 	}
@@ -225,7 +205,7 @@ func TestAnswerChecklistUpdatesThread(t *testing.T) {
 	before := len(env.Chat.Calls())
 
 	env.Clock.Advance(time.Minute)
-	c, err := env.Service.AnswerChecklist(ctx, bob, inc.ID, "blast:salesforce", incidents.ChoiceImpactFound, "12 refunds issued")
+	c, err := env.Aftermath.AnswerChecklist(ctx, bob, inc.ID, "blast:salesforce", incidents.ChoiceImpactFound, "12 refunds issued")
 	if err != nil {
 		t.Fatalf("AnswerChecklist: %v", err)
 	}
@@ -312,7 +292,7 @@ func TestAnswerChecklistErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := env.Service.AnswerChecklist(ctx, responder, tt.id, tt.key, tt.choice, tt.details)
+			_, err := env.Aftermath.AnswerChecklist(ctx, responder, tt.id, tt.key, tt.choice, tt.details)
 			if got := incidents.ErrorCode(err); got != tt.wantCode {
 				t.Fatalf("code: got %q (%v), want %q", got, err, tt.wantCode)
 			}
@@ -334,7 +314,7 @@ func TestConcurrentAnswersAreAllKept(t *testing.T) {
 	for i, it := range c.Items {
 		actor := incidents.Actor{Kind: incidents.ActorSlack, ID: "U" + itoa(i)}
 		go func() {
-			_, err := env.Service.AnswerChecklist(ctx, actor, inc.ID, it.Key, incidents.ChoiceNoImpact, "")
+			_, err := env.Aftermath.AnswerChecklist(ctx, actor, inc.ID, it.Key, incidents.ChoiceNoImpact, "")
 			errs <- err
 		}()
 	}
@@ -352,14 +332,14 @@ func TestReminderControls(t *testing.T) {
 	env := incidentstest.NewEnv()
 	inc := openIncident(t, env)
 	startChecklist(t, env, inc.ID)
-	if err := env.Service.SnoozeReminders(ctx, bob, inc.ID, time.Hour); err != nil {
+	if err := env.Aftermath.SnoozeReminders(ctx, bob, inc.ID, time.Hour); err != nil {
 		t.Fatalf("SnoozeReminders: %v", err)
 	}
 	c := findChecklist(t, env, inc.ID)
 	if want := env.Clock.Now().Add(time.Hour); c.SnoozedUntil == nil || !c.SnoozedUntil.Equal(want) {
 		t.Errorf("SnoozedUntil: got %v, want %v", c.SnoozedUntil, want)
 	}
-	if err := env.Service.StopReminders(ctx, bob, inc.ID); err != nil {
+	if err := env.Aftermath.StopReminders(ctx, bob, inc.ID); err != nil {
 		t.Fatalf("StopReminders: %v", err)
 	}
 	if c := findChecklist(t, env, inc.ID); !c.RemindersStopped {
@@ -369,7 +349,7 @@ func TestReminderControls(t *testing.T) {
 	if got := kinds[len(kinds)-2:]; !slices.Equal(got, []incidents.EventKind{incidents.EventReminderSnoozed, incidents.EventRemindersStopped}) {
 		t.Errorf("timeline tail: got %v", got)
 	}
-	if err := env.Service.SnoozeReminders(ctx, bob, inc.ID, 0); incidents.ErrorCode(err) != incidents.EINVALID {
+	if err := env.Aftermath.SnoozeReminders(ctx, bob, inc.ID, 0); incidents.ErrorCode(err) != incidents.EINVALID {
 		t.Errorf("snooze 0: got %v, want EINVALID", err)
 	}
 }
