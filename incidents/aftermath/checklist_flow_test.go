@@ -104,7 +104,6 @@ func restart(env *incidentstest.Env) {
 		Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
 }
 
-
 func TestStartChecklistUnownedAgentHasStandardItemsOnly(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "stranger-bot" }))

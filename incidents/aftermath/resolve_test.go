@@ -11,7 +11,6 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-
 func answerPostmortem(t *testing.T, env *incidentstest.Env, id int64, key, text string) {
 	t.Helper()
 	if err := env.Aftermath.AnswerPostmortem(ctx, bob, id, key, text); err != nil {
