@@ -442,3 +442,12 @@ func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 	}
 	return out, nil
 }
+
+// HowTo says how to run a command in the forms that work in this reins:
+// `reins kill support-bot` at the shell, and, when Slack is configured,
+// `/agent kill support-bot` too. args is the command after "/agent" or
+// "reins", for commands whose words are the same in both (sessions are
+// not: Slack names them after "session", so use HowToEach).
+func (s *Service) HowTo(args string) string {
+	return s.HowToEach(args, args)
+}

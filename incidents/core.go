@@ -167,7 +167,7 @@ func (c *Core) Opening(inc *Incident, ag *ownership.Agent, actor Actor, text str
 		}
 	}
 	events := []*Event{opened}
-	if why := c.nobodyPaged(inc, ag); why != "" {
+	if why := nobodyPaged(c.pager, c.cfg.DefaultRoutingKey, inc, ag); why != "" {
 		events = append(events, NewEvent(inc.ID, now, EventNote, System, "Nobody was paged: "+why,
 			map[string]any{"paged": false, "reason": why}))
 	} else {
@@ -177,11 +177,11 @@ func (c *Core) Opening(inc *Incident, ag *ownership.Agent, actor Actor, text str
 }
 
 // nobodyPaged says why opening inc pages nobody, or "" when it pages.
-func (c *Core) nobodyPaged(inc *Incident, ag *ownership.Agent) string {
+func nobodyPaged(pager Pager, defaultKey string, inc *Incident, ag *ownership.Agent) string {
 	switch {
-	case c.pager == nil:
+	case pager == nil:
 		return "PagerDuty is not configured in this reins."
-	case ag != nil || c.cfg.DefaultRoutingKey != "":
+	case ag != nil || defaultKey != "":
 		return ""
 	}
 	switch kind, _ := Collector(inc.Agent); kind {
@@ -410,20 +410,11 @@ func (c *Core) EnqueueOnce(ctx context.Context, q outbox.Store, incID int64, kin
 	return queued == 1, nil
 }
 
-// incidentSessions loads the records of the sessions inc names. The record
+// SessionRecordsOf loads the records of the sessions inc names. The record
 // is context, not the incident: a failure is logged and the views go on
-// without it.
-func (c *Core) IncidentSessions(ctx context.Context, inc *Incident) []sessions.Record {
-	return c.loadSessions(ctx, inc, true)
-}
-
-// storedSessions is incidentSessions without pulling from a trace tool, for
-// callers inside a transaction (a pull writes, and SQLite has one writer).
-func (c *Core) StoredSessions(ctx context.Context, inc *Incident) []sessions.Record {
-	return c.loadSessions(ctx, inc, false)
-}
-
-func (c *Core) loadSessions(ctx context.Context, inc *Incident, pull bool) []sessions.Record {
+// without it. Callers inside a transaction pass pull false: a pull from a
+// trace tool writes, and SQLite has one writer.
+func (c *Core) SessionRecordsOf(ctx context.Context, inc *Incident, pull bool) []sessions.Record {
 	if c.sessions == nil || inc == nil {
 		return nil
 	}
@@ -444,19 +435,10 @@ func (c *Core) loadSessions(ctx context.Context, inc *Incident, pull bool) []ses
 	return out
 }
 
-// HowTo says how to run a command in the forms that work in this reins:
-// `reins kill support-bot` at the shell, and, when Slack is configured,
-// `/agent kill support-bot` too. args is the command after "/agent" or
-// "reins", for commands whose words are the same in both (sessions are
-// not: Slack names them after "session", so use HowToEach).
-func (s *Core) HowTo(args string) string {
-	return s.HowToEach(args, args)
-}
-
 // HowToEach is HowTo for commands whose words differ between Slack and the
 // shell: `/agent checklist` in the incident's channel, `reins checklist 42`.
-func (s *Core) HowToEach(slash, cli string) string {
-	if s.chat == nil {
+func (c *Core) HowToEach(slash, cli string) string {
+	if c.chat == nil {
 		return "`reins " + cli + "`"
 	}
 	return "`/agent " + slash + "` in Slack or `reins " + cli + "` on the reins host"

@@ -197,7 +197,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	if !ok {
 		return err
 	}
-	doc, err := s.FindDoc(ctx, s.store, inc.ID)
+	doc, err := FindDoc(ctx, s.store, inc.ID)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 		return nil
 	}
 	return s.RetryTx(ctx, func(tx Queries) error {
-		doc, err := s.FindDoc(ctx, tx, inc.ID)
+		doc, err := FindDoc(ctx, tx, inc.ID)
 		if err != nil {
 			return err
 		}
@@ -261,7 +261,7 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 }
 
 // FindDoc loads the postmortem document, or a new empty one.
-func (s *Core) FindDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
+func FindDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
 	doc, err := q.FindPostmortemDoc(ctx, incID)
 	switch {
 	case err == nil:

@@ -152,7 +152,7 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 		}
 	}
 	v.Sessions = SessionLinks(v.Agent, inc.Sessions)
-	if recs := s.IncidentSessions(ctx, inc); len(recs) > 0 {
+	if recs := s.SessionRecordsOf(ctx, inc, true); len(recs) > 0 {
 		v.Totals = sessionTotals(recs)
 		v.Outside = OutsideBlast(recs, v.Agent)
 	}

@@ -121,7 +121,7 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
 	}
 	page := s.buildPage(inc, ag, reg, action, key)
-	if recs := s.IncidentSessions(ctx, inc); len(recs) > 0 {
+	if recs := s.SessionRecordsOf(ctx, inc, true); len(recs) > 0 {
 		page.Details["session_totals"] = sessionPageDetails(recs)
 	}
 	return inc, page, nil

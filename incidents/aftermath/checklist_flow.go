@@ -47,7 +47,7 @@ func (s *Service) StartChecklist(ctx context.Context, actor incidents.Actor, inc
 	// pull from a trace tool, which writes.
 	var recs []sessions.Record
 	if inc, err := s.core.Store().FindIncident(ctx, incidentID); err == nil {
-		recs = s.core.IncidentSessions(ctx, inc)
+		recs = s.core.SessionRecordsOf(ctx, inc, true)
 	}
 	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		inc, err := q.FindIncident(ctx, incidentID)

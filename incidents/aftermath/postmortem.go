@@ -73,7 +73,7 @@ func (s *Service) assemble(ctx context.Context, q incidents.Queries, id int64) (
 	}
 	fillAnswers(pm, answers)
 	fillLinks(pm, inc, ag, s.core.Config().PublicURL)
-	pm.Record = sessionRecordDocs(s.core.StoredSessions(ctx, inc), ag)
+	pm.Record = sessionRecordDocs(s.core.SessionRecordsOf(ctx, inc, false), ag)
 	return pm, nil
 }
 

@@ -138,7 +138,7 @@ func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Ti
 		if err != nil {
 			return err
 		}
-		doc, err := s.core.FindDoc(ctx, q, incID)
+		doc, err := incidents.FindDoc(ctx, q, incID)
 		if err != nil {
 			return err
 		}

@@ -38,7 +38,7 @@ func (s *Service) Resolve(ctx context.Context, actor incidents.Actor, incidentID
 		if err := incidents.AppendEvent(ctx, q, inc.ID, now, incidents.EventResolved, actor, text, map[string]any{"note": note}); err != nil {
 			return err
 		}
-		doc, err := s.core.FindDoc(ctx, q, inc.ID)
+		doc, err := incidents.FindDoc(ctx, q, inc.ID)
 		if err != nil {
 			return err
 		}
@@ -165,7 +165,7 @@ func (s *Service) enqueueQuestionUpdates(ctx context.Context, q outbox.Store, in
 // is answered; the first time, it marks it finished and queues it as a file.
 // A later edit only refreshes the kept version.
 func (s *Service) finishPostmortem(ctx context.Context, q incidents.Queries, incID int64) error {
-	doc, err := s.core.FindDoc(ctx, q, incID)
+	doc, err := incidents.FindDoc(ctx, q, incID)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func (s *Service) PostPostmortem(ctx context.Context, actor incidents.Actor, inc
 			"print it with `reins postmortem %d`.", incidentID)
 	}
 	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
-		doc, err := s.core.FindDoc(ctx, q, incidentID)
+		doc, err := incidents.FindDoc(ctx, q, incidentID)
 		if err != nil {
 			return err
 		}
@@ -229,7 +229,7 @@ func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) 
 	if !ok {
 		return err
 	}
-	doc, err := s.core.FindDoc(ctx, s.core.Store(), inc.ID)
+	doc, err := incidents.FindDoc(ctx, s.core.Store(), inc.ID)
 	if err != nil {
 		return err
 	}
