@@ -22,7 +22,7 @@ func (s *Service) Resolve(ctx context.Context, actor incidents.Actor, incidentID
 		if inc, err = q.FindIncident(ctx, incidentID); err != nil {
 			return err
 		}
-		// Not an error inside the transaction: retryTx would retry a conflict.
+		// Not an error inside the transaction: RetryTx would retry a conflict.
 		if already = inc.Status == incidents.StatusResolved; already {
 			return nil
 		}
