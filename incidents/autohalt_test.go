@@ -27,7 +27,7 @@ func autoCmd(mods ...func(*incidents.AutoHaltCommand)) incidents.AutoHaltCommand
 // channelPosts are the titles posted to incident 1's channel.
 func channelPosts(t *testing.T, env *incidentstest.Env) []string {
 	t.Helper()
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var out []string
 	for _, c := range env.Chat.CallsTo("Post") {
 		if c.Channel == "C001" {
@@ -45,7 +45,7 @@ func TestPolicyActorString(t *testing.T) {
 
 func TestAutoHaltSession(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 
 	out, err := env.Service.AutoHalt(ctx, autoCmd())
 	if err != nil {
@@ -103,12 +103,12 @@ func TestAutoHaltAgentOpensIncident(t *testing.T) {
 func TestAutoHaltFailedRepages(t *testing.T) {
 	env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.HaltTimeout = 50 * time.Millisecond })
 	env.Halter.VerifyFunc = func(context.Context, incidents.HaltRequest) (bool, error) { return false, nil }
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	out, err := env.Service.AutoHalt(ctx, autoCmd())
 	if err != nil || out.Halt == nil || out.Halt.Status != incidents.HaltFailed {
 		t.Fatalf("got %+v, %v; want a failed halt", out, err)
 	}
-	if got := outboxKeys(env, incidents.KindRepage); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindRepage); len(got) != 1 {
 		t.Errorf("re-pages: got %v, want one, as for a person's halt", got)
 	}
 	if !strings.Contains(out.Note, "FAILED") {
@@ -202,7 +202,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv()
-			ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = tt.cmd.Agent }))
+			incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = tt.cmd.Agent }))
 			if tt.setup != nil {
 				tt.setup(t, env)
 			}
@@ -227,11 +227,11 @@ func TestAutoHaltNotRun(t *testing.T) {
 			if tt.wantNote != "" && said == tt.silent {
 				t.Errorf("channel: got %q; want a post saying %q: %v", posts, tt.wantNote, !tt.silent)
 			}
-			noted := slices.Contains(eventKinds(t, env, 1), incidents.EventAutoHalt)
+			noted := slices.Contains(incidentstest.EventKinds(t, env, 1), incidents.EventAutoHalt)
 			if out.Halt == nil && noted == tt.silent {
-				t.Errorf("timeline %v: want auto_halt: %v", eventKinds(t, env, 1), !tt.silent)
+				t.Errorf("timeline %v: want auto_halt: %v", incidentstest.EventKinds(t, env, 1), !tt.silent)
 			}
-			pages := outboxKeys(env, incidents.KindPage)
+			pages := incidentstest.OutboxKeys(env, incidents.KindPage)
 			if got := slices.ContainsFunc(pages, func(k string) bool { return strings.Contains(k, "auto-halt-limit") }); got != tt.wantPage {
 				t.Errorf("page: got %v, want %v", pages, tt.wantPage)
 			}
@@ -255,7 +255,7 @@ func rateLimit(t *testing.T, env *incidentstest.Env) {
 // Past the limit, one note and one page a minute, however many breaches.
 func TestAutoHaltRateLimitedSaysSoOnceAMinute(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	rateLimit(t, env)
 	for _, id := range []string{"s-3", "s-4", "s-5"} {
 		out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
@@ -264,7 +264,7 @@ func TestAutoHaltRateLimitedSaysSoOnceAMinute(t *testing.T) {
 		}
 	}
 	n := 0
-	for _, k := range eventKinds(t, env, 1) {
+	for _, k := range incidentstest.EventKinds(t, env, 1) {
 		if k == incidents.EventAutoHalt {
 			n++
 		}
@@ -272,14 +272,14 @@ func TestAutoHaltRateLimitedSaysSoOnceAMinute(t *testing.T) {
 	if n != 1 {
 		t.Errorf("auto_halt events: got %d, want 1", n)
 	}
-	if pages := outboxKeys(env, incidents.KindPage); len(pages) != 2 { // the incident's own page and one for the limit
+	if pages := incidentstest.OutboxKeys(env, incidents.KindPage); len(pages) != 2 { // the incident's own page and one for the limit
 		t.Errorf("pages: got %v", pages)
 	}
 }
 
 func TestAutoHaltRateLimitIsPerMinute(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	rateLimit(t, env)
 	env.Clock.Advance(61 * time.Second)
 	out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{"s-3"} }))
@@ -308,7 +308,7 @@ func TestAutoHaltInvalid(t *testing.T) {
 // Two breaches of one session at once halt it once.
 func TestAutoHaltConcurrentOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	outs := make(chan string, 4)
 	for range 4 {
 		go func() {
@@ -335,7 +335,7 @@ func TestAutoHaltConcurrentOnce(t *testing.T) {
 // person has nowhere to type.
 func TestAutoHaltWithoutSlackSaysTheCLI(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Chat = nil })
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	out, err := env.Service.AutoHalt(ctx, autoCmd())
 	if err != nil || out.Halt == nil || out.Halt.Status != incidents.HaltVerified {
 		t.Fatalf("AutoHalt: %+v, %v", out, err)

@@ -17,7 +17,7 @@ func deadManEnv(t *testing.T, mods ...func(*incidents.Alert)) *incidentstest.Env
 	env := incidentstest.NewEnv()
 	env.Registry.Current().Agents["support-bot"].Escalation = ownership.Escalation{
 		AutoHaltAfter: 10 * time.Minute, Severities: []string{"critical"}, MaxAutoHaltsPerMinute: 20}
-	ingest(t, env, incidentstest.Alert(mods...))
+	incidentstest.Ingest(t, env, incidentstest.Alert(mods...))
 	return env
 }
 
@@ -53,7 +53,7 @@ func TestEscalateHaltsUnacknowledged(t *testing.T) {
 		h.Reason != "nobody with kill authority acknowledged within 10m" {
 		t.Errorf("halt: got actor %s status %s reason %q", h.Actor, h.Status, h.Reason)
 	}
-	kinds := eventKinds(t, env, 1)
+	kinds := incidentstest.EventKinds(t, env, 1)
 	if i, j := slices.Index(kinds, incidents.EventEscalated), slices.Index(kinds, incidents.EventHaltRequested); i < 0 || j < i {
 		t.Errorf("timeline %v: want escalated recorded before the halt request", kinds)
 	}
@@ -77,7 +77,7 @@ func TestEscalateSkipped(t *testing.T) {
 		act   func(t *testing.T, env *incidentstest.Env)
 	}{
 		{name: "PagerDutyAck", act: func(t *testing.T, env *incidentstest.Env) {
-			inc := findIncident(t, env, 1)
+			inc := incidentstest.FindIncident(t, env, 1)
 			if err := env.Service.PagerAcknowledged(ctx, inc.PagerDutyKey, "dave@example.com", env.Clock.Now()); err != nil {
 				t.Fatal(err)
 			}
@@ -115,7 +115,7 @@ func TestEscalateSkipped(t *testing.T) {
 			if got := len(env.Halter.Requests()); got != before {
 				t.Errorf("halts: got %d, want %d", got, before)
 			}
-			if slices.Contains(eventKinds(t, env, 1), incidents.EventEscalated) {
+			if slices.Contains(incidentstest.EventKinds(t, env, 1), incidents.EventEscalated) {
 				t.Error("timeline has escalated")
 			}
 		})

@@ -51,7 +51,7 @@ func TestFinishInterruptedHalts(t *testing.T) {
 
 	t.Run("TookEffect", func(t *testing.T) {
 		env := incidentstest.NewEnv()
-		ingest(t, env, incidentstest.Alert())
+		incidentstest.Ingest(t, env, incidentstest.Alert())
 		h := interrupted(env)
 		if n := settle(t, env); n != 0 {
 			t.Fatalf("settled %d halts still within the time a halt may take, want 0", n)
@@ -67,7 +67,7 @@ func TestFinishInterruptedHalts(t *testing.T) {
 		if len(env.Halter.Requests()) != 0 {
 			t.Errorf("the adapter was asked to halt again %d times: a read-back is enough", len(env.Halter.Requests()))
 		}
-		if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltVerified) {
+		if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltVerified) {
 			t.Errorf("timeline %v lacks halt_verified", kinds)
 		}
 		if n := settle(t, env); n != 0 {
@@ -77,7 +77,7 @@ func TestFinishInterruptedHalts(t *testing.T) {
 	t.Run("DidNotTakeEffect", func(t *testing.T) {
 		env := incidentstest.NewEnv()
 		env.Halter.VerifyFunc = func(context.Context, incidents.HaltRequest) (bool, error) { return false, nil }
-		ingest(t, env, incidentstest.Alert())
+		incidentstest.Ingest(t, env, incidentstest.Alert())
 		h := interrupted(env)
 		env.Clock.Advance(2 * time.Minute)
 		if n := settle(t, env); n != 1 {
@@ -87,13 +87,13 @@ func TestFinishInterruptedHalts(t *testing.T) {
 		if got.Status != incidents.HaltFailed || !strings.Contains(got.Error, "interrupted") {
 			t.Errorf("halt %d: status %q error %q, want failed, saying it was interrupted", h.ID, got.Status, got.Error)
 		}
-		if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltFailed) {
+		if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltFailed) {
 			t.Errorf("timeline %v lacks halt_failed", kinds)
 		}
 	})
 	t.Run("SupersededByALaterHalt", func(t *testing.T) {
 		env := incidentstest.NewEnv()
-		ingest(t, env, incidentstest.Alert())
+		incidentstest.Ingest(t, env, incidentstest.Alert())
 		h := interrupted(env)
 		env.Clock.Advance(30 * time.Second)
 		later := &incidents.Halt{IncidentID: 1, Agent: "support-bot", Action: incidents.ActionHalt, Sessions: []string{"s-7"},

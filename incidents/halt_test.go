@@ -41,7 +41,7 @@ func audit(t *testing.T, env *incidentstest.Env) []string {
 
 func TestHaltRefused(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 
 	_, err := env.Service.Halt(ctx, haltCmd(eve))
 	if incidents.ErrorCode(err) != incidents.EFORBIDDEN {
@@ -56,7 +56,7 @@ func TestHaltRefused(t *testing.T) {
 	if got := audit(t, env); !slices.Equal(got, []string{"kill_refused"}) {
 		t.Errorf("audit: got %v, want [kill_refused]", got)
 	}
-	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltRefused) {
+	if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltRefused) {
 		t.Errorf("timeline %v lacks halt_refused", kinds)
 	}
 }
@@ -100,7 +100,7 @@ func TestCheckAuthority(t *testing.T) {
 
 func TestHaltVerified(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	env.Halter.DoFunc = func(ctx context.Context, r incidents.HaltRequest) error {
 		env.Clock.Advance(840 * time.Millisecond)
 		return nil
@@ -119,13 +119,13 @@ func TestHaltVerified(t *testing.T) {
 	}
 	want := []incidents.EventKind{incidents.EventIncidentOpened, incidents.EventAlertFired,
 		incidents.EventHaltRequested, incidents.EventHaltVerified}
-	if got := eventKinds(t, env, 1); !slices.Equal(got, want) {
+	if got := incidentstest.EventKinds(t, env, 1); !slices.Equal(got, want) {
 		t.Errorf("timeline: got %v, want %v", got, want)
 	}
 	if got := audit(t, env); !slices.Equal(got, []string{"kill"}) {
 		t.Errorf("audit: got %v, want [kill]", got)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var posted string
 	for _, c := range env.Chat.CallsTo("Post") {
 		if c.Channel == "C001" {
@@ -135,7 +135,7 @@ func TestHaltVerified(t *testing.T) {
 	if want := "🛑 support-bot halted by alice — verified in 840 ms"; posted != want {
 		t.Errorf("channel post: got %q, want %q", posted, want)
 	}
-	if got := outboxKeys(env, incidents.KindRepage); len(got) != 0 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindRepage); len(got) != 0 {
 		t.Errorf("re-pages: got %v, want none", got)
 	}
 }
@@ -165,7 +165,7 @@ func TestHaltFailed(t *testing.T) {
 			t.Parallel()
 			env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.HaltTimeout = 50 * time.Millisecond })
 			env.Halter.DoFunc, env.Halter.VerifyFunc = tt.do, tt.verify
-			ingest(t, env, incidentstest.Alert())
+			incidentstest.Ingest(t, env, incidentstest.Alert())
 
 			h, err := env.Service.Halt(ctx, haltCmd(alice))
 			if err != nil {
@@ -174,19 +174,19 @@ func TestHaltFailed(t *testing.T) {
 			if h.Status != incidents.HaltFailed || h.Attempts != tt.wantAttempts || !strings.Contains(h.Error, tt.wantError) {
 				t.Errorf("got %+v, want failed after %d attempts with %q", h, tt.wantAttempts, tt.wantError)
 			}
-			kinds := eventKinds(t, env, 1)
+			kinds := incidentstest.EventKinds(t, env, 1)
 			if !slices.Contains(kinds, incidents.EventHaltFailed) || slices.Contains(kinds, incidents.EventHaltVerified) {
 				t.Errorf("timeline: got %v, want halt_failed and never halt_verified", kinds)
 			}
-			if got := outboxKeys(env, incidents.KindRepage); len(got) != 1 {
+			if got := incidentstest.OutboxKeys(env, incidents.KindRepage); len(got) != 1 {
 				t.Errorf("re-pages: got %v, want one", got)
 			}
-			drain(t, env, outbox.LaneUrgent)
+			incidentstest.Drain(t, env, outbox.LaneUrgent)
 			pages := env.Pager.Pages()
 			if len(pages) != 2 || !strings.HasPrefix(pages[1].Summary, "HALT FAILED") || pages[1].DedupKey != "reins-1" {
 				t.Errorf("pages: got %+v, want the page then a HALT FAILED re-page", pages)
 			}
-			drain(t, env, outbox.LaneChat)
+			incidentstest.Drain(t, env, outbox.LaneChat)
 			for _, c := range env.Chat.CallsTo("Post") {
 				if strings.Contains(c.Message.Title, "verified") {
 					t.Errorf("posted %q for a failed halt", c.Message.Title)
@@ -207,11 +207,11 @@ func TestHaltBreakGlass(t *testing.T) {
 	if len(entries) != 1 || entries[0].Action != "kill" || !strings.Contains(entries[0].Detail, "break-glass") {
 		t.Errorf("audit: got %+v, want one break-glass kill", entries)
 	}
-	inc := findIncident(t, env, h.IncidentID)
+	inc := incidentstest.FindIncident(t, env, h.IncidentID)
 	if inc.Title != "Halt requested for support-bot" || inc.Source != "manual" {
 		t.Errorf("incident opened by the halt: got %q from %q", inc.Title, inc.Source)
 	}
-	if got := outboxKeys(env, incidents.KindPage); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindPage); len(got) != 1 {
 		t.Errorf("pages queued: got %v, want one", got)
 	}
 }

@@ -42,7 +42,7 @@ func TestRunDrill(t *testing.T) {
 			if got := audit(t, env); len(got) != 1 || !strings.HasPrefix(got[0], "drill") {
 				t.Errorf("audit: got %v, want one drill entry", got)
 			}
-			drain(t, env, outbox.LaneChat)
+			incidentstest.Drain(t, env, outbox.LaneChat)
 			var channels []string
 			for _, p := range env.Chat.CallsTo("Post") {
 				channels = append(channels, p.Channel)
@@ -106,7 +106,7 @@ func TestAuditOwnership(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	openIncident(t, env)
+	incidentstest.OpenIncident(t, env)
 	env.Clock.Advance(8 * 24 * time.Hour)
 	before := len(env.Chat.Calls())
 	for range 2 { // a second run the same day posts nothing more
@@ -114,8 +114,8 @@ func TestAuditOwnership(t *testing.T) {
 			t.Fatalf("AuditOwnership: %v", err)
 		}
 	}
-	drain(t, env, outbox.LaneChat)
-	posts := callsSince(env, before, "Post")
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	posts := incidentstest.CallsSince(env, before, "Post")
 	if len(posts) != 1 || posts[0].Channel != "agent-governance" {
 		t.Fatalf("audit posts: got %+v, want one in agent-governance", posts)
 	}
@@ -154,7 +154,7 @@ func TestAuditOwnershipWithoutGovernanceChannel(t *testing.T) {
 	if err := env.Service.AuditOwnership(ctx, env.Clock.Now()); err != nil {
 		t.Fatalf("AuditOwnership: %v", err)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	if posts := env.Chat.CallsTo("Post"); len(posts) != 0 {
 		t.Errorf("posted %+v without a governance channel", posts)
 	}

@@ -10,8 +10,8 @@ import (
 
 func TestReads(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}

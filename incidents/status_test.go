@@ -70,7 +70,7 @@ func TestStatusAfterHalts(t *testing.T) {
 
 func TestStatusAll(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	got, err := env.Service.Status(ctx, "")
 	if err != nil {
 		t.Fatalf("Status: %v", err)

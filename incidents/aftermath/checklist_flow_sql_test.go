@@ -29,8 +29,8 @@ func TestAftermathOnRealStores(t *testing.T) {
 				Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
 			return s, aftermath.New(s.Core)
 		}
-		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
+		incidentstest.Drain(t, env, outbox.LaneChat)
 		c := startChecklist(t, env, 1)
 		if len(c.Items) != 14 {
 			t.Fatalf("items: got %d, want 14", len(c.Items))
@@ -45,14 +45,14 @@ func TestAftermathOnRealStores(t *testing.T) {
 			})
 		}
 		wg.Wait()
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Drain(t, env, outbox.LaneChat)
 
 		env.Service, env.Aftermath = svc() // a restart
 		again := startChecklist(t, env, 1)
 		if again.Answered() != 3 || again.Next().Key != c.Items[3].Key {
 			t.Fatalf("after restart: %d answered, next %s; want 3 and %s", again.Answered(), again.Next().Key, c.Items[3].Key)
 		}
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Drain(t, env, outbox.LaneChat)
 		for key, n := range itemPosts(env) {
 			if n != 1 {
 				t.Errorf("item %s posted %d times, want once", key, n)
@@ -77,11 +77,11 @@ func TestAftermathOnRealStores(t *testing.T) {
 			t.Errorf("replicas nudged %v, want one nudge in all", counts)
 		}
 
-		resolve(t, env, 1, "rolled back")
+		incidentstest.Resolve(t, env, 1, "rolled back")
 		for _, q := range incidents.PostmortemQuestions() {
 			answerPostmortem(t, env, 1, q.Key, "answer to "+q.Key)
 		}
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Drain(t, env, outbox.LaneChat)
 		pm, err := env.Aftermath.Postmortem(ctx, 1)
 		if err != nil {
 			t.Fatalf("Postmortem: %v", err)

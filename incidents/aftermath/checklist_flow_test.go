@@ -58,7 +58,7 @@ func itemPosts(env *incidentstest.Env) map[string]int {
 
 func TestStartChecklistOwnedAgent(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	before := len(env.Chat.Calls())
 
 	c := startChecklist(t, env, inc.ID)
@@ -79,17 +79,17 @@ func TestStartChecklistOwnedAgent(t *testing.T) {
 	if got := c.Items[13]; got.Key != "std:communications" || got.Position != 14 {
 		t.Errorf("last item: got %s at %d, want std:communications at 14", got.Key, got.Position)
 	}
-	if kinds := eventKinds(t, env, inc.ID); kinds[len(kinds)-1] != incidents.EventChecklistStarted {
+	if kinds := incidentstest.EventKinds(t, env, inc.ID); kinds[len(kinds)-1] != incidents.EventChecklistStarted {
 		t.Errorf("timeline: got %v, want it to end with checklist_started", kinds)
 	}
 
-	drain(t, env, outbox.LaneChat)
-	posts := callsSince(env, before, "Post")
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	posts := incidentstest.CallsSince(env, before, "Post")
 	if len(posts) != 1 || posts[0].Message.Title != "Blast-radius checklist for #1 — answer each item; 0 of 14" {
 		t.Fatalf("parent: got %+v, want one post titled with 0 of 14", posts)
 	}
 	items := env.Chat.CallsTo("PostChecklistItem")
-	if len(items) != 1 || items[0].Checklist.Item.Key != "blast:salesforce" || items[0].ThreadTS == "" || items[0].ThreadTS != findIncident(t, env, 1).ChecklistTS {
+	if len(items) != 1 || items[0].Checklist.Item.Key != "blast:salesforce" || items[0].ThreadTS == "" || items[0].ThreadTS != incidentstest.FindIncident(t, env, 1).ChecklistTS {
 		t.Fatalf("first item post: got %+v, want blast:salesforce in the parent's thread", items)
 	}
 	if got := findChecklist(t, env, inc.ID).Items[0].PostedTS; got == "" {
@@ -106,7 +106,7 @@ func restart(env *incidentstest.Env) {
 
 func TestStartChecklistUnownedAgentHasStandardItemsOnly(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "stranger-bot" }))
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "stranger-bot" }))
 	c := startChecklist(t, env, 1)
 	if got := len(c.Items); got != 12 {
 		t.Fatalf("items: got %d, want 12", got)
@@ -120,13 +120,13 @@ func TestStartChecklistUnownedAgentHasStandardItemsOnly(t *testing.T) {
 
 func TestChecklistResumesAfterRestart(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	c := startChecklist(t, env, inc.ID)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	for _, it := range c.Items[:3] {
 		env.Clock.Advance(time.Minute)
 		answer(t, env, inc.ID, it.Key, incidents.ChoiceNoImpact, "")
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Drain(t, env, outbox.LaneChat)
 	}
 
 	// A restart: a new Service on the same store.
@@ -143,18 +143,18 @@ func TestChecklistResumesAfterRestart(t *testing.T) {
 	if next := again.Next(); next == nil || next.Key != c.Items[3].Key {
 		t.Fatalf("next after restart: got %+v, want %s", next, c.Items[3].Key)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 
-	calls := callsSince(env, before, "PostChecklistItem")
+	calls := incidentstest.CallsSince(env, before, "PostChecklistItem")
 	if len(calls) != 1 || calls[0].Checklist.Item.Key != c.Items[3].Key || calls[0].UpdateTS == "" {
 		t.Fatalf("resume: got %+v, want the 4th item refreshed in place", calls)
 	}
-	for _, p := range callsSince(env, before, "Post") {
+	for _, p := range incidentstest.CallsSince(env, before, "Post") {
 		if p.UpdateTS == "" {
 			t.Errorf("resume posted a new message %q, want the parent updated in place", p.Message.Title)
 		}
 	}
-	if got := eventKinds(t, env, inc.ID); countKind(got, incidents.EventChecklistStarted) != 1 {
+	if got := incidentstest.EventKinds(t, env, inc.ID); countKind(got, incidents.EventChecklistStarted) != 1 {
 		t.Errorf("checklist_started events: got %v, want one", got)
 	}
 	all := itemPosts(env)
@@ -177,11 +177,11 @@ func countKind(kinds []incidents.EventKind, k incidents.EventKind) int {
 
 func TestResumeBeforeAnyPostPostsOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	startChecklist(t, env, inc.ID)
 	env.Clock.Advance(time.Second)
 	startChecklist(t, env, inc.ID) // double click before delivery
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	if got := itemPosts(env); got["blast:salesforce"] != 1 || len(got) != 1 {
 		t.Errorf("item posts: got %v, want blast:salesforce once", got)
 	}
@@ -198,9 +198,9 @@ func TestResumeBeforeAnyPostPostsOnce(t *testing.T) {
 
 func TestAnswerChecklistUpdatesThread(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	startChecklist(t, env, inc.ID)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	before := len(env.Chat.Calls())
 
 	env.Clock.Advance(time.Minute)
@@ -216,7 +216,7 @@ func TestAnswerChecklistUpdatesThread(t *testing.T) {
 	if !c.LastActivityAt.Equal(env.Clock.Now()) || c.NudgeCount != 0 {
 		t.Errorf("reminder state: got LastActivityAt %v NudgeCount %d, want now and 0", c.LastActivityAt, c.NudgeCount)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 
 	// The thread changes in order; the summary refresh has a lane of its own.
 	var got, summaries []string
@@ -248,7 +248,7 @@ func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 func TestAnswerChecklistChangeIsOnTimeline(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	startChecklist(t, env, inc.ID)
 	answer(t, env, inc.ID, "std:spend", incidents.ChoiceUnknown, "")
 	env.Clock.Advance(time.Minute)
@@ -272,8 +272,8 @@ func TestAnswerChecklistChangeIsOnTimeline(t *testing.T) {
 
 func TestAnswerChecklistErrors(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "billing-agent" }))
+	inc := incidentstest.OpenIncident(t, env)
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "billing-agent" }))
 	startChecklist(t, env, inc.ID)
 	tests := []struct {
 		name          string
@@ -307,7 +307,7 @@ func TestAnswerChecklistErrors(t *testing.T) {
 
 func TestConcurrentAnswersAreAllKept(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	c := startChecklist(t, env, inc.ID)
 	errs := make(chan error, len(c.Items))
 	for i, it := range c.Items {
@@ -329,7 +329,7 @@ func TestConcurrentAnswersAreAllKept(t *testing.T) {
 
 func TestReminderControls(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	startChecklist(t, env, inc.ID)
 	if err := env.Aftermath.SnoozeReminders(ctx, bob, inc.ID, time.Hour); err != nil {
 		t.Fatalf("SnoozeReminders: %v", err)
@@ -344,7 +344,7 @@ func TestReminderControls(t *testing.T) {
 	if c := findChecklist(t, env, inc.ID); !c.RemindersStopped {
 		t.Errorf("RemindersStopped: got false, want true")
 	}
-	kinds := eventKinds(t, env, inc.ID)
+	kinds := incidentstest.EventKinds(t, env, inc.ID)
 	if got := kinds[len(kinds)-2:]; !slices.Equal(got, []incidents.EventKind{incidents.EventReminderSnoozed, incidents.EventRemindersStopped}) {
 		t.Errorf("timeline tail: got %v", got)
 	}

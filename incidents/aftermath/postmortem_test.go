@@ -36,14 +36,14 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		return nil
 	}
 
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) {
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) {
 		a.Sessions = []string{"s-8812", "s-8813"}
 		a.StartsAt = incidentstest.Epoch.Add(-2 * time.Minute)
 		a.Details = json.RawMessage(`{"tokens_per_session":240000}`)
 	}))
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	env.Clock.Advance(30 * time.Second)
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	if err := env.Service.PagerAcknowledged(ctx, "reins-1", "bob@example.com", env.Clock.Now().Add(90*time.Second)); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		answer(t, env, 1, it.Key, choice, details)
 	}
 	env.Clock.Advance(10 * time.Minute)
-	resolve(t, env, 1, "prompt rolled back")
+	incidentstest.Resolve(t, env, 1, "prompt rolled back")
 	answers := map[string]string{
 		"summary":      "support-bot looped on refund tool calls for 20 minutes.",
 		"root_cause":   "A prompt change removed the refund cap.",
@@ -76,8 +76,8 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		env.Clock.Advance(time.Minute)
 		answerPostmortem(t, env, 1, q.Key, answers[q.Key])
 	}
-	drain(t, env, outbox.LaneChat)
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	return env
 }
 
@@ -218,7 +218,7 @@ func TestPostmortemSLAKinds(t *testing.T) {
 		{Name: "tokens_per_session", Metric: ownership.SLATokensPerSession, Max: &long},
 	}
 	env.Registry.Swap(reg)
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) {
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) {
 		a.Source, a.Fingerprint = "reins", "sla-tokens-burst"
 		a.Labels = map[string]string{"agent": "support-bot", "sla": "tokens-burst", "session": "s-8812"}
 		a.Details = json.RawMessage(`{"value":61000,"threshold":50000}`)

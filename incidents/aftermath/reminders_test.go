@@ -46,9 +46,9 @@ func stalledChecklist(t *testing.T) *incidentstest.Env {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, c *incidents.Config) {
 		c.NudgeInterval, c.NudgeMax = 30*time.Minute, 2
 	})
-	openIncident(t, env)
+	incidentstest.OpenIncident(t, env)
 	startChecklist(t, env, 1)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	return env
 }
 
@@ -76,10 +76,10 @@ func TestNudgeAtIntervalUpToMax(t *testing.T) {
 		!strings.Contains(rs[0].Text, "Owner: crm-oncall") {
 		t.Fatalf("reminders: got %+v", rs)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	posts := env.Chat.CallsTo("Post")
 	last := posts[len(posts)-1]
-	if last.ThreadTS != findIncident(t, env, 1).ChecklistTS || !strings.Contains(last.Message.Text, "waiting") {
+	if last.ThreadTS != incidentstest.FindIncident(t, env, 1).ChecklistTS || !strings.Contains(last.Message.Text, "waiting") {
 		t.Errorf("reminder delivered as %+v, want a post in the checklist thread", last)
 	}
 
@@ -118,7 +118,7 @@ func TestNudgeRespectsSnoozeAndStop(t *testing.T) {
 
 func TestNudgeSkipsResolvedAndFinished(t *testing.T) {
 	env := stalledChecklist(t)
-	resolve(t, env, 1, "")
+	incidentstest.Resolve(t, env, 1, "")
 	env.Clock.Advance(time.Hour)
 	if got := nudge(t, env); got != 0 {
 		t.Errorf("resolved incident: nudged %d, want 0", got)
@@ -153,8 +153,8 @@ func TestNudgeTwoReplicasSendOne(t *testing.T) {
 
 func TestRemindPostmortems(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, c *incidents.Config) { c.PostmortemDue, c.NudgeMax = 48*time.Hour, 2 })
-	openIncident(t, env)
-	resolve(t, env, 1, "")
+	incidentstest.OpenIncident(t, env)
+	incidentstest.Resolve(t, env, 1, "")
 	answerPostmortem(t, env, 1, "summary", "looped")
 	remind := func() int {
 		t.Helper()
@@ -182,10 +182,10 @@ func TestRemindPostmortems(t *testing.T) {
 
 func TestRemindPostmortemsSkipsFinishedAndStopped(t *testing.T) {
 	env := incidentstest.NewEnv()
-	openIncident(t, env)
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "billing-agent" }))
-	resolve(t, env, 1, "")
-	resolve(t, env, 2, "")
+	incidentstest.OpenIncident(t, env)
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "billing-agent" }))
+	incidentstest.Resolve(t, env, 1, "")
+	incidentstest.Resolve(t, env, 2, "")
 	for _, q := range incidents.PostmortemQuestions() {
 		answerPostmortem(t, env, 1, q.Key, "done")
 	}

@@ -20,11 +20,11 @@ func answerPostmortem(t *testing.T, env *incidentstest.Env, id int64, key, text 
 
 func TestResolve(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	before, pagesBefore := len(env.Chat.Calls()), len(env.Pager.Pages())
 	env.Clock.Advance(20 * time.Minute)
 
-	got := resolve(t, env, inc.ID, "rolled back prompt v42")
+	got := incidentstest.Resolve(t, env, inc.ID, "rolled back prompt v42")
 	if got.Status != incidents.StatusResolved || got.ResolvedAt == nil || !got.ResolvedAt.Equal(env.Clock.Now()) || got.ResolvedBy == "" {
 		t.Errorf("resolved incident: got status %s at %v by %q", got.Status, got.ResolvedAt, got.ResolvedBy)
 	}
@@ -36,12 +36,12 @@ func TestResolve(t *testing.T) {
 	if last.Kind != incidents.EventResolved || !strings.Contains(last.Text, "rolled back prompt v42") {
 		t.Errorf("last event: got %s %q, want resolved with the note", last.Kind, last.Text)
 	}
-	if keys := outboxKeys(env, incidents.KindPageResolve); !slices.Equal(keys, []string{"inc-1/page_resolve"}) {
+	if keys := incidentstest.OutboxKeys(env, incidents.KindPageResolve); !slices.Equal(keys, []string{"inc-1/page_resolve"}) {
 		t.Errorf("page_resolve queued: got %v", keys)
 	}
 
-	drain(t, env, outbox.LaneUrgent)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	pages := env.Pager.Pages()[pagesBefore:]
 	if len(pages) != 1 || pages[0].Action != "resolve" || pages[0].DedupKey != "reins-1" {
 		t.Errorf("PagerDuty: got %+v, want one resolve of reins-1", pages)
@@ -69,7 +69,7 @@ func TestResolve(t *testing.T) {
 		t.Errorf("postmortem parent: got %q", title)
 	}
 	q := calls[3]
-	if q.Question.Key != "summary" || q.ThreadTS == "" || q.ThreadTS != findIncident(t, env, inc.ID).PostmortemTS {
+	if q.Question.Key != "summary" || q.ThreadTS == "" || q.ThreadTS != incidentstest.FindIncident(t, env, inc.ID).PostmortemTS {
 		t.Errorf("first question: got %s in thread %q, want summary in the postmortem thread", q.Question.Key, q.ThreadTS)
 	}
 
@@ -91,14 +91,14 @@ func TestResolveUnknownIncident(t *testing.T) {
 
 func TestPostmortemThread(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
-	resolve(t, env, inc.ID, "")
-	drain(t, env, outbox.LaneChat)
-	drain(t, env, outbox.LaneUrgent)
+	inc := incidentstest.OpenIncident(t, env)
+	incidentstest.Resolve(t, env, inc.ID, "")
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	before := len(env.Chat.Calls())
 
 	answerPostmortem(t, env, inc.ID, "summary", "support-bot looped on refunds")
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var got []string
 	for _, c := range env.Chat.Calls()[before:] {
 		switch c.Method {
@@ -116,7 +116,7 @@ func TestPostmortemThread(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("after the first answer:\n got %q\nwant %q", got, want)
 	}
-	if up := callsSince(env, before, "PostPostmortemQuestion")[0]; up.Question.Answer == nil || up.Question.Answer.Text != "support-bot looped on refunds" {
+	if up := incidentstest.CallsSince(env, before, "PostPostmortemQuestion")[0]; up.Question.Answer == nil || up.Question.Answer.Text != "support-bot looped on refunds" {
 		t.Errorf("updated question shows answer %+v", up.Question.Answer)
 	}
 
@@ -128,7 +128,7 @@ func TestPostmortemThread(t *testing.T) {
 	}
 	answerPostmortem(t, env, inc.ID, "sla_changes", "no")
 	answerPostmortem(t, env, inc.ID, "sla_changes", "no change") // an edit after finishing does not upload again
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 
 	uploads := env.Chat.CallsTo("UploadFile")
 	if len(uploads) != 1 || uploads[0].Link.URL != "postmortem-inc-1.md" || !strings.Contains(uploads[0].Text, "answer to root\\_cause") {
@@ -138,7 +138,7 @@ func TestPostmortemThread(t *testing.T) {
 	if err != nil || !doc.Finished || !strings.Contains(doc.Markdown, "no change") {
 		t.Errorf("doc: got %+v (%v), want finished with the edited Markdown", doc, err)
 	}
-	if kinds := eventKinds(t, env, inc.ID); kinds[len(kinds)-1] != incidents.EventPostmortemPosted {
+	if kinds := incidentstest.EventKinds(t, env, inc.ID); kinds[len(kinds)-1] != incidents.EventPostmortemPosted {
 		t.Errorf("timeline: got %v, want postmortem_posted last", kinds)
 	}
 	for key, n := range questionPosts(env) {
@@ -160,7 +160,7 @@ func questionPosts(env *incidentstest.Env) map[string]int {
 
 func TestAnswerPostmortemErrors(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	tests := []struct {
 		name, key, text string
 		id              int64
@@ -182,7 +182,7 @@ func TestAnswerPostmortemErrors(t *testing.T) {
 
 func TestPostPostmortem(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
+	inc := incidentstest.OpenIncident(t, env)
 	if err := env.Aftermath.PostPostmortem(ctx, bob, inc.ID); err != nil {
 		t.Fatalf("PostPostmortem: %v", err)
 	}
@@ -190,14 +190,14 @@ func TestPostPostmortem(t *testing.T) {
 	if err != nil || doc.Finished || !strings.HasPrefix(doc.Markdown, "# Postmortem: incident #1") {
 		t.Fatalf("doc: got %+v (%v), want an unfinished rendered postmortem", doc, err)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	uploads := env.Chat.CallsTo("UploadFile")
 	if len(uploads) != 1 || uploads[0].Channel != "C001" || uploads[0].Text != doc.Markdown {
 		t.Errorf("uploads: got %+v, want the saved Markdown in C001", uploads)
 	}
 
 	noSlack := incidentstest.NewEnv(func(d *incidents.Deps, c *incidents.Config) { d.Chat = nil })
-	ingest(t, noSlack, incidentstest.Alert())
+	incidentstest.Ingest(t, noSlack, incidentstest.Alert())
 	if err := noSlack.Aftermath.PostPostmortem(ctx, bob, 1); incidents.ErrorCode(err) != incidents.EUNAVAILABLE {
 		t.Errorf("without Slack: got %v, want EUNAVAILABLE", err)
 	}

@@ -22,19 +22,19 @@ func TestIngestCapsNewIncidentsPerSource(t *testing.T) {
 	}
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Registry = ownership.NewHolder(reg) })
 	alertFor := func(agent string) incidents.Alert {
-		return incidentstest.Alert(withFingerprint("fp-"+agent), func(a *incidents.Alert) { a.Agent = agent })
+		return incidentstest.Alert(incidentstest.WithFingerprint("fp-"+agent), func(a *incidents.Alert) { a.Agent = agent })
 	}
-	ingest(t, env, alertFor("support-bot"))
+	incidentstest.Ingest(t, env, alertFor("support-bot"))
 	var storm []incidents.Alert
 	for i := range 30 {
 		storm = append(storm, alertFor(fmt.Sprintf("agent-%02d", i)))
 	}
 	storm = append(storm, alertFor("support-bot"))
-	res := ingest(t, env, storm...)
+	res := incidentstest.Ingest(t, env, storm...)
 	if res.Opened != 20 { // 19 agents + the overflow
 		t.Errorf("opened %d incidents, want 20 (19 agents to reach the cap of 20, then the overflow)", res.Opened)
 	}
-	overflow := findIncident(t, env, 21)
+	overflow := incidentstest.FindIncident(t, env, 21)
 	if overflow.Agent != "overflow:generic" || !overflow.Unowned {
 		t.Errorf("incident 21: agent %q unowned %v, want the unowned overflow:generic", overflow.Agent, overflow.Unowned)
 	}
@@ -42,7 +42,7 @@ func TestIngestCapsNewIncidentsPerSource(t *testing.T) {
 	if err != nil || len(alerts) != 11 {
 		t.Fatalf("overflow alerts: %d %v, want agent-19 to agent-29", len(alerts), err)
 	}
-	if first := findIncident(t, env, 1); first.Agent != "support-bot" {
+	if first := incidentstest.FindIncident(t, env, 1); first.Agent != "support-bot" {
 		t.Fatalf("incident 1 is %s", first.Agent)
 	}
 	if got, err := env.Store.FindAlerts(ctx, 1); err != nil || len(got) != 1 {
@@ -50,8 +50,8 @@ func TestIngestCapsNewIncidentsPerSource(t *testing.T) {
 	}
 
 	env.Clock.Advance(time.Minute)
-	res = ingest(t, env, alertFor("agent-29"))
-	if res.Opened != 1 || findIncident(t, env, res.Incidents[0]).Agent != "agent-29" {
+	res = incidentstest.Ingest(t, env, alertFor("agent-29"))
+	if res.Opened != 1 || incidentstest.FindIncident(t, env, res.Incidents[0]).Agent != "agent-29" {
 		t.Errorf("a minute later agent-29 got %+v, want its own incident", res)
 	}
 }
@@ -63,22 +63,22 @@ func TestIngestUnknownAgentsShareOneUnroutedIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
 	var alerts []incidents.Alert
 	for i := range 200 {
-		alerts = append(alerts, incidentstest.Alert(withFingerprint("same-key"), func(a *incidents.Alert) {
+		alerts = append(alerts, incidentstest.Alert(incidentstest.WithFingerprint("same-key"), func(a *incidents.Alert) {
 			a.Agent = fmt.Sprintf("ghost-%03d", i)
 		}))
 	}
-	res := ingest(t, env, alerts...)
+	res := incidentstest.Ingest(t, env, alerts...)
 	if res.Opened != 1 || len(res.Incidents) != 1 {
 		t.Fatalf("result %+v, want one incident opened", res)
 	}
-	inc := findIncident(t, env, 1)
+	inc := incidentstest.FindIncident(t, env, 1)
 	if inc.Agent != "unrouted:generic" || !inc.Unowned {
 		t.Errorf("incident: agent %q unowned %v, want unowned unrouted:generic", inc.Agent, inc.Unowned)
 	}
 	if got, err := env.Store.FindAlerts(ctx, 1); err != nil || len(got) != 200 {
 		t.Errorf("alerts: %d (%v), want 200", len(got), err)
 	}
-	if got := outboxKeys(env, incidents.KindCreateChannel); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindCreateChannel); len(got) != 1 {
 		t.Errorf("channels queued: %v, want one", got)
 	}
 }
@@ -87,8 +87,8 @@ func TestIngestUnknownAgentsShareOneUnroutedIncident(t *testing.T) {
 func TestIngestUnknownAgentRecovers(t *testing.T) {
 	env := incidentstest.NewEnv()
 	ghost := func(a *incidents.Alert) { a.Agent = "ghost-bot" }
-	ingest(t, env, incidentstest.Alert(ghost))
-	res := ingest(t, env, incidentstest.Alert(ghost, func(a *incidents.Alert) { a.Status = incidents.AlertResolved }))
+	incidentstest.Ingest(t, env, incidentstest.Alert(ghost))
+	res := incidentstest.Ingest(t, env, incidentstest.Alert(ghost, func(a *incidents.Alert) { a.Status = incidents.AlertResolved }))
 	if res.Changed != 1 || len(res.Incidents) != 1 || res.Incidents[0] != 1 {
 		t.Fatalf("recovery: %+v, want it to change the alert in incident 1", res)
 	}

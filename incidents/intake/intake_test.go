@@ -14,18 +14,18 @@ import (
 func TestIngestStormIsOneIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
 
-	res := ingest(t, env, incidentstest.Alert())
+	res := incidentstest.Ingest(t, env, incidentstest.Alert())
 	if got, want := res, (incidents.IngestResult{Incidents: []int64{1}, Opened: 1, New: 1}); !equalResult(got, want) {
 		t.Fatalf("first alert: got %+v, want %+v", got, want)
 	}
 	wantOpening := []string{"inc-1/create_channel", "inc-1/post_summary", "inc-1/set_topic", "inc-1/invite",
 		"inc-1/bookmark", "inc-1/announce", "inc-1/page"}
-	if got := outboxKeys(env, ""); !slices.Equal(got, wantOpening) {
+	if got := incidentstest.OutboxKeys(env, ""); !slices.Equal(got, wantOpening) {
 		t.Fatalf("outbox after opening: got %v, want %v", got, wantOpening)
 	}
 
 	env.Store.ResetCalls()
-	res = ingest(t, env, incidentstest.Alert())
+	res = incidentstest.Ingest(t, env, incidentstest.Alert())
 	if res.Repeated != 1 || res.New != 0 || res.Opened != 0 {
 		t.Errorf("repeat: got %+v, want one repeat", res)
 	}
@@ -33,15 +33,15 @@ func TestIngestStormIsOneIncident(t *testing.T) {
 		t.Errorf("a pure repeat cost %d store calls, want at most 2 (open incident, record alert)", got)
 	}
 
-	res = ingest(t, env, incidentstest.Alert(withFingerprint("tool-scope", "s-8813")))
+	res = incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("tool-scope", "s-8813")))
 	if res.New != 1 {
 		t.Errorf("second alert: got %+v, want one new alert", res)
 	}
 	for range 50 {
-		ingest(t, env, incidentstest.Alert(withFingerprint("tool-scope", "s-8813")))
+		incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("tool-scope", "s-8813")))
 	}
 	env.Clock.Advance(time.Second)
-	res = ingest(t, env, incidentstest.Alert(resolved))
+	res = incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.Resolved))
 	if res.Changed != 1 {
 		t.Errorf("recovery: got %+v, want one change", res)
 	}
@@ -49,7 +49,7 @@ func TestIngestStormIsOneIncident(t *testing.T) {
 	if got := len(env.Store.Incidents()); got != 1 {
 		t.Fatalf("got %d incidents, want 1", got)
 	}
-	inc := findIncident(t, env, 1)
+	inc := incidentstest.FindIncident(t, env, 1)
 	if got, want := inc.Sessions, []string{"s-8812", "s-8813"}; !slices.Equal(got, want) {
 		t.Errorf("sessions: got %v, want %v", got, want)
 	}
@@ -58,16 +58,16 @@ func TestIngestStormIsOneIncident(t *testing.T) {
 	}
 	wantKinds := []incidents.EventKind{incidents.EventIncidentOpened, incidents.EventAlertFired,
 		incidents.EventAlertFired, incidents.EventAlertResolved}
-	if got := eventKinds(t, env, 1); !slices.Equal(got, wantKinds) {
+	if got := incidentstest.EventKinds(t, env, 1); !slices.Equal(got, wantKinds) {
 		t.Errorf("timeline: got %v, want %v", got, wantKinds)
 	}
-	if got := outboxKeys(env, incidents.KindPage); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindPage); len(got) != 1 {
 		t.Errorf("pages queued: got %v, want one", got)
 	}
-	if got := outboxKeys(env, incidents.KindUpdateSummary); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindUpdateSummary); len(got) != 1 {
 		t.Errorf("summary updates queued for one debounce window: got %v, want one", got)
 	}
-	posts := outboxKeys(env, incidents.KindPost)
+	posts := incidentstest.OutboxKeys(env, incidents.KindPost)
 	if len(posts) != 1 || !strings.HasPrefix(posts[0], "inc-1/recovered/") {
 		t.Errorf("posts: got %v, want one recovery post", posts)
 	}
@@ -80,10 +80,10 @@ func equalResult(a, b incidents.IngestResult) bool {
 
 func TestIngestRaisesSeverity(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Severity = incidents.SeverityWarning }))
-	ingest(t, env, incidentstest.Alert(withFingerprint("b"), func(a *incidents.Alert) { a.Severity = "CRITICAL" }))
-	ingest(t, env, incidentstest.Alert(withFingerprint("c"), func(a *incidents.Alert) { a.Severity = incidents.SeverityInfo }))
-	if got := findIncident(t, env, 1).Severity; got != incidents.SeverityCritical {
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Severity = incidents.SeverityWarning }))
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("b"), func(a *incidents.Alert) { a.Severity = "CRITICAL" }))
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("c"), func(a *incidents.Alert) { a.Severity = incidents.SeverityInfo }))
+	if got := incidentstest.FindIncident(t, env, 1).Severity; got != incidents.SeverityCritical {
 		t.Errorf("severity: got %q, want critical", got)
 	}
 }
@@ -106,15 +106,15 @@ func TestIngestAgents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.DefaultRoutingKey = tt.defaultKey })
-			ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = tt.agent }))
-			inc := findIncident(t, env, 1)
+			incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = tt.agent }))
+			inc := incidentstest.FindIncident(t, env, 1)
 			if inc.Agent != tt.wantAgent || inc.Unowned != tt.wantUnowned {
 				t.Errorf("got agent %q unowned %v, want %q %v", inc.Agent, inc.Unowned, tt.wantAgent, tt.wantUnowned)
 			}
-			if got := len(outboxKeys(env, incidents.KindPage)) == 1; got != tt.wantPage {
+			if got := len(incidentstest.OutboxKeys(env, incidents.KindPage)) == 1; got != tt.wantPage {
 				t.Errorf("page queued: got %v, want %v", got, tt.wantPage)
 			}
-			if got := len(outboxKeys(env, incidents.KindAnnounce)); got != 1 {
+			if got := len(incidentstest.OutboxKeys(env, incidents.KindAnnounce)); got != 1 {
 				t.Errorf("announcements queued: got %d, want 1", got)
 			}
 		})
@@ -133,16 +133,16 @@ func TestIngestGroupWindow(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv()
-			ingest(t, env, incidentstest.Alert())
+			incidentstest.Ingest(t, env, incidentstest.Alert())
 			env.Clock.Advance(tt.gap)
-			res := ingest(t, env, incidentstest.Alert())
+			res := incidentstest.Ingest(t, env, incidentstest.Alert())
 			if !slices.Equal(res.Incidents, tt.wantIncidents) {
 				t.Fatalf("incidents: got %v, want %v", res.Incidents, tt.wantIncidents)
 			}
-			if got := findIncident(t, env, 1).Status; got != incidents.StatusOpen {
+			if got := incidentstest.FindIncident(t, env, 1).Status; got != incidents.StatusOpen {
 				t.Errorf("first incident: got status %q, want it to stay open", got)
 			}
-			last := findIncident(t, env, tt.wantIncidents[0]).LastAlertAt
+			last := incidentstest.FindIncident(t, env, tt.wantIncidents[0]).LastAlertAt
 			if want := env.Clock.Now(); !last.Equal(want) {
 				t.Errorf("LastAlertAt: got %v, want %v", last, want)
 			}
@@ -152,7 +152,7 @@ func TestIngestGroupWindow(t *testing.T) {
 
 func TestIngestRecoveryWithoutIncidentIsDropped(t *testing.T) {
 	env := incidentstest.NewEnv()
-	res := ingest(t, env, incidentstest.Alert(resolved))
+	res := incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.Resolved))
 	if len(res.Incidents) != 0 || len(env.Store.Incidents()) != 0 {
 		t.Errorf("got %+v and %d incidents, want none", res, len(env.Store.Incidents()))
 	}
@@ -160,36 +160,36 @@ func TestIngestRecoveryWithoutIncidentIsDropped(t *testing.T) {
 
 func TestIngestFlapFiresAgain(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	ingest(t, env, incidentstest.Alert(resolved))
-	res := ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.Resolved))
+	res := incidentstest.Ingest(t, env, incidentstest.Alert())
 	if res.Changed != 1 {
 		t.Errorf("got %+v, want one change", res)
 	}
 	want := []incidents.EventKind{incidents.EventIncidentOpened, incidents.EventAlertFired,
 		incidents.EventAlertResolved, incidents.EventAlertFired}
-	if got := eventKinds(t, env, 1); !slices.Equal(got, want) {
+	if got := incidentstest.EventKinds(t, env, 1); !slices.Equal(got, want) {
 		t.Errorf("timeline: got %v, want %v", got, want)
 	}
 }
 
 func TestIngestNewAndRecoveredInOneBatch(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	res := ingest(t, env, incidentstest.Alert(withFingerprint("b")), incidentstest.Alert(resolved))
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	res := incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("b")), incidentstest.Alert(incidentstest.Resolved))
 	if res.New != 1 || res.Changed != 1 || !slices.Equal(res.Incidents, []int64{1}) {
 		t.Errorf("got %+v, want one new alert and one recovery in incident 1", res)
 	}
-	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventAlertResolved) {
+	if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventAlertResolved) {
 		t.Errorf("timeline %v lacks alert_resolved", kinds)
 	}
 }
 
 func TestIngestWithoutSlackOrPagerDuty(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Chat, d.Pager = nil, nil })
-	ingest(t, env, incidentstest.Alert())
-	ingest(t, env, incidentstest.Alert(withFingerprint("b")))
-	if got := outboxKeys(env, ""); len(got) != 0 {
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("b")))
+	if got := incidentstest.OutboxKeys(env, ""); len(got) != 0 {
 		t.Errorf("outbox: got %v, want nothing queued", got)
 	}
 }
@@ -204,14 +204,14 @@ func TestIngestRetriesConflictedTransaction(t *testing.T) {
 		}
 		return nil
 	}
-	res := ingest(t, env, incidentstest.Alert())
+	res := incidentstest.Ingest(t, env, incidentstest.Alert())
 	if !failed || res.Opened != 1 {
 		t.Fatalf("got %+v (hook fired %v), want the retry to open one incident", res, failed)
 	}
 	if got := len(env.Store.Incidents()); got != 1 {
 		t.Errorf("incidents: got %d, want 1 (the failed attempt rolled back)", got)
 	}
-	if got := outboxKeys(env, incidents.KindPage); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindPage); len(got) != 1 {
 		t.Errorf("pages: got %v, want one", got)
 	}
 }
@@ -252,7 +252,7 @@ func TestDeclare(t *testing.T) {
 	if len(events) != 1 || events[0].Kind != incidents.EventIncidentOpened || events[0].Actor != alice {
 		t.Errorf("timeline: got %+v, want incident_opened by alice", events)
 	}
-	if got := outboxKeys(env, incidents.KindPage); len(got) != 1 {
+	if got := incidentstest.OutboxKeys(env, incidents.KindPage); len(got) != 1 {
 		t.Errorf("pages: got %v, want one", got)
 	}
 

@@ -116,12 +116,12 @@ func TestIngestConcurrentCallsShareOneTransaction(t *testing.T) {
 	const calls = 8
 	var rest []incidents.Alert
 	for i := range calls - 1 {
-		rest = append(rest, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i), fmt.Sprintf("s-%d", i))))
+		rest = append(rest, incidentstest.Alert(incidentstest.WithFingerprint(fmt.Sprintf("fp-%d", i), fmt.Sprintf("s-%d", i))))
 	}
 	// Another agent's alert in the batch opens an incident of its own.
 	rest = append(rest, incidentstest.Alert(func(a *incidents.Alert) { a.Agent, a.Fingerprint = "billing-agent", "fp-bill" }))
 
-	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")), rest)
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(incidentstest.WithFingerprint("fp-head")), rest)
 
 	if head.err != nil || !equalResult(head.res, incidents.IngestResult{Incidents: []int64{1}, Opened: 1, New: 1}) {
 		t.Errorf("first call: got %+v, %v; want incident 1 opened", head.res, head.err)
@@ -139,7 +139,7 @@ func TestIngestConcurrentCallsShareOneTransaction(t *testing.T) {
 		t.Errorf("transactions for %d calls: got %d, want %d", calls+1, got, want)
 	}
 	fired := 0
-	for _, k := range eventKinds(t, env, 1) {
+	for _, k := range incidentstest.EventKinds(t, env, 1) {
 		if k == incidents.EventAlertFired {
 			fired++
 		}
@@ -147,13 +147,13 @@ func TestIngestConcurrentCallsShareOneTransaction(t *testing.T) {
 	if got := fired; got != calls {
 		t.Errorf("alert_fired events in incident 1: got %d, want %d", got, calls)
 	}
-	inc := findIncident(t, env, 1)
+	inc := incidentstest.FindIncident(t, env, 1)
 	for i := range calls - 1 {
 		if s := fmt.Sprintf("s-%d", i); !slices.Contains(inc.Sessions, s) {
 			t.Errorf("session %s lost; have %v", s, inc.Sessions)
 		}
 	}
-	if got, want := outboxKeys(env, incidents.KindPage), []string{"inc-1/page", "inc-2/page"}; !slices.Equal(got, want) {
+	if got, want := incidentstest.OutboxKeys(env, incidents.KindPage), []string{"inc-1/page", "inc-2/page"}; !slices.Equal(got, want) {
 		t.Errorf("pages: got %v, want %v", got, want)
 	}
 }
@@ -162,11 +162,11 @@ func TestIngestBatchWithAFailingCallCommitsTheOthers(t *testing.T) {
 	env, store := newGatedEnv()
 	store.arm("InTx")
 	rest := []incidents.Alert{
-		incidentstest.Alert(withFingerprint("fp-1")),
-		incidentstest.Alert(withFingerprint("bad")),
-		incidentstest.Alert(withFingerprint("fp-2")),
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-1")),
+		incidentstest.Alert(incidentstest.WithFingerprint("bad")),
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-2")),
 	}
-	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")), rest)
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(incidentstest.WithFingerprint("fp-head")), rest)
 
 	if head.err != nil {
 		t.Fatalf("first call: %v", head.err)
@@ -200,9 +200,9 @@ func TestIngestBatchOfRepeatsTakesOneStatementAndNoTransaction(t *testing.T) {
 	env, store := newGatedEnv()
 	var all []incidents.Alert
 	for i := range 8 {
-		all = append(all, incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-%d", i))))
+		all = append(all, incidentstest.Alert(incidentstest.WithFingerprint(fmt.Sprintf("fp-%d", i))))
 	}
-	ingest(t, env, all...)
+	incidentstest.Ingest(t, env, all...)
 	env.Store.ResetCalls()
 	txs := store.txs.Load()
 	store.arm("RecordRepeats")
@@ -238,12 +238,12 @@ func TestIngestBatchOfRepeatsTakesOneStatementAndNoTransaction(t *testing.T) {
 // which runs before everything else in the batch.
 func TestIngestBatchKeepsOrderWithinAFingerprint(t *testing.T) {
 	env, store := newGatedEnv()
-	ingest(t, env, incidentstest.Alert(withFingerprint("fp-head")), incidentstest.Alert(withFingerprint("fp-1")))
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("fp-head")), incidentstest.Alert(incidentstest.WithFingerprint("fp-1")))
 	store.arm("RecordRepeats")
-	resolved := incidentstest.Alert(withFingerprint("fp-1"), func(a *incidents.Alert) { a.Status = incidents.AlertResolved })
+	resolved := incidentstest.Alert(incidentstest.WithFingerprint("fp-1"), func(a *incidents.Alert) { a.Status = incidents.AlertResolved })
 
-	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")),
-		[]incidents.Alert{resolved, incidentstest.Alert(withFingerprint("fp-1"))})
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(incidentstest.WithFingerprint("fp-head")),
+		[]incidents.Alert{resolved, incidentstest.Alert(incidentstest.WithFingerprint("fp-1"))})
 
 	if head.err != nil {
 		t.Fatalf("first call: %v", head.err)
@@ -262,7 +262,7 @@ func TestIngestBatchKeepsOrderWithinAFingerprint(t *testing.T) {
 			t.Errorf("fp-1 ends %s, want firing (resolved, then fired again)", a.Status)
 		}
 	}
-	kinds := eventKinds(t, env, 1)
+	kinds := incidentstest.EventKinds(t, env, 1)
 	if n := len(kinds); n < 2 || kinds[n-2] != incidents.EventAlertResolved || kinds[n-1] != incidents.EventAlertFired {
 		t.Errorf("timeline ends %v, want alert_resolved then alert_fired", kinds)
 	}
@@ -307,12 +307,12 @@ func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
 	store := &meddling{Store: incidentstest.NewStore()}
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Store = store })
 	env.Store = store.Store
-	id := ingest(t, env, incidentstest.Alert()).Incidents[0]
+	id := incidentstest.Ingest(t, env, incidentstest.Alert()).Incidents[0]
 	store.armed.Store(true)
 
-	ingest(t, env, incidentstest.Alert(withFingerprint("fp-2", "s-new")))
+	incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("fp-2", "s-new")))
 
-	inc := findIncident(t, env, id)
+	inc := incidentstest.FindIncident(t, env, id)
 	if inc.SlackChannelID != "C0INC1" || !slices.Contains(inc.Sessions, "s-new") {
 		t.Errorf("incident: channel %q, sessions %v; want the channel recorded meanwhile and s-new both kept", inc.SlackChannelID, inc.Sessions)
 	}
@@ -324,16 +324,16 @@ func TestIngestKeepsAChangeMadeSinceItReadTheIncident(t *testing.T) {
 func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
 	billing := func(a *incidents.Alert) { a.Agent = "billing-agent" }
-	first := ingest(t, env, incidentstest.Alert(withFingerprint("fp-s", "s-s")), incidentstest.Alert(withFingerprint("fp-b", "s-b"), billing))
+	first := incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("fp-s", "s-s")), incidentstest.Alert(incidentstest.WithFingerprint("fp-b", "s-b"), billing))
 	env.Store.ResetCalls()
 
 	var batch []incidents.Alert
 	for i := range 3 {
 		batch = append(batch,
-			incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-s%d", i), fmt.Sprintf("s-s%d", i))),
-			incidentstest.Alert(withFingerprint(fmt.Sprintf("fp-b%d", i), fmt.Sprintf("s-b%d", i)), billing))
+			incidentstest.Alert(incidentstest.WithFingerprint(fmt.Sprintf("fp-s%d", i), fmt.Sprintf("s-s%d", i))),
+			incidentstest.Alert(incidentstest.WithFingerprint(fmt.Sprintf("fp-b%d", i), fmt.Sprintf("s-b%d", i)), billing))
 	}
-	res := ingest(t, env, batch...)
+	res := incidentstest.Ingest(t, env, batch...)
 
 	if want := (incidents.IngestResult{Incidents: first.Incidents, New: 6}); !equalResult(res, want) {
 		t.Errorf("result: got %+v, want %+v", res, want)
@@ -345,11 +345,11 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 		}
 	}
 	for _, id := range first.Incidents {
-		if got := len(findIncident(t, env, id).Sessions); got != 4 {
+		if got := len(incidentstest.FindIncident(t, env, id).Sessions); got != 4 {
 			t.Errorf("incident %d has %d sessions, want 4", id, got)
 		}
 		fired := 0
-		for _, k := range eventKinds(t, env, id) {
+		for _, k := range incidentstest.EventKinds(t, env, id) {
 			if k == incidents.EventAlertFired {
 				fired++
 			}
@@ -366,8 +366,8 @@ func TestIngestBatchOfNewAlertsWritesEachKindOnce(t *testing.T) {
 func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
 	env, store := newGatedEnv()
 	store.arm("InTx")
-	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(withFingerprint("fp-head")),
-		[]incidents.Alert{incidentstest.Alert(withFingerprint("fp-1", "s-1")), incidentstest.Alert(withFingerprint("fp-1"), resolved)})
+	head, got := ingestBehindGate(t, env, store, incidentstest.Alert(incidentstest.WithFingerprint("fp-head")),
+		[]incidents.Alert{incidentstest.Alert(incidentstest.WithFingerprint("fp-1", "s-1")), incidentstest.Alert(incidentstest.WithFingerprint("fp-1"), incidentstest.Resolved)})
 
 	if head.err != nil {
 		t.Fatalf("first call: %v", head.err)
@@ -389,7 +389,7 @@ func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
 			t.Errorf("fp-1: %s, received %d times; want resolved, 2", a.Status, a.Count)
 		}
 	}
-	kinds := eventKinds(t, env, 1)
+	kinds := incidentstest.EventKinds(t, env, 1)
 	if n := len(kinds); n < 2 || kinds[n-2] != incidents.EventAlertFired || kinds[n-1] != incidents.EventAlertResolved {
 		t.Errorf("timeline ends %v, want alert_fired then alert_resolved", kinds)
 	}
@@ -402,11 +402,11 @@ func TestIngestBatchRecordsAnAlertBeforeItsRecovery(t *testing.T) {
 func TestIngestBatchOpensItsIncidentsTogether(t *testing.T) {
 	env := incidentstest.NewEnv()
 	agent := func(name string) func(*incidents.Alert) { return func(a *incidents.Alert) { a.Agent = name } }
-	res := ingest(t, env,
-		incidentstest.Alert(withFingerprint("fp-1"), agent("code-agent")),
-		incidentstest.Alert(withFingerprint("fp-2")),
-		incidentstest.Alert(withFingerprint("fp-3"), agent("code-agent")),
-		incidentstest.Alert(withFingerprint("fp-4"), agent("billing-agent")))
+	res := incidentstest.Ingest(t, env,
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-1"), agent("code-agent")),
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-2")),
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-3"), agent("code-agent")),
+		incidentstest.Alert(incidentstest.WithFingerprint("fp-4"), agent("billing-agent")))
 
 	if want := (incidents.IngestResult{Incidents: []int64{1, 2, 3}, Opened: 3, New: 4}); !equalResult(res, want) {
 		t.Errorf("result: got %+v, want %+v", res, want)
@@ -417,18 +417,18 @@ func TestIngestBatchOpensItsIncidentsTogether(t *testing.T) {
 		}
 	}
 	for id, agent := range map[int64]string{1: "unrouted:generic", 2: "support-bot", 3: "billing-agent"} {
-		inc := findIncident(t, env, id)
+		inc := incidentstest.FindIncident(t, env, id)
 		if inc.Agent != agent || inc.PagerDutyKey != fmt.Sprintf("reins-%d", id) {
 			t.Errorf("incident %d: agent %s, PagerDuty key %q; want %s, reins-%d", id, inc.Agent, inc.PagerDutyKey, agent, id)
 		}
-		if kinds := eventKinds(t, env, id); len(kinds) == 0 || kinds[0] != incidents.EventIncidentOpened {
+		if kinds := incidentstest.EventKinds(t, env, id); len(kinds) == 0 || kinds[0] != incidents.EventIncidentOpened {
 			t.Errorf("incident %d: timeline %v, want it to start with incident_opened", id, kinds)
 		}
 	}
-	if !findIncident(t, env, 1).Unowned || findIncident(t, env, 2).Unowned {
-		t.Errorf("unowned: incident 1 %v, 2 %v; want true, false", findIncident(t, env, 1).Unowned, findIncident(t, env, 2).Unowned)
+	if !incidentstest.FindIncident(t, env, 1).Unowned || incidentstest.FindIncident(t, env, 2).Unowned {
+		t.Errorf("unowned: incident 1 %v, 2 %v; want true, false", incidentstest.FindIncident(t, env, 1).Unowned, incidentstest.FindIncident(t, env, 2).Unowned)
 	}
-	if got, want := outboxKeys(env, incidents.KindPage), []string{"inc-2/page", "inc-3/page"}; !slices.Equal(got, want) {
+	if got, want := incidentstest.OutboxKeys(env, incidents.KindPage), []string{"inc-2/page", "inc-3/page"}; !slices.Equal(got, want) {
 		t.Errorf("pages: got %v, want %v", got, want)
 	}
 }

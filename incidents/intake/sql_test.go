@@ -22,7 +22,7 @@ func TestConcurrentIngestLosesNoUpdate(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		store := sqlstore.New(db, d)
 		env := incidentstest.NewEnv(func(deps *incidents.Deps, c *incidents.Config) { deps.Store = store })
-		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-0"} }))
+		incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-0"} }))
 
 		const senders = 16
 		var wg sync.WaitGroup
