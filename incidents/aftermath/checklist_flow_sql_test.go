@@ -24,10 +24,10 @@ func TestAftermathOnRealStores(t *testing.T) {
 	dbtest.Each(t, func(t *testing.T, db *sqlx.DB, d migrations.Dialect) {
 		store := sqlstore.New(db, d)
 		env := incidentstest.NewEnv(func(deps *incidents.Deps, c *incidents.Config) { deps.Store = store })
-		svc := func() (*incidents.Service, *aftermath.Service) {
+		svc := func() (*incidents.Service, *aftermath.Service, *aftermath.Reminders) {
 			s := incidents.New(incidents.Deps{Store: store, Registry: env.Registry, Authority: env.Auth, Chat: env.Chat,
 				Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config)
-			return s, aftermath.New(s.Core)
+			return s, aftermath.New(s.Core), aftermath.NewReminders(s.Core)
 		}
 		incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Sessions = []string{"s-8812", "s-8813"} }))
 		incidentstest.Drain(t, env, outbox.LaneChat)
@@ -47,7 +47,7 @@ func TestAftermathOnRealStores(t *testing.T) {
 		wg.Wait()
 		incidentstest.Drain(t, env, outbox.LaneChat)
 
-		env.Service, env.Aftermath = svc() // a restart
+		env.Service, env.Aftermath, env.Reminders = svc() // a restart
 		again := startChecklist(t, env, 1)
 		if again.Answered() != 3 || again.Next().Key != c.Items[3].Key {
 			t.Fatalf("after restart: %d answered, next %s; want 3 and %s", again.Answered(), again.Next().Key, c.Items[3].Key)
@@ -60,10 +60,10 @@ func TestAftermathOnRealStores(t *testing.T) {
 		}
 
 		env.Clock.Advance(time.Hour)
-		_, other := svc()
+		_, _, other := svc()
 		now := env.Clock.Now()
 		counts := make([]int, 2)
-		for i, s := range []*aftermath.Service{env.Aftermath, other} {
+		for i, s := range []*aftermath.Reminders{env.Reminders, other} {
 			wg.Go(func() {
 				n, err := s.NudgeStalledChecklists(ctx, now)
 				if err != nil {

@@ -9,13 +9,23 @@ import (
 	"github.com/reins-oss/reins/incidents"
 )
 
+// Reminders is the aftermath's scheduled nudges: checklists that stalled
+// and postmortems left unfinished, each posted once however many replicas
+// run the job (incidents/jobs runs them).
+type Reminders struct {
+	core *incidents.Core
+}
+
+// NewReminders returns the reminders of the incidents core serves.
+func NewReminders(core *incidents.Core) *Reminders { return &Reminders{core: core} }
+
 // NudgeStalledChecklists posts a reminder in each checklist thread that has
 // waited NudgeInterval since its last answer or nudge, at most NudgeMax
 // times per stall, never while snoozed or after reminders were stopped. Each
 // checklist is re-read and updated in its own transaction, so a second run
 // (another replica, the same minute) sees the first's nudge and sends none.
 // It returns how many reminders it queued.
-func (s *Service) NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error) {
+func (s *Reminders) NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error) {
 	list, err := s.core.Store().FindUnfinishedChecklists(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("find unfinished checklists: %w", err)
@@ -39,7 +49,7 @@ func (s *Service) NudgeStalledChecklists(ctx context.Context, now time.Time) (in
 	return sent, nil
 }
 
-func (s *Service) nudgeDue(c *incidents.Checklist, now time.Time) bool {
+func (s *Reminders) nudgeDue(c *incidents.Checklist, now time.Time) bool {
 	if c.RemindersStopped || (c.SnoozedUntil != nil && c.SnoozedUntil.After(now)) || c.NudgeCount >= s.core.Config().NudgeMax {
 		return false
 	}
@@ -50,7 +60,7 @@ func (s *Service) nudgeDue(c *incidents.Checklist, now time.Time) bool {
 	return now.Sub(last) >= s.core.Config().NudgeInterval && c.Next() != nil
 }
 
-func (s *Service) nudgeChecklist(ctx context.Context, incID int64, now time.Time) (bool, error) {
+func (s *Reminders) nudgeChecklist(ctx context.Context, incID int64, now time.Time) (bool, error) {
 	sent := false
 	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		sent = false
@@ -101,7 +111,7 @@ func nudgeText(inc *incidents.Incident, c *incidents.Checklist, next *incidents.
 // postmortem is still unfinished PostmortemDue after the resolve, at most
 // once per PostmortemDue and NudgeMax times in all, unless the responders
 // snoozed or stopped reminders. It returns how many reminders it queued.
-func (s *Service) RemindPostmortems(ctx context.Context, now time.Time) (int, error) {
+func (s *Reminders) RemindPostmortems(ctx context.Context, now time.Time) (int, error) {
 	sent := 0
 	for offset := 0; ; offset += incidents.PageSize {
 		page, err := s.core.Store().FindIncidents(ctx, incidents.IncidentFilter{Status: incidents.StatusResolved, Limit: incidents.PageSize, Offset: offset})
@@ -130,7 +140,7 @@ func (s *Service) RemindPostmortems(ctx context.Context, now time.Time) (int, er
 	return sent, nil
 }
 
-func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Time) (bool, error) {
+func (s *Reminders) remindPostmortem(ctx context.Context, incID int64, now time.Time) (bool, error) {
 	sent := false
 	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		sent = false

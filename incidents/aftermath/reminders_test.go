@@ -32,7 +32,7 @@ func reminders(t *testing.T, env *incidentstest.Env) []incidents.ReminderPayload
 
 func nudge(t *testing.T, env *incidentstest.Env) int {
 	t.Helper()
-	n, err := env.Aftermath.NudgeStalledChecklists(ctx, env.Clock.Now())
+	n, err := env.Reminders.NudgeStalledChecklists(ctx, env.Clock.Now())
 	if err != nil {
 		t.Fatalf("NudgeStalledChecklists: %v", err)
 	}
@@ -127,13 +127,13 @@ func TestNudgeSkipsResolvedAndFinished(t *testing.T) {
 
 func TestNudgeTwoReplicasSendOne(t *testing.T) {
 	env := stalledChecklist(t)
-	other := aftermath.New(incidents.New(incidents.Deps{Store: env.Store, Registry: env.Registry, Authority: env.Auth, Chat: env.Chat,
+	other := aftermath.NewReminders(incidents.New(incidents.Deps{Store: env.Store, Registry: env.Registry, Authority: env.Auth, Chat: env.Chat,
 		Pager: env.Pager, Halter: env.Halter, Clock: env.Clock}, env.Config).Core)
 	env.Clock.Advance(time.Hour)
 	now := env.Clock.Now()
 	var wg sync.WaitGroup
 	counts := make([]int, 2)
-	for i, svc := range []*aftermath.Service{env.Aftermath, other} {
+	for i, svc := range []*aftermath.Reminders{env.Reminders, other} {
 		wg.Go(func() {
 			n, err := svc.NudgeStalledChecklists(ctx, now)
 			if err != nil {
@@ -158,7 +158,7 @@ func TestRemindPostmortems(t *testing.T) {
 	answerPostmortem(t, env, 1, "summary", "looped")
 	remind := func() int {
 		t.Helper()
-		n, err := env.Aftermath.RemindPostmortems(ctx, env.Clock.Now())
+		n, err := env.Reminders.RemindPostmortems(ctx, env.Clock.Now())
 		if err != nil {
 			t.Fatalf("RemindPostmortems: %v", err)
 		}
@@ -193,7 +193,7 @@ func TestRemindPostmortemsSkipsFinishedAndStopped(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(100 * time.Hour)
-	if n, err := env.Aftermath.RemindPostmortems(ctx, env.Clock.Now()); err != nil || n != 0 {
+	if n, err := env.Reminders.RemindPostmortems(ctx, env.Clock.Now()); err != nil || n != 0 {
 		t.Errorf("got %d reminders (%v), want none", n, err)
 	}
 }

@@ -101,6 +101,8 @@ type Env struct {
 	Intake  *intake.Service
 	// Aftermath is the resolve, checklist and postmortem use cases.
 	Aftermath *aftermath.Service
+	// Reminders is the aftermath's scheduled nudges.
+	Reminders *aftermath.Reminders
 	// Metrics is the registry the Service's series are registered with.
 	Metrics *prometheus.Registry
 }
@@ -139,5 +141,6 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 	e.Service = incidents.New(deps, e.Config)
 	e.Intake = intake.New(e.Service.Core)
 	e.Aftermath = aftermath.New(e.Service.Core)
+	e.Reminders = aftermath.NewReminders(e.Service.Core)
 	return e
 }

@@ -35,7 +35,7 @@ const (
 	scheduleInterrupted = "@every 15s"
 )
 
-// Reminders is what the jobs ask of the aftermath (*aftermath.Service): the
+// Reminders is what the jobs ask of the aftermath (*aftermath.Reminders): the
 // nudges of stalled checklists and unfinished postmortems.
 type Reminders interface {
 	NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error)
