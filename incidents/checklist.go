@@ -191,6 +191,7 @@ func PostmortemQuestions() []PostmortemQuestion {
 	return append([]PostmortemQuestion(nil), postmortemQuestions...)
 }
 
+// QuestionIndex is the position of the postmortem question key, -1 if none.
 func QuestionIndex(key string) int {
 	for i, q := range postmortemQuestions {
 		if q.Key == key {
@@ -206,6 +207,7 @@ type QuestionPayload struct {
 	Update bool   `json:"update,omitempty"`
 }
 
+// AnswerFor is the answer to question key, nil when unanswered.
 func AnswerFor(answers []*PostmortemAnswer, key string) *PostmortemAnswer {
 	for _, a := range answers {
 		if a.Key == key {
@@ -243,6 +245,7 @@ type ChecklistItemPayload struct {
 	Update bool   `json:"update,omitempty"`
 }
 
+// FindItemByKey is the checklist item of key, nil when there is none.
 func FindItemByKey(c *Checklist, key string) *ChecklistItem {
 	for _, it := range c.Items {
 		if it.Key == key {

@@ -19,12 +19,8 @@ import (
 // This file is what every use case needs: the transaction that retries a
 // conflict, the outbox item queued inside it, the timeline event, the
 // incident opened by hand, and the small text helpers. The use-case packages
-// (incidents/intake, and the use cases still in Service) hold a *Core and
-// call only these.
-
-// Enqueue adds an outbox item, due now, inside the caller's transaction. An
-// item whose key is already queued is not queued again: keys are the
-// idempotency of every side effect.
+// (incidents/intake, incidents/aftermath) hold a *Core and call these; the
+// use cases still in Service reach them through its embedded Core.
 
 // Core is what the use cases share: the store, the registry, the outbox, the
 // clock, the log, the settings, and Slack and PagerDuty when configured (nil
@@ -64,10 +60,14 @@ func (c *Core) Pager() Pager { return c.pager }
 // Metrics is the series the use cases count in.
 func (c *Core) Metrics() *Metrics { return c.metrics }
 
+// Enqueue adds an outbox item, due now, inside the caller's transaction. An
+// item whose key is already queued is not queued again: keys are the
+// idempotency of every side effect.
 func (c *Core) Enqueue(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any) error {
 	return c.EnqueueAt(ctx, q, incID, lane, kind, key, payload, c.clock.Now())
 }
 
+// EnqueueAt is Enqueue for an item due at due.
 func (c *Core) EnqueueAt(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any, due time.Time) error {
 	item, err := c.OutboxItem(incID, lane, kind, key, payload, due)
 	if err != nil {
@@ -207,8 +207,11 @@ func (c *Core) OpenManual(ctx context.Context, q Queries, ag *ownership.Agent, a
 	return inc, true, c.StartIncident(ctx, q, inc, ag, actor, text)
 }
 
+// PagerKey is the PagerDuty dedup key of incident id.
 func PagerKey(id int64) string { return fmt.Sprintf("reins-%d", id) }
 
+// AppendEvent appends a timeline event to incident incID inside the
+// caller's transaction.
 func AppendEvent(ctx context.Context, q TimelineStore, incID int64, at time.Time, kind EventKind, actor Actor, text string, data any) error {
 	e := NewEvent(incID, at, kind, actor, text, data)
 	if err := q.AppendEvent(ctx, e); err != nil {
@@ -222,6 +225,7 @@ func NewEvent(incID int64, at time.Time, kind EventKind, actor Actor, text strin
 	return &Event{IncidentID: incID, At: at, Kind: kind, Actor: actor, Text: text, Data: JSONData(data)}
 }
 
+// JSONData encodes an event's data; nil is an empty object.
 func JSONData(v any) json.RawMessage {
 	if v == nil {
 		return json.RawMessage(`{}`)
@@ -235,6 +239,7 @@ func JSONData(v any) json.RawMessage {
 	return b
 }
 
+// Clip trims s and shortens it to n runes, ending in an ellipsis.
 func Clip(s string, n int) string {
 	s = strings.TrimSpace(s)
 	if r := []rune(s); len(r) > n {
@@ -243,6 +248,7 @@ func Clip(s string, n int) string {
 	return s
 }
 
+// FirstNonEmpty returns the first value that is not blank.
 func FirstNonEmpty(vals ...string) string {
 	for _, v := range vals {
 		if strings.TrimSpace(v) != "" {
@@ -289,15 +295,18 @@ func (c *Core) UpdateIncident(ctx context.Context, id int64, fn func(q Queries, 
 	})
 }
 
+// IncidentLink is the link to incident id in the web view.
 func (c *Core) IncidentLink(id int64) Link {
 	return Link{Text: fmt.Sprintf("Incident #%d in reins", id),
 		URL: fmt.Sprintf("%s/incidents/%d", strings.TrimRight(c.cfg.PublicURL, "/"), id)}
 }
 
+// ChannelLink is the Slack link to the incident's channel.
 func ChannelLink(inc *Incident) Link {
 	return Link{Text: "#" + inc.SlackChannelName, URL: "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)}
 }
 
+// Dedupe drops blank and repeated values, keeping the first of each in order.
 func Dedupe(list []string) []string {
 	seen := map[string]bool{}
 	out := list[:0:0]
@@ -329,6 +338,7 @@ func Slug(s string) string {
 	return b.String()
 }
 
+// ActorLabel names an actor for people: its name when known.
 func ActorLabel(a Actor) string {
 	if a.Name != "" {
 		return a.Name
