@@ -13,53 +13,6 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// AutoHaltCommand is a halt asked for by policy: an SLA breach or the
-// dead-man. No person's authority is checked: the config is the authority.
-type AutoHaltCommand struct {
-	Agent      string
-	SLA        string   // SLA name, or "escalation" for the dead-man
-	Action     string   // ownership.OnBreachRestrict | OnBreachThrottle | OnBreachHaltSession | OnBreachHaltAgent
-	Fallback   string   // ownership fallback value
-	Sessions   []string // for halt_session, restrict, throttle (empty: the whole agent)
-	Allow      []string // restrict: the tool globs still allowed (the SLA's restrict_to)
-	Rate       int      // throttle: model calls per minute (the SLA's rate)
-	IncidentID int64    // the incident the breach opened/joined (0: find/open the agent's)
-	Reason     string   // human text: "tokens_per_session 210,000 > 200,000 at step 37"
-	DryRun     bool
-	// Queue asks, beyond max_auto_halts_per_minute, for AutoHaltQueued and
-	// when the budget frees (the guard's breaches wait for it) instead of
-	// a note and a page.
-	Queue bool
-	// Overflow is the whole-agent halt of escalation.overflow: not held to
-	// max_auto_halts_per_minute, since it stops every further halt.
-	Overflow bool
-}
-
-// AutoHaltOutcome says what AutoHalt did.
-type AutoHaltOutcome struct {
-	Action string // what was actually done: restrict | throttle | halt_session | halt_agent | alert (fell back) | dry_run | rate_limited | already_halted
-	Halt   *Halt  // nil unless a halt ran
-	Note   string // what was said on the timeline / channel
-	// RetryAt is, with AutoHaltQueued, when the agent's budget frees a halt.
-	RetryAt time.Time
-}
-
-// AutoHalt outcomes besides the on_breach values.
-const (
-	AutoHaltDryRun        = "dry_run"
-	AutoHaltRateLimited   = "rate_limited"
-	AutoHaltAlreadyHalted = "already_halted"
-	// AutoHaltQueued: over max_auto_halts_per_minute with Queue set; the
-	// caller asks again at RetryAt.
-	AutoHaltQueued = "queued"
-)
-
-// EscalationSLA is the SLA name of the dead-man's halts.
-const EscalationSLA = "escalation"
-
-// PolicyActor is the actor of an automatic halt: "policy:<agent>/<sla>".
-func PolicyActor(agent, sla string) Actor { return Actor{Kind: ActorPolicy, ID: agent + "/" + sla} }
-
 // AutoHalt halts by policy through the same path as a person's halt
 // (recorded, retried, verified, re-paged on failure) and says in the
 // incident why and how to resume. What it decides (already halted, the rate

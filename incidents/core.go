@@ -37,6 +37,8 @@ type Core struct {
 	metrics *Metrics
 	// sessions is the session record, nil when reins keeps none.
 	sessions SessionRecords
+	auth     Authority
+	halter   Halter
 }
 
 // Store is the store the use cases run their transactions on.
@@ -56,6 +58,12 @@ func (c *Core) Chat() Chat { return c.chat }
 
 // Pager is PagerDuty, or nil when it is not configured.
 func (c *Core) Pager() Pager { return c.pager }
+
+// Authority decides who may halt an agent and who holds kill authority now.
+func (c *Core) Authority() Authority { return c.auth }
+
+// Halter is the halt adapters.
+func (c *Core) Halter() Halter { return c.halter }
 
 // Metrics is the series the use cases count in.
 func (c *Core) Metrics() *Metrics { return c.metrics }
@@ -354,8 +362,9 @@ func (c *Core) IncidentOpened(id int64, agent string, owned bool, attrs ...any) 
 	c.log.Info("incident opened", append([]any{"incident", id, "agent", agent}, attrs...)...)
 }
 
-// RegistryOrEmpty returns the registry in force, or an empty one.
-func (c *Core) RegistryOrEmpty() *ownership.Registry {
+// Registry returns the ownership registry in force, or an empty one before
+// any was loaded.
+func (c *Core) Registry() *ownership.Registry {
 	if c.reg != nil {
 		if r := c.reg.Current(); r != nil {
 			return r
@@ -367,7 +376,7 @@ func (c *Core) RegistryOrEmpty() *ownership.Registry {
 // LookupAgent finds an agent by name or alias; an unknown name gets an
 // ENOTFOUND whose message names the closest agents.
 func (c *Core) LookupAgent(name string) (*ownership.Agent, error) {
-	reg := c.RegistryOrEmpty()
+	reg := c.Registry()
 	if ag := FindAgent(reg, name); ag != nil {
 		return ag, nil
 	}
@@ -393,8 +402,6 @@ func (c *Core) Outbox() *outbox.Worker { return c.outbox }
 // Kick wakes the delivery workers after a commit that queued items.
 func (c *Core) Kick() { c.outbox.Kick() }
 
-// Registry returns the ownership registry in force.
-func (c *Core) Registry() *ownership.Registry { return c.reg.Current() }
 
 // MaxTitle bounds an incident's title however long the alert's.
 const MaxTitle = 200
@@ -404,7 +411,7 @@ const MaxTitle = 200
 // so it shows every alert the bucket received.
 const SummaryDebounce = 5 * time.Second
 
-// enqueueOnce queues a chat item and says whether this call queued it.
+// EnqueueOnce queues a chat item and says whether this call queued it.
 func (c *Core) EnqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
 	raw, err := json.Marshal(payload)
 	if err != nil {
@@ -452,4 +459,18 @@ func (c *Core) HowToEach(slash, cli string) string {
 		return "`reins " + cli + "`"
 	}
 	return "`/agent " + slash + "` in Slack or `reins " + cli + "` on the reins host"
+}
+
+// Mentionable keeps the Slack user and user-group IDs: e-mail addresses
+// cannot be mentioned.
+func Mentionable(lists ...[]string) []string {
+	var out []string
+	for _, list := range lists {
+		for _, p := range list {
+			if len(p) > 1 && strings.ContainsRune("UWS", rune(p[0])) && !strings.Contains(p, "@") {
+				out = append(out, p)
+			}
+		}
+	}
+	return Dedupe(out)
 }

@@ -19,7 +19,7 @@ import (
 // every replica and every restart sees it. It returns the incidents it
 // escalated.
 func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	n := 0
 	var errs []error
 	for offset := 0; ; offset += PageSize {

@@ -76,7 +76,7 @@ func (s *Service) enqueueBuryNotices(ctx context.Context, q outbox.Store, it *ou
 			fields = append(fields, Field{Label: "Lost message", Value: FirstNonEmpty(m.Title, m.Text)})
 		}
 	}
-	if gov := s.RegistryOrEmpty().Slack.GovernanceChannel; gov != "" {
+	if gov := s.Registry().Slack.GovernanceChannel; gov != "" {
 		m := Message{Channel: gov, Style: StyleDanger, Title: title, Fields: fields}
 		if it.IncidentID != 0 {
 			m.Links = []Link{s.IncidentLink(it.IncidentID)}

@@ -48,7 +48,7 @@ func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) err
 	if inc.SlackChannelID != "" {
 		return nil // done before a crash or by another worker
 	}
-	name := ChannelName(s.RegistryOrEmpty().Slack.ChannelPrefix, inc.ID, inc.Agent, inc.Title)
+	name := ChannelName(s.Registry().Slack.ChannelPrefix, inc.ID, inc.Agent, inc.Title)
 	id, used, err := s.chat.CreateChannel(ctx, name, false)
 	if err != nil {
 		return fmt.Errorf("create channel %s for incident %d: %w", name, inc.ID, err)
@@ -122,7 +122,7 @@ func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) err
 
 // summaryView gathers what the summary shows, as of now.
 func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	v := &SummaryView{Incident: inc, PublicURL: s.cfg.PublicURL}
 	if !inc.Unowned {
 		v.Agent = FindAgent(reg, inc.Agent)
@@ -204,7 +204,7 @@ func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 	if !ok || inc.Unowned {
 		return err
 	}
-	ag := FindAgent(s.RegistryOrEmpty(), inc.Agent)
+	ag := FindAgent(s.Registry(), inc.Agent)
 	if ag == nil {
 		return nil // removed from the registry since
 	}
@@ -230,7 +230,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	if !ok {
 		return err
 	}
-	ag := FindAgent(s.RegistryOrEmpty(), inc.Agent)
+	ag := FindAgent(s.Registry(), inc.Agent)
 	var links []Link
 	if ag != nil && ag.Runbook != "" && !inc.Unowned {
 		links = append(links, Link{Text: "Runbook", URL: ag.Runbook})
@@ -261,7 +261,7 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if err != nil {
 		return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 	}
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	channel := reg.Slack.GovernanceChannel
 	if ag := FindAgent(reg, inc.Agent); ag != nil && !inc.Unowned {
 		if t := reg.Teams[ag.Team]; t != nil && t.SlackChannel != "" {

@@ -110,7 +110,7 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 	if err != nil {
 		return nil, Page{}, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 	}
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	var ag *ownership.Agent
 	if !inc.Unowned {
 		ag = FindAgent(reg, inc.Agent)
@@ -228,4 +228,40 @@ func cmpBool(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// KindQueuePage pages the kill authority, once per incident, that breaching
+// sessions of its agent wait for the automatic-halt budget; payload:
+// QueuePagePayload. Its dedup key is the incident's with "/auto-halt-queue"
+// appended: a page of its own, not a repeat PagerDuty folds into the first.
+const KindQueuePage = "page_queue"
+
+// QueuePagePayload is the payload of a KindQueuePage item.
+type QueuePagePayload struct {
+	Summary string `json:"summary"`
+	Waiting int    `json:"waiting"`
+}
+
+// deliverQueuePage pages that breaches wait for the automatic-halt budget.
+func (s *Service) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
+	inc, page, err := s.pageFor(ctx, it, "trigger")
+	if err != nil {
+		return err
+	}
+	var p QueuePagePayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return outbox.Permanent(fmt.Errorf("decode %s: %w", it.Key, err))
+	}
+	page.DedupKey += "/auto-halt-queue"
+	page.Severity = SeverityCritical
+	page.Summary = Clip(fmt.Sprintf("[reins #%d] %s", inc.ID, p.Summary), maxPageSummary)
+	page.Details["waiting_sessions"] = p.Waiting
+	if err := s.pager.Send(ctx, page); err != nil {
+		return fmt.Errorf("queue page for incident %d: %w", inc.ID, err)
+	}
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+			"Paged the kill authority of "+inc.Agent+": breaching sessions wait for the automatic-halt budget",
+			map[string]any{"dedup_key": page.DedupKey, "waiting": p.Waiting})
+	})
 }

@@ -209,7 +209,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		if err := q.CreateHalt(ctx, h); err != nil {
 			return fmt.Errorf("record %s of %s: %w", cmd.Action, ag.Name, err)
 		}
-		detail := fmt.Sprintf("halt %d: %s %s%s", h.ID, cmd.Action, haltTarget(ag.Name, sessions), rungParams(h))
+		detail := fmt.Sprintf("halt %d: %s %s%s", h.ID, cmd.Action, haltTarget(ag.Name, sessions), RungParams(h))
 		if cmd.BreakGlass {
 			detail += " (break-glass)"
 		}
@@ -224,7 +224,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 			return nil
 		}
 		return AppendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
-			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), rungParams(h)),
+			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), RungParams(h)),
 			map[string]any{"halt_id": h.ID, "action": cmd.Action, "sessions": sessions, "reason": cmd.Reason,
 				"adapter": h.Adapter, "break_glass": cmd.BreakGlass, "allow": h.Allow, "rate": h.Rate})
 	})
@@ -432,20 +432,6 @@ func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message)
 	}
 }
 
-// Mentionable keeps the Slack user and user-group IDs: e-mail addresses
-// cannot be mentioned.
-func Mentionable(lists ...[]string) []string {
-	var out []string
-	for _, list := range lists {
-		for _, p := range list {
-			if len(p) > 1 && strings.ContainsRune("UWS", rune(p[0])) && !strings.Contains(p, "@") {
-				out = append(out, p)
-			}
-		}
-	}
-	return Dedupe(out)
-}
-
 // supports asks the Halter whether ag's adapter can do action; halt and
 // resume are every adapter's.
 func (s *Service) supports(ag *ownership.Agent, action string) bool {
@@ -453,18 +439,6 @@ func (s *Service) supports(ag *ownership.Agent, action string) bool {
 		return true
 	}
 	return s.halter != nil && s.halter.Supports(ag, action)
-}
-
-// rungParams is " to salesforce.read, zendesk.*" or " to 6/min" for the
-// softer rungs, "" otherwise.
-func rungParams(h *Halt) string {
-	switch h.Action {
-	case ActionRestrict:
-		return " to " + strings.Join(h.Allow, ", ")
-	case ActionThrottle:
-		return fmt.Sprintf(" to %d/min", h.Rate)
-	}
-	return ""
 }
 
 // rungOutcome is the timeline kind and message of a verified restrict or

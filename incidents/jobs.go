@@ -32,7 +32,7 @@ const (
 // down, and incidents open for more than a week. A second run on the same
 // day does nothing.
 func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	drills, err := s.store.LastDrills(ctx)
 	if err != nil {
 		return fmt.Errorf("load drills: %w", err)
@@ -213,7 +213,7 @@ func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ow
 	if s.chat == nil {
 		return nil
 	}
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	gov := reg.Slack.GovernanceChannel
 	key := func(where string) string { return fmt.Sprintf("drill/%s/%d/%s", ag.Name, res.ID, where) }
 	fields := []Field{{Label: "Adapter", Value: ag.Halt.Adapter}, {Label: "At", Value: res.At.UTC().Format("2006-01-02 15:04 UTC")}}

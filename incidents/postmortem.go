@@ -211,9 +211,21 @@ func ParseActionItems(text string) []ActionItem {
 // Rung is the action with its parameters: "restrict to a, b", "throttle to
 // 6/min", "halt"; a probation says until when.
 func (h PostmortemHalt) Rung() string {
-	out := h.Action + rungParams(&Halt{Action: h.Action, Allow: h.Allow, Rate: h.Rate})
+	out := h.Action + RungParams(&Halt{Action: h.Action, Allow: h.Allow, Rate: h.Rate})
 	if h.Probation != nil {
 		out += " (probation until " + h.Probation.UTC().Format("15:04:05") + ")"
 	}
 	return out
+}
+
+// RungParams is " to salesforce.read, zendesk.*" or " to 6/min" for the
+// softer rungs, "" otherwise.
+func RungParams(h *Halt) string {
+	switch h.Action {
+	case ActionRestrict:
+		return " to " + strings.Join(h.Allow, ", ")
+	case ActionThrottle:
+		return fmt.Sprintf(" to %d/min", h.Rate)
+	}
+	return ""
 }

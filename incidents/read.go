@@ -56,7 +56,7 @@ func (s *Service) Alerts(ctx context.Context, id int64) ([]*Alert, error) {
 // incidentID 0 every incident.
 func (s *Service) Halts(ctx context.Context, agent string, incidentID int64) ([]*Halt, error) {
 	if agent != "" {
-		if ag := FindAgent(s.RegistryOrEmpty(), agent); ag != nil {
+		if ag := FindAgent(s.Registry(), agent); ag != nil {
 			agent = ag.Name // an alias finds the agent's halts
 		}
 	}

@@ -233,15 +233,12 @@ func (s *Service) recontain(ctx context.Context, cmd AutoHaltCommand, ag *owners
 	return out, nil
 }
 
-// ProbationSLA is the SLA name of the resume that ends a probation.
-const ProbationSLA = "probation"
-
 // EndProbations returns to running every target whose probation ended at
 // or before now without a breach (a breach would have halted it, so what is
 // still on probation had none). It is a scheduled job: safe to run twice, a
 // target resumed already is no longer on probation.
 func (s *Service) EndProbations(ctx context.Context, now time.Time) error {
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	for _, name := range reg.Names() {
 		ag := reg.Agents[name]
 		if ag == nil || ag.Resume.Probation.For <= 0 {

@@ -60,8 +60,6 @@ type Deps struct {
 // Service is the incident domain's use cases, one file each.
 type Service struct {
 	*Core
-	auth      Authority
-	halter    Halter
 	autoHalts autoHaltLocks // one automatic halt per agent at a time
 }
 
@@ -94,9 +92,9 @@ func New(d Deps, cfg Config) *Service {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	core := &Core{metrics: d.Metrics, sessions: d.Sessions, store: d.Store, reg: d.Registry, chat: d.Chat, pager: d.Pager,
+	core := &Core{auth: d.Authority, halter: d.Halter, metrics: d.Metrics, sessions: d.Sessions, store: d.Store, reg: d.Registry, chat: d.Chat, pager: d.Pager,
 		clock: d.Clock, log: d.Log, cfg: cfg}
-	s := &Service{Core: core, auth: d.Authority, halter: d.Halter}
+	s := &Service{Core: core}
 	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
 		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics.reg, Bury: s.bury,
 		Destinations: Destinations(), ProbeInterval: cfg.DeliveryProbeInterval})

@@ -91,7 +91,7 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 	} else if err != nil {
 		return Message{}, fmt.Errorf("session %s: %w", id, err)
 	}
-	ag := FindAgent(s.RegistryOrEmpty(), rec.Totals.Agent)
+	ag := FindAgent(s.Registry(), rec.Totals.Agent)
 	entries, omitted := sessions.Timeline(rec, ag, timelineLimit)
 	var b strings.Builder
 	b.WriteString(sessions.FormatTotals(rec.Totals) + "\n")

@@ -16,7 +16,7 @@ import (
 // no sessions halts the agent, a resume of no sessions lifts every halt, and
 // halts and resumes of sessions add and remove those sessions.
 func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, error) {
-	reg := s.RegistryOrEmpty()
+	reg := s.Registry()
 	var agents []*ownership.Agent
 	filter := ""
 	if agent != "" {
@@ -128,7 +128,7 @@ func (s *Service) Who(ctx context.Context, agent string) (*AgentInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := &AgentInfo{Agent: ag, Team: s.RegistryOrEmpty().Teams[ag.Team]}
+	info := &AgentInfo{Agent: ag, Team: s.Registry().Teams[ag.Team]}
 	if s.auth != nil {
 		info.Holders, info.Unavailable = s.auth.Holders(ctx, ag)
 	}

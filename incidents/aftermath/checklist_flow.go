@@ -122,7 +122,7 @@ func (s *Service) newChecklist(inc *incidents.Incident, actor incidents.Actor, n
 	c := &incidents.Checklist{IncidentID: inc.ID, CreatedAt: now, CreatedBy: actor, LastActivityAt: now}
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = incidents.FindAgent(s.core.RegistryOrEmpty(), inc.Agent)
+		ag = incidents.FindAgent(s.core.Registry(), inc.Agent)
 	}
 	if ag != nil {
 		seen := map[string]bool{}
@@ -365,7 +365,7 @@ func (s *Service) addSessionEvidence(c *incidents.Checklist, inc *incidents.Inci
 	if len(recs) == 0 || inc.Unowned {
 		return
 	}
-	ag := incidents.FindAgent(s.core.RegistryOrEmpty(), inc.Agent)
+	ag := incidents.FindAgent(s.core.Registry(), inc.Agent)
 	if ag == nil || !ag.DeclaresTools() {
 		return
 	}

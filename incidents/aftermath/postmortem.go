@@ -52,7 +52,7 @@ func (s *Service) assemble(ctx context.Context, q incidents.Queries, id int64) (
 	}
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = incidents.FindAgent(s.core.RegistryOrEmpty(), inc.Agent)
+		ag = incidents.FindAgent(s.core.Registry(), inc.Agent)
 	}
 	pm := &incidents.Postmortem{ID: inc.ID, Agent: inc.Agent, Unowned: inc.Unowned, Title: inc.Title, Severity: inc.Severity,
 		Status: inc.Status, Source: inc.Source, ResolvedBy: inc.ResolvedBy, GeneratedAt: s.core.Now().UTC(),

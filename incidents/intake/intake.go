@@ -37,7 +37,7 @@ func (s *Service) Ingest(ctx context.Context, alerts []incidents.Alert) (inciden
 	if slices.ContainsFunc(alerts, func(a incidents.Alert) bool { return a.Test }) {
 		return s.ingestWithTests(ctx, alerts)
 	}
-	reg := s.core.RegistryOrEmpty()
+	reg := s.core.Registry()
 	alerts, err := s.route(ctx, reg, alerts)
 	if err != nil {
 		return incidents.IngestResult{}, err

@@ -15,7 +15,7 @@ import (
 // test alert (same fingerprint) finds its test incident again.
 func (s *Service) ingestTests(ctx context.Context, tests []incidents.Alert) (incidents.IngestResult, error) {
 	var res incidents.IngestResult
-	reg := s.core.RegistryOrEmpty()
+	reg := s.core.Registry()
 	for i := range tests {
 		a := tests[i]
 		if a.Status == incidents.AlertResolved {
