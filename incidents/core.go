@@ -402,7 +402,6 @@ func (c *Core) Outbox() *outbox.Worker { return c.outbox }
 // Kick wakes the delivery workers after a commit that queued items.
 func (c *Core) Kick() { c.outbox.Kick() }
 
-
 // MaxTitle bounds an incident's title however long the alert's.
 const MaxTitle = 200
 

@@ -18,8 +18,8 @@ const (
 	pageSource     = "reins"
 )
 
-// repagePayload is the payload of a KindRepage item.
-type repagePayload struct {
+// RepagePayload is the payload of a KindRepage item.
+type RepagePayload struct {
 	HaltID int64  `json:"halt_id"`
 	Error  string `json:"error"`
 }
@@ -59,7 +59,7 @@ func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
 	})
 }
 
-const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: repagePayload
+const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: RepagePayload
 
 // deliverRepage triggers again on the same dedup key after a failed halt, so
 // PagerDuty keeps one incident and the acknowledgement sync still matches.
@@ -68,7 +68,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 	if err != nil {
 		return err
 	}
-	var p repagePayload
+	var p RepagePayload
 	if len(it.Payload) > 0 {
 		if err := json.Unmarshal(it.Payload, &p); err != nil {
 			return outbox.Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))

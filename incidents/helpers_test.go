@@ -9,3 +9,4 @@ import (
 var ctx = context.Background()
 
 var bob = incidents.Actor{Kind: incidents.ActorSlack, ID: "U02BOB"}
+var alice = incidents.Actor{Kind: incidents.ActorSlack, ID: "U01ALICE", Name: "alice"}

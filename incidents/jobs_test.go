@@ -28,7 +28,7 @@ func TestRunDrill(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv()
 			env.Halter.DrillFunc = func(ctx context.Context, ag *ownership.Agent) error { return tt.drillErr }
-			res, err := env.Service.RunDrill(ctx, "support-bot-v2", env.Clock.Now())
+			res, err := env.Drills.RunDrill(ctx, "support-bot-v2", env.Clock.Now())
 			if err != nil {
 				t.Fatalf("RunDrill: %v", err)
 			}
@@ -39,7 +39,7 @@ func TestRunDrill(t *testing.T) {
 			if err != nil || last["support-bot"] == nil || last["support-bot"].OK != tt.wantOK {
 				t.Errorf("recorded: got %+v (%v)", last["support-bot"], err)
 			}
-			if got := audit(t, env); len(got) != 1 || !strings.HasPrefix(got[0], "drill") {
+			if got := incidentstest.Audit(t, env); len(got) != 1 || !strings.HasPrefix(got[0], "drill") {
 				t.Errorf("audit: got %v, want one drill entry", got)
 			}
 			incidentstest.Drain(t, env, outbox.LaneChat)
@@ -59,12 +59,12 @@ func TestRunDrill(t *testing.T) {
 
 func TestRunDrillTwiceDrillsOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
-	first, err := env.Service.RunDrill(ctx, "support-bot", env.Clock.Now())
+	first, err := env.Drills.RunDrill(ctx, "support-bot", env.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(40 * time.Second)
-	second, err := env.Service.RunDrill(ctx, "support-bot", env.Clock.Now())
+	second, err := env.Drills.RunDrill(ctx, "support-bot", env.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,13 +72,13 @@ func TestRunDrillTwiceDrillsOnce(t *testing.T) {
 		t.Errorf("drills: got %v, second result %d, want one drill returned twice (%d)", got, second.ID, first.ID)
 	}
 	env.Clock.Advance(time.Hour)
-	if _, err := env.Service.RunDrill(ctx, "support-bot", env.Clock.Now()); err != nil {
+	if _, err := env.Drills.RunDrill(ctx, "support-bot", env.Clock.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if got := env.Halter.Drills(); len(got) != 2 {
 		t.Errorf("drills an hour later: got %v, want 2", got)
 	}
-	if _, err := env.Service.RunDrill(ctx, "nobody", env.Clock.Now()); incidents.ErrorCode(err) != incidents.ENOTFOUND {
+	if _, err := env.Drills.RunDrill(ctx, "nobody", env.Clock.Now()); incidents.ErrorCode(err) != incidents.ENOTFOUND {
 		t.Errorf("unknown agent: got %v, want ENOTFOUND", err)
 	}
 }
@@ -102,7 +102,7 @@ func TestAuditOwnership(t *testing.T) {
 		return nil
 	}
 	for _, a := range []string{"support-bot", "billing-agent"} {
-		if _, err := env.Service.RunDrill(ctx, a, env.Clock.Now()); err != nil {
+		if _, err := env.Drills.RunDrill(ctx, a, env.Clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -131,7 +131,7 @@ func TestAuditOwnership(t *testing.T) {
 	if strings.Contains(text, "support-bot: ") {
 		t.Errorf("audit flags the healthy support-bot:\n%s", text)
 	}
-	if got := audit(t, env); !strings.HasPrefix(got[0], "ownership_audit") || countPrefix(got, "ownership_audit") != 1 {
+	if got := incidentstest.Audit(t, env); !strings.HasPrefix(got[0], "ownership_audit") || countPrefix(got, "ownership_audit") != 1 {
 		t.Errorf("audit log: got %v, want one ownership_audit entry", got)
 	}
 }
@@ -158,7 +158,7 @@ func TestAuditOwnershipWithoutGovernanceChannel(t *testing.T) {
 	if posts := env.Chat.CallsTo("Post"); len(posts) != 0 {
 		t.Errorf("posted %+v without a governance channel", posts)
 	}
-	if got := audit(t, env); len(got) != 1 {
+	if got := incidentstest.Audit(t, env); len(got) != 1 {
 		t.Errorf("audit log: got %v, want the audit recorded", got)
 	}
 }

@@ -62,3 +62,14 @@ func (m *Metrics) AuthFailed(system string) { m.authFailures.WithLabelValues(sys
 // AlertOverflowed counts an alert of source that went to its overflow
 // incident, past the source's cap of new incidents a minute.
 func (m *Metrics) AlertOverflowed(source string) { m.alertsOverflowed.WithLabelValues(source).Inc() }
+
+// DrillRan counts a drill of agent's kill switch and its result.
+func (m *Metrics) DrillRan(agent, result string) { m.drills.WithLabelValues(agent, result).Inc() }
+
+// HaltFinished counts a halt that reached its final status.
+func (m *Metrics) HaltFinished(h *Halt) { m.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc() }
+
+// HaltVerified observes a verified halt's time to halt.
+func (m *Metrics) HaltVerified(h *Halt) {
+	m.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
+}

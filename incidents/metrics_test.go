@@ -81,7 +81,7 @@ func TestHaltMetrics(t *testing.T) {
 	labels := map[string]string{"adapter": "webhook", "action": "halt", "result": "verified"}
 	env := incidentstest.NewEnv()
 	before, _ := sample(t, env.Metrics, "reins_halts_total", labels)
-	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
+	if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
 	after, _ := sample(t, env.Metrics, "reins_halts_total", labels)

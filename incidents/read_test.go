@@ -12,7 +12,7 @@ func TestReads(t *testing.T) {
 	env := incidentstest.NewEnv()
 	incidentstest.Ingest(t, env, incidentstest.Alert())
 	incidentstest.Drain(t, env, outbox.LaneChat)
-	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
+	if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
 

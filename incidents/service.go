@@ -57,10 +57,12 @@ type Deps struct {
 	Metrics *Metrics
 }
 
-// Service is the incident domain's use cases, one file each.
+// Service is the use cases not cut out into packages of their own: the
+// outbox handlers (Slack, PagerDuty, PagerDuty sync), reads and status, the
+// ownership audit, the session record's links. It embeds the Core, which
+// incidents/intake, incidents/aftermath and incidents/halting are built on.
 type Service struct {
 	*Core
-	autoHalts autoHaltLocks // one automatic halt per agent at a time
 }
 
 // New returns a Service. Zero settings get their defaults.

@@ -45,7 +45,7 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	out := make([]AgentStatus, 0, len(agents))
 	for _, ag := range agents {
 		st := AgentStatus{Agent: ag}
-		st.Containment, st.Sessions = containState(byAgent[ag.Name])
+		st.Containment, st.Sessions = ContainState(byAgent[ag.Name])
 		st.Halted, st.HaltedSessions = haltedOf(st.Containment, st.Sessions)
 		if hs := byAgent[ag.Name]; len(hs) > 0 {
 			st.LastHalt = hs[0]
@@ -63,10 +63,10 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	return out, nil
 }
 
-// haltState replays halts (newest first, as the store returns them) and
+// HaltState replays halts (newest first, as the store returns them) and
 // says whether the agent is halted as a whole and which sessions are.
-func haltState(newestFirst []*Halt) (agent bool, sessions []string) {
-	return haltedOf(containState(newestFirst))
+func HaltState(newestFirst []*Halt) (agent bool, sessions []string) {
+	return haltedOf(ContainState(newestFirst))
 }
 
 // haltedOf picks the halted parts of a containment state.
@@ -80,11 +80,11 @@ func haltedOf(agent Containment, sessions map[string]Containment) (bool, []strin
 	return agent.Mode == ModeHalted, halted
 }
 
-// containState replays verified halts, restrictions, throttles and resumes
+// ContainState replays verified halts, restrictions, throttles and resumes
 // oldest first: a rung of no sessions sets the agent's mode, a resume of no
 // sessions lifts everything, and rungs and resumes of sessions set and lift
 // those sessions' own modes.
-func containState(newestFirst []*Halt) (Containment, map[string]Containment) {
+func ContainState(newestFirst []*Halt) (Containment, map[string]Containment) {
 	agent, sessions := Running, map[string]Containment{}
 	for _, h := range slices.Backward(newestFirst) {
 		if h.Status != HaltVerified {

@@ -23,6 +23,7 @@ import (
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/halting"
 	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/jobs"
 	"github.com/reins-oss/reins/incidents/outbox"
@@ -51,12 +52,17 @@ type Main struct {
 	Intake   *intake.Service
 	// Aftermath resolves incidents and runs their checklist and postmortem.
 	Aftermath *aftermath.Service
-	Flags     *halt.Flags
-	Halter    *halt.Registry
-	Bot       *bot.Handler
-	Slack     *slack.Client
-	Pager     *pagerduty.Client
-	Sessions  *sessions.Service
+	// Halting is the halts a person asks for; Policy, those no person asks
+	// for; Drills, the kill switches' drills.
+	Halting  *halting.Service
+	Policy   *halting.Policy
+	Drills   *halting.Drills
+	Flags    *halt.Flags
+	Halter   *halt.Registry
+	Bot      *bot.Handler
+	Slack    *slack.Client
+	Pager    *pagerduty.Client
+	Sessions *sessions.Service
 	// intake is the /v1/traces handler (nil until the routes are built).
 	intake *otlp.Handler
 	Guard  *guard.Guard
@@ -157,6 +163,9 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 	})
 	m.Intake = intake.New(m.Service.Core)
 	m.Aftermath = aftermath.New(m.Service.Core)
+	m.Halting = halting.New(m.Service.Core)
+	m.Policy = halting.NewPolicy(m.Halting)
+	m.Drills = halting.NewDrills(m.Service.Core)
 	if err := m.openGuard(); err != nil {
 		return err
 	}
@@ -271,7 +280,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.SlackEnabled() {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
-			Service:       slackUseCases{m.Service, m.Aftermath, m.Intake},
+			Service:       m.useCases(),
 			State:         m.Store,
 			Authorizer:    m.Authority,
 			Now:           m.Clock.Now,
@@ -401,18 +410,26 @@ func (m *Main) Close() error {
 	return errors.Join(errs...)
 }
 
-// slackUseCases is the use cases the Slack side calls (bot.Service): the
-// incidents' service, the aftermath, and the intake for declaring one.
-type slackUseCases struct {
+// useCases is the use cases the Slack side (bot.Service) and the REST API
+// call, one service each: the incidents', the aftermath's, the halts', and
+// the intake for declaring an incident.
+type useCases struct {
 	*incidents.Service
 	*aftermathUseCases
+	*haltingUseCases
 	intake *intake.Service
 }
 
-// aftermathUseCases names the aftermath's service apart from the incidents'
-// one where both are embedded.
-type aftermathUseCases = aftermath.Service
+// The use-case services, named apart where they are embedded together.
+type (
+	aftermathUseCases = aftermath.Service
+	haltingUseCases   = halting.Service
+)
 
-func (u slackUseCases) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
+func (m *Main) useCases() useCases {
+	return useCases{m.Service, m.Aftermath, m.Halting, m.Intake}
+}
+
+func (u useCases) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
 	return u.intake.Declare(ctx, actor, agent, title)
 }

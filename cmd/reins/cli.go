@@ -237,7 +237,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 		}
 		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
 	}
-	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
+	h, err := m.Halting.Halt(ctx, incidents.HaltCommand{
 		Action: action, Agent: agent, Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,
 	})

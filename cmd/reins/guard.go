@@ -58,7 +58,7 @@ func (m *Main) sessionPage(agent, id string) string {
 // it and asks again when the budget frees.
 func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
 	ctx = sqlstore.Urgent(ctx) // on SQLite, past the intake's queued writes
-	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
+	out, err := m.Policy.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
 		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
 		Queue: true, Overflow: req.Overflow, Allow: req.Allow, Rate: req.Rate})
 	if err != nil {
@@ -76,7 +76,7 @@ func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltR
 // announceWaiting posts and pages the breaches waiting for an agent's
 // automatic-halt budget (once per incident).
 func (m *Main) announceWaiting(ctx context.Context, n guard.WaitingNote) error {
-	return m.Service.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
+	return m.Policy.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
 		Waiting: n.Waiting, Limit: n.Limit, RetryAt: n.RetryAt, Overflow: n.Overflow})
 }
 
@@ -90,7 +90,7 @@ func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, s
 		if actor.Kind == incidents.ActorAPI {
 			return true, "", nil
 		}
-		d, _, err := m.Service.CheckAuthority(ctx, actor, agent, incidents.ActionHalt)
+		d, _, err := m.Halting.CheckAuthority(ctx, actor, agent, incidents.ActionHalt)
 		if err != nil {
 			return false, "", err
 		}
@@ -100,7 +100,7 @@ func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, s
 	if err != nil {
 		return "", err
 	}
-	if err := m.Service.RecordLeave(ctx, agent, session, actor, n); err != nil {
+	if err := m.Policy.RecordLeave(ctx, agent, session, actor, n); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("Session %s of %s is left running: %d waiting breach(es) will not be acted on. To halt it after all: /agent kill %s %s",

@@ -19,7 +19,8 @@ func TestDomainImportsNoSDK(t *testing.T) {
 	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions",
 		"github.com/reins-oss/reins/incidents/outbox", "github.com/reins-oss/reins/incidents/guard", "github.com/reins-oss/reins/ownership",
 		"github.com/reins-oss/reins/incidents/jobs", "github.com/reins-oss/reins/incidents/groupcommit", "github.com/reins-oss/reins/incidents/words",
-		"github.com/reins-oss/reins/incidents/intake", "github.com/reins-oss/reins/incidents/aftermath"} {
+		"github.com/reins-oss/reins/incidents/intake", "github.com/reins-oss/reins/incidents/aftermath",
+		"github.com/reins-oss/reins/incidents/halting"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
@@ -62,7 +63,7 @@ func TestLayering(t *testing.T) {
 	}
 	domain := []string{"ownership", "incidents", "incidents/outbox", "incidents/groupcommit", "incidents/words", "incidents/sessions"}
 	// The use cases, each its own package on the core.
-	useCases := []string{"incidents/intake", "incidents/aftermath"}
+	useCases := []string{"incidents/intake", "incidents/aftermath", "incidents/halting"}
 	rules := []rule{
 		// Leaves know no domain: the outbox, group commit, the words, migrations.
 		{"incidents/outbox", nil}, {"incidents/groupcommit", nil}, {"incidents/words", nil}, {"migrations", nil},
@@ -73,7 +74,7 @@ func TestLayering(t *testing.T) {
 		// The core knows no use case built on it.
 		{"incidents", []string{"ownership", "incidents/outbox", "incidents/groupcommit", "incidents/words", "incidents/sessions"}},
 		// A use case knows the core, never another use case.
-		{"incidents/intake", domain}, {"incidents/aftermath", domain},
+		{"incidents/intake", domain}, {"incidents/aftermath", domain}, {"incidents/halting", domain},
 		{"incidents/guard", domain},
 		{"incidents/jobs", domain},
 		// The store implements the ports (the guard's too) over migrations.

@@ -48,7 +48,7 @@ func fullIncident(t *testing.T) *incidentstest.Env {
 		t.Fatal(err)
 	}
 	env.Clock.Advance(3 * time.Minute)
-	h, err := env.Service.Halt(ctx, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: "support-bot",
+	h, err := env.Halting.Halt(ctx, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: "support-bot",
 		Reason: "looping on refunds", Actor: lead, IncidentID: 1})
 	if err != nil || h.Status != incidents.HaltVerified {
 		t.Fatalf("Halt: %+v, %v", h, err)

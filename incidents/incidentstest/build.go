@@ -7,6 +7,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/aftermath"
+	"github.com/reins-oss/reins/incidents/halting"
 	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -103,6 +104,11 @@ type Env struct {
 	Aftermath *aftermath.Service
 	// Reminders is the aftermath's scheduled nudges.
 	Reminders *aftermath.Reminders
+	// Halting is the halts a person asks for, Policy those by policy, Drills
+	// the kill switches' drills.
+	Halting *halting.Service
+	Policy  *halting.Policy
+	Drills  *halting.Drills
 	// Metrics is the registry the Service's series are registered with.
 	Metrics *prometheus.Registry
 }
@@ -142,5 +148,8 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 	e.Intake = intake.New(e.Service.Core)
 	e.Aftermath = aftermath.New(e.Service.Core)
 	e.Reminders = aftermath.NewReminders(e.Service.Core)
+	e.Halting = halting.New(e.Service.Core)
+	e.Policy = halting.NewPolicy(e.Halting)
+	e.Drills = halting.NewDrills(e.Service.Core)
 	return e
 }

@@ -126,3 +126,26 @@ func CallsSince(env *Env, n int, method string) []ChatCall {
 	}
 	return out
 }
+
+// Audit returns the actions of the audit log, newest first.
+func Audit(t testing.TB, env *Env) []string {
+	t.Helper()
+	entries, err := env.Store.FindAudit(context.Background(), "", 0)
+	if err != nil {
+		t.Fatalf("FindAudit: %v", err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Action)
+	}
+	return out
+}
+
+// HaltCmd is a halt of support-bot by actor, changed by each mod in turn.
+func HaltCmd(actor incidents.Actor, mods ...func(*incidents.HaltCommand)) incidents.HaltCommand {
+	c := incidents.HaltCommand{Action: incidents.ActionHalt, Agent: "support-bot", Reason: "looping on refunds", Actor: actor}
+	for _, m := range mods {
+		m(&c)
+	}
+	return c
+}

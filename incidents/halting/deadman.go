@@ -1,4 +1,4 @@
-package incidents
+package halting
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -18,12 +19,12 @@ import (
 // "once" is an escalated event written before the halt is attempted, so
 // every replica and every restart sees it. It returns the incidents it
 // escalated.
-func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
-	reg := s.Registry()
+func (s *Policy) Escalate(ctx context.Context, now time.Time) (int, error) {
+	reg := s.core.Registry()
 	n := 0
 	var errs []error
-	for offset := 0; ; offset += PageSize {
-		open, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: PageSize, Offset: offset})
+	for offset := 0; ; offset += incidents.PageSize {
+		open, err := s.core.Store().FindIncidents(ctx, incidents.IncidentFilter{Status: incidents.StatusOpen, Limit: incidents.PageSize, Offset: offset})
 		if err != nil {
 			return n, fmt.Errorf("find open incidents: %w", err)
 		}
@@ -41,13 +42,13 @@ func (s *Service) Escalate(ctx context.Context, now time.Time) (int, error) {
 				n++
 			}
 		}
-		if len(open) < PageSize {
+		if len(open) < incidents.PageSize {
 			return n, errors.Join(errs...)
 		}
 	}
 }
 
-func deadManDue(ag *ownership.Agent, inc *Incident, now time.Time) bool {
+func deadManDue(ag *ownership.Agent, inc *incidents.Incident, now time.Time) bool {
 	e := ag.Escalation
 	sev := e.Severities
 	if len(sev) == 0 {
@@ -58,15 +59,15 @@ func deadManDue(ag *ownership.Agent, inc *Incident, now time.Time) bool {
 
 // escalate halts inc's agent unless someone with kill authority took the
 // incident or it was escalated before.
-func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incident, now time.Time) (bool, error) {
-	events, err := s.store.FindEvents(ctx, inc.ID)
+func (s *Policy) escalate(ctx context.Context, ag *ownership.Agent, inc *incidents.Incident, now time.Time) (bool, error) {
+	events, err := s.core.Store().FindEvents(ctx, inc.ID)
 	if err != nil {
 		return false, fmt.Errorf("load timeline: %w", err)
 	}
-	if slices.ContainsFunc(events, func(e *Event) bool { return e.Kind == EventEscalated }) {
+	if slices.ContainsFunc(events, func(e *incidents.Event) bool { return e.Kind == incidents.EventEscalated }) {
 		return false, nil
 	}
-	halts, err := s.store.FindHalts(ctx, ag.Name, inc.ID)
+	halts, err := s.core.Store().FindHalts(ctx, ag.Name, inc.ID)
 	if err != nil {
 		return false, fmt.Errorf("load halts: %w", err)
 	}
@@ -75,31 +76,31 @@ func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incide
 	}
 	after := shortDuration(ag.Escalation.AutoHaltAfter)
 	reason := "nobody with kill authority acknowledged within " + after
-	actor := PolicyActor(ag.Name, EscalationSLA)
+	actor := incidents.PolicyActor(ag.Name, incidents.EscalationSLA)
 	recorded := false
-	err = s.RetryTx(ctx, func(q Queries) error {
+	err = s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		recorded = false
 		evs, err := q.FindEvents(ctx, inc.ID)
 		if err != nil {
 			return err
 		}
-		if slices.ContainsFunc(evs, func(e *Event) bool { return e.Kind == EventEscalated }) {
+		if slices.ContainsFunc(evs, func(e *incidents.Event) bool { return e.Kind == incidents.EventEscalated }) {
 			return nil
 		}
 		recorded = true
-		return AppendEvent(ctx, q, inc.ID, now, EventEscalated, actor,
+		return incidents.AppendEvent(ctx, q, inc.ID, now, incidents.EventEscalated, actor,
 			fmt.Sprintf("Escalated by policy: nobody with kill authority acknowledged this %s incident within %s", inc.Severity, after),
 			map[string]any{"auto_halt_after": after, "severity": inc.Severity})
 	})
 	if err != nil || !recorded {
 		return false, err
 	}
-	out, err := s.AutoHalt(ctx, AutoHaltCommand{Agent: ag.Name, SLA: EscalationSLA, Action: ownership.OnBreachHaltAgent,
+	out, err := s.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: ag.Name, SLA: incidents.EscalationSLA, Action: ownership.OnBreachHaltAgent,
 		Fallback: ownership.OnBreachAlert, IncidentID: inc.ID, Reason: reason})
 	if err != nil {
 		return true, err
 	}
-	s.log.Warn("dead-man escalation", "incident", inc.ID, "agent", ag.Name, "outcome", out.Action, "after", after)
+	s.core.Log().Warn("dead-man escalation", "incident", inc.ID, "agent", ag.Name, "outcome", out.Action, "after", after)
 	return true, nil
 }
 
@@ -108,19 +109,19 @@ func (s *Service) escalate(ctx context.Context, ag *ownership.Agent, inc *Incide
 // goes to the kill authority's escalation policy), an acknowledgement from
 // the API or CLI (their callers hold break-glass authority), or any action
 // in Slack by a person holding kill authority now.
-func (s *Service) acknowledgedByAuthority(ctx context.Context, ag *ownership.Agent, events []*Event) bool {
+func (s *Policy) acknowledgedByAuthority(ctx context.Context, ag *ownership.Agent, events []*incidents.Event) bool {
 	asked := map[string]bool{}
 	for _, e := range events {
 		switch {
-		case e.Kind == EventAcknowledged && e.Actor.Kind != ActorSlack:
+		case e.Kind == incidents.EventAcknowledged && e.Actor.Kind != incidents.ActorSlack:
 			return true
-		case e.Actor.Kind != ActorSlack || e.Actor.ID == "" || e.Kind == EventHaltRefused:
+		case e.Actor.Kind != incidents.ActorSlack || e.Actor.ID == "" || e.Kind == incidents.EventHaltRefused:
 			continue
 		case asked[e.Actor.ID]:
 			continue
 		}
 		asked[e.Actor.ID] = true
-		if s.auth != nil && s.auth.Authorize(ctx, ag, e.Actor.ID).Allowed {
+		if s.core.Authority() != nil && s.core.Authority().Authorize(ctx, ag, e.Actor.ID).Allowed {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package incidents
+package halting
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/ownership"
 )
@@ -27,43 +28,43 @@ import (
 //
 // The error is non-nil only for bad input, an unknown agent or a store
 // failure; a failed halt is an outcome with Halt.Status HaltFailed.
-func (s *Service) AutoHalt(ctx context.Context, cmd AutoHaltCommand) (AutoHaltOutcome, error) {
+func (s *Policy) AutoHalt(ctx context.Context, cmd incidents.AutoHaltCommand) (incidents.AutoHaltOutcome, error) {
 	if !slices.Contains(ownership.Rungs, cmd.Action) {
-		return AutoHaltOutcome{}, Errorf(EINVALID, "Unknown automatic action %q: use one of %s.", cmd.Action,
+		return incidents.AutoHaltOutcome{}, incidents.Errorf(incidents.EINVALID, "Unknown automatic action %q: use one of %s.", cmd.Action,
 			strings.Join(ownership.Rungs, ", "))
 	}
-	if err := checkRung(rungAction(cmd.Action), cmd.Allow, cmd.Rate); err != nil {
-		return AutoHaltOutcome{}, err
+	if err := incidents.CheckRung(rungAction(cmd.Action), cmd.Allow, cmd.Rate); err != nil {
+		return incidents.AutoHaltOutcome{}, err
 	}
-	ag, err := s.LookupAgent(cmd.Agent)
+	ag, err := s.core.LookupAgent(cmd.Agent)
 	if err != nil {
-		return AutoHaltOutcome{}, err
+		return incidents.AutoHaltOutcome{}, err
 	}
 	if cmd.SLA == "" {
-		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic halt of %s names no SLA.", ag.Name)
+		return incidents.AutoHaltOutcome{}, incidents.Errorf(incidents.EINVALID, "An automatic halt of %s names no SLA.", ag.Name)
 	}
-	sessions := Dedupe(cmd.Sessions)
+	sessions := incidents.Dedupe(cmd.Sessions)
 	if cmd.Action == ownership.OnBreachHaltSession && len(sessions) == 0 {
-		return AutoHaltOutcome{}, Errorf(EINVALID, "An automatic session halt of %s names no session.", ag.Name)
+		return incidents.AutoHaltOutcome{}, incidents.Errorf(incidents.EINVALID, "An automatic session halt of %s names no session.", ag.Name)
 	}
 	// One automatic halt of an agent at a time in this process, so two
 	// breaches at once do not both read "not yet halted" or both fit under
 	// the rate limit.
-	unlock := s.autoHalts.lock(ag.Name)
+	unlock := s.locks.lock(ag.Name)
 	defer unlock()
 	return s.autoHaltLocked(ctx, cmd, ag)
 }
 
 // autoHaltLocked is AutoHalt under the agent's lock, after the checks.
-func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent) (AutoHaltOutcome, error) {
-	sessions := Dedupe(cmd.Sessions)
-	actor := PolicyActor(ag.Name, cmd.SLA)
+func (s *Policy) autoHaltLocked(ctx context.Context, cmd incidents.AutoHaltCommand, ag *ownership.Agent) (incidents.AutoHaltOutcome, error) {
+	sessions := incidents.Dedupe(cmd.Sessions)
+	actor := incidents.PolicyActor(ag.Name, cmd.SLA)
 	reason := strings.TrimSuffix(strings.TrimSpace(cmd.Reason), ".")
 	if !cmd.DryRun {
 		// A breach during probation re-contains at once, whatever the rung.
 		p, err := s.onProbation(ctx, ag, sessions)
 		if err != nil {
-			return AutoHaltOutcome{}, err
+			return incidents.AutoHaltOutcome{}, err
 		}
 		if p != nil {
 			return s.recontain(ctx, cmd, ag, p, reason)
@@ -89,7 +90,7 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 		} else {
 			return s.autoNote(ctx, cmd, ag, actor, ownership.OnBreachAlert, sessions, fmt.Sprintf(
 				"reins did not halt %s: its %s adapter cannot stop one session and the SLA's fallback is alert. %s. To halt the whole agent: %s",
-				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), false)
+				policyTarget(ag.Name, sessions), ag.Halt.Adapter, reason, s.core.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), false)
 		}
 	}
 	if action == ownership.OnBreachHaltAgent {
@@ -99,13 +100,13 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 		return s.autoRung(ctx, cmd, ag, actor, action, sessions, reason)
 	}
 
-	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
+	halts, err := s.core.Store().FindHalts(ctx, ag.Name, 0)
 	if err != nil {
-		return AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
+		return incidents.AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
 	}
 	agentHalted, haltedSessions, err := s.haltedNow(ctx, ag.Name, halts)
 	if err != nil {
-		return AutoHaltOutcome{}, err
+		return incidents.AutoHaltOutcome{}, err
 	}
 	if !agentHalted && len(sessions) > 0 {
 		sessions = slices.DeleteFunc(sessions, func(id string) bool { return slices.Contains(haltedSessions, id) })
@@ -113,27 +114,27 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 	if agentHalted || (action == ownership.OnBreachHaltSession && len(sessions) == 0) {
 		// Nothing to tell: the halt that stopped it was announced, and a
 		// breach repeating on a halted session would only add noise.
-		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already halted: reins did not halt it again (%s).",
-			policyTarget(ag.Name, Dedupe(cmd.Sessions)), reason)}, nil
+		return incidents.AutoHaltOutcome{Action: incidents.AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already halted: reins did not halt it again (%s).",
+			policyTarget(ag.Name, incidents.Dedupe(cmd.Sessions)), reason)}, nil
 	}
 
 	if cmd.DryRun {
-		return s.autoNote(ctx, cmd, ag, actor, AutoHaltDryRun, sessions, fmt.Sprintf(
+		return s.autoNote(ctx, cmd, ag, actor, incidents.AutoHaltDryRun, sessions, fmt.Sprintf(
 			"Dry run: reins would have halted %s automatically: %s. Nothing was halted (dry_run: true for SLA %s).",
 			policyTarget(ag.Name, sessions), reason, cmd.SLA), false)
 	}
 
-	if limit := maxAutoHalts(ag); !cmd.Overflow && recentPolicyHalts(halts, s.clock.Now()) >= limit {
+	if limit := maxAutoHalts(ag); !cmd.Overflow && recentPolicyHalts(halts, s.core.Now()) >= limit {
 		if cmd.Queue {
-			return AutoHaltOutcome{Action: AutoHaltQueued, RetryAt: budgetFrees(halts, s.clock.Now(), limit)}, nil
+			return incidents.AutoHaltOutcome{Action: incidents.AutoHaltQueued, RetryAt: budgetFrees(halts, s.core.Now(), limit)}, nil
 		}
 		if cmd.Fallback == ownership.OnBreachHaltAgent && action != ownership.OnBreachHaltAgent {
 			action, sessions = ownership.OnBreachHaltAgent, nil
 			why = fmt.Sprintf("%d automatic halts of %s in the last minute reached max_auto_halts_per_minute, so by the SLA's fallback reins halts the whole agent", limit, ag.Name)
 		} else {
-			return s.autoNote(ctx, cmd, ag, actor, AutoHaltRateLimited, sessions, fmt.Sprintf(
+			return s.autoNote(ctx, cmd, ag, actor, incidents.AutoHaltRateLimited, sessions, fmt.Sprintf(
 				"reins did not halt %s: %d automatic halts of %s in the last minute reached max_auto_halts_per_minute. %s. Paging the kill authority: halt it by hand if needed: %s",
-				policyTarget(ag.Name, sessions), limit, ag.Name, reason, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), true)
+				policyTarget(ag.Name, sessions), limit, ag.Name, reason, s.core.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT")), true)
 		}
 	}
 
@@ -141,13 +142,13 @@ func (s *Service) autoHaltLocked(ctx context.Context, cmd AutoHaltCommand, ag *o
 	if why != "" {
 		text += " (" + why + ")"
 	}
-	h, err := s.runHalt(ctx, HaltCommand{Action: ActionHalt, Agent: ag.Name, Sessions: sessions, Reason: text,
+	h, err := s.runHalt(ctx, incidents.HaltCommand{Action: incidents.ActionHalt, Agent: ag.Name, Sessions: sessions, Reason: text,
 		Actor: actor, IncidentID: cmd.IncidentID}, ag)
 	if err != nil {
-		return AutoHaltOutcome{}, err
+		return incidents.AutoHaltOutcome{}, err
 	}
-	out := AutoHaltOutcome{Action: action, Halt: h}
-	if h.Status == HaltVerified {
+	out := incidents.AutoHaltOutcome{Action: action, Halt: h}
+	if h.Status == incidents.HaltVerified {
 		out.Note = s.autoHaltedText(ag.Name, sessions, text)
 	} else {
 		out.Note = fmt.Sprintf("automatic halt of %s FAILED: %s — NOT halted", haltTarget(ag.Name, sessions), h.Error)
@@ -169,7 +170,7 @@ func (s *Service) autoHaltedText(agent string, sessions []string, reason string)
 		slash += " sessions " + strings.Join(sessions, ",")
 		cli += " " + strings.Join(sessions, " ")
 	}
-	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.HowToEach(slash, cli))
+	return fmt.Sprintf("reins halted %s automatically: %s. To resume: %s", policyTarget(agent, sessions), reason, s.core.HowToEach(slash, cli))
 }
 
 // policyTarget names what is halted: "session X of support-bot".
@@ -193,10 +194,10 @@ func maxAutoHalts(ag *ownership.Agent) int {
 // recentPolicyHalts counts the automatic halts (of any SLA) requested in the
 // minute before now; in flight or finished, verified or failed, each was an
 // attempt on the agent.
-func recentPolicyHalts(halts []*Halt, now time.Time) int {
+func recentPolicyHalts(halts []*incidents.Halt, now time.Time) int {
 	n := 0
 	for _, h := range halts {
-		if h.Actor.Kind == ActorPolicy && h.Action == ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
+		if h.Actor.Kind == incidents.ActorPolicy && h.Action == incidents.ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
 			n++
 		}
 	}
@@ -205,10 +206,10 @@ func recentPolicyHalts(halts []*Halt, now time.Time) int {
 
 // budgetFrees is when the oldest of the automatic halts counted against the
 // agent's limit leaves the minute, so one more may run.
-func budgetFrees(halts []*Halt, now time.Time, limit int) time.Time {
+func budgetFrees(halts []*incidents.Halt, now time.Time, limit int) time.Time {
 	var times []time.Time
 	for _, h := range halts {
-		if h.Actor.Kind == ActorPolicy && h.Action == ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
+		if h.Actor.Kind == incidents.ActorPolicy && h.Action == incidents.ActionHalt && now.Sub(h.RequestedAt) < time.Minute {
 			times = append(times, h.RequestedAt)
 		}
 	}
@@ -221,9 +222,9 @@ func budgetFrees(halts []*Halt, now time.Time, limit int) time.Time {
 
 // haltedNow replays the verified halts and adds reins' own kill flags, which
 // the flag adapter sets: either says a target is halted.
-func (s *Service) haltedNow(ctx context.Context, agent string, halts []*Halt) (bool, []string, error) {
-	agentHalted, sessions := haltState(halts)
-	flags, err := s.store.KillFlags(ctx)
+func (s *Policy) haltedNow(ctx context.Context, agent string, halts []*incidents.Halt) (bool, []string, error) {
+	agentHalted, sessions := incidents.HaltState(halts)
+	flags, err := s.core.Store().KillFlags(ctx)
 	if err != nil {
 		return false, nil, fmt.Errorf("load kill flags: %w", err)
 	}
@@ -244,54 +245,54 @@ func (s *Service) haltedNow(ctx context.Context, agent string, halts []*Halt) (b
 // page is set). The incident is the one given, else the agent's open one,
 // else a new one. Rate-limit notes are posted once a minute per SLA: the
 // limit is reached in storms.
-func (s *Service) autoNote(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent, actor Actor, outcome string,
-	sessions []string, note string, page bool) (AutoHaltOutcome, error) {
-	out := AutoHaltOutcome{Action: outcome, Note: note}
+func (s *Policy) autoNote(ctx context.Context, cmd incidents.AutoHaltCommand, ag *ownership.Agent, actor incidents.Actor, outcome string,
+	sessions []string, note string, page bool) (incidents.AutoHaltOutcome, error) {
+	out := incidents.AutoHaltOutcome{Action: outcome, Note: note}
 	created, incID := false, int64(0)
-	err := s.RetryTx(ctx, func(q Queries) error {
-		inc, opened, err := s.haltIncident(ctx, q, HaltCommand{Action: ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag)
+	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
+		inc, opened, err := s.haltIncident(ctx, q, incidents.HaltCommand{Action: incidents.ActionHalt, IncidentID: cmd.IncidentID, Actor: actor}, ag)
 		if err != nil {
 			return err
 		}
 		created, incID = opened, inc.ID
-		now := s.clock.Now()
+		now := s.core.Now()
 		key := fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.UnixNano())
-		if outcome == AutoHaltRateLimited {
+		if outcome == incidents.AutoHaltRateLimited {
 			key = fmt.Sprintf("inc-%d/auto_halt/%s/%s/%d", inc.ID, cmd.SLA, outcome, now.Unix()/60)
 		}
-		if s.chat != nil {
-			style := StyleWarning
-			if outcome == AutoHaltDryRun {
-				style = StyleInfo
+		if s.core.Chat() != nil {
+			style := incidents.StyleWarning
+			if outcome == incidents.AutoHaltDryRun {
+				style = incidents.StyleInfo
 			}
-			msg := Message{Style: style, Title: note, Fields: []Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
-			if outcome != AutoHaltDryRun {
-				msg.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+			msg := incidents.Message{Style: style, Title: note, Fields: []incidents.Field{{Label: "By", Value: actor.String()}, {Label: "Adapter", Value: ag.Halt.Adapter}}}
+			if outcome != incidents.AutoHaltDryRun {
+				msg.Mention = incidents.Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
 			}
-			queued, err := s.EnqueueOnce(ctx, q, inc.ID, KindPost, key, msg)
+			queued, err := s.core.EnqueueOnce(ctx, q, inc.ID, incidents.KindPost, key, msg)
 			if err != nil || !queued {
 				return err // already said this minute
 			}
 		}
-		if err := AppendEvent(ctx, q, inc.ID, now, EventAutoHalt, actor, note, map[string]any{
+		if err := incidents.AppendEvent(ctx, q, inc.ID, now, incidents.EventAutoHalt, actor, note, map[string]any{
 			"sla": cmd.SLA, "asked": cmd.Action, "outcome": outcome, "sessions": sessions, "reason": cmd.Reason,
 			"fallback": cmd.Fallback, "dry_run": cmd.DryRun}); err != nil {
 			return err
 		}
-		if page && s.pager != nil {
+		if page && s.core.Pager() != nil {
 			// One page a minute per incident, however many SLAs hit the limit.
-			return s.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
+			return s.core.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, incidents.KindPage, fmt.Sprintf("inc-%d/page/auto-halt-limit/%d", inc.ID, now.Unix()/60), nil)
 		}
 		return nil
 	})
 	if err != nil {
-		return AutoHaltOutcome{}, fmt.Errorf("record automatic %s of %s: %w", outcome, ag.Name, err)
+		return incidents.AutoHaltOutcome{}, fmt.Errorf("record automatic %s of %s: %w", outcome, ag.Name, err)
 	}
 	if created {
-		s.IncidentOpened(incID, ag.Name, true, "source", "policy", "by", actor.String())
+		s.core.IncidentOpened(incID, ag.Name, true, "source", "policy", "by", actor.String())
 	}
-	s.log.Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
-	s.Kick()
+	s.core.Log().Info("automatic halt not run", "agent", ag.Name, "sla", cmd.SLA, "outcome", outcome, "incident", incID)
+	s.core.Kick()
 	return out, nil
 }
 
@@ -320,11 +321,11 @@ func (l *autoHaltLocks) lock(agent string) (unlock func()) {
 func rungAction(onBreach string) string {
 	switch onBreach {
 	case ownership.OnBreachRestrict:
-		return ActionRestrict
+		return incidents.ActionRestrict
 	case ownership.OnBreachThrottle:
-		return ActionThrottle
+		return incidents.ActionThrottle
 	}
-	return ActionHalt
+	return incidents.ActionHalt
 }
 
 // killHint is the command that halts target by hand.
@@ -340,15 +341,15 @@ func killHint(agent string, sessions []string) string {
 // strongly (a halted session is not softened by a restriction) is left as it
 // is; an endpoint that answers it cannot do the rung gets the SLA's fallback,
 // said on the timeline.
-func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownership.Agent, actor Actor, action string,
-	sessions []string, reason string) (AutoHaltOutcome, error) {
-	halts, err := s.store.FindHalts(ctx, ag.Name, 0)
+func (s *Policy) autoRung(ctx context.Context, cmd incidents.AutoHaltCommand, ag *ownership.Agent, actor incidents.Actor, action string,
+	sessions []string, reason string) (incidents.AutoHaltOutcome, error) {
+	halts, err := s.core.Store().FindHalts(ctx, ag.Name, 0)
 	if err != nil {
-		return AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
+		return incidents.AutoHaltOutcome{}, fmt.Errorf("load halts of %s: %w", ag.Name, err)
 	}
-	want := Containment{Mode: ModeOf(rungAction(action)), Allow: cmd.Allow, Rate: cmd.Rate}
-	agentMode, own := containState(halts)
-	st := AgentStatus{Containment: agentMode, Sessions: own}
+	want := incidents.Containment{Mode: incidents.ModeOf(rungAction(action)), Allow: cmd.Allow, Rate: cmd.Rate}
+	agentMode, own := incidents.ContainState(halts)
+	st := incidents.AgentStatus{Containment: agentMode, Sessions: own}
 	targets := []string{""}
 	if len(sessions) > 0 {
 		targets = sessions
@@ -356,29 +357,29 @@ func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 	var todo []string
 	for _, id := range targets {
 		cur := st.ContainmentOf(id)
-		if rank(cur.Mode) > rank(want.Mode) || cur.Equal(want) {
+		if incidents.Rank(cur.Mode) > incidents.Rank(want.Mode) || cur.Equal(want) {
 			continue // as contained or more: a rung never softens a containment
 		}
 		todo = append(todo, id)
 	}
 	if len(todo) == 0 {
-		return AutoHaltOutcome{Action: AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already contained: reins did not %s it again (%s).",
+		return incidents.AutoHaltOutcome{Action: incidents.AutoHaltAlreadyHalted, Note: fmt.Sprintf("%s is already contained: reins did not %s it again (%s).",
 			policyTarget(ag.Name, sessions), action, reason)}, nil
 	}
 	if len(sessions) > 0 {
 		sessions = todo
 	}
 	if cmd.DryRun {
-		return s.autoNote(ctx, cmd, ag, actor, AutoHaltDryRun, sessions, fmt.Sprintf(
+		return s.autoNote(ctx, cmd, ag, actor, incidents.AutoHaltDryRun, sessions, fmt.Sprintf(
 			"Dry run: reins would have %s %s automatically (%s): %s. Nothing was changed (dry_run: true for SLA %s).",
-			ModeOf(rungAction(action)), policyTarget(ag.Name, sessions), want, reason, cmd.SLA), false)
+			incidents.ModeOf(rungAction(action)), policyTarget(ag.Name, sessions), want, reason, cmd.SLA), false)
 	}
-	h, cause, err := s.runHaltCause(ctx, HaltCommand{Action: rungAction(action), Agent: ag.Name, Sessions: sessions, Reason: reason,
+	h, cause, err := s.runHaltCause(ctx, incidents.HaltCommand{Action: rungAction(action), Agent: ag.Name, Sessions: sessions, Reason: reason,
 		Allow: cmd.Allow, Rate: cmd.Rate, Actor: actor, IncidentID: cmd.IncidentID}, ag)
 	if err != nil {
-		return AutoHaltOutcome{}, err
+		return incidents.AutoHaltOutcome{}, err
 	}
-	if h.Status != HaltVerified && errors.Is(cause, ErrRungUnsupported) && cmd.Fallback != ownership.OnBreachAlert && cmd.Fallback != "" {
+	if h.Status != incidents.HaltVerified && errors.Is(cause, incidents.ErrRungUnsupported) && cmd.Fallback != ownership.OnBreachAlert && cmd.Fallback != "" {
 		// The endpoint answered that it cannot: do the fallback and say so.
 		fb := cmd
 		fb.Action, fb.Fallback = cmd.Fallback, ownership.OnBreachAlert
@@ -386,12 +387,12 @@ func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 			reason, ag.Name, action, cmd.Fallback)
 		return s.autoHaltLocked(ctx, fb, ag)
 	}
-	out := AutoHaltOutcome{Action: action, Halt: h}
-	if h.Status == HaltVerified {
-		out.Note = fmt.Sprintf("reins %s %s automatically (%s): %s. %s", ModeOf(rungAction(action)), policyTarget(ag.Name, sessions),
+	out := incidents.AutoHaltOutcome{Action: action, Halt: h}
+	if h.Status == incidents.HaltVerified {
+		out.Note = fmt.Sprintf("reins %s %s automatically (%s): %s. %s", incidents.ModeOf(rungAction(action)), policyTarget(ag.Name, sessions),
 			want, reason, s.liftHint(ag.Name, sessions))
 	} else {
-		out.Note = fmt.Sprintf("automatic %s of %s FAILED: %s — NOT %s", action, haltTarget(ag.Name, sessions), h.Error, ModeOf(rungAction(action)))
+		out.Note = fmt.Sprintf("automatic %s of %s FAILED: %s — NOT %s", action, haltTarget(ag.Name, sessions), h.Error, incidents.ModeOf(rungAction(action)))
 	}
 	return out, nil
 }
@@ -402,5 +403,17 @@ func (s *Service) autoRung(ctx context.Context, cmd AutoHaltCommand, ag *ownersh
 // "reins", for commands whose words are the same in both (sessions are
 // not: Slack names them after "session", so use HowToEach).
 func (s *Service) HowTo(args string) string {
-	return s.HowToEach(args, args)
+	return s.core.HowToEach(args, args)
 }
+
+// Policy is the halts no person asks for: an SLA breach's on_breach (AutoHalt,
+// its queue and the waiting sessions' notice, a session left running), and
+// the dead-man's. It halts through the same path as a person (it embeds the
+// Service), without the authority check.
+type Policy struct {
+	*Service
+	locks autoHaltLocks // one automatic halt per agent at a time
+}
+
+// NewPolicy returns the halts by policy, made through s.
+func NewPolicy(s *Service) *Policy { return &Policy{Service: s} }

@@ -1,10 +1,12 @@
-package incidents
+package halting
 
 import (
 	"context"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // interruptedMargin is added to the longest a halt can take before one still
@@ -14,12 +16,12 @@ const interruptedMargin = 15 * time.Second
 // haltMaxDuration is the longest runHalt can take from its record to its
 // result: every adapter attempt with its backoff, then every read-back.
 func (s *Service) haltMaxDuration() time.Duration {
-	d := time.Duration(s.cfg.HaltAttempts) * s.cfg.HaltTimeout
-	for n := 1; n < s.cfg.HaltAttempts; n++ {
+	d := time.Duration(s.core.Config().HaltAttempts) * s.core.Config().HaltTimeout
+	for n := 1; n < s.core.Config().HaltAttempts; n++ {
 		d += haltBackoff << (n - 1)
 	}
 	for _, v := range verifyDelays {
-		d += v + s.cfg.HaltTimeout
+		d += v + s.core.Config().HaltTimeout
 	}
 	return d
 }
@@ -38,14 +40,14 @@ func (s *Service) haltMaxDuration() time.Duration {
 // It reads every halt: halts are rare (people and max_auto_halts_per_minute
 // bound them), and the store needs no query of its own for this.
 func (s *Service) FinishInterruptedHalts(ctx context.Context, now time.Time) (int, error) {
-	all, err := s.store.FindHalts(ctx, "", 0)
+	all, err := s.core.Store().FindHalts(ctx, "", 0)
 	if err != nil {
 		return 0, fmt.Errorf("find halts: %w", err)
 	}
 	cutoff := now.Add(-s.haltMaxDuration() - interruptedMargin)
 	settled := 0
 	for _, h := range all {
-		if h.Status != HaltRequested || !h.RequestedAt.Before(cutoff) {
+		if h.Status != incidents.HaltRequested || !h.RequestedAt.Before(cutoff) {
 			continue
 		}
 		if err := s.finishInterrupted(ctx, h, all); err != nil {
@@ -56,42 +58,42 @@ func (s *Service) FinishInterruptedHalts(ctx context.Context, now time.Time) (in
 	return settled, nil
 }
 
-func (s *Service) finishInterrupted(ctx context.Context, h *Halt, all []*Halt) error {
-	finished := s.clock.Now()
+func (s *Service) finishInterrupted(ctx context.Context, h *incidents.Halt, all []*incidents.Halt) error {
+	finished := s.core.Now()
 	h.FinishedAt = &finished
 	const interrupted = "interrupted: reins stopped before this halt finished"
-	ag, err := s.LookupAgent(h.Agent)
+	ag, err := s.core.LookupAgent(h.Agent)
 	if err != nil {
-		h.Status, h.Error = HaltFailed, interrupted+", and the agent is no longer in reins.yaml"
-		return s.store.UpdateHalt(ctx, h)
+		h.Status, h.Error = incidents.HaltFailed, interrupted+", and the agent is no longer in reins.yaml"
+		return s.core.Store().UpdateHalt(ctx, h)
 	}
 	if later := supersededBy(h, all); later != nil {
-		h.Status, h.Error = HaltFailed, Clip(fmt.Sprintf("%s; %s #%d, verified since, settled %s", interrupted,
+		h.Status, h.Error = incidents.HaltFailed, incidents.Clip(fmt.Sprintf("%s; %s #%d, verified since, settled %s", interrupted,
 			later.Action, later.ID, haltTarget(h.Agent, h.Sessions)), maxHaltError)
 		return s.recordHaltResult(ctx, h, ag)
 	}
-	req := HaltRequest{Agent: ag, Action: h.Action, Sessions: h.Sessions, Allow: h.Allow, Rate: h.Rate,
+	req := incidents.HaltRequest{Agent: ag, Action: h.Action, Sessions: h.Sessions, Allow: h.Allow, Rate: h.Rate,
 		IncidentID: h.IncidentID, HaltID: h.ID, Reason: h.Reason, Actor: h.Actor}
-	h.Status = HaltVerified
-	if s.halter == nil {
-		h.Status, h.Error = HaltFailed, interrupted+", and no halt adapters are configured to read it back"
+	h.Status = incidents.HaltVerified
+	if s.core.Halter() == nil {
+		h.Status, h.Error = incidents.HaltFailed, interrupted+", and no halt adapters are configured to read it back"
 	} else if verr := s.verify(ctx, req); verr != nil {
-		h.Status, h.Error = HaltFailed, Clip(interrupted+"; read back: "+verr.Error(), maxHaltError)
+		h.Status, h.Error = incidents.HaltFailed, incidents.Clip(interrupted+"; read back: "+verr.Error(), maxHaltError)
 	}
-	s.log.Warn("settled a halt a stopped reins left unfinished", "halt", h.ID, "agent", h.Agent,
+	s.core.Log().Warn("settled a halt a stopped reins left unfinished", "halt", h.ID, "agent", h.Agent,
 		"action", h.Action, "status", h.Status)
 	if err := s.recordHaltResult(ctx, h, ag); err != nil {
 		return err
 	}
-	s.metrics.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
+	s.core.Metrics().HaltFinished(h)
 	return nil
 }
 
 // supersededBy returns a verified record requested after h whose target
 // covers h's: the whole agent, or every session h named.
-func supersededBy(h *Halt, all []*Halt) *Halt {
+func supersededBy(h *incidents.Halt, all []*incidents.Halt) *incidents.Halt {
 	for _, o := range all {
-		if o.Agent != h.Agent || o.Status != HaltVerified || o.ID == h.ID {
+		if o.Agent != h.Agent || o.Status != incidents.HaltVerified || o.ID == h.ID {
 			continue
 		}
 		if o.RequestedAt.Before(h.RequestedAt) || (o.RequestedAt.Equal(h.RequestedAt) && o.ID < h.ID) {

@@ -1,4 +1,4 @@
-package incidents_test
+package halting_test
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func TestAutoHaltSession(t *testing.T) {
 	env := incidentstest.NewEnv()
 	incidentstest.Ingest(t, env, incidentstest.Alert())
 
-	out, err := env.Service.AutoHalt(ctx, autoCmd())
+	out, err := env.Policy.AutoHalt(ctx, autoCmd())
 	if err != nil {
 		t.Fatalf("AutoHalt: %v", err)
 	}
@@ -82,14 +82,14 @@ func TestAutoHaltSession(t *testing.T) {
 	if verified == nil || verified.Actor.String() != "policy:support-bot/tokens_per_session" || !strings.Contains(verified.Text, want) {
 		t.Errorf("timeline: got %+v", verified)
 	}
-	if got := audit(t, env); !slices.Equal(got, []string{"kill"}) {
+	if got := incidentstest.Audit(t, env); !slices.Equal(got, []string{"kill"}) {
 		t.Errorf("audit: got %v, want [kill] (no authority check, so no refusal)", got)
 	}
 }
 
 func TestAutoHaltAgentOpensIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
-	out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) {
+	out, err := env.Policy.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) {
 		c.Action, c.Sessions = ownership.OnBreachHaltAgent, nil
 	}))
 	if err != nil || out.Action != ownership.OnBreachHaltAgent || out.Halt == nil || len(out.Halt.Sessions) != 0 || out.Halt.IncidentID != 1 {
@@ -104,7 +104,7 @@ func TestAutoHaltFailedRepages(t *testing.T) {
 	env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.HaltTimeout = 50 * time.Millisecond })
 	env.Halter.VerifyFunc = func(context.Context, incidents.HaltRequest) (bool, error) { return false, nil }
 	incidentstest.Ingest(t, env, incidentstest.Alert())
-	out, err := env.Service.AutoHalt(ctx, autoCmd())
+	out, err := env.Policy.AutoHalt(ctx, autoCmd())
 	if err != nil || out.Halt == nil || out.Halt.Status != incidents.HaltFailed {
 		t.Fatalf("got %+v, %v; want a failed halt", out, err)
 	}
@@ -159,7 +159,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 			wantNote: "reins halted billing-agent automatically: " + tokenReason + " (its kubernetes adapter cannot throttle, so by the SLA's fallback reins does halt_agent instead)"},
 		{name: "SessionAlreadyHaltedByHalt",
 			setup: func(t *testing.T, env *incidentstest.Env) {
-				if _, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {
+				if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -167,7 +167,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 			wantNote: "session s-8812 of support-bot is already halted: reins did not halt it again"},
 		{name: "AgentAlreadyHalted",
 			setup: func(t *testing.T, env *incidentstest.Env) {
-				if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
+				if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice)); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -206,7 +206,7 @@ func TestAutoHaltNotRun(t *testing.T) {
 			if tt.setup != nil {
 				tt.setup(t, env)
 			}
-			out, err := env.Service.AutoHalt(ctx, tt.cmd)
+			out, err := env.Policy.AutoHalt(ctx, tt.cmd)
 			if err != nil {
 				t.Fatalf("AutoHalt: %v", err)
 			}
@@ -245,7 +245,7 @@ func rateLimit(t *testing.T, env *incidentstest.Env) {
 	reg := env.Registry.Current()
 	reg.Agents["support-bot"].Escalation.MaxAutoHaltsPerMinute = 2
 	for _, id := range []string{"s-1", "s-2"} {
-		out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
+		out, err := env.Policy.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
 		if err != nil || out.Halt == nil {
 			t.Fatalf("spend the limit: %+v, %v", out, err)
 		}
@@ -258,7 +258,7 @@ func TestAutoHaltRateLimitedSaysSoOnceAMinute(t *testing.T) {
 	incidentstest.Ingest(t, env, incidentstest.Alert())
 	rateLimit(t, env)
 	for _, id := range []string{"s-3", "s-4", "s-5"} {
-		out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
+		out, err := env.Policy.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{id} }))
 		if err != nil || out.Action != incidents.AutoHaltRateLimited {
 			t.Fatalf("%s: got %+v, %v", id, out, err)
 		}
@@ -282,7 +282,7 @@ func TestAutoHaltRateLimitIsPerMinute(t *testing.T) {
 	incidentstest.Ingest(t, env, incidentstest.Alert())
 	rateLimit(t, env)
 	env.Clock.Advance(61 * time.Second)
-	out, err := env.Service.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{"s-3"} }))
+	out, err := env.Policy.AutoHalt(ctx, autoCmd(func(c *incidents.AutoHaltCommand) { c.Sessions = []string{"s-3"} }))
 	if err != nil || out.Action != ownership.OnBreachHaltSession {
 		t.Fatalf("a minute later: got %+v, %v; want a halt", out, err)
 	}
@@ -296,7 +296,7 @@ func TestAutoHaltInvalid(t *testing.T) {
 		"NoSLA":           autoCmd(func(c *incidents.AutoHaltCommand) { c.SLA = "" }),
 		"UnknownAgentIsX": autoCmd(func(c *incidents.AutoHaltCommand) { c.Agent = "nobody" }),
 	} {
-		if _, err := env.Service.AutoHalt(ctx, cmd); err == nil {
+		if _, err := env.Policy.AutoHalt(ctx, cmd); err == nil {
 			t.Errorf("%s: got no error", name)
 		}
 	}
@@ -312,7 +312,7 @@ func TestAutoHaltConcurrentOnce(t *testing.T) {
 	outs := make(chan string, 4)
 	for range 4 {
 		go func() {
-			out, err := env.Service.AutoHalt(ctx, autoCmd())
+			out, err := env.Policy.AutoHalt(ctx, autoCmd())
 			if err != nil {
 				outs <- err.Error()
 				return
@@ -336,7 +336,7 @@ func TestAutoHaltConcurrentOnce(t *testing.T) {
 func TestAutoHaltWithoutSlackSaysTheCLI(t *testing.T) {
 	env := incidentstest.NewEnv(func(d *incidents.Deps, _ *incidents.Config) { d.Chat = nil })
 	incidentstest.Ingest(t, env, incidentstest.Alert())
-	out, err := env.Service.AutoHalt(ctx, autoCmd())
+	out, err := env.Policy.AutoHalt(ctx, autoCmd())
 	if err != nil || out.Halt == nil || out.Halt.Status != incidents.HaltVerified {
 		t.Fatalf("AutoHalt: %+v, %v", out, err)
 	}

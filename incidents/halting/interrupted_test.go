@@ -1,4 +1,4 @@
-package incidents_test
+package halting_test
 
 import (
 	"context"
@@ -42,7 +42,7 @@ func TestFinishInterruptedHalts(t *testing.T) {
 	}
 	settle := func(t *testing.T, env *incidentstest.Env) int {
 		t.Helper()
-		n, err := env.Service.FinishInterruptedHalts(ctx, env.Clock.Now())
+		n, err := env.Halting.FinishInterruptedHalts(ctx, env.Clock.Now())
 		if err != nil {
 			t.Fatalf("FinishInterruptedHalts: %v", err)
 		}

@@ -1,4 +1,4 @@
-package incidents_test
+package halting_test
 
 import (
 	"context"
@@ -18,32 +18,11 @@ var (
 	eve   = incidents.Actor{Kind: incidents.ActorSlack, ID: "U09EVE"}
 )
 
-func haltCmd(actor incidents.Actor, mods ...func(*incidents.HaltCommand)) incidents.HaltCommand {
-	c := incidents.HaltCommand{Action: incidents.ActionHalt, Agent: "support-bot", Reason: "looping on refunds", Actor: actor}
-	for _, m := range mods {
-		m(&c)
-	}
-	return c
-}
-
-func audit(t *testing.T, env *incidentstest.Env) []string {
-	t.Helper()
-	entries, err := env.Store.FindAudit(ctx, "", 0)
-	if err != nil {
-		t.Fatalf("FindAudit: %v", err)
-	}
-	var out []string
-	for _, e := range entries {
-		out = append(out, e.Action)
-	}
-	return out
-}
-
 func TestHaltRefused(t *testing.T) {
 	env := incidentstest.NewEnv()
 	incidentstest.Ingest(t, env, incidentstest.Alert())
 
-	_, err := env.Service.Halt(ctx, haltCmd(eve))
+	_, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(eve))
 	if incidents.ErrorCode(err) != incidents.EFORBIDDEN {
 		t.Fatalf("got %v, want EFORBIDDEN", err)
 	}
@@ -53,7 +32,7 @@ func TestHaltRefused(t *testing.T) {
 	if got := len(env.Halter.Requests()); got != 0 {
 		t.Errorf("halter called %d times, want never", got)
 	}
-	if got := audit(t, env); !slices.Equal(got, []string{"kill_refused"}) {
+	if got := incidentstest.Audit(t, env); !slices.Equal(got, []string{"kill_refused"}) {
 		t.Errorf("audit: got %v, want [kill_refused]", got)
 	}
 	if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventHaltRefused) {
@@ -78,7 +57,7 @@ func TestCheckAuthority(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv()
-			d, ag, err := env.Service.CheckAuthority(ctx, tt.actor, tt.agent, incidents.ActionResume)
+			d, ag, err := env.Halting.CheckAuthority(ctx, tt.actor, tt.agent, incidents.ActionResume)
 			if code := incidents.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("error: got %v, want code %q", err, tt.wantCode)
 			}
@@ -91,7 +70,7 @@ func TestCheckAuthority(t *testing.T) {
 			if d.Allowed != tt.wantAllowed || ag == nil || ag.Name != "support-bot" {
 				t.Errorf("got allowed %v agent %v, want %v support-bot", d.Allowed, ag, tt.wantAllowed)
 			}
-			if got := audit(t, env); !slices.Equal(got, tt.wantAudit) {
+			if got := incidentstest.Audit(t, env); !slices.Equal(got, tt.wantAudit) {
 				t.Errorf("audit: got %v, want %v", got, tt.wantAudit)
 			}
 		})
@@ -106,7 +85,7 @@ func TestHaltVerified(t *testing.T) {
 		return nil
 	}
 
-	h, err := env.Service.Halt(ctx, haltCmd(alice))
+	h, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice))
 	if err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
@@ -122,7 +101,7 @@ func TestHaltVerified(t *testing.T) {
 	if got := incidentstest.EventKinds(t, env, 1); !slices.Equal(got, want) {
 		t.Errorf("timeline: got %v, want %v", got, want)
 	}
-	if got := audit(t, env); !slices.Equal(got, []string{"kill"}) {
+	if got := incidentstest.Audit(t, env); !slices.Equal(got, []string{"kill"}) {
 		t.Errorf("audit: got %v, want [kill]", got)
 	}
 	incidentstest.Drain(t, env, outbox.LaneChat)
@@ -167,7 +146,7 @@ func TestHaltFailed(t *testing.T) {
 			env.Halter.DoFunc, env.Halter.VerifyFunc = tt.do, tt.verify
 			incidentstest.Ingest(t, env, incidentstest.Alert())
 
-			h, err := env.Service.Halt(ctx, haltCmd(alice))
+			h, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice))
 			if err != nil {
 				t.Fatalf("Halt: got error %v, want the failure in the Halt", err)
 			}
@@ -199,7 +178,7 @@ func TestHaltFailed(t *testing.T) {
 func TestHaltBreakGlass(t *testing.T) {
 	env := incidentstest.NewEnv()
 	root := incidents.Actor{Kind: incidents.ActorCLI, ID: "root"}
-	h, err := env.Service.Halt(ctx, haltCmd(root, func(c *incidents.HaltCommand) { c.BreakGlass = true }))
+	h, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(root, func(c *incidents.HaltCommand) { c.BreakGlass = true }))
 	if err != nil || h.Status != incidents.HaltVerified {
 		t.Fatalf("Halt: got %+v, %v; want verified", h, err)
 	}
@@ -223,16 +202,16 @@ func TestHaltInvalid(t *testing.T) {
 		cmd      incidents.HaltCommand
 		wantCode string
 	}{
-		{name: "ErrSessionsOnKubernetes", wantCode: incidents.EINVALID, cmd: haltCmd(carol, func(c *incidents.HaltCommand) {
+		{name: "ErrSessionsOnKubernetes", wantCode: incidents.EINVALID, cmd: incidentstest.HaltCmd(carol, func(c *incidents.HaltCommand) {
 			c.Agent, c.Sessions = "billing-agent", []string{"s-1"}
 		})},
-		{name: "ErrUnknownAction", wantCode: incidents.EINVALID, cmd: haltCmd(alice, func(c *incidents.HaltCommand) { c.Action = "pause" })},
-		{name: "ErrUnknownAgent", wantCode: incidents.ENOTFOUND, cmd: haltCmd(alice, func(c *incidents.HaltCommand) { c.Agent = "nobody" })},
+		{name: "ErrUnknownAction", wantCode: incidents.EINVALID, cmd: incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) { c.Action = "pause" })},
+		{name: "ErrUnknownAgent", wantCode: incidents.ENOTFOUND, cmd: incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) { c.Agent = "nobody" })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := incidentstest.NewEnv()
-			_, err := env.Service.Halt(ctx, tt.cmd)
+			_, err := env.Halting.Halt(ctx, tt.cmd)
 			if code := incidents.ErrorCode(err); code != tt.wantCode {
 				t.Fatalf("got %v, want %s", err, tt.wantCode)
 			}
@@ -245,7 +224,7 @@ func TestHaltInvalid(t *testing.T) {
 
 func TestResumeWithoutIncident(t *testing.T) {
 	env := incidentstest.NewEnv()
-	h, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) { c.Action = incidents.ActionResume }))
+	h, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) { c.Action = incidents.ActionResume }))
 	if err != nil || h.Status != incidents.HaltVerified || h.IncidentID != 0 {
 		t.Fatalf("got %+v, %v; want a verified resume outside any incident", h, err)
 	}

@@ -1,4 +1,4 @@
-package incidents_test
+package halting_test
 
 import (
 	"slices"
@@ -23,7 +23,7 @@ func deadManEnv(t *testing.T, mods ...func(*incidents.Alert)) *incidentstest.Env
 
 func escalate(t *testing.T, env *incidentstest.Env) int {
 	t.Helper()
-	n, err := env.Service.Escalate(ctx, env.Clock.Now())
+	n, err := env.Policy.Escalate(ctx, env.Clock.Now())
 	if err != nil {
 		t.Fatalf("Escalate: %v", err)
 	}
@@ -88,7 +88,7 @@ func TestEscalateSkipped(t *testing.T) {
 			}
 		}},
 		{name: "HaltOnTheIncident", act: func(t *testing.T, env *incidentstest.Env) {
-			if _, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {
+			if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) { c.Sessions = []string{"s-8812"} })); err != nil {
 				t.Fatal(err)
 			}
 		}},

@@ -1,4 +1,4 @@
-package incidents
+package halting
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/ownership"
@@ -15,7 +16,7 @@ import (
 // canHaltSessions is the one place that asks whether ag's adapter can stop
 // single sessions; the others (feature flags, Deployments) stop the whole agent.
 func (s *Service) canHaltSessions(ag *ownership.Agent) bool {
-	return s.halter != nil && s.halter.SessionScoped(ag)
+	return s.core.Halter() != nil && s.core.Halter().SessionScoped(ag)
 }
 
 const (
@@ -31,32 +32,32 @@ var verifyDelays = []time.Duration{0, 250 * time.Millisecond, 500 * time.Millise
 // alias). A refusal is audited, and noted on the agent's open incident, before
 // it is returned with a nil error; an unknown agent is ENOTFOUND naming the
 // closest agents.
-func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action string) (ownership.Decision, *ownership.Agent, error) {
-	ag, err := s.LookupAgent(agent)
+func (s *Service) CheckAuthority(ctx context.Context, actor incidents.Actor, agent, action string) (ownership.Decision, *ownership.Agent, error) {
+	ag, err := s.core.LookupAgent(agent)
 	if err != nil {
 		return ownership.Decision{}, nil, err
 	}
 	var d ownership.Decision
-	if s.auth == nil {
+	if s.core.Authority() == nil {
 		d = ownership.Decision{Agent: ag.Name, Person: actor.ID, Reason: "reins has no kill-authority checker configured"}
 	} else {
-		d = s.auth.Authorize(ctx, ag, actor.ID)
+		d = s.core.Authority().Authorize(ctx, ag, actor.ID)
 	}
 	if d.Allowed {
 		return d, ag, nil
 	}
-	err = s.RetryTx(ctx, func(q Queries) error {
-		now := s.clock.Now()
-		entry := &AuditEntry{At: now, Actor: actor, Action: auditAction(action) + "_refused", Agent: ag.Name, Detail: d.Reason}
+	err = s.core.RetryTx(ctx, func(q incidents.Queries) error {
+		now := s.core.Now()
+		entry := &incidents.AuditEntry{At: now, Actor: actor, Action: auditAction(action) + "_refused", Agent: ag.Name, Detail: d.Reason}
 		if err := q.AppendAudit(ctx, entry); err != nil {
 			return fmt.Errorf("audit refusal: %w", err)
 		}
-		open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen})
+		open, err := q.FindIncidents(ctx, incidents.IncidentFilter{Agent: ag.Name, Status: incidents.StatusOpen})
 		inc := firstReal(open)
 		if err != nil || inc == nil {
 			return err
 		}
-		return AppendEvent(ctx, q, inc.ID, now, EventHaltRefused, actor,
+		return incidents.AppendEvent(ctx, q, inc.ID, now, incidents.EventHaltRefused, actor,
 			fmt.Sprintf("%s may not %s %s: %s", actor, action, ag.Name, d.Reason),
 			map[string]any{"action": action, "reason": d.Reason, "holders": d.Holders})
 	})
@@ -67,7 +68,7 @@ func (s *Service) CheckAuthority(ctx context.Context, actor Actor, agent, action
 }
 
 func auditAction(action string) string {
-	if action == ActionHalt {
+	if action == incidents.ActionHalt {
 		return "kill"
 	}
 	return action
@@ -82,17 +83,17 @@ func auditAction(action string) string {
 // caller shows the failure. It is never reported as verified, and the kill
 // authority is re-paged. The error is non-nil only when nothing was attempted
 // (bad input, unknown agent, refused: EFORBIDDEN) or the store failed.
-func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
-	if !IsContainAction(cmd.Action) && cmd.Action != ActionResume {
-		return nil, Errorf(EINVALID, "Unknown action %q: use halt, restrict, throttle or resume.", cmd.Action)
+func (s *Service) Halt(ctx context.Context, cmd incidents.HaltCommand) (*incidents.Halt, error) {
+	if !incidents.IsContainAction(cmd.Action) && cmd.Action != incidents.ActionResume {
+		return nil, incidents.Errorf(incidents.EINVALID, "Unknown action %q: use halt, restrict, throttle or resume.", cmd.Action)
 	}
-	if err := checkRung(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
+	if err := incidents.CheckRung(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
 		return nil, err
 	}
-	if err := checkRungParams(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
+	if err := incidents.CheckRungParams(cmd.Action, cmd.Allow, cmd.Rate); err != nil {
 		return nil, err
 	}
-	ag, err := s.LookupAgent(cmd.Agent)
+	ag, err := s.core.LookupAgent(cmd.Agent)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +106,7 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 			return nil, refusal(ag, cmd.Action, d)
 		}
 	}
-	if cmd.Action == ActionResume {
+	if cmd.Action == incidents.ActionResume {
 		return s.gateResume(ctx, cmd, ag)
 	}
 	cmd.ProbationUntil = nil // only the gate sets a probation
@@ -115,57 +116,57 @@ func (s *Service) Halt(ctx context.Context, cmd HaltCommand) (*Halt, error) {
 // runHalt is a halt or resume after the authority check, shared by people
 // (Halt) and policy (AutoHalt) so both are recorded, retried, verified and
 // re-paged alike.
-func (s *Service) runHalt(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error) {
+func (s *Service) runHalt(ctx context.Context, cmd incidents.HaltCommand, ag *ownership.Agent) (*incidents.Halt, error) {
 	h, _, err := s.runHaltCause(ctx, cmd, ag)
 	return h, err
 }
 
 // runHaltCause is runHalt that also returns why a failed halt failed, for
 // the callers that act on it (a rung the far side cannot do).
-func (s *Service) runHaltCause(ctx context.Context, cmd HaltCommand, ag *ownership.Agent) (*Halt, error, error) {
-	sessions := Dedupe(cmd.Sessions)
+func (s *Service) runHaltCause(ctx context.Context, cmd incidents.HaltCommand, ag *ownership.Agent) (*incidents.Halt, error, error) {
+	sessions := incidents.Dedupe(cmd.Sessions)
 	if len(sessions) > 0 && !s.canHaltSessions(ag) {
-		return nil, nil, Errorf(EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
-			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
+		return nil, nil, incidents.Errorf(incidents.EINVALID, "%s is halted through its %s adapter, which cannot stop single sessions. "+
+			"Halt the whole agent instead: %s", ag.Name, ag.Halt.Adapter, s.core.HowToEach("kill "+ag.Name, "kill "+ag.Name+" --reason TEXT"))
 	}
 	if !s.supports(ag, cmd.Action) {
-		return nil, nil, Errorf(EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
+		return nil, nil, incidents.Errorf(incidents.EINVALID, "The %s adapter of %s cannot %s: reins does not send it a stronger or weaker action instead. "+
 			"Halt it (/agent kill %s) or give it an adapter that can (docs/halt-webhook.md).", ag.Halt.Adapter, ag.Name, cmd.Action, ag.Name)
 	}
 	h, err := s.recordHaltRequest(ctx, cmd, ag, sessions)
 	if err != nil {
 		return nil, nil, err
 	}
-	s.Kick() // a halt on a quiet agent opened an incident: page now
+	s.core.Kick() // a halt on a quiet agent opened an incident: page now
 	// From here the halt is under way: finish and record it even if the
 	// caller goes away.
 	wctx := context.WithoutCancel(ctx)
-	req := HaltRequest{Agent: ag, Action: cmd.Action, Sessions: sessions, Allow: h.Allow, Rate: h.Rate,
+	req := incidents.HaltRequest{Agent: ag, Action: cmd.Action, Sessions: sessions, Allow: h.Allow, Rate: h.Rate,
 		IncidentID: h.IncidentID, HaltID: h.ID, Reason: cmd.Reason, Actor: cmd.Actor}
 	attempts, herr := s.callAdapter(wctx, req)
 	if herr == nil {
 		herr = s.verify(wctx, req)
 	}
-	finished := s.clock.Now()
-	h.Attempts, h.FinishedAt, h.Status = attempts, &finished, HaltVerified
+	finished := s.core.Now()
+	h.Attempts, h.FinishedAt, h.Status = attempts, &finished, incidents.HaltVerified
 	if herr != nil {
-		h.Status, h.Error = HaltFailed, Clip(herr.Error(), maxHaltError)
+		h.Status, h.Error = incidents.HaltFailed, incidents.Clip(herr.Error(), maxHaltError)
 	}
 	if err := s.recordHaltResult(wctx, h, ag); err != nil {
 		return h, herr, err
 	}
-	s.metrics.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc()
-	if h.Status == HaltVerified {
-		s.log.Info("halt done", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+	s.core.Metrics().HaltFinished(h)
+	if h.Status == incidents.HaltVerified {
+		s.core.Log().Info("halt done", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
 			"by", h.Actor.String(), "ms", h.TimeToHalt().Milliseconds())
 	} else {
-		s.log.Error("halt failed", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
+		s.core.Log().Error("halt failed", "action", h.Action, "agent", h.Agent, "adapter", h.Adapter, "incident", h.IncidentID,
 			"by", h.Actor.String(), "err", h.Error)
 	}
-	if h.Status == HaltVerified && IsContainAction(h.Action) {
-		s.metrics.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
+	if h.Status == incidents.HaltVerified && incidents.IsContainAction(h.Action) {
+		s.core.Metrics().HaltVerified(h)
 	}
-	s.Kick()
+	s.core.Kick()
 	return h, herr, nil
 }
 
@@ -179,28 +180,28 @@ func refusal(ag *ownership.Agent, action string, d ownership.Decision) error {
 	if len(d.Unavailable) > 0 {
 		msg += " Could not ask " + strings.Join(d.Unavailable, ", ") + " (it may list you): try again shortly."
 	}
-	return Errorf(EFORBIDDEN, "%s", msg)
+	return incidents.Errorf(incidents.EFORBIDDEN, "%s", msg)
 }
 
 // recordHaltRequest stores the request, its timeline event and audit entry
 // in one transaction, opening an incident for a halt when the agent has none.
-func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ownership.Agent, sessions []string) (*Halt, error) {
-	var h *Halt
+func (s *Service) recordHaltRequest(ctx context.Context, cmd incidents.HaltCommand, ag *ownership.Agent, sessions []string) (*incidents.Halt, error) {
+	var h *incidents.Halt
 	created := false
-	err := s.RetryTx(ctx, func(q Queries) error {
+	err := s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		inc, opened, err := s.haltIncident(ctx, q, cmd, ag)
 		if err != nil {
 			return err
 		}
 		created = opened
-		now := s.clock.Now()
-		h = &Halt{Agent: ag.Name, Action: cmd.Action, Sessions: sessions, Reason: cmd.Reason, Actor: cmd.Actor,
-			Adapter: ag.Halt.Adapter, Status: HaltRequested, RequestedAt: now}
+		now := s.core.Now()
+		h = &incidents.Halt{Agent: ag.Name, Action: cmd.Action, Sessions: sessions, Reason: cmd.Reason, Actor: cmd.Actor,
+			Adapter: ag.Halt.Adapter, Status: incidents.HaltRequested, RequestedAt: now}
 		h.ProbationUntil = cmd.ProbationUntil
 		switch cmd.Action {
-		case ActionRestrict:
-			h.Allow = Dedupe(cmd.Allow)
-		case ActionThrottle:
+		case incidents.ActionRestrict:
+			h.Allow = incidents.Dedupe(cmd.Allow)
+		case incidents.ActionThrottle:
 			h.Rate = cmd.Rate
 		}
 		if inc != nil {
@@ -209,22 +210,22 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		if err := q.CreateHalt(ctx, h); err != nil {
 			return fmt.Errorf("record %s of %s: %w", cmd.Action, ag.Name, err)
 		}
-		detail := fmt.Sprintf("halt %d: %s %s%s", h.ID, cmd.Action, haltTarget(ag.Name, sessions), RungParams(h))
+		detail := fmt.Sprintf("halt %d: %s %s%s", h.ID, cmd.Action, haltTarget(ag.Name, sessions), incidents.RungParams(h))
 		if cmd.BreakGlass {
 			detail += " (break-glass)"
 		}
 		if cmd.Reason != "" {
 			detail += ": " + cmd.Reason
 		}
-		audit := &AuditEntry{At: now, Actor: cmd.Actor, Action: auditAction(cmd.Action), Agent: ag.Name, Allowed: true, Detail: detail}
+		audit := &incidents.AuditEntry{At: now, Actor: cmd.Actor, Action: auditAction(cmd.Action), Agent: ag.Name, Allowed: true, Detail: detail}
 		if err := q.AppendAudit(ctx, audit); err != nil {
 			return fmt.Errorf("audit %s of %s: %w", cmd.Action, ag.Name, err)
 		}
 		if inc == nil {
 			return nil
 		}
-		return AppendEvent(ctx, q, inc.ID, now, EventHaltRequested, cmd.Actor,
-			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), RungParams(h)),
+		return incidents.AppendEvent(ctx, q, inc.ID, now, incidents.EventHaltRequested, cmd.Actor,
+			fmt.Sprintf("%s asked to %s %s%s", cmd.Actor, cmd.Action, haltTarget(ag.Name, sessions), incidents.RungParams(h)),
 			map[string]any{"halt_id": h.ID, "action": cmd.Action, "sessions": sessions, "reason": cmd.Reason,
 				"adapter": h.Adapter, "break_glass": cmd.BreakGlass, "allow": h.Allow, "rate": h.Rate})
 	})
@@ -232,7 +233,7 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 		return nil, err
 	}
 	if created {
-		s.IncidentOpened(h.IncidentID, ag.Name, true, "source", "halt", "by", cmd.Actor.String())
+		s.core.IncidentOpened(h.IncidentID, ag.Name, true, "source", "halt", "by", cmd.Actor.String())
 	}
 	return h, nil
 }
@@ -240,32 +241,32 @@ func (s *Service) recordHaltRequest(ctx context.Context, cmd HaltCommand, ag *ow
 // haltIncident picks the incident a halt belongs to: the one asked for, else
 // the agent's newest open incident, else (for a halt) a new one. A resume
 // with no open incident belongs to none.
-func (s *Service) haltIncident(ctx context.Context, q Queries, cmd HaltCommand, ag *ownership.Agent) (*Incident, bool, error) {
+func (s *Service) haltIncident(ctx context.Context, q incidents.Queries, cmd incidents.HaltCommand, ag *ownership.Agent) (*incidents.Incident, bool, error) {
 	if cmd.IncidentID != 0 {
 		inc, err := q.FindIncident(ctx, cmd.IncidentID)
 		if err != nil {
 			return nil, false, err
 		}
 		if inc.Agent != ag.Name {
-			return nil, false, Errorf(EINVALID, "Incident #%d is about %s, not %s.", inc.ID, inc.Agent, ag.Name)
+			return nil, false, incidents.Errorf(incidents.EINVALID, "Incident #%d is about %s, not %s.", inc.ID, inc.Agent, ag.Name)
 		}
 		return inc, false, nil
 	}
-	open, err := q.FindIncidents(ctx, IncidentFilter{Agent: ag.Name, Status: StatusOpen})
+	open, err := q.FindIncidents(ctx, incidents.IncidentFilter{Agent: ag.Name, Status: incidents.StatusOpen})
 	if err != nil {
 		return nil, false, fmt.Errorf("find open incident of %s: %w", ag.Name, err)
 	}
 	if inc := firstReal(open); inc != nil {
 		return inc, false, nil
 	}
-	if !IsContainAction(cmd.Action) {
+	if !incidents.IsContainAction(cmd.Action) {
 		return nil, false, nil
 	}
 	title := "Halt requested for " + ag.Name
-	if cmd.Action != ActionHalt {
+	if cmd.Action != incidents.ActionHalt {
 		title = strings.ToUpper(cmd.Action[:1]) + cmd.Action[1:] + " requested for " + ag.Name
 	}
-	return s.OpenManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
+	return s.core.OpenManual(ctx, q, ag, cmd.Actor, title, fmt.Sprintf("%s by %s", title, cmd.Actor))
 }
 
 func haltTarget(agent string, sessions []string) string {
@@ -277,49 +278,49 @@ func haltTarget(agent string, sessions []string) string {
 
 // callAdapter calls the halter up to HaltAttempts times, each with its own
 // timeout, pausing 200 ms·2^n between attempts. It returns the attempts made.
-func (s *Service) callAdapter(ctx context.Context, req HaltRequest) (int, error) {
-	if s.halter == nil {
+func (s *Service) callAdapter(ctx context.Context, req incidents.HaltRequest) (int, error) {
+	if s.core.Halter() == nil {
 		return 0, errors.New("no halt adapters are configured")
 	}
 	var err error
-	for n := range s.cfg.HaltAttempts {
+	for n := range s.core.Config().HaltAttempts {
 		if n > 0 && !sleep(ctx, haltBackoff<<(n-1)) {
 			return n, ctx.Err()
 		}
-		actx, cancel := context.WithTimeout(ctx, s.cfg.HaltTimeout)
-		err = s.halter.Do(actx, req)
+		actx, cancel := context.WithTimeout(ctx, s.core.Config().HaltTimeout)
+		err = s.core.Halter().Do(actx, req)
 		cancel()
 		if err == nil {
 			return n + 1, nil
 		}
-		s.log.Warn("halt adapter failed", "agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "attempt", n+1, "err", err)
+		s.core.Log().Warn("halt adapter failed", "agent", req.Agent.Name, "adapter", req.Agent.Halt.Adapter, "attempt", n+1, "err", err)
 		if permanentHaltError(err) {
 			// A missing secret or a bad setting fails the same way every
 			// time: say so now instead of retrying while the agent runs.
-			if ErrorCode(err) == EINVALID {
-				err = errors.New(ErrorMessage(err)) // the sentence that says what to set
+			if incidents.ErrorCode(err) == incidents.EINVALID {
+				err = errors.New(incidents.ErrorMessage(err)) // the sentence that says what to set
 			}
 			return n + 1, fmt.Errorf("%s adapter failed: %w", req.Agent.Halt.Adapter, err)
 		}
 	}
-	return s.cfg.HaltAttempts, fmt.Errorf("%s adapter failed %s: %w", req.Agent.Halt.Adapter, words.Count(s.cfg.HaltAttempts, "time"), err)
+	return s.core.Config().HaltAttempts, fmt.Errorf("%s adapter failed %s: %w", req.Agent.Halt.Adapter, words.Count(s.core.Config().HaltAttempts, "time"), err)
 }
 
 // permanentHaltError reports an adapter error that retrying cannot fix.
 func permanentHaltError(err error) bool {
 	var perm *outbox.PermanentError
-	return errors.As(err, &perm) || ErrorCode(err) == EINVALID || errors.Is(err, ErrRungUnsupported)
+	return errors.As(err, &perm) || incidents.ErrorCode(err) == incidents.EINVALID || errors.Is(err, incidents.ErrRungUnsupported)
 }
 
 // verify reads the state back until it matches, a few times over ~2 s.
-func (s *Service) verify(ctx context.Context, req HaltRequest) error {
+func (s *Service) verify(ctx context.Context, req incidents.HaltRequest) error {
 	var lastErr error
 	for _, d := range verifyDelays {
 		if !sleep(ctx, d) {
 			return ctx.Err()
 		}
-		vctx, cancel := context.WithTimeout(ctx, s.cfg.HaltTimeout)
-		ok, err := s.halter.Verify(vctx, req)
+		vctx, cancel := context.WithTimeout(ctx, s.core.Config().HaltTimeout)
+		ok, err := s.core.Halter().Verify(vctx, req)
 		cancel()
 		if err == nil && ok {
 			return nil
@@ -329,13 +330,13 @@ func (s *Service) verify(ctx context.Context, req HaltRequest) error {
 	if lastErr != nil {
 		return fmt.Errorf("could not read back the %s state: %w", req.Action, lastErr)
 	}
-	if req.Action == ActionHalt {
+	if req.Action == incidents.ActionHalt {
 		return fmt.Errorf("the adapter accepted the halt but %s still reports running", haltTarget(req.Agent.Name, req.Sessions))
 	}
-	if req.Action == ActionResume {
+	if req.Action == incidents.ActionResume {
 		return fmt.Errorf("the adapter accepted the resume but %s still reports contained", haltTarget(req.Agent.Name, req.Sessions))
 	}
-	return fmt.Errorf("the adapter accepted the %s but %s does not report %s", req.Action, haltTarget(req.Agent.Name, req.Sessions), ModeOf(req.Action))
+	return fmt.Errorf("the adapter accepted the %s but %s does not report %s", req.Action, haltTarget(req.Agent.Name, req.Sessions), incidents.ModeOf(req.Action))
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
@@ -354,8 +355,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // recordHaltResult writes the outcome, its timeline event and its messages in
 // one transaction; a failed halt also re-pages the kill authority.
-func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.Agent) error {
-	return s.RetryTx(ctx, func(q Queries) error {
+func (s *Service) recordHaltResult(ctx context.Context, h *incidents.Halt, ag *ownership.Agent) error {
+	return s.core.RetryTx(ctx, func(q incidents.Queries) error {
 		if err := q.UpdateHalt(ctx, h); err != nil {
 			return fmt.Errorf("record result of halt %d: %w", h.ID, err)
 		}
@@ -363,7 +364,7 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 			return nil
 		}
 		kind, msg := s.haltOutcome(h, ag)
-		repage := h.Status == HaltFailed && IsContainAction(h.Action) && s.pager != nil
+		repage := h.Status == incidents.HaltFailed && incidents.IsContainAction(h.Action) && s.core.Pager() != nil
 		if repage {
 			// Queued, not sent: the "Re-paged" event follows once PagerDuty
 			// took it (and "Gave up" if it never does), so the timeline
@@ -373,90 +374,90 @@ func (s *Service) recordHaltResult(ctx context.Context, h *Halt, ag *ownership.A
 		data := map[string]any{"halt_id": h.ID, "action": h.Action, "status": h.Status, "sessions": h.Sessions,
 			"allow": h.Allow, "rate": h.Rate,
 			"adapter": h.Adapter, "attempts": h.Attempts, "error": h.Error, "time_to_halt_ms": h.TimeToHalt().Milliseconds()}
-		if err := AppendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
+		if err := incidents.AppendEvent(ctx, q, h.IncidentID, *h.FinishedAt, kind, h.Actor, msg.Title, data); err != nil {
 			return err
 		}
 		key := func(what string) string { return fmt.Sprintf("inc-%d/%s/%d", h.IncidentID, what, h.ID) }
-		if s.chat != nil {
-			if err := s.Enqueue(ctx, q, h.IncidentID, outbox.LaneChat, KindPost, key("halt"), msg); err != nil {
+		if s.core.Chat() != nil {
+			if err := s.core.Enqueue(ctx, q, h.IncidentID, outbox.LaneChat, incidents.KindPost, key("halt"), msg); err != nil {
 				return err
 			}
-			if err := s.Enqueue(ctx, q, h.IncidentID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
+			if err := s.core.Enqueue(ctx, q, h.IncidentID, outbox.LaneRefresh, incidents.KindUpdateSummary, key("update_summary/halt"), nil); err != nil {
 				return err
 			}
 		}
 		if !repage {
 			return nil
 		}
-		return s.Enqueue(ctx, q, h.IncidentID, outbox.LaneUrgent, KindRepage, key("repage"), repagePayload{HaltID: h.ID, Error: h.Error})
+		return s.core.Enqueue(ctx, q, h.IncidentID, outbox.LaneUrgent, incidents.KindRepage, key("repage"), incidents.RepagePayload{HaltID: h.ID, Error: h.Error})
 	})
 }
 
 // haltOutcome is the timeline kind and channel message for a finished halt.
-func (s *Service) haltOutcome(h *Halt, ag *ownership.Agent) (EventKind, Message) {
+func (s *Service) haltOutcome(h *incidents.Halt, ag *ownership.Agent) (incidents.EventKind, incidents.Message) {
 	target := haltTarget(h.Agent, h.Sessions)
-	m := Message{Fields: []Field{{Label: "By", Value: ActorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
+	m := incidents.Message{Fields: []incidents.Field{{Label: "By", Value: incidents.ActorLabel(h.Actor)}, {Label: "Adapter", Value: h.Adapter}}}
 	if h.Reason != "" {
-		m.Fields = append(m.Fields, Field{Label: "Reason", Value: h.Reason})
+		m.Fields = append(m.Fields, incidents.Field{Label: "Reason", Value: h.Reason})
 	}
 	switch {
-	case (h.Action == ActionRestrict || h.Action == ActionThrottle) && h.Status == HaltVerified:
+	case (h.Action == incidents.ActionRestrict || h.Action == incidents.ActionThrottle) && h.Status == incidents.HaltVerified:
 		return s.rungOutcome(h, m)
-	case h.Action == ActionRestrict || h.Action == ActionThrottle:
-		m.Style = StyleDanger
-		m.Title = fmt.Sprintf("⚠️ %s of %s FAILED: %s — NOT %s", h.Action, target, h.Error, ModeOf(h.Action))
-		m.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
-		return EventHaltFailed, m
-	case h.Action == ActionHalt && h.Status == HaltVerified && h.Actor.Kind == ActorPolicy:
-		m.Style = StyleSuccess
+	case h.Action == incidents.ActionRestrict || h.Action == incidents.ActionThrottle:
+		m.Style = incidents.StyleDanger
+		m.Title = fmt.Sprintf("⚠️ %s of %s FAILED: %s — NOT %s", h.Action, target, h.Error, incidents.ModeOf(h.Action))
+		m.Mention = incidents.Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		return incidents.EventHaltFailed, m
+	case h.Action == incidents.ActionHalt && h.Status == incidents.HaltVerified && h.Actor.Kind == incidents.ActorPolicy:
+		m.Style = incidents.StyleSuccess
 		m.Title = "🛑 " + s.autoHaltedText(h.Agent, h.Sessions, h.Reason)
-		m.Fields = append(m.Fields, Field{Label: "Verified", Value: fmt.Sprintf("in %d ms (request to state read back)", h.TimeToHalt().Milliseconds())})
-		return EventHaltVerified, m
-	case h.Action == ActionHalt && h.Status == HaltVerified:
-		m.Style = StyleSuccess
-		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, ActorLabel(h.Actor), h.TimeToHalt().Milliseconds())
-		return EventHaltVerified, m
-	case h.Action == ActionHalt:
-		m.Style = StyleDanger
+		m.Fields = append(m.Fields, incidents.Field{Label: "Verified", Value: fmt.Sprintf("in %d ms (request to state read back)", h.TimeToHalt().Milliseconds())})
+		return incidents.EventHaltVerified, m
+	case h.Action == incidents.ActionHalt && h.Status == incidents.HaltVerified:
+		m.Style = incidents.StyleSuccess
+		m.Title = fmt.Sprintf("🛑 %s halted by %s — verified in %d ms", target, incidents.ActorLabel(h.Actor), h.TimeToHalt().Milliseconds())
+		return incidents.EventHaltVerified, m
+	case h.Action == incidents.ActionHalt:
+		m.Style = incidents.StyleDanger
 		m.Title = fmt.Sprintf("⚠️ halt of %s FAILED: %s — NOT halted", target, h.Error)
-		m.Mention = Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
-		return EventHaltFailed, m
-	case h.Status == HaltVerified:
-		m.Style = StyleInfo
-		m.Title = fmt.Sprintf("▶️ %s resumed by %s — verified", target, ActorLabel(h.Actor))
-		return EventResumed, m
+		m.Mention = incidents.Mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups)
+		return incidents.EventHaltFailed, m
+	case h.Status == incidents.HaltVerified:
+		m.Style = incidents.StyleInfo
+		m.Title = fmt.Sprintf("▶️ %s resumed by %s — verified", target, incidents.ActorLabel(h.Actor))
+		return incidents.EventResumed, m
 	default:
-		m.Style = StyleWarning
+		m.Style = incidents.StyleWarning
 		m.Title = fmt.Sprintf("⚠️ resume of %s FAILED: %s — still halted", target, h.Error)
-		return EventResumeFailed, m
+		return incidents.EventResumeFailed, m
 	}
 }
 
 // supports asks the Halter whether ag's adapter can do action; halt and
 // resume are every adapter's.
 func (s *Service) supports(ag *ownership.Agent, action string) bool {
-	if action == ActionHalt || action == ActionResume {
+	if action == incidents.ActionHalt || action == incidents.ActionResume {
 		return true
 	}
-	return s.halter != nil && s.halter.Supports(ag, action)
+	return s.core.Halter() != nil && s.core.Halter().Supports(ag, action)
 }
 
 // rungOutcome is the timeline kind and message of a verified restrict or
 // throttle: what the target may still do, and how to lift it.
-func (s *Service) rungOutcome(h *Halt, m Message) (EventKind, Message) {
+func (s *Service) rungOutcome(h *incidents.Halt, m incidents.Message) (incidents.EventKind, incidents.Message) {
 	target := haltTarget(h.Agent, h.Sessions)
-	if h.Actor.Kind == ActorPolicy {
+	if h.Actor.Kind == incidents.ActorPolicy {
 		target = policyTarget(h.Agent, h.Sessions)
 	}
-	m.Style = StyleWarning
-	kind, title := EventRestricted, fmt.Sprintf("🚧 %s restricted to %s", target, strings.Join(h.Allow, ", "))
-	if h.Action == ActionThrottle {
-		kind, title = EventThrottled, fmt.Sprintf("🐢 %s throttled to %d model calls a minute", target, h.Rate)
+	m.Style = incidents.StyleWarning
+	kind, title := incidents.EventRestricted, fmt.Sprintf("🚧 %s restricted to %s", target, strings.Join(h.Allow, ", "))
+	if h.Action == incidents.ActionThrottle {
+		kind, title = incidents.EventThrottled, fmt.Sprintf("🐢 %s throttled to %d model calls a minute", target, h.Rate)
 	}
-	if h.Actor.Kind == ActorPolicy {
+	if h.Actor.Kind == incidents.ActorPolicy {
 		title += " automatically"
 	} else {
-		title += " by " + ActorLabel(h.Actor)
+		title += " by " + incidents.ActorLabel(h.Actor)
 	}
 	m.Title = fmt.Sprintf("%s — verified in %d ms. %s", title, h.TimeToHalt().Milliseconds(), s.liftHint(h.Agent, h.Sessions))
 	return kind, m
@@ -464,7 +465,7 @@ func (s *Service) rungOutcome(h *Halt, m Message) (EventKind, Message) {
 
 // firstReal is the first of incs that a test alert did not open: a real
 // halt never lands in a test incident.
-func firstReal(incs []*Incident) *Incident {
+func firstReal(incs []*incidents.Incident) *incidents.Incident {
 	for _, inc := range incs {
 		if !inc.IsTest() {
 			return inc
@@ -472,3 +473,24 @@ func firstReal(incs []*Incident) *Incident {
 	}
 	return nil
 }
+
+// liftHint says how to lift a containment of target.
+func (s *Service) liftHint(agent string, sessions []string) string {
+	slash, cli := "resume "+agent, "resume "+agent
+	if len(sessions) > 0 {
+		slash += " session " + strings.Join(sessions, " ")
+		cli += " " + strings.Join(sessions, " ")
+	}
+	return "To lift it: " + s.core.HowToEach(slash, cli)
+}
+
+// Service is the halts a person asks for, and what follows them: the kill
+// authority check, the halt through the agent's adapter with its verification,
+// the resume gate and probation, and the halts a stopped process left
+// unfinished.
+type Service struct {
+	core *incidents.Core
+}
+
+// New returns the halts of the use cases core serves.
+func New(core *incidents.Core) *Service { return &Service{core: core} }
