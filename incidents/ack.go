@@ -69,7 +69,7 @@ func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64
 }
 
 // deliverPageAck acknowledges the incident's page in PagerDuty.
-func (s *Service) deliverPageAck(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPageAck(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "acknowledge")
 	if err != nil {
 		return err

@@ -31,10 +31,20 @@ func Destinations() map[string]string {
 // registers its kinds in the file that delivers them: a new kind is its
 // constant and handler there plus one line in its group's function.
 func (s *Service) registerHandlers(w *outbox.Worker) {
-	s.chatHandlers(w.Handle)      // deliver_chat.go
-	s.pageHandlers(w.Handle)      // deliver_page.go
-	s.aftermathHandlers(w.Handle) // deliver_aftermath.go
+	chat, page := &chatSteps{s.Core}, &pageSteps{s.Core}
+	chat.chatHandlers(w.Handle)      // deliver_chat.go
+	page.pageHandlers(w.Handle)      // deliver_page.go
+	chat.aftermathHandlers(w.Handle) // deliver_aftermath.go
 }
+
+// chatSteps delivers the Slack steps of every use case (deliver_chat.go,
+// deliver_aftermath.go); pageSteps the PagerDuty ones (deliver_page.go,
+// ack.go). Each holds only the Core: a handler reads what it delivers from
+// the store, never from a use case.
+type (
+	chatSteps struct{ *Core }
+	pageSteps struct{ *Core }
+)
 
 // bury gives up on an item visibly: the item is kept as dead, the incident's
 // timeline says what was lost, and the governance channel is told.

@@ -38,7 +38,7 @@ const (
 
 // aftermathHandlers registers the outbox kinds of the checklist, resolve
 // and postmortem use cases and of the jobs.
-func (s *Service) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *chatSteps) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindPostChecklistParent, s.deliverChecklistParent)
 	handle(KindPostChecklistItem, s.deliverChecklistItem)
 	handle(KindResolvedTopic, s.deliverResolvedTopic)
@@ -55,7 +55,7 @@ func errNoThread(what string, incID int64) error {
 
 // deliverChecklistParent posts the thread's parent, or updates its progress
 // once posted (its ts is remembered, so a retry never posts it twice).
-func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -73,7 +73,7 @@ func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) e
 
 // postThreadParent posts a thread's parent message, or refreshes it once
 // posted, and records its ts (reached through field) the first time.
-func (s *Service) postThreadParent(ctx context.Context, inc *Incident, what string, m Message, field func(*Incident) *string) error {
+func (s *chatSteps) postThreadParent(ctx context.Context, inc *Incident, what string, m Message, field func(*Incident) *string) error {
 	posted := *field(inc)
 	m.Channel, m.UpdateTS = inc.SlackChannelID, posted
 	ts, err := s.chat.Post(ctx, m)
@@ -101,7 +101,7 @@ func checklistTitle(id int64, answered, total int) string {
 
 // deliverChecklistItem posts an item in the thread, or updates its message
 // when it was posted before: "remember what they already did".
-func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
 	var p ChecklistItemPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
@@ -144,7 +144,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	})
 }
 
-func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -158,7 +158,7 @@ func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) err
 
 // deliverPostmortemParent posts the postmortem thread's parent, or updates
 // its progress once posted.
-func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -184,7 +184,7 @@ func postmortemTitle(id int64, answered int) string {
 
 // deliverPostmortemQuestion posts a question in the postmortem thread, or
 // updates its message when it was posted before.
-func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
 	var p QuestionPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
@@ -239,7 +239,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 
 // deliverReminder posts a nudge in the checklist or postmortem thread, or in
 // the channel when the thread is not there.
-func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	var p ReminderPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))

@@ -22,7 +22,7 @@ const (
 
 // chatHandlers registers the outbox kinds that build and post to the
 // incident channel.
-func (s *Service) chatHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *chatSteps) chatHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindCreateChannel, s.deliverCreateChannel)
 	handle(KindPostSummary, s.deliverSummary)
 	handle(KindUpdateSummary, s.deliverSummaryUpdate)
@@ -37,7 +37,7 @@ var errNoChat = outbox.Permanent(errors.New("Slack is not configured (SLACK_BOT_
 
 const KindCreateChannel = "create_channel" // create #inc-42-agent-slug, remember its ID
 
-func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -85,7 +85,7 @@ func ChannelName(prefix string, id int64, agent, title string) string {
 
 const KindPostSummary = "post_summary" // post and pin the summary, remember its ts
 
-func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverSummary(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -112,7 +112,7 @@ const KindUpdateSummary = "update_summary" // update the summary in place (debou
 // deliverSummaryUpdate refreshes a posted summary. Before the summary is
 // posted there is nothing to refresh: post_summary reads the incident when it
 // runs, so it shows the same state.
-func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok || inc.SummaryTS == "" {
 		return err
@@ -121,7 +121,7 @@ func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) err
 }
 
 // summaryView gathers what the summary shows, as of now.
-func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
+func (s *chatSteps) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
 	reg := s.Registry()
 	v := &SummaryView{Incident: inc, PublicURL: s.cfg.PublicURL}
 	if !inc.Unowned {
@@ -185,7 +185,7 @@ func SessionLinks(ag *ownership.Agent, sessions []string) []Link {
 
 const KindSetTopic = "set_topic" // channel topic: agent, severity, title
 
-func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverTopic(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -199,7 +199,7 @@ func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
 
 const KindInvite = "invite" // owners and kill authority into the channel
 
-func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverInvite(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok || inc.Unowned {
 		return err
@@ -225,7 +225,7 @@ func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 
 const KindBookmark = "bookmark" // runbook and first session links
 
-func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
@@ -253,7 +253,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 
 const KindAnnounce = "announce" // one line in the team's (or governance) channel
 
-func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -309,7 +309,7 @@ const ThreadOfSummary = "@summary"
 
 const KindPost = "post" // payload: a Message; Channel "" is the incident channel
 
-func (s *Service) deliverPost(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverPost(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}

@@ -25,7 +25,7 @@ type RepagePayload struct {
 }
 
 // pageHandlers registers the outbox kinds of the urgent lane: PagerDuty.
-func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *pageSteps) pageHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindPage, s.deliverPage)
 	handle(KindRepage, s.deliverRepage)
 	handle(KindQueuePage, s.deliverQueuePage)
@@ -39,7 +39,7 @@ const KindPage = "page" // PagerDuty trigger to the kill authority
 
 // deliverPage sends the trigger. It never waits for the Slack channel: the
 // page carries the reins incident link, and the channel link once known.
-func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
@@ -63,7 +63,7 @@ const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: RepagePayl
 
 // deliverRepage triggers again on the same dedup key after a failed halt, so
 // PagerDuty keeps one incident and the acknowledgement sync still matches.
-func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverRepage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 
 const KindPageResolve = "page_resolve" // PagerDuty resolve
 
-func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "resolve")
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error
 }
 
 // pageFor loads the item's incident and builds its page.
-func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (*Incident, Page, error) {
+func (s *pageSteps) pageFor(ctx context.Context, it *outbox.Item, action string) (*Incident, Page, error) {
 	if s.pager == nil {
 		return nil, Page{}, errNoPager
 	}
@@ -128,7 +128,7 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 }
 
 // routingKey follows docs/config.md: the agent's key, else its team's, else the default.
-func (s *Service) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
+func (s *pageSteps) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
 	if env := pageRouteEnv(reg, ag); env != "" {
 		if key := s.cfg.Getenv(env); key != "" {
 			return key
@@ -142,7 +142,7 @@ func pageRouteEnv(reg *ownership.Registry, ag *ownership.Agent) string {
 	return env
 }
 
-func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
+func (s *pageSteps) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
 	dedup := inc.PagerDutyKey
 	if dedup == "" {
 		dedup = PagerKey(inc.ID)
@@ -208,7 +208,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 // pageChannelLink is the incident channel's link as pages carry it. Without
 // Slack there will be no channel: the link says so and opens the incident
 // in reins instead.
-func (s *Service) pageChannelLink(inc *Incident) Link {
+func (s *pageSteps) pageChannelLink(inc *Incident) Link {
 	if s.chat == nil {
 		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.IncidentLink(inc.ID).URL}
 	}
@@ -243,7 +243,7 @@ type QueuePagePayload struct {
 }
 
 // deliverQueuePage pages that breaches wait for the automatic-halt budget.
-func (s *Service) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
