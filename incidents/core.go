@@ -19,8 +19,8 @@ import (
 // This file is what every use case needs: the transaction that retries a
 // conflict, the outbox item queued inside it, the timeline event, the
 // incident opened by hand, and the small text helpers. The use-case packages
-// (incidents/intake, incidents/aftermath) hold a *Core and call these; the
-// use cases still in Service reach them through its embedded Core.
+// (incidents/intake, incidents/aftermath, incidents/halting) hold a *Core
+// and call these; Service and the outbox handlers embed it.
 
 // Core is what the use cases share: the store, the registry, the outbox, the
 // clock, the log, the settings, and Slack and PagerDuty when configured (nil

@@ -280,7 +280,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.SlackEnabled() {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
-			Service:       m.useCases(),
+			Service:       useCasesOf(m),
 			State:         m.Store,
 			Authorizer:    m.Authority,
 			Now:           m.Clock.Now,
@@ -426,7 +426,7 @@ type (
 	haltingUseCases   = halting.Service
 )
 
-func (m *Main) useCases() useCases {
+func useCasesOf(m *Main) useCases {
 	return useCases{m.Service, m.Aftermath, m.Halting, m.Intake}
 }
 
