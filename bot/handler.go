@@ -72,6 +72,7 @@ type Handler struct {
 	lastPrune atomic.Int64
 	acks      *ackClock  // when acks are served, for commands' work to yield to
 	later     laterQueue // commands' work, until the acks are quiet
+	statuses  statusReads
 	sem       chan struct{}
 	haltSem   chan struct{} // haltWorkers slots for kill, resume and confirmations
 	timeout   time.Duration
@@ -384,6 +385,9 @@ type caller struct {
 	// viaChannel answers with chat.postEphemeral in channelID (buttons on
 	// channel messages, modals); response_url is then the fallback.
 	viaChannel bool
+	// asked is when the request reached this replica (zero: unknown): a
+	// read begun after it may answer it (sharedStatus).
+	asked time.Time
 }
 
 func slackActor(userID, name string) incidents.Actor {
@@ -400,7 +404,7 @@ func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 		blocks, text := helpReply(cmd)
 		return ackMessage{ResponseType: slack.ResponseTypeEphemeral, Text: text, Blocks: blocks}
 	}
-	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL}
+	c := caller{actor: slackActor(sc.UserID, sc.UserName), channelID: sc.ChannelID, responseURL: sc.ResponseURL, asked: time.Now()}
 	sem := h.sem
 	if cmd.Verb == VerbKill || cmd.Verb == VerbResume || cmd.Verb == VerbRestrict || cmd.Verb == VerbThrottle {
 		// A refusal is answered here, in the ack: refused attempts never
@@ -415,7 +419,7 @@ func (h *Handler) command(sc slack.SlashCommand, use *useOnce) any {
 		}
 		sem = h.haltSem
 	}
-	queued := time.Now()
+	queued := c.asked
 	first := func(ctx context.Context) bool {
 		first, err := use.claim(ctx, markWait)
 		switch {

@@ -2,9 +2,12 @@ package bot
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // Acks before answers. Each slash command's ack is a verified signature and
@@ -187,4 +190,60 @@ func (h *Handler) releaseLater() {
 			go h.runJob(j.sem, j.what, j.gate, j.fn)
 		}
 	}
+}
+
+// statusReads lets the `/agent status` commands of a burst share their
+// reads. Each status is two statements over every halt and open incident;
+// a burst of them, released together once the acks stop, read the same
+// rows thousands of times over. A command may take the result of a read of
+// the same agent (or of all) that began after the command reached this
+// replica, and so saw every change committed before it was asked: the
+// answer is as fresh as a read of its own, only not begun by it.
+type statusReads struct {
+	mu       sync.Mutex
+	inFlight map[string]*statusRead // by agent argument; "" for all
+}
+
+// statusRead is one Status call that later askers may wait for.
+type statusRead struct {
+	began time.Time
+	done  chan struct{}
+	list  []incidents.AgentStatus
+	err   error
+}
+
+// sharedStatus is svc.Status(ctx, agent) for a command asked at asked
+// (zero: now), shared with concurrent commands as statusReads says.
+func (h *Handler) sharedStatus(ctx context.Context, agent string, asked time.Time) ([]incidents.AgentStatus, error) {
+	if asked.IsZero() {
+		asked = time.Now()
+	}
+	r := &h.statuses
+	r.mu.Lock()
+	if c := r.inFlight[agent]; c != nil && !c.began.Before(asked) {
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.list, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &statusRead{began: time.Now(), done: make(chan struct{})}
+	if r.inFlight == nil {
+		r.inFlight = map[string]*statusRead{}
+	}
+	r.inFlight[agent] = c
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		if r.inFlight[agent] == c {
+			delete(r.inFlight, agent)
+		}
+		r.mu.Unlock()
+		close(c.done)
+	}()
+	c.err = errors.New("status read stopped") // what waiters get should Status panic
+	c.list, c.err = h.svc.Status(ctx, agent)
+	return c.list, c.err
 }

@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +55,57 @@ func TestCommandWorkWaitsForAcks(t *testing.T) {
 	}
 	if waited := hs.slack.Responses()[1].At.Sub(acked); waited < ackYield-50*time.Millisecond {
 		t.Errorf("answered %v after the ack under endless acks, want about %v", waited, ackYield)
+	}
+}
+
+// Status commands share a read only if it began after they were asked: a
+// burst's commands share one, a command asked while an older read is under
+// way gets one of its own, which sees what was committed before it asked.
+func TestStatusReadsShared(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	svc := &fakeService{StatusFn: func(string) ([]incidents.AgentStatus, error) {
+		calls.Add(1)
+		<-release
+		return []incidents.AgentStatus{{Halted: true}}, nil
+	}}
+	hs := newHarness(t, svc)
+	ctx := context.Background()
+	beforeFirst := time.Now()
+	time.Sleep(time.Millisecond)
+	results := make(chan []incidents.AgentStatus, 3)
+	ask := func(asked time.Time) {
+		list, err := hs.h.sharedStatus(ctx, "", asked)
+		if err != nil {
+			t.Error(err)
+		}
+		results <- list
+	}
+	go ask(time.Now())
+	waitFor := func(n int32) {
+		deadline := time.Now().Add(2 * time.Second)
+		for calls.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d status reads, want %d", calls.Load(), n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitFor(1)
+	go ask(beforeFirst) // asked before the read began: shares it
+	time.Sleep(20 * time.Millisecond)
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a command asked before the read began started read %d, want it to share the first", n)
+	}
+	go ask(time.Now()) // asked after it began: a read of its own
+	waitFor(2)
+	close(release)
+	for range 3 {
+		if list := <-results; len(list) != 1 || !list[0].Halted {
+			t.Errorf("got %+v, want the read's result", list)
+		}
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d status reads, want 2", n)
 	}
 }
