@@ -197,14 +197,15 @@ func (h *Handler) releaseLater() {
 // a burst of them, released together once the acks stop, read the same
 // rows thousands of times over. A command may take the result of a read of
 // the same agent (or of all) that began after the command reached this
-// replica, and so saw every change committed before it was asked: the
-// answer is as fresh as a read of its own, only not begun by it.
+// replica, under way or finished, and so saw every change committed before
+// it was asked: the answer is as fresh as a read of its own, only not begun
+// by it.
 type statusReads struct {
-	mu       sync.Mutex
-	inFlight map[string]*statusRead // by agent argument; "" for all
+	mu     sync.Mutex
+	latest map[string]*statusRead // the last read begun, by agent argument ("" for all)
 }
 
-// statusRead is one Status call that later askers may wait for.
+// statusRead is one Status call that later askers may take.
 type statusRead struct {
 	began time.Time
 	done  chan struct{}
@@ -212,15 +213,19 @@ type statusRead struct {
 	err   error
 }
 
+// maxStatusReads bounds statusReads.latest: the agent argument is whatever
+// a user typed.
+const maxStatusReads = 64
+
 // sharedStatus is svc.Status(ctx, agent) for a command asked at asked
-// (zero: now), shared with concurrent commands as statusReads says.
+// (zero: now), shared with other commands as statusReads says.
 func (h *Handler) sharedStatus(ctx context.Context, agent string, asked time.Time) ([]incidents.AgentStatus, error) {
 	if asked.IsZero() {
 		asked = time.Now()
 	}
 	r := &h.statuses
 	r.mu.Lock()
-	if c := r.inFlight[agent]; c != nil && !c.began.Before(asked) {
+	if c := r.latest[agent]; c != nil && !c.began.Before(asked) {
 		r.mu.Unlock()
 		select {
 		case <-c.done:
@@ -230,20 +235,15 @@ func (h *Handler) sharedStatus(ctx context.Context, agent string, asked time.Tim
 		}
 	}
 	c := &statusRead{began: time.Now(), done: make(chan struct{})}
-	if r.inFlight == nil {
-		r.inFlight = map[string]*statusRead{}
+	if r.latest == nil || len(r.latest) >= maxStatusReads {
+		// Forgetting reads only costs reads: a command that finds none
+		// begins its own.
+		r.latest = map[string]*statusRead{}
 	}
-	r.inFlight[agent] = c
+	r.latest[agent] = c
 	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		if r.inFlight[agent] == c {
-			delete(r.inFlight, agent)
-		}
-		r.mu.Unlock()
-		close(c.done)
-	}()
-	c.err = errors.New("status read stopped") // what waiters get should Status panic
+	defer close(c.done)
+	c.err = errors.New("status read stopped") // what others get should Status panic
 	c.list, c.err = h.svc.Status(ctx, agent)
 	return c.list, c.err
 }

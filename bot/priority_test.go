@@ -58,9 +58,10 @@ func TestCommandWorkWaitsForAcks(t *testing.T) {
 	}
 }
 
-// Status commands share a read only if it began after they were asked: a
-// burst's commands share one, a command asked while an older read is under
-// way gets one of its own, which sees what was committed before it asked.
+// Status commands share a read only if it began after they were asked (under
+// way or finished): a burst's commands share one, a command asked after the
+// last read began gets one of its own, which sees what was committed before
+// it asked.
 func TestStatusReadsShared(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
@@ -107,5 +108,15 @@ func TestStatusReadsShared(t *testing.T) {
 	}
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d status reads, want 2", n)
+	}
+	// A finished read serves those asked before it began, not those after.
+	go ask(beforeFirst)
+	if list := <-results; len(list) != 1 || calls.Load() != 2 {
+		t.Errorf("asked before the last read began: got %+v after %d reads, want its result after 2", list, calls.Load())
+	}
+	go ask(time.Now())
+	<-results
+	if n := calls.Load(); n != 3 {
+		t.Errorf("asked after the last read: %d reads, want a third", n)
 	}
 }
