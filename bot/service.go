@@ -8,7 +8,9 @@ import (
 	"github.com/reins-oss/reins/ownership"
 )
 
-// Service is the slice of incidents.Service the Slack side calls.
+// Service is what the Slack side calls of the use cases: incidents.Service,
+// with the aftermath's (incidents/aftermath) and the intake's Declare
+// (incidents/intake), which cmd/reins puts together.
 type Service interface {
 	Registry() *ownership.Registry
 

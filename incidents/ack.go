@@ -20,7 +20,7 @@ const KindPageAck = "page_ack"
 func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64) (*Incident, error) {
 	var inc *Incident
 	var conflict error
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		var err error
 		conflict = nil
 		if inc, err = q.FindIncident(ctx, incidentID); err != nil {
@@ -36,27 +36,27 @@ func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64
 			return nil
 		}
 		now := s.clock.Now()
-		inc.AckedAt, inc.AckedBy = &now, actorLabel(actor)
+		inc.AckedAt, inc.AckedBy = &now, ActorLabel(actor)
 		if err := q.UpdateIncident(ctx, inc); err != nil {
 			return fmt.Errorf("record acknowledgement of incident %d: %w", inc.ID, err)
 		}
-		text := "Acknowledged by " + actorLabel(actor)
-		if err := appendEvent(ctx, q, inc.ID, now, EventAcknowledged, actor, text, nil); err != nil {
+		text := "Acknowledged by " + ActorLabel(actor)
+		if err := AppendEvent(ctx, q, inc.ID, now, EventAcknowledged, actor, text, nil); err != nil {
 			return err
 		}
 		key := func(what string) string { return fmt.Sprintf("inc-%d/%s", inc.ID, what) }
 		if s.pager != nil && inc.PagerDutyKey != "" {
-			if err := s.enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageAck, key(KindPageAck), nil); err != nil {
+			if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneUrgent, KindPageAck, key(KindPageAck), nil); err != nil {
 				return err
 			}
 		}
 		if s.chat == nil {
 			return nil
 		}
-		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key("acknowledged"), Message{Style: StyleInfo, Title: text}); err != nil {
+		if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key("acknowledged"), Message{Style: StyleInfo, Title: text}); err != nil {
 			return err
 		}
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/acknowledged"), nil)
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key("update_summary/acknowledged"), nil)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("acknowledge incident %d: %w", incidentID, err)
@@ -69,7 +69,7 @@ func (s *Service) Acknowledge(ctx context.Context, actor Actor, incidentID int64
 }
 
 // deliverPageAck acknowledges the incident's page in PagerDuty.
-func (s *Service) deliverPageAck(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPageAck(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "acknowledge")
 	if err != nil {
 		return err

@@ -13,8 +13,8 @@ import (
 // the page is acknowledged in PagerDuty, and a second ack is a conflict.
 func TestAcknowledge(t *testing.T) {
 	env := incidentstest.NewEnv()
-	inc := openIncident(t, env)
-	drain(t, env, outbox.LaneUrgent)
+	inc := incidentstest.OpenIncident(t, env)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	pagesBefore := len(env.Pager.Pages())
 
 	got, err := env.Service.Acknowledge(ctx, bob, inc.ID)
@@ -25,7 +25,7 @@ func TestAcknowledge(t *testing.T) {
 	if last := events[len(events)-1]; last.Kind != incidents.EventAcknowledged || !strings.Contains(last.Text, "Acknowledged by") {
 		t.Errorf("last event: %s %q", last.Kind, last.Text)
 	}
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	pages := env.Pager.Pages()[pagesBefore:]
 	if len(pages) != 1 || pages[0].Action != "acknowledge" || pages[0].DedupKey != "reins-1" {
 		t.Errorf("PagerDuty: got %+v, want one acknowledge of reins-1", pages)
@@ -33,7 +33,7 @@ func TestAcknowledge(t *testing.T) {
 	if _, err := env.Service.Acknowledge(ctx, bob, inc.ID); incidents.ErrorCode(err) != incidents.ECONFLICT {
 		t.Errorf("second Acknowledge: %v, want ECONFLICT", err)
 	}
-	resolve(t, env, inc.ID, "")
+	incidentstest.Resolve(t, env, inc.ID, "")
 	if _, err := env.Service.Acknowledge(ctx, bob, 99); incidents.ErrorCode(err) != incidents.ENOTFOUND {
 		t.Errorf("Acknowledge(99): %v, want ENOTFOUND", err)
 	}

@@ -168,3 +168,89 @@ func QuestionKey(ref string) string {
 	}
 	return ""
 }
+
+// PostmortemQuestion is one question of the guided postmortem thread.
+type PostmortemQuestion struct {
+	Key      string `json:"key"`
+	Question string `json:"question"`
+	Hint     string `json:"hint,omitempty"`
+}
+
+// postmortemQuestions are asked in this order after a resolve.
+var postmortemQuestions = []PostmortemQuestion{
+	{QuestionSummary, "Summary: what happened, in two or three sentences?", "Who or what was affected, for how long, and how it ended."},
+	{QuestionRootCause, "Root cause: why did the agent misbehave?", "A prompt, model, tool or data change; an input that steered it (possible injection); a missing guard."},
+	{QuestionWentWell, "What went well?", "Detection, paging, the halt, the checklist: what should stay as it is."},
+	{QuestionWentPoorly, "What went poorly?", "What was slow, confusing or missing."},
+	{QuestionActionItems, "Action items?", "One per line: owner: what (due YYYY-MM-DD)"},
+	{QuestionSLAChanges, "Do the behavioural SLAs need changing?", "Which metric, and its new max, min or allowed tools; or “no”."},
+}
+
+// PostmortemQuestions returns the questions of the postmortem thread, in order.
+func PostmortemQuestions() []PostmortemQuestion {
+	return append([]PostmortemQuestion(nil), postmortemQuestions...)
+}
+
+// QuestionIndex is the position of the postmortem question key, -1 if none.
+func QuestionIndex(key string) int {
+	for i, q := range postmortemQuestions {
+		if q.Key == key {
+			return i
+		}
+	}
+	return -1
+}
+
+// QuestionPayload is the payload of a KindPostPostmortemQuestion item.
+type QuestionPayload struct {
+	Key    string `json:"key"`
+	Update bool   `json:"update,omitempty"`
+}
+
+// AnswerFor is the answer to question key, nil when unanswered.
+func AnswerFor(answers []*PostmortemAnswer, key string) *PostmortemAnswer {
+	for _, a := range answers {
+		if a.Key == key {
+			return a
+		}
+	}
+	return nil
+}
+
+// AnsweredQuestions counts the questions with a non-empty answer.
+func AnsweredQuestions(answers []*PostmortemAnswer) int {
+	n := 0
+	for _, q := range postmortemQuestions {
+		if a := AnswerFor(answers, q.Key); a != nil && strings.TrimSpace(a.Text) != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// Postmortem question keys.
+const (
+	QuestionSummary     = "summary"
+	QuestionRootCause   = "root_cause"
+	QuestionWentWell    = "went_well"
+	QuestionWentPoorly  = "went_poorly"
+	QuestionActionItems = "action_items"
+	QuestionSLAChanges  = "sla_changes"
+)
+
+// ChecklistItemPayload is the payload of a KindPostChecklistItem item.
+// Update asks only to refresh a message already posted.
+type ChecklistItemPayload struct {
+	Item   string `json:"item"`
+	Update bool   `json:"update,omitempty"`
+}
+
+// FindItemByKey is the checklist item of key, nil when there is none.
+func FindItemByKey(c *Checklist, key string) *ChecklistItem {
+	for _, it := range c.Items {
+		if it.Key == key {
+			return it
+		}
+	}
+	return nil
+}

@@ -80,9 +80,9 @@ func IsContainAction(action string) bool {
 	return action == ActionHalt || action == ActionRestrict || action == ActionThrottle
 }
 
-// rank orders the modes from running (0) to halted (3). Where an agent-wide
+// Rank orders the modes from running (0) to halted (3). Where an agent-wide
 // containment and a session's own disagree, the stronger one applies.
-func rank(mode string) int {
+func Rank(mode string) int {
 	switch mode {
 	case ModeThrottled:
 		return 1
@@ -96,18 +96,18 @@ func rank(mode string) int {
 
 // Stronger returns the stronger of a and b (a on a tie).
 func Stronger(a, b Containment) Containment {
-	if rank(b.Mode) > rank(a.Mode) {
+	if Rank(b.Mode) > Rank(a.Mode) {
 		return b
 	}
 	return a
 }
 
 // IsRunning says whether c contains nothing.
-func (c Containment) IsRunning() bool { return rank(c.Mode) == 0 }
+func (c Containment) IsRunning() bool { return Rank(c.Mode) == 0 }
 
 // Equal says whether c and d are the same mode with the same parameters.
 func (c Containment) Equal(d Containment) bool {
-	if rank(c.Mode) != rank(d.Mode) {
+	if Rank(c.Mode) != Rank(d.Mode) {
 		return false
 	}
 	switch c.Mode {
@@ -136,11 +136,11 @@ func (c Containment) String() string {
 // command, the CLI and reins.yaml do: beyond it a throttle limits nothing.
 const MaxThrottleRate = 100000
 
-// checkRung validates a rung's parameters: restrict needs an allow-list of
+// CheckRung validates a rung's parameters: restrict needs an allow-list of
 // globs path.Match reads (none holding a comma: the flag's OFREP metadata
 // joins them with commas, so "a,b" would read there as a and b, a wider
 // list than asked), throttle a rate from 1 to MaxThrottleRate.
-func checkRung(action string, allow []string, rate int) error {
+func CheckRung(action string, allow []string, rate int) error {
 	switch action {
 	case ActionRestrict:
 		if len(allow) == 0 {
@@ -161,10 +161,10 @@ func checkRung(action string, allow []string, rate int) error {
 	return nil
 }
 
-// checkRungParams refuses a person's parameters that the action would
+// CheckRungParams refuses a person's parameters that the action would
 // ignore (allow on a throttle, rate on a restriction, either on a halt or
 // resume): reins never does a silently weaker or stronger action than asked.
-func checkRungParams(action string, allow []string, rate int) error {
+func CheckRungParams(action string, allow []string, rate int) error {
 	if len(allow) > 0 && action != ActionRestrict {
 		return Errorf(EINVALID, "allow is for restrict only: a %s keeps no allow-list. Restrict the agent to keep only some tools.", action)
 	}
@@ -172,16 +172,6 @@ func checkRungParams(action string, allow []string, rate int) error {
 		return Errorf(EINVALID, "rate is for throttle only: a %s keeps no rate. Throttle the agent to slow it down.", action)
 	}
 	return nil
-}
-
-// liftHint says how to lift a containment of target.
-func (s *Service) liftHint(agent string, sessions []string) string {
-	slash, cli := "resume "+agent, "resume "+agent
-	if len(sessions) > 0 {
-		slash += " session " + strings.Join(sessions, " ")
-		cli += " " + strings.Join(sessions, " ")
-	}
-	return "To lift it: " + s.HowToEach(slash, cli)
 }
 
 // Containment is the flag's mode and parameters; a flag written before modes

@@ -2,7 +2,6 @@ package incidents
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -32,17 +31,27 @@ func Destinations() map[string]string {
 // registers its kinds in the file that delivers them: a new kind is its
 // constant and handler there plus one line in its group's function.
 func (s *Service) registerHandlers(w *outbox.Worker) {
-	s.chatHandlers(w.Handle)      // deliver_chat.go
-	s.pageHandlers(w.Handle)      // deliver_page.go
-	s.aftermathHandlers(w.Handle) // deliver_aftermath.go
+	chat, page := &chatSteps{s.Core}, &pageSteps{s.Core}
+	chat.chatHandlers(w.Handle)      // deliver_chat.go
+	page.pageHandlers(w.Handle)      // deliver_page.go
+	chat.aftermathHandlers(w.Handle) // deliver_aftermath.go
 }
+
+// chatSteps delivers the Slack steps of every use case (deliver_chat.go,
+// deliver_aftermath.go); pageSteps the PagerDuty ones (deliver_page.go,
+// ack.go). Each holds only the Core: a handler reads what it delivers from
+// the store, never from a use case.
+type (
+	chatSteps struct{ *Core }
+	pageSteps struct{ *Core }
+)
 
 // bury gives up on an item visibly: the item is kept as dead, the incident's
 // timeline says what was lost, and the governance channel is told.
 // It is the outbox worker's Config.Bury.
 func (s *Service) bury(ctx context.Context, it *outbox.Item, text string) error {
 	now := s.clock.Now()
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		if err := q.BuryOutbox(ctx, it.ID, now, text); err != nil {
 			return fmt.Errorf("bury outbox item %d (%s): %w", it.ID, it.Key, err)
 		}
@@ -52,7 +61,7 @@ func (s *Service) bury(ctx context.Context, it *outbox.Item, text string) error 
 				kind = EventPageFailed
 			}
 			data := map[string]any{"kind": it.Kind, "key": it.Key, "attempts": it.Attempts + 1, "error": text}
-			if err := appendEvent(ctx, q, it.IncidentID, now, kind, System,
+			if err := AppendEvent(ctx, q, it.IncidentID, now, kind, System,
 				fmt.Sprintf("Gave up on %s after %s: %s", describeKind(it.Kind), words.Count(it.Attempts+1, "attempt"), text), data); err != nil {
 				return err
 			}
@@ -74,22 +83,22 @@ func (s *Service) enqueueBuryNotices(ctx context.Context, q outbox.Store, it *ou
 	fields := []Field{{Label: "Attempts", Value: fmt.Sprint(it.Attempts + 1)}, {Label: "Error", Value: text}}
 	if it.Kind == KindPost {
 		if m, err := decodeMessage(it.Payload); err == nil {
-			fields = append(fields, Field{Label: "Lost message", Value: firstNonEmpty(m.Title, m.Text)})
+			fields = append(fields, Field{Label: "Lost message", Value: FirstNonEmpty(m.Title, m.Text)})
 		}
 	}
-	if gov := s.registry().Slack.GovernanceChannel; gov != "" {
+	if gov := s.Registry().Slack.GovernanceChannel; gov != "" {
 		m := Message{Channel: gov, Style: StyleDanger, Title: title, Fields: fields}
 		if it.IncidentID != 0 {
-			m.Links = []Link{s.incidentLink(it.IncidentID)}
+			m.Links = []Link{s.IncidentLink(it.IncidentID)}
 		}
 		key := fmt.Sprintf("%s%d", governanceKeyPrefix, it.ID)
-		if err := s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key, m); err != nil {
+		if err := s.Enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key, m); err != nil {
 			return err
 		}
 	}
 	if it.Lane == outbox.LaneUrgent && it.IncidentID != 0 {
 		m := Message{Style: StyleDanger, Title: "⚠️ " + title + ": the kill authority may not have been paged", Fields: fields}
-		return s.enqueue(ctx, q, it.IncidentID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/page_failed/%d", it.IncidentID, it.ID), m)
+		return s.Enqueue(ctx, q, it.IncidentID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/page_failed/%d", it.IncidentID, it.ID), m)
 	}
 	return nil
 }
@@ -136,71 +145,4 @@ func describeKind(kind string) string {
 	// A kind added later without a label here still says where it goes by
 	// its lane's name, never a guess at the system.
 	return "delivery step " + kind
-}
-
-// enqueue adds an outbox item, due now, inside the caller's transaction. An
-// item whose key is already queued is not queued again: keys are the
-// idempotency of every side effect.
-func (s *Service) enqueue(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any) error {
-	return s.enqueueAt(ctx, q, incID, lane, kind, key, payload, s.clock.Now())
-}
-
-func (s *Service) enqueueAt(ctx context.Context, q outbox.Store, incID int64, lane, kind, key string, payload any, due time.Time) error {
-	item, err := s.outboxItem(incID, lane, kind, key, payload, due)
-	if err != nil {
-		return err
-	}
-	if _, err := q.EnqueueOutbox(ctx, item); err != nil {
-		return fmt.Errorf("enqueue %s: %w", key, err)
-	}
-	return nil
-}
-
-// outboxItem is the outbox row for one side effect, due at due.
-func (s *Service) outboxItem(incID int64, lane, kind, key string, payload any, due time.Time) (*outbox.Item, error) {
-	if kind == KindUpdateSummary {
-		lane = outbox.LaneRefresh // see outbox.LaneRefresh: a waiting refresh must not hold back thread posts
-	}
-	return outbox.NewItem(incID, lane, kind, key, payload, due, s.clock.Now())
-}
-
-const txAttempts = 4
-
-// retryTx runs fn in a transaction, again after a short pause when the store
-// reports a conflict that a fresh attempt resolves (unique violation,
-// serialization failure, SQLite busy, stale incident version).
-func (s *Service) retryTx(ctx context.Context, fn func(q Queries) error) error {
-	var err error
-	for attempt := range txAttempts {
-		if err = s.store.InTx(ctx, fn); err == nil || !retryable(err) || attempt == txAttempts-1 {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(5<<attempt) * time.Millisecond):
-		}
-	}
-	return err
-}
-
-// retryable says whether a transaction failed on a conflict. The store may
-// mark its errors with a Retryable() bool method; driver errors that do not
-// are recognised by their text, since incidents imports no driver.
-func retryable(err error) bool {
-	var r interface{ Retryable() bool }
-	if errors.As(err, &r) {
-		return r.Retryable()
-	}
-	if ErrorCode(err) == ECONFLICT {
-		return true
-	}
-	msg := strings.ToLower(err.Error())
-	for _, s := range []string{"unique constraint", "duplicate key", "could not serialize", "deadlock detected",
-		"database is locked", "sqlite_busy"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }

@@ -12,10 +12,10 @@ import (
 // Outbox kinds of the checklist, resolve and postmortem use cases.
 const (
 	KindPostChecklistParent    = "post_checklist_parent"    // the checklist thread's parent, or its progress
-	KindPostChecklistItem      = "post_checklist_item"      // payload: checklistItemPayload
+	KindPostChecklistItem      = "post_checklist_item"      // payload: ChecklistItemPayload
 	KindResolvedTopic          = "resolved_topic"           // channel topic "[RESOLVED] …"
 	KindPostPostmortemParent   = "post_postmortem_parent"   // the postmortem thread's parent, or its progress
-	KindPostPostmortemQuestion = "post_postmortem_question" // payload: questionPayload
+	KindPostPostmortemQuestion = "post_postmortem_question" // payload: QuestionPayload
 	KindUploadPostmortem       = "upload_postmortem"        // the rendered postmortem as a file
 	KindReminder               = "reminder"                 // payload: ReminderPayload
 )
@@ -32,19 +32,18 @@ type ReminderPayload struct {
 
 // Reminder threads.
 const (
-	threadChecklist  = "checklist"
-	threadPostmortem = "postmortem"
+	ThreadChecklist  = "checklist"
+	ThreadPostmortem = "postmortem"
 )
 
 // aftermathHandlers registers the outbox kinds of the checklist, resolve
 // and postmortem use cases and of the jobs.
-func (s *Service) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *chatSteps) aftermathHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindPostChecklistParent, s.deliverChecklistParent)
 	handle(KindPostChecklistItem, s.deliverChecklistItem)
 	handle(KindResolvedTopic, s.deliverResolvedTopic)
 	handle(KindPostPostmortemParent, s.deliverPostmortemParent)
 	handle(KindPostPostmortemQuestion, s.deliverPostmortemQuestion)
-	handle(KindUploadPostmortem, s.deliverUploadPostmortem)
 	handle(KindReminder, s.deliverReminder)
 }
 
@@ -56,8 +55,8 @@ func errNoThread(what string, incID int64) error {
 
 // deliverChecklistParent posts the thread's parent, or updates its progress
 // once posted (its ts is remembered, so a retry never posts it twice).
-func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverChecklistParent(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -74,7 +73,7 @@ func (s *Service) deliverChecklistParent(ctx context.Context, it *outbox.Item) e
 
 // postThreadParent posts a thread's parent message, or refreshes it once
 // posted, and records its ts (reached through field) the first time.
-func (s *Service) postThreadParent(ctx context.Context, inc *Incident, what string, m Message, field func(*Incident) *string) error {
+func (s *chatSteps) postThreadParent(ctx context.Context, inc *Incident, what string, m Message, field func(*Incident) *string) error {
 	posted := *field(inc)
 	m.Channel, m.UpdateTS = inc.SlackChannelID, posted
 	ts, err := s.chat.Post(ctx, m)
@@ -84,7 +83,7 @@ func (s *Service) postThreadParent(ctx context.Context, inc *Incident, what stri
 	if posted != "" {
 		return nil
 	}
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if *field(inc) != "" {
 			return false, nil
 		}
@@ -102,12 +101,12 @@ func checklistTitle(id int64, answered, total int) string {
 
 // deliverChecklistItem posts an item in the thread, or updates its message
 // when it was posted before: "remember what they already did".
-func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
-	var p checklistItemPayload
+func (s *chatSteps) deliverChecklistItem(ctx context.Context, it *outbox.Item) error {
+	var p ChecklistItemPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode checklist item %s: %w", it.Key, err))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -115,7 +114,7 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	if err != nil {
 		return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 	}
-	item := findItem(c, p.Item)
+	item := FindItemByKey(c, p.Item)
 	switch {
 	case item == nil:
 		return outbox.Permanent(fmt.Errorf("incident %d's checklist has no item %q", inc.ID, p.Item))
@@ -132,12 +131,12 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	if item.PostedTS != "" {
 		return nil
 	}
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		c, err := q.FindChecklist(ctx, inc.ID)
 		if err != nil {
 			return fmt.Errorf("load checklist of incident %d: %w", inc.ID, err)
 		}
-		if cur := findItem(c, p.Item); cur != nil && cur.PostedTS == "" {
+		if cur := FindItemByKey(c, p.Item); cur != nil && cur.PostedTS == "" {
 			cur.PostedTS = ts
 			return q.UpdateChecklist(ctx, c)
 		}
@@ -145,12 +144,12 @@ func (s *Service) deliverChecklistItem(ctx context.Context, it *outbox.Item) err
 	})
 }
 
-func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverResolvedTopic(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
-	topic := clip(fmt.Sprintf("[RESOLVED] %s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
+	topic := Clip(fmt.Sprintf("[RESOLVED] %s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
 	if err := s.chat.SetTopic(ctx, inc.SlackChannelID, topic); err != nil {
 		return fmt.Errorf("set resolved topic of incident %d: %w", inc.ID, err)
 	}
@@ -159,8 +158,8 @@ func (s *Service) deliverResolvedTopic(ctx context.Context, it *outbox.Item) err
 
 // deliverPostmortemParent posts the postmortem thread's parent, or updates
 // its progress once posted.
-func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverPostmortemParent(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -168,7 +167,7 @@ func (s *Service) deliverPostmortemParent(ctx context.Context, it *outbox.Item) 
 	if err != nil {
 		return fmt.Errorf("load postmortem answers of incident %d: %w", inc.ID, err)
 	}
-	m := Message{Style: StyleInfo, Title: postmortemTitle(inc.ID, answeredQuestions(answers))}
+	m := Message{Style: StyleInfo, Title: postmortemTitle(inc.ID, AnsweredQuestions(answers))}
 	if inc.PostmortemTS == "" {
 		m.Text = "reins asks the remaining questions here; the answers, the timeline and the checklist become the postmortem."
 	}
@@ -185,20 +184,20 @@ func postmortemTitle(id int64, answered int) string {
 
 // deliverPostmortemQuestion posts a question in the postmortem thread, or
 // updates its message when it was posted before.
-func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
-	var p questionPayload
+func (s *chatSteps) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item) error {
+	var p QuestionPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode postmortem question %s: %w", it.Key, err))
 	}
-	pos := questionIndex(p.Key)
+	pos := QuestionIndex(p.Key)
 	if pos < 0 {
 		return outbox.Permanent(fmt.Errorf("no postmortem question %q", p.Key))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
-	doc, err := s.findDoc(ctx, s.store, inc.ID)
+	doc, err := FindDoc(ctx, s.store, inc.ID)
 	if err != nil {
 		return err
 	}
@@ -215,7 +214,7 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	}
 	q := postmortemQuestions[pos]
 	v := &PostmortemQuestionView{Incident: inc, Key: q.Key, Question: q.Question, Hint: q.Hint,
-		Position: pos + 1, Total: len(postmortemQuestions), Answer: answerFor(answers, q.Key)}
+		Position: pos + 1, Total: len(postmortemQuestions), Answer: AnswerFor(answers, q.Key)}
 	ts, err := s.chat.PostPostmortemQuestion(ctx, inc.SlackChannelID, inc.PostmortemTS, posted, v)
 	if err != nil {
 		return fmt.Errorf("post postmortem question %s of incident %d: %w", q.Key, inc.ID, err)
@@ -223,8 +222,8 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	if posted != "" {
 		return nil
 	}
-	return s.retryTx(ctx, func(tx Queries) error {
-		doc, err := s.findDoc(ctx, tx, inc.ID)
+	return s.RetryTx(ctx, func(tx Queries) error {
+		doc, err := FindDoc(ctx, tx, inc.ID)
 		if err != nil {
 			return err
 		}
@@ -238,50 +237,19 @@ func (s *Service) deliverPostmortemQuestion(ctx context.Context, it *outbox.Item
 	})
 }
 
-// deliverUploadPostmortem shares the postmortem as a Markdown file in the
-// incident channel: the version saved when it was asked for, or, failing
-// that, one rendered now.
-func (s *Service) deliverUploadPostmortem(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
-	if !ok {
-		return err
-	}
-	doc, err := s.findDoc(ctx, s.store, inc.ID)
-	if err != nil {
-		return err
-	}
-	md := doc.Markdown
-	if md == "" {
-		pm, err := s.Postmortem(ctx, inc.ID)
-		if err != nil {
-			return err
-		}
-		md = RenderMarkdown(pm)
-	}
-	name := fmt.Sprintf("postmortem-inc-%d.md", inc.ID)
-	title := clip(fmt.Sprintf("Postmortem: #%d %s — %s", inc.ID, inc.Agent, inc.Title), 250)
-	if err := s.chat.UploadFile(ctx, inc.SlackChannelID, "", name, title, md); err != nil {
-		return fmt.Errorf("upload postmortem of incident %d: %w", inc.ID, err)
-	}
-	return s.retryTx(ctx, func(q Queries) error {
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPostmortemPosted, System,
-			"Postmortem posted to #"+inc.SlackChannelName+" as "+name, map[string]any{"file": name})
-	})
-}
-
 // deliverReminder posts a nudge in the checklist or postmortem thread, or in
 // the channel when the thread is not there.
-func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	var p ReminderPayload
 	if err := json.Unmarshal(it.Payload, &p); err != nil {
 		return outbox.Permanent(fmt.Errorf("decode reminder %s: %w", it.Key, err))
 	}
-	inc, ok, err := s.withChannel(ctx, it)
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
 	thread := inc.ChecklistTS
-	if p.Thread == threadPostmortem {
+	if p.Thread == ThreadPostmortem {
 		thread = inc.PostmortemTS
 	}
 	m := Message{Channel: inc.SlackChannelID, ThreadTS: thread, Style: StyleWarning, Title: "Reminder", Text: p.Text,
@@ -292,8 +260,8 @@ func (s *Service) deliverReminder(ctx context.Context, it *outbox.Item) error {
 	return nil
 }
 
-// findDoc loads the postmortem document, or a new empty one.
-func (s *Service) findDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
+// FindDoc loads the postmortem document, or a new empty one.
+func FindDoc(ctx context.Context, q PostmortemStore, incID int64) (*PostmortemDoc, error) {
 	doc, err := q.FindPostmortemDoc(ctx, incID)
 	switch {
 	case err == nil:

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net/url"
 	"slices"
 	"strings"
 
@@ -23,7 +22,7 @@ const (
 
 // chatHandlers registers the outbox kinds that build and post to the
 // incident channel.
-func (s *Service) chatHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *chatSteps) chatHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindCreateChannel, s.deliverCreateChannel)
 	handle(KindPostSummary, s.deliverSummary)
 	handle(KindUpdateSummary, s.deliverSummaryUpdate)
@@ -38,7 +37,7 @@ var errNoChat = outbox.Permanent(errors.New("Slack is not configured (SLACK_BOT_
 
 const KindCreateChannel = "create_channel" // create #inc-42-agent-slug, remember its ID
 
-func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverCreateChannel(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -49,18 +48,18 @@ func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) err
 	if inc.SlackChannelID != "" {
 		return nil // done before a crash or by another worker
 	}
-	name := ChannelName(s.registry().Slack.ChannelPrefix, inc.ID, inc.Agent, inc.Title)
+	name := ChannelName(s.Registry().Slack.ChannelPrefix, inc.ID, inc.Agent, inc.Title)
 	id, used, err := s.chat.CreateChannel(ctx, name, false)
 	if err != nil {
 		return fmt.Errorf("create channel %s for incident %d: %w", name, inc.ID, err)
 	}
 	s.log.Info("channel created", "incident", inc.ID, "channel", used)
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if inc.SlackChannelID != "" {
 			return false, nil
 		}
 		inc.SlackChannelID, inc.SlackChannelName = id, used
-		return true, appendEvent(ctx, q, inc.ID, s.clock.Now(), EventChannelCreated, System,
+		return true, AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventChannelCreated, System,
 			"Channel #"+used+" created", map[string]any{"channel_id": id, "name": used})
 	})
 }
@@ -68,13 +67,13 @@ func (s *Service) deliverCreateChannel(ctx context.Context, it *outbox.Item) err
 // ChannelName is `<prefix>-<id>-<agent>-<slug of title>`: lowercase letters,
 // digits, '-' and '_', at most 80 characters, as Slack requires.
 func ChannelName(prefix string, id int64, agent, title string) string {
-	prefix = slug(prefix)
+	prefix = Slug(prefix)
 	if prefix = strings.Trim(prefix[:min(len(prefix), maxPrefix)], "-_"); prefix == "" {
 		prefix = "inc"
 	}
 	name := fmt.Sprintf("%s-%d", prefix, id)
 	for _, part := range []string{agent, title} {
-		if p := slug(part); p != "" {
+		if p := Slug(part); p != "" {
 			name += "-" + p
 		}
 	}
@@ -84,47 +83,10 @@ func ChannelName(prefix string, id int64, agent, title string) string {
 	return name
 }
 
-// slug lowercases s and turns every run of other characters into one '-'.
-func slug(s string) string {
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(s) {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			dash = false
-			b.WriteRune(r)
-		default:
-			dash = true
-		}
-	}
-	return b.String()
-}
-
-// withChannel loads the item's incident; ok is false when the incident has
-// no channel, which for cosmetic steps means create_channel was given up on
-// (they are queued behind it) and was reported then.
-func (s *Service) withChannel(ctx context.Context, it *outbox.Item) (inc *Incident, ok bool, err error) {
-	if s.chat == nil {
-		return nil, false, errNoChat
-	}
-	inc, err = s.store.FindIncident(ctx, it.IncidentID)
-	if err != nil {
-		return nil, false, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
-	}
-	if inc.SlackChannelID == "" {
-		s.log.Warn("skipping Slack step: incident has no channel", "key", it.Key)
-		return inc, false, nil
-	}
-	return inc, true, nil
-}
-
 const KindPostSummary = "post_summary" // post and pin the summary, remember its ts
 
-func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverSummary(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
@@ -139,7 +101,7 @@ func (s *Service) deliverSummary(ctx context.Context, it *outbox.Item) error {
 	if ts == inc.SummaryTS {
 		return nil
 	}
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		inc.SummaryTS = ts
 		return true, nil
 	})
@@ -150,8 +112,8 @@ const KindUpdateSummary = "update_summary" // update the summary in place (debou
 // deliverSummaryUpdate refreshes a posted summary. Before the summary is
 // posted there is nothing to refresh: post_summary reads the incident when it
 // runs, so it shows the same state.
-func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok || inc.SummaryTS == "" {
 		return err
 	}
@@ -159,11 +121,11 @@ func (s *Service) deliverSummaryUpdate(ctx context.Context, it *outbox.Item) err
 }
 
 // summaryView gathers what the summary shows, as of now.
-func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
-	reg := s.registry()
+func (s *chatSteps) summaryView(ctx context.Context, inc *Incident) (*SummaryView, error) {
+	reg := s.Registry()
 	v := &SummaryView{Incident: inc, PublicURL: s.cfg.PublicURL}
 	if !inc.Unowned {
-		v.Agent = findAgent(reg, inc.Agent)
+		v.Agent = FindAgent(reg, inc.Agent)
 	}
 	if v.Agent != nil {
 		v.Team = reg.Teams[v.Agent.Team]
@@ -189,10 +151,10 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 			v.Latest = a
 		}
 	}
-	v.Sessions = sessionLinks(v.Agent, inc.Sessions)
-	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+	v.Sessions = SessionLinks(v.Agent, inc.Sessions)
+	if recs := s.SessionRecordsOf(ctx, inc, true); len(recs) > 0 {
 		v.Totals = sessionTotals(recs)
-		v.Outside = outsideBlast(recs, v.Agent)
+		v.Outside = OutsideBlast(recs, v.Agent)
 	}
 	if v.Halts, err = s.store.FindHalts(ctx, inc.Agent, inc.ID); err != nil {
 		return nil, fmt.Errorf("load halts of incident %d: %w", inc.ID, err)
@@ -207,9 +169,9 @@ func (s *Service) summaryView(ctx context.Context, inc *Incident) (*SummaryView,
 	return v, nil
 }
 
-// sessionLinks pairs each session with its trace link from the agent's
+// SessionLinks pairs each session with its trace link from the agent's
 // sessions.link template; without a template the link has no URL.
-func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
+func SessionLinks(ag *ownership.Agent, sessions []string) []Link {
 	out := make([]Link, 0, len(sessions))
 	for _, id := range sessions {
 		l := Link{Text: id}
@@ -223,12 +185,12 @@ func sessionLinks(ag *ownership.Agent, sessions []string) []Link {
 
 const KindSetTopic = "set_topic" // channel topic: agent, severity, title
 
-func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverTopic(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
-	topic := clip(fmt.Sprintf("%s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
+	topic := Clip(fmt.Sprintf("%s · %s · %s", inc.Agent, inc.Severity, inc.Title), maxTopic)
 	if err := s.chat.SetTopic(ctx, inc.SlackChannelID, topic); err != nil {
 		return fmt.Errorf("set topic of incident %d: %w", inc.ID, err)
 	}
@@ -237,12 +199,12 @@ func (s *Service) deliverTopic(ctx context.Context, it *outbox.Item) error {
 
 const KindInvite = "invite" // owners and kill authority into the channel
 
-func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverInvite(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok || inc.Unowned {
 		return err
 	}
-	ag := findAgent(s.registry(), inc.Agent)
+	ag := FindAgent(s.Registry(), inc.Agent)
 	if ag == nil {
 		return nil // removed from the registry since
 	}
@@ -251,7 +213,7 @@ func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 		holders, _ := s.auth.Holders(ctx, ag) // whoever is on call now, too
 		people = append(people, holders...)
 	}
-	people = dedupe(people)
+	people = Dedupe(people)
 	if len(people) == 0 {
 		return nil
 	}
@@ -263,12 +225,12 @@ func (s *Service) deliverInvite(ctx context.Context, it *outbox.Item) error {
 
 const KindBookmark = "bookmark" // runbook and first session links
 
-func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
-	inc, ok, err := s.withChannel(ctx, it)
+func (s *chatSteps) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
+	inc, ok, err := s.WithChannel(ctx, it)
 	if !ok {
 		return err
 	}
-	ag := findAgent(s.registry(), inc.Agent)
+	ag := FindAgent(s.Registry(), inc.Agent)
 	var links []Link
 	if ag != nil && ag.Runbook != "" && !inc.Unowned {
 		links = append(links, Link{Text: "Runbook", URL: ag.Runbook})
@@ -276,7 +238,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 	if inc.Unowned {
 		ag = nil
 	}
-	for _, l := range sessionLinks(ag, inc.Sessions) {
+	for _, l := range SessionLinks(ag, inc.Sessions) {
 		if l.URL != "" && len(links) < maxBookmarks+1 {
 			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
 		}
@@ -291,7 +253,7 @@ func (s *Service) deliverBookmarks(ctx context.Context, it *outbox.Item) error {
 
 const KindAnnounce = "announce" // one line in the team's (or governance) channel
 
-func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -299,9 +261,9 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	if err != nil {
 		return fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 	}
-	reg := s.registry()
+	reg := s.Registry()
 	channel := reg.Slack.GovernanceChannel
-	if ag := findAgent(reg, inc.Agent); ag != nil && !inc.Unowned {
+	if ag := FindAgent(reg, inc.Agent); ag != nil && !inc.Unowned {
 		if t := reg.Teams[ag.Team]; t != nil && t.SlackChannel != "" {
 			channel = t.SlackChannel
 		}
@@ -313,7 +275,7 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 		Title:  fmt.Sprintf("Incident #%d opened for %s", inc.ID, inc.Agent),
 		Text:   inc.Title,
 		Fields: []Field{{Label: "Severity", Value: inc.Severity}, {Label: "Source", Value: inc.Source}},
-		Links:  []Link{s.incidentLink(inc.ID)},
+		Links:  []Link{s.IncidentLink(inc.ID)},
 	}
 	switch kind, _ := Collector(inc.Agent); {
 	case kind != "":
@@ -332,7 +294,7 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 		m.Fields = append(m.Fields, Field{Label: "Owner", Value: "none: the agent is not in reins.yaml"})
 	}
 	if inc.SlackChannelID != "" {
-		m.Links = append([]Link{channelLink(inc)}, m.Links...)
+		m.Links = append([]Link{ChannelLink(inc)}, m.Links...)
 	}
 	if _, err := s.chat.Post(ctx, m); err != nil {
 		return fmt.Errorf("announce incident %d in %s: %w", inc.ID, channel, err)
@@ -340,9 +302,14 @@ func (s *Service) deliverAnnounce(ctx context.Context, it *outbox.Item) error {
 	return nil
 }
 
+// ThreadOfSummary, as a Message's ThreadTS in a KindPost payload, means the
+// thread under the incident's summary message (its ts is known only once the
+// summary is posted).
+const ThreadOfSummary = "@summary"
+
 const KindPost = "post" // payload: a Message; Channel "" is the incident channel
 
-func (s *Service) deliverPost(ctx context.Context, it *outbox.Item) error {
+func (s *chatSteps) deliverPost(ctx context.Context, it *outbox.Item) error {
 	if s.chat == nil {
 		return errNoChat
 	}
@@ -380,46 +347,6 @@ func decodeMessage(raw json.RawMessage) (Message, error) {
 	return m, err
 }
 
-// updateIncident changes an incident in a transaction of its own: fn gets
-// the current row and says whether to write it back.
-func (s *Service) updateIncident(ctx context.Context, id int64, fn func(q Queries, inc *Incident) (bool, error)) error {
-	return s.retryTx(ctx, func(q Queries) error {
-		inc, err := q.FindIncident(ctx, id)
-		if err != nil {
-			return fmt.Errorf("load incident %d: %w", id, err)
-		}
-		changed, err := fn(q, inc)
-		if err != nil || !changed {
-			return err
-		}
-		if err := q.UpdateIncident(ctx, inc); err != nil {
-			return fmt.Errorf("update incident %d: %w", id, err)
-		}
-		return nil
-	})
-}
-
-func (s *Service) incidentLink(id int64) Link {
-	return Link{Text: fmt.Sprintf("Incident #%d in reins", id),
-		URL: fmt.Sprintf("%s/incidents/%d", strings.TrimRight(s.cfg.PublicURL, "/"), id)}
-}
-
-func channelLink(inc *Incident) Link {
-	return Link{Text: "#" + inc.SlackChannelName, URL: "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)}
-}
-
-func dedupe(list []string) []string {
-	seen := map[string]bool{}
-	out := list[:0:0]
-	for _, v := range list {
-		if v = strings.TrimSpace(v); v != "" && !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	return out
-}
-
 // maxSeenAgents bounds the agent names a collecting incident lists.
 const maxSeenAgents = 20
 
@@ -445,5 +372,5 @@ func seenAgentsText(names []string) string {
 	if len(names) == 0 {
 		return "none yet"
 	}
-	return clip(strings.Join(names, ", "), 1000)
+	return Clip(strings.Join(names, ", "), 1000)
 }

@@ -52,7 +52,7 @@ func FuzzChannelName(f *testing.F) {
 }
 
 func slugOr(prefix string) string {
-	s := slug(prefix)
+	s := Slug(prefix)
 	if s = strings.Trim(s[:min(len(s), 20)], "-_"); s == "" {
 		return "inc"
 	}

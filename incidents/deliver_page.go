@@ -18,14 +18,14 @@ const (
 	pageSource     = "reins"
 )
 
-// repagePayload is the payload of a KindRepage item.
-type repagePayload struct {
+// RepagePayload is the payload of a KindRepage item.
+type RepagePayload struct {
 	HaltID int64  `json:"halt_id"`
 	Error  string `json:"error"`
 }
 
 // pageHandlers registers the outbox kinds of the urgent lane: PagerDuty.
-func (s *Service) pageHandlers(handle func(kind string, h outbox.Handler)) {
+func (s *pageSteps) pageHandlers(handle func(kind string, h outbox.Handler)) {
 	handle(KindPage, s.deliverPage)
 	handle(KindRepage, s.deliverRepage)
 	handle(KindQueuePage, s.deliverQueuePage)
@@ -39,7 +39,7 @@ const KindPage = "page" // PagerDuty trigger to the kill authority
 
 // deliverPage sends the trigger. It never waits for the Slack channel: the
 // page carries the reins incident link, and the channel link once known.
-func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
@@ -48,33 +48,33 @@ func (s *Service) deliverPage(ctx context.Context, it *outbox.Item) error {
 		return fmt.Errorf("page for incident %d: %w", inc.ID, err)
 	}
 	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey)
-	return s.updateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
+	return s.UpdateIncident(ctx, inc.ID, func(q Queries, inc *Incident) (bool, error) {
 		if inc.PagedAt != nil {
 			return false, nil // delivered before a crash
 		}
 		now := s.clock.Now()
 		inc.PagedAt = &now
-		return true, appendEvent(ctx, q, inc.ID, now, EventPaged, System,
+		return true, AppendEvent(ctx, q, inc.ID, now, EventPaged, System,
 			"Paged the kill authority of "+inc.Agent+" in PagerDuty", map[string]any{"dedup_key": page.DedupKey})
 	})
 }
 
-const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: repagePayload
+const KindRepage = "repage" // trigger again, "HALT FAILED"; payload: RepagePayload
 
 // deliverRepage triggers again on the same dedup key after a failed halt, so
 // PagerDuty keeps one incident and the acknowledgement sync still matches.
-func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverRepage(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "trigger")
 	if err != nil {
 		return err
 	}
-	var p repagePayload
+	var p RepagePayload
 	if len(it.Payload) > 0 {
 		if err := json.Unmarshal(it.Payload, &p); err != nil {
 			return outbox.Permanent(fmt.Errorf("decode repage %s: %w", it.Key, err))
 		}
 	}
-	page.Summary = clip("HALT FAILED "+page.Summary, maxPageSummary)
+	page.Summary = Clip("HALT FAILED "+page.Summary, maxPageSummary)
 	page.Severity = SeverityCritical
 	page.Details["halt_error"] = p.Error
 	page.Details["halt_id"] = p.HaltID
@@ -82,15 +82,15 @@ func (s *Service) deliverRepage(ctx context.Context, it *outbox.Item) error {
 		return fmt.Errorf("re-page for incident %d: %w", inc.ID, err)
 	}
 	s.log.Info("page sent", "incident", inc.ID, "agent", inc.Agent, "dedup_key", page.DedupKey, "repage", true)
-	return s.retryTx(ctx, func(q Queries) error {
-		return appendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
 			"Re-paged the kill authority of "+inc.Agent+": halt failed", map[string]any{"dedup_key": page.DedupKey, "halt_id": p.HaltID})
 	})
 }
 
 const KindPageResolve = "page_resolve" // PagerDuty resolve
 
-func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
+func (s *pageSteps) deliverPageResolve(ctx context.Context, it *outbox.Item) error {
 	inc, page, err := s.pageFor(ctx, it, "resolve")
 	if err != nil {
 		return err
@@ -102,7 +102,7 @@ func (s *Service) deliverPageResolve(ctx context.Context, it *outbox.Item) error
 }
 
 // pageFor loads the item's incident and builds its page.
-func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (*Incident, Page, error) {
+func (s *pageSteps) pageFor(ctx context.Context, it *outbox.Item, action string) (*Incident, Page, error) {
 	if s.pager == nil {
 		return nil, Page{}, errNoPager
 	}
@@ -110,10 +110,10 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 	if err != nil {
 		return nil, Page{}, fmt.Errorf("load incident %d: %w", it.IncidentID, err)
 	}
-	reg := s.registry()
+	reg := s.Registry()
 	var ag *ownership.Agent
 	if !inc.Unowned {
-		ag = findAgent(reg, inc.Agent)
+		ag = FindAgent(reg, inc.Agent)
 	}
 	key := s.routingKey(reg, ag)
 	if key == "" {
@@ -121,14 +121,14 @@ func (s *Service) pageFor(ctx context.Context, it *outbox.Item, action string) (
 			"pagerduty.routing_key_env of the agent or its team, or PAGERDUTY_ROUTING_KEY", inc.Agent))
 	}
 	page := s.buildPage(inc, ag, reg, action, key)
-	if recs := s.incidentSessions(ctx, inc); len(recs) > 0 {
+	if recs := s.SessionRecordsOf(ctx, inc, true); len(recs) > 0 {
 		page.Details["session_totals"] = sessionPageDetails(recs)
 	}
 	return inc, page, nil
 }
 
 // routingKey follows docs/config.md: the agent's key, else its team's, else the default.
-func (s *Service) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
+func (s *pageSteps) routingKey(reg *ownership.Registry, ag *ownership.Agent) string {
 	if env := pageRouteEnv(reg, ag); env != "" {
 		if key := s.cfg.Getenv(env); key != "" {
 			return key
@@ -142,12 +142,12 @@ func pageRouteEnv(reg *ownership.Registry, ag *ownership.Agent) string {
 	return env
 }
 
-func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
+func (s *pageSteps) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.Registry, action, key string) Page {
 	dedup := inc.PagerDutyKey
 	if dedup == "" {
-		dedup = pagerKey(inc.ID)
+		dedup = PagerKey(inc.ID)
 	}
-	reinsLink := s.incidentLink(inc.ID)
+	reinsLink := s.IncidentLink(inc.ID)
 	links := []Link{reinsLink}
 	details := map[string]any{
 		"agent":    inc.Agent,
@@ -167,7 +167,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	}
 	page := Page{Action: action, RoutingKey: key, DedupKey: dedup, Source: pageSource, Component: inc.Agent,
 		Severity: inc.Severity, Details: details,
-		Summary: clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}
+		Summary: Clip(fmt.Sprintf("[reins #%d] %s: %s", inc.ID, inc.Agent, inc.Title), maxPageSummary)}
 	if ag != nil {
 		page.Group = ag.Team
 		ka := ag.KillAuthority
@@ -181,7 +181,7 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 	} else {
 		details["owner"] = "none: the agent is not in reins.yaml"
 	}
-	for _, l := range sessionLinks(ag, inc.Sessions) {
+	for _, l := range SessionLinks(ag, inc.Sessions) {
 		if l.URL != "" && len(links) < maxPageLinks {
 			links = append(links, Link{Text: "Session " + l.Text, URL: l.URL})
 		}
@@ -208,9 +208,9 @@ func (s *Service) buildPage(inc *Incident, ag *ownership.Agent, reg *ownership.R
 // pageChannelLink is the incident channel's link as pages carry it. Without
 // Slack there will be no channel: the link says so and opens the incident
 // in reins instead.
-func (s *Service) pageChannelLink(inc *Incident) Link {
+func (s *pageSteps) pageChannelLink(inc *Incident) Link {
 	if s.chat == nil {
-		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.incidentLink(inc.ID).URL}
+		return Link{Text: "No Slack channel (Slack is not configured): incident in reins", URL: s.IncidentLink(inc.ID).URL}
 	}
 	text := "Slack channel"
 	if inc.SlackChannelName != "" {
@@ -228,4 +228,40 @@ func cmpBool(a, b bool) int {
 		return -1
 	}
 	return 1
+}
+
+// KindQueuePage pages the kill authority, once per incident, that breaching
+// sessions of its agent wait for the automatic-halt budget; payload:
+// QueuePagePayload. Its dedup key is the incident's with "/auto-halt-queue"
+// appended: a page of its own, not a repeat PagerDuty folds into the first.
+const KindQueuePage = "page_queue"
+
+// QueuePagePayload is the payload of a KindQueuePage item.
+type QueuePagePayload struct {
+	Summary string `json:"summary"`
+	Waiting int    `json:"waiting"`
+}
+
+// deliverQueuePage pages that breaches wait for the automatic-halt budget.
+func (s *pageSteps) deliverQueuePage(ctx context.Context, it *outbox.Item) error {
+	inc, page, err := s.pageFor(ctx, it, "trigger")
+	if err != nil {
+		return err
+	}
+	var p QueuePagePayload
+	if err := json.Unmarshal(it.Payload, &p); err != nil {
+		return outbox.Permanent(fmt.Errorf("decode %s: %w", it.Key, err))
+	}
+	page.DedupKey += "/auto-halt-queue"
+	page.Severity = SeverityCritical
+	page.Summary = Clip(fmt.Sprintf("[reins #%d] %s", inc.ID, p.Summary), maxPageSummary)
+	page.Details["waiting_sessions"] = p.Waiting
+	if err := s.pager.Send(ctx, page); err != nil {
+		return fmt.Errorf("queue page for incident %d: %w", inc.ID, err)
+	}
+	return s.RetryTx(ctx, func(q Queries) error {
+		return AppendEvent(ctx, q, inc.ID, s.clock.Now(), EventPaged, System,
+			"Paged the kill authority of "+inc.Agent+": breaching sessions wait for the automatic-halt budget",
+			map[string]any{"dedup_key": page.DedupKey, "waiting": p.Waiting})
+	})
 }

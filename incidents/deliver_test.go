@@ -13,31 +13,6 @@ import (
 	"github.com/reins-oss/reins/incidents/outbox"
 )
 
-// drain delivers a lane until a pass finishes nothing.
-// drain delivers everything due on lane; the chat lane includes the summary
-// refreshes of outbox.LaneRefresh, delivered after it as the workers would.
-func drain(t *testing.T, env *incidentstest.Env, lane string) {
-	t.Helper()
-	lanes := []string{lane}
-	if lane == outbox.LaneChat {
-		lanes = append(lanes, outbox.LaneRefresh)
-	}
-	for range 100 {
-		total := 0
-		for _, l := range lanes {
-			n, err := env.Service.Outbox().DeliverDue(ctx, l)
-			if err != nil {
-				t.Fatalf("DeliverDue(%s): %v", l, err)
-			}
-			total += n
-		}
-		if total == 0 {
-			return
-		}
-	}
-	t.Fatalf("DeliverDue(%s) never went idle", lane)
-}
-
 func outboxItem(t *testing.T, env *incidentstest.Env, key string) outbox.Item {
 	t.Helper()
 	for _, it := range env.Store.OutboxItems() {
@@ -51,15 +26,15 @@ func outboxItem(t *testing.T, env *incidentstest.Env, key string) outbox.Item {
 
 func TestDeliverOpening(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneChat)
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 
 	wantMethods := []string{"CreateChannel", "PostSummary", "SetTopic", "Invite", "Bookmark", "Bookmark", "Post"}
 	if got := env.Chat.Methods(); !slices.Equal(got, wantMethods) {
 		t.Fatalf("Slack calls: got %v, want %v", got, wantMethods)
 	}
-	inc := findIncident(t, env, 1)
+	inc := incidentstest.FindIncident(t, env, 1)
 	if inc.SlackChannelID != "C001" || inc.SlackChannelName != "inc-1-support-bot-token-spend-12x-baseline" {
 		t.Errorf("channel: got %s %s", inc.SlackChannelID, inc.SlackChannelName)
 	}
@@ -104,15 +79,15 @@ func TestDeliverOpening(t *testing.T) {
 	}
 	want := []incidents.EventKind{incidents.EventIncidentOpened, incidents.EventAlertFired,
 		incidents.EventChannelCreated, incidents.EventPaged}
-	if got := eventKinds(t, env, 1); !slices.Equal(got, want) {
+	if got := incidentstest.EventKinds(t, env, 1); !slices.Equal(got, want) {
 		t.Errorf("timeline: got %v, want %v", got, want)
 	}
 }
 
 func TestDeliverPageDoesNotWaitForSlack(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	pages := env.Pager.Pages()
 	if len(pages) != 1 || len(env.Chat.Calls()) != 0 {
 		t.Fatalf("got %d pages and %d Slack calls, want the page alone", len(pages), len(env.Chat.Calls()))
@@ -132,22 +107,22 @@ func TestDeliverHonoursRetryAfter(t *testing.T) {
 		}
 		return "C777", name, nil
 	}
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	start := env.Clock.Now()
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 
 	it := outboxItem(t, env, "inc-1/create_channel")
 	if it.Attempts != 1 || it.NextAttemptAt.Before(start.Add(90*time.Second)) {
 		t.Fatalf("after a 429: attempts %d next %v, want 1 and >= %v", it.Attempts, it.NextAttemptAt, start.Add(90*time.Second))
 	}
 	env.Clock.Advance(89 * time.Second)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	if calls != 1 {
 		t.Fatalf("CreateChannel called %d times before Retry-After passed, want 1", calls)
 	}
 	env.Clock.Set(it.NextAttemptAt)
-	drain(t, env, outbox.LaneChat)
-	if got := findIncident(t, env, 1).SlackChannelID; got != "C777" {
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	if got := incidentstest.FindIncident(t, env, 1).SlackChannelID; got != "C777" {
 		t.Errorf("channel: got %q, want C777", got)
 	}
 }
@@ -157,17 +132,17 @@ func TestDeliverBuriesPermanentFailure(t *testing.T) {
 	env.Pager.SendFunc = func(ctx context.Context, p incidents.Page) error {
 		return outbox.Permanent(errors.New("invalid routing key"))
 	}
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 
 	it := outboxItem(t, env, "inc-1/page")
 	if it.State != outbox.Dead || !strings.Contains(it.LastError, "invalid routing key") {
 		t.Fatalf("page item: got state %q error %q, want dead", it.State, it.LastError)
 	}
-	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventPageFailed) {
+	if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventPageFailed) {
 		t.Errorf("timeline %v lacks page_failed", kinds)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var gov, inChannel bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		gov = gov || (c.Channel == "agent-governance" && strings.Contains(c.Message.Title, "PagerDuty page"))
@@ -182,9 +157,9 @@ func TestDeliverBuriesPermanentFailure(t *testing.T) {
 func TestDeliverBuriesAfterAttempts(t *testing.T) {
 	env := incidentstest.NewEnv(func(_ *incidents.Deps, c *incidents.Config) { c.DeliveryAttempts = 3 })
 	env.Chat.SetTopicFunc = func(ctx context.Context, channelID, topic string) error { return errors.New("internal_error") }
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	for range 3 {
-		drain(t, env, outbox.LaneChat)
+		incidentstest.Drain(t, env, outbox.LaneChat)
 		env.Clock.Advance(10 * time.Minute)
 	}
 	it := outboxItem(t, env, "inc-1/set_topic")
@@ -194,7 +169,7 @@ func TestDeliverBuriesAfterAttempts(t *testing.T) {
 	if got := len(env.Chat.CallsTo("SetTopic")); got != 3 {
 		t.Errorf("SetTopic calls: got %d, want 3", got)
 	}
-	if kinds := eventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventDeliveryFailed) {
+	if kinds := incidentstest.EventKinds(t, env, 1); !slices.Contains(kinds, incidents.EventDeliveryFailed) {
 		t.Errorf("timeline %v lacks delivery_failed", kinds)
 	}
 	if got := outboxItem(t, env, "inc-1/invite").State; got != outbox.Done {
@@ -204,8 +179,8 @@ func TestDeliverBuriesAfterAttempts(t *testing.T) {
 
 func TestDeliverNoRoutingKeyIsBuried(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "orphan-agent" }))
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = "orphan-agent" }))
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	it := outboxItem(t, env, "inc-1/page")
 	if it.State != outbox.Dead || !strings.Contains(it.LastError, "PAGERDUTY_ROUTING_KEY") {
 		t.Errorf("page: got state %q error %q, want dead naming PAGERDUTY_ROUTING_KEY", it.State, it.LastError)
@@ -217,20 +192,20 @@ func TestDeliverNoRoutingKeyIsBuried(t *testing.T) {
 
 func TestDeliverAfterCrashDeliversOnce(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	// A worker claims the page and dies before sending or completing it.
 	claimed, err := env.Store.ClaimOutbox(ctx, outbox.LaneUrgent, env.Clock.Now(), 30*time.Second, 10)
 	if err != nil || len(claimed) != 1 {
 		t.Fatalf("ClaimOutbox: got %d items, %v", len(claimed), err)
 	}
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	if got := len(env.Pager.Pages()); got != 0 {
 		t.Fatalf("pages while the lease holds: got %d, want 0", got)
 	}
 	env.Clock.Advance(31 * time.Second)
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	env.Clock.Advance(time.Hour)
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	if got := len(env.Pager.Pages()); got != 1 {
 		t.Errorf("pages after the lease expired: got %d, want 1", got)
 	}
@@ -238,17 +213,17 @@ func TestDeliverAfterCrashDeliversOnce(t *testing.T) {
 
 func TestDeliverSummaryUpdateIsDebounced(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	for i := range 20 {
-		ingest(t, env, incidentstest.Alert(withFingerprint("fp-"+string(rune('a'+i)))))
+		incidentstest.Ingest(t, env, incidentstest.Alert(incidentstest.WithFingerprint("fp-"+string(rune('a'+i)))))
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	if got := len(env.Chat.CallsTo("PostSummary")); got != 1 {
 		t.Fatalf("summary posts before the debounce window ends: got %d, want 1", got)
 	}
 	env.Clock.Advance(5 * time.Second)
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	calls := env.Chat.CallsTo("PostSummary")
 	if len(calls) != 2 {
 		t.Fatalf("summary posts: got %d, want 2", len(calls))
@@ -277,7 +252,7 @@ func TestRunDeliveryIsKicked(t *testing.T) {
 	for i := range 3 {
 		time.Sleep(50 * time.Millisecond) // let the workers go idle
 		start := time.Now()
-		ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = []string{"support-bot", "billing-agent", "orphan-agent"}[i] }))
+		incidentstest.Ingest(t, env, incidentstest.Alert(func(a *incidents.Alert) { a.Agent = []string{"support-bot", "billing-agent", "orphan-agent"}[i] }))
 		for len(env.Pager.Pages()) <= i {
 			if time.Since(start) > 2*time.Second {
 				t.Fatalf("page %d not sent within 2 s", i+1)

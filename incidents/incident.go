@@ -2,6 +2,7 @@ package incidents
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -237,4 +238,51 @@ type IncidentFilter struct {
 	Status string // open | resolved | ""
 	Limit  int    // 0: 100
 	Offset int
+}
+
+// TestTitlePrefix starts the title of every incident a test alert opens, so
+// the test shows as one wherever the title goes: the channel name, the page
+// summary, the web view, the CLI.
+const TestTitlePrefix = "TEST (not a real incident): "
+
+// TestGroupPrefix starts the group key of a test incident: it collects only
+// its own test alert, never a real alert, halt or declaration of its agent
+// (those go to the agent's incident of group key "").
+const TestGroupPrefix = "test:"
+
+// IsTest says whether inc was opened by a test alert.
+func (inc *Incident) IsTest() bool { return strings.HasPrefix(inc.GroupKey, TestGroupPrefix) }
+
+// Incidents that collect alerts no agent's incident takes are named like an
+// agent, with a prefix no agent name can have (agent names hold no ':').
+const (
+	// unroutedPrefix + source: alerts whose agent is not in reins.yaml. One
+	// incident per source and group window, however many unknown names a
+	// storm carries, paged once (to PAGERDUTY_ROUTING_KEY).
+	unroutedPrefix = "unrouted:"
+	// overflowPrefix + source: alerts that would have opened an incident
+	// after the source opened alerts.max_new_incidents_per_minute of them in
+	// the last minute.
+	overflowPrefix = "overflow:"
+)
+
+// UnroutedName is the agent name of the incident collecting source's alerts
+// for agents reins.yaml does not name.
+func UnroutedName(source string) string { return unroutedPrefix + source }
+
+// OverflowName is the agent name of the incident collecting source's alerts
+// beyond its cap of new incidents a minute.
+func OverflowName(source string) string { return overflowPrefix + source }
+
+// Collector says what kind of collecting incident an incident's agent name
+// stands for: "unrouted" or "overflow", with the source, or "" for an
+// incident of one agent.
+func Collector(agent string) (kind, source string) {
+	if s, ok := strings.CutPrefix(agent, unroutedPrefix); ok {
+		return "unrouted", s
+	}
+	if s, ok := strings.CutPrefix(agent, overflowPrefix); ok {
+		return "overflow", s
+	}
+	return "", ""
 }

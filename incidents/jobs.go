@@ -2,7 +2,6 @@ package incidents
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,225 +14,15 @@ import (
 )
 
 const (
-	// drillFresh is how recent a drill must be for RunDrill to return it
-	// instead of drilling again: two replicas firing the same cron minute.
-	drillFresh = 50 * time.Second
 	// drillStale is the age after which a passed drill no longer counts as
 	// a tested kill switch.
 	drillStale = 30 * 24 * time.Hour
 	// incidentStale is the age after which an open incident is listed by
 	// the ownership audit.
 	incidentStale = 7 * 24 * time.Hour
-	pageSize      = 200
+	// PageSize is how many incidents a job reads at a time.
+	PageSize = 200
 )
-
-// NudgeStalledChecklists posts a reminder in each checklist thread that has
-// waited NudgeInterval since its last answer or nudge, at most NudgeMax
-// times per stall, never while snoozed or after reminders were stopped. Each
-// checklist is re-read and updated in its own transaction, so a second run
-// (another replica, the same minute) sees the first's nudge and sends none.
-// It returns how many reminders it queued.
-func (s *Service) NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error) {
-	list, err := s.store.FindUnfinishedChecklists(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("find unfinished checklists: %w", err)
-	}
-	sent := 0
-	for _, c := range list {
-		if !s.nudgeDue(c, now) {
-			continue // spares a transaction; nudgeChecklist checks again inside one
-		}
-		ok, err := s.nudgeChecklist(ctx, c.IncidentID, now)
-		if err != nil {
-			return sent, fmt.Errorf("nudge checklist of incident %d: %w", c.IncidentID, err)
-		}
-		if ok {
-			sent++
-		}
-	}
-	if sent > 0 {
-		s.Kick()
-	}
-	return sent, nil
-}
-
-func (s *Service) nudgeDue(c *Checklist, now time.Time) bool {
-	if c.RemindersStopped || (c.SnoozedUntil != nil && c.SnoozedUntil.After(now)) || c.NudgeCount >= s.cfg.NudgeMax {
-		return false
-	}
-	last := c.LastActivityAt
-	if c.LastNudgedAt != nil && c.LastNudgedAt.After(last) {
-		last = *c.LastNudgedAt
-	}
-	return now.Sub(last) >= s.cfg.NudgeInterval && c.Next() != nil
-}
-
-func (s *Service) nudgeChecklist(ctx context.Context, incID int64, now time.Time) (bool, error) {
-	sent := false
-	err := s.retryTx(ctx, func(q Queries) error {
-		sent = false
-		c, err := q.FindChecklist(ctx, incID)
-		if err != nil {
-			return err
-		}
-		inc, err := q.FindIncident(ctx, incID)
-		if err != nil {
-			return err
-		}
-		if inc.Status != StatusOpen || !s.nudgeDue(c, now) {
-			return nil
-		}
-		next := c.Next()
-		p := ReminderPayload{IncidentID: incID, Thread: threadChecklist, Mention: mentionable([]string{next.Owner}),
-			Text: nudgeText(inc, c, next)}
-		if s.chat != nil {
-			// The key names the stall and the nudge's number: a replica that
-			// read the same state computes the same key and queues nothing.
-			key := fmt.Sprintf("inc-%d/reminder/checklist/%d/%d", incID, c.LastActivityAt.UnixNano(), c.NudgeCount+1)
-			queued, err := s.enqueueOnce(ctx, q, incID, KindReminder, key, p)
-			if err != nil || !queued {
-				return err
-			}
-		}
-		c.NudgeCount++
-		c.LastNudgedAt = &now
-		if err := q.UpdateChecklist(ctx, c); err != nil {
-			return fmt.Errorf("save nudge state: %w", err)
-		}
-		sent = true
-		return nil
-	})
-	return sent, err
-}
-
-func nudgeText(inc *Incident, c *Checklist, next *ChecklistItem) string {
-	text := fmt.Sprintf("The blast-radius checklist for #%d (%s) is waiting: %d of %d answered. Next, item %d: %s",
-		inc.ID, inc.Agent, c.Answered(), len(c.Items), next.Position, next.Question)
-	if next.Owner != "" {
-		text += " Owner: " + next.Owner + "."
-	}
-	return text
-}
-
-// enqueueOnce queues a chat item and says whether this call queued it.
-func (s *Service) enqueueOnce(ctx context.Context, q outbox.Store, incID int64, kind, key string, payload any) (bool, error) {
-	raw, err := json.Marshal(payload)
-	if err != nil {
-		return false, fmt.Errorf("encode %s payload for %s: %w", kind, key, err)
-	}
-	now := s.clock.Now()
-	item := &outbox.Item{IncidentID: incID, Lane: outbox.LaneChat, Kind: kind, Key: key, Payload: raw,
-		State: outbox.Pending, NextAttemptAt: now, CreatedAt: now}
-	queued, err := q.EnqueueOutbox(ctx, item)
-	if err != nil {
-		return false, fmt.Errorf("enqueue %s: %w", key, err)
-	}
-	return queued == 1, nil
-}
-
-// RemindPostmortems reminds the channel of each resolved incident whose
-// postmortem is still unfinished PostmortemDue after the resolve, at most
-// once per PostmortemDue and NudgeMax times in all, unless the responders
-// snoozed or stopped reminders. It returns how many reminders it queued.
-func (s *Service) RemindPostmortems(ctx context.Context, now time.Time) (int, error) {
-	sent := 0
-	for offset := 0; ; offset += pageSize {
-		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusResolved, Limit: pageSize, Offset: offset})
-		if err != nil {
-			return sent, fmt.Errorf("find resolved incidents: %w", err)
-		}
-		for _, inc := range page {
-			if inc.ResolvedAt == nil || now.Sub(*inc.ResolvedAt) < s.cfg.PostmortemDue {
-				continue
-			}
-			ok, err := s.remindPostmortem(ctx, inc.ID, now)
-			if err != nil {
-				return sent, fmt.Errorf("remind postmortem of incident %d: %w", inc.ID, err)
-			}
-			if ok {
-				sent++
-			}
-		}
-		if len(page) < pageSize {
-			break
-		}
-	}
-	if sent > 0 {
-		s.Kick()
-	}
-	return sent, nil
-}
-
-func (s *Service) remindPostmortem(ctx context.Context, incID int64, now time.Time) (bool, error) {
-	sent := false
-	err := s.retryTx(ctx, func(q Queries) error {
-		sent = false
-		inc, err := q.FindIncident(ctx, incID)
-		if err != nil {
-			return err
-		}
-		doc, err := s.findDoc(ctx, q, incID)
-		if err != nil {
-			return err
-		}
-		if doc.Finished || doc.RemindCount >= s.cfg.NudgeMax ||
-			(doc.LastRemindedAt != nil && now.Sub(*doc.LastRemindedAt) < s.cfg.PostmortemDue) {
-			return nil
-		}
-		if quiet, err := remindersSilenced(ctx, q, inc, now); err != nil || quiet {
-			return err
-		}
-		answers, err := q.FindPostmortemAnswers(ctx, incID)
-		if err != nil {
-			return fmt.Errorf("load postmortem answers: %w", err)
-		}
-		if s.chat != nil {
-			p := ReminderPayload{IncidentID: incID, Thread: threadPostmortem,
-				Text: fmt.Sprintf("The postmortem of #%d (%s) is unfinished: %d of %d questions answered, resolved %s ago. "+
-					"Answer the rest in the postmortem thread.", incID, inc.Agent, answeredQuestions(answers),
-					len(postmortemQuestions), Span(now.Sub(*inc.ResolvedAt)))}
-			key := fmt.Sprintf("inc-%d/reminder/postmortem/%d", incID, doc.RemindCount+1)
-			queued, err := s.enqueueOnce(ctx, q, incID, KindReminder, key, p)
-			if err != nil || !queued {
-				return err
-			}
-		}
-		doc.RemindCount++
-		doc.LastRemindedAt = &now
-		if err := q.SavePostmortemDoc(ctx, doc); err != nil {
-			return fmt.Errorf("save reminder state: %w", err)
-		}
-		sent = true
-		return nil
-	})
-	return sent, err
-}
-
-// remindersSilenced reads the timeline since the resolve: the newest
-// reminders_stopped or still-running reminder_snoozed silences reminders.
-func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now time.Time) (bool, error) {
-	events, err := q.FindEvents(ctx, inc.ID)
-	if err != nil {
-		return false, fmt.Errorf("load timeline: %w", err)
-	}
-	for _, e := range events {
-		if inc.ResolvedAt != nil && e.At.Before(*inc.ResolvedAt) {
-			continue
-		}
-		switch e.Kind {
-		case EventRemindersStopped:
-			return true, nil
-		case EventReminderSnoozed:
-			var d struct {
-				Until time.Time `json:"until"`
-			}
-			if json.Unmarshal(e.Data, &d) == nil && d.Until.After(now) {
-				return true, nil
-			}
-		}
-	}
-	return false, nil
-}
 
 // AuditOwnership posts the weekly ownership audit to the governance channel
 // and records it in the audit log: agents without a tested kill switch,
@@ -241,7 +30,7 @@ func remindersSilenced(ctx context.Context, q TimelineStore, inc *Incident, now 
 // down, and incidents open for more than a week. A second run on the same
 // day does nothing.
 func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
-	reg := s.registry()
+	reg := s.Registry()
 	drills, err := s.store.LastDrills(ctx)
 	if err != nil {
 		return fmt.Errorf("load drills: %w", err)
@@ -261,13 +50,13 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		s.log.Info("ownership audit not posted: slack.governance_channel is not set", "findings", len(findings))
 	}
 	day := now.UTC().Format("2006-01-02")
-	return s.retryTx(ctx, func(q Queries) error {
+	return s.RetryTx(ctx, func(q Queries) error {
 		first, err := q.Remember(ctx, "job/audit_ownership/"+day, now)
 		if err != nil || !first {
 			return err
 		}
 		entry := &AuditEntry{At: now, Actor: System, Action: "ownership_audit", Allowed: true,
-			Detail: clip(summary+": "+strings.Join(findings, "; "), 2000)}
+			Detail: Clip(summary+": "+strings.Join(findings, "; "), 2000)}
 		if err := q.AppendAudit(ctx, entry); err != nil {
 			return fmt.Errorf("record ownership audit: %w", err)
 		}
@@ -280,7 +69,7 @@ func (s *Service) AuditOwnership(ctx context.Context, now time.Time) error {
 		} else {
 			m.Style, m.Text = StyleWarning, "• "+strings.Join(findings, "\n• ")
 		}
-		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
+		return s.Enqueue(ctx, q, 0, outbox.LaneChat, KindPost, "audit/ownership/"+day, m)
 	})
 }
 
@@ -313,8 +102,8 @@ func (s *Service) agentFindings(ctx context.Context, ag *ownership.Agent, last *
 
 func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, error) {
 	var out []string
-	for offset := 0; ; offset += pageSize {
-		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: pageSize, Offset: offset})
+	for offset := 0; ; offset += PageSize {
+		page, err := s.store.FindIncidents(ctx, IncidentFilter{Status: StatusOpen, Limit: PageSize, Offset: offset})
 		if err != nil {
 			return nil, fmt.Errorf("find open incidents: %w", err)
 		}
@@ -323,129 +112,8 @@ func (s *Service) staleIncidents(ctx context.Context, now time.Time) ([]string, 
 				out = append(out, fmt.Sprintf("incident #%d (%s) has been open for %s", inc.ID, inc.Agent, words.Count(int(age/(24*time.Hour)), "day")))
 			}
 		}
-		if len(page) < pageSize {
+		if len(page) < PageSize {
 			return out, nil
 		}
 	}
-}
-
-// RunDrill proves an agent's kill switch works without halting it, records
-// the result with an audit entry, and announces a failure to the agent's
-// owners and the governance channel. A drill of the same agent recorded in
-// the last 50 seconds is returned instead of drilling again.
-func (s *Service) RunDrill(ctx context.Context, agent string, now time.Time) (*DrillResult, error) {
-	ag, err := s.lookupAgent(agent)
-	if err != nil {
-		return nil, err
-	}
-	if recent, err := s.recentDrill(ctx, ag.Name, now); err != nil || recent != nil {
-		return recent, err
-	}
-	// Claim this minute's drill, so a replica that gets here before the
-	// first one recorded its result does not drill too.
-	first, err := s.store.Remember(ctx, fmt.Sprintf("job/drill/%s/%d", ag.Name, now.Truncate(time.Minute).Unix()), now)
-	if err != nil {
-		return nil, fmt.Errorf("claim drill of %s: %w", ag.Name, err)
-	}
-	if !first {
-		return s.sameMinuteDrill(ctx, ag.Name, now)
-	}
-	res := &DrillResult{Agent: ag.Name, Adapter: ag.Halt.Adapter, At: now, OK: true, Actor: System}
-	if derr := s.drill(ctx, ag); derr != nil {
-		res.OK, res.Error = false, clip(derr.Error(), maxHaltError)
-	}
-	err = s.retryTx(ctx, func(q Queries) error {
-		r := *res
-		if err := q.RecordDrill(ctx, &r); err != nil {
-			return fmt.Errorf("record drill of %s: %w", ag.Name, err)
-		}
-		res.ID = r.ID
-		detail := "drill passed (" + ag.Halt.Adapter + ")"
-		if !res.OK {
-			detail = "drill failed (" + ag.Halt.Adapter + "): " + res.Error
-		}
-		if err := q.AppendAudit(ctx, &AuditEntry{At: now, Actor: System, Action: "drill", Agent: ag.Name,
-			Allowed: res.OK, Detail: detail}); err != nil {
-			return fmt.Errorf("audit drill of %s: %w", ag.Name, err)
-		}
-		return s.enqueueDrillReport(ctx, q, ag, res)
-	})
-	if err != nil {
-		return nil, err
-	}
-	result := "passed"
-	if !res.OK {
-		result = "failed"
-	}
-	s.metrics.drills.WithLabelValues(ag.Name, result).Inc()
-	s.Kick()
-	return res, nil
-}
-
-func (s *Service) recentDrill(ctx context.Context, agent string, now time.Time) (*DrillResult, error) {
-	last, err := s.store.LastDrills(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load drills: %w", err)
-	}
-	if d := last[agent]; d != nil && now.Sub(d.At) < drillFresh && now.Sub(d.At) > -drillFresh {
-		return d, nil
-	}
-	return nil, nil
-}
-
-// sameMinuteDrill returns the drill another run recorded this minute, or
-// ECONFLICT while that run is still drilling.
-func (s *Service) sameMinuteDrill(ctx context.Context, agent string, now time.Time) (*DrillResult, error) {
-	last, err := s.store.LastDrills(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("load drills: %w", err)
-	}
-	if d := last[agent]; d != nil && d.At.Truncate(time.Minute).Equal(now.Truncate(time.Minute)) {
-		return d, nil
-	}
-	return nil, Errorf(ECONFLICT, "A drill of %s is already running.", agent)
-}
-
-func (s *Service) drill(ctx context.Context, ag *ownership.Agent) error {
-	if s.halter == nil {
-		return fmt.Errorf("no halt adapters are configured")
-	}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.HaltTimeout)
-	defer cancel()
-	return s.halter.Drill(dctx, ag)
-}
-
-// enqueueDrillReport tells the governance channel how a drill went and, when
-// it failed, the agent's team channel too, mentioning its kill authority
-// and the RACI responsible.
-func (s *Service) enqueueDrillReport(ctx context.Context, q outbox.Store, ag *ownership.Agent, res *DrillResult) error {
-	if s.chat == nil {
-		return nil
-	}
-	reg := s.registry()
-	gov := reg.Slack.GovernanceChannel
-	key := func(where string) string { return fmt.Sprintf("drill/%s/%d/%s", ag.Name, res.ID, where) }
-	fields := []Field{{Label: "Adapter", Value: ag.Halt.Adapter}, {Label: "At", Value: res.At.UTC().Format("2006-01-02 15:04 UTC")}}
-	if res.OK {
-		if gov == "" {
-			return nil
-		}
-		m := Message{Channel: gov, Style: StyleSuccess, Title: "Kill-switch drill passed for " + ag.Name, Fields: fields}
-		return s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key("governance"), m)
-	}
-	m := Message{Style: StyleDanger, Title: "Kill-switch drill FAILED for " + ag.Name + ": it may not halt when needed",
-		Text:    "Error: " + res.Error + "\nFix the halt adapter settings in reins.yaml (or the agent's control endpoint), then run the drill again.",
-		Fields:  fields,
-		Mention: mentionable(ag.KillAuthority.Users, ag.KillAuthority.Usergroups, ag.RACI.Responsible)}
-	team := ""
-	if t := reg.Teams[ag.Team]; t != nil {
-		team = t.SlackChannel
-	}
-	for _, ch := range dedupe([]string{team, gov}) {
-		m.Channel = ch
-		if err := s.enqueue(ctx, q, 0, outbox.LaneChat, KindPost, key(ch), m); err != nil {
-			return err
-		}
-	}
-	return nil
 }

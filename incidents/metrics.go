@@ -1,8 +1,6 @@
 package incidents
 
 import (
-	"strconv"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -55,16 +53,23 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 }
 
-// incidentOpened counts an incident opened and logs it (one INFO line per
-// incident is the server log's contract), whatever opened it: intake, a
-// declaration, a halt or a policy.
-func (s *Service) incidentOpened(id int64, agent string, owned bool, attrs ...any) {
-	s.metrics.incidentsOpened.WithLabelValues(strconv.FormatBool(owned)).Inc()
-	s.log.Info("incident opened", append([]any{"incident", id, "agent", agent}, attrs...)...)
-}
-
 // AuthFailed counts credentials that system refused: a revoked Slack token
 // or a wrong PagerDuty key is an outage of the kill switch's voice, and
 // reins' own alert rules page on it. The Slack and PagerDuty clients call it
 // (cmd/reins hands it to them).
 func (m *Metrics) AuthFailed(system string) { m.authFailures.WithLabelValues(system).Inc() }
+
+// AlertOverflowed counts an alert of source that went to its overflow
+// incident, past the source's cap of new incidents a minute.
+func (m *Metrics) AlertOverflowed(source string) { m.alertsOverflowed.WithLabelValues(source).Inc() }
+
+// DrillRan counts a drill of agent's kill switch and its result.
+func (m *Metrics) DrillRan(agent, result string) { m.drills.WithLabelValues(agent, result).Inc() }
+
+// HaltFinished counts a halt that reached its final status.
+func (m *Metrics) HaltFinished(h *Halt) { m.halts.WithLabelValues(h.Adapter, h.Action, h.Status).Inc() }
+
+// HaltVerified observes a verified halt's time to halt.
+func (m *Metrics) HaltVerified(h *Halt) {
+	m.timeToHalt.WithLabelValues(h.Adapter).Observe(h.TimeToHalt().Seconds())
+}

@@ -45,7 +45,7 @@ func sample(t *testing.T, g prometheus.Gatherer, name string, labels map[string]
 
 func TestBacklogCollector(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(outbox.NewBacklogCollector(env.Store))
 
@@ -71,7 +71,7 @@ func TestBacklogCollector(t *testing.T) {
 	if age, ok := sample(t, reg, "reins_outbox_oldest_age_seconds", map[string]string{"lane": outbox.LaneUrgent}); !ok || age < time.Hour.Seconds() {
 		t.Errorf("oldest age: got %v (found %v), want the age of the page", age, ok)
 	}
-	drain(t, env, outbox.LaneUrgent)
+	incidentstest.Drain(t, env, outbox.LaneUrgent)
 	if got, ok := sample(t, reg, "reins_outbox_pending", map[string]string{"lane": outbox.LaneUrgent}); !ok || got != 0 {
 		t.Errorf("urgent lane after delivery: got %v (found %v), want 0", got, ok)
 	}
@@ -81,7 +81,7 @@ func TestHaltMetrics(t *testing.T) {
 	labels := map[string]string{"adapter": "webhook", "action": "halt", "result": "verified"}
 	env := incidentstest.NewEnv()
 	before, _ := sample(t, env.Metrics, "reins_halts_total", labels)
-	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
+	if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
 	after, _ := sample(t, env.Metrics, "reins_halts_total", labels)

@@ -17,7 +17,7 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 		at = s.clock.Now()
 	}
 	queued := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		queued = false
 		inc, err := q.FindIncidentByPagerKey(ctx, dedupKey)
 		if err != nil {
@@ -31,7 +31,7 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 			return fmt.Errorf("record acknowledgement of incident %d: %w", inc.ID, err)
 		}
 		actor := Actor{Kind: ActorPagerDuty, ID: by}
-		if err := appendEvent(ctx, q, inc.ID, at, EventAcknowledged, actor,
+		if err := AppendEvent(ctx, q, inc.ID, at, EventAcknowledged, actor,
 			"Page acknowledged in PagerDuty by "+by, map[string]any{"dedup_key": dedupKey}); err != nil {
 			return err
 		}
@@ -40,11 +40,11 @@ func (s *Service) PagerAcknowledged(ctx context.Context, dedupKey, by string, at
 		}
 		queued = true
 		m := Message{Style: StyleInfo, Title: "Page acknowledged in PagerDuty by " + by}
-		if err := s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/acknowledged", inc.ID), m); err != nil {
+		if err := s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/acknowledged", inc.ID), m); err != nil {
 			return err
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/acknowledged", inc.ID)
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil)
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("acknowledge %s: %w", dedupKey, err)
@@ -63,14 +63,14 @@ func (s *Service) PagerResolved(ctx context.Context, dedupKey, by string, at tim
 		at = s.clock.Now()
 	}
 	queued := false
-	err := s.retryTx(ctx, func(q Queries) error {
+	err := s.RetryTx(ctx, func(q Queries) error {
 		queued = false
 		inc, err := q.FindIncidentByPagerKey(ctx, dedupKey)
 		if err != nil {
 			return err
 		}
 		actor := Actor{Kind: ActorPagerDuty, ID: by}
-		if err := appendEvent(ctx, q, inc.ID, at, EventNote, actor,
+		if err := AppendEvent(ctx, q, inc.ID, at, EventNote, actor,
 			"Resolved in PagerDuty by "+by, map[string]any{"dedup_key": dedupKey}); err != nil {
 			return err
 		}
@@ -80,7 +80,7 @@ func (s *Service) PagerResolved(ctx context.Context, dedupKey, by string, at tim
 		queued = true
 		m := Message{Style: StyleInfo, Title: "The PagerDuty incident was resolved by " + by,
 			Text: "This incident stays open in reins until someone runs /agent resolve here."}
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/pd_resolved/%d", inc.ID, at.UnixNano()), m)
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, fmt.Sprintf("inc-%d/pd_resolved/%d", inc.ID, at.UnixNano()), m)
 	})
 	if err != nil {
 		return fmt.Errorf("note PagerDuty resolve of %s: %w", dedupKey, err)

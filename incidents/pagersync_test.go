@@ -13,7 +13,7 @@ import (
 
 func TestPagerAcknowledged(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	at := incidentstest.Epoch.Add(3 * time.Minute)
 
 	if err := env.Service.PagerAcknowledged(ctx, "reins-1", "alice@example.com", at); err != nil {
@@ -22,15 +22,15 @@ func TestPagerAcknowledged(t *testing.T) {
 	if err := env.Service.PagerAcknowledged(ctx, "reins-1", "bob@example.com", at.Add(time.Minute)); err != nil {
 		t.Fatalf("second PagerAcknowledged: %v", err)
 	}
-	inc := findIncident(t, env, 1)
+	inc := incidentstest.FindIncident(t, env, 1)
 	if inc.AckedAt == nil || !inc.AckedAt.Equal(at) || inc.AckedBy != "alice@example.com" {
 		t.Errorf("got acked %v by %q, want the first acknowledgement", inc.AckedAt, inc.AckedBy)
 	}
-	kinds := eventKinds(t, env, 1)
+	kinds := incidentstest.EventKinds(t, env, 1)
 	if n := len(slices.DeleteFunc(kinds, func(k incidents.EventKind) bool { return k != incidents.EventAcknowledged })); n != 1 {
 		t.Errorf("acknowledged events: got %d, want 1", n)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var told bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		told = told || (c.Channel == "C001" && strings.Contains(c.Message.Title, "acknowledged"))
@@ -47,11 +47,11 @@ func TestPagerAcknowledged(t *testing.T) {
 
 func TestPagerResolvedKeepsIncidentOpen(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	if err := env.Service.PagerResolved(ctx, "reins-1", "bob@example.com", incidentstest.Epoch); err != nil {
 		t.Fatalf("PagerResolved: %v", err)
 	}
-	if got := findIncident(t, env, 1).Status; got != incidents.StatusOpen {
+	if got := incidentstest.FindIncident(t, env, 1).Status; got != incidents.StatusOpen {
 		t.Errorf("status: got %q, want open", got)
 	}
 	events, _ := env.Service.Timeline(ctx, 1)
@@ -59,7 +59,7 @@ func TestPagerResolvedKeepsIncidentOpen(t *testing.T) {
 	if last.Kind != incidents.EventNote || !strings.Contains(last.Text, "bob@example.com") {
 		t.Errorf("last event: got %+v, want a note naming who resolved", last)
 	}
-	drain(t, env, outbox.LaneChat)
+	incidentstest.Drain(t, env, outbox.LaneChat)
 	var told bool
 	for _, c := range env.Chat.CallsTo("Post") {
 		told = told || strings.Contains(c.Message.Text, "/agent resolve")

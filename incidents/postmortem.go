@@ -2,17 +2,11 @@ package incidents
 
 import (
 	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/reins-oss/reins/ownership"
 )
 
 // Postmortem is everything known about an incident once it is over,
@@ -90,14 +84,6 @@ func (d *Span) UnmarshalJSON(b []byte) error {
 
 // String renders the span rounded to the second ("1m30s").
 func (d Span) String() string { return time.Duration(d).Round(time.Second).String() }
-
-func spanOf(from time.Time, to *time.Time) *Span {
-	if to == nil || to.Before(from) {
-		return nil
-	}
-	d := Span(to.Sub(from))
-	return &d
-}
 
 // DetectedAlert is one alert of the incident: what fired.
 type DetectedAlert struct {
@@ -188,176 +174,6 @@ type PostmortemLinks struct {
 	Alerts           []Link `json:"alerts,omitempty"` // links the alerts carried
 }
 
-// Postmortem assembles the postmortem of an incident from stored data.
-func (s *Service) Postmortem(ctx context.Context, id int64) (*Postmortem, error) {
-	pm, err := s.assemble(ctx, s.store, id)
-	if err != nil {
-		return nil, fmt.Errorf("assemble postmortem of incident %d: %w", id, err)
-	}
-	return pm, nil
-}
-
-// assemble reads through q, so a transaction can render what it is about to
-// commit.
-func (s *Service) assemble(ctx context.Context, q Queries, id int64) (*Postmortem, error) {
-	inc, err := q.FindIncident(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	alerts, err := q.FindAlerts(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("load alerts: %w", err)
-	}
-	events, err := q.FindEvents(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("load timeline: %w", err)
-	}
-	halts, err := q.FindHalts(ctx, "", id)
-	if err != nil {
-		return nil, fmt.Errorf("load halts: %w", err)
-	}
-	c, err := q.FindChecklist(ctx, id)
-	if err != nil && ErrorCode(err) != ENOTFOUND {
-		return nil, fmt.Errorf("load checklist: %w", err)
-	}
-	answers, err := q.FindPostmortemAnswers(ctx, id)
-	if err != nil {
-		return nil, fmt.Errorf("load postmortem answers: %w", err)
-	}
-	var ag *ownership.Agent
-	if !inc.Unowned {
-		ag = findAgent(s.registry(), inc.Agent)
-	}
-	pm := &Postmortem{ID: inc.ID, Agent: inc.Agent, Unowned: inc.Unowned, Title: inc.Title, Severity: inc.Severity,
-		Status: inc.Status, Source: inc.Source, ResolvedBy: inc.ResolvedBy, GeneratedAt: s.clock.Now().UTC(),
-		Sessions: sessionLinks(ag, inc.Sessions)}
-	// Empty lists, not null, for JSON readers.
-	pm.Detection, pm.SLAs, pm.Timeline, pm.Halts = []DetectedAlert{}, []SLACheck{}, []TimelineEntry{}, []PostmortemHalt{}
-	pm.BlastRadius, pm.Answers, pm.ActionItems = []BlastAnswer{}, []QuestionAnswer{}, []ActionItem{}
-	pm.times(inc, alerts, halts)
-	pm.detection(alerts, ag)
-	for _, e := range events {
-		pm.Timeline = append(pm.Timeline, TimelineEntry{At: e.At.UTC(), Kind: e.Kind, Actor: actorLabel(e.Actor), Text: e.Text})
-	}
-	for _, h := range slices.Backward(halts) { // the store gives newest first
-		pm.Halts = append(pm.Halts, postmortemHalt(h))
-	}
-	if c != nil {
-		pm.BlastRadius = blastAnswers(c)
-	}
-	pm.answers(answers)
-	pm.links(inc, ag, s.cfg.PublicURL)
-	pm.Record = sessionRecordDocs(s.storedSessions(ctx, inc), ag)
-	return pm, nil
-}
-
-func (pm *Postmortem) times(inc *Incident, alerts []*Alert, halts []*Halt) {
-	t := &pm.Times
-	t.Opened, t.Detected = inc.CreatedAt.UTC(), inc.CreatedAt.UTC()
-	if !inc.StartedAt.IsZero() && inc.StartedAt.Before(t.Detected) {
-		t.Detected = inc.StartedAt.UTC()
-	}
-	for _, a := range alerts {
-		if !a.StartsAt.IsZero() && a.StartsAt.Before(t.Detected) {
-			t.Detected = a.StartsAt.UTC()
-		}
-	}
-	t.Paged, t.Acknowledged, t.Resolved = utcPtr(inc.PagedAt), utcPtr(inc.AckedAt), utcPtr(inc.ResolvedAt)
-	for _, h := range halts {
-		if h.Action == ActionHalt && h.Status == HaltVerified && h.FinishedAt != nil &&
-			(t.Halted == nil || h.FinishedAt.Before(*t.Halted)) {
-			t.Halted = utcPtr(h.FinishedAt)
-		}
-	}
-	opened := t.Opened
-	pm.Durations = PostmortemDurations{Detect: spanOf(t.Detected, &opened), Page: spanOf(opened, t.Paged),
-		Halt: spanOf(t.Detected, t.Halted), Resolve: spanOf(opened, t.Resolved)}
-}
-
-func utcPtr(t *time.Time) *time.Time {
-	if t == nil {
-		return nil
-	}
-	u := t.UTC()
-	return &u
-}
-
-// detection lists the alerts, oldest first, and pairs each SLA of the
-// agent with the value an alert reported for its metric.
-func (pm *Postmortem) detection(alerts []*Alert, ag *ownership.Agent) {
-	sorted := slices.Clone(alerts)
-	slices.SortStableFunc(sorted, func(a, b *Alert) int { return a.StartsAt.Compare(b.StartsAt) })
-	observed := map[string]string{}
-	bySLA := map[string]string{} // reins' own breach alerts: label sla, detail value
-	for _, a := range sorted {
-		d := DetectedAlert{Source: a.Source, Title: a.Title, Summary: a.Summary, Severity: a.Severity, Status: a.Status,
-			StartsAt: a.StartsAt.UTC(), Count: a.Count, Sessions: a.Sessions}
-		if len(a.Details) > 0 {
-			_ = json.Unmarshal(a.Details, &d.Values) // details that are not an object have no named values
-		}
-		for k, v := range d.Values {
-			observed[k] = fmt.Sprint(v)
-		}
-		for k, v := range a.Labels {
-			if _, ok := observed[k]; !ok {
-				observed[k] = v
-			}
-		}
-		if name, v := a.Labels["sla"], d.Values["value"]; name != "" && v != nil {
-			bySLA[name] = fmt.Sprint(v)
-		}
-		pm.Detection = append(pm.Detection, d)
-	}
-	if ag == nil {
-		return
-	}
-	for _, sla := range ag.SLAs {
-		seen, ok := bySLA[sla.Label()]
-		if !ok {
-			seen = observed[sla.Metric]
-		}
-		pm.SLAs = append(pm.SLAs, SLACheck{Name: sla.Label(), Metric: sla.Metric, Limit: sla.Limit(), Observed: seen})
-	}
-}
-
-func postmortemHalt(h *Halt) PostmortemHalt {
-	ph := PostmortemHalt{Action: h.Action, Sessions: h.Sessions, Adapter: h.Adapter, Actor: actorLabel(h.Actor),
-		Reason: h.Reason, Result: h.Status, Error: h.Error, RequestedAt: h.RequestedAt.UTC(), FinishedAt: utcPtr(h.FinishedAt),
-		Allow: h.Allow, Rate: h.Rate, Probation: utcPtr(h.ProbationUntil)}
-	if IsContainAction(h.Action) && h.Status == HaltVerified {
-		d := Span(h.TimeToHalt())
-		ph.VerifiedAfter = &d
-	}
-	return ph
-}
-
-func blastAnswers(c *Checklist) []BlastAnswer {
-	out := make([]BlastAnswer, 0, len(c.Items))
-	for _, it := range c.Items {
-		b := BlastAnswer{Key: it.Key, Position: it.Position, Question: it.Question, Check: it.Check, Owner: it.Owner,
-			Link: it.Link, Choice: it.Choice, Details: it.Details, AnsweredAt: utcPtr(it.AnsweredAt)}
-		if it.AnsweredBy != nil {
-			b.AnsweredBy = actorLabel(*it.AnsweredBy)
-		}
-		out = append(out, b)
-	}
-	return out
-}
-
-func (pm *Postmortem) answers(answers []*PostmortemAnswer) {
-	for _, q := range postmortemQuestions {
-		a := answerFor(answers, q.Key)
-		if a == nil || strings.TrimSpace(a.Text) == "" {
-			continue
-		}
-		pm.Answers = append(pm.Answers, QuestionAnswer{Key: q.Key, Question: q.Question, Text: a.Text,
-			By: actorLabel(a.Actor), At: a.At.UTC()})
-		if q.Key == QuestionActionItems && len(ParseActionItems(a.Text)) > 0 {
-			pm.ActionItems = ParseActionItems(a.Text)
-		}
-	}
-}
-
 // Answer returns the text of one postmortem answer, "" when unanswered.
 func (pm *Postmortem) Answer(key string) string {
 	for _, a := range pm.Answers {
@@ -366,23 +182,6 @@ func (pm *Postmortem) Answer(key string) string {
 		}
 	}
 	return ""
-}
-
-func (pm *Postmortem) links(inc *Incident, ag *ownership.Agent, publicURL string) {
-	l := &pm.Links
-	if inc.SlackChannelID != "" {
-		l.SlackChannel = "https://slack.com/app_redirect?channel=" + url.QueryEscape(inc.SlackChannelID)
-		l.SlackChannelName = inc.SlackChannelName
-	}
-	l.PagerDutyKey = inc.PagerDutyKey
-	if ag != nil {
-		l.Runbook = ag.Runbook
-		pm.Team, pm.Description = ag.Team, ag.Description
-	}
-	if publicURL != "" {
-		l.Reins = fmt.Sprintf("%s/incidents/%d", strings.TrimRight(publicURL, "/"), inc.ID)
-	}
-	l.Alerts = inc.Links
 }
 
 // actionLine is "owner: what (due YYYY-MM-DD)", every part but "what"
@@ -412,9 +211,21 @@ func ParseActionItems(text string) []ActionItem {
 // Rung is the action with its parameters: "restrict to a, b", "throttle to
 // 6/min", "halt"; a probation says until when.
 func (h PostmortemHalt) Rung() string {
-	out := h.Action + rungParams(&Halt{Action: h.Action, Allow: h.Allow, Rate: h.Rate})
+	out := h.Action + RungParams(&Halt{Action: h.Action, Allow: h.Allow, Rate: h.Rate})
 	if h.Probation != nil {
 		out += " (probation until " + h.Probation.UTC().Format("15:04:05") + ")"
 	}
 	return out
+}
+
+// RungParams is " to salesforce.read, zendesk.*" or " to 6/min" for the
+// softer rungs, "" otherwise.
+func RungParams(h *Halt) string {
+	switch h.Action {
+	case ActionRestrict:
+		return " to " + strings.Join(h.Allow, ", ")
+	case ActionThrottle:
+		return fmt.Sprintf(" to %d/min", h.Rate)
+	}
+	return ""
 }

@@ -56,7 +56,7 @@ func (s *Service) Alerts(ctx context.Context, id int64) ([]*Alert, error) {
 // incidentID 0 every incident.
 func (s *Service) Halts(ctx context.Context, agent string, incidentID int64) ([]*Halt, error) {
 	if agent != "" {
-		if ag := findAgent(s.registry(), agent); ag != nil {
+		if ag := FindAgent(s.Registry(), agent); ag != nil {
 			agent = ag.Name // an alias finds the agent's halts
 		}
 	}
@@ -102,7 +102,7 @@ func (s *Service) NoChannelReason(ctx context.Context, inc *Incident) (string, e
 	}
 	if s.chat == nil {
 		return fmt.Sprintf("Incident #%d has no Slack channel: Slack is not configured in this reins (SLACK_BOT_TOKEN is unset). "+
-			"Follow it in reins: %s", inc.ID, s.incidentLink(inc.ID).URL), nil
+			"Follow it in reins: %s", inc.ID, s.IncidentLink(inc.ID).URL), nil
 	}
 	events, err := s.store.FindEvents(ctx, inc.ID)
 	if err != nil {
@@ -118,7 +118,7 @@ func (s *Service) NoChannelReason(ctx context.Context, inc *Incident) (string, e
 		}
 		if json.Unmarshal(e.Data, &d) == nil && d.Kind == KindCreateChannel {
 			return fmt.Sprintf("Incident #%d has no Slack channel: reins gave up creating it (%s). "+
-				"Create a channel by hand and follow the incident in reins: %s", inc.ID, d.Error, s.incidentLink(inc.ID).URL), nil
+				"Create a channel by hand and follow the incident in reins: %s", inc.ID, d.Error, s.IncidentLink(inc.ID).URL), nil
 		}
 	}
 	return "", nil

@@ -10,9 +10,9 @@ import (
 
 func TestReads(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
-	drain(t, env, outbox.LaneChat)
-	if _, err := env.Service.Halt(ctx, haltCmd(alice)); err != nil {
+	incidentstest.Ingest(t, env, incidentstest.Alert())
+	incidentstest.Drain(t, env, outbox.LaneChat)
+	if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice)); err != nil {
 		t.Fatalf("Halt: %v", err)
 	}
 

@@ -57,25 +57,12 @@ type Deps struct {
 	Metrics *Metrics
 }
 
-// Service is the incident domain's use cases, one file each.
+// Service is the use cases not cut out into packages of their own: the
+// outbox handlers (Slack, PagerDuty, PagerDuty sync), reads and status, the
+// ownership audit, the session record's links. It embeds the Core, which
+// incidents/intake, incidents/aftermath and incidents/halting are built on.
 type Service struct {
-	store     Store
-	reg       *ownership.Holder
-	auth      Authority
-	chat      Chat
-	pager     Pager
-	halter    Halter
-	clock     Clock
-	log       *slog.Logger
-	cfg       Config
-	outbox    *outbox.Worker
-	intake    ingestGroup // merges concurrent Ingest calls into one transaction
-	summaries summaryMemo // summary updates queued in the current bucket
-	receipts  receiptMemo // alerts received before, worth trying as pure repeats
-	openings  openingLog  // incidents opened from alerts in the last minute, per source
-	sessions  SessionRecords
-	metrics   *Metrics
-	autoHalts autoHaltLocks // one automatic halt per agent at a time
+	*Core
 }
 
 // New returns a Service. Zero settings get their defaults.
@@ -107,21 +94,12 @@ func New(d Deps, cfg Config) *Service {
 	if d.Metrics == nil {
 		d.Metrics = NewMetrics(nil)
 	}
-	s := &Service{metrics: d.Metrics, store: d.Store, reg: d.Registry, auth: d.Authority, chat: d.Chat, pager: d.Pager,
-		halter: d.Halter, clock: d.Clock, log: d.Log, cfg: cfg, sessions: d.Sessions}
+	core := &Core{auth: d.Authority, halter: d.Halter, metrics: d.Metrics, sessions: d.Sessions, store: d.Store, reg: d.Registry, chat: d.Chat, pager: d.Pager,
+		clock: d.Clock, log: d.Log, cfg: cfg}
+	s := &Service{Core: core}
 	s.outbox = outbox.New(outbox.Config{Store: d.Store, Clock: d.Clock, Log: d.Log,
 		Attempts: cfg.DeliveryAttempts, Lease: cfg.DeliveryLease, Registerer: d.Metrics.reg, Bury: s.bury,
 		Destinations: Destinations(), ProbeInterval: cfg.DeliveryProbeInterval})
 	s.registerHandlers(s.outbox)
 	return s
 }
-
-// Outbox is the worker that delivers what the use cases queue: run it per
-// lane (Run), or pass over a lane once (DeliverDue) in tests.
-func (s *Service) Outbox() *outbox.Worker { return s.outbox }
-
-// Kick wakes the delivery workers after a commit that queued items.
-func (s *Service) Kick() { s.outbox.Kick() }
-
-// Registry returns the ownership registry in force.
-func (s *Service) Registry() *ownership.Registry { return s.reg.Current() }

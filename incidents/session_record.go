@@ -30,43 +30,9 @@ const maxIncidentSessions = 10
 // summarises a session.
 const timelineLimit = 20
 
-// incidentSessions loads the records of the sessions inc names. The record
-// is context, not the incident: a failure is logged and the views go on
-// without it.
-func (s *Service) incidentSessions(ctx context.Context, inc *Incident) []sessions.Record {
-	return s.loadSessions(ctx, inc, true)
-}
-
-// storedSessions is incidentSessions without pulling from a trace tool, for
-// callers inside a transaction (a pull writes, and SQLite has one writer).
-func (s *Service) storedSessions(ctx context.Context, inc *Incident) []sessions.Record {
-	return s.loadSessions(ctx, inc, false)
-}
-
-func (s *Service) loadSessions(ctx context.Context, inc *Incident, pull bool) []sessions.Record {
-	if s.sessions == nil || inc == nil {
-		return nil
-	}
-	var out []sessions.Record
-	for i, id := range inc.Sessions {
-		if i == maxIncidentSessions {
-			break
-		}
-		rec, err := s.sessions.Notable(ctx, inc.Agent, id, pull)
-		if err != nil {
-			if !errors.Is(err, sessions.ErrNotFound) {
-				s.log.Warn("load session record", "incident", inc.ID, "session", id, "err", err)
-			}
-			continue
-		}
-		out = append(out, rec)
-	}
-	return out
-}
-
-// outsideBlast lists the tools called outside the declared blast radius,
+// OutsideBlast lists the tools called outside the declared blast radius,
 // with their call counts, e.g. "zendesk.close_ticket (1 call)".
-func outsideBlast(recs []sessions.Record, ag *ownership.Agent) []string {
+func OutsideBlast(recs []sessions.Record, ag *ownership.Agent) []string {
 	counts := map[string]int{}
 	for _, r := range recs {
 		for _, st := range sessions.Outside(r.Steps, ag) {
@@ -85,8 +51,8 @@ func outsideBlast(recs []sessions.Record, ag *ownership.Agent) []string {
 	return out
 }
 
-// sessionSteps is every stored step of recs.
-func sessionSteps(recs []sessions.Record) []sessions.Step {
+// SessionSteps is every stored step of recs.
+func SessionSteps(recs []sessions.Record) []sessions.Step {
 	var out []sessions.Step
 	for _, r := range recs {
 		out = append(out, r.Steps...)
@@ -125,7 +91,7 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 	} else if err != nil {
 		return Message{}, fmt.Errorf("session %s: %w", id, err)
 	}
-	ag := findAgent(s.registry(), rec.Totals.Agent)
+	ag := FindAgent(s.Registry(), rec.Totals.Agent)
 	entries, omitted := sessions.Timeline(rec, ag, timelineLimit)
 	var b strings.Builder
 	b.WriteString(sessions.FormatTotals(rec.Totals) + "\n")
@@ -160,7 +126,7 @@ func (s *Service) SessionTimeline(ctx context.Context, agent, id string) (Messag
 }
 
 func (s *Service) sessionLink(ag *ownership.Agent, id string) string {
-	for _, l := range sessionLinks(ag, []string{id}) {
+	for _, l := range SessionLinks(ag, []string{id}) {
 		return l.URL
 	}
 	return ""
@@ -186,7 +152,7 @@ func (s *Service) PostSessionTimeline(ctx context.Context, actor Actor, incident
 	}
 	key := fmt.Sprintf("inc-%d/session/%s/%d", inc.ID, id, s.clock.Now().UnixNano())
 	if err := s.store.InTx(ctx, func(q Queries) error {
-		return s.enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg)
+		return s.Enqueue(ctx, q, inc.ID, outbox.LaneChat, KindPost, key, msg)
 	}); err != nil {
 		return fmt.Errorf("post timeline of session %s: %w", id, err)
 	}
@@ -203,114 +169,12 @@ type SessionRecordDoc struct {
 	Errors     []sessions.Step `json:"errors"`
 }
 
-func sessionRecordDocs(recs []sessions.Record, ag *ownership.Agent) []SessionRecordDoc {
-	out := []SessionRecordDoc{}
-	for _, r := range recs {
-		d := SessionRecordDoc{Totals: r.Totals, Link: r.Link, BlastCalls: []sessions.Step{},
-			Outside: sessions.Outside(r.Steps, ag), Errors: []sessions.Step{}}
-		if d.Outside == nil {
-			d.Outside = []sessions.Step{}
-		}
-		for _, st := range r.Steps {
-			if st.System != "" {
-				d.BlastCalls = append(d.BlastCalls, st)
-			}
-			if st.Error {
-				d.Errors = append(d.Errors, st)
-			}
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func renderSessionRecord(w writer, pm *Postmortem) {
-	if len(pm.Record) == 0 {
-		return
-	}
-	w("## Session record\n\n")
-	for _, d := range pm.Record {
-		w("### Session %s\n\n%s\n\n", mdLink(d.Totals.Session, d.Link), mdInline(sessions.FormatTotals(d.Totals)))
-		step := func(st sessions.Step) string {
-			line := fmt.Sprintf("%s UTC %s", st.Start.UTC().Format("15:04:05"), mdInline(st.Tool))
-			if st.System != "" {
-				line += " → " + mdInline(st.System)
-			}
-			if st.Error {
-				line += " (error " + mdInline(st.ErrorType) + ")"
-			}
-			return line
-		}
-		if len(d.BlastCalls) > 0 {
-			w("Calls to blast-radius systems, in order:\n\n")
-			for i, st := range d.BlastCalls {
-				w("%d. %s\n", i+1, step(st))
-			}
-			w("\n")
-		} else {
-			w("No call to a blast-radius system was recorded.\n\n")
-		}
-		if len(d.Outside) > 0 {
-			w("Tool calls outside the declared blast radius:\n\n")
-			for _, st := range d.Outside {
-				w("- %s\n", step(st))
-			}
-			w("\n")
-		}
-		if len(d.Errors) > 0 {
-			w("Errors:\n\n")
-			for _, st := range d.Errors {
-				name := st.Tool
-				if name == "" {
-					name = firstNonEmpty(st.Model, st.Name)
-				}
-				w("- %s UTC %s %s: %s\n", st.Start.UTC().Format("15:04:05"), mdInline(st.Kind), mdInline(name), mdInline(st.ErrorType))
-			}
-			w("\n")
-		}
-	}
-}
-
 func sessionTotals(recs []sessions.Record) map[string]sessions.Totals {
 	out := make(map[string]sessions.Totals, len(recs))
 	for _, r := range recs {
 		out[r.Totals.Session] = r.Totals
 	}
 	return out
-}
-
-// addSessionEvidence writes into each blast-radius item what the sessions
-// recorded for its system (or that nothing was), and into the tool-calls
-// item the calls outside the declared blast radius. A person still answers.
-func (s *Service) addSessionEvidence(c *Checklist, inc *Incident, recs []sessions.Record) {
-	if len(recs) == 0 || inc.Unowned {
-		return
-	}
-	ag := findAgent(s.registry(), inc.Agent)
-	if ag == nil || !ag.DeclaresTools() {
-		return
-	}
-	steps := sessionSteps(recs)
-	bySlug := map[string]string{}
-	for _, b := range ag.BlastRadius {
-		bySlug["blast:"+slug(b.System)] = b.System
-	}
-	outside := outsideBlast(recs, ag)
-	for _, it := range c.Items {
-		var note string
-		if system, ok := bySlug[it.Key]; ok {
-			note = "Recorded: " + sessions.EvidenceOf(system, steps).String()
-		} else if it.Key == "std:tool_calls" && len(outside) > 0 {
-			note = "Recorded outside the declared blast radius: " + strings.Join(outside, ", ") + "."
-		}
-		if note == "" {
-			continue
-		}
-		if it.Check != "" {
-			it.Check += "\n"
-		}
-		it.Check += note
-	}
 }
 
 // StepsRecorded is the incidents' observer of stored steps
@@ -348,14 +212,14 @@ func (s *Service) SessionsRecorded(ctx context.Context, agent string, ids []stri
 	for _, id := range ids {
 		named[id] = true
 	}
-	bucket := s.clock.Now().Truncate(summaryDebounce)
+	bucket := s.clock.Now().Truncate(SummaryDebounce)
 	for _, inc := range incs {
 		if inc.SummaryTS == "" || !namesAny(inc, named) {
 			continue
 		}
 		key := fmt.Sprintf("inc-%d/update_summary/%d", inc.ID, bucket.Unix())
 		if err := s.store.InTx(ctx, func(q Queries) error {
-			return s.enqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(summaryDebounce))
+			return s.EnqueueAt(ctx, q, inc.ID, outbox.LaneRefresh, KindUpdateSummary, key, nil, bucket.Add(SummaryDebounce))
 		}); err != nil {
 			return fmt.Errorf("refresh summary of incident %d: %w", inc.ID, err)
 		}

@@ -25,8 +25,8 @@ func TestSessionLinks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := sessionLinks(tt.agent, tt.sessions); !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("sessionLinks() = %#v, want %#v", got, tt.want)
+			if got := SessionLinks(tt.agent, tt.sessions); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("SessionLinks() = %#v, want %#v", got, tt.want)
 			}
 		})
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/reins-oss/reins/ownership"
 )
@@ -17,11 +16,11 @@ import (
 // no sessions halts the agent, a resume of no sessions lifts every halt, and
 // halts and resumes of sessions add and remove those sessions.
 func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, error) {
-	reg := s.registry()
+	reg := s.Registry()
 	var agents []*ownership.Agent
 	filter := ""
 	if agent != "" {
-		ag, err := s.lookupAgent(agent)
+		ag, err := s.LookupAgent(agent)
 		if err != nil {
 			return nil, err
 		}
@@ -46,7 +45,7 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	out := make([]AgentStatus, 0, len(agents))
 	for _, ag := range agents {
 		st := AgentStatus{Agent: ag}
-		st.Containment, st.Sessions = containState(byAgent[ag.Name])
+		st.Containment, st.Sessions = ContainState(byAgent[ag.Name])
 		st.Halted, st.HaltedSessions = haltedOf(st.Containment, st.Sessions)
 		if hs := byAgent[ag.Name]; len(hs) > 0 {
 			st.LastHalt = hs[0]
@@ -64,10 +63,10 @@ func (s *Service) Status(ctx context.Context, agent string) ([]AgentStatus, erro
 	return out, nil
 }
 
-// haltState replays halts (newest first, as the store returns them) and
+// HaltState replays halts (newest first, as the store returns them) and
 // says whether the agent is halted as a whole and which sessions are.
-func haltState(newestFirst []*Halt) (agent bool, sessions []string) {
-	return haltedOf(containState(newestFirst))
+func HaltState(newestFirst []*Halt) (agent bool, sessions []string) {
+	return haltedOf(ContainState(newestFirst))
 }
 
 // haltedOf picks the halted parts of a containment state.
@@ -81,11 +80,11 @@ func haltedOf(agent Containment, sessions map[string]Containment) (bool, []strin
 	return agent.Mode == ModeHalted, halted
 }
 
-// containState replays verified halts, restrictions, throttles and resumes
+// ContainState replays verified halts, restrictions, throttles and resumes
 // oldest first: a rung of no sessions sets the agent's mode, a resume of no
 // sessions lifts everything, and rungs and resumes of sessions set and lift
 // those sessions' own modes.
-func containState(newestFirst []*Halt) (Containment, map[string]Containment) {
+func ContainState(newestFirst []*Halt) (Containment, map[string]Containment) {
 	agent, sessions := Running, map[string]Containment{}
 	for _, h := range slices.Backward(newestFirst) {
 		if h.Status != HaltVerified {
@@ -125,45 +124,13 @@ func (st AgentStatus) ContainmentOf(session string) Containment {
 
 // Who answers `/agent who`: the agent's team and who holds kill authority now.
 func (s *Service) Who(ctx context.Context, agent string) (*AgentInfo, error) {
-	ag, err := s.lookupAgent(agent)
+	ag, err := s.LookupAgent(agent)
 	if err != nil {
 		return nil, err
 	}
-	info := &AgentInfo{Agent: ag, Team: s.registry().Teams[ag.Team]}
+	info := &AgentInfo{Agent: ag, Team: s.Registry().Teams[ag.Team]}
 	if s.auth != nil {
 		info.Holders, info.Unavailable = s.auth.Holders(ctx, ag)
 	}
 	return info, nil
-}
-
-// registry returns the registry in force, or an empty one.
-func (s *Service) registry() *ownership.Registry {
-	if s.reg != nil {
-		if r := s.reg.Current(); r != nil {
-			return r
-		}
-	}
-	return &ownership.Registry{}
-}
-
-// lookupAgent finds an agent by name or alias; an unknown name gets an
-// ENOTFOUND whose message names the closest agents.
-func (s *Service) lookupAgent(name string) (*ownership.Agent, error) {
-	reg := s.registry()
-	if ag := findAgent(reg, name); ag != nil {
-		return ag, nil
-	}
-	if len(reg.Agents) == 0 {
-		return nil, Errorf(ENOTFOUND, "No agent named %q: no agents are configured. Add them to reins.yaml.", name)
-	}
-	if near := reg.Suggest(name, 3); len(near) > 0 {
-		return nil, Errorf(ENOTFOUND, "No agent named %q. Did you mean %s?", name, strings.Join(near, ", "))
-	}
-	return nil, Errorf(ENOTFOUND, "No agent named %q. Known agents: %s.", name,
-		strings.Join(reg.Names(), ", "))
-}
-
-// findAgent resolves a name or alias, ignoring case; nil when unknown.
-func findAgent(reg *ownership.Registry, name string) *ownership.Agent {
-	return reg.Agent(strings.TrimSpace(name))
 }

@@ -44,7 +44,7 @@ func TestStatusAfterHalts(t *testing.T) {
 					}
 					return nil
 				}
-				if _, err := env.Service.Halt(ctx, haltCmd(alice, func(c *incidents.HaltCommand) {
+				if _, err := env.Halting.Halt(ctx, incidentstest.HaltCmd(alice, func(c *incidents.HaltCommand) {
 					c.Action, c.Sessions = st.action, st.sessions
 				})); err != nil {
 					t.Fatalf("Halt: %v", err)
@@ -70,7 +70,7 @@ func TestStatusAfterHalts(t *testing.T) {
 
 func TestStatusAll(t *testing.T) {
 	env := incidentstest.NewEnv()
-	ingest(t, env, incidentstest.Alert())
+	incidentstest.Ingest(t, env, incidentstest.Alert())
 	got, err := env.Service.Status(ctx, "")
 	if err != nil {
 		t.Fatalf("Status: %v", err)

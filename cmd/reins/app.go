@@ -21,7 +21,10 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/halting"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/jobs"
 	"github.com/reins-oss/reins/incidents/outbox"
 	"github.com/reins-oss/reins/incidents/sessions"
@@ -46,6 +49,14 @@ type Main struct {
 	Store    *sqlstore.Store
 	Registry *ownership.Holder
 	Service  *incidents.Service
+	Intake   *intake.Service
+	// Aftermath resolves incidents and runs their checklist and postmortem.
+	Aftermath *aftermath.Service
+	// Halting is the halts a person asks for; Policy, those no person asks
+	// for; Drills, the kill switches' drills.
+	Halting  *halting.Service
+	Policy   *halting.Policy
+	Drills   *halting.Drills
 	Flags    *halt.Flags
 	Halter   *halt.Registry
 	Bot      *bot.Handler
@@ -150,6 +161,11 @@ func (m *Main) Open(ctx context.Context, strictEnv bool) error {
 		DefaultRoutingKey: m.Config.PagerDutyRoutingKey,
 		Getenv:            m.Getenv,
 	})
+	m.Intake = intake.New(m.Service.Core)
+	m.Aftermath = aftermath.New(m.Service.Core)
+	m.Halting = halting.New(m.Service.Core)
+	m.Policy = halting.NewPolicy(m.Halting)
+	m.Drills = halting.NewDrills(m.Service.Core)
 	if err := m.openGuard(); err != nil {
 		return err
 	}
@@ -264,7 +280,7 @@ func (m *Main) Run(ctx context.Context) error {
 	if m.Config.SlackEnabled() {
 		m.Bot = bot.NewHandler(bot.Config{
 			SigningSecret: m.Config.SlackSigningSecret,
-			Service:       m.Service,
+			Service:       useCasesOf(m),
 			State:         m.Store,
 			Authorizer:    m.Authority,
 			Now:           m.Clock.Now,
@@ -392,4 +408,28 @@ func (m *Main) Close() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// useCases is the use cases the Slack side (bot.Service) and the REST API
+// call, one service each: the incidents', the aftermath's, the halts', and
+// the intake for declaring an incident.
+type useCases struct {
+	*incidents.Service
+	*aftermathUseCases
+	*haltingUseCases
+	intake *intake.Service
+}
+
+// The use-case services, named apart where they are embedded together.
+type (
+	aftermathUseCases = aftermath.Service
+	haltingUseCases   = halting.Service
+)
+
+func useCasesOf(m *Main) useCases {
+	return useCases{m.Service, m.Aftermath, m.Halting, m.Intake}
+}
+
+func (u useCases) Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error) {
+	return u.intake.Declare(ctx, actor, agent, title)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/reins-oss/reins/bot"
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/halt"
 	"github.com/reins-oss/reins/integrations/pagerduty"
@@ -236,7 +237,7 @@ func haltCLI(ctx context.Context, e *env, args []string, action string) error {
 		}
 		fmt.Fprintf(e.stderr, "reins %s: %s\n", name, m.configNote)
 	}
-	h, err := m.Service.Halt(ctx, incidents.HaltCommand{
+	h, err := m.Halting.Halt(ctx, incidents.HaltCommand{
 		Action: action, Agent: agent, Sessions: sessions, Reason: *reason, Allow: globs, Rate: n,
 		Actor: osActor(), BreakGlass: true,
 	})
@@ -418,7 +419,7 @@ func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer m.Close()
-	pm, err := m.Service.Postmortem(ctx, id)
+	pm, err := m.Aftermath.Postmortem(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
@@ -427,7 +428,7 @@ func cmdPostmortem(ctx context.Context, e *env, args []string) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(pm)
 	}
-	_, err = fmt.Fprint(e.stdout, incidents.RenderMarkdown(pm))
+	_, err = fmt.Fprint(e.stdout, aftermath.RenderMarkdown(pm))
 	return err
 }
 

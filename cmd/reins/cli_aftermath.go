@@ -51,12 +51,12 @@ func cmdChecklist(ctx context.Context, e *env, args []string) error {
 	defer m.Close()
 	actor := osActor()
 	if item == "" {
-		c, err := m.Service.Checklist(ctx, id)
+		c, err := m.Aftermath.Checklist(ctx, id)
 		if incidents.ErrorCode(err) == incidents.ENOTFOUND {
 			if _, ferr := m.Service.FindIncident(ctx, id); ferr != nil {
 				return fmt.Errorf("%s", incidents.ErrorMessage(ferr))
 			}
-			if c, err = m.Service.StartChecklist(ctx, actor, id); err == nil {
+			if c, err = m.Aftermath.StartChecklist(ctx, actor, id); err == nil {
 				fmt.Fprintf(e.stdout, "Started the blast-radius checklist of incident #%d (%s).\n\n", id, words.Count(len(c.Items), "item"))
 			}
 		}
@@ -65,7 +65,7 @@ func cmdChecklist(ctx context.Context, e *env, args []string) error {
 		}
 		return printChecklist(e.stdout, id, c)
 	}
-	c, err := m.Service.Checklist(ctx, id)
+	c, err := m.Aftermath.Checklist(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
@@ -73,10 +73,10 @@ func cmdChecklist(ctx context.Context, e *env, args []string) error {
 	if it == nil {
 		return fmt.Errorf("incident #%d's checklist has no item %q: `reins checklist %d` lists them with their numbers", id, item, id)
 	}
-	if _, err := m.Service.AnswerChecklist(ctx, actor, id, it.Key, choice, *details); err != nil {
+	if _, err := m.Aftermath.AnswerChecklist(ctx, actor, id, it.Key, choice, *details); err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
-	c, err = m.Service.Checklist(ctx, id)
+	c, err = m.Aftermath.Checklist(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -125,11 +125,11 @@ func postmortemAnswer(ctx context.Context, e *env, id int64, pos []string) error
 	}
 	defer m.Close()
 	if key != "" {
-		if err := m.Service.AnswerPostmortem(ctx, osActor(), id, key, text); err != nil {
+		if err := m.Aftermath.AnswerPostmortem(ctx, osActor(), id, key, text); err != nil {
 			return fmt.Errorf("%s", incidents.ErrorMessage(err))
 		}
 	}
-	pm, err := m.Service.Postmortem(ctx, id)
+	pm, err := m.Aftermath.Postmortem(ctx, id)
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}

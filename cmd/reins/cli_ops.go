@@ -36,7 +36,7 @@ func cmdDeclare(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer m.Close()
-	inc, created, err := m.Service.Declare(ctx, osActor(), pos[0], strings.Join(pos[1:], " "))
+	inc, created, err := m.Intake.Declare(ctx, osActor(), pos[0], strings.Join(pos[1:], " "))
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}
@@ -80,7 +80,7 @@ func cmdResolve(ctx context.Context, e *env, args []string) error {
 	}
 	defer m.Close()
 	actor := osActor()
-	inc, err := m.Service.Resolve(ctx, actor, id, *note)
+	inc, err := m.Aftermath.Resolve(ctx, actor, id, *note)
 	if err != nil {
 		return fmt.Errorf("%s", incidents.ErrorMessage(err))
 	}

@@ -47,7 +47,7 @@ func TestDeployMetricNamesExist(t *testing.T) {
 	if status, body := e.api(http.MethodPost, "/agents/support-bot/halt", map[string]any{"reason": "runaway", "actor": "ops"}); status != http.StatusOK {
 		t.Fatalf("halt: %d %s", status, body)
 	}
-	if _, err := e.Main.Service.RunDrill(context.Background(), "support-bot", time.Now()); err != nil {
+	if _, err := e.Main.Drills.RunDrill(context.Background(), "support-bot", time.Now()); err != nil {
 		t.Fatalf("drill: %v", err)
 	}
 

@@ -181,7 +181,7 @@ func TestDrillReportsFailureToOwners(t *testing.T) {
 	e := startTestMain(t, testOptions{})
 	e.Halt.SetFault(halttest.FaultError)
 	now := time.Now().UTC()
-	res, err := e.Main.Service.RunDrill(t.Context(), "support-bot", now)
+	res, err := e.Main.Drills.RunDrill(t.Context(), "support-bot", now)
 	if err != nil || res.OK {
 		t.Fatalf("drill against a failing endpoint: %+v %v", res, err)
 	}
@@ -194,7 +194,7 @@ func TestDrillReportsFailureToOwners(t *testing.T) {
 		return false
 	})
 	e.Halt.SetFault(halttest.FaultNone)
-	res, err = e.Main.Service.RunDrill(t.Context(), "support-bot", now.Add(time.Hour))
+	res, err = e.Main.Drills.RunDrill(t.Context(), "support-bot", now.Add(time.Hour))
 	if err != nil || !res.OK {
 		t.Fatalf("drill against a healthy endpoint: %+v %v", res, err)
 	}

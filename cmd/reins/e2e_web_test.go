@@ -118,7 +118,7 @@ func TestWebViewInABrowser(t *testing.T) {
 	if st, b := e.api(http.MethodPost, "/agents/support-bot/halt", map[string]any{"reason": "token spike", "actor": "ops"}); st != http.StatusOK && st != http.StatusAccepted {
 		t.Fatalf("halt: %d %s", st, b)
 	}
-	if _, err := e.Main.Service.RunDrill(context.Background(), "support-bot", time.Now()); err != nil {
+	if _, err := e.Main.Drills.RunDrill(context.Background(), "support-bot", time.Now()); err != nil {
 		t.Fatalf("drill: %v", err)
 	}
 	e.slash(alice, "C0SUPPORTAI", "status support-bot")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/guard"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/incidents/sqlstore"
 )
 
@@ -18,7 +19,7 @@ func (m *Main) openGuard() error {
 		Registry:   m.Registry,
 		Store:      m.Store,
 		Steps:      m.Store,
-		Alerts:     urgentAlerts{m.Service},
+		Alerts:     urgentAlerts{m.Intake},
 		Halt:       m.autoHalt,
 		Waiting:    m.announceWaiting,
 		Incidents:  m.Service,
@@ -37,7 +38,7 @@ func (m *Main) openGuard() error {
 
 // urgentAlerts raises breach alerts with their writes marked urgent: on
 // SQLite they pass the intake's queued writes on the way to the halt.
-type urgentAlerts struct{ s *incidents.Service }
+type urgentAlerts struct{ s *intake.Service }
 
 func (u urgentAlerts) Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error) {
 	return u.s.Ingest(sqlstore.Urgent(ctx), alerts)
@@ -57,7 +58,7 @@ func (m *Main) sessionPage(agent, id string) string {
 // it and asks again when the budget frees.
 func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltResult, error) {
 	ctx = sqlstore.Urgent(ctx) // on SQLite, past the intake's queued writes
-	out, err := m.Service.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
+	out, err := m.Policy.AutoHalt(ctx, incidents.AutoHaltCommand{Agent: req.Agent, SLA: req.SLA, Action: req.Action,
 		Fallback: req.Fallback, Sessions: req.Sessions, IncidentID: req.IncidentID, Reason: req.Reason, DryRun: req.DryRun,
 		Queue: true, Overflow: req.Overflow, Allow: req.Allow, Rate: req.Rate})
 	if err != nil {
@@ -75,7 +76,7 @@ func (m *Main) autoHalt(ctx context.Context, req guard.HaltRequest) (guard.HaltR
 // announceWaiting posts and pages the breaches waiting for an agent's
 // automatic-halt budget (once per incident).
 func (m *Main) announceWaiting(ctx context.Context, n guard.WaitingNote) error {
-	return m.Service.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
+	return m.Policy.AnnounceWaiting(ctx, incidents.AutoHaltWaiting{Agent: n.Agent, IncidentID: n.IncidentID,
 		Waiting: n.Waiting, Limit: n.Limit, RetryAt: n.RetryAt, Overflow: n.Overflow})
 }
 
@@ -89,7 +90,7 @@ func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, s
 		if actor.Kind == incidents.ActorAPI {
 			return true, "", nil
 		}
-		d, _, err := m.Service.CheckAuthority(ctx, actor, agent, incidents.ActionHalt)
+		d, _, err := m.Halting.CheckAuthority(ctx, actor, agent, incidents.ActionHalt)
 		if err != nil {
 			return false, "", err
 		}
@@ -99,7 +100,7 @@ func (m *Main) leaveSession(ctx context.Context, actor incidents.Actor, agent, s
 	if err != nil {
 		return "", err
 	}
-	if err := m.Service.RecordLeave(ctx, agent, session, actor, n); err != nil {
+	if err := m.Policy.RecordLeave(ctx, agent, session, actor, n); err != nil {
 		return "", err
 	}
 	return fmt.Sprintf("Session %s of %s is left running: %d waiting breach(es) will not be acted on. To halt it after all: /agent kill %s %s",

@@ -118,7 +118,7 @@ func (m *Main) webhookRoutes(mux *routeMux) {
 	for _, src := range alerts.Sources() {
 		mux.Handle("POST /webhooks/"+src, alerts.NewHandler(alerts.HandlerConfig{
 			Source: src, Token: m.Config.WebhookToken, Secret: secrets[src],
-			Options: opts, Ingest: m.Service, Log: m.Log, Metrics: m.metrics().alerts,
+			Options: opts, Ingest: m.Intake, Log: m.Log, Metrics: m.metrics().alerts,
 		}))
 	}
 	mux.Handle("POST /webhooks/pagerduty", pagerduty.NewWebhookHandler(
@@ -128,7 +128,7 @@ func (m *Main) webhookRoutes(mux *routeMux) {
 // apiRoutes registers the REST API (integrations/api), and the kill flag and
 // OFREP, which take the flag token, never the API token.
 func (m *Main) apiRoutes(mux *routeMux) {
-	h := &api.Handler{Token: m.Config.APIToken, Incidents: m.Service, Halting: m.Service, Aftermath: m.Service,
+	h := &api.Handler{Token: m.Config.APIToken, Incidents: m.Service, Intake: m.Intake, Halting: useCasesOf(m), Aftermath: m.Aftermath,
 		Sessions: m.Sessions, Registry: m.Registry, Leave: m.leaveSession, Now: m.Clock.Now, Log: m.Log}
 	h.Register(mux)
 	mux.Handle("GET /api/v1/agents/{agent}/halted", m.Flags.Handler(m.Config.FlagToken, m.agentName))

@@ -18,7 +18,9 @@ func TestDomainImportsNoSDK(t *testing.T) {
 	}
 	for _, pkg := range []string{"github.com/reins-oss/reins/incidents", "github.com/reins-oss/reins/incidents/sessions",
 		"github.com/reins-oss/reins/incidents/outbox", "github.com/reins-oss/reins/incidents/guard", "github.com/reins-oss/reins/ownership",
-		"github.com/reins-oss/reins/incidents/jobs", "github.com/reins-oss/reins/incidents/groupcommit", "github.com/reins-oss/reins/incidents/words"} {
+		"github.com/reins-oss/reins/incidents/jobs", "github.com/reins-oss/reins/incidents/groupcommit", "github.com/reins-oss/reins/incidents/words",
+		"github.com/reins-oss/reins/incidents/intake", "github.com/reins-oss/reins/incidents/aftermath",
+		"github.com/reins-oss/reins/incidents/halting"} {
 		out, err := exec.Command("go", "list", "-deps", pkg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
@@ -60,6 +62,8 @@ func TestLayering(t *testing.T) {
 		allowed []string // paths or prefixes ending in "/" it may depend on; "self/" is its own subpackages
 	}
 	domain := []string{"ownership", "incidents", "incidents/outbox", "incidents/groupcommit", "incidents/words", "incidents/sessions"}
+	// The use cases, each its own package on the core.
+	useCases := []string{"incidents/intake", "incidents/aftermath", "incidents/halting"}
 	rules := []rule{
 		// Leaves know no domain: the outbox, group commit, the words, migrations.
 		{"incidents/outbox", nil}, {"incidents/groupcommit", nil}, {"incidents/words", nil}, {"migrations", nil},
@@ -69,14 +73,17 @@ func TestLayering(t *testing.T) {
 		{"incidents/sessions", []string{"ownership"}},
 		// The core knows no use case built on it.
 		{"incidents", []string{"ownership", "incidents/outbox", "incidents/groupcommit", "incidents/words", "incidents/sessions"}},
+		// A use case knows the core, never another use case.
+		{"incidents/intake", domain}, {"incidents/aftermath", domain}, {"incidents/halting", domain},
 		{"incidents/guard", domain},
 		{"incidents/jobs", domain},
 		// The store implements the ports (the guard's too) over migrations.
 		{"incidents/sqlstore", append([]string{"migrations", "incidents/guard"}, domain...)},
-		{"incidents/incidentstest", append([]string{"incidents/guard"}, domain...)},
-		// Integrations know the domain and the one HTTP error writer, never each other, bot or the store.
-		{"integrations/api", domain},
-		{"integrations/", append([]string{"integrations/api", "self/"}, domain...)},
+		{"incidents/incidentstest", append(append([]string{"incidents/guard"}, useCases...), domain...)},
+		// Integrations know the domain and the one HTTP error writer, never each other, bot or the store;
+		// of the use cases only the aftermath, for the postmortem's Markdown (the rest reach them through interfaces).
+		{"integrations/api", append([]string{"incidents/aftermath"}, domain...)},
+		{"integrations/", append([]string{"integrations/api", "incidents/aftermath", "self/"}, domain...)},
 		{"bot/slackfake", nil},
 		{"bot", domain},
 		{"cmd/", []string{""}}, // wiring: everything

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/jobs"
 )
 
@@ -11,7 +12,7 @@ import (
 func (m *Main) startJobs(ctx context.Context) {
 	m.jobs = jobs.New(ctx, m.Store, m.Clock.Now, m.Log)
 	m.cron = m.jobs.Cron()
-	for _, j := range jobs.List(m.Service, m.Sessions, m.sweepHeldSpans, m.Log) {
+	for _, j := range jobs.List(m.Service, m.Policy, aftermath.NewReminders(m.Service.Core), m.Sessions, m.sweepHeldSpans, m.Log) {
 		_, _ = m.jobs.Add(j) // a bad fixed spec is logged; the tests pin every one
 	}
 	m.scheduleDrills()
@@ -24,5 +25,5 @@ func (m *Main) scheduleDrills() {
 	if m.jobs == nil {
 		return
 	}
-	m.jobs.Replace("drills", jobs.Drills(m.Registry.Current(), m.Service))
+	m.jobs.Replace("drills", jobs.Drills(m.Registry.Current(), m.Drills))
 }

@@ -114,7 +114,7 @@ type StepReader interface {
 	FindSessions(ctx context.Context, agent string, since time.Time, limit int) ([]sessions.Totals, error)
 }
 
-// Alerter raises the alert of a breach (incidents.Service).
+// Alerter raises the alert of a breach (intake.Service, incidents/intake).
 type Alerter interface {
 	Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error)
 }

@@ -6,6 +6,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
+	"github.com/reins-oss/reins/incidents/halting"
+	"github.com/reins-oss/reins/incidents/intake"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -96,6 +99,16 @@ type Env struct {
 	Vars    map[string]string
 	Config  incidents.Config
 	Service *incidents.Service
+	Intake  *intake.Service
+	// Aftermath is the resolve, checklist and postmortem use cases.
+	Aftermath *aftermath.Service
+	// Reminders is the aftermath's scheduled nudges.
+	Reminders *aftermath.Reminders
+	// Halting is the halts a person asks for, Policy those by policy, Drills
+	// the kill switches' drills.
+	Halting *halting.Service
+	Policy  *halting.Policy
+	Drills  *halting.Drills
 	// Metrics is the registry the Service's series are registered with.
 	Metrics *prometheus.Registry
 }
@@ -132,5 +145,11 @@ func NewEnv(opts ...func(*incidents.Deps, *incidents.Config)) *Env {
 		o(&deps, &e.Config)
 	}
 	e.Service = incidents.New(deps, e.Config)
+	e.Intake = intake.New(e.Service.Core)
+	e.Aftermath = aftermath.New(e.Service.Core)
+	e.Reminders = aftermath.NewReminders(e.Service.Core)
+	e.Halting = halting.New(e.Service.Core)
+	e.Policy = halting.NewPolicy(e.Halting)
+	e.Drills = halting.NewDrills(e.Service.Core)
 	return e
 }

@@ -83,7 +83,7 @@ func TestListAndDrillsSchedule(t *testing.T) {
 	}
 	r := newRunner()
 	seen := map[string]bool{}
-	for _, j := range append(jobs.List(domain{}, domain{}, nil, nil), d...) {
+	for _, j := range append(jobs.List(domain{}, domain{}, domain{}, domain{}, nil, nil), d...) {
 		if seen[j.Name] {
 			t.Errorf("job %s listed twice", j.Name)
 		}

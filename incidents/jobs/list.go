@@ -35,16 +35,30 @@ const (
 	scheduleInterrupted = "@every 15s"
 )
 
-// Domain is what the jobs ask of the incident use cases (*incidents.Service).
-type Domain interface {
+// Reminders is what the jobs ask of the aftermath (*aftermath.Reminders): the
+// nudges of stalled checklists and unfinished postmortems.
+type Reminders interface {
 	NudgeStalledChecklists(ctx context.Context, now time.Time) (int, error)
 	RemindPostmortems(ctx context.Context, now time.Time) (int, error)
-	AuditOwnership(ctx context.Context, now time.Time) error
+}
+
+// Halts is what the jobs ask of the halts (*halting.Policy): the dead-man,
+// the probations that ended, the halts a stopped process left unfinished.
+type Halts interface {
 	Escalate(ctx context.Context, now time.Time) (int, error)
 	EndProbations(ctx context.Context, now time.Time) error
 	FinishInterruptedHalts(ctx context.Context, now time.Time) (int, error)
-	PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)
+}
+
+// Driller drills an agent's kill switch (*halting.Drills).
+type Driller interface {
 	RunDrill(ctx context.Context, agent string, now time.Time) (*incidents.DrillResult, error)
+}
+
+// Domain is what the jobs ask of the other incident use cases (*incidents.Service).
+type Domain interface {
+	AuditOwnership(ctx context.Context, now time.Time) error
+	PruneIdempotencyKeys(ctx context.Context, now time.Time) (int64, error)
 }
 
 // Sessions is what the jobs ask of the session record (*sessions.Service).
@@ -54,14 +68,14 @@ type Sessions interface {
 
 // List is every fixed job. heldSpans joins and refuses held spans (it
 // reaches the OTLP intake's refusal log, so the caller builds it).
-func List(d Domain, s Sessions, heldSpans func(ctx context.Context) error, log *slog.Logger) []Job {
+func List(d Domain, h Halts, r Reminders, s Sessions, heldSpans func(ctx context.Context) error, log *slog.Logger) []Job {
 	return []Job{
-		{Name: "nudge_checklists", Schedule: scheduleNudges, Run: discardCount(d.NudgeStalledChecklists)},
-		{Name: "remind_postmortems", Schedule: schedulePostmortems, Run: discardCount(d.RemindPostmortems)},
+		{Name: "nudge_checklists", Schedule: scheduleNudges, Run: discardCount(r.NudgeStalledChecklists)},
+		{Name: "remind_postmortems", Schedule: schedulePostmortems, Run: discardCount(r.RemindPostmortems)},
 		{Name: "ownership_audit", Schedule: scheduleAudit, Run: d.AuditOwnership},
-		{Name: "dead_man_escalation", Schedule: scheduleEscalation, Run: discardCount(d.Escalate)},
-		{Name: "end_probations", Schedule: scheduleProbation, Run: d.EndProbations},
-		{Name: "finish_interrupted_halts", Schedule: scheduleInterrupted, Run: discardCount(d.FinishInterruptedHalts)},
+		{Name: "dead_man_escalation", Schedule: scheduleEscalation, Run: discardCount(h.Escalate)},
+		{Name: "end_probations", Schedule: scheduleProbation, Run: h.EndProbations},
+		{Name: "finish_interrupted_halts", Schedule: scheduleInterrupted, Run: discardCount(h.FinishInterruptedHalts)},
 		{Name: "session_retention", Schedule: scheduleRetention, Run: discardCount(s.EnforceRetention)},
 		{Name: "held_spans", Schedule: scheduleHeldSpans, Run: func(ctx context.Context, _ time.Time) error {
 			return heldSpans(ctx)
@@ -77,7 +91,7 @@ func List(d Domain, s Sessions, heldSpans func(ctx context.Context) error, log *
 }
 
 // Drills is one job per agent with a drill schedule, in name order.
-func Drills(reg *ownership.Registry, d Domain) []Job {
+func Drills(reg *ownership.Registry, d Driller) []Job {
 	var out []Job
 	for _, name := range slices.Sorted(maps.Keys(reg.Agents)) {
 		a := reg.Agents[name]

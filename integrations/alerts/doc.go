@@ -1,6 +1,6 @@
 // Package alerts receives monitoring webhooks (Alertmanager, Grafana,
 // Datadog, Langfuse and reins' own generic JSON) and turns them into
-// incidents.Alert values for incidents.Service.Ingest.
+// incidents.Alert values for intake.Service.Ingest (incidents/intake).
 //
 // Parsers are pure: bytes and headers in, alerts out, errors as
 // *incidents.Error with code EINVALID naming the field. NewHandler wraps one

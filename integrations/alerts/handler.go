@@ -22,7 +22,7 @@ import (
 // MaxBodyBytes is the largest webhook body accepted (docs/api.md: 1 MiB).
 const MaxBodyBytes = 1 << 20
 
-// Ingester stores alerts: incidents.Service implements it.
+// Ingester stores alerts: intake.Service (incidents/intake) implements it.
 type Ingester interface {
 	Ingest(ctx context.Context, alerts []incidents.Alert) (incidents.IngestResult, error)
 }

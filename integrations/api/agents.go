@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/ownership"
 )
 
@@ -264,5 +265,5 @@ func (h *Handler) getPostmortem(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 	w.Header().Set("Last-Modified", h.Now().Format(http.TimeFormat))
-	_, _ = w.Write([]byte(incidents.RenderMarkdown(pm)))
+	_, _ = w.Write([]byte(aftermath.RenderMarkdown(pm)))
 }

@@ -20,8 +20,12 @@ type Incidents interface {
 	FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*incidents.Incident, error)
 	Timeline(ctx context.Context, id int64) ([]*incidents.Event, error)
 	NoChannelReason(ctx context.Context, inc *incidents.Incident) (string, error)
-	Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error)
 	Acknowledge(ctx context.Context, actor incidents.Actor, incidentID int64) (*incidents.Incident, error)
+}
+
+// Intake is what the API asks of the intake: an incident declared by hand.
+type Intake interface {
+	Declare(ctx context.Context, actor incidents.Actor, agent, title string) (*incidents.Incident, bool, error)
 }
 
 // Halting is what the API asks of halts: an agent's state, the halts, a
@@ -43,6 +47,7 @@ type Aftermath interface {
 type Handler struct {
 	Token     string // REINS_API_TOKEN; empty: the API refuses everything
 	Incidents Incidents
+	Intake    Intake
 	Halting   Halting
 	Aftermath Aftermath
 	Sessions  *sessions.Service

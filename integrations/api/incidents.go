@@ -46,7 +46,7 @@ func (h *Handler) declareIncident(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	inc, created, err := h.Incidents.Declare(r.Context(), actor, b.Agent, b.Summary)
+	inc, created, err := h.Intake.Declare(r.Context(), actor, b.Agent, b.Summary)
 	if err != nil {
 		WriteDomainError(w, h.Log, r, err)
 		return

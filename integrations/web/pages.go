@@ -17,6 +17,7 @@ import (
 	"github.com/yuin/goldmark/extension"
 
 	"github.com/reins-oss/reins/incidents"
+	"github.com/reins-oss/reins/incidents/aftermath"
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/words"
 	"github.com/reins-oss/reins/integrations/api"
@@ -259,7 +260,7 @@ func (h *Handler) incidentPage(w http.ResponseWriter, r *http.Request, s *sessio
 		h.domainError(w, r, s, err)
 		return
 	}
-	pm, err := h.cfg.Incidents.Postmortem(ctx, id)
+	pm, err := h.cfg.Postmortems.Postmortem(ctx, id)
 	if err != nil {
 		h.domainError(w, r, s, err)
 		return
@@ -280,7 +281,7 @@ func (h *Handler) incidentPage(w http.ResponseWriter, r *http.Request, s *sessio
 			p.Answered++
 		}
 	}
-	p.PostmortemMD = markdownHTML(incidents.RenderMarkdown(pm))
+	p.PostmortemMD = markdownHTML(aftermath.RenderMarkdown(pm))
 	for i, q := range incidents.PostmortemQuestions() {
 		p.Questions = append(p.Questions, questionRow{N: i + 1, Key: q.Key, Question: q.Question, Hint: q.Hint, Answer: pm.Answer(q.Key)})
 		if pm.Answer(q.Key) != "" {
@@ -312,14 +313,14 @@ func (h *Handler) postmortemDownload(w http.ResponseWriter, r *http.Request, s *
 	if !ok {
 		return
 	}
-	pm, err := h.cfg.Incidents.Postmortem(r.Context(), id)
+	pm, err := h.cfg.Postmortems.Postmortem(r.Context(), id)
 	if err != nil {
 		h.domainError(w, r, s, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="incident-%d-postmortem.md"`, id))
-	_, _ = w.Write([]byte(incidents.RenderMarkdown(pm)))
+	_, _ = w.Write([]byte(aftermath.RenderMarkdown(pm)))
 }
 
 // ---- one session ----
@@ -506,7 +507,7 @@ func (h *Handler) slaRows(ctx context.Context, ag *ownership.Agent, recent []*in
 		if i >= 5 {
 			break
 		}
-		pm, err := h.cfg.Incidents.Postmortem(ctx, inc.ID)
+		pm, err := h.cfg.Postmortems.Postmortem(ctx, inc.ID)
 		if err != nil {
 			continue
 		}

@@ -13,15 +13,20 @@ import (
 type IncidentSource interface {
 	FindIncidents(ctx context.Context, f incidents.IncidentFilter) ([]*incidents.Incident, error)
 	FindIncident(ctx context.Context, id int64) (*incidents.Incident, error)
-	Postmortem(ctx context.Context, id int64) (*incidents.Postmortem, error)
 	Status(ctx context.Context, agent string) ([]incidents.AgentStatus, error)
 	Who(ctx context.Context, agent string) (*incidents.AgentInfo, error)
 	Registry() *ownership.Registry
 }
 
+// PostmortemSource assembles an incident's postmortem; the aftermath's
+// service (*aftermath.Service) implements it.
+type PostmortemSource interface {
+	Postmortem(ctx context.Context, id int64) (*incidents.Postmortem, error)
+}
+
 // AnswerSink takes the checklist's and the postmortem's answers from the
 // view's forms, with the rules and timeline of the Slack thread: the
-// *incidents.Service implements it.
+// *aftermath.Service implements it.
 type AnswerSink interface {
 	StartChecklist(ctx context.Context, actor incidents.Actor, incidentID int64) (*incidents.Checklist, error)
 	AnswerChecklist(ctx context.Context, actor incidents.Actor, incidentID int64, itemKey, choice, details string) (*incidents.Checklist, error)

@@ -61,11 +61,13 @@ type Config struct {
 	Key []byte
 
 	Incidents IncidentSource
-	Answers   AnswerSink    // may be nil: the checklist and postmortem are read-only
-	Names     NameSource    // may be nil: people appear as their Slack IDs
-	Drills    DrillSource   // may be nil: no drill strip
-	Sessions  SessionSource // may be nil: session pages say records are off
-	Refusals  RefusalSource // may be nil: the agents page lists no refused spans
+	// Postmortems assembles the postmortem pages.
+	Postmortems PostmortemSource
+	Answers     AnswerSink    // may be nil: the checklist and postmortem are read-only
+	Names       NameSource    // may be nil: people appear as their Slack IDs
+	Drills      DrillSource   // may be nil: no drill strip
+	Sessions    SessionSource // may be nil: session pages say records are off
+	Refusals    RefusalSource // may be nil: the agents page lists no refused spans
 
 	// SetupHint says how to turn the view on, shown when Auth is off.
 	SetupHint string

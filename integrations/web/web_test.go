@@ -41,7 +41,7 @@ func newSite(t *testing.T, mod func(*web.Config)) *site {
 	s.alice = oidcfake.User{ID: "U01ALICE", Team: "T0TEST", Name: "Alice", Email: "alice@example.com"}
 	s.idp = oidcfake.New("client-1", "secret-1", s.alice)
 	t.Cleanup(s.idp.Close)
-	res, err := s.env.Service.Ingest(context.Background(), []incidents.Alert{incidentstest.Alert()})
+	res, err := s.env.Intake.Ingest(context.Background(), []incidents.Alert{incidentstest.Alert()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func newSite(t *testing.T, mod func(*web.Config)) *site {
 	t.Cleanup(s.srv.Close)
 	s.cfg = web.Config{
 		PublicURL: s.srv.URL, Auth: web.AuthSlack, ClientID: "client-1", ClientSecret: "secret-1",
-		Issuer: s.idp.URL(), Key: testKey, Incidents: s.env.Service, Drills: s.env.Store,
+		Issuer: s.idp.URL(), Key: testKey, Incidents: s.env.Service, Postmortems: s.env.Aftermath, Drills: s.env.Store,
 		TeamID:    func(context.Context) (string, error) { return "T0TEST", nil },
 		SetupHint: s.srv.URL,
 		Now:       func() time.Time { return s.now },
@@ -333,7 +333,7 @@ func (s *site) signedIn() *http.Client {
 func TestHostileAlertTextIsEscapedEverywhere(t *testing.T) {
 	s := newSite(t, nil)
 	hostile := `<script>alert(1)</script><img src=x onerror=alert(2)>`
-	_, err := s.env.Service.Ingest(context.Background(), []incidents.Alert{incidentstest.Alert(func(a *incidents.Alert) {
+	_, err := s.env.Intake.Ingest(context.Background(), []incidents.Alert{incidentstest.Alert(func(a *incidents.Alert) {
 		a.Fingerprint, a.Agent, a.Title, a.Summary = "evil", "evil-agent"+hostile, hostile, "[x](javascript:alert(3)) "+hostile
 		a.Links = []incidents.Link{{Text: hostile, URL: "javascript:alert(4)"}}
 		a.Sessions = []string{"s/../" + hostile}

@@ -1,0 +1,7 @@
+package aftermath_test
+
+import (
+	"context"
+)
+
+var ctx = context.Background()

@@ -1,0 +1,5 @@
+package halting_test
+
+import "context"
+
+var ctx = context.Background()

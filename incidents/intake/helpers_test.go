@@ -1,0 +1,7 @@
+package intake_test
+
+import (
+	"context"
+)
+
+var ctx = context.Background()
