@@ -146,7 +146,7 @@ func refusal(dec ownership.Decision, cmd incidents.HaltCommand) string {
 }
 
 func (h *Handler) status(ctx context.Context, c caller, agent string) {
-	list, err := h.svc.Status(ctx, agent)
+	list, err := h.sharedStatus(ctx, agent, c.asked)
 	if err != nil {
 		h.failed(ctx, c, "agent status", err)
 		return

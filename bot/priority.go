@@ -1,9 +1,13 @@
 package bot
 
 import (
+	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/reins-oss/reins/incidents"
 )
 
 // Acks before answers. Each slash command's ack is a verified signature and
@@ -12,16 +16,21 @@ import (
 // which stays good for 30 minutes. Under a burst of commands the work after
 // the acks (queries, store writes, posts) costs several times the acks
 // themselves, and on a small host it took the CPU the next acks needed
-// (issue 25). So a command's work waits while acks are still arriving (first
-// to take its single-use mark, then again, if a new burst began, to start
-// on its worker): until no ack has been served for ackQuiet, or at most
-// until ackYield after its own ack. Alone, a command's work starts ackQuiet after its ack; in a
-// burst, the answers start when the burst ends, and the last one comes
-// about when it would have anyway, since the same work is done on the same
-// cores. Interactions (a confirm click, a checklist answer) do not wait:
-// the halt a click confirms is the product's fastest path.
+// (issue 25). So a command's work is queued, not started, by its ack: one
+// goroutine per replica (releaseLater) lets the queue go once no ack has
+// begun for two spans of ackQuiet in a row, or at the latest ackYield after
+// the oldest queued command's ack; the work then waits once more, if a new
+// burst began, before it starts on its worker. Alone, a command's work
+// starts a few milliseconds after its ack; in a burst, the answers start
+// when the burst ends, and the last one comes about when it would have
+// anyway, since the same work is done on the same cores. A burst's ack
+// pays for an append to the queue, not for a goroutine and its timer.
+// Interactions (a confirm click, a checklist answer) do not wait: the halt
+// a click confirms is the product's fastest path.
 const (
-	// ackQuiet is the gap between acks taken as the end of a burst.
+	// ackQuiet is a span without a new ack; two in a row are taken as
+	// the end of a burst (one alone is often only the host pausing the
+	// process, clients and server alike).
 	ackQuiet = 2 * time.Millisecond
 	// ackYield bounds how long a command's work waits for acks: a
 	// command sent during a long burst is still answered.
@@ -31,6 +40,7 @@ const (
 // ackClock tracks the acks this replica is serving.
 type ackClock struct {
 	start    time.Time    // monotonic origin of last
+	begun    atomic.Int64 // acks begun so far
 	inFlight atomic.Int64 // acks being served
 	last     atomic.Int64 // when the last ack ended, in ns since start
 
@@ -43,13 +53,16 @@ type ackClock struct {
 
 func newAckClock() *ackClock { return &ackClock{start: time.Now()} }
 
-// serving marks an ack begun; call the returned func when it is written.
-func (a *ackClock) serving() func() {
+// serving marks an ack begun; call served when it is written.
+func (a *ackClock) serving() {
+	a.begun.Add(1)
 	a.inFlight.Add(1)
-	return func() {
-		a.last.Store(int64(time.Since(a.start)))
-		a.inFlight.Add(-1)
-	}
+}
+
+// served marks an ack written.
+func (a *ackClock) served() {
+	a.last.Store(int64(time.Since(a.start)))
+	a.inFlight.Add(-1)
 }
 
 // quietAt says whether acks are quiet at now, and if not, how long until
@@ -104,4 +117,133 @@ func (a *ackClock) watch(ch chan struct{}) {
 	a.quiet = nil
 	a.mu.Unlock()
 	close(ch)
+}
+
+// waitBurst returns once no ack has begun for two spans of ackQuiet in a
+// row and none is being served, or at deadline.
+func (a *ackClock) waitBurst(deadline time.Time) {
+	for calm := 0; calm < 2; {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		begun, idle := a.begun.Load(), a.inFlight.Load() == 0
+		time.Sleep(min(ackQuiet, left))
+		if idle && a.inFlight.Load() == 0 && a.begun.Load() == begun {
+			calm++
+		} else {
+			calm = 0
+		}
+	}
+}
+
+// laterJob is a command's work, queued by its ack.
+type laterJob struct {
+	queued time.Time
+	sem    chan struct{}
+	what   string
+	gate   func(ctx context.Context) bool
+	fn     func(ctx context.Context)
+}
+
+// laterQueue holds the work of commands acknowledged during a burst.
+type laterQueue struct {
+	mu      sync.Mutex
+	jobs    []laterJob
+	running bool // a releaseLater goroutine is on the queue
+}
+
+// afterAcks queues a command's work until the acks are quiet (see above):
+// spawnAfter's, started by releaseLater.
+func (h *Handler) afterAcks(sem chan struct{}, what string, gate func(ctx context.Context) bool, fn func(ctx context.Context)) {
+	h.wg.Add(1) // done by the job's goroutine, so Wait covers queued work
+	q := &h.later
+	q.mu.Lock()
+	q.jobs = append(q.jobs, laterJob{queued: time.Now(), sem: sem, what: what, gate: gate, fn: fn})
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go h.releaseLater()
+	}
+}
+
+// releaseLater starts the queued work each time the acks go quiet, until
+// the queue is empty.
+func (h *Handler) releaseLater() {
+	q := &h.later
+	for {
+		q.mu.Lock()
+		if len(q.jobs) == 0 {
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		oldest := q.jobs[0].queued
+		q.mu.Unlock()
+		h.acks.waitBurst(oldest.Add(ackYield))
+		q.mu.Lock()
+		jobs := q.jobs
+		q.jobs = nil
+		q.mu.Unlock()
+		for _, j := range jobs {
+			go h.runJob(j.sem, j.what, j.gate, j.fn)
+		}
+	}
+}
+
+// statusReads lets the `/agent status` commands of a burst share their
+// reads. Each status is two statements over every halt and open incident;
+// a burst of them, released together once the acks stop, read the same
+// rows thousands of times over. A command may take the result of a read of
+// the same agent (or of all) that began after the command reached this
+// replica, under way or finished, and so saw every change committed before
+// it was asked: the answer is as fresh as a read of its own, only not begun
+// by it.
+type statusReads struct {
+	mu     sync.Mutex
+	latest map[string]*statusRead // the last read begun, by agent argument ("" for all)
+}
+
+// statusRead is one Status call that later askers may take.
+type statusRead struct {
+	began time.Time
+	done  chan struct{}
+	list  []incidents.AgentStatus
+	err   error
+}
+
+// maxStatusReads bounds statusReads.latest: the agent argument is whatever
+// a user typed.
+const maxStatusReads = 64
+
+// sharedStatus is svc.Status(ctx, agent) for a command asked at asked
+// (zero: now), shared with other commands as statusReads says.
+func (h *Handler) sharedStatus(ctx context.Context, agent string, asked time.Time) ([]incidents.AgentStatus, error) {
+	if asked.IsZero() {
+		asked = time.Now()
+	}
+	r := &h.statuses
+	r.mu.Lock()
+	if c := r.latest[agent]; c != nil && !c.began.Before(asked) {
+		r.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.list, c.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	c := &statusRead{began: time.Now(), done: make(chan struct{})}
+	if r.latest == nil || len(r.latest) >= maxStatusReads {
+		// Forgetting reads only costs reads: a command that finds none
+		// begins its own.
+		r.latest = map[string]*statusRead{}
+	}
+	r.latest[agent] = c
+	r.mu.Unlock()
+	defer close(c.done)
+	c.err = errors.New("status read stopped") // what others get should Status panic
+	c.list, c.err = h.svc.Status(ctx, agent)
+	return c.list, c.err
 }

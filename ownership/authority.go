@@ -111,6 +111,22 @@ func (a *Authorizer) Authorize(ctx context.Context, agent *Agent, person string)
 	return d
 }
 
+// ListedByID says whether person (a Slack user ID) is listed by user ID in
+// agent's kill_authority.users, which Authorize allows before any look-up:
+// a caller on a latency budget (a slash command's ack) can decide this case
+// without bounding a call that cannot block.
+func ListedByID(agent *Agent, person string) bool {
+	if agent == nil || person == "" {
+		return false
+	}
+	for _, u := range agent.KillAuthority.Users {
+		if strings.EqualFold(u, person) && classify(u) != emailUser {
+			return true
+		}
+	}
+	return false
+}
+
 // Holders resolves the agent's kill authority to people now: Slack user IDs,
 // or e-mail addresses that could not be resolved. unavailable names the sources
 // that failed with no cached answer.

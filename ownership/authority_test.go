@@ -185,6 +185,11 @@ func TestAuthorize(t *testing.T) {
 			if got.Agent != "support-bot" || got.Person != tt.person {
 				t.Errorf("got agent %q person %q", got.Agent, got.Person)
 			}
+			// The ack path's shortcut allows exactly whom Authorize allows
+			// without a look-up.
+			if listed, direct := ownership.ListedByID(supportBot(), tt.person), got.Allowed && got.Reason == "listed in kill_authority.users"; listed != direct {
+				t.Errorf("ListedByID = %v, Authorize allowed by ID = %v", listed, direct)
+			}
 		})
 	}
 }

@@ -59,11 +59,12 @@ type markCall struct {
 // Why a mark may skip the fsync when nothing else reins acknowledges may:
 // the write-ahead log is flushed in order, so the next durable commit (on
 // any connection) takes the mark to disk with it, and everything a request
-// causes (a confirmation saved, a halt, a flag) is such a commit, made
-// after its mark. A power loss can therefore only forget the marks of
-// requests that left nothing on disk (a status query, or work the loss cut
-// short), whose replay within Slack's 5-minute window is harmless or
-// wanted. What the mark is for, one action per signed request across
+// changes (a halt, a flag, a checklist answer) is such a commit, made after
+// its mark. A power loss can therefore only forget the marks of requests
+// that changed nothing on disk (a status query, a kill's confirmation,
+// itself lazy: see SaveConfirmation, or work the loss cut short), whose
+// replay within Slack's 5-minute window is harmless or wanted: a replayed
+// kill only asks its user, on the original response_url, to confirm again. What the mark is for, one action per signed request across
 // replicas, is decided by the primary key at commit, which is unchanged:
 // the row is visible to every replica as soon as the commit returns.
 func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan func(key string)) error {
@@ -135,7 +136,7 @@ func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan f
 			case []byte:
 				scan(string(k))
 			default:
-				return fmt.Errorf("slack_requests key scanned as %T", dest[0])
+				return fmt.Errorf("returned key scanned as %T", dest[0])
 			}
 		}
 	})

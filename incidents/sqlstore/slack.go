@@ -9,6 +9,7 @@ import (
 
 	"github.com/reins-oss/reins/incidents"
 	"github.com/reins-oss/reins/incidents/words"
+	"github.com/reins-oss/reins/migrations"
 )
 
 // The Slack side's state (bot.StateStore): pending confirmations, requests
@@ -17,12 +18,36 @@ import (
 // what another began.
 
 // SaveConfirmation keeps a pending confirmation under token until expires.
-func (q *queries) SaveConfirmation(ctx context.Context, token, userID string, payload []byte, expires time.Time) error {
-	err := q.write(ctx, false, func(q *queries) error {
-		_, err := q.exec(ctx, `INSERT INTO slack_confirmations (token, user_id, payload, created_at, expires_at)
-			VALUES (?, ?, ?, ?, ?)`, token, userID, string(payload), q.t(time.Now()), q.t(expires))
-		return err
-	})
+//
+// Its commit is not waited for on disk, as a single-use mark's is not
+// (lazyCommit): a confirmation only asks the user to click, and the click
+// that takes it (TakeConfirmation) and the halt it causes are durable
+// commits, which flush it first. A power loss can forget a confirmation
+// nobody has clicked yet, whose click is then answered "expired" and whose
+// kill the user runs again: nothing is halted, or left halted, by it. Each
+// kill's confirmation was an fsync of its own on the 2 halt workers, which
+// held a burst's confirmations to a few hundred a second (issue 25).
+func (s *Store) SaveConfirmation(ctx context.Context, token, userID string, payload []byte, expires time.Time) error {
+	q := &s.queries
+	args := []any{token, userID, string(payload), q.t(time.Now()), q.t(expires)}
+	var err error
+	if s.d == migrations.Postgres {
+		// set_config(…, true) is local to the statement's own implicit
+		// transaction: one round trip, as for the marks.
+		err = q.write(ctx, false, func(q *queries) error {
+			_, err := q.exec(ctx, `INSERT INTO slack_confirmations (token, user_id, payload, created_at, expires_at)
+				SELECT ?::text, ?::text, ?::text, ?::timestamptz, ?::timestamptz
+				FROM (SELECT set_config('synchronous_commit', 'off', true)) AS lazy`, args...)
+			return err
+		})
+	} else {
+		n := 0
+		err = s.lazyCommit(ctx, `INSERT INTO slack_confirmations (token, user_id, payload, created_at, expires_at)
+			VALUES (?, ?, ?, ?, ?) RETURNING token`, args, func(string) { n++ })
+		if err == nil && n != 1 {
+			err = fmt.Errorf("insert returned %d rows, want 1", n)
+		}
+	}
 	return wrapErr(err, "save confirmation")
 }
 
