@@ -2,12 +2,8 @@ package migrations_test
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"testing"
-	"testing/fstest"
-
-	"github.com/pressly/goose/v3"
 
 	"github.com/reins-oss/reins/migrations"
 	"github.com/reins-oss/reins/migrations/dbtest"
@@ -24,34 +20,7 @@ func TestSessionIdentityMigratesExistingData(t *testing.T) {
 				t.Skip("REINS_TEST_POSTGRES_URL not set")
 			}
 			ctx := context.Background()
-			db, _, err := migrations.Connect(ctx, dbtest.EmptyURL(t, d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			all, err := migrations.FS(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			upTo7 := fstest.MapFS{}
-			names, _ := fs.Glob(all, "*.sql")
-			for _, name := range names {
-				if v, _ := goose.NumericComponent(name); v <= 7 {
-					b, _ := fs.ReadFile(all, name)
-					upTo7[name] = &fstest.MapFile{Data: b}
-				}
-			}
-			gd := goose.DialectSQLite3
-			if d == migrations.Postgres {
-				gd = goose.DialectPostgres
-			}
-			p, err := goose.NewProvider(gd, db.DB, upTo7, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p.Up(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := dbtest.MigratedOnly(t, d, func(v int64) bool { return v <= 7 })
 			at := "2026-12-06T14:00:00Z"
 			for _, q := range []struct {
 				sql  string
@@ -67,20 +36,7 @@ func TestSessionIdentityMigratesExistingData(t *testing.T) {
 			}
 			// Up to 00016: 00017 stores new steps as chunks and refuses
 			// rows, and this test is of the rows' keys.
-			upTo16 := fstest.MapFS{}
-			for _, name := range names {
-				if v, _ := goose.NumericComponent(name); v <= 16 {
-					b, _ := fs.ReadFile(all, name)
-					upTo16[name] = &fstest.MapFile{Data: b}
-				}
-			}
-			p16, err := goose.NewProvider(gd, db.DB, upTo16, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p16.Up(ctx); err != nil {
-				t.Fatalf("migrate: %v", err)
-			}
+			dbtest.MigrateOnly(t, db, d, func(v int64) bool { return v <= 16 })
 			var steps []struct {
 				Agent    string `db:"agent"`
 				Span     string `db:"span_id"`

@@ -2,15 +2,12 @@ package sqlstore_test
 
 import (
 	"context"
-	"io/fs"
 	"os"
 	"slices"
 	"testing"
-	"testing/fstest"
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/pressly/goose/v3"
 
 	"github.com/reins-oss/reins/incidents/sessions"
 	"github.com/reins-oss/reins/incidents/sqlstore"
@@ -80,34 +77,7 @@ func TestStepRowsFromBeforeChunksStayReadable(t *testing.T) {
 				t.Skip("REINS_TEST_POSTGRES_URL not set")
 			}
 			ctx := context.Background()
-			db, _, err := migrations.Connect(ctx, dbtest.EmptyURL(t, d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			all, err := migrations.FS(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			upTo16 := fstest.MapFS{}
-			names, _ := fs.Glob(all, "*.sql")
-			for _, name := range names {
-				if v, _ := goose.NumericComponent(name); v <= 16 {
-					b, _ := fs.ReadFile(all, name)
-					upTo16[name] = &fstest.MapFile{Data: b}
-				}
-			}
-			gd := goose.DialectSQLite3
-			if d == migrations.Postgres {
-				gd = goose.DialectPostgres
-			}
-			p, err := goose.NewProvider(gd, db.DB, upTo16, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p.Up(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := dbtest.MigratedOnly(t, d, func(v int64) bool { return v <= 16 })
 			at := time.Date(2026, 12, 7, 14, 0, 0, 0, time.UTC)
 			ts := func(n int) string {
 				return at.Add(time.Duration(n) * time.Second).Format("2006-01-02T15:04:05.000000Z")

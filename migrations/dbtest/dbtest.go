@@ -8,13 +8,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
 
 	"github.com/reins-oss/reins/migrations"
 )
@@ -157,4 +160,59 @@ func random() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
 	return hex.EncodeToString(b)
+}
+
+// MigratedOnly returns a fresh database of dialect d to which only the
+// migrations whose version keep accepts were applied: the schema an earlier
+// release left, for tests of what a later migration does to its data. The
+// test then runs migrations.Migrate itself.
+func MigratedOnly(t testing.TB, d migrations.Dialect, keep func(version int64) bool) *sqlx.DB {
+	t.Helper()
+	db, _, err := migrations.Connect(context.Background(), EmptyURL(t, d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	MigrateOnly(t, db, d, keep)
+	return db
+}
+
+// MigrateOnly applies to db those migrations not yet applied whose version
+// keep accepts.
+func MigrateOnly(t testing.TB, db *sqlx.DB, d migrations.Dialect, keep func(version int64) bool) {
+	t.Helper()
+	all, err := migrations.FS(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := fstest.MapFS{}
+	names, err := fs.Glob(all, "*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		v, err := goose.NumericComponent(name)
+		if err != nil {
+			t.Fatalf("%s/%s: %v", d, name, err)
+		}
+		if !keep(v) {
+			continue
+		}
+		b, err := fs.ReadFile(all, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept[name] = &fstest.MapFile{Data: b}
+	}
+	gd := goose.DialectSQLite3
+	if d == migrations.Postgres {
+		gd = goose.DialectPostgres
+	}
+	p, err := goose.NewProvider(gd, db.DB, kept, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(context.Background()); err != nil {
+		t.Fatalf("apply the kept migrations: %v", err)
+	}
 }
