@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -314,6 +315,17 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
+// slashFields are the form fields of a slash command that reins reads, in
+// slashFieldOf's order.
+var slashFields = [...]string{"team_id", "team_domain", "channel_id", "channel_name", "user_id",
+	"user_name", "command", "text", "response_url", "trigger_id", "api_app_id"}
+
+// slashFieldOf is the field of sc that slashFields[i] fills.
+func slashFieldOf(sc *slack.SlashCommand, i int) *string {
+	return [...]*string{&sc.TeamID, &sc.TeamDomain, &sc.ChannelID, &sc.ChannelName, &sc.UserID,
+		&sc.UserName, &sc.Command, &sc.Text, &sc.ResponseURL, &sc.TriggerID, &sc.APIAppID}[i]
+}
+
 // slashFromBody reads a slash command's form body as url.ParseQuery does
 // (the first value of a field counts; a malformed escape or a semicolon is an
 // error), keeping only the fields a command uses: on the ack path, where
@@ -338,39 +350,15 @@ func slashFromBody(body []byte) (slack.SlashCommand, error) {
 				return sc, err
 			}
 		}
-		var dst *string
-		var bit uint16
-		switch key {
-		case "team_id":
-			dst, bit = &sc.TeamID, 1<<0
-		case "team_domain":
-			dst, bit = &sc.TeamDomain, 1<<1
-		case "channel_id":
-			dst, bit = &sc.ChannelID, 1<<2
-		case "channel_name":
-			dst, bit = &sc.ChannelName, 1<<3
-		case "user_id":
-			dst, bit = &sc.UserID, 1<<4
-		case "user_name":
-			dst, bit = &sc.UserName, 1<<5
-		case "command":
-			dst, bit = &sc.Command, 1<<6
-		case "text":
-			dst, bit = &sc.Text, 1<<7
-		case "response_url":
-			dst, bit = &sc.ResponseURL, 1<<8
-		case "trigger_id":
-			dst, bit = &sc.TriggerID, 1<<9
-		case "api_app_id":
-			dst, bit = &sc.APIAppID, 1<<10
-		}
-		if strings.ContainsAny(value, "%+") || dst != nil && seen&bit == 0 {
+		i := slices.Index(slashFields[:], key)
+		first := i >= 0 && seen&(1<<i) == 0
+		if first || strings.ContainsAny(value, "%+") {
 			v, err := url.QueryUnescape(value)
 			if err != nil {
 				return sc, err
 			}
-			if dst != nil && seen&bit == 0 {
-				*dst, seen = v, seen|bit
+			if first {
+				*slashFieldOf(&sc, i), seen = v, seen|1<<i
 			}
 		}
 	}

@@ -43,12 +43,6 @@ type ackClock struct {
 	begun    atomic.Int64 // acks begun so far
 	inFlight atomic.Int64 // acks being served
 	last     atomic.Int64 // when the last ack ended, in ns since start
-
-	mu sync.Mutex
-	// quiet is closed when acks go quiet, by the one goroutine watching
-	// for it while anyone waits (nil: nobody waits). Waiters sleep on it
-	// rather than each polling the clock: a burst leaves thousands.
-	quiet chan struct{}
 }
 
 func newAckClock() *ackClock { return &ackClock{start: time.Now()} }
@@ -65,58 +59,21 @@ func (a *ackClock) served() {
 	a.inFlight.Add(-1)
 }
 
-// quietAt says whether acks are quiet at now, and if not, how long until
-// they may be.
-func (a *ackClock) quietAt(now time.Time) (bool, time.Duration) {
-	if a.inFlight.Load() > 0 {
-		return false, ackQuiet
-	}
-	left := ackQuiet - time.Duration(int64(now.Sub(a.start))-a.last.Load())
-	return left <= 0, left
+// quietAt says whether no ack is being served at now and none ended within
+// ackQuiet before it.
+func (a *ackClock) quietAt(now time.Time) bool {
+	return a.inFlight.Load() == 0 && time.Duration(int64(now.Sub(a.start))-a.last.Load()) >= ackQuiet
 }
 
-// yield waits until acks have been quiet for ackQuiet, or until ackYield
-// after queued (when the work was handed off), whichever comes first.
+// yield returns at once if acks are quiet for ackQuiet, and otherwise
+// waits as releaseLater does, until ackYield after queued (when the work was
+// handed off) at the latest. Only the jobs on a worker call it, so a few
+// goroutines poll the clock, not a burst's thousands.
 func (a *ackClock) yield(queued time.Time) {
-	deadline := queued.Add(ackYield)
-	for {
-		now := time.Now()
-		if quiet, _ := a.quietAt(now); quiet || !now.Before(deadline) {
-			return
-		}
-		t := time.NewTimer(deadline.Sub(now))
-		select {
-		case <-a.quietChan():
-			t.Stop()
-		case <-t.C:
-			return
-		}
+	if a.quietAt(time.Now()) {
+		return
 	}
-}
-
-func (a *ackClock) quietChan() <-chan struct{} {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.quiet == nil {
-		a.quiet = make(chan struct{})
-		go a.watch(a.quiet)
-	}
-	return a.quiet
-}
-
-// watch closes ch once acks are quiet.
-func (a *ackClock) watch(ch chan struct{}) {
-	for {
-		quiet, wait := a.quietAt(time.Now())
-		if quiet {
-			break
-		}
-		time.Sleep(wait)
-	}
-	a.mu.Lock()
-	a.quiet = nil
-	a.mu.Unlock()
-	close(ch)
+	a.waitBurst(queued.Add(ackYield))
 }
 
 // waitBurst returns once no ack has begun for two spans of ackQuiet in a

@@ -2,6 +2,8 @@ package ownership
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -62,7 +64,7 @@ func (p *parser) agentTeam(a *Agent, key *yaml.Node, f fields, r *Registry) {
 	case a.Team == "":
 		p.errorf(key, "%s: team is missing: every agent needs an owner team from teams:", path)
 	case r.Teams[a.Team] == nil:
-		known := sortedKeys(r.Teams)
+		known := slices.Sorted(maps.Keys(r.Teams))
 		hint := didYouMean(a.Team, known)
 		switch {
 		case len(known) == 0:

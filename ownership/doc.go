@@ -3,7 +3,9 @@ package ownership
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -64,7 +66,7 @@ func (d HaltDoc) MarshalJSON() ([]byte, error) {
 	if err := writeJSON(&b, d.Confirm); err != nil {
 		return nil, err
 	}
-	for _, k := range sortedKeys(d.Settings) {
+	for _, k := range slices.Sorted(maps.Keys(d.Settings)) {
 		b.WriteByte(',')
 		if err := writeJSON(&b, k); err != nil {
 			return nil, err

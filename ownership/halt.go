@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -69,7 +70,7 @@ func newAdapterIndex(specs []AdapterSpec) adapterIndex {
 	return ix
 }
 
-func (ix adapterIndex) names() []string { return sortedKeys(ix.byName) }
+func (ix adapterIndex) names() []string { return slices.Sorted(maps.Keys(ix.byName)) }
 
 func (p *parser) halt(agentKey *yaml.Node, agent fields, agentPath string) HaltSpec {
 	path := agentPath + ".halt"

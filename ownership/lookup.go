@@ -1,6 +1,8 @@
 package ownership
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -32,7 +34,7 @@ func (r *Registry) Names() []string {
 	if r == nil {
 		return nil
 	}
-	return sortedKeys(r.Agents)
+	return slices.Sorted(maps.Keys(r.Agents))
 }
 
 // TeamOf returns the agent's owner team, nil when it has none.

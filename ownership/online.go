@@ -3,6 +3,8 @@ package ownership
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -27,7 +29,7 @@ func CheckOnline(ctx context.Context, r *Registry, slack SlackChecker, pd PagerC
 	if gc := r.Slack.GovernanceChannel; gc != "" {
 		c.check(kindChannel, gc, "slack.governance_channel", r.line("slack.governance_channel"))
 	}
-	for _, name := range sortedKeys(r.Teams) {
+	for _, name := range slices.Sorted(maps.Keys(r.Teams)) {
 		c.team(r.Teams[name])
 	}
 	for _, name := range r.Names() {

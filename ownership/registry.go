@@ -6,6 +6,8 @@ package ownership
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -130,7 +132,7 @@ func (h HaltSpec) With(key, value string) HaltSpec {
 // ones), sorted by key: the secrets the adapter needs.
 func (h HaltSpec) EnvVars() []string {
 	var vars []string
-	for _, k := range sortedKeys(h.Settings) {
+	for _, k := range slices.Sorted(maps.Keys(h.Settings)) {
 		if strings.HasSuffix(k, "_env") && h.Settings[k] != "" {
 			vars = append(vars, h.Settings[k])
 		}

@@ -1,6 +1,7 @@
 package ownership
 
 import (
+	"maps"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -80,7 +81,7 @@ func (r *Registry) TelemetryCredentials() []TelemetryCredential {
 		}
 	}
 	var out []TelemetryCredential
-	for _, env := range sortedKeys(covers) {
+	for _, env := range slices.Sorted(maps.Keys(covers)) {
 		agents := covers[env]
 		slices.Sort(agents)
 		out = append(out, TelemetryCredential{Env: env, Agents: agents})

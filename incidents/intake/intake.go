@@ -458,15 +458,6 @@ func cloneIncident(inc *incidents.Incident) *incidents.Incident {
 	return &c
 }
 
-func sortedKeys[V any](m map[int64]V) []int64 {
-	keys := make([]int64, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 func normaliseAlert(a *incidents.Alert, now time.Time) {
 	if a.ReceivedAt.IsZero() {
 		a.ReceivedAt = now

@@ -3,7 +3,6 @@ package intake
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"time"
 
@@ -16,29 +15,22 @@ import (
 // transaction's locks and one batch's latency stay bounded in a storm.
 const maxIngestBatch = 64
 
-// ingestLanes is how many batches may run at once. Calls go to a lane by the
-// agent of their first alert, so concurrent batches touch different incidents
-// and alert rows (two batches of one lane deadlocked on alert rows on
+// ingestGroup is group commit for Ingest. Calls go to a lane by the agent
+// of their first alert, so concurrent batches touch different incidents and
+// alert rows (two batches of one lane deadlocked on alert rows on
 // PostgreSQL); a call for several agents may cross lanes, and a deadlock is
-// then retried like any conflict. A second transaction overlaps its round
-// trips with the first one's; 4 lanes measured slower than 2.
-const ingestLanes = 2
-
-// ingestGroup is group commit for Ingest, in ingestLanes lanes. The zero
-// value is ready to use.
+// then retried like any conflict. The zero value is ready to use.
 type ingestGroup struct {
-	lanes [ingestLanes]groupcommit.Lane[*ingestCall]
+	lanes groupcommit.Lanes[*ingestCall]
 }
 
 // lane returns the lane of the agent the first alert is for.
 func (g *ingestGroup) lane(reg *ownership.Registry, alerts []incidents.Alert) *groupcommit.Lane[*ingestCall] {
 	if len(alerts) == 0 {
-		return &g.lanes[0]
+		return g.lanes.Of("")
 	}
 	_, name := agentOf(reg, &alerts[0])
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	return &g.lanes[h.Sum32()%ingestLanes]
+	return g.lanes.Of(name)
 }
 
 // ingestCall is one Ingest call waiting for its alerts to commit.

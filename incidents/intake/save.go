@@ -3,6 +3,8 @@ package intake
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,7 +55,7 @@ func (s *Service) flushIntakes(ctx context.Context, q incidents.Queries, b *batc
 	// One conditional write for every incident, a new one too for the
 	// PagerDuty key opening it set, with the batch's events and outbox rows.
 	list := make([]*incidents.Incident, 0, len(pending))
-	for _, id := range sortedKeys(pending) {
+	for _, id := range slices.Sorted(maps.Keys(pending)) {
 		list = append(list, pending[id])
 	}
 	if len(list) == 0 && len(b.events) == 0 && len(b.outbox) == 0 {
@@ -92,7 +94,7 @@ func (s *Service) queueSummaryUpdates(b *batch, created, changed map[int64]bool,
 	}
 	bucket := now.Truncate(incidents.SummaryDebounce)
 	var queued []summaryKey
-	for _, id := range sortedKeys(changed) {
+	for _, id := range slices.Sorted(maps.Keys(changed)) {
 		k := summaryKey{incident: id, bucket: bucket.Unix()}
 		if created[id] || s.summaries.has(k) {
 			continue // post_summary reads a new incident when it is delivered

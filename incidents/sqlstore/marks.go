@@ -6,7 +6,6 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"slices"
 	"strings"
@@ -30,15 +29,11 @@ import (
 // maxMarkBatch caps the keys of one statement.
 const maxMarkBatch = 64
 
-// markLanes is how many batches may be in flight at once. A key always goes
-// to the same lane, so two batches of this process never hold one key; on
-// PostgreSQL the second lane overlaps its round trip and commit with the
-// first's, on SQLite it queues at the writer gate while the first commits.
-const markLanes = 2
-
-// markGroup is the lanes of one Store. The zero value is ready to use.
+// markGroup is the lanes of one Store: a key always goes to the same lane,
+// so two batches of this process never hold one key. The zero value is
+// ready to use.
 type markGroup struct {
-	lanes [markLanes]groupcommit.Lane[*markCall]
+	lanes groupcommit.Lanes[*markCall]
 }
 
 // markCall is one FirstRequest waiting for its key to be written.
@@ -204,9 +199,7 @@ func (d *driverStmts) get(ctx context.Context, c driver.ConnPrepareContext, quer
 // calls and says whether this call is the first to mark it.
 func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time) (bool, error) {
 	c := &markCall{ctx: ctx, key: key, expires: expires}
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	s.marks.lanes[h.Sum32()%markLanes].Do(c, maxMarkBatch, s.writeMarks, func(batch []*markCall, _ any) {
+	s.marks.lanes.Of(key).Do(c, maxMarkBatch, s.writeMarks, func(batch []*markCall, _ any) {
 		for _, m := range batch {
 			m.first, m.err = false, wrap(context.Canceled, "remember slack request: batch panicked")
 		}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -114,7 +115,8 @@ func (s *Store) WriteSteps(ctx context.Context, steps []sessions.Step) ([]sessio
 			}
 			d.Add(st)
 		}
-		for _, k := range sortedKeys(deltas) {
+		// In (agent, ID) order, the order writers lock their rows in.
+		for _, k := range slices.SortedFunc(maps.Keys(deltas), sessions.Key.Compare) {
 			t, err := q.growTotals(ctx, *deltas[k], last[k])
 			if err != nil {
 				return err
@@ -391,17 +393,6 @@ func (q *queries) insertChunks(ctx context.Context, rows []chunkRow) error {
 
 // stepKey is a stored step's identity: its session's (agent, ID) and its span.
 type stepKey struct{ agent, session, span string }
-
-// sortedKeys returns the sessions of m in (agent, ID) order, the order
-// writers lock their rows in.
-func sortedKeys[V any](m map[sessions.Key]V) []sessions.Key {
-	out := make([]sessions.Key, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	slices.SortFunc(out, sessions.Key.Compare)
-	return out
-}
 
 // uniqueSteps drops repeats of a span within one batch, keeping the first,
 // and says for each step of steps which of the result it is.
