@@ -19,6 +19,9 @@ const (
 	backoffBase  = 2 * time.Second
 	backoffCap   = 5 * time.Minute
 	maxErrorText = 500
+	// claimWait bounds a claim, which shutdown does not cancel: a store that
+	// does not answer still lets the worker stop.
+	claimWait = 5 * time.Second
 )
 
 // Handler performs one item. It returns nil when done, a *RetryAfterError
@@ -133,7 +136,16 @@ func (w *Worker) DeliverDue(ctx context.Context, lane string) (int, error) {
 			limit, probe = claimBatch, false
 		}
 	}
-	items, err := w.cfg.Store.ClaimOutbox(ctx, lane, w.cfg.Clock.Now(), w.cfg.Lease, limit)
+	// The claim is not cut short by shutdown: on SQLite an UPDATE … RETURNING
+	// whose context ends after its first step still commits its leases, yet
+	// returns the context's error, so this pass could neither deliver nor
+	// hand back items nobody holds, and every later item of their incidents
+	// (the next checklist item after a restart) waited out the 30 s lease.
+	// Run to its end, the claim's items are handed back below when shutdown
+	// has begun.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimWait)
+	items, err := w.cfg.Store.ClaimOutbox(cctx, lane, w.cfg.Clock.Now(), w.cfg.Lease, limit)
+	cancel()
 	if err != nil {
 		if probe {
 			c.release()

@@ -151,3 +151,44 @@ func TestKickWakesRun(t *testing.T) {
 		t.Fatal("not delivered within 2 s")
 	}
 }
+
+// cutClaimStore leases as SQLite does when shutdown cancels a claim after
+// its statement ran: the leases are committed, and the claim still answers
+// with the context's error. stop is the shutdown, begun during the claim.
+type cutClaimStore struct {
+	*incidentstest.Store
+	stop func()
+}
+
+func (s cutClaimStore) ClaimOutbox(ctx context.Context, lane string, now time.Time, lease time.Duration, limit int) ([]*outbox.Item, error) {
+	items, err := s.Store.ClaimOutbox(context.WithoutCancel(ctx), lane, now, lease, limit)
+	s.stop()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return items, err
+}
+
+// A shutdown that begins while a pass claims leaves no item leased: the
+// next worker (after a restart) delivers it at once, instead of after the
+// lease, which holds up every later item of its incident meanwhile.
+func TestShutdownDuringClaimLeavesNoLease(t *testing.T) {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	s := incidentstest.NewStore()
+	clock := incidentstest.NewClock(t0)
+	enqueue(t, s, "ok", "a")
+	w := outbox.New(outbox.Config{Store: cutClaimStore{Store: s, stop: stop}, Clock: clock})
+	delivered := 0
+	w.Handle("ok", func(context.Context, *outbox.Item) error { delivered++; return nil })
+	if n, err := w.DeliverDue(ctx, outbox.LaneChat); n != 0 || delivered != 0 {
+		t.Fatalf("DeliverDue during shutdown = %d, %v (%d delivered); want nothing delivered", n, err, delivered)
+	}
+
+	restarted := outbox.New(outbox.Config{Store: s, Clock: clock})
+	restarted.Handle("ok", func(context.Context, *outbox.Item) error { delivered++; return nil })
+	if n, err := restarted.DeliverDue(context.Background(), outbox.LaneChat); err != nil || n != 1 {
+		t.Fatalf("DeliverDue after the restart = %d, %v; want the item delivered, not held by a lease (%+v)",
+			n, err, state(t, s, "a"))
+	}
+}
