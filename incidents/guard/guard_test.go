@@ -395,6 +395,51 @@ func TestWaitingBreachIsActedOnAtStart(t *testing.T) {
 	}
 }
 
+// cutClaimStore leases as SQLite does when shutdown cancels a claim after
+// its statement ran: the leases are committed, and the claim still answers
+// with the context's error. stop is the shutdown, begun during the claim.
+type cutClaimStore struct {
+	*incidentstest.GuardStore
+	stop func()
+}
+
+func (s cutClaimStore) ClaimBreaches(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]guard.Breach, error) {
+	got, err := s.GuardStore.ClaimBreaches(context.WithoutCancel(ctx), now, lease, limit)
+	s.stop()
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return got, err
+}
+
+// A breach claimed as shutdown begins is acted on before the guard stops,
+// not left under a lease nobody holds (a halt a lease late after a restart).
+func TestShutdownDuringClaimStillActs(t *testing.T) {
+	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltSession})
+	e.cancel()
+	e.g.Wait()
+	b := guard.Breach{Agent: "bot", SLA: "steps_per_session", Metric: ownership.SLAStepsPerSession, Session: "s-9",
+		Value: 2, Threshold: 1, Step: "x", StepN: 2, Action: ownership.OnBreachHaltSession, At: e.at()}
+	if _, err := e.store.InsertBreach(context.Background(), &b); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	g, err := guard.New(guard.Config{Registry: e.reg, Store: cutClaimStore{GuardStore: e.store, stop: stop}, Steps: e.steps,
+		Alerts: e.alerts, Halt: e.halts.halt, Now: e.at, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.Start(ctx)
+	g.Wait()
+	got, _ := e.store.SessionBreaches(context.Background(), "bot", "s-9")
+	e.halts.mu.Lock()
+	defer e.halts.mu.Unlock()
+	if got[0].Outcome != ownership.OnBreachHaltSession || len(e.halts.got) != 1 {
+		t.Fatalf("breach claimed as the guard stopped: %+v, halts %+v; want it halted, not left leased", got[0], e.halts.got)
+	}
+}
+
 func TestDryRunHaltsNothing(t *testing.T) {
 	e := newEnv(t, ownership.SLA{Metric: ownership.SLAStepsPerSession, Max: num(1), OnBreach: ownership.OnBreachHaltAgent,
 		DryRun: true})

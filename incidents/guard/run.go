@@ -83,6 +83,9 @@ const (
 	// an intake request judges its sessions within its own few seconds, so
 	// older marks are a crash's.
 	DefaultRejudge = 10 * time.Second
+	// claimWait bounds a claim of waiting breaches, which shutdown does
+	// not cancel: a store that does not answer still lets a worker stop.
+	claimWait = 5 * time.Second
 )
 
 // Start starts the workers: they act on waiting breaches (those a crash
@@ -314,8 +317,16 @@ func (g *Guard) work(ctx context.Context) {
 	defer t.Stop()
 	for {
 		g.actFresh(ctx)
-		for {
-			batch, err := g.cfg.Store.ClaimBreaches(ctx, g.cfg.Now(), g.cfg.Lease, g.cfg.Batch)
+		for ctx.Err() == nil {
+			// A claim is not cut short by shutdown: on SQLite an UPDATE …
+			// RETURNING whose context ends after its first step still
+			// commits its leases, yet returns the context's error, which
+			// left breaches nobody acted on until their lease ran out (a
+			// halt 20 s late after a restart). Run to its end, its batch is
+			// acted on below, as act does not stop for shutdown either.
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimWait)
+			batch, err := g.cfg.Store.ClaimBreaches(cctx, g.cfg.Now(), g.cfg.Lease, g.cfg.Batch)
+			cancel()
 			if err != nil {
 				if ctx.Err() == nil {
 					g.cfg.Log.Warn("guard: claim waiting breaches", "err", err)
