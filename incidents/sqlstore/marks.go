@@ -75,7 +75,8 @@ func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan f
 	defer conn.Close()
 	// On the driver's connection, so the insert stays prepared on it from
 	// one batch to the next: parsing it was a third of a mark's cost.
-	return conn.Raw(func(dc any) (err error) {
+	read := false // every returned key was scanned: the statement is done
+	err = conn.Raw(func(dc any) (err error) {
 		c, ok := dc.(interface {
 			driver.ExecerContext
 			driver.ConnPrepareContext
@@ -121,6 +122,7 @@ func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan f
 		for {
 			switch err := rows.Next(dest); {
 			case errors.Is(err, io.EOF):
+				read = true
 				return nil
 			case err != nil:
 				return err
@@ -135,6 +137,12 @@ func (s *Store) lazyCommit(ctx context.Context, query string, args []any, scan f
 			}
 		}
 	})
+	if read && errors.Is(err, driver.ErrBadConn) {
+		// Only the level's reset failed: the pool drops the connection,
+		// and the marks, committed and read back, stand.
+		return nil
+	}
+	return err
 }
 
 // sqliteSynchronous reads the connection's synchronous level.
@@ -207,10 +215,30 @@ func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time)
 	return c.first, c.err
 }
 
+// markBatchWait bounds a batch's statement, which no one caller's context
+// may cut short (see writeMarks).
+const markBatchWait = 5 * time.Second
+
+// errMarkUnsure answers a request whose mark a failed batch may have
+// written: it is not run, as a replay would not be, but its user is told.
+var errMarkUnsure = errors.New("remember slack request: a failed write may have marked it; not run")
+
 // writeMarks writes the batch's live keys in one statement. Should it fail
-// (a deadlock with another replica's batch, a caller's deadline), each call
+// (a deadlock with another replica's batch, the database gone), each call
 // is tried alone so one failure fails only its own request.
-func (s *Store) writeMarks(batch []*markCall) {
+//
+// The statement runs under a context of its own, not the first caller's:
+// a caller giving up must not fail the others' marks, and on SQLite an
+// INSERT … RETURNING cut short after its first step has committed its rows
+// yet returns the context's error. For the same reason a call tried alone
+// after a failed batch that finds its key already there cannot tell its own
+// mark, written by that batch, from a replay's: it fails with errMarkUnsure
+// (the user is told to try again) rather than be dropped without a word as
+// a replay (a kill nobody hears of).
+func (s *Store) writeMarks(batch []*markCall) { writeMarksWith(batch, s.insertMarks) }
+
+// writeMarksWith is writeMarks over insert (insertMarks, or a test's).
+func writeMarksWith(batch []*markCall, insert func(context.Context, []*markCall) error) {
 	live := make([]*markCall, 0, len(batch))
 	for _, c := range batch {
 		if c.err = c.ctx.Err(); c.err != nil {
@@ -223,12 +251,18 @@ func (s *Store) writeMarks(batch []*markCall) {
 		return
 	}
 	if len(live) > 1 {
-		if err := s.insertMarks(live[0].ctx, live); err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), markBatchWait)
+		err := insert(ctx, live)
+		cancel()
+		if err == nil {
 			return
 		}
 	}
+	unsure := len(live) > 1
 	for _, c := range live {
-		c.err = s.insertMarks(c.ctx, []*markCall{c})
+		if c.err = insert(c.ctx, []*markCall{c}); c.err == nil && !c.first && unsure {
+			c.err = errMarkUnsure
+		}
 	}
 }
 

@@ -1,7 +1,9 @@
 package sqlstore_test
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -163,4 +165,39 @@ func TestFirstRequestGroupedStaysSingleUseAcrossReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A request sent once is never taken for a replay, whatever the callers
+// sharing its batch do: here some of them give up mid-statement. (A batch
+// run under its first caller's context, cut short after its rows were
+// committed, had the rest retried alone, find their own keys and drop
+// their requests as replays, without a word to their users.)
+func TestFirstRequestNeverAReplayForAKeySentOnce(t *testing.T) {
+	each(t, func(t *testing.T, s *sqlstore.Store) {
+		var dropped, failed atomic.Int32
+		for round := range 100 {
+			var wg sync.WaitGroup
+			for k := range 64 {
+				wg.Go(func() {
+					c := ctx
+					if k%4 == 0 {
+						var cancel context.CancelFunc
+						c, cancel = context.WithTimeout(ctx, time.Duration(rand.IntN(400))*time.Microsecond)
+						defer cancel()
+					}
+					first, err := s.FirstRequest(c, fmt.Sprintf("once:%d:%d", round, k), t0.Add(6*time.Minute))
+					switch {
+					case err != nil:
+						failed.Add(1)
+					case !first:
+						dropped.Add(1)
+					}
+				})
+			}
+			wg.Wait()
+		}
+		if n := dropped.Load(); n != 0 {
+			t.Fatalf("%d requests sent once were taken for replays (%d failed, as their callers gave up)", n, failed.Load())
+		}
+	})
 }
