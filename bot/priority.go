@@ -17,9 +17,10 @@ import (
 // the acks (queries, store writes, posts) costs several times the acks
 // themselves, and on a small host it took the CPU the next acks needed
 // (issue 25). So a command's work is queued, not started, by its ack: one
-// goroutine per replica (releaseLater) lets the queue go once no ack has
-// begun for two spans of ackQuiet in a row, or at the latest ackYield after
-// the oldest queued command's ack; the work then waits once more, if a new
+// goroutine per replica (releaseLater) lets the queue go, a chunk at a time
+// while the acks stay quiet, once no ack has begun for two spans of
+// ackQuiet, or at the latest ackYield after the oldest queued command's
+// ack; the work then waits once more, if a new
 // burst began, before it starts on its worker. Alone, a command's work
 // starts a few milliseconds after its ack; in a burst, the answers start
 // when the burst ends, and the last one comes about when it would have
@@ -28,13 +29,17 @@ import (
 // Interactions (a confirm click, a checklist answer) do not wait: the halt
 // a click confirms is the product's fastest path.
 const (
-	// ackQuiet is a span without a new ack; two in a row are taken as
-	// the end of a burst (one alone is often only the host pausing the
-	// process, clients and server alike).
+	// ackQuiet is a span without a new ack; two are taken as the end of
+	// a burst (one alone is often only the host pausing the process,
+	// clients and server alike).
 	ackQuiet = 2 * time.Millisecond
 	// ackYield bounds how long a command's work waits for acks: a
 	// command sent during a long burst is still answered.
 	ackYield = time.Second
+	// ackOversleep is how late a wake-up from a span of ackQuiet may be
+	// and still count as a span watched (see waitBurst). Go's timers wake
+	// well within it on an idle host.
+	ackOversleep = time.Millisecond
 )
 
 // ackClock tracks the acks this replica is serving.
@@ -43,9 +48,11 @@ type ackClock struct {
 	begun    atomic.Int64 // acks begun so far
 	inFlight atomic.Int64 // acks being served
 	last     atomic.Int64 // when the last ack ended, in ns since start
+	// sleep is time.Sleep; tests pause the "process" with it.
+	sleep func(time.Duration)
 }
 
-func newAckClock() *ackClock { return &ackClock{start: time.Now()} }
+func newAckClock() *ackClock { return &ackClock{start: time.Now(), sleep: time.Sleep} }
 
 // serving marks an ack begun; call served when it is written.
 func (a *ackClock) serving() {
@@ -76,8 +83,14 @@ func (a *ackClock) yield(queued time.Time) {
 	a.waitBurst(queued.Add(ackYield))
 }
 
-// waitBurst returns once no ack has begun for two spans of ackQuiet in a
-// row and none is being served, or at deadline.
+// waitBurst returns once no ack has begun for two spans of ackQuiet and
+// none is being served, or at deadline. A span this goroutine overslept
+// (by ackOversleep or more) is not counted either way: the host or the
+// runtime paused the process, its clients' requests with it, so no ack
+// beginning then says nothing of the burst. On a busy 2-core host such
+// pauses came often enough that two in a row released a burst's work in
+// its middle (issue 25: hundreds of kills' marks and confirmations taking
+// the cores from the acks still arriving).
 func (a *ackClock) waitBurst(deadline time.Time) {
 	for calm := 0; calm < 2; {
 		left := time.Until(deadline)
@@ -85,11 +98,13 @@ func (a *ackClock) waitBurst(deadline time.Time) {
 			return
 		}
 		begun, idle := a.begun.Load(), a.inFlight.Load() == 0
-		time.Sleep(min(ackQuiet, left))
-		if idle && a.inFlight.Load() == 0 && a.begun.Load() == begun {
-			calm++
-		} else {
+		span, slept := min(ackQuiet, left), time.Now()
+		a.sleep(span)
+		switch {
+		case !idle || a.inFlight.Load() != 0 || a.begun.Load() != begun:
 			calm = 0
+		case time.Since(slept) < span+ackOversleep:
+			calm++
 		}
 	}
 }
@@ -139,12 +154,46 @@ func (h *Handler) releaseLater() {
 		oldest := q.jobs[0].queued
 		q.mu.Unlock()
 		h.acks.waitBurst(oldest.Add(ackYield))
+		h.startWhileQuiet()
+	}
+}
+
+// releaseChunk is how much queued work startWhileQuiet starts at a time:
+// far more than the workers get through in a span of ackQuiet, so a burst
+// really over is not kept waiting.
+const releaseChunk = 64
+
+// startWhileQuiet starts the queued work a chunk at a time, watching for a
+// span of ackQuiet after each chunk whether acks began again; if so it
+// returns, and the rest waits for the burst's end once more. A burst's end
+// is a guess (two spans without a new ack), and a wrong guess had started
+// a whole burst's work, hundreds of commands' marks and writes, in the
+// middle of it (issue 25); now it starts a chunk. Work whose oldest command
+// was acknowledged ackYield ago is all started at once, as waitBurst gives
+// up on the burst.
+func (h *Handler) startWhileQuiet() {
+	q := &h.later
+	for {
+		begun := h.acks.begun.Load()
 		q.mu.Lock()
-		jobs := q.jobs
-		q.jobs = nil
+		n := len(q.jobs)
+		if n > releaseChunk && time.Since(q.jobs[0].queued) < ackYield {
+			n = releaseChunk
+		}
+		jobs, rest := q.jobs[:n:n], len(q.jobs)-n
+		if q.jobs = q.jobs[n:]; rest == 0 {
+			q.jobs = nil
+		}
 		q.mu.Unlock()
 		for _, j := range jobs {
 			go h.runJob(j.sem, j.what, j.gate, j.fn)
+		}
+		if rest == 0 {
+			return
+		}
+		h.acks.sleep(ackQuiet)
+		if h.acks.begun.Load() != begun || h.acks.inFlight.Load() != 0 {
+			return
 		}
 	}
 }

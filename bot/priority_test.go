@@ -120,3 +120,67 @@ func TestStatusReadsShared(t *testing.T) {
 		t.Errorf("asked after the last read: %d reads, want a third", n)
 	}
 }
+
+// A span the clock overslept (the process was paused, and its clients'
+// requests with it) is not taken as a span without acks: paused spans alone
+// never end a burst, spans watched on time between them do.
+func TestBurstNotEndedByPauses(t *testing.T) {
+	a := newAckClock()
+	a.sleep = func(d time.Duration) { time.Sleep(d + 5*time.Millisecond) }
+	start := time.Now()
+	a.waitBurst(start.Add(200 * time.Millisecond))
+	if waited := time.Since(start); waited < 200*time.Millisecond {
+		t.Fatalf("a burst was taken as ended after %v of paused spans; want none until the deadline (200 ms)", waited)
+	}
+
+	var paused bool
+	a.sleep = func(d time.Duration) {
+		if paused = !paused; paused {
+			d += 5 * time.Millisecond
+		}
+		time.Sleep(d)
+	}
+	start = time.Now()
+	a.waitBurst(start.Add(5 * time.Second))
+	if waited := time.Since(start); waited > 4*time.Second {
+		t.Fatalf("spans watched on time between pauses did not end the burst (waited %v)", waited)
+	}
+}
+
+// When acks begin again just after the queue was let go (the burst's end
+// was guessed wrong), only the first chunk of the work has started; the
+// rest waits for the burst's real end.
+func TestWorkStartsInChunksWhileAcksStayQuiet(t *testing.T) {
+	hs := newHarness(t, &fakeService{})
+	h := hs.h
+	const queued = 3 * releaseChunk
+	var started atomic.Int32
+	var burstBack atomic.Bool
+	h.acks.sleep = func(d time.Duration) {
+		time.Sleep(d)
+		h.later.mu.Lock()
+		released := len(h.later.jobs) < queued
+		h.later.mu.Unlock()
+		// The first sleep after work was let go: an ack begins, as the burst goes on.
+		if released && burstBack.CompareAndSwap(false, true) {
+			h.acks.serving()
+		}
+	}
+	sem := make(chan struct{}, queued)
+	for range queued {
+		h.afterAcks(sem, "test work", nil, func(context.Context) { started.Add(1) })
+	}
+	deadline := time.Now().Add(ackYield / 2)
+	for !burstBack.Load() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := started.Load(); n != releaseChunk {
+		t.Fatalf("%d of %d commands' work started before the burst went on, want one chunk (%d)", n, queued, releaseChunk)
+	}
+	h.acks.served()
+	h.Wait()
+	if n := started.Load(); n != queued {
+		t.Fatalf("%d of %d commands' work ran once the burst ended", n, queued)
+	}
+}
