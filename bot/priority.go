@@ -20,14 +20,14 @@ import (
 // goroutine per replica (releaseLater) lets the queue go, a chunk at a time
 // while the acks stay quiet, once no ack has begun for two spans of
 // ackQuiet, or at the latest ackYield after the oldest queued command's
-// ack; the work then waits once more, if a new
-// burst began, before it starts on its worker. Alone, a command's work
-// starts a few milliseconds after its ack; in a burst, the answers start
-// when the burst ends, and the last one comes about when it would have
-// anyway, since the same work is done on the same cores. A burst's ack
-// pays for an append to the queue, not for a goroutine and its timer.
-// Interactions (a confirm click, a checklist answer) do not wait: the halt
-// a click confirms is the product's fastest path.
+// ack; the work then waits once more, if a new burst began, before it
+// starts on its worker. Alone, a command's work starts a few milliseconds
+// after its ack; in a burst, the answers start when the burst ends, and the
+// last one comes about when it would have anyway, since the same work is
+// done on the same cores. A burst's ack pays for an append to the queue,
+// not for a goroutine and its timer. Interactions (a confirm click, a
+// checklist answer) do not wait: the halt a click confirms is the
+// product's fastest path.
 const (
 	// ackQuiet is a span without a new ack; two are taken as the end of
 	// a burst (one alone is often only the host pausing the process,

@@ -216,7 +216,8 @@ func (s *Store) firstRequest(ctx context.Context, key string, expires time.Time)
 }
 
 // markBatchWait bounds a batch's statement, which no one caller's context
-// may cut short (see writeMarks).
+// may cut short (see writeMarks): it runs until the last of its callers'
+// deadlines, at most this long.
 const markBatchWait = 5 * time.Second
 
 // errMarkUnsure answers a request whose mark a failed batch may have
@@ -251,7 +252,16 @@ func writeMarksWith(batch []*markCall, insert func(context.Context, []*markCall)
 		return
 	}
 	if len(live) > 1 {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), markBatchWait)
+		until, latest := time.Now().Add(markBatchWait), time.Time{}
+		for _, c := range live {
+			if d, ok := c.ctx.Deadline(); !ok || d.After(until) {
+				latest = until
+				break
+			} else if d.After(latest) {
+				latest = d
+			}
+		}
+		ctx, cancel := context.WithDeadline(context.WithoutCancel(live[0].ctx), latest)
 		err := insert(ctx, live)
 		cancel()
 		if err == nil {

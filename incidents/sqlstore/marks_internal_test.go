@@ -48,3 +48,38 @@ func TestMarksOfABatchCommittedThenFailedAreNotReplays(t *testing.T) {
 		}
 	})
 }
+
+// A batch's statement lives until the last of its callers' deadlines (an
+// ack's refusal waits 2 s at most, a command's work 10 s), at most
+// markBatchWait, whichever caller leads it.
+func TestMarkBatchRunsUntilItsLastCallersDeadline(t *testing.T) {
+	call := func(within time.Duration) *markCall {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		t.Cleanup(cancel)
+		return &markCall{ctx: ctx, key: fmt.Sprint(within)}
+	}
+	for _, tc := range []struct {
+		name  string
+		batch []*markCall
+		want  time.Duration
+	}{
+		{"the leader's is the earliest", []*markCall{call(2 * time.Second), call(3 * time.Second)}, 3 * time.Second},
+		{"the leader's is the latest", []*markCall{call(3 * time.Second), call(2 * time.Second)}, 3 * time.Second},
+		{"beyond markBatchWait", []*markCall{call(2 * time.Second), call(10 * time.Second)}, markBatchWait},
+		{"one without a deadline", []*markCall{call(2 * time.Second), {ctx: context.Background(), key: "none"}}, markBatchWait},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got time.Duration
+			writeMarksWith(tc.batch, func(ctx context.Context, calls []*markCall) error {
+				if len(calls) > 1 {
+					d, _ := ctx.Deadline()
+					got = time.Until(d)
+				}
+				return nil
+			})
+			if got > tc.want || got < tc.want-time.Second {
+				t.Fatalf("the batch's statement may run %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
