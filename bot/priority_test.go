@@ -174,7 +174,10 @@ func TestWorkStartsInChunksWhileAcksStayQuiet(t *testing.T) {
 	for !burstBack.Load() && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(2 * time.Second); started.Load() < releaseChunk && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // time for any work beyond the chunk to show
 	if n := started.Load(); n != releaseChunk {
 		t.Fatalf("%d of %d commands' work started before the burst went on, want one chunk (%d)", n, queued, releaseChunk)
 	}
