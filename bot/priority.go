@@ -97,16 +97,35 @@ func (a *ackClock) waitBurst(deadline time.Time) {
 		if left <= 0 {
 			return
 		}
-		begun, idle := a.begun.Load(), a.inFlight.Load() == 0
-		span, slept := min(ackQuiet, left), time.Now()
-		a.sleep(span)
-		switch {
-		case !idle || a.inFlight.Load() != 0 || a.begun.Load() != begun:
+		switch a.watch(min(ackQuiet, left)) {
+		case spanBusy:
 			calm = 0
-		case time.Since(slept) < span+ackOversleep:
+		case spanQuiet:
 			calm++
 		}
 	}
+}
+
+// spanSaw is what a span watched by ackClock.watch says of the acks.
+type spanSaw int
+
+const (
+	spanQuiet  spanSaw = iota // no ack begun or being served
+	spanBusy                  // an ack began, or was being served
+	spanPaused                // no ack began, but the watch overslept: it says nothing
+)
+
+// watch sleeps for d and says what the acks did meanwhile.
+func (a *ackClock) watch(d time.Duration) spanSaw {
+	begun, idle, slept := a.begun.Load(), a.inFlight.Load() == 0, time.Now()
+	a.sleep(d)
+	switch {
+	case !idle || a.inFlight.Load() != 0 || a.begun.Load() != begun:
+		return spanBusy
+	case time.Since(slept) >= d+ackOversleep:
+		return spanPaused
+	}
+	return spanQuiet
 }
 
 // laterJob is a command's work, queued by its ack.
@@ -174,7 +193,6 @@ const releaseChunk = 64
 func (h *Handler) startWhileQuiet() {
 	q := &h.later
 	for {
-		begun := h.acks.begun.Load()
 		q.mu.Lock()
 		n := len(q.jobs)
 		if n > releaseChunk && time.Since(q.jobs[0].queued) < ackYield {
@@ -191,8 +209,7 @@ func (h *Handler) startWhileQuiet() {
 		if rest == 0 {
 			return
 		}
-		h.acks.sleep(ackQuiet)
-		if h.acks.begun.Load() != begun || h.acks.inFlight.Load() != 0 {
+		if h.acks.watch(ackQuiet) == spanBusy {
 			return
 		}
 	}
